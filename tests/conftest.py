@@ -1,0 +1,99 @@
+"""Test-wide set-up: a clean environment, and the services/backends fixtures the layers share.
+
+The project's environment variables are removed at import so a developer's shell cannot leak into
+a test; each fixture sets what its tests need. Engine test DAGs (tests.support.sequences) are
+registered in this process and in every worker process the tests start.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT_ENV_PREFIXES = (
+    "DATABASE_URL", "BROKER_URL", "SLACK_", "GOOGLE_", "PUBSUB_", "GMAIL_", "RECORDING_", "ENCRYPTION_KEYS",
+    "ADMIN_TOKEN", "APP_URL", "LLM_", "PROACTIVE_",
+)
+for _name in list(os.environ):
+    if _name.startswith(PROJECT_ENV_PREFIXES):
+        del os.environ[_name]
+
+_HOME = Path(tempfile.mkdtemp(prefix="proactive-tests-"))
+os.environ["PROACTIVE_HOME"] = str(_HOME / "home")
+os.environ["PROACTIVE_SEQUENCE_MODULES"] = "sequences,tests.support.sequences"
+os.environ["DATABASE_URL"] = f"sqlite:///{_HOME / 'default.db'}"
+os.environ["BROKER_URL"] = f"proactive+sqlite:///{_HOME / 'default-broker.db'}"
+
+
+@dataclass
+class Backend:
+    """A database + broker pair the engine runs on, as environment variables."""
+
+    name: str
+    env: dict[str, str]
+    log_dir: Path
+
+
+def apply_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """Point this process (settings, engine, Celery app) at `env`."""
+    from worker.celery_app import reconfigure_broker
+    from worker.config import reset_settings
+    from worker.db import reset_engine
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_settings()
+    reset_engine()
+    reconfigure_broker()
+
+
+@pytest.fixture(scope="session")
+def tmp_home() -> Path:
+    """A scratch directory for the whole session (logs, SQLite files, marker files)."""
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def postgres_backend(tmp_home: Path) -> Iterator[Backend]:
+    """A fresh PostgreSQL database (migrated to head) and a Redis DB of its own, for this session."""
+    import psycopg
+    import redis
+
+    from tests.support.services import ensure_postgres, ensure_redis
+    from worker import migrate
+
+    ensure_postgres()
+    ensure_redis()
+    name = f"proactive_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    redis_db = 1 + os.getpid() % 15
+    redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
+    migrate.upgrade(url)
+    yield Backend("postgres", {"DATABASE_URL": url, "BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}"},
+                  tmp_home / "logs-postgres")
+    from worker.db import reset_engine
+
+    reset_engine()
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_backend(tmp_home: Path) -> Backend:
+    """The embedded default: a SQLite database file and our SQLite broker file."""
+    from worker import migrate
+
+    d = tmp_home / "sqlite"
+    d.mkdir(exist_ok=True)
+    url = f"sqlite:///{d / 'proactive.db'}"
+    migrate.upgrade(url)
+    return Backend("sqlite", {"DATABASE_URL": url, "BROKER_URL": f"proactive+sqlite:///{d / 'broker.db'}"},
+                   tmp_home / "logs-sqlite")

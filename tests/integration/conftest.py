@@ -1,0 +1,89 @@
+"""Integration fixtures: a backend (PostgreSQL + Redis, or the embedded SQLite pair) applied to this
+process, and real `celery worker` processes on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.conftest import Backend, apply_env
+from tests.support.engine import TestOrg, make_org
+from tests.support.workers import WorkerProcess
+
+# Engine knobs for tests: quick retries and short inline budgets keep the suite fast.
+TEST_ENGINE_ENV = {
+    "PROACTIVE_RETRY_BASE_S": "0.2",
+    "PROACTIVE_LEASE_GRACE_S": "1",
+    "PROACTIVE_INLINE_BUDGET_S": "0.5",
+}
+
+
+@pytest.fixture(scope="module", params=["postgres", "sqlite"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Each engine test module runs on both backends (embedded default included)."""
+    chosen: Backend = request.getfixturevalue(f"{request.param}_backend")
+    env = {**chosen.env, **TEST_ENGINE_ENV}
+    with pytest.MonkeyPatch.context() as mp:
+        apply_env(mp, env)
+        yield Backend(chosen.name, env, chosen.log_dir)
+    from worker.config import reset_settings
+    from worker.db import reset_engine
+
+    reset_settings()
+    reset_engine()
+
+
+@pytest.fixture(scope="module")
+def pg(postgres_backend: Backend) -> Iterator[Backend]:
+    """PostgreSQL + Redis only (multi-process races and crash tests)."""
+    env = {**postgres_backend.env, **TEST_ENGINE_ENV}
+    with pytest.MonkeyPatch.context() as mp:
+        apply_env(mp, env)
+        yield Backend("postgres", env, postgres_backend.log_dir)
+    from worker.config import reset_settings
+    from worker.db import reset_engine
+
+    reset_settings()
+    reset_engine()
+
+
+WorkerFactory = Callable[..., WorkerProcess]
+
+
+def _factory(b: Backend, request: pytest.FixtureRequest) -> Iterator[WorkerFactory]:
+    started: list[WorkerProcess] = []
+    counter = iter(range(1000))
+
+    def make(**kwargs: object) -> WorkerProcess:
+        name = f"{request.node.name[:40]}-{next(counter)}".replace("[", "-").replace("]", "")
+        w = WorkerProcess(b.env, b.log_dir, name, **kwargs).start()  # type: ignore[arg-type]
+        started.append(w)
+        return w
+
+    try:
+        yield make
+    finally:
+        for w in started:
+            w.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_worker(backend: Backend, request: pytest.FixtureRequest) -> Iterator[WorkerProcess]:
+    """One prefork worker (2 processes) for the module's tests on `backend`."""
+    gen = _factory(backend, request)
+    make = next(gen)
+    yield make()
+    gen.close()
+
+
+@pytest.fixture
+def workers(pg: Backend, request: pytest.FixtureRequest) -> Iterator[WorkerFactory]:
+    """Start workers on PostgreSQL + Redis for one test; all stopped at its end."""
+    yield from _factory(pg, request)
+
+
+@pytest.fixture
+def org(request: pytest.FixtureRequest) -> TestOrg:
+    """A fresh org with a rep, another rep and an admin, on the active backend."""
+    return make_org()

@@ -1,0 +1,122 @@
+"""The engine end to end on both backends: PostgreSQL + Redis and the embedded SQLite pair,
+with a real prefork `celery worker` consuming (happy path, branches, idempotency, pause/resume)."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.support.engine import (
+    event,
+    executions,
+    job_row,
+    job_status,
+    pending_approval,
+    reached,
+    settled,
+    step_rows,
+)
+from tests.support.waiting import wait_for
+from worker.approvals import decide
+from worker.db import transaction
+from worker.events import fire_event
+from worker.models import jobs
+
+pytestmark = pytest.mark.slow
+
+
+def test_fan_out_and_join_run_every_step_exactly_once(backend, shared_worker, org):
+    result = fire_event(event(org, "proposal_generation"))
+    assert not result.duplicate
+    assert wait_for(lambda: settled(result.job_id), what="job settled") == "completed"
+    rows = step_rows(result.job_id)
+    assert set(rows) == {"start", "left", "right", "join", "finish"}
+    for name, row in rows.items():
+        assert row.status == "succeeded", (name, row.status, row.error)
+        assert row.attempt == 1
+        assert executions(result.job_id, name) == 1
+    assert rows["join"].output["inputs"] == ["left", "right"]  # the join saw both branches
+    assert rows["join"].started_at >= max(rows["left"].finished_at, rows["right"].finished_at)
+    job = job_row(result.job_id)
+    assert job.started_at is not None and job.finished_at is not None
+
+
+def test_same_key_fired_50_times_concurrently_makes_one_job(backend, shared_worker, org):
+    ev = event(org, "campaign_daily_check", user_id=None)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda _: fire_event(dict(ev)), range(50)))
+    job_ids = {r.job_id for r in results}
+    assert len(job_ids) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    with transaction() as conn:
+        count = conn.execute(
+            select(func.count()).select_from(jobs).where(jobs.c.org_id == org.id,
+                                                         jobs.c.idempotency_key == ev["idempotency_key"])
+        ).scalar_one()
+    assert count == 1
+    job_id = job_ids.pop()
+    assert wait_for(lambda: settled(job_id)) == "completed"
+    assert all(executions(job_id, f"s{i}") == 1 for i in range(1, 6))
+
+
+def test_when_predicates_choose_a_branch_and_skips_propagate(backend, shared_worker, org):
+    reply = fire_event(event(org, "email_received", {"intent": "reply"}))
+    neither = fire_event(event(org, "email_received", {"intent": "fyi"}))
+    assert wait_for(lambda: settled(reply.job_id)) == "completed"
+    assert wait_for(lambda: settled(neither.job_id)) == "completed"
+
+    taken = {n: (r.status, r.reason) for n, r in step_rows(reply.job_id).items()}
+    assert taken == {
+        "classify": ("succeeded", None), "draft-reply": ("succeeded", None), "review-reply": ("succeeded", None),
+        "book": ("skipped", "not_booking"), "wrap-up": ("succeeded", None),
+    }
+    untaken = {n: (r.status, r.reason) for n, r in step_rows(neither.job_id).items()}
+    assert untaken["draft-reply"] == ("skipped", "not_reply")
+    assert untaken["review-reply"] == ("skipped", "upstream_skipped:draft-reply")
+    assert untaken["wrap-up"][0] == "skipped"  # every dependency was skipped
+    assert executions(neither.job_id, "wrap-up") == 0
+
+
+def test_pause_resume_hands_the_decision_to_the_next_step(backend, shared_worker, org):
+    result = fire_event(event(org, "calendar_find_times"))
+    assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
+    approval = pending_approval(result.job_id)
+    assert approval is not None and approval.kind == "calendar_slots"
+    assert step_rows(result.job_id)["review"].status == "awaiting_approval"
+    assert "act" not in step_rows(result.job_id)
+
+    decision = decide(approval.id, "send_invite", user_id=org.rep, data={"slot": "2026-12-01T15:00:00Z"})
+    assert decision.status == "approved"
+    assert wait_for(lambda: reached(result.job_id, "completed", "failed"), what="resumed job done") == "completed"
+    act = step_rows(result.job_id)["act"].output
+    assert act["saw_decision"] == "send_invite"
+    assert act["saw_data"] == {"slot": "2026-12-01T15:00:00Z"}
+    assert act["decided_by"] == str(org.rep)
+    job = job_row(result.job_id)
+    assert job.paused_ms > 0 and job.paused_at is None
+
+
+def test_gated_event_is_a_visible_skipped_job(backend, shared_worker, org):
+    deep = fire_event(event(org, "proposal_generation", depth=6))
+    assert (deep.status, deep.reason) == ("skipped", "chain_too_deep")
+    assert job_status(deep.job_id) == "skipped"
+    assert step_rows(deep.job_id) == {}
+    again = fire_event(event(org, "proposal_generation", depth=6, idempotency_key=job_row(deep.job_id).idempotency_key))
+    assert again.duplicate and again.job_id == deep.job_id
+
+
+def test_unknown_org_is_rejected_and_recorded(backend, shared_worker, org):
+    from worker.errors import InvalidEvent
+    from worker.models import RejectedEvent
+
+    ghost = uuid.uuid4()
+    with pytest.raises(InvalidEvent, match=f"unknown org {ghost}"):
+        fire_event({**event(org, "deal_risk_scan"), "org_id": str(ghost), "user_id": None})
+    with transaction() as conn:
+        row = conn.execute(select(RejectedEvent.__table__).where(RejectedEvent.org_id == ghost)).one()
+    assert row.error_type == "InvalidEvent" and "unknown org" in row.reason
+    with transaction() as conn:
+        assert conn.execute(select(func.count()).select_from(jobs).where(jobs.c.org_id == ghost)).scalar_one() == 0

@@ -1,0 +1,58 @@
+"""PostgreSQL and Redis for the test suite: use the running ones, start them if down, else stop
+the run with one line saying what is missing (the start commands are the machine's own)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+
+START_COMMANDS = {
+    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "Redis": (
+        'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no '
+        "--dir /var/lib/redis --logfile /var/log/redis/ci.log"
+    ),
+}
+# How long a freshly started service may take to accept connections (seconds).
+START_WAIT_S = 30.0
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def ensure(name: str, host: str, port: int) -> None:
+    """Make sure `name` listens on host:port, starting it once if needed; exit the run otherwise."""
+    if _listening(host, port):
+        return
+    command = START_COMMANDS[name]
+    if os.environ.get("PROACTIVE_TEST_NO_START"):
+        pytest.exit(f"{name} is not running on {host}:{port}; start it with: {command}", returncode=1)
+    subprocess.run(command, shell=True, check=False, capture_output=True, timeout=60)
+    deadline = time.monotonic() + START_WAIT_S
+    while time.monotonic() < deadline:
+        if _listening(host, port):
+            return
+        time.sleep(0.2)
+    pytest.exit(f"{name} is not running on {host}:{port} and `{command}` did not start it", returncode=1)
+
+
+def ensure_postgres() -> None:
+    """PostgreSQL on 127.0.0.1:5432 (trust auth)."""
+    ensure("PostgreSQL", PG_HOST, PG_PORT)
+
+
+def ensure_redis() -> None:
+    """Redis on 127.0.0.1:6379."""
+    ensure("Redis", REDIS_HOST, REDIS_PORT)

@@ -1,0 +1,97 @@
+"""Real `celery worker` processes for tests: started with the test's env, always stopped (by PID).
+
+`WorkerProcess.start()` returns once the worker logs `ready`; `kill()` sends SIGKILL to the whole
+process group (main process and pool children), as a crashed machine would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.support.waiting import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+# How long a worker may take to log "ready" (seconds): prefork start-up on a loaded 2-core box.
+READY_TIMEOUT_S = 30.0
+# How long a warm shutdown may take before the worker is killed (seconds).
+STOP_TIMEOUT_S = 15.0
+
+
+class WorkerProcess:
+    """One `celery -A worker.celery_app worker` subprocess."""
+
+    def __init__(self, env: Mapping[str, str], log_dir: Path, name: str, *, pool: str = "prefork",
+                 concurrency: int = 2, queues: str = "steps,slow,edge") -> None:
+        self.env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
+        self.log_path = log_dir / f"{name}.log"
+        self.name = name
+        self.args = [
+            sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues, "-P", pool,
+            "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO", "--without-mingle", "--without-gossip",
+            "--without-heartbeat",
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        """Start the worker and wait until it consumes."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        try:
+            wait_for(lambda: self.proc.poll() is not None or "ready." in self.log(), timeout_s=READY_TIMEOUT_S,
+                     what=f"worker {self.name} ready")
+        except AssertionError:
+            self.kill()
+            raise
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"worker {self.name} exited at start:\n{self.log()[-3000:]}")
+        return self
+
+    def log(self) -> str:
+        """Everything the worker printed so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def alive(self) -> bool:
+        """True while the main process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (no warm shutdown, no acks)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM); SIGKILL after STOP_TIMEOUT_S."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.proc.poll() is None:
+            self.kill()
+        else:  # reap pool children left in the group
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,299 @@
+"""Human-in-the-loop pauses: open an approval, decide it exactly once, resume the job with it.
+
+- `open_approval` (engine, in the completing step's transaction): approvals row + outbox message.
+- `decide` (Slack click, CLI, API): authorisation, then one conditional UPDATE
+  `pending -> decided WHERE status='pending' AND expires_at > now`; the winner publishes a resume,
+  every other caller gets `AlreadyDecided(by, at)` or `ApprovalExpired`.
+- `resume` (task, or the sweeper): under the job lock, applies a recorded decision exactly once
+  (`resumed_at IS NULL` guard): proceed hands `{preview, decision, data, decided_by, decided_at}`
+  to the steps after it; reject/skip/cancel ends the job `cancelled`; "more options" supersedes the
+  approval and runs earlier steps again; expiry skips a best-effort approval (the job goes on) or
+  ends the job `expired` when the approval is critical.
+A decision recorded while no worker runs is never lost: the sweeper resumes decided approvals
+whose `resumed_at` is still empty.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+
+import blocks
+from worker import jobstore as store
+from worker import registry
+from worker.audit import record
+from worker.dag import Sequence, Step
+from worker.db import transaction
+from worker.delivery import enqueue_message, replace_message
+from worker.errors import AlreadyDecided, ApprovalExpired, InvalidDecision, NotAuthorized, NotFound
+from worker.models import Deal, Org, User, approvals, steps, utcnow
+from worker.publish import Publish, publish_resume, publish_steps
+from worker.states import JOB_FINAL, ApprovalStatus, JobStatus, StepStatus
+from worker.worktime import working_hours_after, zone
+
+A, J, S = ApprovalStatus, JobStatus, StepStatus
+users = User.__table__
+
+DECIDED = (A.APPROVED, A.REJECTED, A.SUPERSEDED, A.EXPIRED)
+
+
+# --------------------------------------------------------------------------- open
+
+
+def _title(job: Mapping[str, Any], step: Step, preview: Mapping[str, Any]) -> str:
+    return str(preview.get("title") or f"{job['event_type'].replace('_', ' ')}: {step.name.replace('-', ' ')}")
+
+
+def _summary(preview: Mapping[str, Any]) -> str:
+    if preview.get("summary"):
+        return str(preview["summary"])
+    shown = {k: v for k, v in preview.items() if k not in ("title", "approver_user_ids", "fields")}
+    return "\n".join(f"*{k}*: {v}" for k, v in shown.items()) or "Please review."
+
+
+def open_approval(
+    conn: Connection, job: Mapping[str, Any], step_run_id: uuid.UUID, step: Step,
+    preview: Mapping[str, Any], now: datetime,
+) -> uuid.UUID:
+    """Create the pending approval for an approval step and queue its Slack message."""
+    assert step.approval is not None
+    approver_ids = [uuid.UUID(str(u)) for u in preview.get("approver_user_ids") or []]
+    if not approver_ids and job.get("user_id"):
+        approver_ids = [job["user_id"]]
+    if not approver_ids:  # org-level job: the org's admins decide
+        approver_ids = list(conn.execute(
+            select(users.c.id).where(users.c.org_id == job["org_id"], users.c.role == "admin")
+        ).scalars())
+    tz_name = None
+    if approver_ids:
+        tz_name = conn.execute(
+            select(users.c.timezone).where(users.c.id == approver_ids[0], users.c.org_id == job["org_id"])
+        ).scalar()
+    org_tz = conn.execute(select(Org.timezone).where(Org.id == job["org_id"])).scalar()
+    expires_at = working_hours_after(now, zone(tz_name, org_tz or "UTC"), step.approval.expires_working_hours)
+    approval_id = uuid.uuid4()
+    conn.execute(
+        approvals.insert().values(
+            id=approval_id, org_id=job["org_id"], job_id=job["id"], step_run_id=step_run_id, step=step.name,
+            kind=step.approval.kind, critical=step.critical, status=A.PENDING.value,
+            approver_user_ids=[str(u) for u in approver_ids], preview=dict(preview), expires_at=expires_at,
+            created_at=now,
+        )
+    )
+    message = blocks.approval_message(
+        str(approval_id), step.approval.kind, _title(job, step, preview), _summary(preview),
+        preview.get("fields") if isinstance(preview.get("fields"), Mapping) else None,
+    )
+    enqueue_message(
+        conn, job["org_id"], kind="approval", message=message, dedupe_key=f"approval:{approval_id}", now=now,
+        user_id=approver_ids[0] if approver_ids else None, job_id=job["id"], approval_id=approval_id,
+    )
+    return approval_id
+
+
+# --------------------------------------------------------------------------- decide
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The recorded decision (this caller won the race)."""
+
+    approval_id: uuid.UUID
+    job_id: uuid.UUID
+    status: str
+    decision: str
+    decided_by: uuid.UUID
+    decided_at: datetime
+
+
+def _load(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None) -> Row:
+    q = select(approvals).where(approvals.c.id == approval_id)
+    if org_id is not None:
+        q = q.where(approvals.c.org_id == org_id)
+    row = conn.execute(q).first()
+    if row is None:
+        raise NotFound(f"approval {approval_id} not found")
+    return row
+
+
+def _spec(conn: Connection, approval: Row) -> Step:
+    from worker.models import jobs
+
+    event_type = conn.execute(select(jobs.c.event_type).where(jobs.c.id == approval.job_id)).scalar_one()
+    return registry.get(event_type).step(approval.step)
+
+
+def may_decide(conn: Connection, approval: Row, user: Row) -> bool:
+    """Approvers, the owner of the job's deal, and org admins may decide (SPEC §3)."""
+    if user.org_id != approval.org_id:
+        return False
+    if str(user.id) in {str(u) for u in approval.approver_user_ids or []} or user.role == "admin":
+        return True
+    from worker.models import jobs
+
+    payload = conn.execute(select(jobs.c.payload).where(jobs.c.id == approval.job_id)).scalar() or {}
+    deal_id = payload.get("deal_id") or (approval.preview or {}).get("deal_id")
+    if not deal_id:
+        return False
+    try:
+        deal_uuid = uuid.UUID(str(deal_id))
+    except ValueError:
+        return False
+    owner = conn.execute(
+        select(Deal.owner_id).where(Deal.id == deal_uuid, Deal.org_id == approval.org_id)
+    ).scalar()
+    return owner is not None and owner == user.id
+
+
+def _display(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID | None) -> str:
+    if user_id is None:
+        return "the system"
+    row = conn.execute(select(users.c.name, users.c.email).where(users.c.id == user_id, users.c.org_id == org_id)).first()
+    return (row.name or row.email) if row else str(user_id)
+
+
+def decide(
+    approval_id: uuid.UUID, decision: str, *, user_id: uuid.UUID, data: Mapping[str, Any] | None = None,
+    org_id: uuid.UUID | None = None, actor: str = "cli", now: datetime | None = None,
+) -> Decision:
+    """Record `decision` by `user_id` exactly once and ask a worker to resume the job.
+
+    Raises NotFound, NotAuthorized, InvalidDecision, ApprovalExpired or AlreadyDecided; none of
+    them changes anything.
+    """
+    now = now or utcnow()
+    with transaction() as conn:
+        approval = _load(conn, approval_id, org_id)
+        user = conn.execute(select(users).where(users.c.id == user_id, users.c.org_id == approval.org_id)).first()
+        if user is None:
+            raise NotAuthorized(f"user {user_id} is not a member of this approval's org")
+        if not may_decide(conn, approval, user):
+            raise NotAuthorized(
+                f"{user.name or user.email} may not decide this approval: only its approvers, the deal owner "
+                "or an org admin can"
+            )
+        spec = _spec(conn, approval).approval
+        assert spec is not None
+        try:
+            outcome = spec.outcome(decision)
+        except KeyError:
+            raise InvalidDecision(f"{decision!r} is not a decision of a {approval.kind} approval") from None
+        new = {"proceed": A.APPROVED, "stop": A.REJECTED, "rerun": A.SUPERSEDED}[outcome]
+        won = store.set_approval_status(
+            conn, approval_id, new, now, require_unexpired=True, decision=decision,
+            decision_data=dict(data) if data else None, decided_by=user.id, decided_at=now,
+        )
+        if won is None:
+            current = _load(conn, approval_id, None)
+            if current.status in (A.PENDING, A.EXPIRED):
+                raise ApprovalExpired(current.expires_at)
+            if current.status == A.CANCELLED:
+                raise AlreadyDecided("cancelled", "the job ending", current.resumed_at or now)
+            raise AlreadyDecided(current.decision or current.status,
+                                 _display(conn, current.org_id, current.decided_by), current.decided_at)
+        record(conn, approval.org_id, actor=actor, actor_user_id=user.id, action=f"approval.{decision}",
+               target_type="approval", target_id=str(approval_id), data=dict(data) if data else None)
+    publish_resume(approval_id)
+    return Decision(approval_id, approval.job_id, new.value, decision, user.id, now)
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def resume(approval_id: uuid.UUID, now: datetime | None = None) -> list[Publish]:
+    """Apply a recorded decision or expiry to its job, once; publishes what became ready."""
+    from worker import engine
+
+    now = now or utcnow()
+    with transaction() as conn:
+        head = conn.execute(select(approvals.c.job_id).where(approvals.c.id == approval_id)).first()
+        if head is None:
+            return []
+        locked = store.lock_job(conn, head.job_id, now)
+        if locked is None:
+            return []
+        job = dict(locked._mapping)
+        claimed = conn.execute(
+            update(approvals)
+            .where(approvals.c.id == approval_id, approvals.c.resumed_at.is_(None),
+                   approvals.c.status.in_([s.value for s in DECIDED]))
+            .values(resumed_at=now)
+            .returning(*approvals.c)
+        ).first()
+        if claimed is None or job["status"] in JOB_FINAL:
+            return []
+        sequence = registry.get(job["event_type"])
+        pubs = _apply(conn, job, sequence, claimed, now, engine)
+    publish_steps(pubs)
+    return pubs
+
+
+def _apply(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime, engine: Any) -> list[Publish]:
+    step = sequence.step(a.step)
+    who = _display(conn, a.org_id, a.decided_by)
+    when = a.decided_at or now
+    if a.status == A.EXPIRED:
+        replace_message(conn, a.org_id, a.id, blocks.expired_message(_title(job, step, a.preview or {}), a.expires_at))
+        if step.critical:
+            return engine.end_job(conn, job, J.EXPIRED, now, reason=f"approval {a.kind} expired",
+                                  sequence=sequence)
+        store.set_step_status(conn, a.step_run_id, S.SKIPPED, now, reason="approval_expired")
+        return engine.advance(conn, job, sequence, now).publish
+    replace_message(conn, a.org_id, a.id, blocks.decided_message(_title(job, step, a.preview or {}), a.decision or a.status, who, when))
+    if a.status == A.REJECTED:
+        store.set_step_status(conn, a.step_run_id, S.CANCELLED, now, reason=f"{a.decision} by {who}")
+        return engine.end_job(conn, job, J.CANCELLED, now, reason=f"{a.decision} by {who}", sequence=sequence)
+    if a.status == A.SUPERSEDED:
+        return _rerun(conn, job, sequence, a, now, engine)
+    output = {
+        "preview": a.preview, "decision": a.decision, "data": a.decision_data or {},
+        "decided_by": str(a.decided_by) if a.decided_by else None, "decided_at": when.isoformat(),
+    }
+    store.set_step_status(conn, a.step_run_id, S.SUCCEEDED, now, output=output)
+    return engine.advance(conn, job, sequence, now).publish
+
+
+def _rerun(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime, engine: Any) -> list[Publish]:
+    """"More options": retire the runs from the re-run step on, and queue that step again."""
+    assert sequence.step(a.step).approval is not None
+    target = sequence.step(a.step).approval.rerun_from[a.decision]
+    redo = sequence.downstream(target)
+    conn.execute(
+        update(steps).where(steps.c.job_id == job["id"], steps.c.step.in_(redo), steps.c.superseded.is_(False))
+        .values(superseded=True)
+    )
+    store.set_step_status(conn, a.step_run_id, S.CANCELLED, now, reason="superseded")
+    iteration = (job.get("iteration") or 0) + 1
+    from worker.models import jobs
+
+    conn.execute(update(jobs).where(jobs.c.id == job["id"]).values(iteration=iteration))
+    job["iteration"] = iteration
+    return engine.advance(conn, job, sequence, now).publish
+
+
+def expire_due(now: datetime | None = None, limit: int = 500) -> int:
+    """Expire pending approvals past their expiry and apply it to their jobs; returns how many."""
+    now = now or utcnow()
+    with transaction() as conn:
+        due = list(conn.execute(
+            select(approvals.c.id).where(approvals.c.status == A.PENDING.value, approvals.c.expires_at <= now)
+            .limit(limit)
+        ).scalars())
+    count = 0
+    for approval_id in due:
+        with transaction() as conn:
+            if store.set_approval_status(conn, approval_id, A.EXPIRED, now) is not None:
+                count += 1
+        resume(approval_id, now)
+    return count
+
+
+def close_pending(conn: Connection, job: Mapping[str, Any], now: datetime, why: str) -> None:
+    """The job ended without its pending approvals: cancel them and replace their messages."""
+    for a in store.cancel_pending_approvals(conn, job["id"], now):
+        replace_message(conn, a.org_id, a.id, blocks.decided_message("Request closed", "cancelled", why, now))

@@ -1,0 +1,23 @@
+"""The audit log: who decided or changed what, and when (one INSERT in the caller's transaction)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from worker.models import AuditLog, utcnow
+
+
+def record(
+    conn: Connection, org_id: uuid.UUID, *, action: str, target_type: str, target_id: str,
+    actor: str | None = None, actor_user_id: uuid.UUID | None = None, data: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit row (same transaction as the change it describes)."""
+    conn.execute(
+        insert(AuditLog.__table__).values(
+            id=uuid.uuid4(), org_id=org_id, actor=actor, actor_user_id=actor_user_id, action=action,
+            target_type=target_type, target_id=target_id, data=data, created_at=utcnow(),
+        )
+    )

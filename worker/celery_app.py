@@ -1,0 +1,78 @@
+"""The one Celery app (DESIGN §5): queues, reliability settings, task names under `proactive.*`.
+
+State lives in the database, not in Celery: step tasks ignore results, acknowledge late, and are
+re-published by the sweeper if the broker loses them. The embedded default uses our SQLite
+transport (`worker.broker_sqlite`, URL scheme `proactive+sqlite://`), the fleet uses Redis.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+import worker.broker_sqlite  # noqa: F401 - registers the proactive+sqlite:// transport
+from worker.config import get_settings
+from worker.dag import DEFAULT_TIMEOUT_S, HARD_LIMIT_GRACE_S, QUEUES
+
+# Redis re-delivers an unacknowledged message after this long (seconds); steps are idempotent.
+REDIS_VISIBILITY_TIMEOUT_S = 3600
+
+
+def _transport_options(broker_url: str) -> dict[str, object]:
+    if broker_url.startswith(("redis://", "rediss://")):
+        return {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S}
+    return {}
+
+
+def make_celery() -> Celery:
+    """Build the Celery app from the settings (called once, at import)."""
+    settings = get_settings()
+    app = Celery("proactive", set_as_current=True)
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=_transport_options(settings.broker_url),
+        broker_connection_retry_on_startup=True,
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(q, routing_key=q) for q in QUEUES],
+        task_default_queue="steps",
+        task_default_routing_key="steps",
+        task_routes={
+            "proactive.run_step": {"queue": "steps"},
+            "proactive.resume_approval": {"queue": "steps"},
+            "proactive.sweep": {"queue": "beat"},
+        },
+        task_soft_time_limit=DEFAULT_TIMEOUT_S,
+        task_time_limit=DEFAULT_TIMEOUT_S + HARD_LIMIT_GRACE_S,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_send_task_events=True,  # Flower shows tasks live
+        task_send_sent_event=True,
+        enable_utc=True,
+        timezone="UTC",
+        imports=("worker.runner", "worker.sweeper", *settings.sequence_module_list),
+    )
+    return app
+
+
+celery_app = make_celery()
+
+
+def reconfigure_broker() -> None:
+    """Point the app at the current settings' broker and drop pooled connections.
+
+    For a process that switches databases/brokers at run time (the test suite); workers and web
+    processes read their settings once at start.
+    """
+    url = get_settings().broker_url
+    celery_app.conf.broker_url = url
+    celery_app.conf.broker_transport_options = _transport_options(url)
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    amqp = celery_app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None

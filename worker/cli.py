@@ -1,0 +1,507 @@
+"""The `proactive` command: an interface for operators, not a script (DESIGN §7, STYLE §9).
+
+Exit codes: 0 ok, 1 something failed (a job, a service), 2 bad usage or input. Errors print one
+line that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from worker.config import get_settings
+
+STATUS_COLOURS = {
+    "completed": "green", "succeeded": "green", "approved": "green", "console": "green", "sent": "green",
+    "running": "cyan", "queued": "cyan", "awaiting_approval": "yellow", "pending": "yellow",
+    "skipped": "bright_black", "superseded": "bright_black",
+    "failed": "red", "timeout": "red", "expired": "magenta", "cancelled": "magenta", "rejected": "magenta",
+}
+FINAL_OR_PAUSED = {"completed", "failed", "cancelled", "expired", "timeout", "skipped", "awaiting_approval"}
+
+
+def status_text(status: str) -> str:
+    """A status word coloured by meaning (plain when not a terminal)."""
+    return click.style(status, fg=STATUS_COLOURS.get(status))
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print a one-line error and exit with `code`."""
+    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    sys.exit(code)
+
+
+def run_or_fail(fn: Callable[[], Any]) -> Any:
+    """Call `fn`; turn our user-facing errors into one-line messages with their exit code."""
+    from worker.errors import ProactiveError
+
+    try:
+        return fn()
+    except ProactiveError as err:
+        fail(str(err), err.exit_code)
+    except OSError as err:
+        fail(f"{err} (is the database reachable? DATABASE_URL={get_settings().database_url})", 1)
+
+
+def ms(value: int | None) -> str:
+    """Durations for people: 850 ms, 2.4 s, 3.1 min."""
+    if value is None:
+        return "-"
+    if value < 1000:
+        return f"{value} ms"
+    if value < 60_000:
+        return f"{value / 1000:.1f} s"
+    return f"{value / 60_000:.1f} min"
+
+
+def parse_json(text: str | None, what: str) -> dict[str, Any]:
+    """Parse a JSON object given on the command line (exit 2 with the reason otherwise)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        fail(f"{what} is not valid JSON: {err}")
+    if not isinstance(value, dict):
+        fail(f"{what} must be a JSON object")
+    return value
+
+
+def resolve_org(ref: str | None) -> uuid.UUID:
+    """An org by id or exact name; the only org when there is just one."""
+    from sqlalchemy import select
+
+    from worker.db import transaction
+    from worker.models import Org
+
+    with transaction() as conn:
+        if ref is None:
+            ids = list(conn.execute(select(Org.id).limit(2)).scalars())
+            if len(ids) == 1:
+                return ids[0]
+            fail("--org is required (several orgs exist)" if ids else "no org exists yet: run `proactive seed --demo`")
+        try:
+            org_id = conn.execute(select(Org.id).where(Org.id == uuid.UUID(ref))).scalar()
+        except ValueError:
+            org_id = conn.execute(select(Org.id).where(Org.name == ref)).scalar()
+    if org_id is None:
+        fail(f"unknown org {ref!r} (give its id or exact name)")
+    return org_id
+
+
+def resolve_user(org_id: uuid.UUID, ref: str | None) -> uuid.UUID | None:
+    """A user of `org_id` by id or email."""
+    if ref is None:
+        return None
+    from sqlalchemy import select
+
+    from worker.db import transaction
+    from worker.models import User
+
+    with transaction() as conn:
+        try:
+            user_id = conn.execute(select(User.id).where(User.id == uuid.UUID(ref), User.org_id == org_id)).scalar()
+        except ValueError:
+            user_id = conn.execute(select(User.id).where(User.email == ref, User.org_id == org_id)).scalar()
+    if user_id is None:
+        fail(f"unknown user {ref!r} in org {org_id} (give an id or email)")
+    return user_id
+
+
+def wait_for_job(job_id: uuid.UUID, timeout_s: float) -> str:
+    """Poll the job until it is final or paused, or `timeout_s` passes; returns its status."""
+    from sqlalchemy import select
+
+    from worker.db import transaction
+    from worker.models import jobs
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with transaction() as conn:
+            status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one()
+        if status in FINAL_OR_PAUSED or time.monotonic() >= deadline:
+            return status
+        time.sleep(0.05)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log engine activity to stderr.")
+def main(verbose: bool) -> None:
+    """Proactive: events -> sequences of skills on Celery, with Slack approvals."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --------------------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (PostgreSQL or the embedded SQLite file)."""
+    from worker import migrate
+
+    run_or_fail(lambda: migrate.upgrade(revision=revision))
+    click.echo(f"database at {', '.join(migrate.current()) or 'base'} ({_safe_url()})")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the schema revision; exit 1 when not at head."""
+    from worker import migrate
+
+    cur = run_or_fail(migrate.current)
+    click.echo(f"current: {', '.join(cur) or 'base'}  head: {', '.join(migrate.heads())}")
+    sys.exit(0 if set(cur) == set(migrate.heads()) else 1)
+
+
+def _safe_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("-Q", "--queues", default="steps,slow,edge", show_default=True)
+@click.option("-c", "--concurrency", type=int, default=None, help="Worker processes (default: CPU count).")
+@click.option("-P", "--pool", default=None, help="prefork (default), threads or solo.")
+@click.pass_context
+def worker(ctx: click.Context, queues: str, concurrency: int | None, pool: str | None) -> None:
+    """Run a Celery worker on the engine's queues (extra args go to `celery worker`)."""
+    args = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues, "-l", "INFO"]
+    if concurrency:
+        args += ["-c", str(concurrency)]
+    if pool or get_settings().is_sqlite:
+        args += ["-P", pool or "threads"]
+    os.execv(sys.executable, args + list(ctx.args))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def beat(ctx: click.Context) -> None:
+    """Run Celery Beat with beat_schedule.py (run exactly one; a second one does no harm)."""
+    args = [sys.executable, "-m", "celery", "-A", "beat_schedule", "beat", "-l", "INFO",
+            "-s", str(_state_file("celerybeat-schedule"))]
+    os.execv(sys.executable, args + list(ctx.args))
+
+
+def _state_file(name: str) -> Any:
+    from worker.config import state_dir
+
+    d = state_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    return d / name
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+def web(bind: str, workers: int) -> None:
+    """Serve the webhooks and API with gunicorn."""
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", bind,
+                              "webhooks:create_app()"])
+
+
+# --------------------------------------------------------------------------- events and jobs
+
+
+@main.command()
+@click.argument("event_type")
+@click.option("--org", "org_ref", help="Org id or exact name (default: the only org).")
+@click.option("--user", "user_ref", help="User id or email.")
+@click.option("--payload", default=None, help="Payload JSON object.")
+@click.option("--key", default=None, help="Idempotency key (default: the type's key, see SPEC §1).")
+@click.option("--source", default="cli", show_default=True)
+@click.option("--wait", "wait_s", type=float, default=0, help="Wait up to SECONDS for a final or paused state.")
+@click.option("--json", "as_json", is_flag=True)
+def fire(event_type: str, org_ref: str | None, user_ref: str | None, payload: str | None, key: str | None,
+         source: str, wait_s: float, as_json: bool) -> None:
+    """Fire one event (EVENT_TYPE is one of the nine) and print {job_id, status, duplicate}."""
+    from worker.events import fire_event
+
+    org_id = resolve_org(org_ref)
+    user_id = resolve_user(org_id, user_ref)
+    data = {"type": event_type, "source": source, "org_id": str(org_id),
+            "user_id": str(user_id) if user_id else None, "payload": parse_json(payload, "--payload"),
+            "idempotency_key": key}
+    result = run_or_fail(lambda: fire_event(data))
+    status = result.status
+    if wait_s > 0 and status not in FINAL_OR_PAUSED:
+        status = wait_for_job(result.job_id, wait_s)
+    out = {**result.as_dict(), "status": status}
+    if as_json:
+        click.echo(json.dumps(out))
+    else:
+        dup = " (duplicate: the job already existed)" if result.duplicate else ""
+        reason = f" — {result.reason}" if result.reason else ""
+        click.echo(f"job {result.job_id} {status_text(status)}{reason}{dup}")
+    if result.reason == "chain_too_deep":
+        sys.exit(2)
+    sys.exit(1 if status in ("failed", "timeout") else 0)
+
+
+@main.command()
+@click.option("--status", default=None)
+@click.option("--type", "event_type", default=None)
+@click.option("--org", "org_ref", default=None)
+@click.option("--limit", type=int, default=30, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def jobs(status: str | None, event_type: str | None, org_ref: str | None, limit: int, as_json: bool) -> None:
+    """List recent jobs, newest first."""
+    from worker.db import transaction
+    from worker.views import list_jobs
+
+    org_id = resolve_org(org_ref) if org_ref else None
+    with transaction() as conn:
+        rows = run_or_fail(lambda: list_jobs(conn, org_id=org_id, status=status, event_type=event_type, limit=limit))
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("no jobs")
+        return
+    click.echo(f"{'JOB':36}  {'TYPE':20}  {'STATUS':18}  {'SOURCE':16}  {'DURATION':>9}  CREATED")
+    for r in rows:
+        note = f"  {r['reason'] or r['error'] or ''}"[:60] if (r["reason"] or r["error"]) else ""
+        click.echo(f"{r['id']:36}  {r['event_type']:20}  {status_text(r['status']):{18 + _pad(r['status'])}}  "
+                   f"{r['source']:16}  {ms(r['duration_ms']):>9}  {r['created_at'][:19]}{note}")
+
+
+def _pad(status: str) -> int:
+    return len(status_text(status)) - len(status)
+
+
+@main.command("job")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--outputs", is_flag=True, help="Show each step's output.")
+def job_cmd(job_id: str, as_json: bool, outputs: bool) -> None:
+    """A job's timeline: steps with status, attempt, duration, error; approvals with who and when."""
+    from worker.db import transaction
+    from worker.views import job_detail
+
+    jid = _uuid(job_id, "JOB_ID")
+    with transaction() as conn:
+        detail = run_or_fail(lambda: job_detail(conn, jid))
+    if as_json:
+        click.echo(json.dumps(detail, default=str))
+        return
+    print_timeline(detail, outputs=outputs)
+
+
+def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
+    """Print one job as a readable timeline."""
+    extra = f" — {d['reason']}" if d.get("reason") else ""
+    click.echo(click.style(f"{d['event_type']}", bold=True) + f"  job {d['id']}  {status_text(d['status'])}{extra}")
+    click.echo(f"  source {d['source']}  key {d['idempotency_key']}  created {d['created_at'][:19]}  "
+               f"duration {ms(d['duration_ms'])}")
+    if d.get("error"):
+        click.echo(click.style(f"  error in {d['error_step']}: {d['error'][:300]}", fg="red"))
+    for s in d["steps"]:
+        mark = " (superseded)" if s["superseded"] else ""
+        it = f"#{s['iteration']}" if s["iteration"] else ""
+        detail = s["error"] or s["reason"] or ""
+        click.echo(f"  {s['step'] + it:32} {status_text(s['status']):{20 + _pad(s['status'])}} "
+                   f"try {s['attempt']}  {ms(s['duration_ms']):>8}  {detail[:100]}{mark}")
+        if outputs and s["output"] is not None:
+            click.echo("      " + json.dumps(s["output"], default=str)[:400])
+    for a in d["approvals"]:
+        who = f" by {a['decided_by']} at {a['decided_at'][:19]}" if a["decided_by"] else ""
+        click.echo(f"  approval {a['id']} [{a['kind']}] {status_text(a['status'])} "
+                   f"{a['decision'] or ''}{who}  approvers: {', '.join(a['approvers'])}")
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        fail(f"{what} must be a UUID, got {value!r}")
+
+
+@main.command()
+@click.option("--org", "org_ref", default=None)
+@click.option("--limit", type=int, default=20, show_default=True)
+def inbox(org_ref: str | None, limit: int) -> None:
+    """Messages Slack would have shown (the console inbox), oldest first."""
+    import blocks
+    from worker.db import transaction
+    from worker.delivery import inbox as inbox_rows
+
+    org_id = resolve_org(org_ref) if org_ref else None
+    with transaction() as conn:
+        rows = inbox_rows(conn, org_id, limit)
+        from sqlalchemy import select
+
+        from worker.models import User
+
+        names = dict(conn.execute(select(User.id, User.name)).all())
+    if not rows:
+        click.echo("inbox is empty")
+        return
+    for r in rows:
+        to = names.get(r.user_id, r.channel or "channel")
+        click.echo(click.style(f"── to {to} · {r.kind} · {r.created_at:%Y-%m-%d %H:%M:%S} · {r.status}", fg="cyan"))
+        click.echo(blocks.render_text({"text": r.text, "blocks": r.blocks}))
+        click.echo()
+
+
+def _decide(approval_id: str, decision: str, as_user: str | None, data: str | None) -> None:
+    from sqlalchemy import select
+
+    from worker import approvals
+    from worker.db import transaction
+    from worker.models import approvals as table
+
+    aid = _uuid(approval_id, "APPROVAL_ID")
+    with transaction() as conn:
+        row = conn.execute(select(table.c.org_id, table.c.approver_user_ids).where(table.c.id == aid)).first()
+    if row is None:
+        fail(f"approval {aid} not found")
+    if as_user:
+        user_id = resolve_user(row.org_id, as_user)
+    elif len(row.approver_user_ids or []) == 1:
+        user_id = uuid.UUID(row.approver_user_ids[0])
+    else:
+        fail("--as USER is required (this approval has several approvers)")
+    assert user_id is not None
+    result = run_or_fail(lambda: approvals.decide(aid, decision, user_id=user_id, data=parse_json(data, "--data"),
+                                                  actor="cli"))
+    click.echo(f"approval {aid} {status_text(result.status)} ({result.decision}); job {result.job_id} resumes")
+
+
+@main.command()
+@click.argument("approval_id")
+@click.option("--as", "as_user", default=None, help="Decide as this user (id or email).")
+@click.option("--data", default=None, help="Decision data JSON (e.g. edited draft, chosen slot).")
+@click.option("--decision", default="approve", show_default=True,
+              help="A decision the approval offers, e.g. send_now, send_invite, more.")
+def approve(approval_id: str, as_user: str | None, data: str | None, decision: str) -> None:
+    """Approve a paused job (exactly once; a second decision is refused)."""
+    _decide(approval_id, decision, as_user, data)
+
+
+@main.command()
+@click.argument("approval_id")
+@click.option("--as", "as_user", default=None)
+@click.option("--data", default=None)
+def reject(approval_id: str, as_user: str | None, data: str | None) -> None:
+    """Reject a paused job: it ends `cancelled` and its remaining steps are skipped."""
+    _decide(approval_id, "reject", as_user, data)
+
+
+@main.command()
+@click.argument("job_id")
+def cancel(job_id: str) -> None:
+    """Cancel a job: at once if no step is running, else at the next step boundary."""
+    from worker.engine import request_cancel
+
+    result = run_or_fail(lambda: request_cancel(_uuid(job_id, "JOB_ID"), actor="cli"))
+    when = "now" if result.immediate else "at the next step boundary"
+    if result.status in ("completed", "failed", "expired", "timeout", "skipped"):
+        fail(f"job {job_id} already ended ({result.status}); nothing to cancel", 1)
+    click.echo(f"job {job_id} {status_text(result.status)} (cancel honoured {when})")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def sweep(as_json: bool) -> None:
+    """One sweeper pass: re-publish lost steps, expire approvals, fire due follow-ups, time out jobs."""
+    from worker.sweeper import sweep as run_sweep
+
+    report = run_or_fail(run_sweep).as_dict()
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo("  ".join(f"{k} {v}" for k, v in report.items()))
+
+
+@main.command()
+@click.option("--limit", type=int, default=20, show_default=True)
+def rejected(limit: int) -> None:
+    """Recently rejected input (the dead letter), newest first."""
+    from sqlalchemy import select
+
+    from worker.db import transaction
+    from worker.models import RejectedEvent
+
+    with transaction() as conn:
+        rows = list(conn.execute(select(RejectedEvent.__table__).order_by(RejectedEvent.created_at.desc()).limit(limit)))
+    for r in rows:
+        replay = f" replayed -> {r.replay_job_id}" if r.replay_job_id else ""
+        click.echo(f"{r.id}  {r.created_at:%Y-%m-%d %H:%M:%S}  {r.source:16} {r.error_type:14} {r.reason[:120]}{replay}")
+    if not rows:
+        click.echo("nothing rejected")
+
+
+@main.command()
+@click.argument("rejected_id")
+def replay(rejected_id: str) -> None:
+    """Fire a rejected event again (after fixing what it referred to)."""
+    from sqlalchemy import select, update
+
+    from worker.db import transaction
+    from worker.events import fire_event
+    from worker.models import RejectedEvent
+
+    rid = _uuid(rejected_id, "REJECTED_ID")
+    table = RejectedEvent.__table__
+    with transaction() as conn:
+        row = conn.execute(select(table).where(table.c.id == rid)).first()
+    if row is None:
+        fail(f"rejected event {rid} not found")
+    data = parse_json(row.body, "the stored body")
+    result = run_or_fail(lambda: fire_event(data))
+    with transaction() as conn:
+        conn.execute(update(table).where(table.c.id == rid).values(replayed_at=result_time(), replay_job_id=result.job_id))
+    click.echo(f"replayed as job {result.job_id} {status_text(result.status)}")
+
+
+def result_time() -> Any:
+    from worker.models import utcnow
+
+    return utcnow()
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Seed the demo org (idempotent).")
+def seed(demo: bool) -> None:
+    """Create seed data (the demo org with --demo)."""
+    from worker import migrate
+    from worker.seed import seed_demo
+
+    if not demo:
+        fail("nothing to seed: pass --demo")
+    run_or_fail(migrate.upgrade)
+    result = run_or_fail(seed_demo)
+    click.echo(f"demo org {result.org_id} {'created' if result.created else 'already there'}; users: "
+               + ", ".join(f"{k}={v}" for k, v in result.users.items()))
+
+
+@main.command()
+@click.option("--timeout", "timeout_s", type=float, default=60, show_default=True)
+def demo(timeout_s: float) -> None:
+    """Seed the embedded database, run a worker in-process, fire the sequences, show the results."""
+    from worker.demo import run_demo
+
+    sys.exit(run_demo(timeout_s=timeout_s, echo=click.echo))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The one settings object: every knob comes from an environment variable (DESIGN §7).
+
+Defaults are the embedded setup: a SQLite database and a SQLite broker under `./.proactive/`,
+Slack delivery into the console inbox, offline skills. Production changes env vars only.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Directory holding the embedded database and broker files (relative to the working directory).
+STATE_DIR_ENV = "PROACTIVE_HOME"
+
+
+def state_dir() -> Path:
+    """Where embedded files live: $PROACTIVE_HOME or ./.proactive (created on demand)."""
+    return Path(os.environ.get(STATE_DIR_ENV) or ".proactive").resolve()
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{state_dir() / 'proactive.db'}"
+
+
+def _default_broker_url() -> str:
+    return f"proactive+sqlite:///{state_dir() / 'broker.db'}"
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration, read once from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = Field(default_factory=_default_database_url)
+    broker_url: str = Field(default_factory=_default_broker_url)
+
+    slack_signing_secret: str = ""
+    slack_bot_token: str = ""
+    slack_api_url: str = "https://slack.com/api/"
+
+    google_client_id: str = ""
+    google_client_secret: str = ""
+    google_token_uri: str = "https://oauth2.googleapis.com/token"
+    google_api_url: str = ""
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    pubsub_audience: str = ""
+    pubsub_service_account: str = ""
+    gmail_pubsub_topic: str = ""
+
+    recording_webhook_secret: str = ""
+    encryption_keys: str = ""
+    admin_token: str = ""
+    app_url: str = "http://127.0.0.1:8000"
+
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = "gpt-4o-mini"
+
+    # Engine tunables (not part of the public contract; defaults follow DESIGN §5).
+    sequence_modules: str = Field(default="sequences", alias="PROACTIVE_SEQUENCE_MODULES")
+    job_deadline_s: int = Field(default=15 * 60, alias="PROACTIVE_JOB_DEADLINE_S")
+    lease_grace_s: int = Field(default=15, alias="PROACTIVE_LEASE_GRACE_S")
+    requeue_after_s: int = Field(default=30, alias="PROACTIVE_REQUEUE_AFTER_S")
+    retry_base_s: float = Field(default=2.0, alias="PROACTIVE_RETRY_BASE_S")
+    inline_max_steps: int = Field(default=20, alias="PROACTIVE_INLINE_MAX_STEPS")
+    inline_budget_s: float = Field(default=5.0, alias="PROACTIVE_INLINE_BUDGET_S")
+    sql_echo: bool = Field(default=False, alias="PROACTIVE_SQL_ECHO")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, url: str) -> str:
+        """Accept the usual `postgres://` spellings and always use psycopg 3."""
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True on the embedded database."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sequence_module_list(self) -> tuple[str, ...]:
+        """Modules imported at start-up so their sequences register themselves."""
+        return tuple(m.strip() for m in self.sequence_modules.split(",") if m.strip())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (read once; `reset_settings()` re-reads them in tests)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next `get_settings()` reads the environment again."""
+    get_settings.cache_clear()

@@ -1,0 +1,116 @@
+"""What a skill receives and may return.
+
+A skill is a plain function `skill(ctx: StepContext, inputs: Mapping[str, Any]) -> output`, where
+`inputs` holds the outputs of the steps it depends on (a skipped or failed best-effort dependency
+is absent) and the output is a pydantic model, a dict, None, or a `StepResult` when the skill also
+wants follow-up events or to report its cost.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """An event to fire when this job completes (SPEC §1: chain source, depth + 1)."""
+
+    type: str
+    payload: Mapping[str, Any]
+    user_id: uuid.UUID | None = None
+    delay_minutes: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict stored on the step run until the job finishes."""
+        return {
+            "type": self.type,
+            "payload": _jsonable(self.payload),
+            "user_id": str(self.user_id) if self.user_id else None,
+            "delay_minutes": self.delay_minutes,
+        }
+
+
+@dataclass
+class StepResult:
+    """A skill's output plus what the engine should do with it besides storing it."""
+
+    output: Any = None
+    follow_ups: list[FollowUp] = field(default_factory=list)
+    cost_usd: float | None = None
+    tokens: int | None = None
+
+
+@dataclass
+class StepContext:
+    """Everything a skill may know about the job it runs in, and the engine services it may use."""
+
+    org_id: uuid.UUID
+    user_id: uuid.UUID | None
+    job_id: uuid.UUID
+    step_run_id: uuid.UUID
+    event_type: str
+    step: str
+    attempt: int
+    iteration: int
+    payload: Mapping[str, Any]
+    now: datetime
+    source: str = ""
+    depth: int = 0
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session in one transaction (commit on success). Filter every query by org_id."""
+        from worker.db import session_factory
+
+        with session_factory().begin() as session:
+            yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection in one transaction. Filter every query by org_id."""
+        from worker.db import transaction
+
+        with transaction() as conn:
+            yield conn
+
+    def effect(self, name: str, perform: Callable[[], Mapping[str, Any] | None], *, retry_safe: bool = False
+               ) -> dict[str, Any]:
+        """Perform an external side effect at most once per job step (see `worker.effects`)."""
+        from worker.effects import run_once
+
+        return run_once(self, name, perform, retry_safe=retry_safe)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, uuid.UUID | datetime):
+        return str(value) if isinstance(value, uuid.UUID) else value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def to_output(value: Any) -> dict[str, Any] | None:
+    """Normalise a skill's return value to the JSON object stored on the step run."""
+    if value is None:
+        return None
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    data = _jsonable(value)
+    return data if isinstance(data, dict) else {"value": data}

@@ -1,0 +1,122 @@
+"""The one database engine and session factory of a process (PostgreSQL or embedded SQLite).
+
+Engines are created lazily per process and forgotten in a forked child, so a prefork worker never
+shares a connection with its parent. SQLite runs in WAL mode with a busy timeout, and every
+transaction starts with `BEGIN IMMEDIATE` because `FOR UPDATE` means nothing there and a deferred
+transaction cannot upgrade its read lock once another writer has committed (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from worker.config import get_settings, state_dir
+
+# SQLite waits this long for another writer before "database is locked" (milliseconds).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+_engine_pid: int | None = None
+_sessionmaker: sessionmaker[Session] | None = None
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL + busy timeout on every connection; BEGIN IMMEDIATE on every transaction."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for `url` (default: DATABASE_URL) with the project's dialect settings."""
+    settings = get_settings()
+    url = url or settings.database_url
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)) or state_dir(), exist_ok=True)
+        engine = create_engine(
+            url,
+            echo=settings.sql_echo,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            poolclass=NullPool if path == ":memory:" else None,
+            **kwargs,
+        )
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_size", 5)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, echo=settings.sql_echo, **kwargs)
+
+
+def get_engine() -> Engine:
+    """The engine of this process, created on first use (and again after a fork)."""
+    global _engine, _engine_pid, _sessionmaker
+    pid = os.getpid()
+    if _engine is not None and _engine_pid == pid:
+        return _engine
+    with _lock:
+        if _engine is None or _engine_pid != pid:
+            _engine = make_engine()
+            _engine_pid = pid
+            _sessionmaker = sessionmaker(bind=_engine, expire_on_commit=False)
+    return _engine
+
+
+def session_factory() -> sessionmaker[Session]:
+    """The ORM session factory bound to this process's engine (for admin/CLI paths)."""
+    get_engine()
+    assert _sessionmaker is not None
+    return _sessionmaker
+
+
+@contextmanager
+def transaction() -> Iterator[Connection]:
+    """One short transaction on a Core connection: commit on success, roll back on error."""
+    with get_engine().begin() as conn:
+        yield conn
+
+
+def reset_engine() -> None:
+    """Drop this process's engine (tests switch databases; forks must not reuse sockets)."""
+    global _engine, _engine_pid, _sessionmaker
+    with _lock:
+        if _engine is not None and _engine_pid == os.getpid():
+            _engine.dispose()
+        _engine = None
+        _engine_pid = None
+        _sessionmaker = None
+
+
+def _after_fork_in_child() -> None:
+    global _engine, _engine_pid, _sessionmaker, _lock
+    _lock = threading.Lock()  # the parent may have held it while forking
+    if _engine is not None:
+        _engine.dispose(close=False)  # leave the parent's sockets alone
+    _engine = None
+    _engine_pid = None
+    _sessionmaker = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

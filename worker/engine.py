@@ -1,0 +1,449 @@
+"""The job engine: claim a step, run its skill, persist the outcome, move the job forward.
+
+`execute()` is what the `proactive.run_step` task calls. A step costs two short transactions:
+the claim (conditional UPDATE with a lease) and the completion (lock the job row, store the
+outcome, plan the next steps with `dag.plan`, insert them `queued`, finish the job when nothing is
+left). The join of a DAG lives in the database, never in a Celery chord.
+
+Fast path (DESIGN §3.10): when a completion leaves exactly one ready successor on the same queue,
+the same transaction inserts it already claimed and this task runs it inline, bounded by a step
+count and a time budget. Every step is still persisted; a crash resumes from the last commit
+because the inline step holds an ordinary lease that the sweeper re-claims when it expires.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, select
+
+from worker import jobstore as store
+from worker import registry
+from worker.config import get_settings
+from worker.context import FollowUp, StepContext, StepResult, to_output
+from worker.dag import Plan, Sequence, Step, plan
+from worker.db import transaction
+from worker.errors import AuthRevoked, SkipStep
+from worker.models import Integration, steps, utcnow
+from worker.publish import Publish, publish_steps
+from worker.retry import decide_retry
+from worker.states import JOB_FINAL, JobStatus, StepStatus
+
+log = logging.getLogger(__name__)
+J, S = JobStatus, StepStatus
+
+# Largest step output stored (bytes of JSON; DESIGN §4).
+MAX_OUTPUT_BYTES = 256 * 1024
+# Longest error text stored on a step or job (characters).
+MAX_ERROR_CHARS = 4000
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass
+class Claimed:
+    """A step run this process holds the lease on, with what its skill needs."""
+
+    job: dict[str, Any]
+    sequence: Sequence
+    step: Step
+    step_run_id: uuid.UUID
+    attempt: int
+    iteration: int
+    inputs: dict[str, Any]
+    claimed_at: datetime
+
+
+@dataclass
+class Outcome:
+    """What running a skill produced (decided without I/O from the skill's return or exception)."""
+
+    status: StepStatus  # succeeded | failed | skipped | awaiting_approval | queued (retry)
+    output: dict[str, Any] | None = None
+    follow_ups: list[dict[str, Any]] | None = None
+    error: str | None = None
+    error_class: str | None = None
+    reason: str | None = None
+    retry_delay_s: float = 0.0
+    duration_ms: int = 0
+    cost_usd: float | None = None
+    tokens: int | None = None
+    revoked: AuthRevoked | None = None
+
+
+@dataclass
+class Advance:
+    """The effect of a completion: messages to publish and, maybe, a step to run inline."""
+
+    publish: list[Publish] = field(default_factory=list)
+    inline: Claimed | None = None
+
+
+def limits(step: Step) -> tuple[float, float, float]:
+    """(soft limit, hard limit, lease) in seconds for a task that starts with `step`.
+
+    The soft limit leaves room for the inline budget; the lease outlives the hard limit so a live
+    task is never re-claimed by the sweeper.
+    """
+    settings = get_settings()
+    soft = step.timeout_s + settings.inline_budget_s
+    hard = step.hard_limit_s + settings.inline_budget_s
+    return soft, hard, hard + settings.lease_grace_s
+
+
+def publish_for(step: Step, step_run_id: uuid.UUID, countdown_s: float | None = None) -> Publish:
+    """The run_step message for `step_run_id`."""
+    soft, hard, lease = limits(step)
+    return Publish(step_run_id, step.queue, lease, soft, hard, countdown_s)
+
+
+def _job_dict(row: Row) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+# --------------------------------------------------------------------------- execute
+
+
+def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> None:
+    """Claim and run one step run, then any steps that become ready inline (the task body)."""
+    settings = get_settings()
+    started = time.monotonic()
+    with transaction() as conn:
+        claimed, pubs = claim(conn, step_run_id, utcnow(), lease_s)
+    publish_steps(pubs)
+    if claimed is None:
+        return
+    soft_limit = limits(claimed.step)[0]
+    inline_runs = 0
+    while claimed is not None:
+        outcome = run_skill(claimed)
+        budget_left = started + soft_limit - time.monotonic()
+        inline_ok = inline_runs < settings.inline_max_steps and (time.monotonic() - started) < settings.inline_budget_s
+        with transaction() as conn:
+            adv = complete(conn, claimed, outcome, utcnow(), inline_queue=claimed.step.queue if inline_ok else None,
+                           inline_budget_s=budget_left)
+        publish_steps(adv.publish)
+        claimed = adv.inline
+        inline_runs += 1
+
+
+def claim(
+    conn: Connection, step_run_id: uuid.UUID, now: datetime, lease_s: float | None = None
+) -> tuple[Claimed | None, list[Publish]]:
+    """Claim `step_run_id` for this process; (None, publishes) when there is nothing to run."""
+    row = store.job_for_step(conn, step_run_id)
+    if row is None:
+        log.warning("step run %s does not exist (deleted job?); message dropped", step_run_id)
+        return None, []
+    job = _job_dict(row)
+    if job["status"] in JOB_FINAL:
+        if job["step_status"] == S.QUEUED:
+            store.set_step_status(conn, step_run_id, S.SKIPPED, now, reason=f"job_{job['status']}")
+        return None, []
+    try:
+        sequence = registry.get(job["event_type"])
+        step = sequence.step(job["step"])
+    except (registry.UnknownSequence, KeyError):
+        store.set_step_status(conn, step_run_id, S.FAILED, now, error_class="permanent",
+                              error=f"step {job['step']!r} is not in the {job['event_type']} sequence")
+        return None, end_job(conn, job, J.FAILED, now, error=f"unknown step {job['step']!r}",
+                             error_step=job["step"], sequence=None)
+    # Lock order is always job row, then step rows (as in complete()), so claims never deadlock.
+    if job["cancel_requested"]:
+        store.lock_job(conn, job["id"], now)
+        if store.set_step_status(conn, step_run_id, S.SKIPPED, now, reason="cancel_requested"):
+            return None, finish_cancel_if_idle(conn, job, sequence, now)
+        return None, []
+    poison = job["step_attempt"] + 1 > step.max_attempts
+    if job["status"] == J.QUEUED:
+        store.set_job_status(conn, job["id"], J.RUNNING, now, started_at=now,
+                             deadline_at=now + timedelta(seconds=get_settings().job_deadline_s))
+    elif poison:
+        store.lock_job(conn, job["id"], now)
+    lease = lease_s if lease_s else limits(step)[2]
+    got = store.claim_step(conn, step_run_id, now, now + timedelta(seconds=lease))
+    if got is None:
+        return None, []  # another worker holds it, or it already ended, or its delay has not passed
+    attempt, iteration = got
+    if attempt > step.max_attempts:
+        store.finish_step(conn, step_run_id, attempt, S.FAILED, now, error_class="poison",
+                          error=f"gave up: claimed {attempt} times (max_attempts {step.max_attempts}); "
+                                "the worker running it crashed or timed out each time")
+        job = dict(store.lock_job(conn, job["id"], now)._mapping)
+        return None, advance(conn, job, sequence, now).publish
+    inputs = store.outputs_of(conn, job["id"], step.deps) if step.deps else {}
+    return Claimed(job, sequence, step, step_run_id, attempt, iteration, inputs, now), []
+
+
+def run_skill(claimed: Claimed) -> Outcome:
+    """Call the step's skill and turn its return value or exception into an Outcome (no DB writes)."""
+    job, step = claimed.job, claimed.step
+    ctx = StepContext(
+        org_id=job["org_id"], user_id=job["user_id"], job_id=job["id"], step_run_id=claimed.step_run_id,
+        event_type=job["event_type"], step=step.name, attempt=claimed.attempt, iteration=claimed.iteration,
+        payload=job["payload"] or {}, now=utcnow(), source=job["source"], depth=job["depth"],
+    )
+    t0 = time.monotonic()
+    try:
+        result = step.skill(ctx, claimed.inputs)
+        outcome = _success(step, result)
+    except SkipStep as skip:
+        outcome = Outcome(S.SKIPPED, reason=skip.reason[:200])
+    except Exception as exc:
+        decision = decide_retry(exc, claimed.attempt, step.max_attempts, base_delay_s=get_settings().retry_base_s)
+        text = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        if decision.retry:
+            outcome = Outcome(S.QUEUED, error=text, error_class=decision.error_class,
+                              retry_delay_s=decision.delay_s)
+        else:
+            outcome = Outcome(S.FAILED, error=text, error_class=decision.error_class,
+                              revoked=exc if isinstance(exc, AuthRevoked) else None)
+        log.log(logging.WARNING if decision.retry else logging.ERROR,
+                "step %s/%s attempt %d failed (%s): %s", job["event_type"], step.name, claimed.attempt,
+                decision.reason, text)
+    outcome.duration_ms = int((time.monotonic() - t0) * 1000)
+    return outcome
+
+
+def _success(step: Step, result: Any) -> Outcome:
+    res = result if isinstance(result, StepResult) else StepResult(output=result)
+    output = to_output(res.output)
+    size = len(json.dumps(output, default=str)) if output is not None else 0
+    if size > MAX_OUTPUT_BYTES:
+        return Outcome(S.FAILED, error=f"output too large ({size} bytes > {MAX_OUTPUT_BYTES})",
+                       error_class="permanent")
+    follow_ups = [fu.to_json() if isinstance(fu, FollowUp) else dict(fu) for fu in res.follow_ups] or None
+    status = S.AWAITING_APPROVAL if step.approval else S.SUCCEEDED
+    return Outcome(status, output=output, follow_ups=follow_ups, cost_usd=res.cost_usd, tokens=res.tokens)
+
+
+def complete(
+    conn: Connection, claimed: Claimed, outcome: Outcome, now: datetime, *,
+    inline_queue: str | None = None, inline_budget_s: float = 0.0,
+) -> Advance:
+    """Persist `outcome` for the claimed attempt and move the job forward (one transaction)."""
+    locked = store.lock_job(conn, claimed.job["id"], now)
+    if locked is None:
+        return Advance()
+    job = _job_dict(locked)
+    step = claimed.step
+    if outcome.status == S.QUEUED:  # retry later
+        if store.finish_step(conn, claimed.step_run_id, claimed.attempt, S.QUEUED, now, queued_at=now,
+                             not_before=now + timedelta(seconds=outcome.retry_delay_s), error=outcome.error,
+                             error_class=outcome.error_class, duration_ms=outcome.duration_ms):
+            return Advance([publish_for(step, claimed.step_run_id, countdown_s=outcome.retry_delay_s)])
+        return Advance()
+    stored = store.finish_step(
+        conn, claimed.step_run_id, claimed.attempt, outcome.status, now,
+        output=outcome.output, follow_ups=outcome.follow_ups, error=outcome.error,
+        error_class=outcome.error_class, reason=outcome.reason, duration_ms=outcome.duration_ms,
+        cost_usd=outcome.cost_usd, tokens=outcome.tokens,
+    )
+    if not stored:
+        log.warning("step run %s attempt %d lost its lease; its result is discarded",
+                    claimed.step_run_id, claimed.attempt)
+        return Advance()
+    if outcome.revoked is not None:
+        _mark_revoked(conn, job, outcome.revoked, now)
+    if job["status"] in JOB_FINAL:
+        return Advance()
+    if outcome.status == S.AWAITING_APPROVAL:
+        from worker.approvals import open_approval
+
+        open_approval(conn, job, claimed.step_run_id, step, outcome.output or {}, now)
+    if job["cancel_requested"]:
+        return Advance(finish_cancel_if_idle(conn, job, claimed.sequence, now))
+    known = {step.name: outcome.output} if outcome.status == S.SUCCEEDED else {}
+    return advance(conn, job, claimed.sequence, now, inline_queue=inline_queue,
+                   inline_budget_s=inline_budget_s, known_outputs=known)
+
+
+def _mark_revoked(conn: Connection, job: Mapping[str, Any], err: AuthRevoked, now: datetime) -> None:
+    """AuthRevoked: mark the integration revoked so nothing else uses the dead credentials."""
+    if err.integration_id is None:
+        return
+    from sqlalchemy import update
+
+    conn.execute(
+        update(Integration.__table__)
+        .where(Integration.id == err.integration_id, Integration.org_id == job["org_id"])
+        .values(status="revoked", last_error=str(err)[:MAX_ERROR_CHARS], updated_at=now)
+    )
+
+
+# --------------------------------------------------------------------------- advancing a job
+
+
+def advance(
+    conn: Connection, job: dict[str, Any], sequence: Sequence, now: datetime, *,
+    inline_queue: str | None = None, inline_budget_s: float = 0.0,
+    known_outputs: Mapping[str, Any] | None = None,
+) -> Advance:
+    """Plan the job's next steps from its current step states and persist the plan.
+
+    The caller holds the job row lock (or has just inserted the job). Inserts queued/skipped
+    rows, finishes or pauses the job, fires follow-ups of a completed job, and returns what to
+    publish after commit.
+    """
+    rows = store.step_states(conn, job["id"])
+    statuses = {r.step: r.status for r in rows}
+    outputs = None
+    if sequence.uses_when and any(
+        sequence.step(n).when and n not in statuses for n in sequence.order
+    ):
+        outputs = store.outputs_of(conn, job["id"])
+    p: Plan = plan(sequence, statuses, job["payload"] or {}, outputs)
+
+    if p.failed_step:
+        err = conn.execute(
+            select(steps.c.error).where(steps.c.job_id == job["id"], steps.c.step == p.failed_step,
+                                        steps.c.superseded.is_(False))
+        ).scalar()
+        return Advance(end_job(conn, job, J.FAILED, now, error=err or "critical step failed",
+                               error_step=p.failed_step, sequence=sequence, statuses=statuses))
+
+    new_rows: list[dict[str, Any]] = []
+    result = Advance()
+    iteration = job.get("iteration") or 0
+    for name, reason in p.skip:
+        new_rows.append(store.step_row(job, name, S.SKIPPED, now, iteration=iteration, reason=reason,
+                                       queue=sequence.step(name).queue))
+    for name in p.queue:
+        step = sequence.step(name)
+        row = store.step_row(job, name, S.QUEUED, now, queue=step.queue, iteration=iteration)
+        soft, _hard, lease = limits(step)
+        if (result.inline is None and inline_queue == step.queue and len(p.queue) == 1
+                and step.timeout_s <= inline_budget_s and not p.finished):
+            row.update(status=S.RUNNING.value, attempt=1, started_at=now,
+                       lease_expires_at=now + timedelta(seconds=lease))
+            inputs = _inputs_for(conn, job, step, known_outputs or {})
+            result.inline = Claimed(job, sequence, step, row["id"], 1, iteration, inputs, now)
+        else:
+            result.publish.append(publish_for(step, row["id"]))
+        new_rows.append(row)
+    store.insert_steps(conn, new_rows)
+
+    if p.finished:
+        result.publish.extend(_complete_job(conn, job, now))
+    elif p.waiting:
+        if job["status"] != J.AWAITING_APPROVAL:
+            store.set_job_status(conn, job["id"], J.AWAITING_APPROVAL, now, paused_at=now)
+    elif job["status"] == J.QUEUED:
+        store.set_job_status(conn, job["id"], J.RUNNING, now, started_at=now,
+                             deadline_at=now + timedelta(seconds=get_settings().job_deadline_s))
+    elif job["status"] == J.AWAITING_APPROVAL:
+        unpause(conn, job, now)
+    return result
+
+
+def _inputs_for(conn: Connection, job: Mapping[str, Any], step: Step, known: Mapping[str, Any]) -> dict[str, Any]:
+    missing = [d for d in step.deps if d not in known]
+    inputs = {d: known[d] for d in step.deps if d in known and known[d] is not None}
+    if missing:
+        inputs.update(store.outputs_of(conn, job["id"], missing))
+    return inputs
+
+
+def unpause(conn: Connection, job: Mapping[str, Any], now: datetime) -> None:
+    """awaiting_approval -> running; the time spent waiting does not count against the deadline."""
+    paused_at = job.get("paused_at")
+    waited = (now - paused_at) if paused_at else timedelta(0)
+    deadline = job.get("deadline_at")
+    store.set_job_status(
+        conn, job["id"], J.RUNNING, now, paused_at=None,
+        paused_ms=(job.get("paused_ms") or 0) + int(waited.total_seconds() * 1000),
+        deadline_at=(deadline + waited) if deadline else now + timedelta(seconds=get_settings().job_deadline_s),
+    )
+
+
+def _complete_job(conn: Connection, job: Mapping[str, Any], now: datetime) -> list[Publish]:
+    """Mark the job completed and fire its follow-up events in the same transaction."""
+    if not store.set_job_status(conn, job["id"], J.COMPLETED, now, paused_at=None):
+        return []
+    from worker.events import fire_follow_ups
+
+    return fire_follow_ups(conn, job, store.follow_ups_of(conn, job["id"]), now)
+
+
+def end_job(
+    conn: Connection, job: Mapping[str, Any], status: JobStatus, now: datetime, *,
+    reason: str | None = None, error: str | None = None, error_step: str | None = None,
+    sequence: Sequence | None = None, statuses: Mapping[str, str] | None = None,
+) -> list[Publish]:
+    """End a job early (failed, cancelled, expired, timeout): queued steps and steps that never
+    started are recorded `skipped`, pending approvals `cancelled` and their messages replaced."""
+    if not store.set_job_status(conn, job["id"], status, now, reason=reason,
+                                error=(error or None) and error[:MAX_ERROR_CHARS], error_step=error_step,
+                                paused_at=None):
+        return []
+    why = f"job_{status.value}"
+    store.close_open_steps(conn, job["id"], why, now)
+    if sequence is not None:
+        if statuses is None:
+            statuses = {r.step: r.status for r in store.step_states(conn, job["id"])}
+        never = [n for n in sequence.order if n not in statuses]
+        store.insert_steps(conn, [store.step_row(job, n, S.SKIPPED, now, reason=why,
+                                                 iteration=job.get("iteration") or 0,
+                                                 queue=sequence.step(n).queue) for n in never])
+    from worker.approvals import close_pending
+
+    close_pending(conn, job, now, why)
+    return []
+
+
+def finish_cancel_if_idle(conn: Connection, job: Mapping[str, Any], sequence: Sequence, now: datetime) -> list[Publish]:
+    """Honour a cancel request once no step of the job is running (a step boundary)."""
+    running = any(r.status == S.RUNNING for r in store.step_states(conn, job["id"]))
+    if running:
+        return []
+    return end_job(conn, job, J.CANCELLED, now, reason="cancel_requested", sequence=sequence)
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    job_id: uuid.UUID
+    status: str
+    immediate: bool
+
+
+def request_cancel(job_id: uuid.UUID, *, org_id: uuid.UUID | None = None, actor: str = "cli") -> CancelResult:
+    """Set the job's cancel flag; it is honoured now if no step is running, else at the next
+    step boundary. Raises NotFound for an unknown job (or one of another org)."""
+    from worker.audit import record
+    from worker.errors import NotFound
+
+    now = utcnow()
+    with transaction() as conn:
+        locked = store.lock_job(conn, job_id, now)
+        if locked is None or (org_id is not None and locked.org_id != org_id):
+            raise NotFound(f"job {job_id} not found")
+        job = _job_dict(locked)
+        if job["status"] in JOB_FINAL:
+            return CancelResult(job_id, job["status"], False)
+        from sqlalchemy import update
+
+        from worker.models import jobs
+
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(cancel_requested=True))
+        record(conn, job["org_id"], actor=actor, action="job.cancel", target_type="job", target_id=str(job_id))
+        try:
+            sequence = registry.get(job["event_type"])
+        except registry.UnknownSequence:
+            sequence = None
+        if sequence is not None:
+            finish_cancel_if_idle(conn, job, sequence, now)
+        else:
+            end_job(conn, job, J.CANCELLED, now, reason="cancel_requested")
+        status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one()
+    return CancelResult(job_id, status, status == J.CANCELLED)

@@ -1,0 +1,133 @@
+"""Every error Proactive raises on purpose, in families the retry policy and the edges act on.
+
+Step failures (raised by skills and clients) tell the runner what to do next:
+`TransientError` retry with backoff, `RateLimited` retry after the provider's delay,
+`AuthRevoked` stop and ask for a reconnect, `PermanentError` stop. `SkipStep` is not a failure:
+the skill had nothing to do and the step ends `skipped`.
+
+User-facing errors (`InvalidEvent`, `NotFound`, `NotAuthorized`, `AlreadyDecided`,
+`ApprovalExpired`) carry a message a CLI or an HTTP handler prints unchanged, plus the HTTP status
+and the CLI exit code that go with them. Never match on error strings: match on the class.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+class ProactiveError(Exception):
+    """Base of every deliberate Proactive error."""
+
+    http_status = 500
+    exit_code = 1
+
+
+# --------------------------------------------------------------------------- step failures
+
+
+class StepError(ProactiveError):
+    """A skill or client failed; the subclass decides whether the step is retried."""
+
+    error_class = "unknown"
+
+
+class TransientError(StepError):
+    """Network error, 5xx or timeout: retried with exponential backoff and jitter."""
+
+    error_class = "transient"
+
+
+class RateLimited(TransientError):
+    """The provider asked us to slow down: retried after its Retry-After."""
+
+    error_class = "rate_limited"
+
+    def __init__(self, message: str = "rate limited", retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(0.0, float(retry_after_s))
+
+
+class AuthRevoked(StepError):
+    """The user's credentials were revoked (`invalid_grant`, `token_revoked`): no retry."""
+
+    error_class = "auth_revoked"
+
+    def __init__(self, message: str, provider: str = "", integration_id: Any = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.integration_id = integration_id
+
+
+class PermanentError(StepError):
+    """Bad data or a refused request that will fail the same way again: no retry."""
+
+    error_class = "permanent"
+
+
+class SkipStep(ProactiveError):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a skill that has nothing to do: the step ends `skipped` with this reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- user-facing
+
+
+class UserError(ProactiveError):
+    """Bad input from a person or a caller: printed as is, exit code 2, HTTP 4xx."""
+
+    http_status = 400
+    exit_code = 2
+
+
+class InvalidEvent(UserError):
+    """An event envelope that cannot be accepted (schema, unknown org/user, unknown type)."""
+
+    http_status = 422
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class NotFound(UserError):
+    """A job, approval or record that does not exist in this org."""
+
+    http_status = 404
+
+
+class NotAuthorized(UserError):
+    """The user may not do this (not an approver, not the deal owner, not an org admin)."""
+
+    http_status = 403
+
+
+class AlreadyDecided(UserError):
+    """Someone else decided this approval first."""
+
+    http_status = 409
+
+    def __init__(self, decision: str, by: str, at: datetime) -> None:
+        super().__init__(f"already {decision} by {by} at {at:%Y-%m-%d %H:%M:%S} UTC")
+        self.decision = decision
+        self.by = by
+        self.at = at
+
+
+class ApprovalExpired(UserError):
+    """The approval expired before this decision arrived."""
+
+    http_status = 410
+
+    def __init__(self, expired_at: datetime) -> None:
+        super().__init__(f"this approval expired at {expired_at:%Y-%m-%d %H:%M:%S} UTC")
+        self.expired_at = expired_at
+
+
+class InvalidDecision(UserError):
+    """A decision this approval kind does not offer."""
+
+    http_status = 422

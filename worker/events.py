@@ -1,0 +1,334 @@
+"""Where an event enters: validate, gate, insert the job idempotently, publish after commit.
+
+`fire_event()` is the one entry for webhooks, crons, Slack actions, the CLI, the API and
+follow-ups (DESIGN §3 steps 1-3):
+1. the envelope and the payload of its type are validated (pydantic); bad input raises
+   `InvalidEvent` and leaves a `rejected_events` row;
+2. gates (org enabled, sequence enabled, user not opted out, chain depth <= 5) turn a refusal into
+   a `skipped` job with the reason, so it is visible and counted;
+3. `INSERT ... ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING id`: no row back means a
+   duplicate, answered with the existing job id; the first ready steps are inserted `queued` in the
+   same transaction;
+4. after commit, their run_step messages are published (a lost publish is repaired by the sweeper).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection, insert, select
+
+from worker import jobstore as store
+from worker import registry
+from worker.db import transaction
+from worker.errors import InvalidEvent
+from worker.models import Org, RejectedEvent, ScheduledEvent, User, jobs, utcnow
+from worker.payloads import MAX_CHAIN_DEPTH, MAX_PAYLOAD_BYTES, Event, EventType, Source
+from worker.publish import Publish, publish_steps
+from worker.states import JobStatus
+from worker.worktime import zone
+
+log = logging.getLogger(__name__)
+
+# Largest request body kept on a rejected_events row (bytes).
+MAX_REJECTED_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FireResult:
+    """What the caller learns: the job, its status, whether it already existed, and why skipped."""
+
+    job_id: uuid.UUID
+    status: str
+    duplicate: bool
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The public JSON shape: `{job_id, status, duplicate}` (+ reason when skipped)."""
+        out: dict[str, Any] = {"job_id": str(self.job_id), "status": self.status, "duplicate": self.duplicate}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+# --------------------------------------------------------------------------- validation (pure)
+
+
+def _describe(err: ValidationError, prefix: str = "") -> tuple[str, list[dict[str, Any]]]:
+    items = []
+    for e in err.errors(include_url=False, include_context=False, include_input=False):
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        items.append({"field": loc or "(event)", "message": e["msg"]})
+    text = "; ".join(f"{i['field']}: {i['message']}" for i in items)
+    return text, items
+
+
+def validate_event(data: Mapping[str, Any] | Event) -> tuple[Event, BaseModel]:
+    """Parse the envelope and its type's payload; InvalidEvent with every field error otherwise."""
+    if isinstance(data, Event):
+        event = data
+    else:
+        if not isinstance(data, Mapping):
+            raise InvalidEvent("an event must be a JSON object")
+        try:
+            event = Event.model_validate(dict(data))
+        except ValidationError as err:
+            text, items = _describe(err)
+            raise InvalidEvent(f"invalid event: {text}", errors=items) from None
+    try:
+        sequence = registry.get(event.type.value)
+    except registry.UnknownSequence as err:
+        raise InvalidEvent(str(err)) from None
+    model = sequence.payload_model
+    assert model is not None
+    try:
+        payload = model.model_validate(event.payload)
+    except ValidationError as err:
+        text, items = _describe(err, "payload")
+        raise InvalidEvent(f"invalid {event.type.value} payload: {text}", errors=items) from None
+    size = len(json.dumps(event.payload, default=str))
+    if size > MAX_PAYLOAD_BYTES:
+        raise InvalidEvent(f"payload too large: {size} bytes (max {MAX_PAYLOAD_BYTES})")
+    return event, payload
+
+
+def gate_reason(
+    event_type: str, depth: int, *, org_enabled: bool, enabled_sequences: list[str] | None,
+    opted_out: list[str] | None,
+) -> str | None:
+    """Why this event must not run (the skipped job's reason), or None when it may."""
+    if depth > MAX_CHAIN_DEPTH:
+        return "chain_too_deep"
+    if not org_enabled:
+        return "org_disabled"
+    if enabled_sequences is not None and event_type not in enabled_sequences:
+        return "sequence_disabled"
+    if opted_out and event_type in opted_out:
+        return "user_opted_out"
+    return None
+
+
+def default_idempotency_key(event: Event, payload: BaseModel, now: datetime, tz_name: str | None) -> str:
+    """The key SPEC §1 gives each type; an explicit firing without one gets a fresh key."""
+    p = payload.model_dump()
+    t = event.type
+    local = now.astimezone(zone(tz_name))
+    week = "{}-W{:02d}".format(*local.isocalendar()[:2])
+    if event.parent_job_id and event.item_index is not None:
+        return f"{t.value}:{event.parent_job_id}:{event.item_index}"
+    match t:
+        case EventType.MEETING_ENDED:
+            return f"meeting_ended:{p['meeting_id']}"
+        case EventType.PRE_MEETING_90MIN:
+            return f"pre_meeting:{p['calendar_event_id']}:{event.user_id}"
+        case EventType.EMAIL_RECEIVED if p.get("message_id") or p.get("email_id"):
+            return f"email:{p.get('message_id') or p['email_id']}"
+        case EventType.EMAIL_RECEIVED if p.get("campaign_reply_id"):
+            return f"email:reply:{p['campaign_reply_id']}"
+        case EventType.COACHING_WEEKLY:
+            return f"coaching_weekly:{event.user_id}:{p.get('week') or week}"
+        case EventType.CAMPAIGN_DAILY_CHECK:
+            return f"campaign_daily_check:{event.org_id}:{p.get('date') or local.date()}"
+        case EventType.DEAL_RISK_SCAN:
+            return f"deal_risk_scan:{event.org_id}:{p.get('date') or local.date()}"
+        case EventType.STALE_DEAL_REVIVAL:
+            return f"stale_deal_revival:{p['deal_id']}:{week}"
+    return f"{t.value}:{event.source.value}:{uuid.uuid4()}"
+
+
+# --------------------------------------------------------------------------- accepting
+
+
+def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) -> tuple[FireResult, list[Publish]]:
+    """Gate and insert the job (and its first ready steps) in the caller's transaction."""
+    org = conn.execute(select(Org.enabled, Org.settings, Org.timezone).where(Org.id == event.org_id)).first()
+    if org is None:
+        raise InvalidEvent(f"unknown org {event.org_id}")
+    tz_name = org.timezone
+    opted_out: list[str] | None = None
+    if event.user_id is not None:
+        user = conn.execute(
+            select(User.timezone, User.opted_out_sequences).where(User.id == event.user_id, User.org_id == event.org_id)
+        ).first()
+        if user is None:
+            raise InvalidEvent(f"user {event.user_id} is not a member of org {event.org_id}")
+        tz_name = user.timezone or tz_name
+        opted_out = user.opted_out_sequences
+    settings = org.settings or {}
+    enabled = settings.get("enabled_sequences")
+    reason = gate_reason(event.type.value, event.depth, org_enabled=bool(org.enabled),
+                         enabled_sequences=list(enabled) if isinstance(enabled, list) else None,
+                         opted_out=opted_out)
+    sequence = registry.get(event.type.value)
+    key = event.idempotency_key or default_idempotency_key(event, payload, now, tz_name)
+    job_id = uuid.uuid4()
+    status = JobStatus.SKIPPED if reason else JobStatus.QUEUED
+    values = {
+        "id": job_id, "org_id": event.org_id, "user_id": event.user_id, "event_type": event.type.value,
+        "source": event.source.value, "payload": payload.model_dump(mode="json", exclude_none=True),
+        "idempotency_key": key, "parent_job_id": event.parent_job_id, "depth": event.depth,
+        "iteration": 0, "status": status.value, "reason": reason, "definition_hash": sequence.definition_hash,
+        "trace_id": uuid.uuid4().hex, "cancel_requested": False, "paused_ms": 0, "created_at": now,
+        "updated_at": now, "finished_at": now if reason else None,
+    }
+    row = conn.execute(
+        store.insert_ignoring_conflicts(conn, jobs, ["org_id", "idempotency_key"]).values(**values).returning(jobs.c.id)
+    ).first()
+    if row is None:
+        existing = conn.execute(
+            select(jobs.c.id, jobs.c.status, jobs.c.reason)
+            .where(jobs.c.org_id == event.org_id, jobs.c.idempotency_key == key)
+        ).one()
+        return FireResult(existing.id, existing.status, True, existing.reason), []
+    if reason:
+        return FireResult(job_id, status.value, False, reason), []
+    from worker.engine import advance
+
+    adv = advance(conn, values, sequence, now)
+    final = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one()
+    return FireResult(job_id, final, False), adv.publish
+
+
+def fire_event(
+    data: Mapping[str, Any] | Event, *, now: datetime | None = None, raw_body: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> FireResult:
+    """Validate, gate and accept one event; publish its first steps after commit.
+
+    Raises InvalidEvent (recorded in rejected_events) for anything that cannot be accepted.
+    """
+    now = now or utcnow()
+    source = _source_of(data)
+    try:
+        event, payload = validate_event(data)
+        with transaction() as conn:
+            result, pubs = accept(conn, event, payload, now)
+    except InvalidEvent as err:
+        record_rejected(source, str(err), "InvalidEvent", body=raw_body if raw_body is not None else _dump(data),
+                        headers=headers, org_id=_org_of(data))
+        raise
+    publish_steps(pubs)
+    return result
+
+
+def fire_follow_ups(conn: Connection, job: Mapping[str, Any], follow_ups: list[dict[str, Any]], now: datetime) -> list[Publish]:
+    """Fire a completed job's follow-ups in its transaction (delayed ones become scheduled rows).
+
+    A follow-up that fails validation is recorded in rejected_events, never dropped silently.
+    """
+    pubs: list[Publish] = []
+    for index, fu in enumerate(follow_ups):
+        data = {
+            "type": fu.get("type"), "source": Source.CHAIN.value, "org_id": str(job["org_id"]),
+            "user_id": fu.get("user_id") or (str(job["user_id"]) if job.get("user_id") else None),
+            "payload": fu.get("payload") or {}, "parent_job_id": str(job["id"]),
+            "depth": (job.get("depth") or 0) + 1, "item_index": index,
+        }
+        try:
+            event, payload = validate_event(data)
+            delay = fu.get("delay_minutes")
+            if delay:
+                key = default_idempotency_key(event, payload, now, None)
+                conn.execute(
+                    store.insert_ignoring_conflicts(conn, ScheduledEvent.__table__, ["org_id", "idempotency_key"])
+                    .values(id=uuid.uuid4(), org_id=event.org_id, parent_job_id=job["id"], idempotency_key=key,
+                            event={**data, "idempotency_key": key}, fire_at=now + timedelta(minutes=float(delay)),
+                            created_at=now)
+                )
+                continue
+            _result, more = accept(conn, event, payload, now)
+            pubs.extend(more)
+        except InvalidEvent as err:
+            _insert_rejected(conn, "chain", f"follow-up {index} of job {job['id']}: {err}", "InvalidEvent",
+                             body=_dump(data), headers=None, org_id=job["org_id"])
+    return pubs
+
+
+def fire_scheduled(now: datetime | None = None, limit: int = 200) -> int:
+    """Fire follow-ups whose delay has passed (the sweeper calls this); returns how many fired."""
+    now = now or utcnow()
+    table = ScheduledEvent.__table__
+    with transaction() as conn:
+        due = list(conn.execute(
+            select(table.c.id).where(table.c.fired_at.is_(None), table.c.fire_at <= now).limit(limit)
+        ).scalars())
+    fired = 0
+    for sid in due:
+        pubs: list[Publish] = []
+        with transaction() as conn:
+            row = conn.execute(
+                table.update().where(table.c.id == sid, table.c.fired_at.is_(None)).values(fired_at=now)
+                .returning(table.c.event, table.c.org_id)
+            ).first()
+            if row is None:
+                continue  # another sweeper fired it
+            try:
+                event, payload = validate_event(row.event)
+                result, pubs = accept(conn, event, payload, now)
+                conn.execute(table.update().where(table.c.id == sid).values(job_id=result.job_id))
+                fired += 1
+            except InvalidEvent as err:
+                conn.execute(table.update().where(table.c.id == sid).values(error=str(err)[:2000]))
+                _insert_rejected(conn, "chain", f"scheduled follow-up {sid}: {err}", "InvalidEvent",
+                                 body=_dump(row.event), headers=None, org_id=row.org_id)
+        publish_steps(pubs)
+    return fired
+
+
+# --------------------------------------------------------------------------- rejected events
+
+
+def record_rejected(
+    source: str, reason: str, error_type: str, *, body: str | bytes | None = None,
+    headers: Mapping[str, str] | None = None, org_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Keep bad input (dead letter with replay): source, reason, headers, body up to 64 KB."""
+    with transaction() as conn:
+        return _insert_rejected(conn, source, reason, error_type, body=body, headers=headers, org_id=org_id)
+
+
+def _insert_rejected(
+    conn: Connection, source: str, reason: str, error_type: str, *, body: str | bytes | None,
+    headers: Mapping[str, str] | None, org_id: uuid.UUID | None,
+) -> uuid.UUID:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    rid = uuid.uuid4()
+    safe_headers = {k: v for k, v in (headers or {}).items() if k.lower() not in ("authorization", "cookie")}
+    conn.execute(
+        insert(RejectedEvent.__table__).values(
+            id=rid, org_id=org_id, source=source[:64], reason=reason[:4000], error_type=error_type[:64],
+            headers=safe_headers or None, body=(body or "")[:MAX_REJECTED_BODY] if body is not None else None,
+            created_at=utcnow(),
+        )
+    )
+    return rid
+
+
+def _dump(data: Any) -> str:
+    if isinstance(data, BaseModel):
+        return data.model_dump_json()
+    try:
+        return json.dumps(data, default=str)
+    except (TypeError, ValueError):
+        return repr(data)
+
+
+def _source_of(data: Any) -> str:
+    value = data.source.value if isinstance(data, Event) else (data.get("source") if isinstance(data, Mapping) else None)
+    return str(value or "unknown")[:64]
+
+
+def _org_of(data: Any) -> uuid.UUID | None:
+    value = data.org_id if isinstance(data, Event) else (data.get("org_id") if isinstance(data, Mapping) else None)
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None

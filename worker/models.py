@@ -1,0 +1,563 @@
+"""SQLAlchemy 2 typed models for every table (DESIGN §4): tenancy, CRM, engine.
+
+One id type everywhere (UUID). Every table but `orgs` carries `org_id`, and every query filters by
+it. Timestamps are timezone-aware UTC in Python on both PostgreSQL and SQLite (`UTCDateTime`).
+JSON columns are JSONB on PostgreSQL and JSON text on SQLite.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware (SQLite stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store timezone-aware UTC values")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[Any]: JSONType,
+        uuid.UUID: Uuid(),
+    }
+
+
+def _id() -> Mapped[uuid.UUID]:
+    return mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+
+
+def _org() -> Mapped[uuid.UUID]:
+    return mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- tenancy
+
+
+class Org(Base):
+    __tablename__ = "orgs"
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    slack_team_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # enabled_sequences (list or absent = all), days_inactive, stale_deal_hour, thresholds...
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = _created()
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("org_id", "email"),
+        UniqueConstraint("org_id", "slack_user_id"),
+    )
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="member")  # member | admin
+    slack_user_id: Mapped[str | None] = mapped_column(String(32))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    briefing_time: Mapped[str] = mapped_column(String(5), default="08:00")  # local HH:MM
+    quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # {"start": "20:00", "end": "07:00"}
+    max_notifications_per_hour: Mapped[int] = mapped_column(Integer, default=10)
+    opted_out_sequences: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = _created()
+
+
+class Integration(Base):
+    __tablename__ = "integrations"
+    __table_args__ = (Index(None, "provider", "status"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))  # slack | google | instantly | recorder
+    account: Mapped[str | None] = mapped_column(String(320))  # e.g. the Gmail address
+    credentials: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token (MultiFernet)
+    scopes: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked | error
+    history_id: Mapped[str | None] = mapped_column(String(32))
+    watch_expiration: Mapped[datetime | None] = mapped_column()
+    resource_id: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --------------------------------------------------------------------------- CRM
+
+
+class Company(Base):
+    __tablename__ = "companies"
+    __table_args__ = (Index(None, "org_id", "domain"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str | None] = mapped_column(String(200))
+    industry: Mapped[str | None] = mapped_column(String(100))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("org_id", "email"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(32), default="active")  # active | out_of_office | unsubscribed
+    status_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = _created()
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+    __table_args__ = (Index(None, "org_id", "stage"), Index(None, "org_id", "owner_id"))
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    # prospecting | qualification | discovery | demo | proposal | negotiation | closed_won | closed_lost
+    stage: Mapped[str] = mapped_column(String(32), default="prospecting")
+    value: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    primary_contact_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL")
+    )
+    close_date: Mapped[date | None] = mapped_column(Date)
+    next_step: Mapped[str | None] = mapped_column(Text)
+    lost_reason: Mapped[str | None] = mapped_column(Text)
+    stage_changed_at: Mapped[datetime | None] = mapped_column()
+    last_activity_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = _created()
+
+
+class Meeting(Base):
+    __tablename__ = "meetings"
+    __table_args__ = (UniqueConstraint("org_id", "external_id"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"))
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    start_at: Mapped[datetime] = mapped_column()
+    end_at: Mapped[datetime | None] = mapped_column()
+    attendees: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    attendees_count: Mapped[int] = mapped_column(Integer, default=0)
+    transcript: Mapped[str | None] = mapped_column(Text)
+    call_type: Mapped[str | None] = mapped_column(String(64))
+    call_type_confidence: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _created()
+
+
+class CalendarEvent(Base):
+    __tablename__ = "calendar_events"
+    __table_args__ = (UniqueConstraint("org_id", "user_id", "external_id"), Index(None, "start_at"))
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    start_at: Mapped[datetime] = mapped_column()
+    end_at: Mapped[datetime] = mapped_column()
+    attendees: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    attendees_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _created()
+
+
+class Activity(Base):
+    __tablename__ = "activities"
+    __table_args__ = (Index(None, "org_id", "deal_id", "occurred_at"), Index(None, "org_id", "contact_id"))
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16))  # email | meeting | call | note
+    direction: Mapped[str | None] = mapped_column(String(8))  # inbound | outbound
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = _created()
+
+
+class Email(Base):
+    __tablename__ = "emails"
+    __table_args__ = (UniqueConstraint("org_id", "message_id"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    message_id: Mapped[str] = mapped_column(String(300))
+    thread_id: Mapped[str | None] = mapped_column(String(300))
+    rfc822_message_id: Mapped[str | None] = mapped_column(String(500))
+    references: Mapped[str | None] = mapped_column(Text)
+    from_addr: Mapped[str] = mapped_column(String(320))
+    to_addrs: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    subject: Mapped[str | None] = mapped_column(String(500))
+    snippet: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = _created()
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (Index(None, "org_id", "user_id", "status"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"))
+    meeting_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("meetings.id", ondelete="SET NULL"))
+    title: Mapped[str] = mapped_column(String(500))
+    due_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | done
+    source_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    created_at: Mapped[datetime] = _created()
+
+
+class Proposal(Base):
+    __tablename__ = "proposals"
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    template: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(300))
+    content: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | sent | shared | skipped
+    link: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = _created()
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("org_id", "external_id"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = _created()
+
+
+class CampaignReply(Base):
+    __tablename__ = "campaign_replies"
+    __table_args__ = (UniqueConstraint("org_id", "external_id"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    from_email: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str | None] = mapped_column(Text)
+    classification: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed | nurture | drafted
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = _created()
+
+
+class NurtureEntry(Base):
+    __tablename__ = "nurture_queue"
+    __table_args__ = (UniqueConstraint("org_id", "contact_id"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    email: Mapped[str | None] = mapped_column(String(320))
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    added_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+
+
+class DealRiskScore(Base):
+    __tablename__ = "deal_risk_scores"
+    __table_args__ = (Index(None, "org_id", "deal_id", "scored_at"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    deal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    score: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(8))  # low | medium | high
+    factors: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    scored_at: Mapped[datetime] = mapped_column(default=utcnow)
+    alerted_at: Mapped[datetime | None] = mapped_column()
+
+
+class CoachingReport(Base):
+    __tablename__ = "coaching_reports"
+    __table_args__ = (UniqueConstraint("org_id", "user_id", "week"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(10))  # ISO week, e.g. 2026-W48
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    digest: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    created_at: Mapped[datetime] = _created()
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class SequenceJob(Base):
+    __tablename__ = "sequence_jobs"
+    __table_args__ = (
+        UniqueConstraint("org_id", "idempotency_key"),
+        Index(None, "org_id", "created_at"),
+        Index(None, "status", "deadline_at"),
+    )
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(300))
+    parent_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    iteration: Mapped[int] = mapped_column(Integer, default=0)  # bumped when a decision re-runs steps
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(String(200))  # why skipped/cancelled/expired
+    definition_hash: Mapped[str | None] = mapped_column(String(64))
+    trace_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    error_step: Mapped[str | None] = mapped_column(String(100))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    deadline_at: Mapped[datetime | None] = mapped_column()
+    paused_at: Mapped[datetime | None] = mapped_column()
+    paused_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StepRun(Base):
+    __tablename__ = "step_runs"
+    __table_args__ = (
+        UniqueConstraint("job_id", "step", "iteration"),
+        Index(None, "status", "queued_at"),
+        Index(None, "org_id", "step"),
+    )
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sequence_jobs.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(100))
+    iteration: Mapped[int] = mapped_column(Integer, default=0)  # > 0 when a decision re-runs the step
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False)  # an older run replaced by a re-run
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(String(200))  # why skipped/cancelled
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    queue: Mapped[str] = mapped_column(String(16), default="steps")
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    not_before: Mapped[datetime | None] = mapped_column()  # retry backoff / snooze
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    follow_ups: Mapped[list[Any] | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    tokens: Mapped[int | None] = mapped_column(Integer)
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+    __table_args__ = (Index(None, "status", "expires_at"), Index(None, "org_id", "job_id"))
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sequence_jobs.id", ondelete="CASCADE"))
+    step_run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("step_runs.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    critical: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    approver_user_ids: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    preview: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    decision: Mapped[str | None] = mapped_column(String(32))
+    decision_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column()
+    resumed_at: Mapped[datetime | None] = mapped_column()  # the engine has applied the decision
+    expires_at: Mapped[datetime] = mapped_column()
+    nudged_at: Mapped[datetime | None] = mapped_column()
+    slack_channel: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+
+
+class SlackOutbox(Base):
+    __tablename__ = "slack_outbox"
+    __table_args__ = (Index(None, "org_id", "status", "created_at"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    approval_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    kind: Mapped[str] = mapped_column(String(32))  # message kind, e.g. approval, deal_risk_alerts
+    channel: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    blocks: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | console | failed
+    ts: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class Effect(Base):
+    __tablename__ = "effects"
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sequence_jobs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # started | done | failed
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = _created()
+    done_at: Mapped[datetime | None] = mapped_column()
+
+
+class ScheduledEvent(Base):
+    """A follow-up event with `delay_minutes`, fired by the sweeper when due (no long countdowns)."""
+
+    __tablename__ = "scheduled_events"
+    __table_args__ = (UniqueConstraint("org_id", "idempotency_key"), Index(None, "fired_at", "fire_at"))
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    parent_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    idempotency_key: Mapped[str] = mapped_column(String(300))
+    event: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    fire_at: Mapped[datetime] = mapped_column()
+    fired_at: Mapped[datetime | None] = mapped_column()
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class RejectedEvent(Base):
+    __tablename__ = "rejected_events"
+    __table_args__ = (Index(None, "created_at"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid(), index=True)  # unknown when the org is
+    source: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    error_type: Mapped[str] = mapped_column(String(64))
+    headers: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    body: Mapped[str | None] = mapped_column(Text)  # at most 64 KB
+    replayed_at: Mapped[datetime | None] = mapped_column()
+    replay_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    created_at: Mapped[datetime] = _created()
+
+
+class CronRun(Base):
+    __tablename__ = "cron_runs"
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid(), index=True)
+    task: Mapped[str] = mapped_column(String(64))
+    slot_key: Mapped[str] = mapped_column(String(300), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "org_id", "created_at"),)
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    actor: Mapped[str | None] = mapped_column(String(200))  # "cli", "slack:U123", "system"
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = _created()
+
+
+jobs = SequenceJob.__table__
+steps = StepRun.__table__
+approvals = Approval.__table__

@@ -1,0 +1,66 @@
+"""Event type -> Sequence. Sequence modules register themselves here when imported.
+
+The modules listed in `PROACTIVE_SEQUENCE_MODULES` (default `sequences`) are imported once per
+process by `load()`; the Celery app does the same through `imports`. A later registration for the
+same event type needs `replace=True`, which is how tests plug in their own DAGs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+from worker.dag import Sequence
+from worker.payloads import PAYLOAD_MODELS, EventType
+
+_sequences: dict[str, Sequence] = {}
+_loaded = False
+_lock = threading.Lock()
+
+
+class UnknownSequence(LookupError):
+    """No sequence is registered for this event type."""
+
+
+def register(sequence: Sequence, *, replace: bool = False) -> Sequence:
+    """Make `sequence` the one run for its event type; returns it (usable as a module constant)."""
+    if sequence.event_type not in PAYLOAD_MODELS:
+        raise ValueError(
+            f"{sequence.event_type!r} is not an event type (one of {', '.join(e.value for e in EventType)})"
+        )
+    current = _sequences.get(sequence.event_type)
+    if current is not None and current is not sequence and not replace:
+        raise ValueError(f"a sequence for {sequence.event_type!r} is already registered")
+    if sequence.payload_model is None:
+        object.__setattr__(sequence, "payload_model", PAYLOAD_MODELS[sequence.event_type])
+    _sequences[sequence.event_type] = sequence
+    return sequence
+
+
+def load() -> None:
+    """Import the configured sequence modules once (idempotent, thread-safe)."""
+    global _loaded
+    if _loaded:
+        return
+    from worker.config import get_settings
+
+    with _lock:
+        if not _loaded:
+            for module in get_settings().sequence_module_list:
+                importlib.import_module(module)
+            _loaded = True
+
+
+def get(event_type: str) -> Sequence:
+    """The sequence for `event_type`; UnknownSequence when none is registered."""
+    load()
+    try:
+        return _sequences[event_type]
+    except KeyError:
+        raise UnknownSequence(f"no sequence is registered for event type {event_type!r}") from None
+
+
+def registered() -> dict[str, Sequence]:
+    """All registered sequences by event type."""
+    load()
+    return dict(_sequences)

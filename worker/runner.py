@@ -1,0 +1,24 @@
+"""Celery tasks of the engine. Thin on purpose: each one calls a plain function that owns the work.
+
+- `proactive.run_step`: claim one step run, execute it, persist, enqueue what became ready.
+- `proactive.resume_approval`: apply a recorded decision to its paused job.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from worker import approvals, engine
+from worker.celery_app import celery_app
+
+
+@celery_app.task(name="proactive.run_step", queue="steps", acks_late=True, ignore_result=True)
+def run_step(step_run_id: str, lease_s: float | None = None) -> None:
+    """Claim one step run, execute its skill, persist the outcome, enqueue what became ready."""
+    engine.execute(uuid.UUID(step_run_id), lease_s)
+
+
+@celery_app.task(name="proactive.resume_approval", queue="steps", acks_late=True, ignore_result=True)
+def resume_approval(approval_id: str) -> None:
+    """Resume the job paused on this approval with its recorded decision (exactly once)."""
+    approvals.resume(uuid.UUID(approval_id))

@@ -1,0 +1,157 @@
+"""A believable demo org: reps in different time zones, companies, contacts, deals, activities.
+
+Ids are derived from names (uuid5), so seeding twice changes nothing: `proactive seed --demo` and
+`proactive demo` can be run again and again. Dates are relative to "now" so the data always looks
+fresh (a deal silent for 20 days is silent for 20 days whenever you run it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.db import session_factory
+from worker.models import Activity, Company, Contact, Deal, Org, User, utcnow
+
+NAMESPACE = uuid.UUID("6f1c1d0e-57a1-4c5e-9b0a-2f3c9a7d1e42")
+DEMO_ORG_NAME = "Northwind Demo"
+
+
+def demo_id(*parts: str) -> uuid.UUID:
+    """A stable id for a demo record named by `parts`."""
+    return uuid.uuid5(NAMESPACE, "/".join(parts))
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    org_id: uuid.UUID
+    users: dict[str, uuid.UUID]
+    created: bool
+
+
+REPS = (
+    # key, name, email, role, time zone, briefing time
+    ("alice", "Alice Moreau", "alice@northwind.example", "member", "America/New_York", "08:00"),
+    ("bruno", "Bruno Keller", "bruno@northwind.example", "member", "Europe/Berlin", "07:45"),
+    ("maya", "Maya Chen", "maya@northwind.example", "admin", "America/Los_Angeles", "08:30"),
+)
+
+COMPANIES = (
+    # key, name, domain, industry, employees
+    ("globex", "Globex Logistics", "globex.example", "logistics", 1200),
+    ("initech", "Initech Software", "initech.example", "software", 340),
+    ("umbrella", "Umbrella Health", "umbrella-health.example", "healthcare", 5400),
+    ("hooli", "Hooli Retail", "hooli.example", "retail", 800),
+    ("vandelay", "Vandelay Imports", "vandelay.example", "manufacturing", 150),
+    ("stark", "Stark Energy", "stark-energy.example", "energy", 9000),
+    ("wayne", "Wayne Foods", "waynefoods.example", "food", 2100),
+    ("tyrell", "Tyrell Robotics", "tyrell.example", "robotics", 610),
+    ("soylent", "Soylent Labs", "soylent.example", "biotech", 95),
+    ("cyberdyne", "Cyberdyne Security", "cyberdyne.example", "security", 430),
+    ("oscorp", "Oscorp Materials", "oscorp.example", "chemicals", 2600),
+)
+
+CONTACTS = (
+    # company key, name, email local part, title
+    ("globex", "Hank Scorpio", "hank", "COO"), ("globex", "Lena Ortiz", "lena", "Head of Ops"),
+    ("initech", "Bill Lumbergh", "bill", "VP Engineering"), ("initech", "Joanna Park", "joanna", "IT Manager"),
+    ("umbrella", "Alexia Ashford", "alexia", "CIO"),
+    ("hooli", "Gavin Belson", "gavin", "CEO"), ("hooli", "Monica Hall", "monica", "Procurement"),
+    ("vandelay", "Art Vandelay", "art", "Owner"),
+    ("stark", "Pepper Potts", "pepper", "CEO"), ("stark", "Happy Hogan", "happy", "Security Lead"),
+    ("wayne", "Lucius Fox", "lucius", "CTO"),
+    ("tyrell", "Eldon Tyrell", "eldon", "Founder"),
+    ("soylent", "Sol Roth", "sol", "Research Director"),
+    ("cyberdyne", "Miles Dyson", "miles", "Director of R&D"),
+    ("oscorp", "Norman Osborn", "norman", "CEO"),
+)
+
+DEALS = (
+    # key, company, owner, stage, value, close in days, days since activity, primary contact
+    ("globex-fleet", "globex", "alice", "negotiation", 84000, 5, 16, "hank"),
+    ("initech-platform", "initech", "alice", "proposal", 42000, -3, 9, "bill"),
+    ("umbrella-pilot", "umbrella", "bruno", "discovery", 18000, 6, 2, "alexia"),
+    ("hooli-rollout", "hooli", "bruno", "demo", 125000, 40, 21, "gavin"),
+    ("vandelay-starter", "vandelay", "alice", "qualification", 6500, 30, 1, "art"),
+    ("stark-grid", "stark", "bruno", "negotiation", 210000, 12, 3, "pepper"),
+    ("wayne-analytics", "wayne", "alice", "prospecting", 9000, 60, 12, "lucius"),
+    ("tyrell-vision", "tyrell", "maya", "proposal", 56000, 2, 15, "eldon"),
+    ("soylent-lab", "soylent", "bruno", "closed_won", 23000, -20, 25, "sol"),
+    ("cyberdyne-soc", "cyberdyne", "alice", "closed_lost", 31000, -45, 50, "miles"),
+    ("oscorp-expansion", "oscorp", "maya", "discovery", 72000, 25, 30, "norman"),
+)
+
+
+def _get_or_add(session: Session, model: type, obj_id: uuid.UUID, **values: object) -> bool:
+    if session.get(model, obj_id) is not None:
+        return False
+    session.add(model(id=obj_id, **values))
+    return True
+
+
+def seed_demo(now: datetime | None = None) -> SeedResult:
+    """Create the demo org and its CRM data if missing; returns its ids."""
+    now = now or utcnow()
+    org_id = demo_id("org")
+    users = {key: demo_id("user", key) for key, *_ in REPS}
+    with session_factory().begin() as session:
+        created = _get_or_add(
+            session, Org, org_id, name=DEMO_ORG_NAME, timezone="America/New_York", enabled=True,
+            slack_team_id="T0DEMO0001", settings={"days_inactive": 7, "stale_deal_hour": 9},
+        )
+        session.flush()
+        for key, name, email, role, tz, brief in REPS:
+            _get_or_add(session, User, users[key], org_id=org_id, name=name, email=email, role=role, timezone=tz,
+                        briefing_time=brief, slack_user_id=f"U0{key.upper()[:6]}", opted_out_sequences=[],
+                        quiet_hours={"start": "20:00", "end": "07:00"}, max_notifications_per_hour=10)
+        for key, name, domain, industry, employees in COMPANIES:
+            _get_or_add(session, Company, demo_id("company", key), org_id=org_id, name=name, domain=domain,
+                        industry=industry, employees=employees)
+        session.flush()
+        for company, name, local, title in CONTACTS:
+            domain = next(c[2] for c in COMPANIES if c[0] == company)
+            _get_or_add(session, Contact, demo_id("contact", local), org_id=org_id,
+                        company_id=demo_id("company", company), name=name, email=f"{local}@{domain}", title=title)
+        session.flush()
+        for key, company, owner, stage, value, close_in, silent, contact in DEALS:
+            deal_id = demo_id("deal", key)
+            added = _get_or_add(
+                session, Deal, deal_id, org_id=org_id, company_id=demo_id("company", company),
+                name=f"{next(c[1] for c in COMPANIES if c[0] == company)} — {key.split('-', 1)[1]}",
+                stage=stage, value=Decimal(value), currency="USD", owner_id=users[owner],
+                primary_contact_id=demo_id("contact", contact), close_date=(now + timedelta(days=close_in)).date(),
+                last_activity_at=now - timedelta(days=silent), stage_changed_at=now - timedelta(days=silent + 10),
+                created_at=now - timedelta(days=90),
+                lost_reason="went with a competitor" if stage == "closed_lost" else None,
+            )
+            if added:
+                session.flush()
+                _activities(session, org_id, deal_id, company, contact, users[owner], silent, now)
+    return SeedResult(org_id, users, created)
+
+
+def _activities(
+    session: Session, org_id: uuid.UUID, deal_id: uuid.UUID, company: str, contact: str, owner: uuid.UUID,
+    silent_days: int, now: datetime,
+) -> None:
+    """A little history per deal: emails and a meeting before it went quiet."""
+    contact_id = demo_id("contact", contact)
+    company_id = demo_id("company", company)
+    history = [("email", "outbound", "Intro and next steps"), ("email", "inbound", "Re: Intro and next steps"),
+               ("meeting", None, "Discovery call"), ("email", "outbound", "Follow-up: pricing")]
+    for i, (kind, direction, subject) in enumerate(history):
+        when = now - timedelta(days=silent_days + 3 * (len(history) - i - 1))
+        session.add(Activity(id=demo_id("activity", str(deal_id), str(i)), org_id=org_id, deal_id=deal_id,
+                             contact_id=contact_id, company_id=company_id, user_id=owner, kind=kind,
+                             direction=direction, subject=subject, occurred_at=when))
+
+
+def demo_org_id() -> uuid.UUID | None:
+    """The demo org's id if it has been seeded."""
+    with session_factory()() as session:
+        return session.execute(select(Org.id).where(Org.id == demo_id("org"))).scalar()

@@ -1,0 +1,94 @@
+"""Read-side queries shared by the CLI and the HTTP API: jobs, one job's timeline, the inbox.
+
+Every function takes an optional org id; when given, rows of other orgs are invisible (NotFound),
+so an org's API key can never read another org's job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from worker import registry
+from worker.errors import NotFound
+from worker.models import User, approvals, jobs, steps
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def list_jobs(
+    conn: Connection, *, org_id: uuid.UUID | None = None, status: str | None = None,
+    event_type: str | None = None, limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Newest jobs first, filtered by org, status and type."""
+    q = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
+    if org_id is not None:
+        q = q.where(jobs.c.org_id == org_id)
+    if status:
+        q = q.where(jobs.c.status == status)
+    if event_type:
+        q = q.where(jobs.c.event_type == event_type)
+    return [_job_summary(r) for r in conn.execute(q)]
+
+
+def _job_summary(r: Any) -> dict[str, Any]:
+    duration = None
+    if r.finished_at and (r.started_at or r.created_at):
+        duration = int(((r.finished_at - (r.started_at or r.created_at)).total_seconds()) * 1000) - (r.paused_ms or 0)
+    return {
+        "id": str(r.id), "org_id": str(r.org_id), "user_id": str(r.user_id) if r.user_id else None,
+        "event_type": r.event_type, "source": r.source, "status": r.status, "reason": r.reason,
+        "idempotency_key": r.idempotency_key, "parent_job_id": str(r.parent_job_id) if r.parent_job_id else None,
+        "depth": r.depth, "error": r.error, "error_step": r.error_step, "created_at": _iso(r.created_at),
+        "started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at), "duration_ms": duration,
+        "cancel_requested": r.cancel_requested,
+    }
+
+
+def job_detail(conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """One job with its steps (in sequence order, re-runs included) and approvals."""
+    q = select(jobs).where(jobs.c.id == job_id)
+    if org_id is not None:
+        q = q.where(jobs.c.org_id == org_id)
+    row = conn.execute(q).first()
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    out = _job_summary(row)
+    out["payload"] = row.payload
+    try:
+        order = {name: i for i, name in enumerate(registry.get(row.event_type).order)}
+    except registry.UnknownSequence:
+        order = {}
+    step_rows = sorted(
+        conn.execute(select(steps).where(steps.c.job_id == job_id, steps.c.org_id == row.org_id)),
+        key=lambda s: (order.get(s.step, 999), s.iteration),
+    )
+    out["steps"] = [
+        {
+            "id": str(s.id), "step": s.step, "iteration": s.iteration, "superseded": s.superseded,
+            "status": s.status, "reason": s.reason, "attempt": s.attempt, "queue": s.queue,
+            "duration_ms": s.duration_ms, "error": s.error, "error_class": s.error_class,
+            "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at), "output": s.output,
+            "cost_usd": s.cost_usd,
+        }
+        for s in step_rows
+    ]
+    names = dict(conn.execute(select(User.id, User.name).where(User.org_id == row.org_id)).all())
+    out["approvals"] = [
+        {
+            "id": str(a.id), "step": a.step, "kind": a.kind, "status": a.status, "decision": a.decision,
+            "decision_data": a.decision_data,
+            "approvers": [names.get(uuid.UUID(str(u)), str(u)) for u in a.approver_user_ids or []],
+            "decided_by": names.get(a.decided_by, str(a.decided_by)) if a.decided_by else None,
+            "decided_at": _iso(a.decided_at), "expires_at": _iso(a.expires_at), "created_at": _iso(a.created_at),
+        }
+        for a in conn.execute(
+            select(approvals).where(approvals.c.job_id == job_id, approvals.c.org_id == row.org_id)
+            .order_by(approvals.c.created_at)
+        )
+    ]
+    return out
