@@ -70,8 +70,9 @@ def reconfigure_broker() -> None:
     url = get_settings().broker_url
     celery_app.conf.broker_url = url
     celery_app.conf.broker_transport_options = _transport_options(url)
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    from kombu import pools
+
+    pools.reset()  # per-connection producer pools are global in kombu
     celery_app._pool = None
     amqp = celery_app.__dict__.get("amqp")
     if amqp is not None:

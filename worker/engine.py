@@ -336,9 +336,6 @@ def advance(
     elif p.waiting:
         if job["status"] != J.AWAITING_APPROVAL:
             store.set_job_status(conn, job["id"], J.AWAITING_APPROVAL, now, paused_at=now)
-    elif job["status"] == J.QUEUED:
-        store.set_job_status(conn, job["id"], J.RUNNING, now, started_at=now,
-                             deadline_at=now + timedelta(seconds=get_settings().job_deadline_s))
     elif job["status"] == J.AWAITING_APPROVAL:
         unpause(conn, job, now)
     return result

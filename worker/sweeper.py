@@ -188,6 +188,8 @@ def sweep_task() -> dict[str, int]:
 def _recover_on_start(**_kwargs: object) -> None:
     """A starting worker re-publishes every queued step and expired lease (DESIGN §6: on the
     embedded broker a SIGKILL loses fetched messages, so durability comes from the database)."""
+    if not get_settings().recover_on_start:
+        return
     try:
         report = SweepReport(republished=republish_queued(utcnow(), 0), reclaimed=reclaim_expired(utcnow()))
         resumed = resume_decided(utcnow(), 0)

@@ -27,8 +27,9 @@ class WorkerProcess:
     """One `celery -A worker.celery_app worker` subprocess."""
 
     def __init__(self, env: Mapping[str, str], log_dir: Path, name: str, *, pool: str = "prefork",
-                 concurrency: int = 2, queues: str = "steps,slow,edge") -> None:
-        self.env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
+                 concurrency: int = 2, queues: str = "steps,slow,edge", start_recovery: bool = True) -> None:
+        self.env = {**os.environ, **env, "PYTHONPATH": str(REPO),
+                    "PROACTIVE_RECOVER_ON_START": "1" if start_recovery else "0"}
         self.log_path = log_dir / f"{name}.log"
         self.name = name
         self.args = [

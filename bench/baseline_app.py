@@ -1,0 +1,88 @@
+"""Baselines for the engine benchmark: bare Celery chains, with and without one INSERT + UPDATE.
+
+Its own Celery app on the same Redis broker as the engine (``$BENCH_BROKER_URL``), configured like
+ours (``acks_late``, ``reject_on_worker_lost``, prefetch 1, ``ignore_result``, JSON), queue
+``bench``. The last task of each chain RPUSHes its finish time (``time.time()``) onto a Redis list,
+the benchmark's completion signal. Connections are opened lazily per process (after the fork).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from celery import Celery
+
+import bench.ready  # noqa: F401 - worker_ready hook (ready file)
+
+BROKER_ENV = "BENCH_BROKER_URL"
+DSN_ENV = "BENCH_DB_DSN"
+QUEUE = "bench"
+
+# Tables of baseline (b): one row per chain (UPDATEd by every step) and one row per step (INSERTed).
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS bench_chain (id uuid PRIMARY KEY, run text NOT NULL, step int NOT NULL DEFAULT 0,"
+    " updated_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS bench_step (id bigserial PRIMARY KEY, chain_id uuid NOT NULL, step int NOT NULL,"
+    " at timestamptz NOT NULL DEFAULT now())",
+)
+
+app = Celery("bench_baseline", set_as_current=False)
+app.conf.update(
+    broker_url=os.environ.get(BROKER_ENV, "redis://127.0.0.1:6379/15"),
+    broker_transport_options={"visibility_timeout": 3600},
+    broker_connection_retry_on_startup=True,
+    result_backend=None,
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue=QUEUE,
+    task_serializer="json",
+    accept_content=["json"],
+    enable_utc=True,
+)
+
+_clients: dict[str, Any] = {}
+_client_pid: int | None = None
+
+
+def _client(kind: str) -> Any:
+    """This process's Redis client or psycopg connection (re-created after a fork)."""
+    global _client_pid
+    if _client_pid != os.getpid():
+        _clients.clear()
+        _client_pid = os.getpid()
+    if kind not in _clients:
+        if kind == "redis":
+            import redis
+
+            _clients[kind] = redis.Redis.from_url(app.conf.broker_url)
+        else:
+            import psycopg
+
+            _clients[kind] = psycopg.connect(os.environ[DSN_ENV])
+    return _clients[kind]
+
+
+def _done(done_key: str | None) -> None:
+    if done_key:
+        _client("redis").rpush(done_key, repr(time.time()))
+
+
+@app.task(name="bench.noop", ignore_result=True, acks_late=True)
+def noop(chain_id: str, step: int, done_key: str | None = None) -> None:
+    """Baseline (a): nothing; the last step of a chain signals completion."""
+    _done(done_key)
+
+
+@app.task(name="bench.db_step", ignore_result=True, acks_late=True)
+def db_step(chain_id: str, step: int, done_key: str | None = None) -> None:
+    """Baseline (b): one INSERT and one UPDATE in one transaction, then maybe signal completion."""
+    conn = _client("pg")
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO bench_step (chain_id, step) VALUES (%s, %s)", (chain_id, step))
+        cur.execute("UPDATE bench_chain SET step = %s, updated_at = now() WHERE id = %s", (step, chain_id))
+    conn.commit()
+    _done(done_key)

@@ -1,0 +1,280 @@
+"""Behaviour across processes on PostgreSQL + Redis: worker restarts, kill -9, racing decisions,
+lost publishes, retries, failures, cancellation and follow-ups, with real `celery worker`s."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.support.engine import (
+    all_step_rows,
+    approvals_of,
+    event,
+    executions,
+    job_row,
+    job_status,
+    pending_approval,
+    reached,
+    settled,
+    step_rows,
+)
+from tests.support.waiting import wait_for
+from worker.approvals import decide
+from worker.db import transaction
+from worker.engine import request_cancel
+from worker.errors import AlreadyDecided
+from worker.events import fire_event
+from worker.models import ScheduledEvent, jobs, steps, utcnow
+from worker.sweeper import sweep
+
+pytestmark = pytest.mark.slow
+
+
+def done(job_id: uuid.UUID) -> str | None:
+    return reached(job_id, "completed", "failed", "cancelled", "expired", "timeout")
+
+
+def test_paused_job_survives_a_worker_restart(workers, org):
+    first = workers()
+    result = fire_event(event(org, "calendar_find_times"))
+    assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
+    first.stop()  # nothing holds the job while it waits
+
+    approval = pending_approval(result.job_id)
+    decide(approval.id, "approve", user_id=org.rep, data={"note": "go"})
+    assert job_status(result.job_id) == "awaiting_approval"  # no worker: the resume waits in the broker
+
+    workers()
+    assert wait_for(lambda: done(result.job_id), what="job resumed by the new worker") == "completed"
+    act = step_rows(result.job_id)["act"]
+    assert act.output["saw_decision"] == "approve" and act.output["saw_data"] == {"note": "go"}
+    assert executions(result.job_id, "act") == 1
+
+
+def test_twenty_concurrent_decisions_resume_the_job_once(workers, org):
+    workers()
+    result = fire_event(event(org, "calendar_find_times"))
+    assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
+    approval = pending_approval(result.job_id)
+    deciders = [org.rep, org.admin] * 10
+
+    def click(user: uuid.UUID) -> str:
+        try:
+            decide(approval.id, "approve", user_id=user)
+            return "won"
+        except AlreadyDecided as err:
+            return f"lost: {err}"
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(click, deciders))
+    assert outcomes.count("won") == 1
+    assert all(o.startswith("lost: already approve by") for o in outcomes if o != "won")
+    assert wait_for(lambda: done(result.job_id)) == "completed"
+    assert executions(result.job_id, "act") == 1
+    assert approvals_of(result.job_id)[0].resumed_at is not None
+
+
+def test_reject_cancels_the_job_and_skips_the_rest(workers, org):
+    workers()
+    result = fire_event(event(org, "calendar_find_times"))
+    assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
+    decide(pending_approval(result.job_id).id, "reject", user_id=org.rep)
+    assert wait_for(lambda: done(result.job_id)) == "cancelled"
+    rows = step_rows(result.job_id)
+    assert rows["review"].status == "cancelled"
+    assert rows["act"].status == "skipped" and rows["act"].reason == "job_cancelled"
+    assert executions(result.job_id, "act") == 0
+    assert "reject by rep" in job_row(result.job_id).reason
+
+
+def test_kill_9_mid_step_reruns_it_once_and_the_effect_happens_once(workers, org, tmp_path: Path):
+    effect_file, block_file, release_file = tmp_path / "effects.txt", tmp_path / "inside", tmp_path / "release"
+    victim = workers()
+    result = fire_event(event(org, "pre_meeting_90min", {
+        "effect_file": str(effect_file), "block_file": str(block_file), "release_file": str(release_file),
+    }))
+    wait_for(block_file.exists, what="step inside its side effect window")
+    victim.kill()  # SIGKILL the main process and its pool children: no ack, no cleanup
+    assert step_rows(result.job_id)["send"].status == "running"
+
+    workers()
+    # The lease (timeout + grace) expires; the sweeper re-publishes the step and a new claim takes it.
+    assert wait_for(lambda: sweep().reclaimed >= 0 and done(result.job_id), timeout_s=60,
+                    what="step re-claimed after lease expiry") == "completed"
+    send = step_rows(result.job_id)["send"]
+    assert send.status == "succeeded" and send.attempt == 2
+    assert send.output["effect"] == {"sent_by_attempt": 1}  # the stored result, not a second send
+    assert effect_file.read_text().splitlines() == ["sent by attempt 1"]
+    assert executions(result.job_id, "send") == 2 and executions(result.job_id, "after") == 1
+
+
+def test_lost_publish_is_repaired_by_the_sweeper(workers, org, monkeypatch):
+    from tests.conftest import apply_env
+    from worker.config import get_settings
+
+    good = get_settings().broker_url
+    apply_env(monkeypatch, {"BROKER_URL": "redis://127.0.0.1:1/0"})  # nothing listens there
+    result = fire_event(event(org, "proposal_generation"))  # committed; its publish fails
+    assert job_status(result.job_id) == "queued"
+    apply_env(monkeypatch, {"BROKER_URL": good})
+    workers(start_recovery=False)
+    assert job_status(result.job_id) == "queued"  # the running worker never heard of it
+    report = sweep(requeue_after_s=0)
+    assert report.republished >= 1
+    assert wait_for(lambda: done(result.job_id)) == "completed"
+    assert all(executions(result.job_id, s) == 1 for s in ("start", "left", "right", "join", "finish"))
+
+
+def test_decision_recorded_while_the_broker_is_down_is_resumed_by_the_sweeper(workers, org, monkeypatch):
+    from tests.conftest import apply_env
+    from worker.config import get_settings
+
+    workers()
+    result = fire_event(event(org, "calendar_find_times"))
+    assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
+    good = get_settings().broker_url
+    apply_env(monkeypatch, {"BROKER_URL": "redis://127.0.0.1:1/0"})
+    decide(pending_approval(result.job_id).id, "approve", user_id=org.rep)  # recorded, resume not published
+    apply_env(monkeypatch, {"BROKER_URL": good})
+    assert job_status(result.job_id) == "awaiting_approval"
+    assert sweep(now=utcnow() + timedelta(minutes=1)).resumed == 1
+    assert wait_for(lambda: done(result.job_id)) == "completed"
+
+
+def test_transient_failures_are_retried_with_backoff(workers, org):
+    workers()
+    result = fire_event(event(org, "coaching_weekly", {"fail_times": 2}))
+    assert wait_for(lambda: done(result.job_id)) == "completed"
+    flaky = step_rows(result.job_id)["flaky"]
+    assert flaky.attempt == 3 and flaky.status == "succeeded"
+    assert executions(result.job_id, "flaky") == 3
+    gave_up = fire_event(event(org, "coaching_weekly", {"fail_times": 5}))
+    assert wait_for(lambda: done(gave_up.job_id)) == "failed"
+    row = job_row(gave_up.job_id)
+    assert row.error_step == "flaky" and "simulated outage on attempt 3" in row.error
+    assert step_rows(gave_up.job_id)["after"].status == "skipped"
+
+
+def test_best_effort_failure_continues_critical_failure_fails_the_job(workers, org):
+    workers()
+    soft = fire_event(event(org, "meeting_ended", {"fail_steps": ["optional"]}))
+    hard = fire_event(event(org, "meeting_ended", {"fail_steps": ["optional", "vital"]}))
+    assert wait_for(lambda: done(soft.job_id)) == "completed"
+    assert wait_for(lambda: done(hard.job_id)) == "failed"
+    soft_rows = step_rows(soft.job_id)
+    assert soft_rows["optional"].status == "failed" and soft_rows["optional"].error_class == "permanent"
+    assert soft_rows["optional"].attempt == 1  # permanent: no retry
+    assert soft_rows["needs-optional"].status == "succeeded" and soft_rows["never"].status == "succeeded"
+    hard_row = job_row(hard.job_id)
+    assert hard_row.error_step == "vital" and "vital refuses bad data" in hard_row.error
+    assert step_rows(hard.job_id)["never"].status == "skipped"
+    assert executions(hard.job_id, "never") == 0
+
+
+def test_poison_step_fails_after_max_attempts(pg, org):
+    """A step whose worker died on every attempt is given up when claimed past max_attempts."""
+    from worker.engine import execute
+
+    result = fire_event(event(org, "coaching_weekly"))  # no worker: runs in this process below
+    sid = step_rows(result.job_id)["flaky"].id
+    with transaction() as conn:
+        conn.execute(update(steps).where(steps.c.id == sid).values(
+            status="running", attempt=3, lease_expires_at=utcnow() - timedelta(seconds=1)))
+    execute(sid)
+    row = step_rows(result.job_id)["flaky"]
+    assert (row.status, row.error_class, row.attempt) == ("failed", "poison", 4)
+    assert job_status(result.job_id) == "failed"
+    assert executions(result.job_id, "flaky") == 0
+
+
+def test_cancel_is_honoured_at_the_next_step_boundary(workers, org, tmp_path: Path):
+    workers()
+    started, release = tmp_path / "started", tmp_path / "release"
+    result = fire_event(event(org, "campaign_daily_check", {"started_file": str(started), "release_file": str(release)},
+                              user_id=None))
+    wait_for(started.exists, what="s3 running")
+    cancelled = request_cancel(result.job_id)
+    assert not cancelled.immediate and cancelled.status == "running"
+    release.touch()
+    assert wait_for(lambda: done(result.job_id)) == "cancelled"
+    rows = step_rows(result.job_id)
+    assert rows["s3"].status == "succeeded"  # the running step finished
+    assert rows["s4"].status == "skipped" and rows["s5"].status == "skipped"
+    assert executions(result.job_id, "s4") == 0
+
+
+def test_cancel_of_a_paused_job_is_immediate(workers, org):
+    workers()
+    result = fire_event(event(org, "calendar_find_times"))
+    assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
+    assert request_cancel(result.job_id).immediate
+    assert job_status(result.job_id) == "cancelled"
+    assert approvals_of(result.job_id)[0].status == "cancelled"
+    with pytest.raises(AlreadyDecided):
+        decide(approvals_of(result.job_id)[0].id, "approve", user_id=org.rep)
+
+
+def test_more_options_supersedes_and_reruns(workers, org):
+    workers()
+    result = fire_event(event(org, "calendar_find_times"))
+    assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
+    first = pending_approval(result.job_id)
+    decide(first.id, "more", user_id=org.rep)
+    second = wait_for(lambda: pending_approval(result.job_id), what="a new approval")
+    assert second.id != first.id
+    assert approvals_of(result.job_id)[0].status == "superseded"
+    decide(second.id, "send_times", user_id=org.rep)
+    assert wait_for(lambda: done(result.job_id)) == "completed"
+    runs = [(r.step, r.iteration, r.superseded) for r in all_step_rows(result.job_id)]
+    assert ("prepare", 0, True) in runs and ("prepare", 1, False) in runs
+    assert step_rows(result.job_id)["review"].output["preview"]["round"] == 1
+    assert step_rows(result.job_id)["act"].output["saw_decision"] == "send_times"
+
+
+def test_expiry_best_effort_continues_critical_expires(pg, org):
+    from worker.approvals import expire_due
+
+    optional = fire_event(event(org, "stale_deal_revival"))
+    critical = fire_event(event(org, "calendar_find_times"))
+    from worker.engine import execute
+
+    for job_id in (optional.job_id, critical.job_id):  # run the steps before the approval in-process
+        while (queued := [r for r in step_rows(job_id).values() if r.status == "queued"]):
+            for r in queued:
+                execute(r.id)
+    later = utcnow() + timedelta(days=10)
+    assert expire_due(later) == 2
+    assert job_status(critical.job_id) == "expired"
+    rows = step_rows(optional.job_id)
+    assert rows["review"].status == "skipped" and rows["review"].reason == "approval_expired"
+    assert rows["send"].status == "skipped"
+    assert job_status(optional.job_id) == "completed"
+
+
+def test_follow_ups_fire_as_chained_jobs_now_or_later(workers, org):
+    workers()
+    now_parent = fire_event(event(org, "proposal_generation", {"follow_up": {"type": "campaign_daily_check"}}))
+    assert wait_for(lambda: done(now_parent.job_id)) == "completed"
+    with transaction() as conn:
+        child = conn.execute(select(jobs).where(jobs.c.parent_job_id == now_parent.job_id)).one()
+    assert (child.source, child.depth, child.event_type) == ("chain", 1, "campaign_daily_check")
+    assert child.idempotency_key == f"campaign_daily_check:{now_parent.job_id}:0"
+    assert wait_for(lambda: done(child.id)) == "completed"
+
+    later_parent = fire_event(event(org, "proposal_generation",
+                                    {"follow_up": {"type": "campaign_daily_check", "delay_minutes": 30}}))
+    assert wait_for(lambda: done(later_parent.job_id)) == "completed"
+    with transaction() as conn:
+        scheduled = conn.execute(select(ScheduledEvent.__table__).where(
+            ScheduledEvent.parent_job_id == later_parent.job_id)).one()
+    assert scheduled.fired_at is None
+    assert sweep().followups_fired == 0  # not due yet
+    assert sweep(now=utcnow() + timedelta(minutes=31)).followups_fired == 1
+    with transaction() as conn:
+        fired = conn.execute(select(jobs).where(jobs.c.parent_job_id == later_parent.job_id)).one()
+    assert wait_for(lambda: done(fired.id)) == "completed"
