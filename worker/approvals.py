@@ -15,6 +15,7 @@ whose `resumed_at` is still empty.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from worker.audit import record
 from worker.dag import Sequence, Step
 from worker.db import transaction
 from worker.delivery import enqueue_message, replace_message
-from worker.errors import AlreadyDecided, ApprovalExpired, InvalidDecision, NotAuthorized, NotFound
+from worker.errors import AlreadyDecided, ApprovalExpired, InvalidDecision, NotAuthorized, NotFound, UserError
 from worker.models import Deal, Org, User, approvals, steps, utcnow
 from worker.publish import Publish, publish_resume, publish_steps
 from worker.states import JOB_FINAL, ApprovalStatus, JobStatus, StepStatus
@@ -167,6 +168,23 @@ def decide(
     them changes anything.
     """
     now = now or utcnow()
+    try:
+        return _decide(approval_id, decision, user_id=user_id, data=data, org_id=org_id, actor=actor, now=now)
+    except AlreadyDecided:
+        raise  # a lost race, not bad input
+    except UserError as err:  # bad input is recorded, never silently dropped
+        from worker.events import record_rejected
+
+        attempt = {"approval_id": str(approval_id), "decision": decision, "user_id": str(user_id),
+                   "data": dict(data) if data else None}
+        record_rejected(actor, str(err), type(err).__name__, body=json.dumps(attempt, default=str), org_id=org_id)
+        raise
+
+
+def _decide(
+    approval_id: uuid.UUID, decision: str, *, user_id: uuid.UUID, data: Mapping[str, Any] | None,
+    org_id: uuid.UUID | None, actor: str, now: datetime,
+) -> Decision:
     with transaction() as conn:
         approval = _load(conn, approval_id, org_id)
         user = conn.execute(select(users).where(users.c.id == user_id, users.c.org_id == approval.org_id)).first()

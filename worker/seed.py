@@ -72,18 +72,19 @@ CONTACTS = (
 )
 
 DEALS = (
-    # key, company, owner, stage, value, close in days, days since activity, primary contact
-    ("globex-fleet", "globex", "alice", "negotiation", 84000, 5, 16, "hank"),
-    ("initech-platform", "initech", "alice", "proposal", 42000, -3, 9, "bill"),
-    ("umbrella-pilot", "umbrella", "bruno", "discovery", 18000, 6, 2, "alexia"),
-    ("hooli-rollout", "hooli", "bruno", "demo", 125000, 40, 21, "gavin"),
-    ("vandelay-starter", "vandelay", "alice", "qualification", 6500, 30, 1, "art"),
-    ("stark-grid", "stark", "bruno", "negotiation", 210000, 12, 3, "pepper"),
-    ("wayne-analytics", "wayne", "alice", "prospecting", 9000, 60, 12, "lucius"),
-    ("tyrell-vision", "tyrell", "maya", "proposal", 56000, 2, 15, "eldon"),
-    ("soylent-lab", "soylent", "bruno", "closed_won", 23000, -20, 25, "sol"),
-    ("cyberdyne-soc", "cyberdyne", "alice", "closed_lost", 31000, -45, 50, "miles"),
-    ("oscorp-expansion", "oscorp", "maya", "discovery", 72000, 25, 30, "norman"),
+    # key, company, owner, stage, value, close in days, days since activity, primary contact,
+    # how many of the four history touches it had (emails, a meeting)
+    ("globex-fleet", "globex", "alice", "negotiation", 84000, 5, 16, "hank", 2),
+    ("initech-platform", "initech", "alice", "proposal", 42000, -3, 9, "bill", 4),
+    ("umbrella-pilot", "umbrella", "bruno", "discovery", 18000, 6, 2, "alexia", 4),
+    ("hooli-rollout", "hooli", "bruno", "demo", 125000, 40, 21, "gavin", 0),
+    ("vandelay-starter", "vandelay", "alice", "qualification", 6500, 30, 1, "art", 4),
+    ("stark-grid", "stark", "bruno", "negotiation", 210000, 12, 3, "pepper", 4),
+    ("wayne-analytics", "wayne", "alice", "prospecting", 9000, 60, 12, "lucius", 3),
+    ("tyrell-vision", "tyrell", "maya", "proposal", 56000, -1, 15, "eldon", 1),
+    ("soylent-lab", "soylent", "bruno", "closed_won", 23000, -20, 25, "sol", 4),
+    ("cyberdyne-soc", "cyberdyne", "alice", "closed_lost", 31000, -45, 50, "miles", 4),
+    ("oscorp-expansion", "oscorp", "maya", "discovery", 72000, 25, 30, "norman", 4),
 )
 
 
@@ -118,7 +119,7 @@ def seed_demo(now: datetime | None = None) -> SeedResult:
             _get_or_add(session, Contact, demo_id("contact", local), org_id=org_id,
                         company_id=demo_id("company", company), name=name, email=f"{local}@{domain}", title=title)
         session.flush()
-        for key, company, owner, stage, value, close_in, silent, contact in DEALS:
+        for key, company, owner, stage, value, close_in, silent, contact, touches in DEALS:
             deal_id = demo_id("deal", key)
             added = _get_or_add(
                 session, Deal, deal_id, org_id=org_id, company_id=demo_id("company", company),
@@ -131,19 +132,20 @@ def seed_demo(now: datetime | None = None) -> SeedResult:
             )
             if added:
                 session.flush()
-                _activities(session, org_id, deal_id, company, contact, users[owner], silent, now)
+                _activities(session, org_id, deal_id, company, contact, users[owner], silent, touches, now)
     return SeedResult(org_id, users, created)
 
 
 def _activities(
     session: Session, org_id: uuid.UUID, deal_id: uuid.UUID, company: str, contact: str, owner: uuid.UUID,
-    silent_days: int, now: datetime,
+    silent_days: int, touches: int, now: datetime,
 ) -> None:
-    """A little history per deal: emails and a meeting before it went quiet."""
+    """A little history per deal: the last `touches` of emails and a meeting before it went quiet."""
     contact_id = demo_id("contact", contact)
     company_id = demo_id("company", company)
     history = [("email", "outbound", "Intro and next steps"), ("email", "inbound", "Re: Intro and next steps"),
                ("meeting", None, "Discovery call"), ("email", "outbound", "Follow-up: pricing")]
+    history = history[len(history) - touches:] if touches else []
     for i, (kind, direction, subject) in enumerate(history):
         when = now - timedelta(days=silent_days + 3 * (len(history) - i - 1))
         session.add(Activity(id=demo_id("activity", str(deal_id), str(i)), org_id=org_id, deal_id=deal_id,

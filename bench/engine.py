@@ -1,0 +1,543 @@
+"""Benchmark: the Proactive engine against bare Celery chains (DESIGN §3.10 "Cost per step").
+
+One run, each system on its own fresh ``celery worker -P prefork -c 2`` (started, warmed up with a
+few uncounted jobs, measured, stopped; the process group is always killed), on a fresh PostgreSQL
+database ``proactive_bench_<random>`` (migrated to head, dropped at the end) and one Redis DB
+(flushed first and last):
+
+1. ``proactive linear``: 5-step no-op chain (bench.sequences.LINEAR), N jobs fired with
+   ``fire_event`` from a few threads of this process;
+2. ``proactive fan-out``: a -> (b, c, d) -> e, the same way;
+3. ``celery chain (a)``: ``chain(t.si() x 5)`` of no-op tasks (bench.baseline_app);
+4. ``celery chain+SQL (b)``: the same with one INSERT + one UPDATE per task (psycopg, one
+   transaction per task; the chain's row is INSERTed by the publisher, as fire_event inserts a job);
+5. latency: one 5-step linear job at a time on an idle worker; before ``fire_event()`` -> the
+   job's ``finished_at``.
+
+Throughput = steps / (last completion - first fire), where the last completion is the largest
+``finished_at`` (Proactive) or the time the last chain's final task pushed to Redis (baselines).
+CPU columns are CPU ms per step of the worker processes, of this process (firing/publishing) and
+of the PostgreSQL backends of the bench database, read from /proc over the measured window.
+Rounds alternate the order of the systems; the summary reports the best round of each system.
+
+Run from the repo root: ``.venv/bin/python -m bench.engine [--jobs 400] [--rounds 2] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.workers import WorkerProcess, cpu_delta, cpu_seconds
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+SEQUENCE_MODULES = "sequences,bench.sequences"
+STEPS_PER_JOB = 5
+# Pause between two completion checks (seconds): short, the checks are one cheap query.
+POLL_S = 0.02
+# Pause between two latency completion checks (seconds).
+LATENCY_POLL_S = 0.003
+# Quiet time after a latency sample so the next one starts on an idle worker (seconds).
+LATENCY_GAP_S = 0.03
+# Targets from the issue.
+TARGET_STEPS_PER_S = 450.0
+TARGET_RATIO_B = 0.85
+TARGET_P50_MS = 25.0
+
+LINEAR, FANOUT, CHAIN, CHAIN_SQL = "proactive linear", "proactive fan-out", "celery chain (a)", "celery chain+SQL (b)"
+SYSTEMS = (LINEAR, FANOUT, CHAIN, CHAIN_SQL)
+FINAL_BAD = ("failed", "cancelled", "expired", "timeout", "skipped")
+
+
+@dataclass
+class Run:
+    """One measured batch of one system in one round."""
+
+    system: str
+    round: int
+    jobs: int
+    steps: int
+    seconds: float
+    fire_s: float
+    worker_cpu_s: float
+    client_cpu_s: float
+    pg_cpu_s: float
+
+    @property
+    def steps_per_s(self) -> float:
+        """Persisted (or, for chain (a), executed) steps per second."""
+        return self.steps / self.seconds
+
+    def ms_per_step(self, cpu_s: float) -> float:
+        """CPU milliseconds per step."""
+        return cpu_s * 1000 / self.steps
+
+
+@dataclass
+class Latency:
+    """Idle 5-step latency samples (milliseconds)."""
+
+    end_to_end_ms: list[float] = field(default_factory=list)
+    fire_call_ms: list[float] = field(default_factory=list)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, round(pct / 100 * len(ordered) + 0.4999))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+class Bench:
+    """Owns the database, the Redis DB, the workers and the measurements of one benchmark run."""
+
+    def __init__(self, args: argparse.Namespace, db_name: str, redis_db: int, workdir: Path) -> None:
+        self.args = args
+        self.db_name = db_name
+        self.redis_db = redis_db
+        self.workdir = workdir
+        self.dsn = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}"
+        self.broker_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
+        self.env = {
+            "DATABASE_URL": self.url, "BROKER_URL": self.broker_url, "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
+            "BENCH_BROKER_URL": self.broker_url, "BENCH_DB_DSN": self.dsn,
+        }
+        self.admin: Any = None  # psycopg connection to the bench database (autocommit), main thread only
+        self.redis: Any = None
+        self._local = threading.local()
+        self._conns: list[Any] = []  # every publisher connection, closed at teardown
+        self._conns_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ set-up / tear-down
+
+    def setup(self) -> None:
+        """Create and migrate the database, create the baseline tables, flush the Redis DB."""
+        import psycopg
+        import redis
+
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        from worker import migrate
+
+        migrate.upgrade(self.url)
+        from bench.baseline_app import SCHEMA
+
+        self.admin = psycopg.connect(self.dsn, autocommit=True)
+        for ddl in SCHEMA:
+            self.admin.execute(ddl)
+        self.redis = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.redis_db)
+        self.redis.flushdb()
+        from worker import registry
+
+        registry.load()  # product sequences first, then bench.sequences replaces two of them
+        from bench import sequences
+
+        assert registry.get(sequences.LINEAR_EVENT) is sequences.LINEAR
+        assert registry.get(sequences.FANOUT_EVENT) is sequences.FANOUT
+
+    def teardown(self) -> None:
+        """Close connections, drop the database, flush the Redis DB (errors are reported, not raised)."""
+        import psycopg
+
+        for conn in self._conns:
+            conn.close()
+        if self.admin is not None:
+            self.admin.close()
+        try:
+            from worker.db import reset_engine
+
+            reset_engine()
+        except Exception as exc:
+            print(f"warning: engine reset failed: {exc}", file=sys.stderr)
+        try:
+            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+        except Exception as exc:
+            print(f"warning: could not drop {self.db_name}: {exc}", file=sys.stderr)
+        if self.redis is not None:
+            try:
+                self.redis.flushdb()
+            except Exception as exc:
+                print(f"warning: could not flush redis db {self.redis_db}: {exc}", file=sys.stderr)
+
+    # ------------------------------------------------------------------ helpers
+
+    @contextmanager
+    def worker(self, app: str, queues: str, name: str) -> Iterator[WorkerProcess]:
+        """A fresh prefork worker (2 processes) for one phase; always stopped (process group)."""
+        w = WorkerProcess(app, queues, self.env, self.workdir, name, concurrency=self.args.concurrency)
+        try:
+            yield w.start()
+        finally:
+            w.stop()
+
+    def make_org(self) -> tuple[uuid.UUID, uuid.UUID]:
+        """A fresh enabled org and one user in it (jobs are counted per org)."""
+        from worker.db import session_factory
+        from worker.models import Org, User
+
+        org_id, user_id = uuid.uuid4(), uuid.uuid4()
+        with session_factory().begin() as s:
+            s.add(Org(id=org_id, name=f"bench {org_id.hex[:6]}", timezone="UTC", enabled=True, settings={}))
+            s.flush()
+            s.add(User(id=user_id, org_id=org_id, email=f"bench-{user_id.hex[:6]}@example.com", name="bench",
+                       role="member", timezone="UTC", opted_out_sequences=[]))
+        return org_id, user_id
+
+    def in_threads(self, n: int, one: Callable[[int], object]) -> None:
+        """Call ``one(i)`` for i in range(n) from ``--fire-threads`` threads; re-raise the first error."""
+        threads = max(1, self.args.fire_threads)
+
+        def part(k: int) -> None:
+            for i in range(k, n, threads):
+                one(i)
+
+        with ThreadPoolExecutor(threads) as pool:
+            for fut in [pool.submit(part, k) for k in range(threads)]:
+                fut.result()
+
+    def pg_pids(self) -> list[int]:
+        """PIDs of the PostgreSQL backends connected to the bench database."""
+        rows = self.admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()").fetchall()
+        return [r[0] for r in rows]
+
+    def sample_cpu(self, worker: WorkerProcess) -> tuple[dict[int, float], float, dict[int, float]]:
+        """(worker CPU per pid, this process's CPU, PostgreSQL backend CPU per pid)."""
+        return cpu_seconds(worker.pids()), time.process_time(), cpu_seconds(self.pg_pids())
+
+    def measured(self, system: str, rnd: int, jobs: int, worker: WorkerProcess, fire: Callable[[], None],
+                 wait: Callable[[], tuple[int, float]]) -> Run:
+        """Fire a batch, wait for its completion, and account time and CPU."""
+        w0, c0, p0 = self.sample_cpu(worker)
+        t0 = time.time()
+        fire()
+        fire_s = time.time() - t0
+        steps, last = wait()
+        w1, c1, p1 = self.sample_cpu(worker)
+        return Run(system, rnd, jobs, steps, last - t0, fire_s, cpu_delta(w0, w1), c1 - c0, cpu_delta(p0, p1))
+
+    def deadline(self, jobs: int) -> float:
+        """A generous time limit for a batch (a broken run fails instead of hanging)."""
+        return time.monotonic() + 60 + jobs * STEPS_PER_JOB / 50
+
+    # ------------------------------------------------------------------ Proactive
+
+    def fire_one(self, event_type: str, org: uuid.UUID, user: uuid.UUID, tag: str, i: int) -> Any:
+        """fire_event() one benchmark job."""
+        from worker.events import fire_event
+
+        return fire_event({
+            "type": event_type, "source": "api", "org_id": str(org), "user_id": str(user),
+            "payload": {"run": tag}, "idempotency_key": f"bench:{tag}:{i}",
+        })
+
+    def wait_jobs(self, org: uuid.UUID, n: int, worker: WorkerProcess) -> tuple[int, float]:
+        """Wait until the org's n jobs completed; (succeeded steps, largest finished_at as epoch)."""
+        until = self.deadline(n)
+        while True:
+            done, bad, last = self.admin.execute(
+                "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = ANY(%s)),"
+                " max(finished_at) FROM sequence_jobs WHERE org_id = %s", (list(FINAL_BAD), org),
+            ).fetchone()
+            if bad:
+                errors = self.admin.execute(
+                    "SELECT status, reason, error_step, error FROM sequence_jobs WHERE org_id = %s"
+                    " AND status = ANY(%s) LIMIT 3", (org, list(FINAL_BAD))).fetchall()
+                raise RuntimeError(f"{bad} benchmark jobs did not complete: {errors}")
+            if done >= n:
+                break
+            worker.check_alive()
+            if time.monotonic() > until:
+                raise RuntimeError(f"only {done}/{n} jobs completed in time\n{worker.log_tail()}")
+            time.sleep(POLL_S)
+        steps = self.admin.execute(
+            "SELECT count(*) FROM step_runs WHERE org_id = %s AND status = 'succeeded'", (org,)).fetchone()[0]
+        return steps, last.timestamp()
+
+    def proactive(self, system: str, rnd: int) -> Run:
+        """Throughput of the linear or fan-out DAG on a fresh worker."""
+        from bench import sequences
+
+        event = sequences.LINEAR_EVENT if system == LINEAR else sequences.FANOUT_EVENT
+        n, tag = self.args.jobs, uuid.uuid4().hex[:8]
+        warm_org, warm_user = self.make_org()
+        org, user = self.make_org()
+        with self.worker("worker.celery_app", "steps,slow,edge", f"proactive-{event}-r{rnd}") as w:
+            self.in_threads(self.args.warmup, lambda i: self.fire_one(event, warm_org, warm_user, "w" + tag, i))
+            self.wait_jobs(warm_org, self.args.warmup, w)
+            run = self.measured(system, rnd, n, w,
+                                lambda: self.in_threads(n, lambda i: self.fire_one(event, org, user, tag, i)),
+                                lambda: self.wait_jobs(org, n, w))
+        if run.steps != n * STEPS_PER_JOB:
+            raise RuntimeError(f"{system}: {run.steps} steps persisted, expected {n * STEPS_PER_JOB}")
+        return run
+
+    def latency(self, rnd: int, out: Latency) -> None:
+        """Idle 5-step latency: one linear job at a time on a fresh, warmed-up worker."""
+        from bench import sequences
+
+        event, tag = sequences.LINEAR_EVENT, uuid.uuid4().hex[:8]
+        org, user = self.make_org()
+        with self.worker("worker.celery_app", "steps,slow,edge", f"proactive-latency-r{rnd}") as w:
+            for i in range(self.args.warmup + self.args.latency):
+                t0 = time.time()
+                res = self.fire_one(event, org, user, tag, i)
+                t1 = time.time()
+                until = time.monotonic() + 30
+                while True:
+                    row = self.admin.execute("SELECT status, finished_at FROM sequence_jobs WHERE id = %s",
+                                             (res.job_id,)).fetchone()
+                    if row[1] is not None:
+                        break
+                    if time.monotonic() > until:
+                        w.check_alive()
+                        raise RuntimeError(f"latency job {res.job_id} did not finish: {row}")
+                    time.sleep(LATENCY_POLL_S)
+                if row[0] != "completed":
+                    raise RuntimeError(f"latency job {res.job_id} ended {row[0]}")
+                if i >= self.args.warmup:
+                    out.end_to_end_ms.append((row[1].timestamp() - t0) * 1000)
+                    out.fire_call_ms.append((t1 - t0) * 1000)
+                time.sleep(LATENCY_GAP_S)
+
+    # ------------------------------------------------------------------ baselines
+
+    def pg_conn(self) -> Any:
+        """This thread's autocommit psycopg connection (the publisher's INSERT of a chain row)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            import psycopg
+
+            conn = self._local.conn = psycopg.connect(self.dsn, autocommit=True)
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def publish_chain(self, with_sql: bool, tag: str, done_key: str) -> None:
+        """Publish one 5-task chain (baseline b: INSERT its row first, as fire_event inserts a job)."""
+        from celery import chain
+
+        from bench import baseline_app
+
+        task = baseline_app.db_step if with_sql else baseline_app.noop
+        cid = str(uuid.uuid4())
+        if with_sql:
+            self.pg_conn().execute("INSERT INTO bench_chain (id, run) VALUES (%s, %s)", (cid, tag))
+        chain(*(task.si(cid, k, done_key if k == STEPS_PER_JOB else None)
+                for k in range(1, STEPS_PER_JOB + 1))).apply_async()
+
+    def wait_chains(self, key: str, n: int, worker: WorkerProcess) -> float:
+        """Wait until n chains pushed their finish time onto ``key``; the latest of them."""
+        until = self.deadline(n)
+        while self.redis.llen(key) < n:
+            worker.check_alive()
+            if time.monotonic() > until:
+                raise RuntimeError(f"only {self.redis.llen(key)}/{n} chains finished in time\n{worker.log_tail()}")
+            time.sleep(POLL_S)
+        return max(float(v) for v in self.redis.lrange(key, 0, -1))
+
+    def baseline(self, system: str, rnd: int) -> Run:
+        """Throughput of bare Celery chains, (a) no-op or (b) INSERT + UPDATE per task."""
+        with_sql = system == CHAIN_SQL
+        n, tag = self.args.jobs, uuid.uuid4().hex[:8]
+        warm_key, key = f"bench:done:w{tag}", f"bench:done:{tag}"
+
+        def wait() -> tuple[int, float]:
+            last = self.wait_chains(key, n, w)
+            if not with_sql:
+                return n * STEPS_PER_JOB, last
+            steps = self.admin.execute(
+                "SELECT count(*) FROM bench_step s JOIN bench_chain c ON c.id = s.chain_id"
+                " WHERE c.run = %s AND c.step = %s", (tag, STEPS_PER_JOB)).fetchone()[0]
+            return steps, last
+
+        with self.worker("bench.baseline_app", "bench", f"baseline-{'b' if with_sql else 'a'}-r{rnd}") as w:
+            self.in_threads(self.args.warmup, lambda i: self.publish_chain(with_sql, "w" + tag, warm_key))
+            self.wait_chains(warm_key, self.args.warmup, w)
+            run = self.measured(system, rnd, n, w,
+                                lambda: self.in_threads(n, lambda i: self.publish_chain(with_sql, tag, key)),
+                                wait)
+        if run.steps != n * STEPS_PER_JOB:
+            raise RuntimeError(f"{system}: {run.steps} steps recorded, expected {n * STEPS_PER_JOB}")
+        return run
+
+    def run_system(self, system: str, rnd: int) -> Run:
+        """Measure one system once."""
+        return self.proactive(system, rnd) if system in (LINEAR, FANOUT) else self.baseline(system, rnd)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def pick_redis_db(wanted: int | None) -> int:
+    """``wanted``, or the highest-numbered empty Redis DB (so no other user's queues are touched)."""
+    import redis
+
+    if wanted is not None:
+        return wanted
+    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    count = int(r.config_get("databases").get("databases", 16))
+    used = {int(k[2:]) for k in r.info("keyspace")}
+    free = [d for d in range(count - 1, 0, -1) if d not in used]
+    if not free:
+        raise SystemExit("no empty Redis DB; pass --redis-db N (it will be flushed)")
+    return free[0]
+
+
+def header(args: argparse.Namespace, bench: Bench) -> list[str]:
+    """What was measured, where, with which versions and engine settings."""
+    from worker.config import get_settings
+
+    s = get_settings()
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("celery", "kombu", "SQLAlchemy", "psycopg", "redis"))
+    pg_version = bench.admin.execute("SHOW server_version").fetchone()[0]
+    redis_version = bench.redis.info("server")["redis_version"]
+    load = os.getloadavg()
+    return [
+        f"Engine benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {os.cpu_count()} cores "
+        f"(load avg {load[0]:.2f} at start), Python {platform.python_version()}, {versions}; "
+        f"PostgreSQL {pg_version}, Redis {redis_version} (db {bench.redis_db})",
+        f"{args.jobs} jobs x {STEPS_PER_JOB} steps per system and round, {args.rounds} round(s) "
+        f"(order alternates), {args.warmup} warm-up jobs per worker, prefork -c {args.concurrency}, "
+        f"{args.fire_threads} firing threads; engine: inline_max_steps={s.inline_max_steps}, "
+        f"inline_budget_s={s.inline_budget_s}",
+    ]
+
+
+def table(runs: list[Run], with_round: bool) -> list[str]:
+    """Rows: system, jobs, steps, seconds, steps/s, fire seconds, CPU ms per step."""
+    head = (f"{'round':>5}  " if with_round else "") + (
+        f"{'system':<22}{'jobs':>6}{'steps':>7}{'seconds':>9}{'steps/s':>9}{'fire s':>8}"
+        f"{'worker':>8}{'client':>8}{'pg':>7}  (CPU ms/step)"
+    )
+    lines = [head]
+    for r in runs:
+        lines.append(
+            (f"{r.round:>5}  " if with_round else "")
+            + f"{r.system:<22}{r.jobs:>6}{r.steps:>7}{r.seconds:>9.2f}{r.steps_per_s:>9.0f}{r.fire_s:>8.2f}"
+            f"{r.ms_per_step(r.worker_cpu_s):>8.2f}{r.ms_per_step(r.client_cpu_s):>8.2f}"
+            f"{r.ms_per_step(r.pg_cpu_s):>7.2f}"
+        )
+    return lines
+
+
+def report(args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[str]) -> str:
+    """The printed result: per-round table, best-of-rounds summary, ratios, latency, targets."""
+    best = {sys_: max((r for r in runs if r.system == sys_), key=lambda r: r.steps_per_s) for sys_ in SYSTEMS}
+    lines = [*head, "", "Per round:", *table(runs, with_round=True), "",
+             f"Summary (best of {args.rounds} round(s) per system):", *table(list(best.values()), with_round=False)]
+    lin = best[LINEAR].steps_per_s
+    ratio_a, ratio_b = lin / best[CHAIN].steps_per_s, lin / best[CHAIN_SQL].steps_per_s
+    lines += ["", f"Ratios (best): proactive linear / celery chain (a) = {ratio_a:.2f}x, "
+                  f"/ celery chain+SQL (b) = {ratio_b:.2f}x; fan-out / (b) = "
+                  f"{best[FANOUT].steps_per_s / best[CHAIN_SQL].steps_per_s:.2f}x"]
+    for rnd in range(1, args.rounds + 1):
+        by = {r.system: r.steps_per_s for r in runs if r.round == rnd}
+        lines.append(f"  round {rnd}: linear/(a) = {by[LINEAR] / by[CHAIN]:.2f}x, "
+                     f"linear/(b) = {by[LINEAR] / by[CHAIN_SQL]:.2f}x, fan-out/(b) = {by[FANOUT] / by[CHAIN_SQL]:.2f}x")
+    e2e, call = lat.end_to_end_ms, lat.fire_call_ms
+    p50, p95 = percentile(e2e, 50), percentile(e2e, 95)
+    lines += ["", f"Latency, idle 5-step linear job, before fire_event() -> finished_at (n={len(e2e)}, "
+                  f"all rounds pooled): p50 {p50:.1f} ms, p95 {p95:.1f} ms, min {min(e2e):.1f} ms; "
+                  f"fire_event() call itself p50 {statistics.median(call):.1f} ms"]
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    lines += ["", "Targets:",
+              f"  >= {TARGET_STEPS_PER_S:.0f} persisted steps/s (linear, best)   {lin:>7.0f}      "
+              f"{mark(lin >= TARGET_STEPS_PER_S)}",
+              f"  >= {TARGET_RATIO_B:.2f}x baseline (b) (linear, best)       {ratio_b:>7.2f}x     "
+              f"{mark(ratio_b >= TARGET_RATIO_B)}",
+              f"  idle 5-step p50 <= {TARGET_P50_MS:.0f} ms                     {p50:>7.1f} ms  "
+              f"{mark(p50 <= TARGET_P50_MS)}"]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options (``--quick`` shrinks every count for a smoke run)."""
+    doc = __doc__ or ""
+    p = argparse.ArgumentParser(prog="python -m bench.engine", description=doc.splitlines()[0])
+    p.add_argument("--jobs", type=int, default=None, help="jobs (chains) per system and round (default 400)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds, order alternating (default 2)")
+    p.add_argument("--latency", type=int, default=None, help="latency samples per round (default 50)")
+    p.add_argument("--warmup", type=int, default=None, help="uncounted warm-up jobs per worker (default 8)")
+    p.add_argument("--fire-threads", type=int, default=3, help="threads firing/publishing (default 3)")
+    p.add_argument("--concurrency", type=int, default=2, help="prefork processes per worker (default 2)")
+    p.add_argument("--redis-db", type=int, default=None, help="Redis DB to use and flush (default: highest empty)")
+    p.add_argument("--quick", action="store_true", help="100 jobs, 1 round, 20 latency samples")
+    args = p.parse_args(argv)
+    quick = {"jobs": 100, "rounds": 1, "latency": 20, "warmup": 6}
+    full = {"jobs": 400, "rounds": 2, "latency": 50, "warmup": 8}
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Set the environment, run every system for every round, print the report."""
+    args = parse_args(argv)
+    db_name = f"proactive_bench_{uuid.uuid4().hex[:10]}"
+    redis_db = pick_redis_db(args.redis_db)
+    # Before any worker module is imported: settings, engine and Celery app read these once.
+    bench_env = {
+        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}",
+        "BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
+        "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
+        "BENCH_BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
+        "BENCH_DB_DSN": f"postgresql://postgres@127.0.0.1:5432/{db_name}",
+    }
+    os.environ.update(bench_env)
+    if "worker.config" in sys.modules:  # imported already (e.g. by a caller): re-read the environment
+        from worker.celery_app import reconfigure_broker
+        from worker.config import reset_settings
+        from worker.db import reset_engine
+
+        reset_settings()
+        reset_engine()
+        reconfigure_broker()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        bench = Bench(args, db_name, redis_db, Path(tmp))
+        runs: list[Run] = []
+        lat = Latency()
+        try:
+            bench.setup()
+            head = header(args, bench)
+            print("\n".join(head), flush=True)
+            for rnd in range(1, args.rounds + 1):
+                order = SYSTEMS if rnd % 2 else tuple(reversed(SYSTEMS))
+                for system in order:
+                    run = bench.run_system(system, rnd)
+                    runs.append(run)
+                    print(f"  round {rnd}: {system:<22} {run.steps_per_s:6.0f} steps/s", file=sys.stderr, flush=True)
+                bench.latency(rnd, lat)
+                print(f"  round {rnd}: latency p50 so far {percentile(lat.end_to_end_ms, 50):.1f} ms",
+                      file=sys.stderr, flush=True)
+        finally:
+            bench.teardown()
+    print(report(args, runs, lat, []))
+    print(f"\n(total wall time {time.monotonic() - started:.0f} s; throughput = steps / (last completion - "
+          f"first fire); CPU ms/step over that window: worker = the worker's processes, client = this "
+          f"process firing/publishing + polling, pg = PostgreSQL backends of the bench database)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The `proactive` CLI as an operator uses it: subprocesses on the embedded default (SQLite database
++ SQLite broker in a fresh directory), a real worker started with `proactive worker`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+PROACTIVE = [sys.executable, "-m", "worker.cli"]
+
+
+@dataclass
+class Home:
+    path: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*PROACTIVE, *args], cwd=self.path, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def rejected_count(self) -> int:
+        with sqlite3.connect(self.path / ".proactive" / "proactive.db") as conn:
+            return conn.execute("select count(*) from rejected_events").fetchone()[0]
+
+    def sql(self, query: str, *params: object) -> list[tuple]:
+        with sqlite3.connect(self.path / ".proactive" / "proactive.db") as conn:
+            return conn.execute(query, params).fetchall()
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DATABASE_URL", "BROKER_URL", "PROACTIVE_HOME"))}
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra)
+    return env
+
+
+def test_demo_runs_end_to_end_in_a_fresh_directory(tmp_path: Path):
+    env = _clean_env(PROACTIVE_SEQUENCE_MODULES="sequences")
+    done = subprocess.run([*PROACTIVE, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "deal_risk_scan" in out and "completed" in out
+    assert "Inbox (what Slack would show)" in out and "at risk" in out
+    assert "summary: 1 jobs — 1 completed; steps: 4 succeeded" in out
+    assert (tmp_path / ".proactive" / "proactive.db").exists() and (tmp_path / ".proactive" / "broker.db").exists()
+    again = subprocess.run([*PROACTIVE, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "already seeded" in again.stdout
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
+    """A seeded embedded home with `proactive worker` running on it."""
+    path = tmp_path_factory.mktemp("cli-home")
+    h = Home(path, _clean_env(PROACTIVE_SEQUENCE_MODULES="sequences,tests.support.sequences"))
+    seeded = h.run("seed", "--demo")
+    assert seeded.returncode == 0, seeded.stderr
+    log = open(path / "worker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([*PROACTIVE, "worker", "-c", "2"], cwd=path, env=h.env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "ready." in (path / "worker.log").read_text(errors="replace") or proc.poll() is not None,
+                 timeout_s=30, what="proactive worker ready")
+        assert proc.poll() is None, (path / "worker.log").read_text()
+        yield h
+    finally:
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_fire_wait_then_timeline_and_jobs(home: Home):
+    done = home.run("fire", "deal_risk_scan", "--key", f"cli-{uuid.uuid4().hex}", "--wait", "30", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "completed" and result["duplicate"] is False
+    timeline = home.run("job", result["job_id"])
+    assert timeline.returncode == 0
+    for step in ("scan-active-deals", "score-deal-risks", "generate-risk-alerts", "deliver-risk-slack"):
+        assert step in timeline.stdout
+    listed = home.run("jobs", "--status", "completed", "--json")
+    assert result["job_id"] in {j["id"] for j in json.loads(listed.stdout)}
+    inbox = home.run("inbox")
+    assert inbox.returncode == 0 and "deal_risk_alerts" in inbox.stdout
+
+
+def test_pause_approve_and_the_decision_rules(home: Home):
+    alice, bruno, maya = "alice@northwind.example", "bruno@northwind.example", "maya@northwind.example"
+    fired = home.run("fire", "calendar_find_times", "--user", alice, "--wait", "30", "--json")
+    job = json.loads(fired.stdout)
+    assert job["status"] == "awaiting_approval", fired.stdout + fired.stderr
+    approval_id = home.sql("select id from approvals where job_id = ?", uuid.UUID(job["job_id"]).hex)[0][0]
+    approval_id = str(uuid.UUID(approval_id))
+    before = home.rejected_count()
+
+    nope = home.run("approve", approval_id, "--as", bruno)  # a rep who is neither approver nor admin
+    assert nope.returncode == 2 and "may not decide this approval" in nope.stderr
+    assert home.rejected_count() == before + 1
+
+    ok = home.run("approve", approval_id, "--as", alice, "--data", '{"slot": "tomorrow 10:00"}')
+    assert ok.returncode == 0, ok.stderr
+    late = home.run("reject", approval_id, "--as", maya)
+    assert late.returncode == 2 and "already approve by Alice Moreau" in late.stderr
+
+    wait_for(lambda: home.run("job", job["job_id"], "--json").stdout.count('"status": "completed"') >= 1,
+             timeout_s=30, what="job completed after approval")
+    detail = json.loads(home.run("job", job["job_id"], "--json").stdout)
+    assert detail["status"] == "completed"
+    act = next(s for s in detail["steps"] if s["step"] == "act")
+    assert act["output"]["saw_data"] == {"slot": "tomorrow 10:00"}
+    assert detail["approvals"][0]["decided_by"] == "Alice Moreau"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["fire", "no_such_type"], "invalid event: type"),
+    (["fire", "stale_deal_revival"], "user_id is required for stale_deal_revival"),
+    (["fire", "deal_risk_scan", "--payload", '{"deal_ids": "x"}'], "payload.deal_ids"),
+    (["fire", "deal_risk_scan", "--payload", '{"colour": "red"}'], "payload.colour: Extra inputs are not permitted"),
+])
+def test_invalid_events_exit_2_and_are_recorded(home: Home, args: list[str], message: str):
+    before = home.rejected_count()
+    done = home.run(*args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert home.rejected_count() == before + 1
+
+
+def test_unknown_things_exit_2_with_what_to_do(home: Home):
+    missing = str(uuid.uuid4())
+    assert "unknown org" in home.run("fire", "deal_risk_scan", "--org", missing).stderr
+    no_approval = home.run("approve", missing, "--as", "alice@northwind.example")
+    assert no_approval.returncode == 2 and f"approval {missing} not found" in no_approval.stderr
+    bad_json = home.run("fire", "deal_risk_scan", "--payload", "{nope")
+    assert bad_json.returncode == 2 and "--payload is not valid JSON" in bad_json.stderr
+    no_job = home.run("job", missing)
+    assert no_job.returncode == 2 and f"job {missing} not found" in no_job.stderr
+
+
+def test_decision_on_an_expired_approval_is_refused_and_recorded(home: Home):
+    fired = home.run("fire", "calendar_find_times", "--user", "alice@northwind.example", "--wait", "30", "--json")
+    job_hex = uuid.UUID(json.loads(fired.stdout)["job_id"]).hex
+    approval_id = str(uuid.UUID(home.sql("select id from approvals where job_id = ?", job_hex)[0][0]))
+    home.sql("update approvals set expires_at = '2020-01-01 00:00:00.000000' where id = ?", uuid.UUID(approval_id).hex)
+    before = home.rejected_count()
+    done = home.run("approve", approval_id, "--as", "alice@northwind.example")
+    assert done.returncode == 2 and "this approval expired at 2020-01-01" in done.stderr
+    assert home.rejected_count() == before + 1
+    assert home.sql("select status from approvals where id = ?", uuid.UUID(approval_id).hex) == [("pending",)]
