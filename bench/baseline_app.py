@@ -22,10 +22,10 @@ QUEUE = "bench"
 
 # Tables of baseline (b): one row per chain (UPDATEd by every step) and one row per step (INSERTed).
 SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS bench_chain (id uuid PRIMARY KEY, run text NOT NULL, step int NOT NULL DEFAULT 0,"
-    " updated_at timestamptz NOT NULL DEFAULT now())",
-    "CREATE TABLE IF NOT EXISTS bench_step (id bigserial PRIMARY KEY, chain_id uuid NOT NULL, step int NOT NULL,"
-    " at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS bench_chain (id uuid PRIMARY KEY, run text NOT NULL,"
+    " step int NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS bench_step (id bigserial PRIMARY KEY, chain_id uuid NOT NULL,"
+    " step int NOT NULL, at timestamptz NOT NULL DEFAULT now())",
 )
 
 app = Celery("bench_baseline", set_as_current=False)

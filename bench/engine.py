@@ -59,7 +59,8 @@ TARGET_STEPS_PER_S = 450.0
 TARGET_RATIO_B = 0.85
 TARGET_P50_MS = 25.0
 
-LINEAR, FANOUT, CHAIN, CHAIN_SQL = "proactive linear", "proactive fan-out", "celery chain (a)", "celery chain+SQL (b)"
+LINEAR, FANOUT = "proactive linear", "proactive fan-out"
+CHAIN, CHAIN_SQL = "celery chain (a)", "celery chain+SQL (b)"
 SYSTEMS = (LINEAR, FANOUT, CHAIN, CHAIN_SQL)
 FINAL_BAD = ("failed", "cancelled", "expired", "timeout", "skipped")
 
@@ -115,7 +116,8 @@ class Bench:
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}"
         self.broker_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
         self.env = {
-            "DATABASE_URL": self.url, "BROKER_URL": self.broker_url, "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
+            "DATABASE_URL": self.url, "BROKER_URL": self.broker_url,
+            "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
             "BENCH_BROKER_URL": self.broker_url, "BENCH_DB_DSN": self.dsn,
         }
         self.admin: Any = None  # psycopg connection to the bench database (autocommit), main thread only
@@ -214,8 +216,8 @@ class Bench:
 
     def pg_pids(self) -> list[int]:
         """PIDs of the PostgreSQL backends connected to the bench database."""
-        rows = self.admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()").fetchall()
-        return [r[0] for r in rows]
+        sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        return [r[0] for r in self.admin.execute(sql).fetchall()]
 
     def sample_cpu(self, worker: WorkerProcess) -> tuple[dict[int, float], float, dict[int, float]]:
         """(worker CPU per pid, this process's CPU, PostgreSQL backend CPU per pid)."""
@@ -252,8 +254,9 @@ class Bench:
         until = self.deadline(n)
         while True:
             done, bad, last = self.admin.execute(
-                "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = ANY(%s)),"
-                " max(finished_at) FROM sequence_jobs WHERE org_id = %s", (list(FINAL_BAD), org),
+                "SELECT count(*) FILTER (WHERE status = 'completed'),"
+                " count(*) FILTER (WHERE status = ANY(%s)), max(finished_at)"
+                " FROM sequence_jobs WHERE org_id = %s", (list(FINAL_BAD), org),
             ).fetchone()
             if bad:
                 errors = self.admin.execute(
@@ -279,7 +282,8 @@ class Bench:
         warm_org, warm_user = self.make_org()
         org, user = self.make_org()
         with self.worker("worker.celery_app", "steps,slow,edge", f"proactive-{event}-r{rnd}") as w:
-            self.in_threads(self.args.warmup, lambda i: self.fire_one(event, warm_org, warm_user, "w" + tag, i))
+            self.in_threads(self.args.warmup,
+                            lambda i: self.fire_one(event, warm_org, warm_user, "w" + tag, i))
             self.wait_jobs(warm_org, self.args.warmup, w)
             run = self.measured(system, rnd, n, w,
                                 lambda: self.in_threads(n, lambda i: self.fire_one(event, org, user, tag, i)),
@@ -348,7 +352,8 @@ class Bench:
         while self.redis.llen(key) < n:
             worker.check_alive()
             if time.monotonic() > until:
-                raise RuntimeError(f"only {self.redis.llen(key)}/{n} chains finished in time\n{worker.log_tail()}")
+                got = self.redis.llen(key)
+                raise RuntimeError(f"only {got}/{n} chains finished in time\n{worker.log_tail()}")
             time.sleep(POLL_S)
         return max(float(v) for v in self.redis.lrange(key, 0, -1))
 
@@ -405,7 +410,8 @@ def header(args: argparse.Namespace, bench: Bench) -> list[str]:
     from worker.config import get_settings
 
     s = get_settings()
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("celery", "kombu", "SQLAlchemy", "psycopg", "redis"))
+    packages = ("celery", "kombu", "SQLAlchemy", "psycopg", "redis")
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in packages)
     pg_version = bench.admin.execute("SHOW server_version").fetchone()[0]
     redis_version = bench.redis.info("server")["redis_version"]
     load = os.getloadavg()
@@ -441,7 +447,8 @@ def report(args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[s
     """The printed result: per-round table, best-of-rounds summary, ratios, latency, targets."""
     best = {sys_: max((r for r in runs if r.system == sys_), key=lambda r: r.steps_per_s) for sys_ in SYSTEMS}
     lines = [*head, "", "Per round:", *table(runs, with_round=True), "",
-             f"Summary (best of {args.rounds} round(s) per system):", *table(list(best.values()), with_round=False)]
+             f"Summary (best of {args.rounds} round(s) per system):",
+             *table(list(best.values()), with_round=False)]
     lin = best[LINEAR].steps_per_s
     ratio_a, ratio_b = lin / best[CHAIN].steps_per_s, lin / best[CHAIN_SQL].steps_per_s
     lines += ["", f"Ratios (best): proactive linear / celery chain (a) = {ratio_a:.2f}x, "
@@ -450,7 +457,8 @@ def report(args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[s
     for rnd in range(1, args.rounds + 1):
         by = {r.system: r.steps_per_s for r in runs if r.round == rnd}
         lines.append(f"  round {rnd}: linear/(a) = {by[LINEAR] / by[CHAIN]:.2f}x, "
-                     f"linear/(b) = {by[LINEAR] / by[CHAIN_SQL]:.2f}x, fan-out/(b) = {by[FANOUT] / by[CHAIN_SQL]:.2f}x")
+                     f"linear/(b) = {by[LINEAR] / by[CHAIN_SQL]:.2f}x, "
+                     f"fan-out/(b) = {by[FANOUT] / by[CHAIN_SQL]:.2f}x")
     e2e, call = lat.end_to_end_ms, lat.fire_call_ms
     p50, p95 = percentile(e2e, 50), percentile(e2e, 95)
     lines += ["", f"Latency, idle 5-step linear job, before fire_event() -> finished_at (n={len(e2e)}, "
@@ -480,7 +488,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="uncounted warm-up jobs per worker (default 8)")
     p.add_argument("--fire-threads", type=int, default=3, help="threads firing/publishing (default 3)")
     p.add_argument("--concurrency", type=int, default=2, help="prefork processes per worker (default 2)")
-    p.add_argument("--redis-db", type=int, default=None, help="Redis DB to use and flush (default: highest empty)")
+    p.add_argument("--redis-db", type=int, default=None,
+                   help="Redis DB to use and flush (default: the highest empty one)")
     p.add_argument("--quick", action="store_true", help="100 jobs, 1 round, 20 latency samples")
     args = p.parse_args(argv)
     quick = {"jobs": 100, "rounds": 1, "latency": 20, "warmup": 6}
@@ -527,7 +536,8 @@ def main(argv: list[str] | None = None) -> None:
                 for system in order:
                     run = bench.run_system(system, rnd)
                     runs.append(run)
-                    print(f"  round {rnd}: {system:<22} {run.steps_per_s:6.0f} steps/s", file=sys.stderr, flush=True)
+                    print(f"  round {rnd}: {system:<22} {run.steps_per_s:6.0f} steps/s",
+                          file=sys.stderr, flush=True)
                 bench.latency(rnd, lat)
                 print(f"  round {rnd}: latency p50 so far {percentile(lat.end_to_end_ms, 50):.1f} ms",
                       file=sys.stderr, flush=True)

@@ -34,7 +34,8 @@ def noop(ctx: StepContext, inputs: Mapping[str, Any]) -> None:
     return None
 
 
-LINEAR = register(Sequence(LINEAR_EVENT, payload_model=BenchPayload, description="bench: 5-step chain", steps=(
+LINEAR = register(Sequence(LINEAR_EVENT, payload_model=BenchPayload, description="bench: 5-step chain",
+                           steps=(
     Step("s1", noop),
     Step("s2", noop, deps=("s1",)),
     Step("s3", noop, deps=("s2",)),

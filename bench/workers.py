@@ -7,6 +7,7 @@ so no pool child outlives the benchmark. Readiness is the file ``bench.ready`` t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -45,8 +46,8 @@ class WorkerProcess:
         """Start the worker and return once it consumes (RuntimeError with its log otherwise)."""
         self.ready_path.unlink(missing_ok=True)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self.ready_path.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -80,22 +81,16 @@ class WorkerProcess:
         pgid = self.proc.pid
         if self.proc.poll() is None:
             _killpg(pgid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pass
         _killpg(pgid, signal.SIGKILL)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def _killpg(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def children_of(pid: int) -> list[int]:

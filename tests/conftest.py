@@ -17,8 +17,18 @@ from pathlib import Path
 import pytest
 
 PROJECT_ENV_PREFIXES = (
-    "DATABASE_URL", "BROKER_URL", "SLACK_", "GOOGLE_", "PUBSUB_", "GMAIL_", "RECORDING_", "ENCRYPTION_KEYS",
-    "ADMIN_TOKEN", "APP_URL", "LLM_", "PROACTIVE_",
+    "DATABASE_URL",
+    "BROKER_URL",
+    "SLACK_",
+    "GOOGLE_",
+    "PUBSUB_",
+    "GMAIL_",
+    "RECORDING_",
+    "ENCRYPTION_KEYS",
+    "ADMIN_TOKEN",
+    "APP_URL",
+    "LLM_",
+    "PROACTIVE_",
 )
 for _name in list(os.environ):
     if _name.startswith(PROJECT_ENV_PREFIXES):
@@ -77,8 +87,11 @@ def postgres_backend(tmp_home: Path) -> Iterator[Backend]:
     redis_db = 1 + os.getpid() % 15
     redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
     migrate.upgrade(url)
-    yield Backend("postgres", {"DATABASE_URL": url, "BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}"},
-                  tmp_home / "logs-postgres")
+    yield Backend(
+        "postgres",
+        {"DATABASE_URL": url, "BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}"},
+        tmp_home / "logs-postgres",
+    )
     from worker.db import reset_engine
 
     reset_engine()
@@ -95,5 +108,8 @@ def sqlite_backend(tmp_home: Path) -> Backend:
     d.mkdir(exist_ok=True)
     url = f"sqlite:///{d / 'proactive.db'}"
     migrate.upgrade(url)
-    return Backend("sqlite", {"DATABASE_URL": url, "BROKER_URL": f"proactive+sqlite:///{d / 'broker.db'}"},
-                   tmp_home / "logs-sqlite")
+    return Backend(
+        "sqlite",
+        {"DATABASE_URL": url, "BROKER_URL": f"proactive+sqlite:///{d / 'broker.db'}"},
+        tmp_home / "logs-sqlite",
+    )

@@ -58,8 +58,12 @@ def _summary(preview: Mapping[str, Any]) -> str:
 
 
 def open_approval(
-    conn: Connection, job: Mapping[str, Any], step_run_id: uuid.UUID, step: Step,
-    preview: Mapping[str, Any], now: datetime,
+    conn: Connection,
+    job: Mapping[str, Any],
+    step_run_id: uuid.UUID,
+    step: Step,
+    preview: Mapping[str, Any],
+    now: datetime,
 ) -> uuid.UUID:
     """Create the pending approval for an approval step and queue its Slack message."""
     assert step.approval is not None
@@ -67,9 +71,9 @@ def open_approval(
     if not approver_ids and job.get("user_id"):
         approver_ids = [job["user_id"]]
     if not approver_ids:  # org-level job: the org's admins decide
-        approver_ids = list(conn.execute(
-            select(users.c.id).where(users.c.org_id == job["org_id"], users.c.role == "admin")
-        ).scalars())
+        approver_ids = list(
+            conn.execute(select(users.c.id).where(users.c.org_id == job["org_id"], users.c.role == "admin")).scalars()
+        )
     tz_name = None
     if approver_ids:
         tz_name = conn.execute(
@@ -80,19 +84,37 @@ def open_approval(
     approval_id = uuid.uuid4()
     conn.execute(
         approvals.insert().values(
-            id=approval_id, org_id=job["org_id"], job_id=job["id"], step_run_id=step_run_id, step=step.name,
-            kind=step.approval.kind, critical=step.critical, status=A.PENDING.value,
-            approver_user_ids=[str(u) for u in approver_ids], preview=dict(preview), expires_at=expires_at,
+            id=approval_id,
+            org_id=job["org_id"],
+            job_id=job["id"],
+            step_run_id=step_run_id,
+            step=step.name,
+            kind=step.approval.kind,
+            critical=step.critical,
+            status=A.PENDING.value,
+            approver_user_ids=[str(u) for u in approver_ids],
+            preview=dict(preview),
+            expires_at=expires_at,
             created_at=now,
         )
     )
     message = blocks.approval_message(
-        str(approval_id), step.approval.kind, _title(job, step, preview), _summary(preview),
+        str(approval_id),
+        step.approval.kind,
+        _title(job, step, preview),
+        _summary(preview),
         preview.get("fields") if isinstance(preview.get("fields"), Mapping) else None,
     )
     enqueue_message(
-        conn, job["org_id"], kind="approval", message=message, dedupe_key=f"approval:{approval_id}", now=now,
-        user_id=approver_ids[0] if approver_ids else None, job_id=job["id"], approval_id=approval_id,
+        conn,
+        job["org_id"],
+        kind="approval",
+        message=message,
+        dedupe_key=f"approval:{approval_id}",
+        now=now,
+        user_id=approver_ids[0] if approver_ids else None,
+        job_id=job["id"],
+        approval_id=approval_id,
     )
     return approval_id
 
@@ -145,22 +167,28 @@ def may_decide(conn: Connection, approval: Row, user: Row) -> bool:
         deal_uuid = uuid.UUID(str(deal_id))
     except ValueError:
         return False
-    owner = conn.execute(
-        select(Deal.owner_id).where(Deal.id == deal_uuid, Deal.org_id == approval.org_id)
-    ).scalar()
+    owner = conn.execute(select(Deal.owner_id).where(Deal.id == deal_uuid, Deal.org_id == approval.org_id)).scalar()
     return owner is not None and owner == user.id
 
 
 def _display(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID | None) -> str:
     if user_id is None:
         return "the system"
-    row = conn.execute(select(users.c.name, users.c.email).where(users.c.id == user_id, users.c.org_id == org_id)).first()
+    row = conn.execute(
+        select(users.c.name, users.c.email).where(users.c.id == user_id, users.c.org_id == org_id)
+    ).first()
     return (row.name or row.email) if row else str(user_id)
 
 
 def decide(
-    approval_id: uuid.UUID, decision: str, *, user_id: uuid.UUID, data: Mapping[str, Any] | None = None,
-    org_id: uuid.UUID | None = None, actor: str = "cli", now: datetime | None = None,
+    approval_id: uuid.UUID,
+    decision: str,
+    *,
+    user_id: uuid.UUID,
+    data: Mapping[str, Any] | None = None,
+    org_id: uuid.UUID | None = None,
+    actor: str = "cli",
+    now: datetime | None = None,
 ) -> Decision:
     """Record `decision` by `user_id` exactly once and ask a worker to resume the job.
 
@@ -175,15 +203,25 @@ def decide(
     except UserError as err:  # bad input is recorded, never silently dropped
         from worker.events import record_rejected
 
-        attempt = {"approval_id": str(approval_id), "decision": decision, "user_id": str(user_id),
-                   "data": dict(data) if data else None}
+        attempt = {
+            "approval_id": str(approval_id),
+            "decision": decision,
+            "user_id": str(user_id),
+            "data": dict(data) if data else None,
+        }
         record_rejected(actor, str(err), type(err).__name__, body=json.dumps(attempt, default=str), org_id=org_id)
         raise
 
 
 def _decide(
-    approval_id: uuid.UUID, decision: str, *, user_id: uuid.UUID, data: Mapping[str, Any] | None,
-    org_id: uuid.UUID | None, actor: str, now: datetime,
+    approval_id: uuid.UUID,
+    decision: str,
+    *,
+    user_id: uuid.UUID,
+    data: Mapping[str, Any] | None,
+    org_id: uuid.UUID | None,
+    actor: str,
+    now: datetime,
 ) -> Decision:
     with transaction() as conn:
         approval = _load(conn, approval_id, org_id)
@@ -203,8 +241,15 @@ def _decide(
             raise InvalidDecision(f"{decision!r} is not a decision of a {approval.kind} approval") from None
         new = {"proceed": A.APPROVED, "stop": A.REJECTED, "rerun": A.SUPERSEDED}[outcome]
         won = store.set_approval_status(
-            conn, approval_id, new, now, require_unexpired=True, decision=decision,
-            decision_data=dict(data) if data else None, decided_by=user.id, decided_at=now,
+            conn,
+            approval_id,
+            new,
+            now,
+            require_unexpired=True,
+            decision=decision,
+            decision_data=dict(data) if data else None,
+            decided_by=user.id,
+            decided_at=now,
         )
         if won is None:
             current = _load(conn, approval_id, None)
@@ -212,10 +257,21 @@ def _decide(
                 raise ApprovalExpired(current.expires_at)
             if current.status == A.CANCELLED:
                 raise AlreadyDecided("cancelled", "the job ending", current.resumed_at or now)
-            raise AlreadyDecided(current.decision or current.status,
-                                 _display(conn, current.org_id, current.decided_by), current.decided_at)
-        record(conn, approval.org_id, actor=actor, actor_user_id=user.id, action=f"approval.{decision}",
-               target_type="approval", target_id=str(approval_id), data=dict(data) if data else None)
+            raise AlreadyDecided(
+                current.decision or current.status,
+                _display(conn, current.org_id, current.decided_by),
+                current.decided_at,
+            )
+        record(
+            conn,
+            approval.org_id,
+            actor=actor,
+            actor_user_id=user.id,
+            action=f"approval.{decision}",
+            target_type="approval",
+            target_id=str(approval_id),
+            data=dict(data) if data else None,
+        )
     publish_resume(approval_id)
     return Decision(approval_id, approval.job_id, new.value, decision, user.id, now)
 
@@ -238,8 +294,11 @@ def resume(approval_id: uuid.UUID, now: datetime | None = None) -> list[Publish]
         job = dict(locked._mapping)
         claimed = conn.execute(
             update(approvals)
-            .where(approvals.c.id == approval_id, approvals.c.resumed_at.is_(None),
-                   approvals.c.status.in_([s.value for s in DECIDED]))
+            .where(
+                approvals.c.id == approval_id,
+                approvals.c.resumed_at.is_(None),
+                approvals.c.status.in_([s.value for s in DECIDED]),
+            )
             .values(resumed_at=now)
             .returning(*approvals.c)
         ).first()
@@ -251,38 +310,50 @@ def resume(approval_id: uuid.UUID, now: datetime | None = None) -> list[Publish]
     return pubs
 
 
-def _apply(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime, engine: Any) -> list[Publish]:
+def _apply(
+    conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime, engine: Any
+) -> list[Publish]:
     step = sequence.step(a.step)
     who = _display(conn, a.org_id, a.decided_by)
     when = a.decided_at or now
     if a.status == A.EXPIRED:
         replace_message(conn, a.org_id, a.id, blocks.expired_message(_title(job, step, a.preview or {}), a.expires_at))
         if step.critical:
-            return engine.end_job(conn, job, J.EXPIRED, now, reason=f"approval {a.kind} expired",
-                                  sequence=sequence)
+            return engine.end_job(conn, job, J.EXPIRED, now, reason=f"approval {a.kind} expired", sequence=sequence)
         store.set_step_status(conn, a.step_run_id, S.SKIPPED, now, reason="approval_expired")
         return engine.advance(conn, job, sequence, now).publish
-    replace_message(conn, a.org_id, a.id, blocks.decided_message(_title(job, step, a.preview or {}), a.decision or a.status, who, when))
+    replace_message(
+        conn,
+        a.org_id,
+        a.id,
+        blocks.decided_message(_title(job, step, a.preview or {}), a.decision or a.status, who, when),
+    )
     if a.status == A.REJECTED:
         store.set_step_status(conn, a.step_run_id, S.CANCELLED, now, reason=f"{a.decision} by {who}")
         return engine.end_job(conn, job, J.CANCELLED, now, reason=f"{a.decision} by {who}", sequence=sequence)
     if a.status == A.SUPERSEDED:
         return _rerun(conn, job, sequence, a, now, engine)
     output = {
-        "preview": a.preview, "decision": a.decision, "data": a.decision_data or {},
-        "decided_by": str(a.decided_by) if a.decided_by else None, "decided_at": when.isoformat(),
+        "preview": a.preview,
+        "decision": a.decision,
+        "data": a.decision_data or {},
+        "decided_by": str(a.decided_by) if a.decided_by else None,
+        "decided_at": when.isoformat(),
     }
     store.set_step_status(conn, a.step_run_id, S.SUCCEEDED, now, output=output)
     return engine.advance(conn, job, sequence, now).publish
 
 
-def _rerun(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime, engine: Any) -> list[Publish]:
-    """"More options": retire the runs from the re-run step on, and queue that step again."""
+def _rerun(
+    conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime, engine: Any
+) -> list[Publish]:
+    """ "More options": retire the runs from the re-run step on, and queue that step again."""
     assert sequence.step(a.step).approval is not None
     target = sequence.step(a.step).approval.rerun_from[a.decision]
     redo = sequence.downstream(target)
     conn.execute(
-        update(steps).where(steps.c.job_id == job["id"], steps.c.step.in_(redo), steps.c.superseded.is_(False))
+        update(steps)
+        .where(steps.c.job_id == job["id"], steps.c.step.in_(redo), steps.c.superseded.is_(False))
         .values(superseded=True)
     )
     store.set_step_status(conn, a.step_run_id, S.CANCELLED, now, reason="superseded")
@@ -298,10 +369,13 @@ def expire_due(now: datetime | None = None, limit: int = 500) -> int:
     """Expire pending approvals past their expiry and apply it to their jobs; returns how many."""
     now = now or utcnow()
     with transaction() as conn:
-        due = list(conn.execute(
-            select(approvals.c.id).where(approvals.c.status == A.PENDING.value, approvals.c.expires_at <= now)
-            .limit(limit)
-        ).scalars())
+        due = list(
+            conn.execute(
+                select(approvals.c.id)
+                .where(approvals.c.status == A.PENDING.value, approvals.c.expires_at <= now)
+                .limit(limit)
+            ).scalars()
+        )
     count = 0
     for approval_id in due:
         with transaction() as conn:

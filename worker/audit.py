@@ -11,13 +11,27 @@ from worker.models import AuditLog, utcnow
 
 
 def record(
-    conn: Connection, org_id: uuid.UUID, *, action: str, target_type: str, target_id: str,
-    actor: str | None = None, actor_user_id: uuid.UUID | None = None, data: dict[str, Any] | None = None,
+    conn: Connection,
+    org_id: uuid.UUID,
+    *,
+    action: str,
+    target_type: str,
+    target_id: str,
+    actor: str | None = None,
+    actor_user_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit row (same transaction as the change it describes)."""
     conn.execute(
         insert(AuditLog.__table__).values(
-            id=uuid.uuid4(), org_id=org_id, actor=actor, actor_user_id=actor_user_id, action=action,
-            target_type=target_type, target_id=target_id, data=data, created_at=utcnow(),
+            id=uuid.uuid4(),
+            org_id=org_id,
+            actor=actor,
+            actor_user_id=actor_user_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            data=data,
+            created_at=utcnow(),
         )
     )

@@ -29,8 +29,7 @@ from sqlalchemy.engine import make_url
 ALIAS = "proactive"
 BUSY_TIMEOUT_MS = 5000
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS proactive_queue ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS proactive_queue ( id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE)",
     "CREATE TABLE IF NOT EXISTS proactive_message ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT, queue_id INTEGER NOT NULL,"
     " payload TEXT NOT NULL, sent_at REAL NOT NULL)",

@@ -19,10 +19,22 @@ import click
 from worker.config import get_settings
 
 STATUS_COLOURS = {
-    "completed": "green", "succeeded": "green", "approved": "green", "console": "green", "sent": "green",
-    "running": "cyan", "queued": "cyan", "awaiting_approval": "yellow", "pending": "yellow",
-    "skipped": "bright_black", "superseded": "bright_black",
-    "failed": "red", "timeout": "red", "expired": "magenta", "cancelled": "magenta", "rejected": "magenta",
+    "completed": "green",
+    "succeeded": "green",
+    "approved": "green",
+    "console": "green",
+    "sent": "green",
+    "running": "cyan",
+    "queued": "cyan",
+    "awaiting_approval": "yellow",
+    "pending": "yellow",
+    "skipped": "bright_black",
+    "superseded": "bright_black",
+    "failed": "red",
+    "timeout": "red",
+    "expired": "magenta",
+    "cancelled": "magenta",
+    "rejected": "magenta",
 }
 FINAL_OR_PAUSED = {"completed", "failed", "cancelled", "expired", "timeout", "skipped", "awaiting_approval"}
 
@@ -137,8 +149,9 @@ def main(verbose: bool) -> None:
     """Proactive: events -> sequences of skills on Celery, with Slack approvals."""
     import logging
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 # --------------------------------------------------------------------------- db
@@ -197,8 +210,18 @@ def worker(ctx: click.Context, queues: str, concurrency: int | None, pool: str |
 @click.pass_context
 def beat(ctx: click.Context) -> None:
     """Run Celery Beat with beat_schedule.py (run exactly one; a second one does no harm)."""
-    args = [sys.executable, "-m", "celery", "-A", "beat_schedule", "beat", "-l", "INFO",
-            "-s", str(_state_file("celerybeat-schedule"))]
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "beat_schedule",
+        "beat",
+        "-l",
+        "INFO",
+        "-s",
+        str(_state_file("celerybeat-schedule")),
+    ]
     os.execv(sys.executable, args + list(ctx.args))
 
 
@@ -215,8 +238,9 @@ def _state_file(name: str) -> Any:
 @click.option("--workers", type=int, default=2, show_default=True)
 def web(bind: str, workers: int) -> None:
     """Serve the webhooks and API with gunicorn."""
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", bind,
-                              "webhooks:create_app()"])
+    os.execv(
+        sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", bind, "webhooks:create_app()"]
+    )
 
 
 # --------------------------------------------------------------------------- events and jobs
@@ -231,16 +255,29 @@ def web(bind: str, workers: int) -> None:
 @click.option("--source", default="cli", show_default=True)
 @click.option("--wait", "wait_s", type=float, default=0, help="Wait up to SECONDS for a final or paused state.")
 @click.option("--json", "as_json", is_flag=True)
-def fire(event_type: str, org_ref: str | None, user_ref: str | None, payload: str | None, key: str | None,
-         source: str, wait_s: float, as_json: bool) -> None:
+def fire(
+    event_type: str,
+    org_ref: str | None,
+    user_ref: str | None,
+    payload: str | None,
+    key: str | None,
+    source: str,
+    wait_s: float,
+    as_json: bool,
+) -> None:
     """Fire one event (EVENT_TYPE is one of the nine) and print {job_id, status, duplicate}."""
     from worker.events import fire_event
 
     org_id = resolve_org(org_ref)
     user_id = resolve_user(org_id, user_ref)
-    data = {"type": event_type, "source": source, "org_id": str(org_id),
-            "user_id": str(user_id) if user_id else None, "payload": parse_json(payload, "--payload"),
-            "idempotency_key": key}
+    data = {
+        "type": event_type,
+        "source": source,
+        "org_id": str(org_id),
+        "user_id": str(user_id) if user_id else None,
+        "payload": parse_json(payload, "--payload"),
+        "idempotency_key": key,
+    }
     result = run_or_fail(lambda: fire_event(data))
     status = result.status
     if wait_s > 0 and status not in FINAL_OR_PAUSED:
@@ -280,8 +317,10 @@ def jobs(status: str | None, event_type: str | None, org_ref: str | None, limit:
     click.echo(f"{'JOB':36}  {'TYPE':20}  {'STATUS':18}  {'SOURCE':16}  {'DURATION':>9}  CREATED")
     for r in rows:
         note = f"  {r['reason'] or r['error'] or ''}"[:60] if (r["reason"] or r["error"]) else ""
-        click.echo(f"{r['id']:36}  {r['event_type']:20}  {status_text(r['status']):{18 + _pad(r['status'])}}  "
-                   f"{r['source']:16}  {ms(r['duration_ms']):>9}  {r['created_at'][:19]}{note}")
+        click.echo(
+            f"{r['id']:36}  {r['event_type']:20}  {status_text(r['status']):{18 + _pad(r['status'])}}  "
+            f"{r['source']:16}  {ms(r['duration_ms']):>9}  {r['created_at'][:19]}{note}"
+        )
 
 
 def _pad(status: str) -> int:
@@ -310,22 +349,28 @@ def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
     """Print one job as a readable timeline."""
     extra = f" — {d['reason']}" if d.get("reason") else ""
     click.echo(click.style(f"{d['event_type']}", bold=True) + f"  job {d['id']}  {status_text(d['status'])}{extra}")
-    click.echo(f"  source {d['source']}  key {d['idempotency_key']}  created {d['created_at'][:19]}  "
-               f"duration {ms(d['duration_ms'])}")
+    click.echo(
+        f"  source {d['source']}  key {d['idempotency_key']}  created {d['created_at'][:19]}  "
+        f"duration {ms(d['duration_ms'])}"
+    )
     if d.get("error"):
         click.echo(click.style(f"  error in {d['error_step']}: {d['error'][:300]}", fg="red"))
     for s in d["steps"]:
         mark = " (superseded)" if s["superseded"] else ""
         it = f"#{s['iteration']}" if s["iteration"] else ""
         detail = s["error"] or s["reason"] or ""
-        click.echo(f"  {s['step'] + it:32} {status_text(s['status']):{20 + _pad(s['status'])}} "
-                   f"try {s['attempt']}  {ms(s['duration_ms']):>8}  {detail[:100]}{mark}")
+        click.echo(
+            f"  {s['step'] + it:32} {status_text(s['status']):{20 + _pad(s['status'])}} "
+            f"try {s['attempt']}  {ms(s['duration_ms']):>8}  {detail[:100]}{mark}"
+        )
         if outputs and s["output"] is not None:
             click.echo("      " + json.dumps(s["output"], default=str)[:400])
     for a in d["approvals"]:
         who = f" by {a['decided_by']} at {a['decided_at'][:19]}" if a["decided_by"] else ""
-        click.echo(f"  approval {a['id']} [{a['kind']}] {status_text(a['status'])} "
-                   f"{a['decision'] or ''}{who}  approvers: {', '.join(a['approvers'])}")
+        click.echo(
+            f"  approval {a['id']} [{a['kind']}] {status_text(a['status'])} "
+            f"{a['decision'] or ''}{who}  approvers: {', '.join(a['approvers'])}"
+        )
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:
@@ -381,8 +426,9 @@ def _decide(approval_id: str, decision: str, as_user: str | None, data: str | No
     else:
         fail("--as USER is required (this approval has several approvers)")
     assert user_id is not None
-    result = run_or_fail(lambda: approvals.decide(aid, decision, user_id=user_id, data=parse_json(data, "--data"),
-                                                  actor="cli"))
+    result = run_or_fail(
+        lambda: approvals.decide(aid, decision, user_id=user_id, data=parse_json(data, "--data"), actor="cli")
+    )
     click.echo(f"approval {aid} {status_text(result.status)} ({result.decision}); job {result.job_id} resumes")
 
 
@@ -390,8 +436,12 @@ def _decide(approval_id: str, decision: str, as_user: str | None, data: str | No
 @click.argument("approval_id")
 @click.option("--as", "as_user", default=None, help="Decide as this user (id or email).")
 @click.option("--data", default=None, help="Decision data JSON (e.g. edited draft, chosen slot).")
-@click.option("--decision", default="approve", show_default=True,
-              help="A decision the approval offers, e.g. send_now, send_invite, more.")
+@click.option(
+    "--decision",
+    default="approve",
+    show_default=True,
+    help="A decision the approval offers, e.g. send_now, send_invite, more.",
+)
 def approve(approval_id: str, as_user: str | None, data: str | None, decision: str) -> None:
     """Approve a paused job (exactly once; a second decision is refused)."""
     _decide(approval_id, decision, as_user, data)
@@ -442,10 +492,14 @@ def rejected(limit: int) -> None:
     from worker.models import RejectedEvent
 
     with transaction() as conn:
-        rows = list(conn.execute(select(RejectedEvent.__table__).order_by(RejectedEvent.created_at.desc()).limit(limit)))
+        rows = list(
+            conn.execute(select(RejectedEvent.__table__).order_by(RejectedEvent.created_at.desc()).limit(limit))
+        )
     for r in rows:
         replay = f" replayed -> {r.replay_job_id}" if r.replay_job_id else ""
-        click.echo(f"{r.id}  {r.created_at:%Y-%m-%d %H:%M:%S}  {r.source:16} {r.error_type:14} {r.reason[:120]}{replay}")
+        click.echo(
+            f"{r.id}  {r.created_at:%Y-%m-%d %H:%M:%S}  {r.source:16} {r.error_type:14} {r.reason[:120]}{replay}"
+        )
     if not rows:
         click.echo("nothing rejected")
 
@@ -469,7 +523,9 @@ def replay(rejected_id: str) -> None:
     data = parse_json(row.body, "the stored body")
     result = run_or_fail(lambda: fire_event(data))
     with transaction() as conn:
-        conn.execute(update(table).where(table.c.id == rid).values(replayed_at=result_time(), replay_job_id=result.job_id))
+        conn.execute(
+            update(table).where(table.c.id == rid).values(replayed_at=result_time(), replay_job_id=result.job_id)
+        )
     click.echo(f"replayed as job {result.job_id} {status_text(result.status)}")
 
 
@@ -490,8 +546,10 @@ def seed(demo: bool) -> None:
         fail("nothing to seed: pass --demo")
     run_or_fail(migrate.upgrade)
     result = run_or_fail(seed_demo)
-    click.echo(f"demo org {result.org_id} {'created' if result.created else 'already there'}; users: "
-               + ", ".join(f"{k}={v}" for k, v in result.users.items()))
+    click.echo(
+        f"demo org {result.org_id} {'created' if result.created else 'already there'}; users: "
+        + ", ".join(f"{k}={v}" for k, v in result.users.items())
+    )
 
 
 @main.command()

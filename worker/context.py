@@ -82,8 +82,9 @@ class StepContext:
         with transaction() as conn:
             yield conn
 
-    def effect(self, name: str, perform: Callable[[], Mapping[str, Any] | None], *, retry_safe: bool = False
-               ) -> dict[str, Any]:
+    def effect(
+        self, name: str, perform: Callable[[], Mapping[str, Any] | None], *, retry_safe: bool = False
+    ) -> dict[str, Any]:
         """Perform an external side effect at most once per job step (see `worker.effects`)."""
         from worker.effects import run_once
 

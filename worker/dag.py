@@ -33,8 +33,7 @@ QUEUES = ("steps", "slow", "edge", "beat")
 
 # Decisions an approval can carry, and what each does to the job (SPEC §3).
 PROCEED = frozenset(
-    {"approve", "approved", "approve_send", "edit", "send_now", "send_later", "share_link",
-     "send_invite", "send_times"}
+    {"approve", "approved", "approve_send", "edit", "send_now", "send_later", "share_link", "send_invite", "send_times"}
 )
 STOP = frozenset({"reject", "rejected", "skip", "cancel", "handle"})
 RERUN = frozenset({"more"})
@@ -145,9 +144,7 @@ class Sequence:
             for d in s.deps:
                 dependents[d].append(s.name)
         object.__setattr__(self, "_dependents", {k: tuple(v) for k, v in dependents.items()})
-        digest = hashlib.sha256(
-            json.dumps([s.signature() for s in self.steps], sort_keys=True).encode()
-        ).hexdigest()
+        digest = hashlib.sha256(json.dumps([s.signature() for s in self.steps], sort_keys=True).encode()).hexdigest()
         object.__setattr__(self, "definition_hash", digest)
 
     definition_hash: str = field(init=False, default="")
@@ -198,9 +195,7 @@ def validate(event_type: str, steps: Iterable[Step]) -> None:
         if s.approval:
             for target in s.approval.rerun_from.values():
                 if target not in names:
-                    raise DefinitionError(
-                        f"sequence {event_type!r}: step {s.name!r} re-runs unknown step {target!r}"
-                    )
+                    raise DefinitionError(f"sequence {event_type!r}: step {s.name!r} re-runs unknown step {target!r}")
     topological_order(steps, event_type)
 
 
@@ -251,9 +246,7 @@ def plan(
     to their outputs. A critical step with status `failed` fails the job.
     """
     status = dict(statuses)
-    failed_critical = next(
-        (n for n in sequence.order if status.get(n) == S.FAILED and sequence.step(n).critical), None
-    )
+    failed_critical = next((n for n in sequence.order if status.get(n) == S.FAILED and sequence.step(n).critical), None)
     if failed_critical:
         open_ = any(status.get(n) in (S.QUEUED, S.RUNNING) for n in sequence.order)
         return Plan(finished=not open_, failed_step=failed_critical)

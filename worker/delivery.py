@@ -22,9 +22,17 @@ outbox = SlackOutbox.__table__
 
 
 def enqueue_message(
-    conn: Connection, org_id: uuid.UUID, *, kind: str, message: Mapping[str, Any], dedupe_key: str,
-    now: datetime, user_id: uuid.UUID | None = None, channel: str | None = None,
-    job_id: uuid.UUID | None = None, approval_id: uuid.UUID | None = None,
+    conn: Connection,
+    org_id: uuid.UUID,
+    *,
+    kind: str,
+    message: Mapping[str, Any],
+    dedupe_key: str,
+    now: datetime,
+    user_id: uuid.UUID | None = None,
+    channel: str | None = None,
+    job_id: uuid.UUID | None = None,
+    approval_id: uuid.UUID | None = None,
 ) -> uuid.UUID | None:
     """Queue `message` ({"text", "blocks"}) for delivery once per `dedupe_key`.
 
@@ -34,19 +42,27 @@ def enqueue_message(
     row = conn.execute(
         insert_ignoring_conflicts(conn, outbox, ["dedupe_key"])
         .values(
-            id=uuid.uuid4(), org_id=org_id, dedupe_key=dedupe_key, user_id=user_id, job_id=job_id,
-            approval_id=approval_id, kind=kind, channel=channel, text=str(message.get("text") or "")[:40_000],
-            blocks=list(message.get("blocks") or []), status="console" if console else "pending",
-            attempts=0, created_at=now, sent_at=now if console else None,
+            id=uuid.uuid4(),
+            org_id=org_id,
+            dedupe_key=dedupe_key,
+            user_id=user_id,
+            job_id=job_id,
+            approval_id=approval_id,
+            kind=kind,
+            channel=channel,
+            text=str(message.get("text") or "")[:40_000],
+            blocks=list(message.get("blocks") or []),
+            status="console" if console else "pending",
+            attempts=0,
+            created_at=now,
+            sent_at=now if console else None,
         )
         .returning(outbox.c.id)
     ).first()
     return row[0] if row else None
 
 
-def replace_message(
-    conn: Connection, org_id: uuid.UUID, approval_id: uuid.UUID, message: Mapping[str, Any]
-) -> None:
+def replace_message(conn: Connection, org_id: uuid.UUID, approval_id: uuid.UUID, message: Mapping[str, Any]) -> None:
     """Replace the message of an approval (buttons gone, "decided by"/"expired"), as chat.update would."""
     conn.execute(
         update(outbox)

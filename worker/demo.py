@@ -40,8 +40,15 @@ def demo_events(seed: SeedResult, run: str) -> list[dict[str, Any]]:
         if build is None:
             continue
         spec = build()
-        events.append({"type": event_type, "source": "cli", "org_id": str(seed.org_id),
-                       "idempotency_key": f"demo:{run}:{event_type}", **spec})
+        events.append(
+            {
+                "type": event_type,
+                "source": "cli",
+                "org_id": str(seed.org_id),
+                "idempotency_key": f"demo:{run}:{event_type}",
+                **spec,
+            }
+        )
     return events
 
 
@@ -65,10 +72,13 @@ def decide_pending(job_ids: list[uuid.UUID], echo: Echo) -> int:
     from worker.approvals import decide
 
     with transaction() as conn:
-        pending = list(conn.execute(
-            select(approvals.c.id, approvals.c.kind, approvals.c.approver_user_ids)
-            .where(approvals.c.job_id.in_(job_ids), approvals.c.status == ApprovalStatus.PENDING.value)
-        ))
+        pending = list(
+            conn.execute(
+                select(approvals.c.id, approvals.c.kind, approvals.c.approver_user_ids).where(
+                    approvals.c.job_id.in_(job_ids), approvals.c.status == ApprovalStatus.PENDING.value
+                )
+            )
+        )
     for a in pending:
         user = uuid.UUID(a.approver_user_ids[0])
         decide(a.id, "approve", user_id=user, actor="demo")
@@ -84,8 +94,10 @@ def run_demo(timeout_s: float = 60.0, echo: Echo = print) -> int:
     t0 = time.monotonic()
     migrate.upgrade()
     seed = seed_demo()
-    echo(f"demo org {seed.org_id} ({'seeded' if seed.created else 'already seeded'}); "
-         f"{len(registry.registered())} sequence(s) registered")
+    echo(
+        f"demo org {seed.org_id} ({'seeded' if seed.created else 'already seeded'}); "
+        f"{len(registry.registered())} sequence(s) registered"
+    )
     run = uuid.uuid4().hex[:8]
     with EmbeddedWorker():
         job_ids = []
@@ -111,8 +123,12 @@ def run_demo(timeout_s: float = 60.0, echo: Echo = print) -> int:
     echo("Inbox (what Slack would show):")
     inbox.main(args=["--limit", "10"], standalone_mode=False)
     by_status = Counter(st.values())
-    echo(f"summary: {len(job_ids)} jobs — " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
-         + f"; steps: " + ", ".join(f"{n} {s}" for s, n in sorted(step_counts.items()))
-         + f"; {time.monotonic() - t0:.1f} s")
+    echo(
+        f"summary: {len(job_ids)} jobs — "
+        + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
+        + "; steps: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(step_counts.items()))
+        + f"; {time.monotonic() - t0:.1f} s"
+    )
     bad = [s for s in st.values() if s not in ("completed",)]
     return 1 if bad else 0

@@ -46,14 +46,23 @@ def run_once(
     with transaction() as conn:
         inserted = conn.execute(
             insert_ignoring_conflicts(conn, effects, ["key"])
-            .values(id=uuid.uuid4(), org_id=ctx.org_id, job_id=ctx.job_id, step=ctx.step, key=key,
-                    status="started", attempt=ctx.attempt, created_at=now)
+            .values(
+                id=uuid.uuid4(),
+                org_id=ctx.org_id,
+                job_id=ctx.job_id,
+                step=ctx.step,
+                key=key,
+                status="started",
+                attempt=ctx.attempt,
+                created_at=now,
+            )
             .returning(effects.c.id)
         ).first()
         if inserted is None:
             row = conn.execute(
-                select(effects.c.status, effects.c.result, effects.c.attempt)
-                .where(effects.c.key == key, effects.c.org_id == ctx.org_id)
+                select(effects.c.status, effects.c.result, effects.c.attempt).where(
+                    effects.c.key == key, effects.c.org_id == ctx.org_id
+                )
             ).one()
             if row.status == "done":
                 return dict(row.result or {})

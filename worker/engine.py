@@ -128,8 +128,14 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> None:
         budget_left = started + soft_limit - time.monotonic()
         inline_ok = inline_runs < settings.inline_max_steps and (time.monotonic() - started) < settings.inline_budget_s
         with transaction() as conn:
-            adv = complete(conn, claimed, outcome, utcnow(), inline_queue=claimed.step.queue if inline_ok else None,
-                           inline_budget_s=budget_left)
+            adv = complete(
+                conn,
+                claimed,
+                outcome,
+                utcnow(),
+                inline_queue=claimed.step.queue if inline_ok else None,
+                inline_budget_s=budget_left,
+            )
         publish_steps(adv.publish)
         claimed = adv.inline
         inline_runs += 1
@@ -152,10 +158,17 @@ def claim(
         sequence = registry.get(job["event_type"])
         step = sequence.step(job["step"])
     except (registry.UnknownSequence, KeyError):
-        store.set_step_status(conn, step_run_id, S.FAILED, now, error_class="permanent",
-                              error=f"step {job['step']!r} is not in the {job['event_type']} sequence")
-        return None, end_job(conn, job, J.FAILED, now, error=f"unknown step {job['step']!r}",
-                             error_step=job["step"], sequence=None)
+        store.set_step_status(
+            conn,
+            step_run_id,
+            S.FAILED,
+            now,
+            error_class="permanent",
+            error=f"step {job['step']!r} is not in the {job['event_type']} sequence",
+        )
+        return None, end_job(
+            conn, job, J.FAILED, now, error=f"unknown step {job['step']!r}", error_step=job["step"], sequence=None
+        )
     # Lock order is always job row, then step rows (as in complete()), so claims never deadlock.
     if job["cancel_requested"]:
         store.lock_job(conn, job["id"], now)
@@ -164,8 +177,14 @@ def claim(
         return None, []
     poison = job["step_attempt"] + 1 > step.max_attempts
     if job["status"] == J.QUEUED:
-        store.set_job_status(conn, job["id"], J.RUNNING, now, started_at=now,
-                             deadline_at=now + timedelta(seconds=get_settings().job_deadline_s))
+        store.set_job_status(
+            conn,
+            job["id"],
+            J.RUNNING,
+            now,
+            started_at=now,
+            deadline_at=now + timedelta(seconds=get_settings().job_deadline_s),
+        )
     elif poison:
         store.lock_job(conn, job["id"], now)
     lease = lease_s if lease_s else limits(step)[2]
@@ -174,9 +193,16 @@ def claim(
         return None, []  # another worker holds it, or it already ended, or its delay has not passed
     attempt, iteration = got
     if attempt > step.max_attempts:
-        store.finish_step(conn, step_run_id, attempt, S.FAILED, now, error_class="poison",
-                          error=f"gave up: claimed {attempt} times (max_attempts {step.max_attempts}); "
-                                "the worker running it crashed or timed out each time")
+        store.finish_step(
+            conn,
+            step_run_id,
+            attempt,
+            S.FAILED,
+            now,
+            error_class="poison",
+            error=f"gave up: claimed {attempt} times (max_attempts {step.max_attempts}); "
+            "the worker running it crashed or timed out each time",
+        )
         job = dict(store.lock_job(conn, job["id"], now)._mapping)
         return None, advance(conn, job, sequence, now).publish
     inputs = store.outputs_of(conn, job["id"], step.deps) if step.deps else {}
@@ -187,9 +213,18 @@ def run_skill(claimed: Claimed) -> Outcome:
     """Call the step's skill and turn its return value or exception into an Outcome (no DB writes)."""
     job, step = claimed.job, claimed.step
     ctx = StepContext(
-        org_id=job["org_id"], user_id=job["user_id"], job_id=job["id"], step_run_id=claimed.step_run_id,
-        event_type=job["event_type"], step=step.name, attempt=claimed.attempt, iteration=claimed.iteration,
-        payload=job["payload"] or {}, now=utcnow(), source=job["source"], depth=job["depth"],
+        org_id=job["org_id"],
+        user_id=job["user_id"],
+        job_id=job["id"],
+        step_run_id=claimed.step_run_id,
+        event_type=job["event_type"],
+        step=step.name,
+        attempt=claimed.attempt,
+        iteration=claimed.iteration,
+        payload=job["payload"] or {},
+        now=utcnow(),
+        source=job["source"],
+        depth=job["depth"],
     )
     t0 = time.monotonic()
     try:
@@ -201,14 +236,23 @@ def run_skill(claimed: Claimed) -> Outcome:
         decision = decide_retry(exc, claimed.attempt, step.max_attempts, base_delay_s=get_settings().retry_base_s)
         text = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         if decision.retry:
-            outcome = Outcome(S.QUEUED, error=text, error_class=decision.error_class,
-                              retry_delay_s=decision.delay_s)
+            outcome = Outcome(S.QUEUED, error=text, error_class=decision.error_class, retry_delay_s=decision.delay_s)
         else:
-            outcome = Outcome(S.FAILED, error=text, error_class=decision.error_class,
-                              revoked=exc if isinstance(exc, AuthRevoked) else None)
-        log.log(logging.WARNING if decision.retry else logging.ERROR,
-                "step %s/%s attempt %d failed (%s): %s", job["event_type"], step.name, claimed.attempt,
-                decision.reason, text)
+            outcome = Outcome(
+                S.FAILED,
+                error=text,
+                error_class=decision.error_class,
+                revoked=exc if isinstance(exc, AuthRevoked) else None,
+            )
+        log.log(
+            logging.WARNING if decision.retry else logging.ERROR,
+            "step %s/%s attempt %d failed (%s): %s",
+            job["event_type"],
+            step.name,
+            claimed.attempt,
+            decision.reason,
+            text,
+        )
     outcome.duration_ms = int((time.monotonic() - t0) * 1000)
     return outcome
 
@@ -218,16 +262,20 @@ def _success(step: Step, result: Any) -> Outcome:
     output = to_output(res.output)
     size = len(json.dumps(output, default=str)) if output is not None else 0
     if size > MAX_OUTPUT_BYTES:
-        return Outcome(S.FAILED, error=f"output too large ({size} bytes > {MAX_OUTPUT_BYTES})",
-                       error_class="permanent")
+        return Outcome(S.FAILED, error=f"output too large ({size} bytes > {MAX_OUTPUT_BYTES})", error_class="permanent")
     follow_ups = [fu.to_json() if isinstance(fu, FollowUp) else dict(fu) for fu in res.follow_ups] or None
     status = S.AWAITING_APPROVAL if step.approval else S.SUCCEEDED
     return Outcome(status, output=output, follow_ups=follow_ups, cost_usd=res.cost_usd, tokens=res.tokens)
 
 
 def complete(
-    conn: Connection, claimed: Claimed, outcome: Outcome, now: datetime, *,
-    inline_queue: str | None = None, inline_budget_s: float = 0.0,
+    conn: Connection,
+    claimed: Claimed,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    inline_queue: str | None = None,
+    inline_budget_s: float = 0.0,
 ) -> Advance:
     """Persist `outcome` for the claimed attempt and move the job forward (one transaction)."""
     locked = store.lock_job(conn, claimed.job["id"], now)
@@ -236,20 +284,39 @@ def complete(
     job = _job_dict(locked)
     step = claimed.step
     if outcome.status == S.QUEUED:  # retry later
-        if store.finish_step(conn, claimed.step_run_id, claimed.attempt, S.QUEUED, now, queued_at=now,
-                             not_before=now + timedelta(seconds=outcome.retry_delay_s), error=outcome.error,
-                             error_class=outcome.error_class, duration_ms=outcome.duration_ms):
+        if store.finish_step(
+            conn,
+            claimed.step_run_id,
+            claimed.attempt,
+            S.QUEUED,
+            now,
+            queued_at=now,
+            not_before=now + timedelta(seconds=outcome.retry_delay_s),
+            error=outcome.error,
+            error_class=outcome.error_class,
+            duration_ms=outcome.duration_ms,
+        ):
             return Advance([publish_for(step, claimed.step_run_id, countdown_s=outcome.retry_delay_s)])
         return Advance()
     stored = store.finish_step(
-        conn, claimed.step_run_id, claimed.attempt, outcome.status, now,
-        output=outcome.output, follow_ups=outcome.follow_ups, error=outcome.error,
-        error_class=outcome.error_class, reason=outcome.reason, duration_ms=outcome.duration_ms,
-        cost_usd=outcome.cost_usd, tokens=outcome.tokens,
+        conn,
+        claimed.step_run_id,
+        claimed.attempt,
+        outcome.status,
+        now,
+        output=outcome.output,
+        follow_ups=outcome.follow_ups,
+        error=outcome.error,
+        error_class=outcome.error_class,
+        reason=outcome.reason,
+        duration_ms=outcome.duration_ms,
+        cost_usd=outcome.cost_usd,
+        tokens=outcome.tokens,
     )
     if not stored:
-        log.warning("step run %s attempt %d lost its lease; its result is discarded",
-                    claimed.step_run_id, claimed.attempt)
+        log.warning(
+            "step run %s attempt %d lost its lease; its result is discarded", claimed.step_run_id, claimed.attempt
+        )
         return Advance()
     if outcome.revoked is not None:
         _mark_revoked(conn, job, outcome.revoked, now)
@@ -262,8 +329,15 @@ def complete(
     if job["cancel_requested"]:
         return Advance(finish_cancel_if_idle(conn, job, claimed.sequence, now))
     known = {step.name: outcome.output} if outcome.status == S.SUCCEEDED else {}
-    return advance(conn, job, claimed.sequence, now, inline_queue=inline_queue,
-                   inline_budget_s=inline_budget_s, known_outputs=known)
+    return advance(
+        conn,
+        job,
+        claimed.sequence,
+        now,
+        inline_queue=inline_queue,
+        inline_budget_s=inline_budget_s,
+        known_outputs=known,
+    )
 
 
 def _mark_revoked(conn: Connection, job: Mapping[str, Any], err: AuthRevoked, now: datetime) -> None:
@@ -283,8 +357,13 @@ def _mark_revoked(conn: Connection, job: Mapping[str, Any], err: AuthRevoked, no
 
 
 def advance(
-    conn: Connection, job: dict[str, Any], sequence: Sequence, now: datetime, *,
-    inline_queue: str | None = None, inline_budget_s: float = 0.0,
+    conn: Connection,
+    job: dict[str, Any],
+    sequence: Sequence,
+    now: datetime,
+    *,
+    inline_queue: str | None = None,
+    inline_budget_s: float = 0.0,
     known_outputs: Mapping[str, Any] | None = None,
 ) -> Advance:
     """Plan the job's next steps from its current step states and persist the plan.
@@ -296,34 +375,52 @@ def advance(
     rows = store.step_states(conn, job["id"])
     statuses = {r.step: r.status for r in rows}
     outputs = None
-    if sequence.uses_when and any(
-        sequence.step(n).when and n not in statuses for n in sequence.order
-    ):
+    if sequence.uses_when and any(sequence.step(n).when and n not in statuses for n in sequence.order):
         outputs = store.outputs_of(conn, job["id"])
     p: Plan = plan(sequence, statuses, job["payload"] or {}, outputs)
 
     if p.failed_step:
         err = conn.execute(
-            select(steps.c.error).where(steps.c.job_id == job["id"], steps.c.step == p.failed_step,
-                                        steps.c.superseded.is_(False))
+            select(steps.c.error).where(
+                steps.c.job_id == job["id"], steps.c.step == p.failed_step, steps.c.superseded.is_(False)
+            )
         ).scalar()
-        return Advance(end_job(conn, job, J.FAILED, now, error=err or "critical step failed",
-                               error_step=p.failed_step, sequence=sequence, statuses=statuses))
+        return Advance(
+            end_job(
+                conn,
+                job,
+                J.FAILED,
+                now,
+                error=err or "critical step failed",
+                error_step=p.failed_step,
+                sequence=sequence,
+                statuses=statuses,
+            )
+        )
 
     new_rows: list[dict[str, Any]] = []
     result = Advance()
     iteration = job.get("iteration") or 0
     for name, reason in p.skip:
-        new_rows.append(store.step_row(job, name, S.SKIPPED, now, iteration=iteration, reason=reason,
-                                       queue=sequence.step(name).queue))
+        new_rows.append(
+            store.step_row(
+                job, name, S.SKIPPED, now, iteration=iteration, reason=reason, queue=sequence.step(name).queue
+            )
+        )
     for name in p.queue:
         step = sequence.step(name)
         row = store.step_row(job, name, S.QUEUED, now, queue=step.queue, iteration=iteration)
-        soft, _hard, lease = limits(step)
-        if (result.inline is None and inline_queue == step.queue and len(p.queue) == 1
-                and step.timeout_s <= inline_budget_s and not p.finished):
-            row.update(status=S.RUNNING.value, attempt=1, started_at=now,
-                       lease_expires_at=now + timedelta(seconds=lease))
+        _soft, _hard, lease = limits(step)
+        if (
+            result.inline is None
+            and inline_queue == step.queue
+            and len(p.queue) == 1
+            and step.timeout_s <= inline_budget_s
+            and not p.finished
+        ):
+            row.update(
+                status=S.RUNNING.value, attempt=1, started_at=now, lease_expires_at=now + timedelta(seconds=lease)
+            )
             inputs = _inputs_for(conn, job, step, known_outputs or {})
             result.inline = Claimed(job, sequence, step, row["id"], 1, iteration, inputs, now)
         else:
@@ -355,7 +452,11 @@ def unpause(conn: Connection, job: Mapping[str, Any], now: datetime) -> None:
     waited = (now - paused_at) if paused_at else timedelta(0)
     deadline = job.get("deadline_at")
     store.set_job_status(
-        conn, job["id"], J.RUNNING, now, paused_at=None,
+        conn,
+        job["id"],
+        J.RUNNING,
+        now,
+        paused_at=None,
         paused_ms=(job.get("paused_ms") or 0) + int(waited.total_seconds() * 1000),
         deadline_at=(deadline + waited) if deadline else now + timedelta(seconds=get_settings().job_deadline_s),
     )
@@ -371,15 +472,29 @@ def _complete_job(conn: Connection, job: Mapping[str, Any], now: datetime) -> li
 
 
 def end_job(
-    conn: Connection, job: Mapping[str, Any], status: JobStatus, now: datetime, *,
-    reason: str | None = None, error: str | None = None, error_step: str | None = None,
-    sequence: Sequence | None = None, statuses: Mapping[str, str] | None = None,
+    conn: Connection,
+    job: Mapping[str, Any],
+    status: JobStatus,
+    now: datetime,
+    *,
+    reason: str | None = None,
+    error: str | None = None,
+    error_step: str | None = None,
+    sequence: Sequence | None = None,
+    statuses: Mapping[str, str] | None = None,
 ) -> list[Publish]:
     """End a job early (failed, cancelled, expired, timeout): queued steps and steps that never
     started are recorded `skipped`, pending approvals `cancelled` and their messages replaced."""
-    if not store.set_job_status(conn, job["id"], status, now, reason=reason,
-                                error=(error or None) and error[:MAX_ERROR_CHARS], error_step=error_step,
-                                paused_at=None):
+    if not store.set_job_status(
+        conn,
+        job["id"],
+        status,
+        now,
+        reason=reason,
+        error=(error or None) and error[:MAX_ERROR_CHARS],
+        error_step=error_step,
+        paused_at=None,
+    ):
         return []
     why = f"job_{status.value}"
     store.close_open_steps(conn, job["id"], why, now)
@@ -387,9 +502,21 @@ def end_job(
         if statuses is None:
             statuses = {r.step: r.status for r in store.step_states(conn, job["id"])}
         never = [n for n in sequence.order if n not in statuses]
-        store.insert_steps(conn, [store.step_row(job, n, S.SKIPPED, now, reason=why,
-                                                 iteration=job.get("iteration") or 0,
-                                                 queue=sequence.step(n).queue) for n in never])
+        store.insert_steps(
+            conn,
+            [
+                store.step_row(
+                    job,
+                    n,
+                    S.SKIPPED,
+                    now,
+                    reason=why,
+                    iteration=job.get("iteration") or 0,
+                    queue=sequence.step(n).queue,
+                )
+                for n in never
+            ],
+        )
     from worker.approvals import close_pending
 
     close_pending(conn, job, now, why)

@@ -65,7 +65,7 @@ class PermanentError(StepError):
     error_class = "permanent"
 
 
-class SkipStep(ProactiveError):  # noqa: N818 - a control-flow signal, not an error
+class SkipStep(ProactiveError):
     """Raised by a skill that has nothing to do: the step ends `skipped` with this reason."""
 
     def __init__(self, reason: str) -> None:

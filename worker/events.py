@@ -100,7 +100,11 @@ def validate_event(data: Mapping[str, Any] | Event) -> tuple[Event, BaseModel]:
 
 
 def gate_reason(
-    event_type: str, depth: int, *, org_enabled: bool, enabled_sequences: list[str] | None,
+    event_type: str,
+    depth: int,
+    *,
+    org_enabled: bool,
+    enabled_sequences: list[str] | None,
     opted_out: list[str] | None,
 ) -> str | None:
     """Why this event must not run (the skipped job's reason), or None when it may."""
@@ -163,28 +167,46 @@ def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) ->
         opted_out = user.opted_out_sequences
     settings = org.settings or {}
     enabled = settings.get("enabled_sequences")
-    reason = gate_reason(event.type.value, event.depth, org_enabled=bool(org.enabled),
-                         enabled_sequences=list(enabled) if isinstance(enabled, list) else None,
-                         opted_out=opted_out)
+    reason = gate_reason(
+        event.type.value,
+        event.depth,
+        org_enabled=bool(org.enabled),
+        enabled_sequences=list(enabled) if isinstance(enabled, list) else None,
+        opted_out=opted_out,
+    )
     sequence = registry.get(event.type.value)
     key = event.idempotency_key or default_idempotency_key(event, payload, now, tz_name)
     job_id = uuid.uuid4()
     status = JobStatus.SKIPPED if reason else JobStatus.QUEUED
     values = {
-        "id": job_id, "org_id": event.org_id, "user_id": event.user_id, "event_type": event.type.value,
-        "source": event.source.value, "payload": payload.model_dump(mode="json", exclude_none=True),
-        "idempotency_key": key, "parent_job_id": event.parent_job_id, "depth": event.depth,
-        "iteration": 0, "status": status.value, "reason": reason, "definition_hash": sequence.definition_hash,
-        "trace_id": uuid.uuid4().hex, "cancel_requested": False, "paused_ms": 0, "created_at": now,
-        "updated_at": now, "finished_at": now if reason else None,
+        "id": job_id,
+        "org_id": event.org_id,
+        "user_id": event.user_id,
+        "event_type": event.type.value,
+        "source": event.source.value,
+        "payload": payload.model_dump(mode="json", exclude_none=True),
+        "idempotency_key": key,
+        "parent_job_id": event.parent_job_id,
+        "depth": event.depth,
+        "iteration": 0,
+        "status": status.value,
+        "reason": reason,
+        "definition_hash": sequence.definition_hash,
+        "trace_id": uuid.uuid4().hex,
+        "cancel_requested": False,
+        "paused_ms": 0,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": now if reason else None,
     }
     row = conn.execute(
         store.insert_ignoring_conflicts(conn, jobs, ["org_id", "idempotency_key"]).values(**values).returning(jobs.c.id)
     ).first()
     if row is None:
         existing = conn.execute(
-            select(jobs.c.id, jobs.c.status, jobs.c.reason)
-            .where(jobs.c.org_id == event.org_id, jobs.c.idempotency_key == key)
+            select(jobs.c.id, jobs.c.status, jobs.c.reason).where(
+                jobs.c.org_id == event.org_id, jobs.c.idempotency_key == key
+            )
         ).one()
         return FireResult(existing.id, existing.status, True, existing.reason), []
     if reason:
@@ -197,7 +219,10 @@ def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) ->
 
 
 def fire_event(
-    data: Mapping[str, Any] | Event, *, now: datetime | None = None, raw_body: str | None = None,
+    data: Mapping[str, Any] | Event,
+    *,
+    now: datetime | None = None,
+    raw_body: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> FireResult:
     """Validate, gate and accept one event; publish its first steps after commit.
@@ -211,14 +236,22 @@ def fire_event(
         with transaction() as conn:
             result, pubs = accept(conn, event, payload, now)
     except InvalidEvent as err:
-        record_rejected(source, str(err), "InvalidEvent", body=raw_body if raw_body is not None else _dump(data),
-                        headers=headers, org_id=_org_of(data))
+        record_rejected(
+            source,
+            str(err),
+            "InvalidEvent",
+            body=raw_body if raw_body is not None else _dump(data),
+            headers=headers,
+            org_id=_org_of(data),
+        )
         raise
     publish_steps(pubs)
     return result
 
 
-def fire_follow_ups(conn: Connection, job: Mapping[str, Any], follow_ups: list[dict[str, Any]], now: datetime) -> list[Publish]:
+def fire_follow_ups(
+    conn: Connection, job: Mapping[str, Any], follow_ups: list[dict[str, Any]], now: datetime
+) -> list[Publish]:
     """Fire a completed job's follow-ups in its transaction (delayed ones become scheduled rows).
 
     A follow-up that fails validation is recorded in rejected_events, never dropped silently.
@@ -226,10 +259,14 @@ def fire_follow_ups(conn: Connection, job: Mapping[str, Any], follow_ups: list[d
     pubs: list[Publish] = []
     for index, fu in enumerate(follow_ups):
         data = {
-            "type": fu.get("type"), "source": Source.CHAIN.value, "org_id": str(job["org_id"]),
+            "type": fu.get("type"),
+            "source": Source.CHAIN.value,
+            "org_id": str(job["org_id"]),
             "user_id": fu.get("user_id") or (str(job["user_id"]) if job.get("user_id") else None),
-            "payload": fu.get("payload") or {}, "parent_job_id": str(job["id"]),
-            "depth": (job.get("depth") or 0) + 1, "item_index": index,
+            "payload": fu.get("payload") or {},
+            "parent_job_id": str(job["id"]),
+            "depth": (job.get("depth") or 0) + 1,
+            "item_index": index,
         }
         try:
             event, payload = validate_event(data)
@@ -237,17 +274,31 @@ def fire_follow_ups(conn: Connection, job: Mapping[str, Any], follow_ups: list[d
             if delay:
                 key = default_idempotency_key(event, payload, now, None)
                 conn.execute(
-                    store.insert_ignoring_conflicts(conn, ScheduledEvent.__table__, ["org_id", "idempotency_key"])
-                    .values(id=uuid.uuid4(), org_id=event.org_id, parent_job_id=job["id"], idempotency_key=key,
-                            event={**data, "idempotency_key": key}, fire_at=now + timedelta(minutes=float(delay)),
-                            created_at=now)
+                    store.insert_ignoring_conflicts(
+                        conn, ScheduledEvent.__table__, ["org_id", "idempotency_key"]
+                    ).values(
+                        id=uuid.uuid4(),
+                        org_id=event.org_id,
+                        parent_job_id=job["id"],
+                        idempotency_key=key,
+                        event={**data, "idempotency_key": key},
+                        fire_at=now + timedelta(minutes=float(delay)),
+                        created_at=now,
+                    )
                 )
                 continue
             _result, more = accept(conn, event, payload, now)
             pubs.extend(more)
         except InvalidEvent as err:
-            _insert_rejected(conn, "chain", f"follow-up {index} of job {job['id']}: {err}", "InvalidEvent",
-                             body=_dump(data), headers=None, org_id=job["org_id"])
+            _insert_rejected(
+                conn,
+                "chain",
+                f"follow-up {index} of job {job['id']}: {err}",
+                "InvalidEvent",
+                body=_dump(data),
+                headers=None,
+                org_id=job["org_id"],
+            )
     return pubs
 
 
@@ -256,15 +307,19 @@ def fire_scheduled(now: datetime | None = None, limit: int = 200) -> int:
     now = now or utcnow()
     table = ScheduledEvent.__table__
     with transaction() as conn:
-        due = list(conn.execute(
-            select(table.c.id).where(table.c.fired_at.is_(None), table.c.fire_at <= now).limit(limit)
-        ).scalars())
+        due = list(
+            conn.execute(
+                select(table.c.id).where(table.c.fired_at.is_(None), table.c.fire_at <= now).limit(limit)
+            ).scalars()
+        )
     fired = 0
     for sid in due:
         pubs: list[Publish] = []
         with transaction() as conn:
             row = conn.execute(
-                table.update().where(table.c.id == sid, table.c.fired_at.is_(None)).values(fired_at=now)
+                table.update()
+                .where(table.c.id == sid, table.c.fired_at.is_(None))
+                .values(fired_at=now)
                 .returning(table.c.event, table.c.org_id)
             ).first()
             if row is None:
@@ -276,8 +331,15 @@ def fire_scheduled(now: datetime | None = None, limit: int = 200) -> int:
                 fired += 1
             except InvalidEvent as err:
                 conn.execute(table.update().where(table.c.id == sid).values(error=str(err)[:2000]))
-                _insert_rejected(conn, "chain", f"scheduled follow-up {sid}: {err}", "InvalidEvent",
-                                 body=_dump(row.event), headers=None, org_id=row.org_id)
+                _insert_rejected(
+                    conn,
+                    "chain",
+                    f"scheduled follow-up {sid}: {err}",
+                    "InvalidEvent",
+                    body=_dump(row.event),
+                    headers=None,
+                    org_id=row.org_id,
+                )
         publish_steps(pubs)
     return fired
 
@@ -286,8 +348,13 @@ def fire_scheduled(now: datetime | None = None, limit: int = 200) -> int:
 
 
 def record_rejected(
-    source: str, reason: str, error_type: str, *, body: str | bytes | None = None,
-    headers: Mapping[str, str] | None = None, org_id: uuid.UUID | None = None,
+    source: str,
+    reason: str,
+    error_type: str,
+    *,
+    body: str | bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    org_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Keep bad input (dead letter with replay): source, reason, headers, body up to 64 KB."""
     with transaction() as conn:
@@ -295,8 +362,14 @@ def record_rejected(
 
 
 def _insert_rejected(
-    conn: Connection, source: str, reason: str, error_type: str, *, body: str | bytes | None,
-    headers: Mapping[str, str] | None, org_id: uuid.UUID | None,
+    conn: Connection,
+    source: str,
+    reason: str,
+    error_type: str,
+    *,
+    body: str | bytes | None,
+    headers: Mapping[str, str] | None,
+    org_id: uuid.UUID | None,
 ) -> uuid.UUID:
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
@@ -304,8 +377,13 @@ def _insert_rejected(
     safe_headers = {k: v for k, v in (headers or {}).items() if k.lower() not in ("authorization", "cookie")}
     conn.execute(
         insert(RejectedEvent.__table__).values(
-            id=rid, org_id=org_id, source=source[:64], reason=reason[:4000], error_type=error_type[:64],
-            headers=safe_headers or None, body=(body or "")[:MAX_REJECTED_BODY] if body is not None else None,
+            id=rid,
+            org_id=org_id,
+            source=source[:64],
+            reason=reason[:4000],
+            error_type=error_type[:64],
+            headers=safe_headers or None,
+            body=(body or "")[:MAX_REJECTED_BODY] if body is not None else None,
             created_at=utcnow(),
         )
     )
@@ -322,7 +400,9 @@ def _dump(data: Any) -> str:
 
 
 def _source_of(data: Any) -> str:
-    value = data.source.value if isinstance(data, Event) else (data.get("source") if isinstance(data, Mapping) else None)
+    value = (
+        data.source.value if isinstance(data, Event) else (data.get("source") if isinstance(data, Mapping) else None)
+    )
     return str(value or "unknown")[:64]
 
 

@@ -31,8 +31,14 @@ class EmbeddedWorker:
     def start(self) -> None:
         """Start consuming in a daemon thread; returns at once."""
         controller = celery_app.WorkController(
-            app=celery_app, hostname="embedded@proactive", pool_cls="solo", concurrency=1,
-            queues=list(self.queues), loglevel="WARNING", without_heartbeat=True, without_mingle=True,
+            app=celery_app,
+            hostname="embedded@proactive",
+            pool_cls="solo",
+            concurrency=1,
+            queues=list(self.queues),
+            loglevel="WARNING",
+            without_heartbeat=True,
+            without_mingle=True,
             without_gossip=True,
         )
         self._controller = controller

@@ -41,9 +41,21 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, index_elements: Se
 # --------------------------------------------------------------------------- jobs
 
 JOB_COLUMNS = (
-    jobs.c.id, jobs.c.org_id, jobs.c.user_id, jobs.c.event_type, jobs.c.source, jobs.c.payload,
-    jobs.c.status, jobs.c.cancel_requested, jobs.c.depth, jobs.c.definition_hash,
-    jobs.c.deadline_at, jobs.c.paused_at, jobs.c.paused_ms, jobs.c.started_at, jobs.c.idempotency_key,
+    jobs.c.id,
+    jobs.c.org_id,
+    jobs.c.user_id,
+    jobs.c.event_type,
+    jobs.c.source,
+    jobs.c.payload,
+    jobs.c.status,
+    jobs.c.cancel_requested,
+    jobs.c.depth,
+    jobs.c.definition_hash,
+    jobs.c.deadline_at,
+    jobs.c.paused_at,
+    jobs.c.paused_ms,
+    jobs.c.started_at,
+    jobs.c.idempotency_key,
     jobs.c.iteration,
 )
 
@@ -51,9 +63,7 @@ JOB_COLUMNS = (
 def lock_job(conn: Connection, job_id: uuid.UUID, now: datetime) -> Row | None:
     """Lock the job row for this transaction (an UPDATE takes the row lock on PostgreSQL; the
     transaction's BEGIN IMMEDIATE already holds the write lock on SQLite) and return it."""
-    return conn.execute(
-        update(jobs).where(jobs.c.id == job_id).values(updated_at=now).returning(*JOB_COLUMNS)
-    ).first()
+    return conn.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=now).returning(*JOB_COLUMNS)).first()
 
 
 def set_job_status(conn: Connection, job_id: uuid.UUID, new: JobStatus, now: datetime, **fields: Any) -> bool:
@@ -71,8 +81,11 @@ def job_for_step(conn: Connection, step_run_id: uuid.UUID) -> Row | None:
     return conn.execute(
         select(
             *JOB_COLUMNS,
-            steps.c.id.label("step_run_id"), steps.c.step, steps.c.iteration,
-            steps.c.status.label("step_status"), steps.c.attempt.label("step_attempt"),
+            steps.c.id.label("step_run_id"),
+            steps.c.step,
+            steps.c.iteration,
+            steps.c.status.label("step_status"),
+            steps.c.attempt.label("step_attempt"),
         )
         .join(jobs, jobs.c.id == steps.c.job_id)
         .where(steps.c.id == step_run_id)
@@ -95,8 +108,11 @@ def claim_step(conn: Connection, step_run_id: uuid.UUID, now: datetime, lease_un
         update(steps)
         .where(steps.c.id == step_run_id, claimable)
         .values(
-            status=S.RUNNING.value, attempt=steps.c.attempt + 1, started_at=now,
-            lease_expires_at=lease_until, not_before=None,
+            status=S.RUNNING.value,
+            attempt=steps.c.attempt + 1,
+            started_at=now,
+            lease_expires_at=lease_until,
+            not_before=None,
         )
         .returning(steps.c.attempt, steps.c.iteration)
     ).first()
@@ -117,9 +133,7 @@ def finish_step(
     return res.rowcount == 1
 
 
-def set_step_status(
-    conn: Connection, step_run_id: uuid.UUID, new: StepStatus, now: datetime, **fields: Any
-) -> bool:
+def set_step_status(conn: Connection, step_run_id: uuid.UUID, new: StepStatus, now: datetime, **fields: Any) -> bool:
     """Move a step run to `new` from any legal predecessor (used outside the running attempt)."""
     values: dict[str, Any] = {"status": new.value, **fields}
     if new in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED):
@@ -133,8 +147,9 @@ def step_states(conn: Connection, job_id: uuid.UUID) -> list[Row]:
     """Current (not superseded) step runs of a job: name, status, iteration, id."""
     return list(
         conn.execute(
-            select(steps.c.step, steps.c.status, steps.c.iteration, steps.c.id, steps.c.queue)
-            .where(steps.c.job_id == job_id, steps.c.superseded.is_(False))
+            select(steps.c.step, steps.c.status, steps.c.iteration, steps.c.id, steps.c.queue).where(
+                steps.c.job_id == job_id, steps.c.superseded.is_(False)
+            )
         )
     )
 
@@ -168,18 +183,41 @@ def insert_steps(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def step_row(
-    job: Row | Mapping[str, Any], name: str, status: StepStatus, now: datetime, *, queue: str = "steps",
-    iteration: int = 0, reason: str | None = None, **extra: Any,
+    job: Row | Mapping[str, Any],
+    name: str,
+    status: StepStatus,
+    now: datetime,
+    *,
+    queue: str = "steps",
+    iteration: int = 0,
+    reason: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """A new step_runs row for `name` in `job` (values only; see insert_steps)."""
     get = job._mapping.get if isinstance(job, Row) else job.get
     row: dict[str, Any] = {
-        "id": uuid.uuid4(), "org_id": get("org_id"), "job_id": get("id"), "step": name,
-        "iteration": iteration, "superseded": False, "status": status.value, "reason": reason,
-        "attempt": 0, "queue": queue, "queued_at": now, "not_before": None, "lease_expires_at": None,
-        "output": None, "follow_ups": None, "error": None, "error_class": None, "started_at": None,
-        "finished_at": now if status in (S.SKIPPED, S.CANCELLED) else None, "duration_ms": None,
-        "cost_usd": None, "tokens": None,
+        "id": uuid.uuid4(),
+        "org_id": get("org_id"),
+        "job_id": get("id"),
+        "step": name,
+        "iteration": iteration,
+        "superseded": False,
+        "status": status.value,
+        "reason": reason,
+        "attempt": 0,
+        "queue": queue,
+        "queued_at": now,
+        "not_before": None,
+        "lease_expires_at": None,
+        "output": None,
+        "follow_ups": None,
+        "error": None,
+        "error_class": None,
+        "started_at": None,
+        "finished_at": now if status in (S.SKIPPED, S.CANCELLED) else None,
+        "duration_ms": None,
+        "cost_usd": None,
+        "tokens": None,
     }
     row.update(extra)
     return row
@@ -202,10 +240,14 @@ def close_open_steps(conn: Connection, job_id: uuid.UUID, reason: str, now: date
 def follow_ups_of(conn: Connection, job_id: uuid.UUID) -> list[dict[str, Any]]:
     """Follow-up events declared by the job's succeeded steps, in step-run order."""
     rows = conn.execute(
-        select(steps.c.step, steps.c.follow_ups).where(
-            steps.c.job_id == job_id, steps.c.follow_ups.is_not(None),
-            steps.c.status == S.SUCCEEDED.value, steps.c.superseded.is_(False),
-        ).order_by(steps.c.finished_at, steps.c.step)
+        select(steps.c.step, steps.c.follow_ups)
+        .where(
+            steps.c.job_id == job_id,
+            steps.c.follow_ups.is_not(None),
+            steps.c.status == S.SUCCEEDED.value,
+            steps.c.superseded.is_(False),
+        )
+        .order_by(steps.c.finished_at, steps.c.step)
     )
     return [fu for _, items in rows for fu in (items or [])]
 
@@ -214,8 +256,13 @@ def follow_ups_of(conn: Connection, job_id: uuid.UUID) -> list[dict[str, Any]]:
 
 
 def set_approval_status(
-    conn: Connection, approval_id: uuid.UUID, new: ApprovalStatus, now: datetime, *,
-    require_unexpired: bool = False, **fields: Any,
+    conn: Connection,
+    approval_id: uuid.UUID,
+    new: ApprovalStatus,
+    now: datetime,
+    *,
+    require_unexpired: bool = False,
+    **fields: Any,
 ) -> Row | None:
     """Move a pending approval to `new` exactly once; the row when this call won, else None."""
     allowed = [s.value for s in predecessors(APPROVAL_TRANSITIONS, new)]

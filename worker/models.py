@@ -190,9 +190,7 @@ class Deal(Base):
     value: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    primary_contact_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("contacts.id", ondelete="SET NULL")
-    )
+    primary_contact_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     close_date: Mapped[date | None] = mapped_column(Date)
     next_step: Mapped[str | None] = mapped_column(Text)
     lost_reason: Mapped[str | None] = mapped_column(Text)

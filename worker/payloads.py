@@ -6,8 +6,8 @@ are refused so a typo is an error, not a silently ignored value.
 
 from __future__ import annotations
 
-import uuid
 import datetime as dt
+import uuid
 from enum import StrEnum
 from typing import Any
 
@@ -63,7 +63,8 @@ class EmailReceived(Payload):
     """Either a stored email (`email_id`) or the content itself (campaign reply drafts)."""
 
     email_id: uuid.UUID | None = None
-    message_id: str | None = Field(default=None, max_length=300)
+    # 294 = 300 - len("email:"): the default key `email:{message_id}` must fit idempotency_key (300)
+    message_id: str | None = Field(default=None, max_length=294)
     from_email: str | None = Field(default=None, max_length=320)
     subject: str | None = Field(default=None, max_length=1000)
     body: str | None = Field(default=None, max_length=100_000)

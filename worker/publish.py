@@ -62,7 +62,10 @@ def publish_resume(approval_id: uuid.UUID) -> bool:
 
     try:
         celery_app.send_task(
-            "proactive.resume_approval", args=(str(approval_id),), queue="steps", routing_key="steps",
+            "proactive.resume_approval",
+            args=(str(approval_id),),
+            queue="steps",
+            routing_key="steps",
             ignore_result=True,
         )
         return True

@@ -12,13 +12,13 @@ from worker import approvals, engine
 from worker.celery_app import celery_app
 
 
-@celery_app.task(name="proactive.run_step", queue="steps", acks_late=True, ignore_result=True)
+@celery_app.task(name="proactive.run_step", acks_late=True, ignore_result=True)
 def run_step(step_run_id: str, lease_s: float | None = None) -> None:
     """Claim one step run, execute its skill, persist the outcome, enqueue what became ready."""
     engine.execute(uuid.UUID(step_run_id), lease_s)
 
 
-@celery_app.task(name="proactive.resume_approval", queue="steps", acks_late=True, ignore_result=True)
+@celery_app.task(name="proactive.resume_approval", acks_late=True, ignore_result=True)
 def resume_approval(approval_id: str) -> None:
     """Resume the job paused on this approval with its recorded decision (exactly once)."""
     approvals.resume(uuid.UUID(approval_id))

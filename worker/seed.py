@@ -58,12 +58,16 @@ COMPANIES = (
 
 CONTACTS = (
     # company key, name, email local part, title
-    ("globex", "Hank Scorpio", "hank", "COO"), ("globex", "Lena Ortiz", "lena", "Head of Ops"),
-    ("initech", "Bill Lumbergh", "bill", "VP Engineering"), ("initech", "Joanna Park", "joanna", "IT Manager"),
+    ("globex", "Hank Scorpio", "hank", "COO"),
+    ("globex", "Lena Ortiz", "lena", "Head of Ops"),
+    ("initech", "Bill Lumbergh", "bill", "VP Engineering"),
+    ("initech", "Joanna Park", "joanna", "IT Manager"),
     ("umbrella", "Alexia Ashford", "alexia", "CIO"),
-    ("hooli", "Gavin Belson", "gavin", "CEO"), ("hooli", "Monica Hall", "monica", "Procurement"),
+    ("hooli", "Gavin Belson", "gavin", "CEO"),
+    ("hooli", "Monica Hall", "monica", "Procurement"),
     ("vandelay", "Art Vandelay", "art", "Owner"),
-    ("stark", "Pepper Potts", "pepper", "CEO"), ("stark", "Happy Hogan", "happy", "Security Lead"),
+    ("stark", "Pepper Potts", "pepper", "CEO"),
+    ("stark", "Happy Hogan", "happy", "Security Lead"),
     ("wayne", "Lucius Fox", "lucius", "CTO"),
     ("tyrell", "Eldon Tyrell", "eldon", "Founder"),
     ("soylent", "Sol Roth", "sol", "Research Director"),
@@ -102,31 +106,74 @@ def seed_demo(now: datetime | None = None) -> SeedResult:
     users = {key: demo_id("user", key) for key, *_ in REPS}
     with session_factory().begin() as session:
         created = _get_or_add(
-            session, Org, org_id, name=DEMO_ORG_NAME, timezone="America/New_York", enabled=True,
-            slack_team_id="T0DEMO0001", settings={"days_inactive": 7, "stale_deal_hour": 9},
+            session,
+            Org,
+            org_id,
+            name=DEMO_ORG_NAME,
+            timezone="America/New_York",
+            enabled=True,
+            slack_team_id="T0DEMO0001",
+            settings={"days_inactive": 7, "stale_deal_hour": 9},
         )
         session.flush()
         for key, name, email, role, tz, brief in REPS:
-            _get_or_add(session, User, users[key], org_id=org_id, name=name, email=email, role=role, timezone=tz,
-                        briefing_time=brief, slack_user_id=f"U0{key.upper()[:6]}", opted_out_sequences=[],
-                        quiet_hours={"start": "20:00", "end": "07:00"}, max_notifications_per_hour=10)
+            _get_or_add(
+                session,
+                User,
+                users[key],
+                org_id=org_id,
+                name=name,
+                email=email,
+                role=role,
+                timezone=tz,
+                briefing_time=brief,
+                slack_user_id=f"U0{key.upper()[:6]}",
+                opted_out_sequences=[],
+                quiet_hours={"start": "20:00", "end": "07:00"},
+                max_notifications_per_hour=10,
+            )
         for key, name, domain, industry, employees in COMPANIES:
-            _get_or_add(session, Company, demo_id("company", key), org_id=org_id, name=name, domain=domain,
-                        industry=industry, employees=employees)
+            _get_or_add(
+                session,
+                Company,
+                demo_id("company", key),
+                org_id=org_id,
+                name=name,
+                domain=domain,
+                industry=industry,
+                employees=employees,
+            )
         session.flush()
         for company, name, local, title in CONTACTS:
             domain = next(c[2] for c in COMPANIES if c[0] == company)
-            _get_or_add(session, Contact, demo_id("contact", local), org_id=org_id,
-                        company_id=demo_id("company", company), name=name, email=f"{local}@{domain}", title=title)
+            _get_or_add(
+                session,
+                Contact,
+                demo_id("contact", local),
+                org_id=org_id,
+                company_id=demo_id("company", company),
+                name=name,
+                email=f"{local}@{domain}",
+                title=title,
+            )
         session.flush()
         for key, company, owner, stage, value, close_in, silent, contact, touches in DEALS:
             deal_id = demo_id("deal", key)
             added = _get_or_add(
-                session, Deal, deal_id, org_id=org_id, company_id=demo_id("company", company),
+                session,
+                Deal,
+                deal_id,
+                org_id=org_id,
+                company_id=demo_id("company", company),
                 name=f"{next(c[1] for c in COMPANIES if c[0] == company)} — {key.split('-', 1)[1]}",
-                stage=stage, value=Decimal(value), currency="USD", owner_id=users[owner],
-                primary_contact_id=demo_id("contact", contact), close_date=(now + timedelta(days=close_in)).date(),
-                last_activity_at=now - timedelta(days=silent), stage_changed_at=now - timedelta(days=silent + 10),
+                stage=stage,
+                value=Decimal(value),
+                currency="USD",
+                owner_id=users[owner],
+                primary_contact_id=demo_id("contact", contact),
+                close_date=(now + timedelta(days=close_in)).date(),
+                last_activity_at=now - timedelta(days=silent),
+                stage_changed_at=now - timedelta(days=silent + 10),
                 created_at=now - timedelta(days=90),
                 lost_reason="went with a competitor" if stage == "closed_lost" else None,
             )
@@ -137,20 +184,42 @@ def seed_demo(now: datetime | None = None) -> SeedResult:
 
 
 def _activities(
-    session: Session, org_id: uuid.UUID, deal_id: uuid.UUID, company: str, contact: str, owner: uuid.UUID,
-    silent_days: int, touches: int, now: datetime,
+    session: Session,
+    org_id: uuid.UUID,
+    deal_id: uuid.UUID,
+    company: str,
+    contact: str,
+    owner: uuid.UUID,
+    silent_days: int,
+    touches: int,
+    now: datetime,
 ) -> None:
     """A little history per deal: the last `touches` of emails and a meeting before it went quiet."""
     contact_id = demo_id("contact", contact)
     company_id = demo_id("company", company)
-    history = [("email", "outbound", "Intro and next steps"), ("email", "inbound", "Re: Intro and next steps"),
-               ("meeting", None, "Discovery call"), ("email", "outbound", "Follow-up: pricing")]
-    history = history[len(history) - touches:] if touches else []
+    history = [
+        ("email", "outbound", "Intro and next steps"),
+        ("email", "inbound", "Re: Intro and next steps"),
+        ("meeting", None, "Discovery call"),
+        ("email", "outbound", "Follow-up: pricing"),
+    ]
+    history = history[len(history) - touches :] if touches else []
     for i, (kind, direction, subject) in enumerate(history):
         when = now - timedelta(days=silent_days + 3 * (len(history) - i - 1))
-        session.add(Activity(id=demo_id("activity", str(deal_id), str(i)), org_id=org_id, deal_id=deal_id,
-                             contact_id=contact_id, company_id=company_id, user_id=owner, kind=kind,
-                             direction=direction, subject=subject, occurred_at=when))
+        session.add(
+            Activity(
+                id=demo_id("activity", str(deal_id), str(i)),
+                org_id=org_id,
+                deal_id=deal_id,
+                contact_id=contact_id,
+                company_id=company_id,
+                user_id=owner,
+                kind=kind,
+                direction=direction,
+                subject=subject,
+                occurred_at=when,
+            )
+        )
 
 
 def demo_org_id() -> uuid.UUID | None:

@@ -74,13 +74,18 @@ def republish_queued(now: datetime, min_age_s: float) -> int:
     """Publish again `queued` steps older than `min_age_s` whose not_before has passed."""
     cutoff = now - timedelta(seconds=min_age_s)
     with transaction() as conn:
-        rows = list(conn.execute(
-            select(steps.c.id, steps.c.step, jobs.c.event_type)
-            .join(jobs, jobs.c.id == steps.c.job_id)
-            .where(steps.c.status == S.QUEUED.value, steps.c.queued_at <= cutoff,
-                   or_(steps.c.not_before.is_(None), steps.c.not_before <= now))
-            .limit(BATCH)
-        ))
+        rows = list(
+            conn.execute(
+                select(steps.c.id, steps.c.step, jobs.c.event_type)
+                .join(jobs, jobs.c.id == steps.c.job_id)
+                .where(
+                    steps.c.status == S.QUEUED.value,
+                    steps.c.queued_at <= cutoff,
+                    or_(steps.c.not_before.is_(None), steps.c.not_before <= now),
+                )
+                .limit(BATCH)
+            )
+        )
         if rows:  # at most one re-publish per row per min_age_s
             conn.execute(update(steps).where(steps.c.id.in_([r.id for r in rows])).values(queued_at=now))
     return _publish_rows(rows)
@@ -89,12 +94,14 @@ def republish_queued(now: datetime, min_age_s: float) -> int:
 def reclaim_expired(now: datetime) -> int:
     """Publish `running` steps whose lease expired; the next claim takes them over."""
     with transaction() as conn:
-        rows = list(conn.execute(
-            select(steps.c.id, steps.c.step, jobs.c.event_type)
-            .join(jobs, jobs.c.id == steps.c.job_id)
-            .where(steps.c.status == S.RUNNING.value, steps.c.lease_expires_at < now)
-            .limit(BATCH)
-        ))
+        rows = list(
+            conn.execute(
+                select(steps.c.id, steps.c.step, jobs.c.event_type)
+                .join(jobs, jobs.c.id == steps.c.job_id)
+                .where(steps.c.status == S.RUNNING.value, steps.c.lease_expires_at < now)
+                .limit(BATCH)
+            )
+        )
     return _publish_rows(rows)
 
 
@@ -102,13 +109,17 @@ def resume_decided(now: datetime, min_age_s: float = 30.0) -> int:
     """Apply decisions recorded while no worker picked up their resume (broker or worker down)."""
     cutoff = now - timedelta(seconds=min_age_s)
     with transaction() as conn:
-        ids = list(conn.execute(
-            select(approvals.c.id).where(
-                approvals.c.resumed_at.is_(None),
-                approvals.c.status.in_([s.value for s in approvals_mod.DECIDED]),
-                func.coalesce(approvals.c.decided_at, approvals.c.expires_at) <= cutoff,
-            ).limit(BATCH)
-        ).scalars())
+        ids = list(
+            conn.execute(
+                select(approvals.c.id)
+                .where(
+                    approvals.c.resumed_at.is_(None),
+                    approvals.c.status.in_([s.value for s in approvals_mod.DECIDED]),
+                    func.coalesce(approvals.c.decided_at, approvals.c.expires_at) <= cutoff,
+                )
+                .limit(BATCH)
+            ).scalars()
+        )
     for approval_id in ids:
         approvals_mod.resume(approval_id, now)
     return len(ids)
@@ -118,21 +129,43 @@ def nudge(now: datetime) -> int:
     """Remind approvers once about approvals pending for more than NUDGE_AFTER_H hours."""
     count = 0
     with transaction() as conn:
-        rows = list(conn.execute(
-            update(approvals)
-            .where(approvals.c.status == A.PENDING.value, approvals.c.nudged_at.is_(None),
-                   approvals.c.created_at <= now - timedelta(hours=NUDGE_AFTER_H), approvals.c.expires_at > now)
-            .values(nudged_at=now)
-            .returning(approvals.c.id, approvals.c.org_id, approvals.c.job_id, approvals.c.kind,
-                       approvals.c.approver_user_ids, approvals.c.expires_at)
-        ))
+        rows = list(
+            conn.execute(
+                update(approvals)
+                .where(
+                    approvals.c.status == A.PENDING.value,
+                    approvals.c.nudged_at.is_(None),
+                    approvals.c.created_at <= now - timedelta(hours=NUDGE_AFTER_H),
+                    approvals.c.expires_at > now,
+                )
+                .values(nudged_at=now)
+                .returning(
+                    approvals.c.id,
+                    approvals.c.org_id,
+                    approvals.c.job_id,
+                    approvals.c.kind,
+                    approvals.c.approver_user_ids,
+                    approvals.c.expires_at,
+                )
+            )
+        )
         for a in rows:
             approver = a.approver_user_ids[0] if a.approver_user_ids else None
-            text = (f"Reminder: a {a.kind.replace('_', ' ')} request is waiting for your decision "
-                    f"(expires {blocks.format_utc(a.expires_at)}).")
-            enqueue_message(conn, a.org_id, kind="approval_reminder", message={"text": text, "blocks": []},
-                            dedupe_key=f"approval-nudge:{a.id}", now=now, job_id=a.job_id, approval_id=a.id,
-                            user_id=uuid.UUID(str(approver)) if approver else None)
+            text = (
+                f"Reminder: a {a.kind.replace('_', ' ')} request is waiting for your decision "
+                f"(expires {blocks.format_utc(a.expires_at)})."
+            )
+            enqueue_message(
+                conn,
+                a.org_id,
+                kind="approval_reminder",
+                message={"text": text, "blocks": []},
+                dedupe_key=f"approval-nudge:{a.id}",
+                now=now,
+                job_id=a.job_id,
+                approval_id=a.id,
+                user_id=uuid.UUID(str(approver)) if approver else None,
+            )
             count += 1
     return count
 
@@ -140,11 +173,16 @@ def nudge(now: datetime) -> int:
 def timeout_jobs(now: datetime) -> int:
     """End running jobs past their deadline (time awaiting approval does not count)."""
     with transaction() as conn:
-        ids = list(conn.execute(
-            select(jobs.c.id).where(jobs.c.status.in_([J.QUEUED.value, J.RUNNING.value]),
-                                    and_(jobs.c.deadline_at.is_not(None), jobs.c.deadline_at < now))
-            .limit(BATCH)
-        ).scalars())
+        ids = list(
+            conn.execute(
+                select(jobs.c.id)
+                .where(
+                    jobs.c.status.in_([J.QUEUED.value, J.RUNNING.value]),
+                    and_(jobs.c.deadline_at.is_not(None), jobs.c.deadline_at < now),
+                )
+                .limit(BATCH)
+            ).scalars()
+        )
     count = 0
     for job_id in ids:
         with transaction() as conn:
@@ -155,8 +193,15 @@ def timeout_jobs(now: datetime) -> int:
                 sequence = registry.get(locked.event_type)
             except registry.UnknownSequence:
                 sequence = None
-            engine.end_job(conn, dict(locked._mapping), J.TIMEOUT, now, reason="deadline passed",
-                           error="job deadline passed", sequence=sequence)
+            engine.end_job(
+                conn,
+                dict(locked._mapping),
+                J.TIMEOUT,
+                now,
+                reason="deadline passed",
+                error="job deadline passed",
+                sequence=sequence,
+            )
             count += 1
     return count
 
@@ -178,7 +223,7 @@ def sweep(now: datetime | None = None, *, requeue_after_s: float | None = None) 
     return report
 
 
-@celery_app.task(name="proactive.sweep", queue="beat", ignore_result=True, acks_late=True)
+@celery_app.task(name="proactive.sweep", ignore_result=True, acks_late=True)
 def sweep_task() -> dict[str, int]:
     """Beat entry (every minute): one sweeper pass."""
     return sweep().as_dict()

@@ -21,8 +21,12 @@ def _iso(value: Any) -> str | None:
 
 
 def list_jobs(
-    conn: Connection, *, org_id: uuid.UUID | None = None, status: str | None = None,
-    event_type: str | None = None, limit: int = 50,
+    conn: Connection,
+    *,
+    org_id: uuid.UUID | None = None,
+    status: str | None = None,
+    event_type: str | None = None,
+    limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Newest jobs first, filtered by org, status and type."""
     q = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
@@ -40,11 +44,22 @@ def _job_summary(r: Any) -> dict[str, Any]:
     if r.finished_at and (r.started_at or r.created_at):
         duration = int(((r.finished_at - (r.started_at or r.created_at)).total_seconds()) * 1000) - (r.paused_ms or 0)
     return {
-        "id": str(r.id), "org_id": str(r.org_id), "user_id": str(r.user_id) if r.user_id else None,
-        "event_type": r.event_type, "source": r.source, "status": r.status, "reason": r.reason,
-        "idempotency_key": r.idempotency_key, "parent_job_id": str(r.parent_job_id) if r.parent_job_id else None,
-        "depth": r.depth, "error": r.error, "error_step": r.error_step, "created_at": _iso(r.created_at),
-        "started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at), "duration_ms": duration,
+        "id": str(r.id),
+        "org_id": str(r.org_id),
+        "user_id": str(r.user_id) if r.user_id else None,
+        "event_type": r.event_type,
+        "source": r.source,
+        "status": r.status,
+        "reason": r.reason,
+        "idempotency_key": r.idempotency_key,
+        "parent_job_id": str(r.parent_job_id) if r.parent_job_id else None,
+        "depth": r.depth,
+        "error": r.error,
+        "error_step": r.error_step,
+        "created_at": _iso(r.created_at),
+        "started_at": _iso(r.started_at),
+        "finished_at": _iso(r.finished_at),
+        "duration_ms": duration,
         "cancel_requested": r.cancel_requested,
     }
 
@@ -69,10 +84,20 @@ def job_detail(conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID | None = N
     )
     out["steps"] = [
         {
-            "id": str(s.id), "step": s.step, "iteration": s.iteration, "superseded": s.superseded,
-            "status": s.status, "reason": s.reason, "attempt": s.attempt, "queue": s.queue,
-            "duration_ms": s.duration_ms, "error": s.error, "error_class": s.error_class,
-            "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at), "output": s.output,
+            "id": str(s.id),
+            "step": s.step,
+            "iteration": s.iteration,
+            "superseded": s.superseded,
+            "status": s.status,
+            "reason": s.reason,
+            "attempt": s.attempt,
+            "queue": s.queue,
+            "duration_ms": s.duration_ms,
+            "error": s.error,
+            "error_class": s.error_class,
+            "started_at": _iso(s.started_at),
+            "finished_at": _iso(s.finished_at),
+            "output": s.output,
             "cost_usd": s.cost_usd,
         }
         for s in step_rows
@@ -80,14 +105,21 @@ def job_detail(conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID | None = N
     names = dict(conn.execute(select(User.id, User.name).where(User.org_id == row.org_id)).all())
     out["approvals"] = [
         {
-            "id": str(a.id), "step": a.step, "kind": a.kind, "status": a.status, "decision": a.decision,
+            "id": str(a.id),
+            "step": a.step,
+            "kind": a.kind,
+            "status": a.status,
+            "decision": a.decision,
             "decision_data": a.decision_data,
             "approvers": [names.get(uuid.UUID(str(u)), str(u)) for u in a.approver_user_ids or []],
             "decided_by": names.get(a.decided_by, str(a.decided_by)) if a.decided_by else None,
-            "decided_at": _iso(a.decided_at), "expires_at": _iso(a.expires_at), "created_at": _iso(a.created_at),
+            "decided_at": _iso(a.decided_at),
+            "expires_at": _iso(a.expires_at),
+            "created_at": _iso(a.created_at),
         }
         for a in conn.execute(
-            select(approvals).where(approvals.c.job_id == job_id, approvals.c.org_id == row.org_id)
+            select(approvals)
+            .where(approvals.c.job_id == job_id, approvals.c.org_id == row.org_id)
             .order_by(approvals.c.created_at)
         )
     ]

@@ -90,15 +90,11 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_audit_log_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_audit_log_org_id_orgs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     op.create_index(op.f("ix_audit_log_org_id"), "audit_log", ["org_id"], unique=False)
-    op.create_index(
-        op.f("ix_audit_log_org_id_created_at"), "audit_log", ["org_id", "created_at"], unique=False
-    )
+    op.create_index(op.f("ix_audit_log_org_id_created_at"), "audit_log", ["org_id", "created_at"], unique=False)
     op.create_table(
         "companies",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -109,9 +105,7 @@ def upgrade() -> None:
         sa.Column("employees", sa.Integer(), nullable=True),
         sa.Column("notes", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_companies_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_companies_org_id_orgs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_companies")),
     )
     op.create_index(op.f("ix_companies_org_id"), "companies", ["org_id"], unique=False)
@@ -136,9 +130,7 @@ def upgrade() -> None:
             ["org_id"], ["orgs.id"], name=op.f("fk_scheduled_events_org_id_orgs"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scheduled_events")),
-        sa.UniqueConstraint(
-            "org_id", "idempotency_key", name=op.f("uq_scheduled_events_org_id_idempotency_key")
-        ),
+        sa.UniqueConstraint("org_id", "idempotency_key", name=op.f("uq_scheduled_events_org_id_idempotency_key")),
     )
     op.create_index(
         op.f("ix_scheduled_events_fired_at_fire_at"),
@@ -169,9 +161,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_users_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_users_org_id_orgs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("org_id", "email", name=op.f("uq_users_org_id_email")),
         sa.UniqueConstraint("org_id", "slack_user_id", name=op.f("uq_users_org_id_slack_user_id")),
@@ -191,9 +181,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_campaigns_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_campaigns_org_id_orgs"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["owner_id"], ["users.id"], name=op.f("fk_campaigns_owner_id_users"), ondelete="SET NULL"
         ),
@@ -222,9 +210,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_coaching_reports_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_coaching_reports")),
-        sa.UniqueConstraint(
-            "org_id", "user_id", "week", name=op.f("uq_coaching_reports_org_id_user_id_week")
-        ),
+        sa.UniqueConstraint("org_id", "user_id", "week", name=op.f("uq_coaching_reports_org_id_user_id_week")),
     )
     op.create_index(op.f("ix_coaching_reports_org_id"), "coaching_reports", ["org_id"], unique=False)
     op.create_table(
@@ -244,9 +230,7 @@ def upgrade() -> None:
             name=op.f("fk_contacts_company_id_companies"),
             ondelete="SET NULL",
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_contacts_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_contacts_org_id_orgs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
         sa.UniqueConstraint("org_id", "email", name=op.f("uq_contacts_org_id_email")),
     )
@@ -271,18 +255,14 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_integrations_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_integrations_org_id_orgs"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_integrations_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_integrations")),
     )
     op.create_index(op.f("ix_integrations_org_id"), "integrations", ["org_id"], unique=False)
-    op.create_index(
-        op.f("ix_integrations_provider_status"), "integrations", ["provider", "status"], unique=False
-    )
+    op.create_index(op.f("ix_integrations_provider_status"), "integrations", ["provider", "status"], unique=False)
     op.create_table(
         "sequence_jobs",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -313,21 +293,15 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_sequence_jobs_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_sequence_jobs_org_id_orgs"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_sequence_jobs_user_id_users"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sequence_jobs")),
-        sa.UniqueConstraint(
-            "org_id", "idempotency_key", name=op.f("uq_sequence_jobs_org_id_idempotency_key")
-        ),
+        sa.UniqueConstraint("org_id", "idempotency_key", name=op.f("uq_sequence_jobs_org_id_idempotency_key")),
     )
     op.create_index(op.f("ix_sequence_jobs_org_id"), "sequence_jobs", ["org_id"], unique=False)
-    op.create_index(
-        op.f("ix_sequence_jobs_org_id_created_at"), "sequence_jobs", ["org_id", "created_at"], unique=False
-    )
+    op.create_index(op.f("ix_sequence_jobs_org_id_created_at"), "sequence_jobs", ["org_id", "created_at"], unique=False)
     op.create_index(
         op.f("ix_sequence_jobs_status_deadline_at"), "sequence_jobs", ["status", "deadline_at"], unique=False
     )
@@ -353,9 +327,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_slack_outbox_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_slack_outbox_org_id_orgs"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_slack_outbox_user_id_users"), ondelete="SET NULL"
         ),
@@ -422,12 +394,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["company_id"], ["companies.id"], name=op.f("fk_deals_company_id_companies"), ondelete="SET NULL"
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_deals_org_id_orgs"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["owner_id"], ["users.id"], name=op.f("fk_deals_owner_id_users"), ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_deals_org_id_orgs"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_deals_owner_id_users"), ondelete="SET NULL"),
         sa.ForeignKeyConstraint(
             ["primary_contact_id"],
             ["contacts.id"],
@@ -458,9 +426,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["job_id"], ["sequence_jobs.id"], name=op.f("fk_effects_job_id_sequence_jobs"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_effects_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_effects_org_id_orgs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_effects")),
         sa.UniqueConstraint("key", name=op.f("uq_effects_key")),
     )
@@ -490,12 +456,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_emails_contact_id_contacts"), ondelete="SET NULL"
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_emails_org_id_orgs"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_emails_user_id_users"), ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_emails_org_id_orgs"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_emails_user_id_users"), ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_emails")),
         sa.UniqueConstraint("org_id", "message_id", name=op.f("uq_emails_org_id_message_id")),
     )
@@ -525,9 +487,7 @@ def upgrade() -> None:
             name=op.f("fk_nurture_queue_contact_id_contacts"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_nurture_queue_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_nurture_queue_org_id_orgs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_nurture_queue")),
         sa.UniqueConstraint("org_id", "contact_id", name=op.f("uq_nurture_queue_org_id_contact_id")),
     )
@@ -570,9 +530,7 @@ def upgrade() -> None:
             name=op.f("fk_step_runs_job_id_sequence_jobs"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_step_runs_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_step_runs_org_id_orgs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_step_runs")),
         sa.UniqueConstraint("job_id", "step", "iteration", name=op.f("uq_step_runs_job_id_step_iteration")),
     )
@@ -608,18 +566,14 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["deal_id"], ["deals.id"], name=op.f("fk_activities_deal_id_deals"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_activities_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_activities_org_id_orgs"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_activities_user_id_users"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_activities")),
     )
     op.create_index(op.f("ix_activities_org_id"), "activities", ["org_id"], unique=False)
-    op.create_index(
-        op.f("ix_activities_org_id_contact_id"), "activities", ["org_id", "contact_id"], unique=False
-    )
+    op.create_index(op.f("ix_activities_org_id_contact_id"), "activities", ["org_id", "contact_id"], unique=False)
     op.create_index(
         op.f("ix_activities_org_id_deal_id_occurred_at"),
         "activities",
@@ -669,9 +623,7 @@ def upgrade() -> None:
             name=op.f("fk_approvals_job_id_sequence_jobs"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_approvals_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_approvals_org_id_orgs"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["step_run_id"],
             ["step_runs.id"],
@@ -682,9 +634,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_approvals_org_id"), "approvals", ["org_id"], unique=False)
     op.create_index(op.f("ix_approvals_org_id_job_id"), "approvals", ["org_id", "job_id"], unique=False)
-    op.create_index(
-        op.f("ix_approvals_status_expires_at"), "approvals", ["status", "expires_at"], unique=False
-    )
+    op.create_index(op.f("ix_approvals_status_expires_at"), "approvals", ["status", "expires_at"], unique=False)
     op.create_table(
         "calendar_events",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -775,15 +725,9 @@ def upgrade() -> None:
             name=op.f("fk_meetings_company_id_companies"),
             ondelete="SET NULL",
         ),
-        sa.ForeignKeyConstraint(
-            ["deal_id"], ["deals.id"], name=op.f("fk_meetings_deal_id_deals"), ondelete="SET NULL"
-        ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_meetings_org_id_orgs"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_meetings_user_id_users"), ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["deal_id"], ["deals.id"], name=op.f("fk_meetings_deal_id_deals"), ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_meetings_org_id_orgs"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_meetings_user_id_users"), ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_meetings")),
         sa.UniqueConstraint("org_id", "external_id", name=op.f("uq_meetings_org_id_external_id")),
     )
@@ -807,9 +751,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["deal_id"], ["deals.id"], name=op.f("fk_proposals_deal_id_deals"), ondelete="SET NULL"
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_proposals_org_id_orgs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_proposals_org_id_orgs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_proposals")),
     )
     op.create_index(op.f("ix_proposals_org_id"), "proposals", ["org_id"], unique=False)
@@ -825,24 +767,16 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("source_job_id", sa.Uuid(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["deal_id"], ["deals.id"], name=op.f("fk_tasks_deal_id_deals"), ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["deal_id"], ["deals.id"], name=op.f("fk_tasks_deal_id_deals"), ondelete="SET NULL"),
         sa.ForeignKeyConstraint(
             ["meeting_id"], ["meetings.id"], name=op.f("fk_tasks_meeting_id_meetings"), ondelete="SET NULL"
         ),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["orgs.id"], name=op.f("fk_tasks_org_id_orgs"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_tasks_user_id_users"), ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_tasks_org_id_orgs"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_tasks_user_id_users"), ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tasks")),
     )
     op.create_index(op.f("ix_tasks_org_id"), "tasks", ["org_id"], unique=False)
-    op.create_index(
-        op.f("ix_tasks_org_id_user_id_status"), "tasks", ["org_id", "user_id", "status"], unique=False
-    )
+    op.create_index(op.f("ix_tasks_org_id_user_id_status"), "tasks", ["org_id", "user_id", "status"], unique=False)
 
 
 def downgrade() -> None:

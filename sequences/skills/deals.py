@@ -88,8 +88,19 @@ def scan_active_deals(ctx: StepContext, inputs: Mapping[str, Any]) -> ScanOutput
     since = ctx.now - timedelta(days=ENGAGEMENT_WINDOW_D)
     d, a, c = Deal.__table__, Activity.__table__, Company.__table__
     q = (
-        select(d.c.id, d.c.name, c.c.name.label("company"), d.c.owner_id, d.c.stage, d.c.value, d.c.currency,
-               d.c.close_date, d.c.last_activity_at, d.c.created_at, d.c.primary_contact_id)
+        select(
+            d.c.id,
+            d.c.name,
+            c.c.name.label("company"),
+            d.c.owner_id,
+            d.c.stage,
+            d.c.value,
+            d.c.currency,
+            d.c.close_date,
+            d.c.last_activity_at,
+            d.c.created_at,
+            d.c.primary_contact_id,
+        )
         .select_from(d.outerjoin(c, and_(c.c.id == d.c.company_id, c.c.org_id == d.c.org_id)))
         .where(d.c.org_id == ctx.org_id, d.c.stage.in_(sorted(OPEN_STAGES)))
         .order_by(d.c.value.desc(), d.c.id)
@@ -108,37 +119,61 @@ def scan_active_deals(ctx: StepContext, inputs: Mapping[str, Any]) -> ScanOutput
             is_email = case((a.c.kind == "email", 1), else_=0)
             is_meeting = case((a.c.kind == "meeting", 1), else_=0)
             for row in conn.execute(
-                select(a.c.deal_id, func.sum(is_email).label("emails"), func.sum(is_meeting).label("meetings"),
-                       func.count(func.distinct(a.c.contact_id)).label("contacts"))
+                select(
+                    a.c.deal_id,
+                    func.sum(is_email).label("emails"),
+                    func.sum(is_meeting).label("meetings"),
+                    func.count(func.distinct(a.c.contact_id)).label("contacts"),
+                )
                 .where(a.c.org_id == ctx.org_id, a.c.deal_id.in_(ids), a.c.occurred_at >= since)
                 .group_by(a.c.deal_id)
             ):
                 stats[row.deal_id] = row
-            meetings = dict(conn.execute(
-                select(Meeting.deal_id, func.count()).where(
-                    Meeting.org_id == ctx.org_id, Meeting.deal_id.in_(ids), Meeting.start_at >= since
-                ).group_by(Meeting.deal_id)
-            ).all())
+            meetings = dict(
+                conn.execute(
+                    select(Meeting.deal_id, func.count())
+                    .where(Meeting.org_id == ctx.org_id, Meeting.deal_id.in_(ids), Meeting.start_at >= since)
+                    .group_by(Meeting.deal_id)
+                ).all()
+            )
             contacts = {row.primary_contact_id for row in deals if row.primary_contact_id}
             if contacts:
-                emails_by_contact = {cid: int(n) for cid, n in conn.execute(
-                    select(a.c.contact_id, func.count())
-                    .where(a.c.org_id == ctx.org_id, a.c.kind == "email", a.c.occurred_at >= since,
-                           a.c.contact_id.in_(contacts))
-                    .group_by(a.c.contact_id)
-                )}
+                emails_by_contact = {
+                    cid: int(n)
+                    for cid, n in conn.execute(
+                        select(a.c.contact_id, func.count())
+                        .where(
+                            a.c.org_id == ctx.org_id,
+                            a.c.kind == "email",
+                            a.c.occurred_at >= since,
+                            a.c.contact_id.in_(contacts),
+                        )
+                        .group_by(a.c.contact_id)
+                    )
+                }
     out = []
     for row in deals:
         st = stats.get(row.id)
-        out.append(ScannedDeal(
-            deal_id=str(row.id), name=row.name, company=row.company, owner_id=str(row.owner_id) if row.owner_id else None,
-            stage=row.stage, value=float(row.value or 0), currency=row.currency, close_date=_iso(row.close_date),
-            last_activity_at=_iso(row.last_activity_at), created_at=row.created_at.isoformat(),
-            emails_30d=int(st.emails or 0) if st else 0,
-            primary_contact_emails_30d=emails_by_contact.get(row.primary_contact_id, 0) if row.primary_contact_id else None,
-            meetings_30d=max(int(st.meetings or 0) if st else 0, int(meetings.get(row.id, 0))),
-            contacts_engaged_30d=int(st.contacts or 0) if st else 0,
-        ))
+        out.append(
+            ScannedDeal(
+                deal_id=str(row.id),
+                name=row.name,
+                company=row.company,
+                owner_id=str(row.owner_id) if row.owner_id else None,
+                stage=row.stage,
+                value=float(row.value or 0),
+                currency=row.currency,
+                close_date=_iso(row.close_date),
+                last_activity_at=_iso(row.last_activity_at),
+                created_at=row.created_at.isoformat(),
+                emails_30d=int(st.emails or 0) if st else 0,
+                primary_contact_emails_30d=emails_by_contact.get(row.primary_contact_id, 0)
+                if row.primary_contact_id
+                else None,
+                meetings_30d=max(int(st.meetings or 0) if st else 0, int(meetings.get(row.id, 0))),
+                contacts_engaged_30d=int(st.contacts or 0) if st else 0,
+            )
+        )
     return ScanOutput(deals=out)
 
 
@@ -146,11 +181,15 @@ def _facts(deal: Mapping[str, Any]) -> DealFacts:
     from datetime import date
 
     return DealFacts(
-        deal_id=deal["deal_id"], stage=deal["stage"], value=Decimal(str(deal["value"])),
+        deal_id=deal["deal_id"],
+        stage=deal["stage"],
+        value=Decimal(str(deal["value"])),
         close_date=date.fromisoformat(deal["close_date"]) if deal.get("close_date") else None,
         last_activity_at=datetime.fromisoformat(deal["last_activity_at"]) if deal.get("last_activity_at") else None,
-        created_at=datetime.fromisoformat(deal["created_at"]), emails_30d=deal["emails_30d"],
-        primary_contact_emails_30d=deal.get("primary_contact_emails_30d"), meetings_30d=deal["meetings_30d"],
+        created_at=datetime.fromisoformat(deal["created_at"]),
+        emails_30d=deal["emails_30d"],
+        primary_contact_emails_30d=deal.get("primary_contact_emails_30d"),
+        meetings_30d=deal["meetings_30d"],
         contacts_engaged_30d=deal["contacts_engaged_30d"],
     )
 
@@ -170,17 +209,20 @@ def score_deal_risks(ctx: StepContext, inputs: Mapping[str, Any]) -> ScoreOutput
         if ids:
             latest = (
                 select(r.c.deal_id, func.max(r.c.scored_at).label("at"))
-                .where(r.c.org_id == ctx.org_id, r.c.deal_id.in_(ids)).group_by(r.c.deal_id).subquery()
+                .where(r.c.org_id == ctx.org_id, r.c.deal_id.in_(ids))
+                .group_by(r.c.deal_id)
+                .subquery()
             )
             for row in conn.execute(
-                select(r.c.deal_id, r.c.score).join(latest, and_(latest.c.deal_id == r.c.deal_id, latest.c.at == r.c.scored_at))
+                select(r.c.deal_id, r.c.score)
+                .join(latest, and_(latest.c.deal_id == r.c.deal_id, latest.c.at == r.c.scored_at))
                 .where(r.c.org_id == ctx.org_id)
             ):
                 previous[row.deal_id] = row.score
             for row in conn.execute(
-                select(r.c.deal_id, func.max(r.c.alerted_at)).where(
-                    r.c.org_id == ctx.org_id, r.c.deal_id.in_(ids), r.c.alerted_at.is_not(None)
-                ).group_by(r.c.deal_id)
+                select(r.c.deal_id, func.max(r.c.alerted_at))
+                .where(r.c.org_id == ctx.org_id, r.c.deal_id.in_(ids), r.c.alerted_at.is_not(None))
+                .group_by(r.c.deal_id)
             ):
                 last_alert[row[0]] = row[1]
         rows = []
@@ -188,16 +230,36 @@ def score_deal_risks(ctx: StepContext, inputs: Mapping[str, Any]) -> ScoreOutput
             deal_id = uuid.UUID(deal["deal_id"])
             result = risk_score(_facts(deal), ctx.now)
             factors = [{"rule": f.rule, "points": f.points, "detail": f.detail} for f in result.factors]
-            rows.append({"id": uuid.uuid4(), "org_id": ctx.org_id, "deal_id": deal_id, "job_id": ctx.job_id,
-                         "score": result.score, "level": result.level.value, "factors": factors,
-                         "scored_at": ctx.now, "alerted_at": None})
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "org_id": ctx.org_id,
+                    "deal_id": deal_id,
+                    "job_id": ctx.job_id,
+                    "score": result.score,
+                    "level": result.level.value,
+                    "factors": factors,
+                    "scored_at": ctx.now,
+                    "alerted_at": None,
+                }
+            )
             alerted = last_alert.get(deal_id)
-            scored.append(ScoredDeal(
-                deal_id=deal["deal_id"], name=deal["name"], company=deal.get("company"), owner_id=deal.get("owner_id"),
-                stage=deal["stage"], value=deal["value"], currency=deal["currency"], score=result.score,
-                level=result.level.value, previous_score=previous.get(deal_id),
-                last_alerted_at=alerted.isoformat() if alerted else None, factors=factors,
-            ))
+            scored.append(
+                ScoredDeal(
+                    deal_id=deal["deal_id"],
+                    name=deal["name"],
+                    company=deal.get("company"),
+                    owner_id=deal.get("owner_id"),
+                    stage=deal["stage"],
+                    value=deal["value"],
+                    currency=deal["currency"],
+                    score=result.score,
+                    level=result.level.value,
+                    previous_score=previous.get(deal_id),
+                    last_alerted_at=alerted.isoformat() if alerted else None,
+                    factors=factors,
+                )
+            )
         if rows:
             conn.execute(insert(r), rows)
     return ScoreOutput(scored=scored)
@@ -219,8 +281,11 @@ def generate_risk_alerts(ctx: StepContext, inputs: Mapping[str, Any]) -> AlertsO
     if alerted_ids:
         r = DealRiskScore.__table__
         with ctx.transaction() as conn:
-            conn.execute(update(r).where(r.c.org_id == ctx.org_id, r.c.job_id == ctx.job_id,
-                                         r.c.deal_id.in_(alerted_ids)).values(alerted_at=ctx.now))
+            conn.execute(
+                update(r)
+                .where(r.c.org_id == ctx.org_id, r.c.job_id == ctx.job_id, r.c.deal_id.in_(alerted_ids))
+                .values(alerted_at=ctx.now)
+            )
     return AlertsOutput(by_owner=dict(by_owner), alerted=len(alerted_ids))
 
 
@@ -234,17 +299,23 @@ def deliver_risk_slack(ctx: StepContext, inputs: Mapping[str, Any]) -> DeliverOu
     owners = [uuid.UUID(o) for o in alerts]
     sent = 0
     with ctx.transaction() as conn:
-        names = dict(conn.execute(
-            select(User.id, User.name).where(User.org_id == ctx.org_id, User.id.in_(owners))
-        ).all())
+        names = dict(
+            conn.execute(select(User.id, User.name).where(User.org_id == ctx.org_id, User.id.in_(owners))).all()
+        )
         for owner_id in owners:
             if owner_id not in names:
                 continue  # owner left the org: nobody to tell
             items = [{**deal, "deal_name": deal["name"]} for deal in alerts[str(owner_id)]]
             message = blocks.deal_risk_alerts(names[owner_id], items)
-            if enqueue_message(conn, ctx.org_id, kind="deal_risk_alerts", message=message, now=ctx.now,
-                               dedupe_key=f"deal_risk:{ctx.job_id}:{owner_id}", user_id=owner_id,
-                               job_id=ctx.job_id):
+            if enqueue_message(
+                conn,
+                ctx.org_id,
+                kind="deal_risk_alerts",
+                message=message,
+                now=ctx.now,
+                dedupe_key=f"deal_risk:{ctx.job_id}:{owner_id}",
+                user_id=owner_id,
+                job_id=ctx.job_id,
+            ):
                 sent += 1
     return DeliverOutput(messages=sent, owners=[str(o) for o in owners if o in names])
-

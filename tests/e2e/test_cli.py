@@ -28,8 +28,9 @@ class Home:
     env: dict[str, str]
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*PROACTIVE, *args], cwd=self.path, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [*PROACTIVE, *args], cwd=self.path, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
 
     def rejected_count(self) -> int:
         with sqlite3.connect(self.path / ".proactive" / "proactive.db") as conn:
@@ -41,8 +42,7 @@ class Home:
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DATABASE_URL", "BROKER_URL", "PROACTIVE_HOME"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "BROKER_URL", "PROACTIVE_HOME"))}
     env["PYTHONPATH"] = str(REPO)
     env.update(extra)
     return env
@@ -69,11 +69,20 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     seeded = h.run("seed", "--demo")
     assert seeded.returncode == 0, seeded.stderr
     log = open(path / "worker.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([*PROACTIVE, "worker", "-c", "2"], cwd=path, env=h.env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [*PROACTIVE, "worker", "-c", "2"],
+        cwd=path,
+        env=h.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        wait_for(lambda: "ready." in (path / "worker.log").read_text(errors="replace") or proc.poll() is not None,
-                 timeout_s=30, what="proactive worker ready")
+        wait_for(
+            lambda: "ready." in (path / "worker.log").read_text(errors="replace") or proc.poll() is not None,
+            timeout_s=30,
+            what="proactive worker ready",
+        )
         assert proc.poll() is None, (path / "worker.log").read_text()
         yield h
     finally:
@@ -120,8 +129,11 @@ def test_pause_approve_and_the_decision_rules(home: Home):
     late = home.run("reject", approval_id, "--as", maya)
     assert late.returncode == 2 and "already approve by Alice Moreau" in late.stderr
 
-    wait_for(lambda: home.run("job", job["job_id"], "--json").stdout.count('"status": "completed"') >= 1,
-             timeout_s=30, what="job completed after approval")
+    wait_for(
+        lambda: home.run("job", job["job_id"], "--json").stdout.count('"status": "completed"') >= 1,
+        timeout_s=30,
+        what="job completed after approval",
+    )
     detail = json.loads(home.run("job", job["job_id"], "--json").stdout)
     assert detail["status"] == "completed"
     act = next(s for s in detail["steps"] if s["step"] == "act")
@@ -129,12 +141,18 @@ def test_pause_approve_and_the_decision_rules(home: Home):
     assert detail["approvals"][0]["decided_by"] == "Alice Moreau"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["fire", "no_such_type"], "invalid event: type"),
-    (["fire", "stale_deal_revival"], "user_id is required for stale_deal_revival"),
-    (["fire", "deal_risk_scan", "--payload", '{"deal_ids": "x"}'], "payload.deal_ids"),
-    (["fire", "deal_risk_scan", "--payload", '{"colour": "red"}'], "payload.colour: Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fire", "no_such_type"], "invalid event: type"),
+        (["fire", "stale_deal_revival"], "user_id is required for stale_deal_revival"),
+        (["fire", "deal_risk_scan", "--payload", '{"deal_ids": "x"}'], "payload.deal_ids"),
+        (
+            ["fire", "deal_risk_scan", "--payload", '{"colour": "red"}'],
+            "payload.colour: Extra inputs are not permitted",
+        ),
+    ],
+)
 def test_invalid_events_exit_2_and_are_recorded(home: Home, args: list[str], message: str):
     before = home.rejected_count()
     done = home.run(*args)

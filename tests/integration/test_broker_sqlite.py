@@ -213,9 +213,7 @@ def _record_count(path: Path) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("pool", "max_exit_s"), [("solo", 2.0), ("prefork", 5.0)])
-def test_celery_worker_runs_each_task_once_and_stops(
-    db: Path, tmp_path: Path, pool: str, max_exit_s: float
-) -> None:
+def test_celery_worker_runs_each_task_once_and_stops(db: Path, tmp_path: Path, pool: str, max_exit_s: float) -> None:
     from tests.support.broker_app import app, record
 
     url, record_file, log = broker_url(db), tmp_path / "records.txt", tmp_path / "worker.log"
@@ -260,9 +258,7 @@ def test_celery_worker_runs_each_task_once_and_stops(
 
 
 @pytest.mark.slow
-def test_in_process_work_controller_stops_promptly(
-    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_in_process_work_controller_stops_promptly(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """DESIGN §6 demo mode: WorkController(pool="solo") in a daemon thread, ended with .stop()."""
     from tests.support.broker_app import app, record
 

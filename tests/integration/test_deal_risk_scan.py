@@ -16,8 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 def _scan(org_id, key: str):
-    result = fire_event({"type": "deal_risk_scan", "source": "cron:daily", "org_id": str(org_id),
-                         "idempotency_key": key})
+    result = fire_event(
+        {"type": "deal_risk_scan", "source": "cron:daily", "org_id": str(org_id), "idempotency_key": key}
+    )
     assert wait_for(lambda: reached(result.job_id, "completed", "failed"), what="scan done") == "completed"
     return result
 
@@ -27,13 +28,19 @@ def test_scan_scores_open_deals_and_alerts_each_owner_once(backend, shared_worke
     key = f"scan-{backend.name}-{request.node.name}"
     first = _scan(seed.org_id, key)
     rows = step_rows(first.job_id)
-    assert [rows[s].status for s in ("scan-active-deals", "score-deal-risks", "generate-risk-alerts",
-                                     "deliver-risk-slack")] == ["succeeded"] * 4
+    assert [
+        rows[s].status for s in ("scan-active-deals", "score-deal-risks", "generate-risk-alerts", "deliver-risk-slack")
+    ] == ["succeeded"] * 4
     with transaction() as conn:
-        scores = {r.deal_id: r for r in conn.execute(
-            select(DealRiskScore.__table__).where(DealRiskScore.job_id == first.job_id))}
-        open_deals = set(conn.execute(select(Deal.id).where(
-            Deal.org_id == seed.org_id, Deal.stage.not_in(["closed_won", "closed_lost"]))).scalars())
+        scores = {
+            r.deal_id: r
+            for r in conn.execute(select(DealRiskScore.__table__).where(DealRiskScore.job_id == first.job_id))
+        }
+        open_deals = set(
+            conn.execute(
+                select(Deal.id).where(Deal.org_id == seed.org_id, Deal.stage.not_in(["closed_won", "closed_lost"]))
+            ).scalars()
+        )
         messages = list(conn.execute(select(SlackOutbox.__table__).where(SlackOutbox.job_id == first.job_id)))
         names = dict(conn.execute(select(User.id, User.name).where(User.org_id == seed.org_id)).all())
     assert set(scores) == open_deals  # closed deals are not scanned
@@ -48,8 +55,9 @@ def test_scan_scores_open_deals_and_alerts_each_owner_once(backend, shared_worke
         assert m.kind == "deal_risk_alerts" and m.status == "console"
         assert names[m.user_id] in m.text or names[m.user_id] in str(m.blocks)
 
-    again = fire_event({"type": "deal_risk_scan", "source": "cron:daily", "org_id": str(seed.org_id),
-                        "idempotency_key": key})
+    again = fire_event(
+        {"type": "deal_risk_scan", "source": "cron:daily", "org_id": str(seed.org_id), "idempotency_key": key}
+    )
     assert again.duplicate and again.job_id == first.job_id
 
     second = _scan(seed.org_id, key + "-next")

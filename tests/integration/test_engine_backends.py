@@ -53,8 +53,9 @@ def test_same_key_fired_50_times_concurrently_makes_one_job(backend, shared_work
     assert sum(not r.duplicate for r in results) == 1
     with transaction() as conn:
         count = conn.execute(
-            select(func.count()).select_from(jobs).where(jobs.c.org_id == org.id,
-                                                         jobs.c.idempotency_key == ev["idempotency_key"])
+            select(func.count())
+            .select_from(jobs)
+            .where(jobs.c.org_id == org.id, jobs.c.idempotency_key == ev["idempotency_key"])
         ).scalar_one()
     assert count == 1
     job_id = job_ids.pop()
@@ -70,8 +71,11 @@ def test_when_predicates_choose_a_branch_and_skips_propagate(backend, shared_wor
 
     taken = {n: (r.status, r.reason) for n, r in step_rows(reply.job_id).items()}
     assert taken == {
-        "classify": ("succeeded", None), "draft-reply": ("succeeded", None), "review-reply": ("succeeded", None),
-        "book": ("skipped", "not_booking"), "wrap-up": ("succeeded", None),
+        "classify": ("succeeded", None),
+        "draft-reply": ("succeeded", None),
+        "review-reply": ("succeeded", None),
+        "book": ("skipped", "not_booking"),
+        "wrap-up": ("succeeded", None),
     }
     untaken = {n: (r.status, r.reason) for n, r in step_rows(neither.job_id).items()}
     assert untaken["draft-reply"] == ("skipped", "not_reply")

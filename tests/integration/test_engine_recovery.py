@@ -95,17 +95,31 @@ def test_reject_cancels_the_job_and_skips_the_rest(workers, org):
 def test_kill_9_mid_step_reruns_it_once_and_the_effect_happens_once(workers, org, tmp_path: Path):
     effect_file, block_file, release_file = tmp_path / "effects.txt", tmp_path / "inside", tmp_path / "release"
     victim = workers()
-    result = fire_event(event(org, "pre_meeting_90min", {
-        "effect_file": str(effect_file), "block_file": str(block_file), "release_file": str(release_file),
-    }))
+    result = fire_event(
+        event(
+            org,
+            "pre_meeting_90min",
+            {
+                "effect_file": str(effect_file),
+                "block_file": str(block_file),
+                "release_file": str(release_file),
+            },
+        )
+    )
     wait_for(block_file.exists, what="step inside its side effect window")
     victim.kill()  # SIGKILL the main process and its pool children: no ack, no cleanup
     assert step_rows(result.job_id)["send"].status == "running"
 
     workers()
     # The lease (timeout + grace) expires; the sweeper re-publishes the step and a new claim takes it.
-    assert wait_for(lambda: sweep().reclaimed >= 0 and done(result.job_id), timeout_s=60,
-                    what="step re-claimed after lease expiry") == "completed"
+    assert (
+        wait_for(
+            lambda: sweep().reclaimed >= 0 and done(result.job_id),
+            timeout_s=60,
+            what="step re-claimed after lease expiry",
+        )
+        == "completed"
+    )
     send = step_rows(result.job_id)["send"]
     assert send.status == "succeeded" and send.attempt == 2
     assert send.output["effect"] == {"sent_by_attempt": 1}  # the stored result, not a second send
@@ -183,8 +197,11 @@ def test_poison_step_fails_after_max_attempts(pg, org):
     result = fire_event(event(org, "coaching_weekly"))  # no worker: runs in this process below
     sid = step_rows(result.job_id)["flaky"].id
     with transaction() as conn:
-        conn.execute(update(steps).where(steps.c.id == sid).values(
-            status="running", attempt=3, lease_expires_at=utcnow() - timedelta(seconds=1)))
+        conn.execute(
+            update(steps)
+            .where(steps.c.id == sid)
+            .values(status="running", attempt=3, lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
     execute(sid)
     row = step_rows(result.job_id)["flaky"]
     assert (row.status, row.error_class, row.attempt) == ("failed", "poison", 4)
@@ -195,8 +212,9 @@ def test_poison_step_fails_after_max_attempts(pg, org):
 def test_cancel_is_honoured_at_the_next_step_boundary(workers, org, tmp_path: Path):
     workers()
     started, release = tmp_path / "started", tmp_path / "release"
-    result = fire_event(event(org, "campaign_daily_check", {"started_file": str(started), "release_file": str(release)},
-                              user_id=None))
+    result = fire_event(
+        event(org, "campaign_daily_check", {"started_file": str(started), "release_file": str(release)}, user_id=None)
+    )
     wait_for(started.exists, what="s3 running")
     cancelled = request_cancel(result.job_id)
     assert not cancelled.immediate and cancelled.status == "running"
@@ -244,7 +262,7 @@ def test_expiry_best_effort_continues_critical_expires(pg, org):
     from worker.engine import execute
 
     for job_id in (optional.job_id, critical.job_id):  # run the steps before the approval in-process
-        while (queued := [r for r in step_rows(job_id).values() if r.status == "queued"]):
+        while queued := [r for r in step_rows(job_id).values() if r.status == "queued"]:
             for r in queued:
                 execute(r.id)
     later = utcnow() + timedelta(days=10)
@@ -266,12 +284,14 @@ def test_follow_ups_fire_as_chained_jobs_now_or_later(workers, org):
     assert child.idempotency_key == f"campaign_daily_check:{now_parent.job_id}:0"
     assert wait_for(lambda: done(child.id)) == "completed"
 
-    later_parent = fire_event(event(org, "proposal_generation",
-                                    {"follow_up": {"type": "campaign_daily_check", "delay_minutes": 30}}))
+    later_parent = fire_event(
+        event(org, "proposal_generation", {"follow_up": {"type": "campaign_daily_check", "delay_minutes": 30}})
+    )
     assert wait_for(lambda: done(later_parent.job_id)) == "completed"
     with transaction() as conn:
-        scheduled = conn.execute(select(ScheduledEvent.__table__).where(
-            ScheduledEvent.parent_job_id == later_parent.job_id)).one()
+        scheduled = conn.execute(
+            select(ScheduledEvent.__table__).where(ScheduledEvent.parent_job_id == later_parent.job_id)
+        ).one()
     assert scheduled.fired_at is None
     assert sweep().followups_fired == 0  # not due yet
     assert sweep(now=utcnow() + timedelta(minutes=31)).followups_fired == 1

@@ -29,15 +29,31 @@ def make_org(**settings: Any) -> TestOrg:
         s.add(Org(id=org_id, name=f"Test org {org_id.hex[:6]}", timezone="UTC", settings=settings))
         s.flush()
         for key, uid in ids.items():
-            s.add(User(id=uid, org_id=org_id, email=f"{key}-{uid.hex[:6]}@example.com", name=key,
-                       role="admin" if key == "admin" else "member", timezone="UTC", opted_out_sequences=[]))
+            s.add(
+                User(
+                    id=uid,
+                    org_id=org_id,
+                    email=f"{key}-{uid.hex[:6]}@example.com",
+                    name=key,
+                    role="admin" if key == "admin" else "member",
+                    timezone="UTC",
+                    opted_out_sequences=[],
+                )
+            )
     return TestOrg(org_id, ids["rep"], ids["other_rep"], ids["admin"])
 
 
 def event(org: TestOrg, event_type: str, payload: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """An event envelope from the API source with a unique key."""
-    return {"type": event_type, "source": "api", "org_id": str(org.id), "user_id": str(org.rep),
-            "payload": payload or {}, "idempotency_key": f"test:{uuid.uuid4().hex}", **extra}
+    return {
+        "type": event_type,
+        "source": "api",
+        "org_id": str(org.id),
+        "user_id": str(org.rep),
+        "payload": payload or {},
+        "idempotency_key": f"test:{uuid.uuid4().hex}",
+        **extra,
+    }
 
 
 def job_status(job_id: uuid.UUID) -> str:
@@ -66,15 +82,17 @@ def executions(job_id: uuid.UUID, step: str) -> int:
     """How many times a test skill ran for this job step (audit rows `test.exec`)."""
     with transaction() as conn:
         return conn.execute(
-            select(func.count()).select_from(AuditLog).where(
-                AuditLog.action == "test.exec", AuditLog.target_id == f"{job_id}:{step}"
-            )
+            select(func.count())
+            .select_from(AuditLog)
+            .where(AuditLog.action == "test.exec", AuditLog.target_id == f"{job_id}:{step}")
         ).scalar_one()
 
 
 def approvals_of(job_id: uuid.UUID) -> list[Any]:
     with transaction() as conn:
-        return list(conn.execute(select(approvals).where(approvals.c.job_id == job_id).order_by(approvals.c.created_at)))
+        return list(
+            conn.execute(select(approvals).where(approvals.c.job_id == job_id).order_by(approvals.c.created_at))
+        )
 
 
 def pending_approval(job_id: uuid.UUID) -> Any:

@@ -35,8 +35,14 @@ class TestPayload(Payload):
 
 def _exec(ctx: StepContext, **data: Any) -> None:
     with ctx.transaction() as conn:
-        record(conn, ctx.org_id, action="test.exec", target_type="step", target_id=f"{ctx.job_id}:{ctx.step}",
-               data={"attempt": ctx.attempt, "iteration": ctx.iteration, **data})
+        record(
+            conn,
+            ctx.org_id,
+            action="test.exec",
+            target_type="step",
+            target_id=f"{ctx.job_id}:{ctx.step}",
+            data={"attempt": ctx.attempt, "iteration": ctx.iteration, **data},
+        )
 
 
 def noop(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,8 +61,11 @@ def act(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Report the decision handed over by the approval step before it."""
     _exec(ctx)
     review = inputs.get("review") or {}
-    return {"saw_decision": review.get("decision"), "saw_data": review.get("data"),
-            "decided_by": review.get("decided_by")}
+    return {
+        "saw_decision": review.get("decision"),
+        "saw_data": review.get("data"),
+        "decided_by": review.get("decided_by"),
+    }
 
 
 def flaky(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,7 +128,9 @@ def with_follow_up(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
     """Declare a follow-up event (fired when the job completes)."""
     _exec(ctx)
     fu = ctx.payload.get("follow_up")
-    follow_ups = [FollowUp(type=fu["type"], payload=fu.get("payload", {}), delay_minutes=fu.get("delay_minutes"))] if fu else []
+    follow_ups = (
+        [FollowUp(type=fu["type"], payload=fu.get("payload", {}), delay_minutes=fu.get("delay_minutes"))] if fu else []
+    )
     return StepResult(output={"follow_ups": len(follow_ups)}, follow_ups=follow_ups)
 
 
@@ -127,56 +138,120 @@ def _is(intent: str) -> Any:
     return lambda w: w.payload.get("intent") == intent
 
 
-FANOUT = register(Sequence("proposal_generation", payload_model=TestPayload, steps=(
-    Step("start", noop),
-    Step("left", noop, deps=("start",)),
-    Step("right", noop, deps=("start",)),
-    Step("join", noop, deps=("left", "right")),
-    Step("finish", with_follow_up, deps=("join",)),
-)), replace=True)
+FANOUT = register(
+    Sequence(
+        "proposal_generation",
+        payload_model=TestPayload,
+        steps=(
+            Step("start", noop),
+            Step("left", noop, deps=("start",)),
+            Step("right", noop, deps=("start",)),
+            Step("join", noop, deps=("left", "right")),
+            Step("finish", with_follow_up, deps=("join",)),
+        ),
+    ),
+    replace=True,
+)
 
-APPROVAL = register(Sequence("calendar_find_times", payload_model=TestPayload, steps=(
-    Step("prepare", noop),
-    Step("review", preview, deps=("prepare",), approval=ApprovalSpec("calendar_slots", rerun_from={"more": "prepare"})),
-    Step("act", act, deps=("review",)),
-)), replace=True)
+APPROVAL = register(
+    Sequence(
+        "calendar_find_times",
+        payload_model=TestPayload,
+        steps=(
+            Step("prepare", noop),
+            Step(
+                "review",
+                preview,
+                deps=("prepare",),
+                approval=ApprovalSpec("calendar_slots", rerun_from={"more": "prepare"}),
+            ),
+            Step("act", act, deps=("review",)),
+        ),
+    ),
+    replace=True,
+)
 
-OPTIONAL_APPROVAL = register(Sequence("stale_deal_revival", payload_model=TestPayload, steps=(
-    Step("draft", noop),
-    Step("review", preview, deps=("draft",), critical=False, approval=ApprovalSpec("email_preview")),
-    Step("send", act, deps=("review",), critical=False),
-)), replace=True)
+OPTIONAL_APPROVAL = register(
+    Sequence(
+        "stale_deal_revival",
+        payload_model=TestPayload,
+        steps=(
+            Step("draft", noop),
+            Step("review", preview, deps=("draft",), critical=False, approval=ApprovalSpec("email_preview")),
+            Step("send", act, deps=("review",), critical=False),
+        ),
+    ),
+    replace=True,
+)
 
-EFFECT = register(Sequence("pre_meeting_90min", payload_model=TestPayload, steps=(
-    Step("prepare", noop),
-    Step("send", effect_then_block, deps=("prepare",), timeout_s=3, hard_grace_s=1),
-    Step("after", noop, deps=("send",)),
-)), replace=True)
+EFFECT = register(
+    Sequence(
+        "pre_meeting_90min",
+        payload_model=TestPayload,
+        steps=(
+            Step("prepare", noop),
+            Step("send", effect_then_block, deps=("prepare",), timeout_s=3, hard_grace_s=1),
+            Step("after", noop, deps=("send",)),
+        ),
+    ),
+    replace=True,
+)
 
-RETRY = register(Sequence("coaching_weekly", payload_model=TestPayload, steps=(
-    Step("flaky", flaky, max_attempts=3),
-    Step("after", noop, deps=("flaky",)),
-)), replace=True)
+RETRY = register(
+    Sequence(
+        "coaching_weekly",
+        payload_model=TestPayload,
+        steps=(
+            Step("flaky", flaky, max_attempts=3),
+            Step("after", noop, deps=("flaky",)),
+        ),
+    ),
+    replace=True,
+)
 
-BRANCH = register(Sequence("email_received", payload_model=TestPayload, steps=(
-    Step("classify", noop),
-    Step("draft-reply", noop, deps=("classify",), when=_is("reply"), skip_reason="not_reply"),
-    Step("review-reply", noop, deps=("draft-reply",)),
-    Step("book", noop, deps=("classify",), when=_is("book"), skip_reason="not_booking"),
-    Step("wrap-up", noop, deps=("review-reply", "book")),
-)), replace=True)
+BRANCH = register(
+    Sequence(
+        "email_received",
+        payload_model=TestPayload,
+        steps=(
+            Step("classify", noop),
+            Step("draft-reply", noop, deps=("classify",), when=_is("reply"), skip_reason="not_reply"),
+            Step("review-reply", noop, deps=("draft-reply",)),
+            Step("book", noop, deps=("classify",), when=_is("book"), skip_reason="not_booking"),
+            Step("wrap-up", noop, deps=("review-reply", "book")),
+        ),
+    ),
+    replace=True,
+)
 
-FAILURES = register(Sequence("meeting_ended", payload_model=TestPayload, steps=(
-    Step("optional", broken, critical=False),
-    Step("needs-optional", broken, deps=("optional",)),
-    Step("vital", broken, deps=("needs-optional",)),
-    Step("never", noop, deps=("vital",)),
-)), replace=True)
+FAILURES = register(
+    Sequence(
+        "meeting_ended",
+        payload_model=TestPayload,
+        steps=(
+            Step("optional", broken, critical=False),
+            Step("needs-optional", broken, deps=("optional",)),
+            Step("vital", broken, deps=("needs-optional",)),
+            Step("never", noop, deps=("vital",)),
+        ),
+    ),
+    replace=True,
+)
 
-LINEAR = register(Sequence("campaign_daily_check", payload_model=TestPayload, steps=(
-    Step("s1", noop), Step("s2", noop, deps=("s1",)), Step("s3", maybe_wait, deps=("s2",)),
-    Step("s4", noop, deps=("s3",)), Step("s5", noop, deps=("s4",)),
-)), replace=True)
+LINEAR = register(
+    Sequence(
+        "campaign_daily_check",
+        payload_model=TestPayload,
+        steps=(
+            Step("s1", noop),
+            Step("s2", noop, deps=("s1",)),
+            Step("s3", maybe_wait, deps=("s2",)),
+            Step("s4", noop, deps=("s3",)),
+            Step("s5", noop, deps=("s4",)),
+        ),
+    ),
+    replace=True,
+)
 
 
 def new_id() -> str:

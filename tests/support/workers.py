@@ -6,6 +6,7 @@ process group (main process and pool children), as a crashed machine would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,15 +27,44 @@ STOP_TIMEOUT_S = 15.0
 class WorkerProcess:
     """One `celery -A worker.celery_app worker` subprocess."""
 
-    def __init__(self, env: Mapping[str, str], log_dir: Path, name: str, *, pool: str = "prefork",
-                 concurrency: int = 2, queues: str = "steps,slow,edge", start_recovery: bool = True) -> None:
-        self.env = {**os.environ, **env, "PYTHONPATH": str(REPO),
-                    "PROACTIVE_RECOVER_ON_START": "1" if start_recovery else "0"}
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_dir: Path,
+        name: str,
+        *,
+        pool: str = "prefork",
+        concurrency: int = 2,
+        queues: str = "steps,slow,edge",
+        start_recovery: bool = True,
+    ) -> None:
+        self.env = {
+            **os.environ,
+            **env,
+            "PYTHONPATH": str(REPO),
+            "PROACTIVE_RECOVER_ON_START": "1" if start_recovery else "0",
+        }
         self.log_path = log_dir / f"{name}.log"
         self.name = name
         self.args = [
-            sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues, "-P", pool,
-            "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO", "--without-mingle", "--without-gossip",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            queues,
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "-l",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
             "--without-heartbeat",
         ]
         self.proc: subprocess.Popen[bytes] | None = None
@@ -43,12 +73,16 @@ class WorkerProcess:
         """Start the worker and wait until it consumes."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         try:
-            wait_for(lambda: self.proc.poll() is not None or "ready." in self.log(), timeout_s=READY_TIMEOUT_S,
-                     what=f"worker {self.name} ready")
+            wait_for(
+                lambda: self.proc.poll() is not None or "ready." in self.log(),
+                timeout_s=READY_TIMEOUT_S,
+                what=f"worker {self.name} ready",
+            )
         except AssertionError:
             self.kill()
             raise
@@ -72,10 +106,8 @@ class WorkerProcess:
         """SIGKILL the whole process group (no warm shutdown, no acks)."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
@@ -92,7 +124,5 @@ class WorkerProcess:
         if self.proc.poll() is None:
             self.kill()
         else:  # reap pool children left in the group
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass

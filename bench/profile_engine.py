@@ -1,0 +1,224 @@
+"""Where a Proactive step's time goes: SQL statements, transactions, round trips, broker hops, CPU.
+
+Runs the engine in this process, without a broker or a worker: ``fire_event`` and
+``engine.execute`` are the real functions, but the ``run_step`` messages they would publish are
+captured (``publish_steps`` is swapped in this process only) and executed here one by one, as a
+solo worker would. SQLAlchemy event hooks count statements (by verb), transactions and pool
+checkouts; the dialect's ``do_ping`` is wrapped to count ``pool_pre_ping`` pings. psycopg 3 sends
+BEGIN as its own command, so round trips = pings + BEGINs + statements + COMMITs/ROLLBACKs.
+``--cprofile`` adds the top functions of the step path by CPU time (execute() only, fire_event
+excluded); ``--trace`` prints every round trip of one job in order.
+
+Run from the repo root: ``.venv/bin/python -m bench.profile_engine [--jobs 200] [--cprofile]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import tempfile
+import time
+import uuid
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+from bench.engine import REDIS_HOST, REDIS_PORT, SEQUENCE_MODULES, STEPS_PER_JOB, Bench, pick_redis_db
+
+
+class Counters:
+    """SQL activity seen through SQLAlchemy event hooks (one engine, this process)."""
+
+    def __init__(self) -> None:
+        self.c: Counter[str] = Counter()
+        self.trace: list[str] | None = None  # when a list: one line per round trip, in order
+
+    def install(self, engine: Any) -> None:
+        """Hook statements, transactions, checkouts and pre-ping pings of ``engine``."""
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _stmt(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+            self.c["statements"] += 1
+            self.c["stmt " + statement.lstrip().split(None, 1)[0].upper()] += 1
+            if self.trace is not None:
+                self.trace.append("  " + " ".join(statement.split())[:150])
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            self.c["transactions"] += 1
+            if self.trace is not None:
+                self.trace.append("BEGIN")
+
+        @event.listens_for(engine, "commit")
+        def _commit(conn: Any) -> None:
+            self.c["commits"] += 1
+            if self.trace is not None:
+                self.trace.append("COMMIT")
+
+        @event.listens_for(engine, "rollback")
+        def _rollback(conn: Any) -> None:
+            self.c["rollbacks"] += 1
+
+        @event.listens_for(engine, "checkout")
+        def _checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+            self.c["pool checkouts"] += 1
+
+        dialect = engine.dialect
+        original = dialect.do_ping
+
+        def counted_ping(dbapi_connection: Any) -> bool:
+            self.c["pre-ping pings"] += 1
+            if self.trace is not None:
+                self.trace.append("(pool_pre_ping)")
+            return original(dbapi_connection)
+
+        dialect.do_ping = counted_ping
+
+    def snapshot(self) -> Counter[str]:
+        """A copy of the counters."""
+        return Counter(self.c)
+
+
+def per(counter: Counter[str], n: int) -> dict[str, float]:
+    """Each counter divided by ``n`` (per job or per step), with the derived round trips."""
+    out = {k: v / n for k, v in sorted(counter.items())}
+    trips = (counter["pre-ping pings"] + counter["transactions"] + counter["statements"]
+             + counter["commits"] + counter["rollbacks"])
+    out["= round trips"] = trips / n
+    return out
+
+
+class Capture:
+    """Stands in for ``publish_steps`` in this process: keeps the messages to run them here."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Any] = deque()
+        self.sent = 0
+
+    def __call__(self, items: Any) -> int:
+        items = list(items)
+        self.sent += len(items)
+        self.queue.extend(items)
+        return len(items)
+
+    def install(self) -> None:
+        """Swap ``publish_steps`` where the engine and fire_event look it up."""
+        import worker.engine as engine_mod
+        import worker.events as events_mod
+
+        engine_mod.publish_steps = self  # type: ignore[assignment]
+        events_mod.publish_steps = self  # type: ignore[assignment]
+
+
+def profile(event_type: str, label: str, bench: Bench, jobs: int, counters: Counters, capture: Capture,
+            use_cprofile: bool, show_trace: bool) -> str:
+    """Fire ``jobs`` jobs of ``event_type`` and run every captured step message here."""
+    import worker.engine as engine_mod
+
+    captured = capture.queue
+    org, user = bench.make_org()
+    tag = uuid.uuid4().hex[:8]
+    for i in range(5):  # warm caches (statement compilation, psycopg prepared statements)
+        bench.fire_one(event_type, org, user, "w" + tag, i)
+        while captured:
+            item = captured.popleft()
+            engine_mod.execute(item.step_run_id, item.lease_s)
+    capture.sent = 0
+    c0 = counters.snapshot()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for i in range(jobs):
+        bench.fire_one(event_type, org, user, tag, i)
+    fire_wall, fire_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    c1 = counters.snapshot()
+    fire_msgs = capture.sent
+    prof = cProfile.Profile(time.process_time) if use_cprofile else None  # CPU time, not wall
+    tasks = 0
+    t1, cpu1 = time.perf_counter(), time.process_time()
+    if prof:
+        prof.enable()
+    while captured:
+        item = captured.popleft()
+        engine_mod.execute(item.step_run_id, item.lease_s)
+        tasks += 1
+    if prof:
+        prof.disable()
+    exec_wall, exec_cpu = time.perf_counter() - t1, time.process_time() - cpu1
+    c2 = counters.snapshot()
+    done = bench.admin.execute(
+        "SELECT count(*) FROM step_runs WHERE org_id = %s AND status = 'succeeded'", (org,)).fetchone()[0]
+    steps = jobs * STEPS_PER_JOB
+    assert done == steps + 5 * STEPS_PER_JOB, f"{done} succeeded steps"
+    lines = [f"== {label}: {jobs} jobs, {steps} steps, in-process (no broker, no worker)"]
+    lines.append(f"fire_event(): {fire_wall / jobs * 1000:.2f} ms wall, {fire_cpu / jobs * 1000:.2f} ms CPU "
+                 "per job; per job: " + ", ".join(f"{k} {v:.1f}" for k, v in per(c1 - c0, jobs).items()))
+    lines.append(f"steps: {tasks} run_step tasks ({tasks / jobs:.1f} per job: {fire_msgs / jobs:.1f} published "
+                 f"by fire_event + {(capture.sent - fire_msgs) / jobs:.1f} by steps; the rest ran inline), "
+                 f"{exec_wall / steps * 1000:.2f} ms wall, {exec_cpu / steps * 1000:.2f} ms CPU per step")
+    lines.append("per step: " + ", ".join(f"{k} {v:.2f}" for k, v in per(c2 - c1, steps).items()))
+    if prof:
+        for title, sort, restrict in (
+            ("by own CPU time", "tottime", 15),
+            ("engine functions by cumulative CPU time", "cumulative", r"worker/(engine|jobstore|db|publish|dag)\.py"),
+        ):
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).sort_stats(sort).print_stats(restrict)
+            text = buf.getvalue()
+            lines.append(f"cProfile (CPU timer, profiler overhead included) of the step path, {title}:")
+            lines.extend("  " + ln.replace(str(Path.cwd()) + "/", "")
+                         for ln in text[text.find("ncalls"):].splitlines()[:26] if ln.strip())
+    trace: list[str] = []
+    counters.trace = trace
+    bench.fire_one(event_type, org, user, "t" + tag, 0)
+    trace.append("-- fire_event() returned; run_step tasks follow")
+    while captured:
+        item = captured.popleft()
+        trace.append(f"-- run_step task ({item.queue})")
+        engine_mod.execute(item.step_run_id, item.lease_s)
+    counters.trace = None
+    if show_trace:
+        lines.append("Round trips of one job, in order:")
+        lines.extend("  " + t for t in trace)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Profile the linear and the fan-out benchmark DAGs on a fresh database."""
+    doc = (__doc__ or "").splitlines()[0]
+    p = argparse.ArgumentParser(prog="python -m bench.profile_engine", description=doc)
+    p.add_argument("--jobs", type=int, default=200)
+    p.add_argument("--cprofile", action="store_true", help="also print the top functions by CPU time")
+    p.add_argument("--trace", action="store_true", help="also print the statements of one job in order")
+    p.add_argument("--redis-db", type=int, default=None)
+    args = p.parse_args(argv)
+    args.fire_threads, args.concurrency = 1, 1
+    db_name = f"proactive_bench_{uuid.uuid4().hex[:10]}"
+    redis_db = pick_redis_db(args.redis_db)
+    os.environ.update({
+        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}",
+        "BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
+        "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
+    })
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        bench = Bench(args, db_name, redis_db, Path(tmp))
+        try:
+            bench.setup()
+            from bench import sequences
+            from worker.db import get_engine
+
+            counters, capture = Counters(), Capture()
+            counters.install(get_engine())
+            capture.install()
+            cases = ((sequences.LINEAR_EVENT, "linear 5 steps"), (sequences.FANOUT_EVENT, "fan-out a->(b,c,d)->e"))
+            for event, label in cases:
+                print(profile(event, label, bench, args.jobs, counters, capture, args.cprofile, args.trace), flush=True)
+                print()
+        finally:
+            bench.teardown()
+
+
+if __name__ == "__main__":
+    main()
