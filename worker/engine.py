@@ -157,6 +157,12 @@ def claim(
     try:
         sequence = registry.get(job["event_type"])
         step = sequence.step(job["step"])
+        if job["definition_hash"] != sequence.definition_hash:
+            log.warning(
+                "job %s started on another definition of %s (deployed mid-job); continuing with the current one",
+                job["id"],
+                job["event_type"],
+            )
     except (registry.UnknownSequence, KeyError):
         store.set_step_status(
             conn,

@@ -298,3 +298,38 @@ def test_follow_ups_fire_as_chained_jobs_now_or_later(workers, org):
     with transaction() as conn:
         fired = conn.execute(select(jobs).where(jobs.c.parent_job_id == later_parent.job_id)).one()
     assert wait_for(lambda: done(fired.id)) == "completed"
+
+
+def test_job_past_its_deadline_times_out(workers, org, tmp_path: Path):
+    workers()
+    started, release = tmp_path / "started", tmp_path / "release"
+    result = fire_event(
+        event(org, "campaign_daily_check", {"started_file": str(started), "release_file": str(release)}, user_id=None)
+    )
+    wait_for(started.exists, what="s3 running")
+    assert sweep().timed_out == 0  # within its deadline
+    deadline = job_row(result.job_id).deadline_at
+    assert sweep(now=deadline + timedelta(seconds=1)).timed_out == 1
+    assert job_status(result.job_id) == "timeout"
+    release.touch()
+    wait_for(lambda: step_rows(result.job_id)["s3"].status == "succeeded", what="running step finished")
+    rows = step_rows(result.job_id)
+    assert job_status(result.job_id) == "timeout"  # a late result does not revive the job
+    assert rows["s4"].status == "skipped" and rows["s4"].reason == "job_timeout"
+    assert executions(result.job_id, "s4") == 0
+
+
+def test_approvers_are_reminded_once(workers, org):
+    from worker.models import SlackOutbox
+
+    workers()
+    result = fire_event(event(org, "calendar_find_times"))
+    assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
+    approval = pending_approval(result.job_id)
+    later = approval.created_at + timedelta(hours=5)
+    assert sweep(now=approval.created_at + timedelta(hours=1)).nudged == 0
+    assert sweep(now=later).nudged == 1
+    assert sweep(now=later + timedelta(minutes=5)).nudged == 0
+    with transaction() as conn:
+        kinds = [r.kind for r in conn.execute(select(SlackOutbox.__table__).where(SlackOutbox.job_id == result.job_id))]
+    assert sorted(kinds) == ["approval", "approval_reminder"]
