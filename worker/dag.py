@@ -200,22 +200,19 @@ def validate(event_type: str, steps: Iterable[Step]) -> None:
 
 
 def topological_order(steps: Iterable[Step], event_type: str = "?") -> tuple[str, ...]:
-    """Kahn's algorithm, stable in declaration order; DefinitionError on a cycle."""
-    steps = list(steps)
-    indeg = {s.name: len(set(s.deps)) for s in steps}
+    """A topological order that keeps declaration order wherever the dependencies allow it
+    (the earliest-declared ready step goes next); DefinitionError on a cycle."""
+    remaining = list(steps)
+    placed: set[str] = set()
     out: list[str] = []
-    remaining = [s for s in steps]
     while remaining:
-        ready = [s for s in remaining if indeg[s.name] == 0]
-        if not ready:
+        nxt = next((s for s in remaining if all(d in placed for d in s.deps)), None)
+        if nxt is None:
             cycle = ", ".join(sorted(s.name for s in remaining))
             raise DefinitionError(f"sequence {event_type!r}: dependency cycle among {cycle}")
-        for s in ready:
-            out.append(s.name)
-            remaining.remove(s)
-            for t in remaining:
-                if s.name in t.deps:
-                    indeg[t.name] -= 1
+        out.append(nxt.name)
+        placed.add(nxt.name)
+        remaining.remove(nxt)
     return tuple(out)
 
 

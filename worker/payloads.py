@@ -102,7 +102,7 @@ class CampaignDailyCheck(Payload):
 
 
 class CoachingWeekly(Payload):
-    week: str | None = Field(default=None, pattern=r"^\d{4}-W\d{2}$")
+    week: str | None = Field(default=None, pattern=r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$")
 
 
 class DealRiskScan(Payload):

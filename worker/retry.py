@@ -16,7 +16,7 @@ from worker.errors import RateLimited, StepError
 
 # First retry delay of a transient error (seconds); doubles each attempt.
 BASE_DELAY_S = 2.0
-# Longest backoff between two attempts (seconds).
+# Longest backoff before jitter (seconds); jitter still spreads retries that reach it.
 MAX_DELAY_S = 300.0
 # Jitter as a fraction of the delay (0.5 -> delay x [1.0, 1.5)) so retries of a burst spread out.
 JITTER = 0.5
@@ -75,4 +75,4 @@ def decide_retry(
 
 def backoff_s(attempt: int, rng: Callable[[], float] = random.random, base_delay_s: float = BASE_DELAY_S) -> float:
     """Delay before attempt `attempt + 1`: base x 2^(attempt-1), capped, with jitter."""
-    return min(MAX_DELAY_S, base_delay_s * 2 ** max(0, attempt - 1)) * (1 + JITTER * rng())
+    return min(MAX_DELAY_S, base_delay_s * 2 ** min(max(0, attempt - 1), 30)) * (1 + JITTER * rng())

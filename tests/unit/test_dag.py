@@ -388,14 +388,15 @@ def test_when_is_not_evaluated_before_the_dependencies_end():
 
 
 def test_skip_cascades_transitively_with_upstream_reasons():
+    # skips come in topological order, declaration order first
     s = branch()
     p = plan(s, {"classify": S.SUCCEEDED}, outputs={"classify": {"intent": "fyi"}})
     assert p.queue == ()
     assert p.skip == (
         ("draft-reply", "not_reply"),
-        ("book", "not_booking"),
         ("review-reply", "upstream_skipped:draft-reply"),
         ("send-reply", "upstream_skipped:review-reply"),
+        ("book", "not_booking"),
         ("wrap-up", "upstream_skipped:send-reply"),
     )
     assert p.finished
@@ -589,3 +590,8 @@ def test_random_dags_run_to_completion(sequence, data):
 
 def first_critical_failure(sequence, statuses):
     return next(n for n in sequence.order if statuses.get(n) == S.FAILED and sequence.step(n).critical)
+
+
+def test_topological_order_keeps_declaration_order_where_dependencies_allow():
+    s = seq(Step("a", noop), Step("b", noop, deps=("a",)), Step("c", noop), Step("d", noop, deps=("b", "c")))
+    assert s.order == ("a", "b", "c", "d")

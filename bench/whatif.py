@@ -1,0 +1,40 @@
+"""What-if switches for profiling the engine benchmark (never part of a normal run).
+
+Listed in ``PROACTIVE_SEQUENCE_MODULES`` only by ``python -m bench.engine --whatif ...``; it then
+changes, in the benchmark process and in the workers it starts, and without touching product
+code, the settings named in ``$BENCH_WHATIF`` (comma-separated):
+
+* ``no_events``: ``worker_send_task_events`` and ``task_send_sent_event`` off (no Celery event
+  messages per task);
+* ``no_ping``: engines created without ``pool_pre_ping`` (no extra round trip per transaction).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import worker.db
+from worker.celery_app import celery_app
+
+WHATIF_ENV = "BENCH_WHATIF"
+FLAGS = frozenset(f for f in os.environ.get(WHATIF_ENV, "").split(",") if f)
+KNOWN = frozenset({"no_events", "no_ping"})
+if FLAGS - KNOWN:
+    raise ValueError(f"unknown {WHATIF_ENV} flags {sorted(FLAGS - KNOWN)} (known: {sorted(KNOWN)})")
+
+if "no_events" in FLAGS:
+    celery_app.conf.worker_send_task_events = False
+    celery_app.conf.task_send_sent_event = False
+
+if "no_ping" in FLAGS:
+    _make_engine = worker.db.make_engine
+
+    def _make_engine_without_ping(url: str | None = None, **kwargs: Any) -> Any:
+        """``worker.db.make_engine`` with ``pool_pre_ping=False`` on PostgreSQL."""
+        if not (url or worker.db.get_settings().database_url).startswith("sqlite"):
+            kwargs.setdefault("pool_pre_ping", False)
+        return _make_engine(url, **kwargs)
+
+    worker.db.make_engine = _make_engine_without_ping
+    worker.db.reset_engine()
