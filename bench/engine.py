@@ -21,6 +21,8 @@ of the PostgreSQL backends of the bench database, read from /proc over the measu
 Rounds alternate the order of the systems; the summary reports the best round of each system.
 
 Run from the repo root: ``.venv/bin/python -m bench.engine [--jobs 400] [--rounds 2] [--quick]``
+(``--systems linear,b`` runs a subset; ``--whatif no_events,no_ping`` adds profiling rows, see
+bench/whatif.py; ``python -m bench.profile_engine`` counts statements and round trips per step).
 """
 
 from __future__ import annotations
@@ -117,9 +119,8 @@ class Bench:
         self.broker_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
         self.env = {
             "DATABASE_URL": self.url, "BROKER_URL": self.broker_url,
-            "PROACTIVE_SEQUENCE_MODULES": os.environ.get("PROACTIVE_SEQUENCE_MODULES", SEQUENCE_MODULES),
+            "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
             "BENCH_BROKER_URL": self.broker_url, "BENCH_DB_DSN": self.dsn,
-            "BENCH_WHATIF": os.environ.get("BENCH_WHATIF", ""),
         }
         self.admin: Any = None  # psycopg connection to the bench database (autocommit), main thread only
         self.redis: Any = None
@@ -182,9 +183,14 @@ class Bench:
     # ------------------------------------------------------------------ helpers
 
     @contextmanager
-    def worker(self, app: str, queues: str, name: str) -> Iterator[WorkerProcess]:
-        """A fresh prefork worker (2 processes) for one phase; always stopped (process group)."""
-        w = WorkerProcess(app, queues, self.env, self.workdir, name, concurrency=self.args.concurrency)
+    def worker(self, app: str, queues: str, name: str, whatif: str = "") -> Iterator[WorkerProcess]:
+        """A fresh prefork worker (2 processes) for one phase; always stopped (process group).
+
+        ``whatif``: bench.whatif switches for this worker only (profiling variants)."""
+        env = dict(self.env)
+        if whatif:
+            env.update(PROACTIVE_SEQUENCE_MODULES=f"{SEQUENCE_MODULES},bench.whatif", BENCH_WHATIF=whatif)
+        w = WorkerProcess(app, queues, env, self.workdir, name, concurrency=self.args.concurrency)
         try:
             yield w.start()
         finally:
@@ -278,11 +284,14 @@ class Bench:
         """Throughput of the linear or fan-out DAG on a fresh worker."""
         from bench import sequences
 
-        event = sequences.LINEAR_EVENT if system == LINEAR else sequences.FANOUT_EVENT
+        kind, _, whatif = system.partition(" [")
+        whatif = whatif.rstrip("]")
+        event = sequences.LINEAR_EVENT if kind == LINEAR else sequences.FANOUT_EVENT
         n, tag = self.args.jobs, uuid.uuid4().hex[:8]
         warm_org, warm_user = self.make_org()
         org, user = self.make_org()
-        with self.worker("worker.celery_app", "steps,slow,edge", f"proactive-{event}-r{rnd}") as w:
+        name = f"proactive-{event}-r{rnd}" + (f"-{whatif.replace(',', '-')}" if whatif else "")
+        with self.worker("worker.celery_app", "steps,slow,edge", name, whatif) as w:
             self.in_threads(self.args.warmup,
                             lambda i: self.fire_one(event, warm_org, warm_user, "w" + tag, i))
             self.wait_jobs(warm_org, self.args.warmup, w)
@@ -385,7 +394,7 @@ class Bench:
 
     def run_system(self, system: str, rnd: int) -> Run:
         """Measure one system once."""
-        return self.proactive(system, rnd) if system in (LINEAR, FANOUT) else self.baseline(system, rnd)
+        return self.baseline(system, rnd) if system in (CHAIN, CHAIN_SQL) else self.proactive(system, rnd)
 
 
 # --------------------------------------------------------------------------- report
@@ -424,21 +433,23 @@ def header(args: argparse.Namespace, bench: Bench) -> list[str]:
         f"(order alternates), {args.warmup} warm-up jobs per worker, prefork -c {args.concurrency}, "
         f"{args.fire_threads} firing threads; engine: inline_max_steps={s.inline_max_steps}, "
         f"inline_budget_s={s.inline_budget_s}",
-        *([f"WHAT-IF RUN (profiling, not the product configuration): {args.whatif}"] if args.whatif else []),
+        *([f"what-if rows '[{args.whatif}]' (profiling only, not the product configuration): the same "
+           "system with these bench.whatif switches in its worker processes"] if args.whatif else []),
     ]
 
 
 def table(runs: list[Run], with_round: bool) -> list[str]:
     """Rows: system, jobs, steps, seconds, steps/s, fire seconds, CPU ms per step."""
+    w = max(22, *(len(r.system) + 2 for r in runs))
     head = (f"{'round':>5}  " if with_round else "") + (
-        f"{'system':<22}{'jobs':>6}{'steps':>7}{'seconds':>9}{'steps/s':>9}{'fire s':>8}"
+        f"{'system':<{w}}{'jobs':>6}{'steps':>7}{'seconds':>9}{'steps/s':>9}{'fire s':>8}"
         f"{'worker':>8}{'client':>8}{'pg':>7}  (CPU ms/step)"
     )
     lines = [head]
     for r in runs:
         lines.append(
             (f"{r.round:>5}  " if with_round else "")
-            + f"{r.system:<22}{r.jobs:>6}{r.steps:>7}{r.seconds:>9.2f}{r.steps_per_s:>9.0f}{r.fire_s:>8.2f}"
+            + f"{r.system:<{w}}{r.jobs:>6}{r.steps:>7}{r.seconds:>9.2f}{r.steps_per_s:>9.0f}{r.fire_s:>8.2f}"
             f"{r.ms_per_step(r.worker_cpu_s):>8.2f}{r.ms_per_step(r.client_cpu_s):>8.2f}"
             f"{r.ms_per_step(r.pg_cpu_s):>7.2f}"
         )
@@ -447,7 +458,7 @@ def table(runs: list[Run], with_round: bool) -> list[str]:
 
 def report(args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[str]) -> str:
     """The printed result: per-round table, best-of-rounds summary, ratios, latency, targets."""
-    measured = [s for s in SYSTEMS if any(r.system == s for r in runs)]
+    measured = list(dict.fromkeys(r.system for r in runs))
     best = {s: max((r for r in runs if r.system == s), key=lambda r: r.steps_per_s) for s in measured}
     lines = [*head, "", "Per round:", *table(runs, with_round=True), "",
              f"Summary (best of {args.rounds} round(s) per system):",
@@ -507,8 +518,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--systems", default="linear,fanout,a,b,latency",
                    help="what to run, comma-separated subset of linear,fanout,a,b,latency (default: all)")
     p.add_argument("--whatif", default="",
-                   help="profiling only: comma-separated bench.whatif switches (no_events, no_ping) applied to "
-                        "the Proactive runs; not the product configuration")
+                   help="profiling only: also run each selected Proactive system with these comma-separated "
+                        "bench.whatif switches (no_events, no_ping) in its worker, as extra rows")
     args = p.parse_args(argv)
     quick = {"jobs": 100, "rounds": 1, "latency": 20, "warmup": 6}
     full = {"jobs": 400, "rounds": 2, "latency": 50, "warmup": 8}
@@ -532,8 +543,7 @@ def main(argv: list[str] | None = None) -> None:
     bench_env = {
         "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}",
         "BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-        "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES + (",bench.whatif" if args.whatif else ""),
-        "BENCH_WHATIF": args.whatif,
+        "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
         "BENCH_BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
         "BENCH_DB_DSN": f"postgresql://postgres@127.0.0.1:5432/{db_name}",
     }
@@ -555,7 +565,12 @@ def main(argv: list[str] | None = None) -> None:
             bench.setup()
             head = header(args, bench)
             print("\n".join(head), flush=True)
-            systems = [s for s in SYSTEMS if s in args.selected]
+            systems: list[str] = []
+            for s in SYSTEMS:  # a what-if variant runs right after its system (A/B under similar noise)
+                if s in args.selected:
+                    systems.append(s)
+                    if args.whatif and s in (LINEAR, FANOUT):
+                        systems.append(f"{s} [{args.whatif}]")
             for rnd in range(1, args.rounds + 1):
                 for system in systems if rnd % 2 else reversed(systems):
                     run = bench.run_system(system, rnd)

@@ -114,6 +114,24 @@ class Capture:
         events_mod.publish_steps = self  # type: ignore[assignment]
 
 
+def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
+    """Share of own (tottime) CPU per top-level package: sqlalchemy, psycopg, worker, stdlib..."""
+    totals: Counter[str] = Counter()
+    for (filename, _line, _func), row in stats.stats.items():  # type: ignore[attr-defined]
+        tottime = row[2]
+        if "site-packages/" in filename:
+            pkg = filename.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif "/work/main/" in filename or filename.startswith(("worker/", "bench/")):
+            pkg = filename.split("/work/main/", 1)[-1].split("/", 1)[0]
+        elif filename == "~":
+            pkg = "builtins"
+        else:
+            pkg = "stdlib"
+        totals[pkg] += tottime
+    total = sum(totals.values()) or 1.0
+    return [(pkg, t / total) for pkg, t in totals.most_common(7)]
+
+
 def profile(event_type: str, label: str, bench: Bench, jobs: int, counters: Counters, capture: Capture,
             use_cprofile: bool, show_trace: bool) -> str:
     """Fire ``jobs`` jobs of ``event_type`` and run every captured step message here."""
@@ -160,6 +178,8 @@ def profile(event_type: str, label: str, bench: Bench, jobs: int, counters: Coun
                  f"{exec_wall / steps * 1000:.2f} ms wall, {exec_cpu / steps * 1000:.2f} ms CPU per step")
     lines.append("per step: " + ", ".join(f"{k} {v:.2f}" for k, v in per(c2 - c1, steps).items()))
     if prof:
+        lines.append("cProfile own CPU time by package: " + ", ".join(
+            f"{pkg} {share:.0%}" for pkg, share in by_package(pstats.Stats(prof))))
         for title, sort, restrict in (
             ("by own CPU time", "tottime", 15),
             ("engine functions by cumulative CPU time", "cumulative", r"worker/(engine|jobstore|db|publish|dag)\.py"),

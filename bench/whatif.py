@@ -1,8 +1,9 @@
 """What-if switches for profiling the engine benchmark (never part of a normal run).
 
-Listed in ``PROACTIVE_SEQUENCE_MODULES`` only by ``python -m bench.engine --whatif ...``; it then
-changes, in the benchmark process and in the workers it starts, and without touching product
-code, the settings named in ``$BENCH_WHATIF`` (comma-separated):
+Listed in ``PROACTIVE_SEQUENCE_MODULES`` only for the extra worker processes that
+``python -m bench.engine --whatif ...`` starts (never for the benchmark process itself); it then
+changes there, without touching product code, the settings named in ``$BENCH_WHATIF``
+(comma-separated):
 
 * ``no_events``: ``worker_send_task_events`` and ``task_send_sent_event`` off (no Celery event
   messages per task);
