@@ -288,7 +288,7 @@ def resume(approval_id: uuid.UUID, now: datetime | None = None) -> list[Publish]
         head = conn.execute(select(approvals.c.job_id).where(approvals.c.id == approval_id)).first()
         if head is None:
             return []
-        locked = store.lock_job(conn, head.job_id, now)
+        locked = store.lock_job(conn, head.job_id)
         if locked is None:
             return []
         job = dict(locked._mapping)

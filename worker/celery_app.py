@@ -49,8 +49,10 @@ def make_celery() -> Celery:
         task_time_limit=DEFAULT_TIMEOUT_S + HARD_LIMIT_GRACE_S,
         task_serializer="json",
         accept_content=["json"],
-        worker_send_task_events=True,  # Flower shows tasks live
-        task_send_sent_event=True,
+        # Task events cost a broker round trip per task; Flower needs them: PROACTIVE_TASK_EVENTS=1
+        # (or `celery worker -E`, as the Procfile does) turns them on.
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         enable_utc=True,
         timezone="UTC",
         imports=("worker.runner", "worker.sweeper", *settings.sequence_module_list),

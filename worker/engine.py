@@ -29,7 +29,7 @@ from worker import registry
 from worker.config import get_settings
 from worker.context import FollowUp, StepContext, StepResult, to_output
 from worker.dag import Plan, Sequence, Step, plan
-from worker.db import transaction
+from worker.db import get_engine, transaction
 from worker.errors import AuthRevoked, SkipStep
 from worker.models import Integration, steps, utcnow
 from worker.publish import Publish, publish_steps
@@ -85,6 +85,7 @@ class Advance:
 
     publish: list[Publish] = field(default_factory=list)
     inline: Claimed | None = None
+    job_status: str | None = None  # set when planning moved the job to a new status
 
 
 def limits(step: Step) -> tuple[float, float, float]:
@@ -113,32 +114,37 @@ def _job_dict(row: Row) -> dict[str, Any]:
 
 
 def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> None:
-    """Claim and run one step run, then any steps that become ready inline (the task body)."""
+    """Claim and run one step run, then any steps that become ready inline (the task body).
+
+    One pooled connection serves every transaction of the task (one checkout, one pre-ping);
+    skills use their own.
+    """
     settings = get_settings()
     started = time.monotonic()
-    with transaction() as conn:
-        claimed, pubs = claim(conn, step_run_id, utcnow(), lease_s)
-    publish_steps(pubs)
-    if claimed is None:
-        return
-    soft_limit = limits(claimed.step)[0]
-    inline_runs = 0
-    while claimed is not None:
-        outcome = run_skill(claimed)
-        budget_left = started + soft_limit - time.monotonic()
-        inline_ok = inline_runs < settings.inline_max_steps and (time.monotonic() - started) < settings.inline_budget_s
-        with transaction() as conn:
-            adv = complete(
-                conn,
-                claimed,
-                outcome,
-                utcnow(),
-                inline_queue=claimed.step.queue if inline_ok else None,
-                inline_budget_s=budget_left,
-            )
-        publish_steps(adv.publish)
-        claimed = adv.inline
-        inline_runs += 1
+    with get_engine().connect() as conn:
+        with conn.begin():
+            claimed, pubs = claim(conn, step_run_id, utcnow(), lease_s)
+        publish_steps(pubs)
+        if claimed is None:
+            return
+        soft_limit = limits(claimed.step)[0]
+        inline_runs = 0
+        while claimed is not None:
+            outcome = run_skill(claimed)
+            elapsed = time.monotonic() - started
+            inline_ok = inline_runs < settings.inline_max_steps and elapsed < settings.inline_budget_s
+            with conn.begin():
+                adv = complete(
+                    conn,
+                    claimed,
+                    outcome,
+                    utcnow(),
+                    inline_queue=claimed.step.queue if inline_ok else None,
+                    inline_budget_s=soft_limit - elapsed,
+                )
+            publish_steps(adv.publish)
+            claimed = adv.inline
+            inline_runs += 1
 
 
 def claim(
@@ -177,7 +183,7 @@ def claim(
         )
     # Lock order is always job row, then step rows (as in complete()), so claims never deadlock.
     if job["cancel_requested"]:
-        store.lock_job(conn, job["id"], now)
+        store.lock_job(conn, job["id"])
         if store.set_step_status(conn, step_run_id, S.SKIPPED, now, reason="cancel_requested"):
             return None, finish_cancel_if_idle(conn, job, sequence, now)
         return None, []
@@ -192,7 +198,7 @@ def claim(
             deadline_at=now + timedelta(seconds=get_settings().job_deadline_s),
         )
     elif poison:
-        store.lock_job(conn, job["id"], now)
+        store.lock_job(conn, job["id"])
     lease = lease_s if lease_s else limits(step)[2]
     got = store.claim_step(conn, step_run_id, now, now + timedelta(seconds=lease))
     if got is None:
@@ -209,7 +215,7 @@ def claim(
             error=f"gave up: claimed {attempt} times (max_attempts {step.max_attempts}); "
             "the worker running it crashed or timed out each time",
         )
-        job = dict(store.lock_job(conn, job["id"], now)._mapping)
+        job = dict(store.lock_job(conn, job["id"])._mapping)
         return None, advance(conn, job, sequence, now).publish
     inputs = store.outputs_of(conn, job["id"], step.deps) if step.deps else {}
     return Claimed(job, sequence, step, step_run_id, attempt, iteration, inputs, now), []
@@ -284,10 +290,10 @@ def complete(
     inline_budget_s: float = 0.0,
 ) -> Advance:
     """Persist `outcome` for the claimed attempt and move the job forward (one transaction)."""
-    locked = store.lock_job(conn, claimed.job["id"], now)
+    locked = store.lock_job(conn, claimed.job["id"], store.LOCK_COLUMNS)
     if locked is None:
         return Advance()
-    job = _job_dict(locked)
+    job = {**claimed.job, **locked._mapping}
     step = claimed.step
     if outcome.status == S.QUEUED:  # retry later
         if store.finish_step(
@@ -343,6 +349,7 @@ def complete(
         inline_queue=inline_queue,
         inline_budget_s=inline_budget_s,
         known_outputs=known,
+        known_follow_ups=bool(outcome.follow_ups),
     )
 
 
@@ -371,14 +378,16 @@ def advance(
     inline_queue: str | None = None,
     inline_budget_s: float = 0.0,
     known_outputs: Mapping[str, Any] | None = None,
+    known_follow_ups: bool = False,
+    new_job: bool = False,
 ) -> Advance:
     """Plan the job's next steps from its current step states and persist the plan.
 
-    The caller holds the job row lock (or has just inserted the job). Inserts queued/skipped
+    The caller holds the job row lock (or has just inserted the job: `new_job`, no rows to read). Inserts queued/skipped
     rows, finishes or pauses the job, fires follow-ups of a completed job, and returns what to
     publish after commit.
     """
-    rows = store.step_states(conn, job["id"])
+    rows = [] if new_job else store.step_states(conn, job["id"])
     statuses = {r.step: r.status for r in rows}
     outputs = None
     if sequence.uses_when and any(sequence.step(n).when and n not in statuses for n in sequence.order):
@@ -401,7 +410,8 @@ def advance(
                 error_step=p.failed_step,
                 sequence=sequence,
                 statuses=statuses,
-            )
+            ),
+            job_status=J.FAILED.value,
         )
 
     new_rows: list[dict[str, Any]] = []
@@ -416,14 +426,8 @@ def advance(
     for name in p.queue:
         step = sequence.step(name)
         row = store.step_row(job, name, S.QUEUED, now, queue=step.queue, iteration=iteration)
-        _soft, _hard, lease = limits(step)
-        if (
-            result.inline is None
-            and inline_queue == step.queue
-            and len(p.queue) == 1
-            and step.timeout_s <= inline_budget_s
-            and not p.finished
-        ):
+        lease = limits(step)[2]
+        if result.inline is None and inline_queue == step.queue and step.timeout_s <= inline_budget_s:
             row.update(
                 status=S.RUNNING.value, attempt=1, started_at=now, lease_expires_at=now + timedelta(seconds=lease)
             )
@@ -435,12 +439,16 @@ def advance(
     store.insert_steps(conn, new_rows)
 
     if p.finished:
-        result.publish.extend(_complete_job(conn, job, now))
+        with_follow_ups = any(r.has_follow_ups for r in rows) or bool(known_follow_ups)
+        result.publish.extend(_complete_job(conn, job, now, with_follow_ups))
+        result.job_status = J.COMPLETED.value
     elif p.waiting:
         if job["status"] != J.AWAITING_APPROVAL:
             store.set_job_status(conn, job["id"], J.AWAITING_APPROVAL, now, paused_at=now)
+            result.job_status = J.AWAITING_APPROVAL.value
     elif job["status"] == J.AWAITING_APPROVAL:
         unpause(conn, job, now)
+        result.job_status = J.RUNNING.value
     return result
 
 
@@ -468,9 +476,9 @@ def unpause(conn: Connection, job: Mapping[str, Any], now: datetime) -> None:
     )
 
 
-def _complete_job(conn: Connection, job: Mapping[str, Any], now: datetime) -> list[Publish]:
+def _complete_job(conn: Connection, job: Mapping[str, Any], now: datetime, with_follow_ups: bool) -> list[Publish]:
     """Mark the job completed and fire its follow-up events in the same transaction."""
-    if not store.set_job_status(conn, job["id"], J.COMPLETED, now, paused_at=None):
+    if not store.set_job_status(conn, job["id"], J.COMPLETED, now, paused_at=None) or not with_follow_ups:
         return []
     from worker.events import fire_follow_ups
 
@@ -555,7 +563,7 @@ def request_cancel(job_id: uuid.UUID, *, org_id: uuid.UUID | None = None, actor:
 
     now = utcnow()
     with transaction() as conn:
-        locked = store.lock_job(conn, job_id, now)
+        locked = store.lock_job(conn, job_id)
         if locked is None or (org_id is not None and locked.org_id != org_id):
             raise NotFound(f"job {job_id} not found")
         job = _job_dict(locked)

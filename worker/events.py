@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, and_, insert, select
 
 from worker import jobstore as store
 from worker import registry
@@ -152,19 +152,27 @@ def default_idempotency_key(event: Event, payload: BaseModel, now: datetime, tz_
 
 def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) -> tuple[FireResult, list[Publish]]:
     """Gate and insert the job (and its first ready steps) in the caller's transaction."""
-    org = conn.execute(select(Org.enabled, Org.settings, Org.timezone).where(Org.id == event.org_id)).first()
+    users = User.__table__
+    columns = [Org.enabled, Org.settings, Org.timezone]
+    q = select(*columns).where(Org.id == event.org_id)
+    if event.user_id is not None:  # one round trip for both: the user must belong to the org
+        q = (
+            select(
+                *columns, users.c.id.label("user_id"), users.c.timezone.label("user_tz"), users.c.opted_out_sequences
+            )
+            .select_from(Org.__table__.outerjoin(users, and_(users.c.id == event.user_id, users.c.org_id == Org.id)))
+            .where(Org.id == event.org_id)
+        )
+    org = conn.execute(q).first()
     if org is None:
         raise InvalidEvent(f"unknown org {event.org_id}")
     tz_name = org.timezone
     opted_out: list[str] | None = None
     if event.user_id is not None:
-        user = conn.execute(
-            select(User.timezone, User.opted_out_sequences).where(User.id == event.user_id, User.org_id == event.org_id)
-        ).first()
-        if user is None:
+        if org.user_id is None:
             raise InvalidEvent(f"user {event.user_id} is not a member of org {event.org_id}")
-        tz_name = user.timezone or tz_name
-        opted_out = user.opted_out_sequences
+        tz_name = org.user_tz or tz_name
+        opted_out = org.opted_out_sequences
     settings = org.settings or {}
     enabled = settings.get("enabled_sequences")
     reason = gate_reason(
@@ -213,9 +221,8 @@ def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) ->
         return FireResult(job_id, status.value, False, reason), []
     from worker.engine import advance
 
-    adv = advance(conn, values, sequence, now)
-    final = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one()
-    return FireResult(job_id, final, False), adv.publish
+    adv = advance(conn, values, sequence, now, new_job=True)
+    return FireResult(job_id, adv.job_status or status.value, False), adv.publish
 
 
 def fire_event(

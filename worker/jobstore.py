@@ -60,10 +60,29 @@ JOB_COLUMNS = (
 )
 
 
-def lock_job(conn: Connection, job_id: uuid.UUID, now: datetime) -> Row | None:
-    """Lock the job row for this transaction (an UPDATE takes the row lock on PostgreSQL; the
-    transaction's BEGIN IMMEDIATE already holds the write lock on SQLite) and return it."""
-    return conn.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=now).returning(*JOB_COLUMNS)).first()
+# What a completion needs fresh under the lock (payload and other constants come from the claim).
+LOCK_COLUMNS = (
+    jobs.c.id,
+    jobs.c.org_id,
+    jobs.c.user_id,
+    jobs.c.event_type,
+    jobs.c.status,
+    jobs.c.cancel_requested,
+    jobs.c.depth,
+    jobs.c.deadline_at,
+    jobs.c.paused_at,
+    jobs.c.paused_ms,
+    jobs.c.iteration,
+)
+
+
+def lock_job(conn: Connection, job_id: uuid.UUID, columns: Sequence[Any] = JOB_COLUMNS) -> Row | None:
+    """Lock the job row for this transaction and return `columns` of it.
+
+    `SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the clause is dropped and the transaction's
+    BEGIN IMMEDIATE already holds the database write lock.
+    """
+    return conn.execute(select(*columns).where(jobs.c.id == job_id).with_for_update()).first()
 
 
 def set_job_status(conn: Connection, job_id: uuid.UUID, new: JobStatus, now: datetime, **fields: Any) -> bool:
@@ -144,12 +163,17 @@ def set_step_status(conn: Connection, step_run_id: uuid.UUID, new: StepStatus, n
 
 
 def step_states(conn: Connection, job_id: uuid.UUID) -> list[Row]:
-    """Current (not superseded) step runs of a job: name, status, iteration, id."""
+    """Current (not superseded) step runs of a job: name, status, iteration, id, has_follow_ups."""
     return list(
         conn.execute(
-            select(steps.c.step, steps.c.status, steps.c.iteration, steps.c.id, steps.c.queue).where(
-                steps.c.job_id == job_id, steps.c.superseded.is_(False)
-            )
+            select(
+                steps.c.step,
+                steps.c.status,
+                steps.c.iteration,
+                steps.c.id,
+                steps.c.queue,
+                steps.c.follow_ups.is_not(None).label("has_follow_ups"),
+            ).where(steps.c.job_id == job_id, steps.c.superseded.is_(False))
         )
     )
 

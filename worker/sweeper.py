@@ -186,7 +186,7 @@ def timeout_jobs(now: datetime) -> int:
     count = 0
     for job_id in ids:
         with transaction() as conn:
-            locked = store.lock_job(conn, job_id, now)
+            locked = store.lock_job(conn, job_id)
             if locked is None or locked.status not in (J.QUEUED, J.RUNNING) or locked.deadline_at >= now:
                 continue
             try:
