@@ -106,6 +106,9 @@ def publish_for(step: Step, step_run_id: uuid.UUID, countdown_s: float | None = 
     return Publish(step_run_id, step.queue, lease, soft, hard, countdown_s)
 
 
+LOCKED_KEYS = frozenset(c.name for c in store.LOCK_COLUMNS)
+
+
 def _job_dict(row: Row) -> dict[str, Any]:
     return dict(row._mapping)
 
@@ -290,10 +293,10 @@ def complete(
     inline_budget_s: float = 0.0,
 ) -> Advance:
     """Persist `outcome` for the claimed attempt and move the job forward (one transaction)."""
-    locked = store.lock_job(conn, claimed.job["id"], store.LOCK_COLUMNS)
+    locked, states = store.lock_job_with_steps(conn, claimed.job["id"])
     if locked is None:
         return Advance()
-    job = {**claimed.job, **locked._mapping}
+    job = {**claimed.job, **{k: v for k, v in locked._mapping.items() if k in LOCKED_KEYS}}
     step = claimed.step
     if outcome.status == S.QUEUED:  # retry later
         if store.finish_step(
@@ -341,6 +344,10 @@ def complete(
     if job["cancel_requested"]:
         return Advance(finish_cancel_if_idle(conn, job, claimed.sequence, now))
     known = {step.name: outcome.output} if outcome.status == S.SUCCEEDED else {}
+    mine = store.StepState(
+        step.name, outcome.status.value, claimed.iteration, claimed.step_run_id, step.queue, bool(outcome.follow_ups)
+    )
+    states = [mine if st.id == claimed.step_run_id else st for st in states]
     return advance(
         conn,
         job,
@@ -349,7 +356,7 @@ def complete(
         inline_queue=inline_queue,
         inline_budget_s=inline_budget_s,
         known_outputs=known,
-        known_follow_ups=bool(outcome.follow_ups),
+        states=states,
     )
 
 
@@ -378,16 +385,17 @@ def advance(
     inline_queue: str | None = None,
     inline_budget_s: float = 0.0,
     known_outputs: Mapping[str, Any] | None = None,
-    known_follow_ups: bool = False,
+    states: list[store.StepState] | None = None,
     new_job: bool = False,
 ) -> Advance:
     """Plan the job's next steps from its current step states and persist the plan.
 
-    The caller holds the job row lock (or has just inserted the job: `new_job`, no rows to read). Inserts queued/skipped
-    rows, finishes or pauses the job, fires follow-ups of a completed job, and returns what to
-    publish after commit.
+    The caller holds the job row lock, or has just inserted the job (`new_job`: no rows to read).
+    `states`, when given, are the job's step states as read under that lock. Inserts queued and
+    skipped rows, finishes or pauses the job, fires follow-ups of a completed job, and returns what
+    to publish after commit.
     """
-    rows = [] if new_job else store.step_states(conn, job["id"])
+    rows = [] if new_job else states if states is not None else store.step_states(conn, job["id"])
     statuses = {r.step: r.status for r in rows}
     outputs = None
     if sequence.uses_when and any(sequence.step(n).when and n not in statuses for n in sequence.order):
@@ -439,7 +447,7 @@ def advance(
     store.insert_steps(conn, new_rows)
 
     if p.finished:
-        with_follow_ups = any(r.has_follow_ups for r in rows) or bool(known_follow_ups)
+        with_follow_ups = any(r.has_follow_ups for r in rows)
         result.publish.extend(_complete_job(conn, job, now, with_follow_ups))
         result.job_status = J.COMPLETED.value
     elif p.waiting:

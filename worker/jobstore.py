@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -162,20 +163,53 @@ def set_step_status(conn: Connection, step_run_id: uuid.UUID, new: StepStatus, n
     return res.rowcount == 1
 
 
-def step_states(conn: Connection, job_id: uuid.UUID) -> list[Row]:
-    """Current (not superseded) step runs of a job: name, status, iteration, id, has_follow_ups."""
-    return list(
+@dataclass(frozen=True)
+class StepState:
+    """What planning needs of one current step run."""
+
+    step: str
+    status: str
+    iteration: int
+    id: uuid.UUID
+    queue: str
+    has_follow_ups: bool
+
+
+STATE_COLUMNS = (
+    steps.c.step,
+    steps.c.status,
+    steps.c.iteration,
+    steps.c.id,
+    steps.c.queue,
+    steps.c.follow_ups.is_not(None).label("has_follow_ups"),
+)
+
+
+def step_states(conn: Connection, job_id: uuid.UUID) -> list[StepState]:
+    """Current (not superseded) step runs of a job."""
+    rows = conn.execute(select(*STATE_COLUMNS).where(steps.c.job_id == job_id, steps.c.superseded.is_(False)))
+    return [StepState(*r) for r in rows]
+
+
+def lock_job_with_steps(conn: Connection, job_id: uuid.UUID) -> tuple[Row | None, list[StepState]]:
+    """Lock the job row and read its current step states in one round trip (the completion path).
+
+    `SELECT ... FROM sequence_jobs LEFT JOIN step_runs ... FOR UPDATE OF sequence_jobs`: only the
+    job row is locked (SQLite drops the clause; BEGIN IMMEDIATE holds the lock there).
+    """
+    rows = list(
         conn.execute(
-            select(
-                steps.c.step,
-                steps.c.status,
-                steps.c.iteration,
-                steps.c.id,
-                steps.c.queue,
-                steps.c.follow_ups.is_not(None).label("has_follow_ups"),
-            ).where(steps.c.job_id == job_id, steps.c.superseded.is_(False))
+            select(*LOCK_COLUMNS, *STATE_COLUMNS)
+            .select_from(jobs.outerjoin(steps, and_(steps.c.job_id == jobs.c.id, steps.c.superseded.is_(False))))
+            .where(jobs.c.id == job_id)
+            .with_for_update(of=jobs)
         )
     )
+    if not rows:
+        return None, []
+    n = len(LOCK_COLUMNS)
+    states = [StepState(*r[n:]) for r in rows if r[n] is not None]
+    return rows[0], states
 
 
 def max_iterations(conn: Connection, job_id: uuid.UUID) -> dict[str, int]:
