@@ -361,15 +361,39 @@ def complete(
 
 
 def _mark_revoked(conn: Connection, job: Mapping[str, Any], err: AuthRevoked, now: datetime) -> None:
-    """AuthRevoked: mark the integration revoked so nothing else uses the dead credentials."""
+    """AuthRevoked: mark the integration revoked so nothing else uses the dead credentials, and
+    ask its user, once per revocation, to reconnect."""
     if err.integration_id is None:
         return
     from sqlalchemy import update
 
-    conn.execute(
-        update(Integration.__table__)
-        .where(Integration.id == err.integration_id, Integration.org_id == job["org_id"])
+    from worker.delivery import enqueue_message
+
+    integration = Integration.__table__
+    row = conn.execute(
+        update(integration)
+        .where(
+            integration.c.id == err.integration_id,
+            integration.c.org_id == job["org_id"],
+            integration.c.status != "revoked",  # only the transition tells the user
+        )
         .values(status="revoked", last_error=str(err)[:MAX_ERROR_CHARS], updated_at=now)
+        .returning(integration.c.user_id, integration.c.provider)
+    ).first()
+    if row is None:
+        return
+    provider = (row.provider or err.provider or "the integration").capitalize()
+    link = f"{get_settings().app_url.rstrip('/')}/oauth/{row.provider or err.provider}/start"
+    text = f"{provider} access was revoked, so Proactive stopped what needed it. Reconnect: {link}"
+    enqueue_message(
+        conn,
+        job["org_id"],
+        kind="reconnect",
+        message={"text": text, "blocks": []},
+        now=now,
+        dedupe_key=f"reconnect:{err.integration_id}:{now.isoformat()}",
+        user_id=row.user_id or job.get("user_id"),
+        job_id=job["id"],
     )
 
 

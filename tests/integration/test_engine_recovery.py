@@ -333,3 +333,29 @@ def test_approvers_are_reminded_once(workers, org):
     with transaction() as conn:
         kinds = [r.kind for r in conn.execute(select(SlackOutbox.__table__).where(SlackOutbox.job_id == result.job_id))]
     assert sorted(kinds) == ["approval", "approval_reminder"]
+
+
+def test_revoked_credentials_stop_the_step_and_ask_once_to_reconnect(workers, org):
+    from worker.db import session_factory
+    from worker.models import Integration, SlackOutbox
+
+    integration_id = uuid.uuid4()
+    with session_factory().begin() as s:
+        s.add(Integration(id=integration_id, org_id=org.id, user_id=org.rep, provider="google", status="active"))
+    workers()
+    payload = {"revoke_steps": ["vital"], "integration_id": str(integration_id)}
+    first = fire_event(event(org, "meeting_ended", payload))
+    second = fire_event(event(org, "meeting_ended", payload))
+    assert wait_for(lambda: done(first.job_id)) == "failed"
+    assert wait_for(lambda: done(second.job_id)) == "failed"
+    vital = step_rows(first.job_id)["vital"]
+    assert (vital.error_class, vital.attempt) == ("auth_revoked", 1)  # never retried
+    with transaction() as conn:
+        status = conn.execute(select(Integration.status).where(Integration.id == integration_id)).scalar_one()
+        dms = list(
+            conn.execute(
+                select(SlackOutbox.__table__).where(SlackOutbox.kind == "reconnect", SlackOutbox.org_id == org.id)
+            )
+        )
+    assert status == "revoked"
+    assert len(dms) == 1 and dms[0].user_id == org.rep and "/oauth/google/start" in dms[0].text

@@ -18,7 +18,7 @@ from pydantic import ConfigDict
 from worker.audit import record
 from worker.context import FollowUp, StepContext, StepResult
 from worker.dag import ApprovalSpec, Sequence, Step
-from worker.errors import PermanentError, TransientError
+from worker.errors import AuthRevoked, PermanentError, TransientError
 from worker.payloads import Payload
 from worker.registry import register
 
@@ -81,6 +81,8 @@ def broken(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
     _exec(ctx)
     if ctx.step in ctx.payload.get("fail_steps", []):
         raise PermanentError(f"{ctx.step} refuses bad data")
+    if ctx.step in ctx.payload.get("revoke_steps", []):
+        raise AuthRevoked("invalid_grant", provider="google", integration_id=uuid.UUID(ctx.payload["integration_id"]))
     return {"ok": True}
 
 
