@@ -92,6 +92,15 @@ DEALS = (
 )
 
 
+DEAL_NAMES = {
+    "globex-fleet": "Fleet telematics, 40 depots", "initech-platform": "Platform licence renewal",
+    "umbrella-pilot": "Clinical scheduling pilot", "hooli-rollout": "Store rollout, phase 1",
+    "vandelay-starter": "Starter plan", "stark-grid": "Grid analytics enterprise",
+    "wayne-analytics": "Supply analytics", "tyrell-vision": "Vision QA line 2",
+    "soylent-lab": "Lab notebook seats", "cyberdyne-soc": "SOC tooling", "oscorp-expansion": "Plant expansion",
+}
+
+
 def _get_or_add(session: Session, model: type, obj_id: uuid.UUID, **values: object) -> bool:
     if session.get(model, obj_id) is not None:
         return False
@@ -165,7 +174,7 @@ def seed_demo(now: datetime | None = None) -> SeedResult:
                 deal_id,
                 org_id=org_id,
                 company_id=demo_id("company", company),
-                name=f"{next(c[1] for c in COMPANIES if c[0] == company)} — {key.split('-', 1)[1]}",
+                name=DEAL_NAMES.get(key, key.replace("-", " ").title()),
                 stage=stage,
                 value=Decimal(value),
                 currency="USD",
