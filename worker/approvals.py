@@ -389,3 +389,42 @@ def close_pending(conn: Connection, job: Mapping[str, Any], now: datetime, why: 
     """The job ended without its pending approvals: cancel them and replace their messages."""
     for a in store.cancel_pending_approvals(conn, job["id"], now):
         replace_message(conn, a.org_id, a.id, blocks.decided_message("Request closed", "cancelled", why, now))
+
+
+def undo(approval_id: uuid.UUID, *, user_id: uuid.UUID, org_id: uuid.UUID | None = None, actor: str = "cli") -> str:
+    """Undo an approved send inside its undo window: the job ends `cancelled` before the delayed
+    step starts. Raises TooLate once that step has started, NotAuthorized/NotFound as `decide`."""
+    from worker import engine
+    from worker.errors import TooLate
+
+    now = utcnow()
+    with transaction() as conn:
+        approval = _load(conn, approval_id, org_id)
+        user = conn.execute(select(users).where(users.c.id == user_id, users.c.org_id == approval.org_id)).first()
+        if user is None or not may_decide(conn, approval, user):
+            raise NotAuthorized("only the approvers, the deal owner or an org admin may undo this")
+        if approval.status != A.APPROVED:
+            raise TooLate(f"nothing to undo: this approval is {approval.status}")
+        locked = store.lock_job(conn, approval.job_id)
+        job = dict(locked._mapping)
+        sequence = registry.get(job["event_type"])
+        after = set(sequence.dependents(approval.step))
+        started = [
+            r
+            for r in store.step_states(conn, approval.job_id)
+            if r.step in after and r.status not in (S.QUEUED.value, S.SKIPPED.value)
+        ]
+        if started or job["status"] in JOB_FINAL:
+            raise TooLate(f"too late to undo: {', '.join(r.step for r in started) or 'the job'} already ran")
+        who = _display(conn, approval.org_id, user.id)
+        engine.end_job(conn, job, J.CANCELLED, now, reason=f"undone by {who}", sequence=sequence)
+        record(
+            conn,
+            approval.org_id,
+            actor=actor,
+            actor_user_id=user.id,
+            action="approval.undo",
+            target_type="approval",
+            target_id=str(approval_id),
+        )
+    return who

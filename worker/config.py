@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(default=2.0, alias="PROACTIVE_RETRY_BASE_S")
     inline_max_steps: int = Field(default=20, alias="PROACTIVE_INLINE_MAX_STEPS")
     inline_budget_s: float = Field(default=5.0, alias="PROACTIVE_INLINE_BUDGET_S")
+    dry_run: bool = Field(default=False, alias="PROACTIVE_DRY_RUN")
     task_events: bool = Field(default=False, alias="PROACTIVE_TASK_EVENTS")
     recover_on_start: bool = Field(default=True, alias="PROACTIVE_RECOVER_ON_START")
     sql_echo: bool = Field(default=False, alias="PROACTIVE_SQL_ECHO")

@@ -65,6 +65,7 @@ class StepContext:
     now: datetime
     source: str = ""
     depth: int = 0
+    dry_run: bool = False  # record external sends instead of performing them (smoke, demo)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

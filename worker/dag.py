@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from worker.states import StepStatus
@@ -45,6 +46,7 @@ class DefinitionError(Exception):
 
 Skill = Callable[..., Any]
 WhenPredicate = Callable[["WhenContext"], bool]
+StartAfter = Callable[["WhenContext"], "datetime | None"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class Step:
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_attempts: int = 3
     hard_grace_s: float = HARD_LIMIT_GRACE_S
+    # When set, the step is queued but not started before the instant it returns (an undo window,
+    # "send later"); None or a past instant means at once.
+    start_after: StartAfter | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.deps, list | str):
@@ -119,6 +124,7 @@ class Step:
             "approval": self.approval.kind if self.approval else None,
             "rerun": dict(self.approval.rerun_from) if self.approval else None,
             "when": bool(self.when),
+            "start_after": bool(self.start_after),
             "queue": self.queue,
             "timeout_s": self.timeout_s,
             "max_attempts": self.max_attempts,
@@ -172,8 +178,8 @@ class Sequence:
 
     @property
     def uses_when(self) -> bool:
-        """True when some step has a `when` predicate (the planner then needs outputs)."""
-        return any(s.when for s in self.steps)
+        """True when some step has a `when` predicate or a `start_after` (they read outputs)."""
+        return any(s.when or s.start_after for s in self.steps)
 
 
 def validate(event_type: str, steps: Iterable[Step]) -> None:

@@ -28,7 +28,7 @@ from worker import jobstore as store
 from worker import registry
 from worker.config import get_settings
 from worker.context import FollowUp, StepContext, StepResult, to_output
-from worker.dag import Plan, Sequence, Step, plan
+from worker.dag import Plan, Sequence, Step, WhenContext, plan
 from worker.db import get_engine, transaction
 from worker.errors import AuthRevoked, SkipStep
 from worker.models import Integration, steps, utcnow
@@ -240,6 +240,7 @@ def run_skill(claimed: Claimed) -> Outcome:
         now=utcnow(),
         source=job["source"],
         depth=job["depth"],
+        dry_run=get_settings().dry_run or job["source"] == "smoke",
     )
     t0 = time.monotonic()
     try:
@@ -422,7 +423,9 @@ def advance(
     rows = [] if new_job else states if states is not None else store.step_states(conn, job["id"])
     statuses = {r.step: r.status for r in rows}
     outputs = None
-    if sequence.uses_when and any(sequence.step(n).when and n not in statuses for n in sequence.order):
+    if sequence.uses_when and any(
+        (sequence.step(n).when or sequence.step(n).start_after) and n not in statuses for n in sequence.order
+    ):
         outputs = store.outputs_of(conn, job["id"])
     p: Plan = plan(sequence, statuses, job["payload"] or {}, outputs)
 
@@ -459,7 +462,11 @@ def advance(
         step = sequence.step(name)
         row = store.step_row(job, name, S.QUEUED, now, queue=step.queue, iteration=iteration)
         lease = limits(step)[2]
-        if result.inline is None and inline_queue == step.queue and step.timeout_s <= inline_budget_s:
+        start_at = step.start_after(WhenContext(job["payload"] or {}, outputs or {})) if step.start_after else None
+        if start_at is not None and start_at > now:
+            row["not_before"] = start_at
+            result.publish.append(publish_for(step, row["id"], countdown_s=(start_at - now).total_seconds()))
+        elif result.inline is None and inline_queue == step.queue and step.timeout_s <= inline_budget_s:
             row.update(
                 status=S.RUNNING.value, attempt=1, started_at=now, lease_expires_at=now + timedelta(seconds=lease)
             )

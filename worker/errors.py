@@ -131,3 +131,9 @@ class InvalidDecision(UserError):
     """A decision this approval kind does not offer."""
 
     http_status = 422
+
+
+class TooLate(UserError):
+    """The action's window has passed (e.g. Undo after the email was sent)."""
+
+    http_status = 409

@@ -93,11 +93,17 @@ DEALS = (
 
 
 DEAL_NAMES = {
-    "globex-fleet": "Fleet telematics, 40 depots", "initech-platform": "Platform licence renewal",
-    "umbrella-pilot": "Clinical scheduling pilot", "hooli-rollout": "Store rollout, phase 1",
-    "vandelay-starter": "Starter plan", "stark-grid": "Grid analytics enterprise",
-    "wayne-analytics": "Supply analytics", "tyrell-vision": "Vision QA line 2",
-    "soylent-lab": "Lab notebook seats", "cyberdyne-soc": "SOC tooling", "oscorp-expansion": "Plant expansion",
+    "globex-fleet": "Fleet telematics, 40 depots",
+    "initech-platform": "Platform licence renewal",
+    "umbrella-pilot": "Clinical scheduling pilot",
+    "hooli-rollout": "Store rollout, phase 1",
+    "vandelay-starter": "Starter plan",
+    "stark-grid": "Grid analytics enterprise",
+    "wayne-analytics": "Supply analytics",
+    "tyrell-vision": "Vision QA line 2",
+    "soylent-lab": "Lab notebook seats",
+    "cyberdyne-soc": "SOC tooling",
+    "oscorp-expansion": "Plant expansion",
 }
 
 

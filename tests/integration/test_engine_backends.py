@@ -124,4 +124,3 @@ def test_unknown_org_is_rejected_and_recorded(backend, shared_worker, org):
     assert row.error_type == "InvalidEvent" and "unknown org" in row.reason
     with transaction() as conn:
         assert conn.execute(select(func.count()).select_from(jobs).where(jobs.c.org_id == ghost)).scalar_one() == 0
-

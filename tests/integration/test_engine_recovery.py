@@ -359,3 +359,28 @@ def test_revoked_credentials_stop_the_step_and_ask_once_to_reconnect(workers, or
         )
     assert status == "revoked"
     assert len(dms) == 1 and dms[0].user_id == org.rep and "/oauth/google/start" in dms[0].text
+
+
+def test_undo_inside_the_window_cancels_the_delayed_send(workers, org):
+    from worker.approvals import undo
+    from worker.errors import TooLate
+
+    workers()
+    held = fire_event(event(org, "stale_deal_revival", {"undo_s": 30}))
+    assert wait_for(lambda: settled(held.job_id)) == "awaiting_approval"
+    decide(pending_approval(held.job_id).id, "send_now", user_id=org.rep)
+    send = wait_for(lambda: step_rows(held.job_id).get("send"), what="send step queued")
+    assert send.status == "queued" and send.not_before is not None
+    assert undo(approvals_of(held.job_id)[0].id, user_id=org.rep) == "rep"
+    assert job_status(held.job_id) == "cancelled" and "undone by rep" in job_row(held.job_id).reason
+    assert step_rows(held.job_id)["send"].status == "skipped"
+    assert executions(held.job_id, "send") == 0
+
+    quick = fire_event(event(org, "stale_deal_revival", {"undo_s": 1}))
+    assert wait_for(lambda: settled(quick.job_id)) == "awaiting_approval"
+    decide(pending_approval(quick.job_id).id, "send_now", user_id=org.rep)
+    assert wait_for(lambda: done(quick.job_id)) == "completed"
+    send = step_rows(quick.job_id)["send"]
+    assert send.started_at >= approvals_of(quick.job_id)[0].decided_at + timedelta(seconds=1)  # waited
+    with pytest.raises(TooLate, match="too late to undo: send already ran"):
+        undo(approvals_of(quick.job_id)[0].id, user_id=org.rep)

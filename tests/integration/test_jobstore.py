@@ -43,6 +43,8 @@ def test_a_completion_waiting_for_the_job_lock_sees_the_sibling_that_held_it(pg,
 
 def _blocked_on_lock() -> bool:
     with get_engine().connect() as conn:
-        return bool(conn.exec_driver_sql(
-            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()"
-        ).scalar())
+        return bool(
+            conn.exec_driver_sql(
+                "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()"
+            ).scalar()
+        )

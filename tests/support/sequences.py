@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,15 @@ APPROVAL = register(
     replace=True,
 )
 
+
+def after_undo_window(w: Any) -> datetime | None:
+    """The send waits `undo_s` seconds after the decision (the Undo window)."""
+    decided = w.output("review", "decided_at")
+    if not decided or not w.payload.get("undo_s"):
+        return None
+    return datetime.fromisoformat(decided) + timedelta(seconds=float(w.payload["undo_s"]))
+
+
 OPTIONAL_APPROVAL = register(
     Sequence(
         "stale_deal_revival",
@@ -180,7 +190,7 @@ OPTIONAL_APPROVAL = register(
         steps=(
             Step("draft", noop),
             Step("review", preview, deps=("draft",), critical=False, approval=ApprovalSpec("email_preview")),
-            Step("send", act, deps=("review",), critical=False),
+            Step("send", act, deps=("review",), critical=False, start_after=after_undo_window),
         ),
     ),
     replace=True,

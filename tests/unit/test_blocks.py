@@ -428,8 +428,7 @@ def test_deal_risk_alerts_orders_and_describes_deals():
     assert "Score 62/100 (high) · unchanged since last scan · Proposal · EUR 1,234,568" in lines
     assert "Score 45/100 (medium) · ↓ -5 since last scan · Proposal · USD 12,500" in lines
     assert (
-        "• no activity for 16 days (+25)  • primary contact silent (+20)  • only 2 emails in 30 days (+10)"
-        "  +1 more"
+        "• no activity for 16 days (+25)  • primary contact silent (+20)  • only 2 emails in 30 days (+10)  +1 more"
     ) in lines
     assert "No risk factors recorded" in lines
     assert message["text"] == "3 deals at risk for Ann (2 high, 1 medium)"

@@ -94,16 +94,18 @@ def test_rerun_target_must_be_a_step_of_the_sequence():
     with pytest.raises(DefinitionError, match="re-runs unknown step 'gone'"):
         seq(
             Step("prepare", noop),
-            Step("review", noop, deps=("prepare",),
-                 approval=ApprovalSpec("calendar_slots", rerun_from={"more": "gone"})),
+            Step(
+                "review", noop, deps=("prepare",), approval=ApprovalSpec("calendar_slots", rerun_from={"more": "gone"})
+            ),
         )
 
 
 def test_rerun_target_that_exists_is_accepted():
     s = seq(
         Step("prepare", noop),
-        Step("review", noop, deps=("prepare",),
-             approval=ApprovalSpec("calendar_slots", rerun_from={"more": "prepare"})),
+        Step(
+            "review", noop, deps=("prepare",), approval=ApprovalSpec("calendar_slots", rerun_from={"more": "prepare"})
+        ),
     )
     assert s.step("review").approval.rerun_from == {"more": "prepare"}
 
@@ -178,8 +180,9 @@ def test_order_follows_declaration_when_declaration_is_topological():
 
 
 def test_order_puts_dependencies_first_whatever_the_declaration():
-    s = seq(Step("d", noop, deps=("b", "c")), Step("c", noop, deps=("a",)), Step("b", noop, deps=("a",)),
-            Step("a", noop))
+    s = seq(
+        Step("d", noop, deps=("b", "c")), Step("c", noop, deps=("a",)), Step("b", noop, deps=("a",)), Step("a", noop)
+    )
     assert s.order == ("a", "c", "b", "d")  # c and b tie: declaration order
 
 
@@ -203,8 +206,12 @@ def test_roots_and_dependents():
 
 def test_downstream_is_every_reachable_step_in_order():
     s = seq(
-        Step("a", noop), Step("b", noop, deps=("a",)), Step("c", noop, deps=("a",)),
-        Step("d", noop, deps=("b", "c")), Step("e", noop), Step("f", noop, deps=("e",)),
+        Step("a", noop),
+        Step("b", noop, deps=("a",)),
+        Step("c", noop, deps=("a",)),
+        Step("d", noop, deps=("b", "c")),
+        Step("e", noop),
+        Step("f", noop, deps=("e",)),
     )
     assert s.downstream("a") == ["a", "b", "c", "d"]
     assert s.downstream("b") == ["b", "d"]
@@ -426,8 +433,11 @@ def test_upstream_skip_wins_over_the_steps_own_predicate():
 def test_taken_branch_joins_with_the_skipped_one():
     s = branch()
     statuses = {
-        "classify": S.SUCCEEDED, "draft-reply": S.SUCCEEDED, "review-reply": S.SUCCEEDED,
-        "send-reply": S.SUCCEEDED, "book": S.SKIPPED,
+        "classify": S.SUCCEEDED,
+        "draft-reply": S.SUCCEEDED,
+        "review-reply": S.SUCCEEDED,
+        "send-reply": S.SUCCEEDED,
+        "book": S.SKIPPED,
     }
     p = plan(s, statuses, outputs={"classify": {"intent": "reply"}})
     assert p.queue == ("wrap-up",)

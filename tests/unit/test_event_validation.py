@@ -39,12 +39,28 @@ REPLY = uuid.UUID("00000000-0000-4000-8000-0000000000d5")
 NOW = datetime(2026, 3, 15, 23, 30, tzinfo=UTC)
 
 NINE_TYPES = [
-    "meeting_ended", "pre_meeting_90min", "email_received", "proposal_generation", "calendar_find_times",
-    "stale_deal_revival", "campaign_daily_check", "coaching_weekly", "deal_risk_scan",
+    "meeting_ended",
+    "pre_meeting_90min",
+    "email_received",
+    "proposal_generation",
+    "calendar_find_times",
+    "stale_deal_revival",
+    "campaign_daily_check",
+    "coaching_weekly",
+    "deal_risk_scan",
 ]
 SPEC_SOURCES = [
-    "webhook:recording", "webhook:gmail", "slack:action", "cron:morning", "cron:meeting-prep", "cron:daily",
-    "cron:weekly", "chain", "api", "cli", "smoke",
+    "webhook:recording",
+    "webhook:gmail",
+    "slack:action",
+    "cron:morning",
+    "cron:meeting-prep",
+    "cron:daily",
+    "cron:weekly",
+    "chain",
+    "api",
+    "cli",
+    "smoke",
 ]
 VALID_PAYLOADS = {
     "meeting_ended": {"meeting_id": str(MEETING)},
@@ -64,8 +80,7 @@ def noop(ctx, inputs):
 
 
 def envelope(**over):
-    data = {"type": "deal_risk_scan", "source": "cron:daily", "org_id": str(ORG), "user_id": str(USER),
-            "payload": {}}
+    data = {"type": "deal_risk_scan", "source": "cron:daily", "org_id": str(ORG), "user_id": str(USER), "payload": {}}
     data.update(over)
     return {k: v for k, v in data.items() if v is not ...}
 
@@ -166,20 +181,23 @@ def test_extra_envelope_field_is_refused():
     assert fields(exc.value) == {"priority"}
 
 
-@pytest.mark.parametrize(("over", "field"), [
-    ({"org_id": "not-a-uuid"}, "org_id"),
-    ({"org_id": ...}, "org_id"),
-    ({"user_id": "42"}, "user_id"),
-    ({"parent_job_id": "x"}, "parent_job_id"),
-    ({"depth": -1}, "depth"),
-    ({"depth": "deep"}, "depth"),
-    ({"item_index": -1}, "item_index"),
-    ({"delay_minutes": -5}, "delay_minutes"),
-    ({"delay_minutes": 60 * 24 * 30 + 1}, "delay_minutes"),
-    ({"idempotency_key": ""}, "idempotency_key"),
-    ({"idempotency_key": "k" * 301}, "idempotency_key"),
-    ({"payload": ["not", "an", "object"]}, "payload"),
-])
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"org_id": "not-a-uuid"}, "org_id"),
+        ({"org_id": ...}, "org_id"),
+        ({"user_id": "42"}, "user_id"),
+        ({"parent_job_id": "x"}, "parent_job_id"),
+        ({"depth": -1}, "depth"),
+        ({"depth": "deep"}, "depth"),
+        ({"item_index": -1}, "item_index"),
+        ({"delay_minutes": -5}, "delay_minutes"),
+        ({"delay_minutes": 60 * 24 * 30 + 1}, "delay_minutes"),
+        ({"idempotency_key": ""}, "idempotency_key"),
+        ({"idempotency_key": "k" * 301}, "idempotency_key"),
+        ({"payload": ["not", "an", "object"]}, "payload"),
+    ],
+)
 def test_bad_envelope_fields(over, field):
     with pytest.raises(InvalidEvent) as exc:
         validate_event(envelope(**over))
@@ -197,8 +215,9 @@ def test_every_envelope_error_is_listed():
 
 
 def test_the_limits_themselves_are_accepted():
-    event, _ = validate_event(envelope(depth=MAX_CHAIN_DEPTH + 3, item_index=0, delay_minutes=60 * 24 * 30,
-                                       idempotency_key="k" * 300))
+    event, _ = validate_event(
+        envelope(depth=MAX_CHAIN_DEPTH + 3, item_index=0, delay_minutes=60 * 24 * 30, idempotency_key="k" * 300)
+    )
     assert event.depth == 8  # accepted here; refused later by the gate, as a visible skipped job
 
 
@@ -227,14 +246,17 @@ def test_invalid_event_is_a_422_user_error():
 # --------------------------------------------------------------------------- payloads
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({"surprise": 1}, "payload.surprise"),
-    ({"date": "yesterday"}, "payload.date"),
-    ({"date": 3.5}, "payload.date"),
-    ({"deal_ids": "all"}, "payload.deal_ids"),
-    ({"deal_ids": [str(DEAL), "nope"]}, "payload.deal_ids.1"),
-    ({"deal_ids": [str(uuid.uuid4()) for _ in range(501)]}, "payload.deal_ids"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"surprise": 1}, "payload.surprise"),
+        ({"date": "yesterday"}, "payload.date"),
+        ({"date": 3.5}, "payload.date"),
+        ({"deal_ids": "all"}, "payload.deal_ids"),
+        ({"deal_ids": [str(DEAL), "nope"]}, "payload.deal_ids.1"),
+        ({"deal_ids": [str(uuid.uuid4()) for _ in range(501)]}, "payload.deal_ids"),
+    ],
+)
 def test_deal_risk_scan_payload_errors(payload, field):
     with pytest.raises(InvalidEvent, match=r"^invalid deal_risk_scan payload: ") as exc:
         validate_event(envelope(payload=payload))
@@ -248,20 +270,23 @@ def test_every_payload_error_is_listed():
     assert fields(exc.value) == {"payload.date", "payload.deal_ids.0", "payload.extra"}
 
 
-@pytest.mark.parametrize(("event_type", "payload", "field", "message"), [
-    ("meeting_ended", {}, "payload.meeting_id", "Field required"),
-    ("meeting_ended", {"meeting_id": 42}, "payload.meeting_id", "UUID"),
-    ("meeting_ended", {"meeting_id": str(MEETING), "title": "x"}, "payload.title", "Extra inputs"),
-    ("pre_meeting_90min", {}, "payload.calendar_event_id", "Field required"),
-    ("proposal_generation", {"deal_id": str(DEAL), "notes": 5}, "payload.notes", "string"),
-    ("calendar_find_times", {"scheduling_text": ""}, "payload.scheduling_text", "at least 1"),
-    ("calendar_find_times", {}, "payload.scheduling_text", "Field required"),
-    ("stale_deal_revival", {"deal_id": None}, "payload.deal_id", "UUID"),
-    ("coaching_weekly", {"week": "2026-W1"}, "payload.week", "pattern"),
-    ("campaign_daily_check", {"campaign_ids": [1]}, "payload.campaign_ids.0", "UUID"),
-    ("email_received", {}, "payload", "give email_id, or from_email and body"),
-    ("email_received", {"from_email": "a@b.co"}, "payload", "give email_id, or from_email and body"),
-])
+@pytest.mark.parametrize(
+    ("event_type", "payload", "field", "message"),
+    [
+        ("meeting_ended", {}, "payload.meeting_id", "Field required"),
+        ("meeting_ended", {"meeting_id": 42}, "payload.meeting_id", "UUID"),
+        ("meeting_ended", {"meeting_id": str(MEETING), "title": "x"}, "payload.title", "Extra inputs"),
+        ("pre_meeting_90min", {}, "payload.calendar_event_id", "Field required"),
+        ("proposal_generation", {"deal_id": str(DEAL), "notes": 5}, "payload.notes", "string"),
+        ("calendar_find_times", {"scheduling_text": ""}, "payload.scheduling_text", "at least 1"),
+        ("calendar_find_times", {}, "payload.scheduling_text", "Field required"),
+        ("stale_deal_revival", {"deal_id": None}, "payload.deal_id", "UUID"),
+        ("coaching_weekly", {"week": "2026-W1"}, "payload.week", "pattern"),
+        ("campaign_daily_check", {"campaign_ids": [1]}, "payload.campaign_ids.0", "UUID"),
+        ("email_received", {}, "payload", "give email_id, or from_email and body"),
+        ("email_received", {"from_email": "a@b.co"}, "payload", "give email_id, or from_email and body"),
+    ],
+)
 def test_payload_schema_errors_name_the_field(real_payloads, event_type, payload, field, message):
     with pytest.raises(InvalidEvent, match=f"^invalid {event_type} payload: ") as exc:
         validate_event(envelope(type=event_type, payload=payload))
@@ -302,8 +327,9 @@ def test_payload_size_limit_boundary(monkeypatch):
 
 
 def gate(depth=0, *, org_enabled=True, enabled_sequences=None, opted_out=None, event_type="meeting_ended"):
-    return gate_reason(event_type, depth, org_enabled=org_enabled, enabled_sequences=enabled_sequences,
-                       opted_out=opted_out)
+    return gate_reason(
+        event_type, depth, org_enabled=org_enabled, enabled_sequences=enabled_sequences, opted_out=opted_out
+    )
 
 
 def test_no_gate_refuses_a_normal_event():
@@ -354,7 +380,8 @@ class TestDefaultKeys:
 
     def test_email_by_gmail_message_id(self):
         assert key_for("email_received", {"message_id": "18c2f0a9d3e4b5c6", "email_id": str(EMAIL)}) == (
-            "email:18c2f0a9d3e4b5c6")
+            "email:18c2f0a9d3e4b5c6"
+        )
         assert key_for("email_received", {"email_id": str(EMAIL)}) == f"email:{EMAIL}"
 
     def test_email_from_a_campaign_reply(self):
@@ -364,8 +391,9 @@ class TestDefaultKeys:
     @pytest.mark.parametrize("event_type", ["proposal_generation", "calendar_find_times"])
     @pytest.mark.parametrize("index", [0, 3])
     def test_chain_keys(self, event_type, index):
-        got = key_for(event_type, VALID_PAYLOADS[event_type], source="chain", parent_job_id=str(PARENT),
-                      depth=1, item_index=index)
+        got = key_for(
+            event_type, VALID_PAYLOADS[event_type], source="chain", parent_job_id=str(PARENT), depth=1, item_index=index
+        )
         assert got == f"{event_type}:{PARENT}:{index}"
 
     def test_coaching_weekly_uses_the_users_week(self):
@@ -402,20 +430,23 @@ class TestDefaultKeys:
     def test_bad_time_zone_falls_back_to_utc(self):
         assert key_for("deal_risk_scan", {}, "Mars/Base") == f"deal_risk_scan:{ORG}:2026-03-15"
 
-    @pytest.mark.parametrize(("event_type", "payload", "env"), [
-        ("proposal_generation", {"deal_id": str(DEAL)}, {"source": "api"}),
-        ("calendar_find_times", {"scheduling_text": "tomorrow"}, {"source": "cli"}),
-        ("email_received", {"from_email": "a@b.co", "body": "hi"}, {"source": "slack:action"}),
-        # a parent without an item index is not a chain key
-        ("proposal_generation", {"deal_id": str(DEAL)}, {"source": "chain", "parent_job_id": str(PARENT)}),
-    ])
+    @pytest.mark.parametrize(
+        ("event_type", "payload", "env"),
+        [
+            ("proposal_generation", {"deal_id": str(DEAL)}, {"source": "api"}),
+            ("calendar_find_times", {"scheduling_text": "tomorrow"}, {"source": "cli"}),
+            ("email_received", {"from_email": "a@b.co", "body": "hi"}, {"source": "slack:action"}),
+            # a parent without an item index is not a chain key
+            ("proposal_generation", {"deal_id": str(DEAL)}, {"source": "chain", "parent_job_id": str(PARENT)}),
+        ],
+    )
     def test_explicit_firing_without_a_default_gets_a_unique_key(self, event_type, payload, env):
         first = key_for(event_type, payload, **env)
         second = key_for(event_type, payload, **env)
         assert first != second
         prefix = f"{event_type}:{env['source']}:"
         assert first.startswith(prefix)
-        uuid.UUID(first[len(prefix):])
+        uuid.UUID(first[len(prefix) :])
 
     def test_every_message_id_the_schema_accepts_gives_a_key_that_fits_the_column(self):
         accepted = []

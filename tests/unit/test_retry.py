@@ -30,22 +30,25 @@ MAX_JITTER = rng(0.999999)
 # --------------------------------------------------------------------------- classify
 
 
-@pytest.mark.parametrize(("error", "expected"), [
-    (TransientError("503"), "transient"),
-    (RateLimited("slow down", retry_after_s=5), "rate_limited"),
-    (AuthRevoked("invalid_grant", provider="google"), "auth_revoked"),
-    (PermanentError("bad data"), "permanent"),
-    (StepError("a skill failed somehow"), "unknown"),
-    (TimeoutError(), "transient"),
-    (ConnectionError(), "transient"),
-    (ConnectionResetError(), "transient"),
-    (ConnectionRefusedError(), "transient"),
-    (SoftTimeLimitExceeded(), "transient"),
-    (ValueError("x"), "unknown"),
-    (KeyError("x"), "unknown"),
-    (OSError("disk"), "unknown"),
-    (RuntimeError(), "unknown"),
-])
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (TransientError("503"), "transient"),
+        (RateLimited("slow down", retry_after_s=5), "rate_limited"),
+        (AuthRevoked("invalid_grant", provider="google"), "auth_revoked"),
+        (PermanentError("bad data"), "permanent"),
+        (StepError("a skill failed somehow"), "unknown"),
+        (TimeoutError(), "transient"),
+        (ConnectionError(), "transient"),
+        (ConnectionResetError(), "transient"),
+        (ConnectionRefusedError(), "transient"),
+        (SoftTimeLimitExceeded(), "transient"),
+        (ValueError("x"), "unknown"),
+        (KeyError("x"), "unknown"),
+        (OSError("disk"), "unknown"),
+        (RuntimeError(), "unknown"),
+    ],
+)
 def test_classify(error, expected):
     assert classify(error) == expected
 
@@ -109,7 +112,7 @@ def test_backoff_before_the_first_attempt_is_the_base_delay():
 def test_backoff_is_capped():
     assert backoff_s(30, NO_JITTER) == MAX_DELAY_S
     assert backoff_s(9, NO_JITTER) == MAX_DELAY_S  # 2 * 2^8 = 512 > 300
-    assert backoff_s(8, NO_JITTER) == BASE_DELAY_S * 2 ** 7  # 256, under the cap
+    assert backoff_s(8, NO_JITTER) == BASE_DELAY_S * 2**7  # 256, under the cap
     # jitter is applied after the cap, so it still spreads retries that hit the cap
     assert MAX_DELAY_S < backoff_s(30, MAX_JITTER) < MAX_DELAY_S * (1 + JITTER)
 

@@ -269,9 +269,7 @@ deal_facts = st.builds(
         st.none(),
         st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)),
     ),
-    created_at=st.datetimes(
-        min_value=datetime(2024, 1, 1), max_value=datetime(2026, 11, 25), timezones=st.just(UTC)
-    ),
+    created_at=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2026, 11, 25), timezones=st.just(UTC)),
     emails_30d=st.integers(min_value=0, max_value=50),
     primary_contact_emails_30d=st.one_of(st.none(), st.integers(min_value=0, max_value=10)),
     meetings_30d=st.integers(min_value=0, max_value=10),

@@ -32,14 +32,32 @@ TABLES = [
 
 def test_values_are_the_stored_strings():
     assert [s.value for s in JobStatus] == [
-        "queued", "running", "awaiting_approval", "completed", "failed", "cancelled", "expired", "timeout",
+        "queued",
+        "running",
+        "awaiting_approval",
+        "completed",
+        "failed",
+        "cancelled",
+        "expired",
+        "timeout",
         "skipped",
     ]
     assert [s.value for s in StepStatus] == [
-        "queued", "running", "succeeded", "failed", "skipped", "awaiting_approval", "cancelled",
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "skipped",
+        "awaiting_approval",
+        "cancelled",
     ]
     assert [s.value for s in ApprovalStatus] == [
-        "pending", "approved", "rejected", "expired", "superseded", "cancelled",
+        "pending",
+        "approved",
+        "rejected",
+        "expired",
+        "superseded",
+        "cancelled",
     ]
 
 
@@ -66,11 +84,14 @@ def test_only_active_statuses_have_outgoing_transitions():
     assert set(APPROVAL_TRANSITIONS) == {A.PENDING}
 
 
-@pytest.mark.parametrize(("table", "final"), [
-    *[(JOB_TRANSITIONS, s) for s in sorted(JOB_FINAL)],
-    *[(STEP_TRANSITIONS, s) for s in sorted(STEP_DONE)],
-    *[(APPROVAL_TRANSITIONS, s) for s in ApprovalStatus if s != A.PENDING],
-])
+@pytest.mark.parametrize(
+    ("table", "final"),
+    [
+        *[(JOB_TRANSITIONS, s) for s in sorted(JOB_FINAL)],
+        *[(STEP_TRANSITIONS, s) for s in sorted(STEP_DONE)],
+        *[(APPROVAL_TRANSITIONS, s) for s in ApprovalStatus if s != A.PENDING],
+    ],
+)
 def test_final_states_have_no_way_out(table, final):
     enum = type(final)
     for new in enum:
@@ -88,44 +109,53 @@ def test_check_transition_agrees_with_the_table_for_every_pair(table, enum):
                 check_transition(table, old, new)
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    (J.QUEUED, J.RUNNING),
-    (J.RUNNING, J.AWAITING_APPROVAL),
-    (J.AWAITING_APPROVAL, J.RUNNING),  # resume after the click
-    (J.RUNNING, J.COMPLETED),
-    (J.AWAITING_APPROVAL, J.EXPIRED),
-    (J.RUNNING, J.TIMEOUT),
-    (J.QUEUED, J.CANCELLED),
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (J.QUEUED, J.RUNNING),
+        (J.RUNNING, J.AWAITING_APPROVAL),
+        (J.AWAITING_APPROVAL, J.RUNNING),  # resume after the click
+        (J.RUNNING, J.COMPLETED),
+        (J.AWAITING_APPROVAL, J.EXPIRED),
+        (J.RUNNING, J.TIMEOUT),
+        (J.QUEUED, J.CANCELLED),
+    ],
+)
 def test_legal_job_transitions(old, new):
     check_transition(JOB_TRANSITIONS, old, new)
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    (J.COMPLETED, J.RUNNING),
-    (J.FAILED, J.QUEUED),
-    (J.QUEUED, J.EXPIRED),  # only an open approval expires
-    (J.RUNNING, J.SKIPPED),  # skipped is a creation state only
-    (J.RUNNING, J.QUEUED),
-    (J.SKIPPED, J.RUNNING),
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (J.COMPLETED, J.RUNNING),
+        (J.FAILED, J.QUEUED),
+        (J.QUEUED, J.EXPIRED),  # only an open approval expires
+        (J.RUNNING, J.SKIPPED),  # skipped is a creation state only
+        (J.RUNNING, J.QUEUED),
+        (J.SKIPPED, J.RUNNING),
+    ],
+)
 def test_illegal_job_transitions(old, new):
     with pytest.raises(IllegalTransition):
         check_transition(JOB_TRANSITIONS, old, new)
 
 
-@pytest.mark.parametrize(("old", "new", "legal"), [
-    (S.QUEUED, S.RUNNING, True),
-    (S.RUNNING, S.QUEUED, True),  # a retry puts the step back in the queue
-    (S.RUNNING, S.RUNNING, True),  # an expired lease is claimed again
-    (S.RUNNING, S.AWAITING_APPROVAL, True),
-    (S.AWAITING_APPROVAL, S.SUCCEEDED, True),
-    (S.QUEUED, S.FAILED, True),  # poison: claimed past max_attempts
-    (S.QUEUED, S.SUCCEEDED, False),  # must run first
-    (S.AWAITING_APPROVAL, S.RUNNING, False),
-    (S.SUCCEEDED, S.QUEUED, False),
-    (S.FAILED, S.RUNNING, False),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "legal"),
+    [
+        (S.QUEUED, S.RUNNING, True),
+        (S.RUNNING, S.QUEUED, True),  # a retry puts the step back in the queue
+        (S.RUNNING, S.RUNNING, True),  # an expired lease is claimed again
+        (S.RUNNING, S.AWAITING_APPROVAL, True),
+        (S.AWAITING_APPROVAL, S.SUCCEEDED, True),
+        (S.QUEUED, S.FAILED, True),  # poison: claimed past max_attempts
+        (S.QUEUED, S.SUCCEEDED, False),  # must run first
+        (S.AWAITING_APPROVAL, S.RUNNING, False),
+        (S.SUCCEEDED, S.QUEUED, False),
+        (S.FAILED, S.RUNNING, False),
+    ],
+)
 def test_step_transitions(old, new, legal):
     if legal:
         check_transition(STEP_TRANSITIONS, old, new)
@@ -151,11 +181,14 @@ def test_predecessors():
     assert predecessors(APPROVAL_TRANSITIONS, A.APPROVED) == {A.PENDING}
 
 
-@pytest.mark.parametrize(("table", "new"), [
-    (JOB_TRANSITIONS, J.QUEUED),
-    (JOB_TRANSITIONS, J.SKIPPED),
-    (APPROVAL_TRANSITIONS, A.PENDING),
-])
+@pytest.mark.parametrize(
+    ("table", "new"),
+    [
+        (JOB_TRANSITIONS, J.QUEUED),
+        (JOB_TRANSITIONS, J.SKIPPED),
+        (APPROVAL_TRANSITIONS, A.PENDING),
+    ],
+)
 def test_predecessors_of_a_creation_only_state_raise(table, new):
     with pytest.raises(IllegalTransition, match=f"nothing may move to {new}"):
         predecessors(table, new)

@@ -65,12 +65,16 @@ def test_result_is_utc_and_independent_of_the_starts_zone():
     assert working_hours_after(start.astimezone(NY), BERLIN, 24) == end
 
 
-@pytest.mark.parametrize(("tz", "friday", "spring"), [
-    (NY, (2026, 3, 6), True),  # DST starts Sunday 8 March
-    (NY, (2026, 10, 30), False),  # DST ends Sunday 1 November
-    (BERLIN, (2026, 3, 27), True),  # DST starts Sunday 29 March
-    (BERLIN, (2026, 10, 23), False),  # DST ends Sunday 25 October
-], ids=["ny-march", "ny-november", "berlin-march", "berlin-october"])
+@pytest.mark.parametrize(
+    ("tz", "friday", "spring"),
+    [
+        (NY, (2026, 3, 6), True),  # DST starts Sunday 8 March
+        (NY, (2026, 10, 30), False),  # DST ends Sunday 1 November
+        (BERLIN, (2026, 3, 27), True),  # DST starts Sunday 29 March
+        (BERLIN, (2026, 10, 23), False),  # DST ends Sunday 25 October
+    ],
+    ids=["ny-march", "ny-november", "berlin-march", "berlin-october"],
+)
 def test_friday_to_monday_across_dst_is_24_wall_hours(tz, friday, spring):
     start = local(tz, *friday, 15, 0)
     end = working_hours_after(start, tz, 24)
@@ -80,9 +84,15 @@ def test_friday_to_monday_across_dst_is_24_wall_hours(tz, friday, spring):
     assert end - start == timedelta(hours=71 if spring else 73)
 
 
-@pytest.mark.parametrize(("tz", "thursday"), [
-    (NY, (2026, 3, 5)), (NY, (2026, 10, 29)), (BERLIN, (2026, 3, 26)), (BERLIN, (2026, 10, 22)),
-])
+@pytest.mark.parametrize(
+    ("tz", "thursday"),
+    [
+        (NY, (2026, 3, 5)),
+        (NY, (2026, 10, 29)),
+        (BERLIN, (2026, 3, 26)),
+        (BERLIN, (2026, 10, 22)),
+    ],
+)
 def test_48_working_hours_across_dst_lands_on_the_same_wall_time(tz, thursday):
     start = local(tz, *thursday, 10, 0)
     end = working_hours_after(start, tz, 48)
@@ -123,10 +133,8 @@ def test_naive_start_is_refused():
         working_hours_after(datetime(2026, 1, 5, 10, 0), NY, 24)
 
 
-PROPERTY_ZONES = [NY, BERLIN, KOLKATA, ZoneInfo("Australia/Sydney"), ZoneInfo("America/Sao_Paulo"),
-                  ZoneInfo("UTC")]
-starts = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31),
-                     timezones=st.just(UTC))
+PROPERTY_ZONES = [NY, BERLIN, KOLKATA, ZoneInfo("Australia/Sydney"), ZoneInfo("America/Sao_Paulo"), ZoneInfo("UTC")]
+starts = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC))
 quarter_hours = st.integers(0, 4 * 24 * 10).map(lambda q: q / 4)
 
 
