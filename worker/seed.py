@@ -15,8 +15,24 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from worker import seed_content as content
 from worker.db import session_factory
-from worker.models import Activity, Company, Contact, Deal, Org, User, utcnow
+from worker.models import (
+    Activity,
+    CalendarEvent,
+    Campaign,
+    CampaignReply,
+    Company,
+    Contact,
+    Deal,
+    Email,
+    Integration,
+    Meeting,
+    Org,
+    Task,
+    User,
+    utcnow,
+)
 
 NAMESPACE = uuid.UUID("6f1c1d0e-57a1-4c5e-9b0a-2f3c9a7d1e42")
 DEMO_ORG_NAME = "Northwind Demo"
@@ -195,7 +211,157 @@ def seed_demo(now: datetime | None = None) -> SeedResult:
             if added:
                 session.flush()
                 _activities(session, org_id, deal_id, company, contact, users[owner], silent, touches, now)
+        session.flush()
+        _meetings_and_calendar(session, org_id, users, now)
+        _emails(session, org_id, users, now)
+        _campaigns(session, org_id, users, now)
+        _tasks(session, org_id, users, now)
     return SeedResult(org_id, users, created)
+
+
+def _put(session: Session, model: type, obj_id: uuid.UUID, fresh: dict[str, object], **values: object) -> None:
+    """Insert the row, or refresh its time-relative columns `fresh` (so the demo always looks current)."""
+    row = session.get(model, obj_id)
+    if row is None:
+        session.add(model(id=obj_id, **values, **fresh))
+    else:
+        for key, value in fresh.items():
+            setattr(row, key, value)
+
+
+def _attendees(users: dict[str, uuid.UUID], owner: str, contact_keys: tuple[str, ...]) -> list[dict[str, object]]:
+    rep = next(r for r in REPS if r[0] == owner)
+    people: list[dict[str, object]] = [{"name": rep[1], "email": rep[2], "internal": True}]
+    for key in contact_keys:
+        company, name, local, title = next(c for c in CONTACTS if c[2] == key)
+        domain = next(c[2] for c in COMPANIES if c[0] == company)
+        people.append({"name": name, "email": f"{local}@{domain}", "title": title, "internal": False})
+    return people
+
+
+def _meetings_and_calendar(session: Session, org_id: uuid.UUID, users: dict[str, uuid.UUID], now: datetime) -> None:
+    """Recorded meetings (multi-speaker transcripts) and upcoming calendar events, relative to now."""
+    for key, owner, deal, contacts, title, ended_h, minutes, transcript in content.MEETINGS:
+        attendees = _attendees(users, owner, contacts)
+        if key == "team-standup":
+            attendees += [{"name": r[1], "email": r[2], "internal": True} for r in REPS if r[0] != owner]
+        end = now - timedelta(hours=ended_h)
+        deal_id = demo_id("deal", deal) if deal else None
+        company_id = next((demo_id("company", d[1]) for d in DEALS if d[0] == deal), None)
+        _put(
+            session,
+            Meeting,
+            demo_id("meeting", key),
+            {"start_at": end - timedelta(minutes=minutes), "end_at": end},
+            org_id=org_id,
+            user_id=users[owner],
+            deal_id=deal_id,
+            company_id=company_id,
+            external_id=f"rec-{key}",
+            title=title,
+            attendees=attendees,
+            attendees_count=len(attendees),
+            transcript=transcript or None,
+        )
+    for key, owner, deal, contacts, title, starts_min, minutes in content.CALENDAR:
+        attendees = _attendees(users, owner, contacts)
+        start = now + timedelta(minutes=starts_min)
+        _put(
+            session,
+            CalendarEvent,
+            demo_id("event", key),
+            {"start_at": start, "end_at": start + timedelta(minutes=minutes)},
+            org_id=org_id,
+            user_id=users[owner],
+            deal_id=demo_id("deal", deal) if deal else None,
+            external_id=f"gcal-{key}",
+            title=title,
+            attendees=attendees,
+            attendees_count=len(attendees),
+        )
+
+
+def _emails(session: Session, org_id: uuid.UUID, users: dict[str, uuid.UUID], now: datetime) -> None:
+    """Inbound emails waiting to be handled (a question, a booking request, an out-of-office, a lead)."""
+    for key, owner, contact, sender, subject, body, hours in content.EMAILS:
+        rep = next(r for r in REPS if r[0] == owner)
+        from_addr = sender.split("<")[-1].rstrip(">")
+        _put(
+            session,
+            Email,
+            demo_id("email", key),
+            {"received_at": now - timedelta(hours=hours)},
+            org_id=org_id,
+            user_id=users[owner],
+            contact_id=demo_id("contact", contact) if contact else None,
+            message_id=f"msg-{key}",
+            thread_id=f"thread-{key}",
+            rfc822_message_id=f"<{key}@mail.example>",
+            from_addr=from_addr,
+            to_addrs=[rep[2]],
+            subject=subject,
+            snippet=body[:200],
+            body=body,
+        )
+
+
+def _campaigns(session: Session, org_id: uuid.UUID, users: dict[str, uuid.UUID], now: datetime) -> None:
+    """An Instantly integration, its campaigns' last known analytics, and their replies."""
+    _put(
+        session,
+        Integration,
+        demo_id("integration", "instantly"),
+        {},
+        org_id=org_id,
+        user_id=None,
+        provider="instantly",
+        account="Northwind (Instantly)",
+        status="active",
+        scopes=[],
+    )
+    for key, owner, name, sent, opened, replied, bounced in content.CAMPAIGNS:
+        _put(
+            session,
+            Campaign,
+            demo_id("campaign", key),
+            {},
+            org_id=org_id,
+            owner_id=users[owner],
+            external_id=f"inst-{key}",
+            name=name,
+            status="active",
+            metrics={"sent": sent, "opened": opened, "replied": replied, "bounced": bounced},
+        )
+    session.flush()
+    for key, campaign, _from_name, from_email, subject, body, hours in content.CAMPAIGN_REPLIES:
+        _put(
+            session,
+            CampaignReply,
+            demo_id("reply", key),
+            {"received_at": now - timedelta(hours=hours)},
+            org_id=org_id,
+            campaign_id=demo_id("campaign", campaign),
+            external_id=f"inst-{key}",
+            from_email=from_email,
+            subject=subject,
+            body=body,
+            status="open",
+        )
+
+
+def _tasks(session: Session, org_id: uuid.UUID, users: dict[str, uuid.UUID], now: datetime) -> None:
+    for i, (owner, title, due_h, deal) in enumerate(content.TASKS):
+        _put(
+            session,
+            Task,
+            demo_id("task", str(i)),
+            {"due_at": now + timedelta(hours=due_h)},
+            org_id=org_id,
+            user_id=users[owner],
+            deal_id=demo_id("deal", deal),
+            title=title,
+            status="open",
+        )
 
 
 def _activities(
