@@ -552,6 +552,53 @@ def seed(demo: bool) -> None:
     )
 
 
+OUTCOME_COLOURS = {"passed": "green", "paused": "yellow", "skipped": "bright_black", "failed": "red"}
+
+
+@main.command()
+@click.option("--org", "org_ref", default=None, help="Org id or exact name (default: the only org).")
+@click.option("--sequences", default=None, help="Comma-separated event types (default: all nine).")
+@click.option("--timeout", "timeout_s", type=float, default=30, show_default=True, help="Seconds per event.")
+@click.option(
+    "--worker/--no-worker",
+    "in_process",
+    default=None,
+    help="Run a worker in this process (default: only on the embedded SQLite broker).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def smoke(org_ref: str | None, sequences: str | None, timeout_s: float, in_process: bool | None, as_json: bool) -> None:
+    """Fire every sequence end to end in dry-run against fixture records; exit 0 only if none failed."""
+    from contextlib import nullcontext
+
+    from worker import migrate
+    from worker.inprocess import EmbeddedWorker
+    from worker.smoke import as_dicts, run_smoke, summary
+
+    if get_settings().is_sqlite:
+        run_or_fail(migrate.upgrade)
+    org_id = resolve_org(org_ref)
+    chosen = [t.strip() for t in sequences.split(",") if t.strip()] if sequences else None
+    if in_process is None:
+        in_process = get_settings().broker_url.startswith("proactive+sqlite")
+
+    def show(line: Any) -> None:
+        if not as_json:
+            colour = OUTCOME_COLOURS.get(line.outcome)
+            click.echo(
+                f"{click.style(f'{line.outcome:8}', fg=colour)} {line.event_type:22} "
+                f"{line.steps_completed:>2}/{line.steps_total:<2} steps {ms(line.duration_ms):>8}  "
+                f"{line.detail[:100]}"
+            )
+
+    with EmbeddedWorker() if in_process else nullcontext():
+        lines = run_or_fail(lambda: run_smoke(org_id, sequences=chosen, timeout_s=timeout_s, on_line=show))
+    if as_json:
+        click.echo(json.dumps({"results": as_dicts(lines), "summary": summary(lines)}))
+    else:
+        click.echo(summary(lines))
+    sys.exit(1 if any(line.outcome == "failed" for line in lines) else 0)
+
+
 @main.command()
 @click.option("--timeout", "timeout_s", type=float, default=60, show_default=True)
 def demo(timeout_s: float) -> None:
