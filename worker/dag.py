@@ -139,6 +139,9 @@ class Sequence:
     steps: tuple[Step, ...]
     payload_model: type | None = None
     description: str = ""
+    # A sequence-specific gate run inside fire_event's transaction: (conn, event, payload) -> the
+    # reason to skip the job, or None to run it (e.g. meeting_ended needs more than one attendee).
+    gate: Callable[..., str | None] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))

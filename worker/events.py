@@ -183,6 +183,8 @@ def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) ->
         opted_out=opted_out,
     )
     sequence = registry.get(event.type.value)
+    if reason is None and sequence.gate is not None:
+        reason = sequence.gate(conn, event, payload)
     key = event.idempotency_key or default_idempotency_key(event, payload, now, tz_name)
     job_id = uuid.uuid4()
     status = JobStatus.SKIPPED if reason else JobStatus.QUEUED
