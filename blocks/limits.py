@@ -11,7 +11,7 @@ Lengths are counted in characters (Python ``len``), as Slack documents them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 Block = dict[str, Any]
@@ -30,6 +30,7 @@ ACTION_ID_MAX = 255  # characters, action_id of an interactive element
 BLOCK_ID_MAX = 255  # characters, block_id of any block
 OPTION_TEXT_MAX = 75  # characters, option label in selects / radio buttons
 OPTION_VALUE_MAX = 150  # characters, option value in selects / radio buttons
+RADIO_OPTIONS_MAX = 10  # options per radio-buttons element
 PLACEHOLDER_TEXT_MAX = 150  # characters, select / input placeholder
 FALLBACK_TEXT_MAX = 3000  # characters, top-level "text": only its start shows in notifications
 
@@ -159,12 +160,14 @@ def cap_blocks(
     *,
     noun: str = "item",
     limit: int = MAX_BLOCKS,
+    plural: str | None = None,
 ) -> list[Block]:
     """Flatten ``blocks`` into at most ``limit`` (default 50) blocks.
 
     An entry is a block, or a list of blocks that form one item (a deal: its section, context and
     divider) and are kept or dropped together. When entries must be cut, whole entries are dropped
-    from the end and the last block is a context saying how many (``noun``, made plural) were left out.
+    from the end and the last block is a context saying how many (``noun``, or ``plural`` when given,
+    else ``noun`` + "s") were left out.
     """
     if limit < 1:
         raise ValueError(f"cap_blocks limit must be at least 1, got {limit}")
@@ -179,5 +182,75 @@ def cap_blocks(
             left_out = len(groups) - index
             break
         kept.extend(group)
-    plural = noun if left_out == 1 else f"{noun}s"
-    return [*kept, context([f"…and {left_out} more {plural} not shown"])]
+    nouns = noun if left_out == 1 else plural or f"{noun}s"
+    return [*kept, context([f"…and {left_out} more {nouns} not shown"])]
+
+
+def option(text: str, value: str) -> dict[str, Any]:
+    """An option for radio buttons or selects; the label is truncated to 75 characters.
+
+    ``value`` (1-150 characters) is what the click reports: breaking its limit raises ``ValueError``.
+    """
+    _check_id("option value", value, OPTION_VALUE_MAX)
+    return {"text": _plain(text, OPTION_TEXT_MAX), "value": value}
+
+
+def radio_buttons(
+    action_id: str, options: Sequence[Mapping[str, Any]], initial_value: str | None = None
+) -> dict[str, Any]:
+    """A radio-buttons element of 1 to 10 ``option()`` entries, ``initial_value`` selected if given.
+
+    Too many or no options, duplicate values, or an ``initial_value`` that is not an option's value
+    are programming errors and raise ``ValueError``.
+    """
+    _check_id("action_id", action_id, ACTION_ID_MAX)
+    if not options:
+        raise ValueError("radio buttons need at least one option")
+    if len(options) > RADIO_OPTIONS_MAX:
+        raise ValueError(f"{len(options)} radio options (maximum {RADIO_OPTIONS_MAX})")
+    values = [o.get("value") for o in options]
+    if len(set(values)) != len(values):
+        raise ValueError(f"duplicate option value in radio buttons {action_id!r}")
+    element: dict[str, Any] = {"type": "radio_buttons", "action_id": action_id, "options": [dict(o) for o in options]}
+    if initial_value is not None:
+        if initial_value not in values:
+            raise ValueError(f"initial value {initial_value[:40]!r} is not one of the options")
+        element["initial_option"] = dict(options[values.index(initial_value)])
+    return element
+
+
+def _pieces(text: str, limit: int) -> Iterator[str]:
+    """Cut ``text`` into pieces of at most ``limit`` characters, preferring line then word breaks."""
+    while len(text) > limit:
+        cut = text.rfind("\n", limit // 2, limit + 1)
+        if cut == -1:
+            cut = text.rfind(" ", limit // 2, limit + 1)
+        if cut == -1:
+            cut = limit
+            amp = text.rfind("&", max(0, cut - 4), cut)
+            if amp > 0 and ";" not in text[amp:cut]:
+                cut = amp  # never split an "&amp;" entity
+        piece = text[:cut].rstrip()
+        if piece:
+            yield piece
+        text = text[cut:].lstrip("\n ")
+    if text.strip():
+        yield text
+
+
+def sections(text: str | None, max_blocks: int) -> list[Block]:
+    """A long mrkdwn text as up to ``max_blocks`` section blocks of ≤ 3000 characters each.
+
+    The text is split at line or word breaks. When it does not fit, the last block is a context
+    saying how many characters were left out. A blank text gives one section showing a dash.
+    """
+    if max_blocks < 2:
+        raise ValueError(f"sections needs room for at least 2 blocks, got {max_blocks}")
+    pieces = list(_pieces(text or "", SECTION_TEXT_MAX))
+    if not pieces:
+        return [section(None)]
+    if len(pieces) <= max_blocks:
+        return [section(p) for p in pieces]
+    kept = pieces[: max_blocks - 1]
+    left_out = sum(len(p) for p in pieces[max_blocks - 1 :])
+    return [*(section(p) for p in kept), context([f"…and {left_out:,} more characters not shown"])]

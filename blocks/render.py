@@ -1,7 +1,8 @@
 """Plain-text rendering of a Slack message, for the console inbox of the embedded default.
 
 The console inbox shows what Slack would have shown: a header underlined, sections, fields as
-``label: value`` lines, context lines, buttons as ``[Approve] [Reject]`` and dividers as dashes.
+``label: value`` lines, context lines, buttons as ``[Approve] [Reject]``, radio buttons as
+``(•) chosen  ( ) other`` and dividers as dashes.
 Slack's mrkdwn is reduced to plain text (entities decoded, bold markers and link brackets removed).
 """
 
@@ -60,8 +61,13 @@ def _element(element: Mapping[str, Any]) -> str:
     if kind == "button":
         return f"[{_text_of(element.get('text'))}]"
     if kind in ("radio_buttons", "checkboxes"):
-        marker = "( )" if kind == "radio_buttons" else "[ ]"
-        return "  ".join(f"{marker} {_text_of(o.get('text'))}" for o in element.get("options") or ())
+        chosen = element.get("initial_option") or {}
+        chosen_values = {o.get("value") for o in element.get("initial_options") or ()} | {chosen.get("value")}
+        marks = ("(•)", "( )") if kind == "radio_buttons" else ("[x]", "[ ]")
+        return "  ".join(
+            f"{marks[0] if o.get('value') in chosen_values else marks[1]} {_text_of(o.get('text'))}"
+            for o in element.get("options") or ()
+        )
     if kind == "image":
         return f"[image: {element.get('alt_text', '')}]"
     if "placeholder" in element:
