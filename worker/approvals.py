@@ -50,13 +50,6 @@ def _title(job: Mapping[str, Any], step: Step, preview: Mapping[str, Any]) -> st
     return str(preview.get("title") or f"{job['event_type'].replace('_', ' ')}: {step.name.replace('-', ' ')}")
 
 
-def _summary(preview: Mapping[str, Any]) -> str:
-    if preview.get("summary"):
-        return str(preview["summary"])
-    shown = {k: v for k, v in preview.items() if k not in ("title", "approver_user_ids", "fields")}
-    return "\n".join(f"*{k}*: {v}" for k, v in shown.items()) or "Please review."
-
-
 def open_approval(
     conn: Connection,
     job: Mapping[str, Any],
@@ -98,12 +91,8 @@ def open_approval(
             created_at=now,
         )
     )
-    message = blocks.approval_message(
-        str(approval_id),
-        step.approval.kind,
-        _title(job, step, preview),
-        _summary(preview),
-        preview.get("fields") if isinstance(preview.get("fields"), Mapping) else None,
+    message = blocks.approval_blocks(
+        step.approval.kind, str(approval_id), {"title": _title(job, step, preview), **preview}
     )
     enqueue_message(
         conn,

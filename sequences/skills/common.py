@@ -1,0 +1,116 @@
+"""What every skill needs around its pure logic: org-scoped loading with errors that name what is
+missing, the rep's names and time zone, and the LLM-or-offline switch.
+
+A skill that cannot find the record it was given fails with a PermanentError that says which record
+(never a KeyError): retrying would not make a deleted deal reappear.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from worker.context import StepContext, StepResult
+from worker.errors import PermanentError, TransientError
+from worker.models import Org, User
+from worker.worktime import zone
+
+M = TypeVar("M")
+T = TypeVar("T", bound=BaseModel)
+
+
+def as_uuid(value: Any, what: str) -> uuid.UUID:
+    """`value` as a UUID, or a PermanentError naming the field."""
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (ValueError, TypeError):
+        raise PermanentError(f"{what} is not a valid id: {value!r}") from None
+
+
+def load(ctx: StepContext, model: type[M], record_id: Any, what: str) -> M:
+    """The org's `model` row with this id, detached; PermanentError("<what> <id> not found") if none."""
+    rid = as_uuid(record_id, what)
+    with ctx.session() as session:
+        row = session.execute(
+            select(model).where(model.id == rid, model.org_id == ctx.org_id)  # type: ignore[attr-defined]
+        ).scalar_one_or_none()
+    if row is None:
+        raise PermanentError(f"{what} {rid} not found in this org (deleted?)")
+    return row
+
+
+def load_optional(ctx: StepContext, model: type[M], record_id: Any) -> M | None:
+    """The org's row with this id, or None when the id is empty or unknown."""
+    if not record_id:
+        return None
+    try:
+        return load(ctx, model, record_id, model.__name__)
+    except PermanentError:
+        return None
+
+
+def require(value: M | None, message: str) -> M:
+    """`value`, or a PermanentError with `message` when it is missing/empty."""
+    if value is None or value == "" or value == []:
+        raise PermanentError(message)
+    return value
+
+
+def rep(ctx: StepContext, user_id: Any = None) -> User:
+    """The rep the job is for (or `user_id`)."""
+    return load(ctx, User, user_id or require(ctx.user_id, "this job has no user"), "user")
+
+
+def rep_zone(ctx: StepContext, user: User | None = None) -> ZoneInfo:
+    """The rep's time zone (the org's when the rep has none or an invalid one)."""
+    with ctx.session() as session:
+        org_tz = session.execute(select(Org.timezone).where(Org.id == ctx.org_id)).scalar()
+    return zone(user.timezone if user else None, org_tz or "UTC")
+
+
+def internal_names(ctx: StepContext) -> set[str]:
+    """Full names of the org's users (the reps), to tell rep speech from prospect speech."""
+    with ctx.session() as session:
+        return {n for n in session.execute(select(User.name).where(User.org_id == ctx.org_id)).scalars() if n}
+
+
+def first_name(name: str | None) -> str:
+    """First word of a name ("there" when unknown)."""
+    return (name or "").split()[0] if (name or "").split() else "there"
+
+
+def think(ctx: StepContext, schema: type[T], system: str, user: str, offline: Callable[[], T]) -> StepResult:
+    """Ask the LLM for `schema` when one is configured, else (or on the last attempt after bad
+    output) use the offline logic (SPEC: invalid JSON -> transient error, then the offline result)."""
+    from worker.clients import llm
+
+    if not llm.llm_enabled():
+        return StepResult(output=offline())
+    try:
+        result = llm.complete_json(schema, system, user)
+    except llm.InvalidLLMOutput:
+        if ctx.attempt >= 2:
+            return StepResult(output=offline())
+        raise
+    except TransientError:
+        if ctx.attempt >= 3:
+            return StepResult(output=offline())
+        raise
+    return StepResult(output=result.value, cost_usd=result.cost_usd, tokens=result.tokens_in + result.tokens_out)
+
+
+def unique(items: Iterable[str]) -> list[str]:
+    """Items in order without repeats (case-insensitive)."""
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        key = item.strip().lower()
+        if key and key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
