@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     llm_api_key: str = ""
     llm_model: str = "gpt-4o-mini"
 
+    # Outbound API clients (worker/clients/). Timeouts in seconds; prices in USD.
+    llm_timeout_s: float = 30.0  # one chat completion; the step's soft limit (60 s) stays above it
+    llm_max_tokens: int = 1024  # completion budget per call
+    llm_price_per_1k_tokens: float = 0.0  # USD per 1,000 tokens (in + out); 0 = cost not tracked
+    google_timeout_s: float = 20.0  # per Google HTTP request, token refresh included
+    instantly_api_url: str = "https://api.instantly.ai/api/v2"
+    instantly_timeout_s: float = 20.0  # per Instantly HTTP request
+
     # Engine tunables (not part of the public contract; defaults follow DESIGN §5).
     sequence_modules: str = Field(default="sequences", alias="PROACTIVE_SEQUENCE_MODULES")
     job_deadline_s: int = Field(default=15 * 60, alias="PROACTIVE_JOB_DEADLINE_S")
@@ -72,6 +80,10 @@ class Settings(BaseSettings):
     task_events: bool = Field(default=False, alias="PROACTIVE_TASK_EVENTS")
     recover_on_start: bool = Field(default=True, alias="PROACTIVE_RECOVER_ON_START")
     sql_echo: bool = Field(default=False, alias="PROACTIVE_SQL_ECHO")
+
+    # Slack delivery (worker/delivery.py). Slack allows about one message per second per channel.
+    slack_channel_interval_s: float = Field(default=1.0, alias="PROACTIVE_SLACK_CHANNEL_INTERVAL_S")
+    delivery_max_attempts: int = Field(default=5, alias="PROACTIVE_DELIVERY_MAX_ATTEMPTS")  # 5xx/network tries
 
     @field_validator("database_url")
     @classmethod

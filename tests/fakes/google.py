@@ -1,0 +1,238 @@
+"""A fake Google: the OAuth token endpoint, Calendar v3 (freeBusy, events.insert/get) and Gmail v1
+users.messages.send, at Google's own paths, driven by the real google-auth and googleapiclient.
+
+Point the clients at it with GOOGLE_TOKEN_URI=`token_uri` and GOOGLE_API_URL=`url`. Bodies follow
+the samples in shared/real-payloads/google (token answers, copied below) and the discovery schemas
+bundled with google-api-python-client (FreeBusyResponse, Event, Message, and Google's JSON error
+`{"error": {"code", "message", "errors": [{"domain", "reason", "message"}], "status"}}`).
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import itertools
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from typing import Any
+from urllib.parse import unquote
+
+from tests.fakes.server import FakeServer, Recorded, Reply
+
+# real-payloads/google/oauth_refresh_ok.json (Google Identity, "Refreshing an access token").
+REFRESH_OK_SAMPLE = {
+    "access_token": "1/fFAGRNJru1FTz70BzhT3Zg",
+    "expires_in": 3920,
+    "scope": "https://www.googleapis.com/auth/drive.metadata.readonly "
+    "https://www.googleapis.com/auth/calendar.readonly",
+    "token_type": "Bearer",
+}
+# real-payloads/google/oauth_invalid_grant.json (Chromium's gaia tests; sent with HTTP 400).
+INVALID_GRANT = {"error": "invalid_grant"}
+# real-payloads/google/oauth_invalid_grant_rapt_required.json
+INVALID_GRANT_RAPT_REQUIRED = {
+    "error": "invalid_grant",
+    "error_subtype": "rapt_required",
+    "error_description": "reauth related error",
+}
+
+CLIENT_ID = "fake-client-id.apps.googleusercontent.com"
+CLIENT_SECRET = "fake-client-secret"
+EVENT_ID = re.compile(r"[0-9a-v]{5,1024}")
+
+
+def google_error(
+    status: int,
+    message: str,
+    reason: str,
+    *,
+    domain: str = "global",
+    state: str = "",
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """An error answer in the shape Google APIs send."""
+    body = {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"message": message, "domain": domain, "reason": reason}],
+            "status": state,
+        }
+    }
+    return Reply(status, body, headers or {})
+
+
+def rate_limited(retry_after: str | None = None, *, status: int = 429, reason: str = "rateLimitExceeded") -> Reply:
+    """A Google rate-limit answer (429 RESOURCE_EXHAUSTED or 403 usageLimits)."""
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    state = "RESOURCE_EXHAUSTED" if status == 429 else "PERMISSION_DENIED"
+    return google_error(status, "Rate Limit Exceeded", reason, domain="usageLimits", state=state, headers=headers)
+
+
+def _rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass
+class SentMessage:
+    """A message Gmail 'sent': the decoded MIME, and the threadId asked for."""
+
+    id: str
+    thread_id: str
+    raw: str
+    mime: Message = field(repr=False)
+
+
+class FakeGoogle(FakeServer):
+    """Token endpoint + Calendar + Gmail, with per-test state (valid refresh tokens, busy times, events)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}  # refresh token -> error body to answer (or {})
+        self.access_tokens: set[str] = set()
+        self.busy: dict[str, list[tuple[datetime, datetime]]] = {}
+        self.events: dict[tuple[str, str], dict[str, Any]] = {}
+        self.sent: list[SentMessage] = []
+        self._seq = itertools.count(1)
+        self.route("POST", r"/token", self._token)
+        self.route("POST", r"/calendar/v3/freeBusy", self._free_busy)
+        self.route("POST", r"/calendar/v3/calendars/([^/]+)/events", self._insert_event)
+        self.route("GET", r"/calendar/v3/calendars/([^/]+)/events/([^/]+)", self._get_event)
+        self.route("POST", r"/gmail/v1/users/([^/]+)/messages/send", self._send)
+
+    @property
+    def token_uri(self) -> str:
+        """What GOOGLE_TOKEN_URI should be."""
+        return f"{self.url}/token"
+
+    def grant(self, refresh_token: str) -> None:
+        """Accept `refresh_token` at the token endpoint."""
+        self.refresh_tokens[refresh_token] = {}
+
+    def revoke(self, refresh_token: str, error: dict[str, Any] | None = None) -> None:
+        """Refuse `refresh_token` with `error` (HTTP 400; default: the invalid_grant sample)."""
+        self.refresh_tokens[refresh_token] = error or INVALID_GRANT
+
+    def issue_access_token(self) -> str:
+        """A new valid access token."""
+        token = f"ya29.fake-{next(self._seq)}"
+        self.access_tokens.add(token)
+        return token
+
+    # ---------------------------------------------------------------- OAuth
+
+    def _token(self, request: Recorded, _m: re.Match[str]) -> Reply:
+        form = request.form
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            return Reply(401, {"error": "invalid_client", "error_description": "The OAuth client was not found."})
+        if form.get("grant_type") != "refresh_token":
+            return Reply(400, {"error": "unsupported_grant_type"})
+        refused = self.refresh_tokens.get(form.get("refresh_token", ""), INVALID_GRANT)
+        if refused:
+            return Reply(400, refused)
+        answer = dict(REFRESH_OK_SAMPLE, access_token=self.issue_access_token())
+        if form.get("scope"):
+            answer["scope"] = form["scope"]
+        return Reply(200, answer)
+
+    def _authorized(self, request: Recorded) -> Reply | None:
+        header = request.headers.get("authorization", "")
+        if header.startswith("Bearer ") and header[len("Bearer ") :] in self.access_tokens:
+            return None
+        return google_error(
+            401, "Request had invalid authentication credentials.", "authError", state="UNAUTHENTICATED"
+        )
+
+    # ---------------------------------------------------------------- Calendar
+
+    def _free_busy(self, request: Recorded, _m: re.Match[str]) -> Reply:
+        if (denied := self._authorized(request)) is not None:
+            return denied
+        body = request.json or {}
+        try:
+            lo, hi = _parse(body["timeMin"]), _parse(body["timeMax"])
+        except (KeyError, ValueError):
+            return google_error(400, "Bad Request", "badRequest", state="INVALID_ARGUMENT")
+        calendars: dict[str, Any] = {}
+        for item in body.get("items", []):
+            cal = item["id"]
+            if cal not in self.busy:
+                calendars[cal] = {"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}
+                continue
+            overlapping = [(s, e) for s, e in self.busy[cal] if s < hi and e > lo]
+            calendars[cal] = {"busy": [{"start": _rfc3339(s), "end": _rfc3339(e)} for s, e in overlapping]}
+        return Reply(
+            200,
+            {
+                "kind": "calendar#freeBusy",
+                "timeMin": body["timeMin"],
+                "timeMax": body["timeMax"],
+                "calendars": calendars,
+            },
+        )
+
+    def _insert_event(self, request: Recorded, match: re.Match[str]) -> Reply:
+        if (denied := self._authorized(request)) is not None:
+            return denied
+        calendar_id = unquote(match.group(1))
+        body = request.json or {}
+        event_id = body.get("id") or f"fake{next(self._seq):08d}"
+        if not EVENT_ID.fullmatch(event_id):
+            return google_error(400, "Invalid resource id value.", "invalid", state="INVALID_ARGUMENT")
+        if (calendar_id, event_id) in self.events:
+            return google_error(409, "The requested identifier already exists.", "duplicate", state="ALREADY_EXISTS")
+        now = _rfc3339(datetime.now(UTC))
+        event = {
+            "kind": "calendar#event",
+            "etag": f'"{next(self._seq)}"',
+            "id": event_id,
+            "status": "confirmed",
+            "htmlLink": f"https://www.google.com/calendar/event?eid={event_id}",
+            "created": now,
+            "updated": now,
+            "summary": body.get("summary", ""),
+            "description": body.get("description", ""),
+            "creator": {"email": calendar_id, "self": True},
+            "organizer": {"email": calendar_id, "self": True},
+            "start": body.get("start", {}),
+            "end": body.get("end", {}),
+            "iCalUID": f"{event_id}@google.com",
+            "sequence": 0,
+            "attendees": [{"email": a["email"], "responseStatus": "needsAction"} for a in body.get("attendees", [])],
+            "reminders": {"useDefault": True},
+            "eventType": "default",
+        }
+        self.events[(calendar_id, event_id)] = event
+        return Reply(200, event)
+
+    def _get_event(self, request: Recorded, match: re.Match[str]) -> Reply:
+        if (denied := self._authorized(request)) is not None:
+            return denied
+        event = self.events.get((unquote(match.group(1)), unquote(match.group(2))))
+        if event is None:
+            return google_error(404, "Not Found", "notFound", state="NOT_FOUND")
+        return Reply(200, event)
+
+    # ---------------------------------------------------------------- Gmail
+
+    def _send(self, request: Recorded, match: re.Match[str]) -> Reply:
+        if (denied := self._authorized(request)) is not None:
+            return denied
+        body = request.json or {}
+        raw = body.get("raw", "")
+        try:
+            mime = email.message_from_bytes(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        except (ValueError, TypeError):
+            return google_error(400, "Invalid value for ByteString", "invalidArgument", state="INVALID_ARGUMENT")
+        if not mime.get("To"):
+            return google_error(400, "Invalid To header", "invalidArgument", state="INVALID_ARGUMENT")
+        message_id = f"18c{next(self._seq):013x}"
+        thread_id = body.get("threadId") or message_id
+        self.sent.append(SentMessage(message_id, thread_id, raw, mime))
+        return Reply(200, {"id": message_id, "threadId": thread_id, "labelIds": ["SENT"]})

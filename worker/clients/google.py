@@ -1,0 +1,181 @@
+"""Google access: OAuth credentials from an integration row, Calendar/Gmail service objects, and `call`,
+which executes one API request and turns every Google failure into the engine's error families.
+
+Credentials are stored encrypted (worker.crypto) as JSON `{token, refresh_token, expiry, scopes}`;
+google-auth refreshes the access token against GOOGLE_TOKEN_URI when it is missing or about to
+expire. `GOOGLE_API_URL` (tests) points both services at another host with Google's own paths
+(`/calendar/v3/...`, `/gmail/v1/...`).
+
+Error mapping (`call`): 429, or 403 with reason rateLimitExceeded/userRateLimitExceeded ->
+`RateLimited` (Retry-After if sent); 5xx, timeouts, connection errors -> `TransientError`; 401, or a
+refused refresh (`invalid_grant`, reauth required) -> `AuthRevoked(provider="google")`; other 4xx ->
+`PermanentError` with Google's message.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import google_auth_httplib2
+import httplib2
+from google.auth import exceptions as google_auth_exceptions
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from worker.clients.llm import api_error_message, error_for_status, parse_retry_after
+from worker.config import get_settings
+from worker.crypto import decrypt_json
+from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
+
+PROVIDER = "google"
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+CLIENT_CONFIG_ERRORS = frozenset({"invalid_client", "unauthorized_client"})  # our OAuth app, not the user
+
+# Which integration a Credentials object came from, so `call` can name it in AuthRevoked.
+_INTEGRATION_OF: weakref.WeakKeyDictionary[Credentials, Any] = weakref.WeakKeyDictionary()
+
+
+def _parse_expiry(value: Any) -> datetime | None:
+    """google-auth wants a naive UTC expiry; we store ISO-8601 (aware) or epoch seconds."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, int | float):
+        when = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, datetime):
+        when = value
+    else:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when
+
+
+def credentials_for(integration: Any) -> Credentials:
+    """Credentials for an `Integration` row, a row-like mapping (`credentials`, `scopes`, `id`), or the
+    decrypted JSON itself."""
+    if isinstance(integration, Mapping):
+        encrypted = integration.get("credentials")
+        data = decrypt_json(encrypted) if isinstance(encrypted, bytes | str) else dict(integration)
+        row_scopes, integration_id = integration.get("scopes"), integration.get("id")
+    else:
+        if integration.credentials is None:
+            raise PermanentError(f"integration {integration.id} has no stored credentials: reconnect Google")
+        data = decrypt_json(integration.credentials)
+        row_scopes, integration_id = getattr(integration, "scopes", None), getattr(integration, "id", None)
+    if not data.get("token") and not data.get("refresh_token"):
+        raise AuthRevoked(
+            "stored Google credentials hold neither a token nor a refresh token",
+            provider=PROVIDER,
+            integration_id=integration_id,
+        )
+    settings = get_settings()
+    scopes = data.get("scopes") or row_scopes or None
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    creds = Credentials(
+        token=data.get("token"),
+        refresh_token=data.get("refresh_token"),
+        token_uri=settings.google_token_uri,
+        client_id=settings.google_client_id or None,
+        client_secret=settings.google_client_secret or None,
+        scopes=list(scopes) if scopes else None,
+        expiry=_parse_expiry(data.get("expiry")),
+    )
+    if integration_id is not None:
+        _INTEGRATION_OF[creds] = integration_id
+    return creds
+
+
+def credentials_json(creds: Credentials) -> dict[str, Any]:
+    """The JSON to store (encrypted) after a refresh: `{token, refresh_token, expiry, scopes}`."""
+    expiry = creds.expiry.replace(tzinfo=UTC).isoformat() if creds.expiry else None
+    return {
+        "token": creds.token,
+        "refresh_token": creds.refresh_token,
+        "expiry": expiry,
+        "scopes": list(creds.scopes or []),
+    }
+
+
+def _authorized_http(creds: Credentials, timeout_s: float | None) -> google_auth_httplib2.AuthorizedHttp:
+    timeout = timeout_s if timeout_s is not None else get_settings().google_timeout_s
+    return google_auth_httplib2.AuthorizedHttp(creds, http=httplib2.Http(timeout=timeout))
+
+
+def _build(name: str, version: str, service_path: str, creds: Credentials, timeout_s: float | None) -> Any:
+    api_url = get_settings().google_api_url.strip()
+    options = {"api_endpoint": urljoin(api_url.rstrip("/") + "/", service_path)} if api_url else None
+    return build(
+        name,
+        version,
+        http=_authorized_http(creds, timeout_s),
+        static_discovery=True,
+        cache_discovery=False,
+        client_options=options,
+    )
+
+
+def calendar_service(creds: Credentials, *, timeout_s: float | None = None) -> Any:
+    """A Calendar v3 service (bundled discovery document, no network at build time).
+
+    Use it as a context manager (`with calendar_service(creds) as cal:`): httplib2 keeps its sockets
+    open until the service is closed.
+    """
+    return _build("calendar", "v3", "calendar/v3/", creds, timeout_s)
+
+
+def gmail_service(creds: Credentials, *, timeout_s: float | None = None) -> Any:
+    """A Gmail v1 service (bundled discovery document, no network at build time); close it after use."""
+    return _build("gmail", "v1", "", creds, timeout_s)
+
+
+def _google_error(exc: HttpError, integration_id: Any) -> Exception:
+    status = int(exc.resp.status)
+    message, reasons = api_error_message(exc.content or b""), set()
+    try:
+        error = json.loads(exc.content or b"{}").get("error", {})
+        reasons = {e.get("reason") for e in error.get("errors", []) if isinstance(e, dict)}
+    except (ValueError, AttributeError):
+        pass
+    retry_after = exc.resp.get("retry-after")
+    if status == 403 and reasons & RATE_LIMIT_REASONS:
+        return RateLimited(f"google HTTP 403: {message}", retry_after_s=parse_retry_after(retry_after))
+    return error_for_status(
+        status, message, provider=PROVIDER, retry_after=retry_after, auth_statuses=(401,), integration_id=integration_id
+    )
+
+
+def _refresh_error(exc: google_auth_exceptions.RefreshError, integration_id: Any) -> Exception:
+    data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], Mapping) else {}
+    if getattr(exc, "retryable", False):
+        return TransientError(f"google token refresh failed, retryable: {exc.args[0]}")
+    if data.get("error") in CLIENT_CONFIG_ERRORS:
+        return PermanentError(f"google refused our OAuth client ({data['error']}): check GOOGLE_CLIENT_ID/SECRET")
+    return AuthRevoked(
+        f"google refused the refresh token: {exc.args[0] if exc.args else exc}",
+        provider=PROVIDER,
+        integration_id=integration_id,
+    )
+
+
+def call(request: Any, *, integration_id: Any = None) -> Any:
+    """Execute one googleapiclient request (no library retries) and map its failure to our errors."""
+    if integration_id is None:
+        creds = getattr(getattr(request, "http", None), "credentials", None)
+        integration_id = _INTEGRATION_OF.get(creds) if creds is not None else None
+    try:
+        return request.execute(num_retries=0)
+    except HttpError as exc:
+        raise _google_error(exc, integration_id) from exc
+    except google_auth_exceptions.RefreshError as exc:
+        raise _refresh_error(exc, integration_id) from exc
+    except google_auth_exceptions.TransportError as exc:
+        raise TransientError(f"google transport error: {exc}") from exc
+    except (TimeoutError, OSError, httplib2.HttpLib2Error) as exc:
+        raise TransientError(f"google request failed: {exc!r}") from exc
