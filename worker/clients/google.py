@@ -28,7 +28,7 @@ from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from worker.clients.llm import api_error_message, error_for_status, parse_retry_after
+from worker.clients.http import api_error_message, error_for_status, parse_retry_after
 from worker.config import get_settings
 from worker.crypto import decrypt_json
 from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError

@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from worker.clients.llm import api_error_message, error_for_status
+from worker.clients.http import api_error_message, error_for_status
 from worker.config import get_settings
 from worker.crypto import decrypt_json
 from worker.errors import PermanentError, TransientError

@@ -1,0 +1,147 @@
+"""Thin adapter over slack_sdk's WebClient: one client factory, three calls, one error mapping.
+
+Retries are ours (Celery re-publishes; DESIGN §5), so the WebClient gets no retry handlers and a
+short timeout. Every SlackApiError or network failure becomes one of our error families, each
+carrying Slack's error code in `.code`:
+
+- HTTP 429 / `ratelimited`                          -> SlackRateLimited (RateLimited, Retry-After)
+- HTTP 5xx, network errors, timeouts               -> SlackServerError (TransientError)
+- `token_revoked` / `invalid_auth` / `account_inactive` -> SlackAuthRevoked (AuthRevoked, provider "slack")
+- anything else (`channel_not_found`, ...)          -> SlackCallFailed (PermanentError)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from http.client import HTTPException
+from typing import Any, TypeVar
+from urllib.error import URLError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from worker.config import get_settings
+from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
+
+T = TypeVar("T")
+
+# Seconds a Slack call may take before it counts as a transient failure (Slack answers in < 1 s).
+TIMEOUT_S = 10
+# Wait when a 429 comes without a Retry-After header (seconds): cautious, Slack always sends one.
+DEFAULT_RETRY_AFTER_S = 5.0
+# Slack error codes that mean the token is dead: no retry, the workspace must reconnect.
+AUTH_ERRORS = frozenset({"token_revoked", "invalid_auth", "account_inactive", "not_authed", "token_expired"})
+# Slack error codes that mean "slow down" (the docs use both spellings).
+RATE_LIMIT_ERRORS = frozenset({"ratelimited", "rate_limited"})
+
+
+class SlackCallFailed(PermanentError):
+    """Slack refused the call for a reason a retry will not fix (`channel_not_found`,
+    `not_in_channel`, `too_many_attachments`, ...): fix the data or the app's access."""
+
+    def __init__(self, code: str, method: str = "") -> None:
+        super().__init__(f"Slack {method or 'call'} failed: {code}")
+        self.code = code
+
+
+class SlackRateLimited(RateLimited):
+    """Slack answered 429: call again after `retry_after_s` (its Retry-After header)."""
+
+    def __init__(self, retry_after_s: float, method: str = "") -> None:
+        super().__init__(f"Slack {method or 'call'} rate limited", retry_after_s=retry_after_s)
+        self.code = "ratelimited"
+
+
+class SlackServerError(TransientError):
+    """Slack answered 5xx, timed out or could not be reached: retried with backoff."""
+
+    def __init__(self, code: str, method: str = "") -> None:
+        super().__init__(f"Slack {method or 'call'} failed transiently: {code}")
+        self.code = code
+
+
+class SlackAuthRevoked(AuthRevoked):
+    """The bot token was revoked or is invalid: nothing will work until the workspace reconnects."""
+
+    def __init__(self, code: str, method: str = "") -> None:
+        super().__init__(f"Slack {method or 'call'} refused the token: {code}", provider="slack")
+        self.code = code
+
+
+def slack_client(token: str | None = None) -> WebClient:
+    """A WebClient on SLACK_API_URL with `token` (default SLACK_BOT_TOKEN), 10 s timeout, no retries."""
+    settings = get_settings()
+    base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    return WebClient(
+        token=token if token is not None else settings.slack_bot_token or None,
+        base_url=base_url,
+        timeout=TIMEOUT_S,
+        retry_handlers=[],
+    )
+
+
+def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return str(value[0] if isinstance(value, list | tuple) else value)
+    return None
+
+
+def _retry_after_s(headers: Mapping[str, Any] | None) -> float:
+    raw = _header(headers, "retry-after")
+    try:
+        return max(0.0, float(raw)) if raw is not None else DEFAULT_RETRY_AFTER_S
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_S
+
+
+def map_error(err: SlackApiError, method: str = "") -> Exception:
+    """Our error family for a SlackApiError (see the module docstring)."""
+    response = err.response
+    status = getattr(response, "status_code", 200) or 200
+    data = getattr(response, "data", None)
+    code = str(data.get("error") or "") if isinstance(data, Mapping) else ""
+    if status == 429 or code in RATE_LIMIT_ERRORS:
+        return SlackRateLimited(_retry_after_s(getattr(response, "headers", None)), method)
+    if status >= 500:
+        return SlackServerError(code if code and " " not in code else f"http_{status}", method)
+    if code in AUTH_ERRORS:
+        return SlackAuthRevoked(code, method)
+    return SlackCallFailed(code or f"http_{status}", method)
+
+
+def _call(method: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except SlackApiError as err:
+        raise map_error(err, method) from err
+    except (TimeoutError, ConnectionError, URLError, HTTPException, json.JSONDecodeError) as err:
+        raise SlackServerError(type(err).__name__, method) from err
+    except SlackClientError as err:  # malformed request built by us: retrying will not help
+        raise SlackCallFailed("client_error", method) from err
+
+
+def post_message(
+    client: WebClient, channel: str, text: str, blocks: Sequence[Mapping[str, Any]] | None
+) -> tuple[str, str]:
+    """chat.postMessage; returns (channel id, ts) of the posted message."""
+    resp = _call("chat.postMessage", lambda: client.chat_postMessage(channel=channel, text=text, blocks=blocks or None))
+    return str(resp["channel"]), str(resp["ts"])
+
+
+def update_message(
+    client: WebClient, channel: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]] | None
+) -> str:
+    """chat.update of the message at (channel, ts); returns its ts. Empty `blocks` removes the old ones."""
+    resp = _call(
+        "chat.update", lambda: client.chat_update(channel=channel, ts=ts, text=text, blocks=list(blocks or []))
+    )
+    return str(resp.get("ts") or ts)
+
+
+def open_dm(client: WebClient, slack_user_id: str) -> str:
+    """conversations.open with one user; returns the DM channel id."""
+    resp = _call("conversations.open", lambda: client.conversations_open(users=slack_user_id))
+    channel = resp.get("channel") or {}
+    return str(channel["id"])
