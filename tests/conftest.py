@@ -29,6 +29,7 @@ PROJECT_ENV_PREFIXES = (
     "APP_URL",
     "LLM_",
     "PROACTIVE_",
+    "INSTANTLY_",
 )
 for _name in list(os.environ):
     if _name.startswith(PROJECT_ENV_PREFIXES):
