@@ -1,8 +1,9 @@
 """Test-wide set-up: a clean environment, and the services/backends fixtures the layers share.
 
 The project's environment variables are removed at import so a developer's shell cannot leak into
-a test; each fixture sets what its tests need. Engine test DAGs (tests.support.sequences) are
-registered in this process and in every worker process the tests start.
+a test; each fixture sets what its tests need. Engine test DAGs (tests.support.sequences) replace the real
+sequences only where a test asks for them (the `test_sequences` fixture) and in the worker
+processes such tests start.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ for _name in list(os.environ):
 
 _HOME = Path(tempfile.mkdtemp(prefix="proactive-tests-"))
 os.environ["PROACTIVE_HOME"] = str(_HOME / "home")
-os.environ["PROACTIVE_SEQUENCE_MODULES"] = "sequences,tests.support.sequences"
+os.environ["PROACTIVE_SEQUENCE_MODULES"] = "sequences"
 os.environ["DATABASE_URL"] = f"sqlite:///{_HOME / 'default.db'}"
 os.environ["BROKER_URL"] = f"proactive+sqlite:///{_HOME / 'default-broker.db'}"
 
@@ -114,3 +115,13 @@ def sqlite_backend(tmp_home: Path) -> Backend:
         {"DATABASE_URL": url, "BROKER_URL": f"proactive+sqlite:///{d / 'broker.db'}"},
         tmp_home / "logs-sqlite",
     )
+
+
+@pytest.fixture(scope="module")
+def test_sequences() -> Iterator[None]:
+    """The engine test DAGs in place of the real sequences, in this process, for one module."""
+    from tests.support import sequences as test_dags
+    from worker import registry
+
+    with registry.overridden(test_dags.ALL):
+        yield

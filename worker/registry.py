@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from worker.dag import Sequence
 from worker.payloads import PAYLOAD_MODELS, EventType
@@ -64,3 +66,18 @@ def registered() -> dict[str, Sequence]:
     """All registered sequences by event type."""
     load()
     return dict(_sequences)
+
+
+@contextmanager
+def overridden(sequences: Iterable[Sequence]) -> Iterator[None]:
+    """Run the block with `sequences` replacing the registered ones for their event types, then
+    restore the registry (tests plug their own DAGs in this way)."""
+    load()
+    saved = dict(_sequences)
+    for sequence in sequences:
+        register(sequence, replace=True)
+    try:
+        yield
+    finally:
+        _sequences.clear()
+        _sequences.update(saved)

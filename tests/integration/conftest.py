@@ -13,6 +13,7 @@ from tests.support.workers import WorkerProcess
 
 # Engine knobs for tests: quick retries and short inline budgets keep the suite fast.
 TEST_ENGINE_ENV = {
+    "PROACTIVE_SEQUENCE_MODULES": "sequences,tests.support.sequences",
     "PROACTIVE_RETRY_BASE_S": "0.2",
     "PROACTIVE_LEASE_GRACE_S": "1",
     "PROACTIVE_INLINE_BUDGET_S": "0.5",

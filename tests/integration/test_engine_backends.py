@@ -25,7 +25,7 @@ from worker.db import transaction
 from worker.events import fire_event
 from worker.models import jobs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("test_sequences")]
 
 
 def test_fan_out_and_join_run_every_step_exactly_once(backend, shared_worker, org):

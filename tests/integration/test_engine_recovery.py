@@ -32,7 +32,7 @@ from worker.events import fire_event
 from worker.models import ScheduledEvent, jobs, steps, utcnow
 from worker.sweeper import sweep
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("test_sequences")]
 
 
 def done(job_id: uuid.UUID) -> str | None:

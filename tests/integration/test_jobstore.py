@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import update
 
 from tests.support.engine import event, step_rows
@@ -12,6 +13,8 @@ from worker import jobstore as store
 from worker.db import get_engine
 from worker.events import fire_event
 from worker.models import steps
+
+pytestmark = pytest.mark.usefixtures("test_sequences")
 
 
 def test_a_completion_waiting_for_the_job_lock_sees_the_sibling_that_held_it(pg, org):

@@ -269,3 +269,6 @@ LINEAR = register(
 def new_id() -> str:
     """A fresh id for marker files and keys."""
     return uuid.uuid4().hex
+
+
+ALL = (FANOUT, APPROVAL, OPTIONAL_APPROVAL, EFFECT, RETRY, BRANCH, FAILURES, LINEAR)
