@@ -114,3 +114,80 @@ def unique(items: Iterable[str]) -> list[str]:
             seen.add(key)
             out.append(item)
     return out
+
+
+# Seconds between "Send now" and the actual send, during which Slack offers Undo (SPEC §2).
+UNDO_WINDOW_S = 30.0
+SEND_DECISIONS = frozenset({"send_now", "edit", "approve", "approve_send"})
+
+
+def send_after(review_step: str) -> Callable[[Any], Any]:
+    """A `start_after` for a send step behind an email approval: 30 s after "send now"/"edit" (the
+    Undo window), the chosen instant or the rep's next working morning for "send later"."""
+    from datetime import datetime, timedelta
+
+    from worker.worktime import next_working_morning
+
+    def start_after(w: Any) -> datetime | None:
+        decided = w.output(review_step, "decided_at")
+        decision = w.output(review_step, "decision")
+        if not decided:
+            return None
+        decided_at = datetime.fromisoformat(decided)
+        data = w.output(review_step, "data") or {}
+        if decision == "send_later":
+            if data.get("send_at"):
+                return datetime.fromisoformat(str(data["send_at"]))
+            preview = w.output(review_step, "preview") or {}
+            return next_working_morning(decided_at, zone(preview.get("timezone")))
+        if decision in SEND_DECISIONS:
+            return decided_at + timedelta(seconds=UNDO_WINDOW_S)
+        return None
+
+    return start_after
+
+
+def edited(review: dict[str, Any] | None, key: str, default: Any) -> Any:
+    """The value of `key` after an Edit (the decision data), else the draft's."""
+    data = (review or {}).get("data") or {}
+    value = data.get(key)
+    return value if value not in (None, "") else default
+
+
+def zone_of(name: str | None) -> ZoneInfo:
+    """ZoneInfo for a stored zone name (UTC when missing or unknown)."""
+    return zone(name)
+
+
+def notify(
+    ctx: StepContext,
+    kind: str,
+    message: dict[str, Any],
+    *,
+    user_id: Any,
+    key: str = "",
+    urgent: bool = False,
+) -> Any:
+    """Queue a Slack message to a user once per job step (and `key`), then hand it to delivery.
+
+    In dry-run (smoke) it only reaches the console inbox. Returns the outbox id, or None when this
+    step already queued it (a retry).
+    """
+    from worker import delivery
+
+    dedupe = f"{kind}:{ctx.job_id}:{ctx.step}:{ctx.iteration}:{key}"
+    with ctx.transaction() as conn:
+        outbox_id = delivery.enqueue_message(
+            conn,
+            ctx.org_id,
+            kind=kind,
+            message=message,
+            dedupe_key=dedupe,
+            now=ctx.now,
+            user_id=as_uuid(user_id, "user") if user_id else None,
+            job_id=ctx.job_id,
+            **delivery.delivery_options(console=ctx.dry_run, urgent=urgent),
+        )
+    if outbox_id is not None:
+        delivery.publish_delivery([outbox_id])
+    return outbox_id
