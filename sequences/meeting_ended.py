@@ -1,0 +1,95 @@
+"""meeting_ended (SPEC §2): after a recorded meeting with more than one attendee, everything the rep
+would otherwise do by hand.
+
+classify-call-type -> extract-action-items (critical) | detect-intents | coaching-micro-feedback ->
+suggest-next-actions, draft-followup-email, update-crm-from-meeting, create-tasks-from-actions ->
+notify-slack-summary -> review-followup-email (approval email_preview) -> send-followup-email (after
+the 30 s Undo window). Non-sales calls skip intents, suggestions, the draft and the email steps
+(reason not_sales). A rep's promise to send a proposal or to schedule a meeting becomes a
+follow-up event (proposal_generation, calendar_find_times) when the job completes.
+"""
+
+from __future__ import annotations
+
+from sequences.skills import common
+from sequences.skills import meeting_steps as s
+from worker.dag import ApprovalSpec, Sequence, Step
+from worker.registry import register
+
+CLASSIFY = "classify-call-type"
+EXTRACT = "extract-action-items"
+INTENTS = "detect-intents"
+DRAFT = "draft-followup-email"
+
+SEQUENCE = register(
+    Sequence(
+        event_type="meeting_ended",
+        description="Debrief a recorded meeting: action items, intents, coaching, CRM, tasks, follow-up email.",
+        gate=s.enough_attendees,
+        steps=(
+            Step(CLASSIFY, s.classify_call, critical=False),
+            Step(EXTRACT, s.extract_items, deps=(CLASSIFY,), queue="slow"),
+            Step(
+                INTENTS,
+                s.detect_call_intents,
+                deps=(CLASSIFY,),
+                critical=False,
+                when=s.is_sales,
+                skip_reason="not_sales",
+                queue="slow",
+            ),
+            Step(
+                "coaching-micro-feedback",
+                s.coaching_feedback,
+                deps=(CLASSIFY,),
+                critical=False,
+                when=s.coaching_on,
+                skip_reason="coaching_off",
+            ),
+            Step(
+                "suggest-next-actions",
+                s.next_actions,
+                deps=(EXTRACT, INTENTS),
+                critical=False,
+                when=s.is_sales,
+                skip_reason="not_sales",
+            ),
+            Step(
+                DRAFT,
+                s.draft_followup,
+                deps=(EXTRACT, INTENTS),
+                critical=False,
+                when=s.is_sales,
+                skip_reason="not_sales",
+                queue="slow",
+            ),
+            Step("update-crm-from-meeting", s.update_crm, deps=(EXTRACT,), critical=False),
+            Step("create-tasks-from-actions", s.create_tasks, deps=(EXTRACT,), critical=False),
+            Step(
+                "notify-slack-summary",
+                s.notify_summary,
+                deps=("suggest-next-actions", DRAFT, "create-tasks-from-actions"),
+                critical=False,
+            ),
+            Step(
+                "review-followup-email",
+                s.review_followup,
+                deps=(DRAFT, "notify-slack-summary"),
+                critical=False,
+                when=s.is_sales,
+                skip_reason="not_sales",
+                approval=ApprovalSpec("email_preview"),
+            ),
+            Step(
+                "send-followup-email",
+                s.send_followup,
+                deps=("review-followup-email",),
+                critical=False,
+                when=s.is_sales,
+                skip_reason="not_sales",
+                queue="slow",
+                start_after=common.send_after("review-followup-email"),
+            ),
+        ),
+    )
+)
