@@ -43,6 +43,7 @@ def make_celery() -> Celery:
         task_routes={
             "proactive.run_step": {"queue": "steps"},
             "proactive.resume_approval": {"queue": "steps"},
+            "proactive.deliver": {"queue": "edge"},
             "proactive.sweep": {"queue": "beat"},
         },
         task_soft_time_limit=DEFAULT_TIMEOUT_S,

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     inline_max_steps: int = Field(default=20, alias="PROACTIVE_INLINE_MAX_STEPS")
     inline_budget_s: float = Field(default=5.0, alias="PROACTIVE_INLINE_BUDGET_S")
     dry_run: bool = Field(default=False, alias="PROACTIVE_DRY_RUN")
+    undo_window_s: float = Field(default=30.0, alias="PROACTIVE_UNDO_WINDOW_S")  # "Send now" -> actual send
     task_events: bool = Field(default=False, alias="PROACTIVE_TASK_EVENTS")
     recover_on_start: bool = Field(default=True, alias="PROACTIVE_RECOVER_ON_START")
     sql_echo: bool = Field(default=False, alias="PROACTIVE_SQL_ECHO")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -465,7 +466,11 @@ class Approval(Base):
 
 class SlackOutbox(Base):
     __tablename__ = "slack_outbox"
-    __table_args__ = (Index(None, "org_id", "status", "created_at"),)
+    __table_args__ = (
+        Index(None, "org_id", "status", "created_at"),
+        Index(None, "status", "not_before"),
+        Index(None, "user_id", "admitted_at"),
+    )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
@@ -482,6 +487,27 @@ class SlackOutbox(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     sent_at: Mapped[datetime | None] = mapped_column()
+    # Delivery (worker/delivery.py): urgent rows skip quiet hours and the hourly budget.
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_code: Mapped[str | None] = mapped_column(String(64))  # Slack's error code, e.g. channel_not_found
+    not_before: Mapped[datetime | None] = mapped_column()  # deferred (quiet hours, budget, 429, backoff)
+    lease_expires_at: Mapped[datetime | None] = mapped_column()  # a worker is delivering it until then
+    admitted_at: Mapped[datetime | None] = mapped_column()  # passed quiet hours + budget (counts in it)
+    slot_at: Mapped[datetime | None] = mapped_column()  # the channel's 1 msg/s slot this row holds
+    revision: Mapped[int] = mapped_column(Integer, default=0)  # bumped by replace_message
+    updated_at: Mapped[datetime | None] = mapped_column()
+
+
+class RateSlot(Base):
+    """A shared pacing slot (e.g. one Slack channel): the earliest time the next call may go.
+
+    Not tenant data, so no org_id: keys name a provider resource (`slack:C024BE91L`).
+    `next_at_s` is epoch seconds so one portable statement can advance it (worker/ratelimit.py).
+    """
+
+    __tablename__ = "rate_slots"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    next_at_s: Mapped[float] = mapped_column(Double)
 
 
 class Effect(Base):

@@ -2,13 +2,14 @@
 
 - `proactive.run_step`: claim one step run, execute it, persist, enqueue what became ready.
 - `proactive.resume_approval`: apply a recorded decision to its paused job.
+- `proactive.deliver`: deliver one Slack outbox row (queue `edge`).
 """
 
 from __future__ import annotations
 
 import uuid
 
-from worker import approvals, engine
+from worker import approvals, delivery, engine
 from worker.celery_app import celery_app
 
 
@@ -22,3 +23,9 @@ def run_step(step_run_id: str, lease_s: float | None = None) -> None:
 def resume_approval(approval_id: str) -> None:
     """Resume the job paused on this approval with its recorded decision (exactly once)."""
     approvals.resume(uuid.UUID(approval_id))
+
+
+@celery_app.task(name="proactive.deliver", queue="edge", acks_late=True, ignore_result=True)
+def deliver(outbox_id: str) -> None:
+    """Deliver one Slack outbox row, or defer it (quiet hours, budget, channel pacing, 429)."""
+    delivery.deliver(uuid.UUID(outbox_id))

@@ -21,6 +21,7 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from worker.clients.http import parse_retry_after
 from worker.config import get_settings
 from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
 
@@ -89,11 +90,7 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
 
 
 def _retry_after_s(headers: Mapping[str, Any] | None) -> float:
-    raw = _header(headers, "retry-after")
-    try:
-        return max(0.0, float(raw)) if raw is not None else DEFAULT_RETRY_AFTER_S
-    except ValueError:
-        return DEFAULT_RETRY_AFTER_S
+    return parse_retry_after(_header(headers, "retry-after"), default_s=DEFAULT_RETRY_AFTER_S)
 
 
 def map_error(err: SlackApiError, method: str = "") -> Exception:
