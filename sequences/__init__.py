@@ -1,5 +1,25 @@
 """One module per event type, each registering its Sequence with `worker.registry` on import."""
 
-from sequences import deal_risk_scan
+from sequences import (
+    calendar_find_times,
+    campaign_daily_check,
+    coaching_weekly,
+    deal_risk_scan,
+    email_received,
+    meeting_ended,
+    pre_meeting_90min,
+    proposal_generation,
+    stale_deal_revival,
+)
 
-__all__ = ["deal_risk_scan"]
+__all__ = [
+    "calendar_find_times",
+    "campaign_daily_check",
+    "coaching_weekly",
+    "deal_risk_scan",
+    "email_received",
+    "meeting_ended",
+    "pre_meeting_90min",
+    "proposal_generation",
+    "stale_deal_revival",
+]

@@ -104,8 +104,16 @@ def open_approval(
         user_id=approver_ids[0] if approver_ids else None,
         job_id=job["id"],
         approval_id=approval_id,
+        console=dry_run(job),
     )
     return approval_id
+
+
+def dry_run(job: Mapping[str, Any]) -> bool:
+    """Smoke jobs and dry-run processes keep their Slack messages in the console inbox."""
+    from worker.config import get_settings
+
+    return get_settings().dry_run or job.get("source") == "smoke"
 
 
 # --------------------------------------------------------------------------- decide

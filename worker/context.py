@@ -1,9 +1,9 @@
 """What a skill receives and may return.
 
 A skill is a plain function `skill(ctx: StepContext, inputs: Mapping[str, Any]) -> output`, where
-`inputs` holds the outputs of the steps it depends on (a skipped or failed best-effort dependency
-is absent) and the output is a pydantic model, a dict, None, or a `StepResult` when the skill also
-wants follow-up events or to report its cost.
+`inputs` holds the outputs of every step upstream of it, direct dependencies or not (a skipped or
+failed best-effort step is absent) and the output is a pydantic model, a dict, None, or a
+`StepResult` when the skill also wants follow-up events or to report its cost.
 """
 
 from __future__ import annotations

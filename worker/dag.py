@@ -171,6 +171,20 @@ class Sequence:
         """Steps that list `name` among their dependencies."""
         return self._dependents[name]  # type: ignore[attr-defined]
 
+    def ancestors(self, name: str) -> tuple[str, ...]:
+        """Every step `name` transitively depends on (its inputs come from all of them)."""
+        cache = self.__dict__.setdefault("_ancestors", {})
+        if name not in cache:
+            found: set[str] = set()
+            todo = list(self.step(name).deps)
+            while todo:
+                dep = todo.pop()
+                if dep not in found:
+                    found.add(dep)
+                    todo.extend(self.step(dep).deps)
+            cache[name] = tuple(n for n in self.order if n in found)
+        return cache[name]
+
     def downstream(self, name: str) -> list[str]:
         """Every step reachable from `name` (itself included), in topological order."""
         seen = {name}

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -91,10 +92,46 @@ def session_factory() -> sessionmaker[Session]:
     return _sessionmaker
 
 
+# Callbacks to run once the innermost open transaction scope has committed (see `on_commit`).
+_after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar("proactive_after_commit", default=None)
+
+
+@contextmanager
+def commit_hooks() -> Iterator[None]:
+    """Collect `on_commit` callbacks registered inside the block; run them when it exits normally
+    (i.e. after the transaction it wraps has committed), drop them when it raises."""
+    hooks: list[Callable[[], None]] = []
+    token = _after_commit.set(hooks)
+    try:
+        yield
+    finally:
+        _after_commit.reset(token)
+    for hook in hooks:
+        hook()
+
+
+def on_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` after the current transaction commits (at once when none is open): how work
+    is handed to the broker only once the rows it refers to are visible."""
+    hooks = _after_commit.get()
+    if hooks is None:
+        callback()
+    else:
+        hooks.append(callback)
+
+
+@contextmanager
+def begin(conn: Connection) -> Iterator[Connection]:
+    """A transaction on an open connection, with its own `on_commit` hooks."""
+    with commit_hooks(), conn.begin():
+        yield conn
+
+
 @contextmanager
 def transaction() -> Iterator[Connection]:
-    """One short transaction on a Core connection: commit on success, roll back on error."""
-    with get_engine().begin() as conn:
+    """One short transaction on a Core connection: commit on success, roll back on error; callbacks
+    registered with `on_commit` inside it run after the commit."""
+    with commit_hooks(), get_engine().begin() as conn:
         yield conn
 
 

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Row, and_, case, func, or_, select, update
 
 from worker.clients.slack import open_dm, post_message, slack_client, update_message
 from worker.config import get_settings
-from worker.db import transaction
+from worker.db import on_commit, transaction
 from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
 from worker.jobstore import insert_ignoring_conflicts
 from worker.models import Org, SlackOutbox, User, approvals, utcnow
@@ -192,7 +192,7 @@ def enqueue_message(
     """Queue `message` ({"text", "blocks"}) for delivery once per `dedupe_key`.
 
     Returns the new outbox id, or None when a message with that key already exists. With a Slack
-    token the row is `pending`: publish it with `publish_delivery([id])` after the commit.
+    token the row is `pending` and its delivery is published once the caller's transaction commits.
     `urgent` skips quiet hours and the hourly budget; `console` keeps the message in the console
     inbox even with a token (dry runs, smoke).
     """
@@ -220,12 +220,12 @@ def enqueue_message(
         )
         .returning(outbox.c.id)
     ).first()
-    return row[0] if row else None
-
-
-def delivery_options(*, console: bool = False, urgent: bool = False) -> dict[str, Any]:
-    """The enqueue_message keyword arguments for a dry run (`console`) and an urgent message."""
-    return {"console": console, "urgent": urgent}
+    if row is None:
+        return None
+    if not console:
+        outbox_id = row[0]
+        on_commit(lambda: publish_delivery([outbox_id]))
+    return row[0]
 
 
 def replace_message(
@@ -239,7 +239,7 @@ def replace_message(
 
     Console rows change in place. A message already posted to Slack becomes `pending` again so the
     delivery edits it with chat.update (stored channel + ts); one not posted yet is posted with the
-    new content. Returns the outbox ids to `publish_delivery` after the commit.
+    new content (published once the caller's transaction commits). Returns those outbox ids.
     """
     rows = conn.execute(
         update(outbox)
@@ -256,7 +256,10 @@ def replace_message(
         )
         .returning(outbox.c.id, outbox.c.status)
     ).all()
-    return [r.id for r in rows if r.status == DeliveryStatus.PENDING]
+    pending = [r.id for r in rows if r.status == DeliveryStatus.PENDING]
+    if pending:
+        on_commit(lambda: publish_delivery(pending))
+    return pending
 
 
 def inbox(conn: Connection, org_id: uuid.UUID | None = None, limit: int = 50) -> Sequence[Row]:

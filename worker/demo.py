@@ -1,16 +1,19 @@
 """`proactive demo`: the whole loop on the embedded default, in one command (SPEC §8).
 
-Creates the database, seeds the demo org, starts a worker in-process, fires an event for every
-registered sequence, decides the approvals a rep would be asked for, then prints each job's
-timeline, the console inbox and a summary. Exit code 0 only when every job ended as expected.
+Creates the database, seeds the demo org, starts a worker in-process, fires the nine events against
+the demo records, decides the approvals the way a rep would (edit and send, approve, pick a slot
+after asking for more options, reject one), then prints each job's timeline, the console inbox and
+the numbers. Runs in dry-run: nothing is emailed or put in a calendar; what would have been sent is
+recorded on the jobs. Exit code 0 only when every job ended as expected.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -20,115 +23,213 @@ from worker.db import transaction
 from worker.events import fire_event
 from worker.inprocess import EmbeddedWorker
 from worker.models import approvals, jobs, steps
-from worker.seed import SeedResult, seed_demo
+from worker.seed import SeedResult, demo_id, seed_demo
 from worker.states import JOB_FINAL, ApprovalStatus
 
 Echo = Callable[..., Any]
 
-# Seconds between two polls of the jobs' states.
 POLL_S = 0.05
+# The Undo window before an approved email goes out, shortened so the demo does not sit waiting (s).
+DEMO_UNDO_WINDOW_S = 2.0
+# Job statuses the demo expects at the end (a rejection or "I'll handle it" ends a job cancelled).
+EXPECTED_FINAL = frozenset({"completed", "cancelled"})
 
 
 def demo_events(seed: SeedResult, run: str) -> list[dict[str, Any]]:
-    """One event per registered sequence, against the seeded org (unique keys per demo run)."""
-    builders: dict[str, Callable[[], dict[str, Any]]] = {
-        "deal_risk_scan": lambda: {"user_id": None, "payload": {}},
-    }
-    events = []
-    for event_type in registry.registered():
-        build = builders.get(event_type)
-        if build is None:
-            continue
-        spec = build()
-        events.append(
+    """One event per event type, against the seeded demo records (keys unique to this run)."""
+    from sequences.skills.coaching_rules import iso_week_of
+    from worker.models import utcnow
+
+    alice, bruno = str(seed.users["alice"]), str(seed.users["bruno"])
+    specs: list[tuple[str, str | None, dict[str, Any]]] = [
+        ("meeting_ended", alice, {"meeting_id": str(demo_id("meeting", "globex-discovery"))}),
+        ("pre_meeting_90min", alice, {"calendar_event_id": str(demo_id("event", "globex-pricing"))}),
+        ("email_received", alice, {"email_id": str(demo_id("email", "email-globex-question"))}),
+        (
+            "proposal_generation",
+            alice,
+            {"deal_id": str(demo_id("deal", "initech-platform")), "contact_id": str(demo_id("contact", "bill"))},
+        ),
+        (
+            "calendar_find_times",
+            alice,
             {
-                "type": event_type,
-                "source": "cli",
-                "org_id": str(seed.org_id),
-                "idempotency_key": f"demo:{run}:{event_type}",
-                **spec,
-            }
-        )
-    return events
+                "scheduling_text": "Let's find an hour next week, ideally an afternoon, for the technical deep dive.",
+                "contact_id": str(demo_id("contact", "bill")),
+                "deal_id": str(demo_id("deal", "initech-platform")),
+            },
+        ),
+        ("stale_deal_revival", bruno, {"deal_id": str(demo_id("deal", "hooli-rollout"))}),
+        ("campaign_daily_check", None, {}),
+        ("coaching_weekly", alice, {"week": iso_week_of(utcnow(), "America/New_York")}),
+        ("deal_risk_scan", None, {}),
+    ]
+    registered = registry.registered()
+    return [
+        {
+            "type": t,
+            "source": "cli",
+            "org_id": str(seed.org_id),
+            "user_id": user,
+            "payload": payload,
+            "idempotency_key": f"demo:{run}:{t}",
+        }
+        for t, user, payload in specs
+        if t in registered
+    ]
 
 
-def _statuses(job_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+def rep_decision(kind: str, event_type: str, preview: dict[str, Any], round_: int) -> tuple[str, dict[str, Any]]:
+    """What a rep clicks for this approval (the demo's script)."""
+    if kind == "calendar_slots":
+        if event_type == "calendar_find_times" and round_ == 0:
+            return "more", {}
+        slots = preview.get("slots") or []
+        if not slots:
+            return "handle", {}
+        return "send_invite", {"slot": slots[min(1, len(slots) - 1)]["start"]}
+    if kind == "proposal_review":
+        return "approve_send", {}
+    if kind == "email_preview" and preview.get("stall_score") is not None:
+        return "cancel", {}  # the rep decides to call instead
+    if kind == "email_preview":
+        body = str(preview.get("body") or "")
+        return "edit", {"subject": preview.get("subject"), "body": body + "\n\nP.S. Looking forward to Tuesday."}
+    return "approve", {}
+
+
+def _family(roots: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+    """The jobs and every follow-up job they fired, transitively."""
+    found = list(roots)
+    frontier = list(found)
+    while frontier:
+        with transaction() as conn:
+            children = list(conn.execute(select(jobs.c.id).where(jobs.c.parent_job_id.in_(frontier))).scalars())
+        frontier = [c for c in children if c not in found]
+        found += frontier
+    return found
+
+
+def _statuses(job_ids: list[uuid.UUID]) -> tuple[dict[uuid.UUID, str], set[uuid.UUID]]:
+    """Each job's status, and the jobs with a pending approval (paused and waiting for a person)."""
     with transaction() as conn:
-        return dict(conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(job_ids))).all())
+        st = dict(conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(job_ids))).all())
+        waiting = set(conn.execute(select(approvals.c.job_id).where(
+            approvals.c.job_id.in_(job_ids), approvals.c.status == ApprovalStatus.PENDING.value)).scalars())
+    return st, waiting
 
 
-def wait_settled(job_ids: list[uuid.UUID], timeout_s: float) -> dict[uuid.UUID, str]:
-    """Wait until every job is final or awaiting approval (or the deadline passes)."""
+def wait_settled(roots: list[uuid.UUID], timeout_s: float) -> dict[uuid.UUID, str]:
+    """Wait until every job (follow-ups included) is final or waits on a pending approval."""
     deadline = time.monotonic() + timeout_s
     while True:
-        st = _statuses(job_ids)
-        if all(s in JOB_FINAL or s == "awaiting_approval" for s in st.values()) or time.monotonic() > deadline:
+        st, waiting = _statuses(_family(roots))
+        settled = all(s in JOB_FINAL or (s == "awaiting_approval" and j in waiting) for j, s in st.items())
+        if settled or time.monotonic() > deadline:
             return st
         time.sleep(POLL_S)
 
 
-def decide_pending(job_ids: list[uuid.UUID], echo: Echo) -> int:
-    """Approve every pending approval of these jobs as its first approver (a rep clicking)."""
+def decide_pending(job_ids: list[uuid.UUID], rounds: Counter[uuid.UUID], echo: Echo) -> int:
+    """Decide every pending approval of these jobs the way a rep would."""
     from worker.approvals import decide
 
     with transaction() as conn:
         pending = list(
             conn.execute(
-                select(approvals.c.id, approvals.c.kind, approvals.c.approver_user_ids).where(
-                    approvals.c.job_id.in_(job_ids), approvals.c.status == ApprovalStatus.PENDING.value
+                select(
+                    approvals.c.id,
+                    approvals.c.kind,
+                    approvals.c.job_id,
+                    approvals.c.preview,
+                    approvals.c.approver_user_ids,
+                    jobs.c.event_type,
                 )
+                .join(jobs, jobs.c.id == approvals.c.job_id)
+                .where(approvals.c.job_id.in_(job_ids), approvals.c.status == ApprovalStatus.PENDING.value)
             )
         )
     for a in pending:
-        user = uuid.UUID(a.approver_user_ids[0])
-        decide(a.id, "approve", user_id=user, actor="demo")
-        echo(f"  approved {a.kind} approval {a.id}")
+        decision, data = rep_decision(a.kind, a.event_type, a.preview or {}, rounds[a.job_id])
+        rounds[a.job_id] += 1
+        decide(a.id, decision, user_id=uuid.UUID(a.approver_user_ids[0]), data=data or None, actor="demo")
+        echo(f"  rep clicked {decision:12} on {a.kind:16} ({a.event_type})")
     return len(pending)
+
+
+def _numbers(job_ids: list[uuid.UUID]) -> str:
+    with transaction() as conn:
+        rows = list(
+            conn.execute(
+                select(jobs.c.status, jobs.c.started_at, jobs.c.created_at, jobs.c.finished_at, jobs.c.paused_ms).where(
+                    jobs.c.id.in_(job_ids)
+                )
+            )
+        )
+        step_counts = Counter(conn.execute(select(steps.c.status).where(steps.c.job_id.in_(job_ids))).scalars())
+        opened = conn.execute(select(approvals.c.status).where(approvals.c.job_id.in_(job_ids))).scalars().all()
+    by_status = Counter(r.status for r in rows)
+    finished = [r for r in rows if r.finished_at]
+    durations = sorted(
+        int(((r.finished_at - (r.started_at or r.created_at)).total_seconds()) * 1000) - (r.paused_ms or 0)
+        for r in finished
+    )
+    ended = by_status["completed"] + by_status["failed"] + by_status["timeout"]
+    p95 = durations[min(len(durations) - 1, int(0.95 * len(durations)))] if durations else 0
+    decided = sum(1 for s in opened if s not in ("pending", "expired", "cancelled"))
+    return (
+        f"jobs {len(rows)} ({', '.join(f'{n} {s}' for s, n in sorted(by_status.items()))}); "
+        f"success rate {by_status['completed'] / ended:.0%}; "
+        if ended
+        else ""
+    ) + (
+        f"running time avg {sum(durations) // max(1, len(durations))} ms, p95 {p95} ms; "
+        f"steps {', '.join(f'{n} {s}' for s, n in sorted(step_counts.items()))}; "
+        f"approvals {len(opened)} opened, {decided} decided"
+    )
 
 
 def run_demo(timeout_s: float = 60.0, echo: Echo = print) -> int:
     """Run the demo; returns the process exit code."""
-    from worker.cli import print_timeline
+    from worker.cli import inbox, print_timeline
+    from worker.config import reset_settings
     from worker.views import job_detail
 
+    os.environ["PROACTIVE_DRY_RUN"] = "1"  # record sends instead of performing them
+    os.environ.setdefault("PROACTIVE_UNDO_WINDOW_S", str(DEMO_UNDO_WINDOW_S))
+    reset_settings()
     t0 = time.monotonic()
     migrate.upgrade()
     seed = seed_demo()
     echo(
         f"demo org {seed.org_id} ({'seeded' if seed.created else 'already seeded'}); "
-        f"{len(registry.registered())} sequence(s) registered"
+        f"{len(registry.registered())} sequences; dry-run: sends are recorded, not made"
     )
     run = uuid.uuid4().hex[:8]
+    rounds: Counter[uuid.UUID] = Counter()
     with EmbeddedWorker():
-        job_ids = []
+        roots = []
         for event in demo_events(seed, run):
             result = fire_event(event)
-            job_ids.append(result.job_id)
+            roots.append(result.job_id)
             echo(f"fired {event['type']:22} -> job {result.job_id} ({result.status})")
-        for _round in range(5):
-            st = wait_settled(job_ids, timeout_s)
+        for _round in range(6):
+            st = wait_settled(roots, timeout_s)
             if not any(s == "awaiting_approval" for s in st.values()):
                 break
-            decide_pending(job_ids, echo)
-        st = wait_settled(job_ids, timeout_s)
+            decide_pending(list(st), rounds, echo)
+        st = wait_settled(roots, timeout_s)
+    family = _family(roots)
     echo("")
     with transaction() as conn:
-        details = [job_detail(conn, j) for j in job_ids]
-        step_counts = Counter(conn.execute(select(steps.c.status).where(steps.c.job_id.in_(job_ids))).scalars())
+        details = [job_detail(conn, j) for j in family]
     for d in details:
         print_timeline(d)
         echo("")
-    from worker.cli import inbox
-
-    echo("Inbox (what Slack would show):")
-    inbox.main(args=["--limit", "10"], standalone_mode=False)
-    by_status = Counter(st.values())
-    echo(
-        f"summary: {len(job_ids)} jobs — "
-        + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
-        + "; steps: "
-        + ", ".join(f"{n} {s}" for s, n in sorted(step_counts.items()))
-        + f"; {time.monotonic() - t0:.1f} s"
-    )
-    bad = [s for s in st.values() if s not in ("completed",)]
+    echo("Inbox (what Slack would show, newest 12):")
+    inbox.main(args=["--limit", "12", "--org", str(seed.org_id)], standalone_mode=False)
+    echo(f"numbers: {_numbers(family)}; demo took {time.monotonic() - t0:.1f} s")
+    bad = {str(j)[:8]: s for j, s in st.items() if s not in EXPECTED_FINAL}
+    if bad:
+        echo(f"unexpected end states: {bad}")
     return 1 if bad else 0

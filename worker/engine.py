@@ -29,7 +29,7 @@ from worker import registry
 from worker.config import get_settings
 from worker.context import FollowUp, StepContext, StepResult, to_output
 from worker.dag import Plan, Sequence, Step, WhenContext, plan
-from worker.db import get_engine, transaction
+from worker.db import begin, get_engine, transaction
 from worker.errors import AuthRevoked, SkipStep
 from worker.models import Integration, steps, utcnow
 from worker.publish import Publish, publish_steps
@@ -125,7 +125,7 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> None:
     settings = get_settings()
     started = time.monotonic()
     with get_engine().connect() as conn:
-        with conn.begin():
+        with begin(conn):
             claimed, pubs = claim(conn, step_run_id, utcnow(), lease_s)
         publish_steps(pubs)
         if claimed is None:
@@ -136,7 +136,7 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> None:
             outcome = run_skill(claimed)
             elapsed = time.monotonic() - started
             inline_ok = inline_runs < settings.inline_max_steps and elapsed < settings.inline_budget_s
-            with conn.begin():
+            with begin(conn):
                 adv = complete(
                     conn,
                     claimed,
@@ -220,7 +220,8 @@ def claim(
         )
         job = dict(store.lock_job(conn, job["id"])._mapping)
         return None, advance(conn, job, sequence, now).publish
-    inputs = store.outputs_of(conn, job["id"], step.deps) if step.deps else {}
+    upstream = sequence.ancestors(step.name)
+    inputs = store.outputs_of(conn, job["id"], upstream) if upstream else {}
     return Claimed(job, sequence, step, step_run_id, attempt, iteration, inputs, now), []
 
 
@@ -470,7 +471,7 @@ def advance(
             row.update(
                 status=S.RUNNING.value, attempt=1, started_at=now, lease_expires_at=now + timedelta(seconds=lease)
             )
-            inputs = _inputs_for(conn, job, step, known_outputs or {})
+            inputs = _inputs_for(conn, job, sequence, step, known_outputs or {})
             result.inline = Claimed(job, sequence, step, row["id"], 1, iteration, inputs, now)
         else:
             result.publish.append(publish_for(step, row["id"]))
@@ -491,9 +492,13 @@ def advance(
     return result
 
 
-def _inputs_for(conn: Connection, job: Mapping[str, Any], step: Step, known: Mapping[str, Any]) -> dict[str, Any]:
-    missing = [d for d in step.deps if d not in known]
-    inputs = {d: known[d] for d in step.deps if d in known and known[d] is not None}
+def _inputs_for(
+    conn: Connection, job: Mapping[str, Any], sequence: Sequence, step: Step, known: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Outputs of every step upstream of `step` (those just produced are known without a query)."""
+    upstream = sequence.ancestors(step.name)
+    missing = [d for d in upstream if d not in known]
+    inputs = {d: known[d] for d in upstream if d in known and known[d] is not None}
     if missing:
         inputs.update(store.outputs_of(conn, job["id"], missing))
     return inputs

@@ -27,7 +27,7 @@ from worker import jobstore as store
 from worker.celery_app import celery_app
 from worker.config import get_settings
 from worker.db import transaction
-from worker.delivery import enqueue_message
+from worker.delivery import deliver_due, enqueue_message
 from worker.events import fire_scheduled
 from worker.models import approvals, jobs, steps, utcnow
 from worker.publish import Publish, publish_steps
@@ -51,6 +51,7 @@ class SweepReport:
     expired_approvals: int = 0
     resumed: int = 0
     nudged: int = 0
+    deliveries: int = 0
     followups_fired: int = 0
     timed_out: int = 0
 
@@ -216,6 +217,7 @@ def sweep(now: datetime | None = None, *, requeue_after_s: float | None = None) 
     report.expired_approvals = approvals_mod.expire_due(now)
     report.resumed = resume_decided(now)
     report.nudged = nudge(now)
+    report.deliveries = deliver_due(now)
     report.followups_fired = fire_scheduled(now)
     report.timed_out = timeout_jobs(now)
     if any(report.as_dict().values()):
@@ -238,6 +240,7 @@ def _recover_on_start(**_kwargs: object) -> None:
     try:
         report = SweepReport(republished=republish_queued(utcnow(), 0), reclaimed=reclaim_expired(utcnow()))
         resumed = resume_decided(utcnow(), 0)
+        deliver_due(utcnow())
         log.info("worker start recovery: %s, %d decisions resumed", report.as_dict(), resumed)
     except Exception as exc:  # never keep a worker from starting
         log.warning("start-up recovery failed: %s", exc)

@@ -13,7 +13,9 @@ from sqlalchemy import Connection, select
 
 from worker import registry
 from worker.errors import NotFound
-from worker.models import User, approvals, jobs, steps
+from worker.models import SlackOutbox, User, approvals, jobs, steps
+
+outbox = SlackOutbox.__table__
 
 
 def _iso(value: Any) -> str | None:
@@ -121,6 +123,22 @@ def job_detail(conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID | None = N
             select(approvals)
             .where(approvals.c.job_id == job_id, approvals.c.org_id == row.org_id)
             .order_by(approvals.c.created_at)
+        )
+    ]
+    out["messages"] = [
+        {
+            "id": str(m.id),
+            "kind": m.kind,
+            "status": m.status,
+            "error_code": m.error_code,
+            "error": m.error,
+            "channel": m.channel,
+            "ts": m.ts,
+            "not_before": _iso(m.not_before),
+            "created_at": _iso(m.created_at),
+        }
+        for m in conn.execute(
+            select(outbox).where(outbox.c.job_id == job_id, outbox.c.org_id == row.org_id).order_by(outbox.c.created_at)
         )
     ]
     return out

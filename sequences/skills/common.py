@@ -116,8 +116,6 @@ def unique(items: Iterable[str]) -> list[str]:
     return out
 
 
-# Seconds between "Send now" and the actual send, during which Slack offers Undo (SPEC §2).
-UNDO_WINDOW_S = 30.0
 SEND_DECISIONS = frozenset({"send_now", "edit", "approve", "approve_send"})
 
 
@@ -140,8 +138,10 @@ def send_after(review_step: str) -> Callable[[Any], Any]:
                 return datetime.fromisoformat(str(data["send_at"]))
             preview = w.output(review_step, "preview") or {}
             return next_working_morning(decided_at, zone(preview.get("timezone")))
-        if decision in SEND_DECISIONS:
-            return decided_at + timedelta(seconds=UNDO_WINDOW_S)
+        if decision in SEND_DECISIONS:  # the Undo window (SPEC §2: 30 s; PROACTIVE_UNDO_WINDOW_S)
+            from worker.config import get_settings
+
+            return decided_at + timedelta(seconds=get_settings().undo_window_s)
         return None
 
     return start_after
@@ -168,16 +168,14 @@ def notify(
     key: str = "",
     urgent: bool = False,
 ) -> Any:
-    """Queue a Slack message to a user once per job step (and `key`), then hand it to delivery.
-
-    In dry-run (smoke) it only reaches the console inbox. Returns the outbox id, or None when this
-    step already queued it (a retry).
-    """
+    """Queue a Slack message to a user once per job step (and `key`); delivery is handed to a worker
+    when the transaction commits. In dry-run (smoke, demo) it only reaches the console inbox.
+    Returns the outbox id, or None when this step already queued it (a retry)."""
     from worker import delivery
 
     dedupe = f"{kind}:{ctx.job_id}:{ctx.step}:{ctx.iteration}:{key}"
     with ctx.transaction() as conn:
-        outbox_id = delivery.enqueue_message(
+        return delivery.enqueue_message(
             conn,
             ctx.org_id,
             kind=kind,
@@ -186,8 +184,6 @@ def notify(
             now=ctx.now,
             user_id=as_uuid(user_id, "user") if user_id else None,
             job_id=ctx.job_id,
-            **delivery.delivery_options(console=ctx.dry_run, urgent=urgent),
+            console=ctx.dry_run,
+            urgent=urgent,
         )
-    if outbox_id is not None:
-        delivery.publish_delivery([outbox_id])
-    return outbox_id

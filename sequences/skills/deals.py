@@ -316,6 +316,7 @@ def deliver_risk_slack(ctx: StepContext, inputs: Mapping[str, Any]) -> DeliverOu
                 dedupe_key=f"deal_risk:{ctx.job_id}:{owner_id}",
                 user_id=owner_id,
                 job_id=ctx.job_id,
+                console=ctx.dry_run,
             ):
                 sent += 1
     return DeliverOutput(messages=sent, owners=[str(o) for o in owners if o in names])

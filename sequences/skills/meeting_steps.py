@@ -382,7 +382,7 @@ def notify_summary(ctx: StepContext, inputs: Mapping[str, Any]) -> Debrief:
         "summary": extracted.get("summary", ""),
         "action_items": extracted.get("items", []),
         "intents": {
-            "buying_signals": [s.get("quote") for s in intents.get("buying_signals", [])],
+            "buying_signals": common.unique(s.get("quote", "") for s in intents.get("buying_signals", [])),
             "commitments": intents.get("commitments", []),
             "follow_ups": intents.get("follow_ups", []),
         },

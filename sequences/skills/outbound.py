@@ -159,6 +159,9 @@ def record_activity(
     """Log what was done on the deal (and touch its last activity) in one transaction, once per step."""
     activity_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{ctx.job_id}:{ctx.step}:{ctx.iteration}:{kind}")
     now = utcnow()
+    deal_id, contact_id, company_id = (
+        uuid.UUID(str(v)) if v else None for v in (deal_id, contact_id, company_id)
+    )
     with ctx.transaction() as conn:
         exists = conn.execute(
             select(Activity.id).where(Activity.id == activity_id, Activity.org_id == ctx.org_id)

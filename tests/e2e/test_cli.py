@@ -53,9 +53,23 @@ def test_demo_runs_end_to_end_in_a_fresh_directory(tmp_path: Path):
     done = subprocess.run([*PROACTIVE, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "deal_risk_scan" in out and "completed" in out
-    assert "Inbox (what Slack would show)" in out and "at risk" in out
-    assert "summary: 1 jobs — 1 completed; steps: 4 succeeded" in out
+    for event_type in (
+        "meeting_ended",
+        "pre_meeting_90min",
+        "email_received",
+        "proposal_generation",
+        "calendar_find_times",
+        "stale_deal_revival",
+        "campaign_daily_check",
+        "coaching_weekly",
+        "deal_risk_scan",
+    ):
+        assert f"fired {event_type}" in out
+    assert "rep clicked more" in out and "rep clicked send_invite" in out and "rep clicked cancel" in out
+    assert "source chain" in out  # the meeting's promises became follow-up jobs
+    assert "Inbox (what Slack would show" in out
+    assert "success rate 100%" in out and "unexpected end states" not in out
+    assert "failed" not in out.split("numbers:")[1]
     assert (tmp_path / ".proactive" / "proactive.db").exists() and (tmp_path / ".proactive" / "broker.db").exists()
     again = subprocess.run([*PROACTIVE, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "already seeded" in again.stdout

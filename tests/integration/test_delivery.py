@@ -9,7 +9,9 @@ replaced approval message; deliver_due repairing a lost publish; console mode wi
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +33,6 @@ from worker.db import make_engine, reset_engine, session_factory, transaction
 from worker.delivery import (
     deliver,
     deliver_due,
-    delivery_options,
     enqueue_message,
     publish_delivery,
     replace_message,
@@ -129,8 +130,9 @@ def enqueue(
     publish: bool = True,
     **kwargs: Any,
 ) -> uuid.UUID:
-    """One outbox row, committed, then published (as the engine does after its commit)."""
-    with transaction() as conn:
+    """One outbox row, committed; its delivery is published after the commit, or lost on purpose
+    (`publish=False`: the broker is unreachable at that moment, as in an outage)."""
+    with (contextlib.nullcontext() if publish else broker_unreachable()), transaction() as conn:
         outbox_id = enqueue_message(
             conn,
             org.id,
@@ -141,9 +143,25 @@ def enqueue(
             **kwargs,
         )
     assert outbox_id is not None
-    if publish:
-        assert publish_delivery([outbox_id]) == 1
     return outbox_id
+
+
+@contextlib.contextmanager
+def broker_unreachable() -> Iterator[None]:
+    """Point this process's Celery app at a port nothing listens on, then back."""
+    from worker.celery_app import reconfigure_broker
+    from worker.config import reset_settings
+
+    good = os.environ["BROKER_URL"]
+    os.environ["BROKER_URL"] = "redis://127.0.0.1:1/0"
+    reset_settings()
+    reconfigure_broker()
+    try:
+        yield
+    finally:
+        os.environ["BROKER_URL"] = good
+        reset_settings()
+        reconfigure_broker()
 
 
 def row(outbox_id: uuid.UUID) -> Any:
@@ -411,7 +429,7 @@ def test_a_dry_run_message_stays_in_the_console_inbox_even_with_a_token(slack_pg
             dedupe_key=f"test:{uuid.uuid4().hex}",
             now=now,
             channel=channel,
-            **delivery_options(console=True),
+            console=True,
         )
     assert (row(outbox_id).status, row(outbox_id).sent_at) == ("console", now)
     assert deliver(outbox_id) == "skipped"  # a stray publish does nothing

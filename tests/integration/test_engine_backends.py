@@ -38,7 +38,7 @@ def test_fan_out_and_join_run_every_step_exactly_once(backend, shared_worker, or
         assert row.status == "succeeded", (name, row.status, row.error)
         assert row.attempt == 1
         assert executions(result.job_id, name) == 1
-    assert rows["join"].output["inputs"] == ["left", "right"]  # the join saw both branches
+    assert rows["join"].output["inputs"] == ["left", "right", "start"]  # both branches and what came before
     assert rows["join"].started_at >= max(rows["left"].finished_at, rows["right"].finished_at)
     job = job_row(result.job_id)
     assert job.started_at is not None and job.finished_at is not None
