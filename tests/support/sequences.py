@@ -21,10 +21,13 @@ from worker.context import FollowUp, StepContext, StepResult
 from worker.dag import ApprovalSpec, Sequence, Step
 from worker.errors import AuthRevoked, PermanentError, TransientError
 from worker.payloads import Payload
-from worker.registry import register
+from worker.registry import load, register
 
 # Longest a blocking test step waits for its release file (seconds) before giving up.
 BLOCK_LIMIT_S = 60.0
+
+
+load()  # the product's sequences first, so the test DAGs below replace them, never the reverse
 
 
 class TestPayload(Payload):
