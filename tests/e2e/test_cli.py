@@ -75,6 +75,40 @@ def test_demo_runs_end_to_end_in_a_fresh_directory(tmp_path: Path):
     assert again.returncode == 0 and "already seeded" in again.stdout
 
 
+def test_smoke_runs_all_nine_sequences_on_the_embedded_default(tmp_path: Path):
+    env = _clean_env(PROACTIVE_SEQUENCE_MODULES="sequences")
+    seeded = subprocess.run(
+        [*PROACTIVE, "seed", "--demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    done = subprocess.run(
+        [*PROACTIVE, "smoke", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    outcomes = {r["event_type"]: (r["outcome"], r["detail"]) for r in report["results"]}
+    assert len(outcomes) == 9
+    assert outcomes["deal_risk_scan"][0] == "passed" and outcomes["campaign_daily_check"][0] == "passed"
+    assert outcomes["calendar_find_times"] == ("paused", "calendar_slots")
+    assert outcomes["proposal_generation"] == ("paused", "proposal_review")
+    assert report["summary"].endswith("0 skipped, 0 failed")
+    for r in report["results"]:
+        assert 0 < r["steps_completed"] <= r["steps_total"]
+    only = subprocess.run(
+        [*PROACTIVE, "smoke", "--sequences", "deal_risk_scan,coaching_weekly"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert only.returncode == 0 and only.stdout.strip().endswith("2 passed, 0 paused, 0 skipped, 0 failed")
+    bad = subprocess.run(
+        [*PROACTIVE, "smoke", "--sequences", "nope"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "unknown sequence(s): nope" in bad.stderr
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     """A seeded embedded home with `proactive worker` running on it."""
