@@ -359,6 +359,8 @@ def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
         mark = " (superseded)" if s["superseded"] else ""
         it = f"#{s['iteration']}" if s["iteration"] else ""
         detail = s["error"] or s["reason"] or ""
+        if s["status"] == "succeeded" and s["error"]:
+            detail = f"(after a retry: {s['error']})"
         click.echo(
             f"  {s['step'] + it:32} {status_text(s['status']):{20 + _pad(s['status'])}} "
             f"try {s['attempt']}  {ms(s['duration_ms']):>8}  {detail[:100]}{mark}"

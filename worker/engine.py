@@ -315,6 +315,8 @@ def complete(
         ):
             return Advance([publish_for(step, claimed.step_run_id, countdown_s=outcome.retry_delay_s)])
         return Advance()
+    # A success keeps the error of the attempt before it, so the timeline shows why it was retried.
+    errors = {} if outcome.status == S.SUCCEEDED else {"error": outcome.error, "error_class": outcome.error_class}
     stored = store.finish_step(
         conn,
         claimed.step_run_id,
@@ -323,12 +325,11 @@ def complete(
         now,
         output=outcome.output,
         follow_ups=outcome.follow_ups,
-        error=outcome.error,
-        error_class=outcome.error_class,
         reason=outcome.reason,
         duration_ms=outcome.duration_ms,
         cost_usd=outcome.cost_usd,
         tokens=outcome.tokens,
+        **errors,
     )
     if not stored:
         log.warning(

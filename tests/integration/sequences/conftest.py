@@ -113,7 +113,13 @@ def _connect_google(google: FakeGoogle, seed: SeedResult) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(pg: Backend, request: pytest.FixtureRequest) -> Iterator[World]:
+def extra_env() -> dict[str, str]:
+    """More environment for the module's world (a module overrides this, e.g. to add an LLM)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def world(pg: Backend, extra_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[World]:
     """Fakes started, env applied to this process and to one worker, demo org seeded and connected."""
     with FakeSlack() as slack, FakeGoogle() as google, FakeInstantly() as instantly:
         env = {
@@ -126,6 +132,8 @@ def world(pg: Backend, request: pytest.FixtureRequest) -> Iterator[World]:
             "ENCRYPTION_KEYS": ENCRYPTION_KEY,
             "INSTANTLY_API_URL": instantly.base_url,
             "PROACTIVE_UNDO_WINDOW_S": "0.5",
+            "PROACTIVE_RETRY_BASE_S": "0.2",
+            **extra_env,
         }
         with pytest.MonkeyPatch.context() as mp:
             apply_env(mp, env)
