@@ -170,7 +170,7 @@ def review_reengagement(ctx: StepContext, inputs: Mapping[str, Any]) -> Reengage
     deal = _deal(ctx)
     contact = common.load_optional(ctx, Contact, deal.primary_contact_id)
     owner = common.load_optional(ctx, User, deal.owner_id or ctx.user_id)
-    approvers = [str(u) for u in {deal.owner_id, ctx.user_id} if u]
+    approvers = common.unique(str(u) for u in (deal.owner_id, ctx.user_id) if u)  # the owner first: they get the DM
     return Reengagement(
         to=contact.email if contact else None,
         subject=draft.subject,
