@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,7 +76,6 @@ def tmp_home() -> Path:
 def postgres_backend(tmp_home: Path) -> Iterator[Backend]:
     """A fresh PostgreSQL database (migrated to head) and a Redis DB of its own, for this session."""
     import psycopg
-    import redis
 
     from tests.support.services import ensure_postgres, ensure_redis
     from worker import migrate
@@ -86,8 +86,7 @@ def postgres_backend(tmp_home: Path) -> Iterator[Backend]:
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    redis_db = 1 + os.getpid() % 15
-    redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
+    redis_db, lease = _claim_redis_db()  # emptied when claimed
     migrate.upgrade(url)
     yield Backend(
         "postgres",
@@ -97,8 +96,52 @@ def postgres_backend(tmp_home: Path) -> Iterator[Backend]:
     from worker.db import reset_engine
 
     reset_engine()
+    lease.release()
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# How long a test session may hold its Redis database (seconds); renewed while the session runs.
+REDIS_LEASE_S = 600
+
+
+class _RedisLease:
+    """A Redis database this test session holds alone (a key set with NX in it, kept alive)."""
+
+    def __init__(self, db: int, token: str) -> None:
+        import redis
+
+        self.client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+        self.token = token
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="redis-lease")
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(REDIS_LEASE_S / 3):
+            self.client.expire("proactive:test-session", REDIS_LEASE_S)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self.client.get("proactive:test-session") == self.token.encode():
+            self.client.delete("proactive:test-session")
+
+
+def _claim_redis_db() -> tuple[int, _RedisLease]:
+    """The first Redis database (1-15) no other test session holds: several sessions (developers,
+    CI, helpers) may run on one machine and must never consume each other's tasks."""
+    import redis
+
+    token = uuid.uuid4().hex
+    for db in range(1, 16):
+        client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+        if client.set("proactive:test-session", token, nx=True, ex=REDIS_LEASE_S):
+            with client.pipeline(transaction=True) as tx:  # empty it, keeping our claim, atomically
+                tx.flushdb()
+                tx.set("proactive:test-session", token, ex=REDIS_LEASE_S)
+                tx.execute()
+            return db, _RedisLease(db, token)
+    pytest.exit("every Redis database 1-15 is held by another test session; wait for one to finish", returncode=1)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from sequences.skills.campaign_rules import CampaignCounts, ReplyClass, ReplyIn,
 from worker.context import StepContext, StepResult
 from worker.errors import PermanentError
 from worker.jobstore import insert_ignoring_conflicts
-from worker.models import Campaign, CampaignReply, Contact, Integration, Org
+from worker.models import Campaign, CampaignReply, Contact, Integration, Org, User
 from worker.worktime import zone
 
 # Replies newer than this are reported (hours): the day since the last daily check, plus slack.
@@ -98,6 +98,10 @@ def _refresh_from_instantly(ctx: StepContext, integration: Integration) -> None:
                 by_external[a.campaign_id] = row
             else:
                 row.metrics, row.name = metrics, a.name or row.name
+        active = {a.campaign_id for a in analytics}
+        for external_id, row in by_external.items():  # paused or finished in Instantly: no longer reported
+            if external_id not in active and row.status == "active":
+                row.status = "paused"
         session.flush()
         for r in replies:
             campaign = by_external.get(r.campaign_id or "")
@@ -236,16 +240,27 @@ def build_campaign_report(ctx: StepContext, inputs: Mapping[str, Any]) -> Any:
     return build_report(day, fetched.campaigns, classified.replies)
 
 
+def _admins(ctx: StepContext) -> list[str]:
+    with ctx.session() as session:
+        return [
+            str(u)
+            for u in session.execute(
+                select(User.id).where(User.org_id == ctx.org_id, User.role == "admin").order_by(User.name)
+            ).scalars()
+        ]
+
+
 def deliver_campaign_slack(ctx: StepContext, inputs: Mapping[str, Any]) -> Delivered:
     """One report per campaign owner with their campaigns and replies (reply buttons included)."""
     fetched = FetchedCampaigns.model_validate(inputs["fetch-campaign-metrics"])
     report = inputs["build-report"]
     by_owner: dict[str, set[str]] = defaultdict(set)
+    admins = _admins(ctx)
     for campaign_id, owner in fetched.owners.items():
-        if owner:
-            by_owner[owner].add(campaign_id)
+        for person in [owner] if owner else admins:  # a campaign nobody owns goes to the org's admins
+            by_owner[person].add(campaign_id)
     if not by_owner:
-        raise PermanentError("no campaign has an owner to send the report to")
+        raise PermanentError("no campaign has an owner and the org has no admin to send the report to")
     sent = []
     for owner, campaign_ids in sorted(by_owner.items()):
         mine = {

@@ -20,6 +20,7 @@ from sequences.skills.stall import (
     stall_score,
 )
 from worker.context import StepContext, StepResult
+from worker.errors import SkipStep
 from worker.models import Activity, Company, Contact, Deal, User
 
 # How far back trigger events are looked for (days).
@@ -151,6 +152,10 @@ def draft_reengagement_email(ctx: StepContext, inputs: Mapping[str, Any]) -> Ste
     contact = common.load(
         ctx, Contact, common.require(deal.primary_contact_id, f"deal {deal.name!r} has no contact"), "contact"
     )
+    if contact.status == "unsubscribed":
+        raise SkipStep("contact_unsubscribed")  # never email someone who asked us to stop
+    if contact.status == "out_of_office" and contact.status_until and contact.status_until > ctx.now:
+        raise SkipStep("contact_out_of_office")
     owner = common.load_optional(ctx, User, deal.owner_id or ctx.user_id)
     events = triggers.get("trigger_events") or []
     return common.think(

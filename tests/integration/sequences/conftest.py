@@ -27,7 +27,7 @@ from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 from worker.crypto import encrypt_json, generate_key
 from worker.db import transaction
-from worker.models import Integration, SlackOutbox, jobs, utcnow
+from worker.models import Integration, SlackOutbox, User, jobs, utcnow
 from worker.seed import SeedResult, demo_id, seed_demo
 
 ENCRYPTION_KEY = generate_key()
@@ -56,9 +56,15 @@ class World:
 
     def event(self, event_type: str, payload: dict[str, Any], user: str | None = "alice", **extra: Any) -> dict:
         """An envelope for the seeded org with a key unique to this call."""
-        return {"type": event_type, "source": "api", "org_id": str(self.org_id),
-                "user_id": str(self.user(user)) if user else None, "payload": payload,
-                "idempotency_key": f"test:{event_type}:{uuid.uuid4().hex}", **extra}
+        return {
+            "type": event_type,
+            "source": "api",
+            "org_id": str(self.org_id),
+            "user_id": str(self.user(user)) if user else None,
+            "payload": payload,
+            "idempotency_key": f"test:{event_type}:{uuid.uuid4().hex}",
+            **extra,
+        }
 
     def dm(self, key: str) -> str:
         """The fake Slack DM channel of a seeded person."""
@@ -67,12 +73,14 @@ class World:
 
 def wait_job(job_id: uuid.UUID, *statuses: str, timeout_s: float = 30.0) -> str:
     """Wait until the job reaches one of `statuses` (default: any final state)."""
-    return wait_for(lambda: reached(job_id, *(statuses or FINAL)), timeout_s=timeout_s,
-                    what=f"job {job_id} in {statuses or FINAL}")
+    return wait_for(
+        lambda: reached(job_id, *(statuses or FINAL)), timeout_s=timeout_s, what=f"job {job_id} in {statuses or FINAL}"
+    )
 
 
 def wait_delivered(job_id: uuid.UUID, timeout_s: float = 30.0) -> list[Any]:
     """Wait until every Slack message of the job left the outbox (sent or failed); returns them."""
+
     def done() -> list[Any] | None:
         with transaction() as conn:
             rows = list(conn.execute(select(SlackOutbox.__table__).where(SlackOutbox.job_id == job_id)))
@@ -94,22 +102,45 @@ def _connect_google(google: FakeGoogle, seed: SeedResult) -> None:
             token = google.issue_access_token()
             refresh = f"1//refresh-{key}"
             google.grant(refresh)
-            creds = encrypt_json({"token": token, "refresh_token": refresh,
-                                  "expiry": (utcnow() + timedelta(hours=1)).isoformat(),
-                                  "scopes": ["https://www.googleapis.com/auth/gmail.send",
-                                             "https://www.googleapis.com/auth/calendar.events"]})
+            creds = encrypt_json(
+                {
+                    "token": token,
+                    "refresh_token": refresh,
+                    "expiry": (utcnow() + timedelta(hours=1)).isoformat(),
+                    "scopes": [
+                        "https://www.googleapis.com/auth/gmail.send",
+                        "https://www.googleapis.com/auth/calendar.events",
+                    ],
+                }
+            )
             integration_id = demo_id("integration", "google", key)
             exists = conn.execute(select(Integration.id).where(Integration.id == integration_id)).first()
             if exists:
-                conn.execute(update(Integration.__table__).where(Integration.id == integration_id)
-                             .values(credentials=creds, status="active"))
+                conn.execute(
+                    update(Integration.__table__)
+                    .where(Integration.id == integration_id)
+                    .values(credentials=creds, status="active")
+                )
             else:
-                conn.execute(Integration.__table__.insert().values(
-                    id=integration_id, org_id=seed.org_id, user_id=seed.users[key], provider="google",
-                    account=f"{key}@northwind.example", credentials=creds, scopes=[], status="active",
-                    created_at=utcnow(), updated_at=utcnow()))
-        conn.execute(update(Integration.__table__).where(Integration.id == demo_id("integration", "instantly"))
-                     .values(credentials=encrypt_json({"api_key": API_KEY})))
+                conn.execute(
+                    Integration.__table__.insert().values(
+                        id=integration_id,
+                        org_id=seed.org_id,
+                        user_id=seed.users[key],
+                        provider="google",
+                        account=f"{key}@northwind.example",
+                        credentials=creds,
+                        scopes=[],
+                        status="active",
+                        created_at=utcnow(),
+                        updated_at=utcnow(),
+                    )
+                )
+        conn.execute(
+            update(Integration.__table__)
+            .where(Integration.id == demo_id("integration", "instantly"))
+            .values(credentials=encrypt_json({"api_key": API_KEY}))
+        )
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +156,13 @@ def world(pg: Backend, extra_env: dict[str, str], request: pytest.FixtureRequest
         env = {
             **pg.env,
             "PROACTIVE_SEQUENCE_MODULES": "sequences",
-            "SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.url,
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_API_URL": slack.url,
             "PROACTIVE_SLACK_CHANNEL_INTERVAL_S": "0.05",
-            "GOOGLE_TOKEN_URI": google.token_uri, "GOOGLE_API_URL": google.url,
-            "GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+            "GOOGLE_TOKEN_URI": google.token_uri,
+            "GOOGLE_API_URL": google.url,
+            "GOOGLE_CLIENT_ID": CLIENT_ID,
+            "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
             "ENCRYPTION_KEYS": ENCRYPTION_KEY,
             "INSTANTLY_API_URL": instantly.base_url,
             "PROACTIVE_UNDO_WINDOW_S": "0.5",
@@ -139,6 +173,12 @@ def world(pg: Backend, extra_env: dict[str, str], request: pytest.FixtureRequest
             apply_env(mp, env)
             seed = seed_demo()
             _connect_google(google, seed)
+            with transaction() as conn:  # reports are not urgent: no quiet hours/budget unless a test sets them
+                conn.execute(
+                    update(User.__table__)
+                    .where(User.org_id == seed.org_id)
+                    .values(quiet_hours=None, max_notifications_per_hour=0)
+                )
             name = f"seq-{request.module.__name__.rsplit('.', 1)[-1][:30]}-{uuid.uuid4().hex[:4]}"
             worker = WorkerProcess(env, pg.log_dir, name, queues="steps,slow,edge").start()
             try:
