@@ -102,7 +102,16 @@ def _chosen(review: Mapping[str, Any]) -> dict[str, Any]:
     if not slots:
         raise PermanentError("no slot to act on: the search found no free time (ask for more options)")
     wanted = (review.get("data") or {}).get("slot")
-    return next((s for s in slots if s["start"] == wanted), slots[0])
+    if not wanted:
+        return slots[0]  # no choice given: the radio's preselected first slot
+    try:
+        instant = datetime.fromisoformat(str(wanted))
+        chosen = next((s for s in slots if datetime.fromisoformat(s["start"]) == instant), None)
+    except ValueError:  # not a time at all (a naive time never equals an offered aware start)
+        chosen = None
+    if chosen is None:
+        raise PermanentError(f"the chosen slot {wanted!r} is not one of the offered times")
+    return chosen
 
 
 def act_on_choice(ctx: StepContext, inputs: Mapping[str, Any]) -> ActResult:
