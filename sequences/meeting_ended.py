@@ -83,7 +83,9 @@ SEQUENCE = register(
             Step(
                 "send-followup-email",
                 s.send_followup,
-                deps=("review-followup-email",),
+                # classify too: with only the review as dependency, a non-sales call would skip this
+                # step as "upstream_skipped" instead of not_sales (SPEC §2).
+                deps=("review-followup-email", CLASSIFY),
                 critical=False,
                 when=s.is_sales,
                 skip_reason="not_sales",

@@ -17,7 +17,7 @@ from worker.payloads import PAYLOAD_MODELS, EventType
 
 _sequences: dict[str, Sequence] = {}
 _loaded = False
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a module being loaded may call load() itself
 
 
 class UnknownSequence(LookupError):

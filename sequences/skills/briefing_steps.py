@@ -57,6 +57,13 @@ def _event(ctx: StepContext) -> CalendarEvent:
     return common.load(ctx, CalendarEvent, ctx.payload.get("calendar_event_id"), "calendar event")
 
 
+def _enriched(inputs: Mapping[str, Any]) -> Enriched:
+    """enrich-attendees' output, or nobody known when that best-effort step failed (its output is absent)."""
+    return Enriched.model_validate(
+        inputs.get("enrich-attendees") or {"attendees": [], "contact_ids": [], "company": None, "company_id": None}
+    )
+
+
 def enrich_attendees(ctx: StepContext, inputs: Mapping[str, Any]) -> Enriched:
     """Match the event's attendees to the org's contacts (by email) and their company (by domain)."""
     event = _event(ctx)
@@ -119,7 +126,7 @@ def enrich_attendees(ctx: StepContext, inputs: Mapping[str, Any]) -> Enriched:
 
 def pull_crm_history(ctx: StepContext, inputs: Mapping[str, Any]) -> CrmHistory:
     """Emails, meetings, calls and notes with these people or their company, the open deal and its risk."""
-    enriched = Enriched.model_validate(inputs["enrich-attendees"])
+    enriched = _enriched(inputs)
     event = _event(ctx)
     contact_ids = [common.as_uuid(c, "contact") for c in enriched.contact_ids]
     company_id = common.as_uuid(enriched.company_id, "company") if enriched.company_id else None
@@ -203,7 +210,7 @@ def pull_crm_history(ctx: StepContext, inputs: Mapping[str, Any]) -> CrmHistory:
 
 def research_company_news(ctx: StepContext, inputs: Mapping[str, Any]) -> News:
     """Offline "news": the company's recent notes and recorded activity of the last 30 days."""
-    enriched = Enriched.model_validate(inputs["enrich-attendees"])
+    enriched = _enriched(inputs)
     news: list[str] = []
     if enriched.company and enriched.company.notes:
         news += [line.strip() for line in enriched.company.notes.splitlines() if line.strip()]
@@ -228,9 +235,7 @@ def research_company_news(ctx: StepContext, inputs: Mapping[str, Any]) -> News:
 def generate_briefing(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
     """Who, history, open deal + risk, talking points and questions (LLM when configured)."""
     event = _event(ctx)
-    enriched = Enriched.model_validate(
-        inputs.get("enrich-attendees") or {"attendees": [], "contact_ids": [], "company": None, "company_id": None}
-    )
+    enriched = _enriched(inputs)
     history = CrmHistory.model_validate(
         inputs.get("pull-crm-history") or {"history": [], "deal": None, "deal_id": None, "open_tasks": []}
     )

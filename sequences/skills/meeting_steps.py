@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 import blocks
 from sequences.skills import common, outbound
@@ -233,7 +233,7 @@ def _contact_id(ctx: StepContext, meeting: Meeting) -> str | None:
         return None
     with ctx.session() as session:
         found = session.execute(
-            select(Contact.id).where(Contact.org_id == ctx.org_id, Contact.email == email.lower())
+            select(Contact.id).where(Contact.org_id == ctx.org_id, func.lower(Contact.email) == email.lower())
         ).scalar()
     return str(found) if found else None
 
@@ -417,7 +417,9 @@ def review_followup(ctx: StepContext, inputs: Mapping[str, Any]) -> FollowupPrev
 
 def send_followup(ctx: StepContext, inputs: Mapping[str, Any]) -> FollowupSent:
     """Send the approved (maybe edited) follow-up as the rep, after the Undo window; log it."""
-    review = inputs["review-followup-email"]
+    review = inputs.get("review-followup-email")
+    if not review:  # the review was skipped (no draft) or expired: nothing was approved
+        raise SkipStep("upstream_skipped:review-followup-email")
     preview = review.get("preview") or {}
     to = common.require(preview.get("to"), "cannot send the follow-up: no external attendee with an email")
     meeting = _meeting(ctx)
