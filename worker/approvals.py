@@ -319,18 +319,14 @@ def _apply(
             return engine.end_job(conn, job, J.EXPIRED, now, reason=f"approval {a.kind} expired", sequence=sequence)
         store.set_step_status(conn, a.step_run_id, S.SKIPPED, now, reason="approval_expired")
         return engine.advance(conn, job, sequence, now).publish
-    replace_message(
-        conn,
-        a.org_id,
-        a.id,
-        blocks.decided_message(_title(job, step, a.preview or {}), a.decision or a.status, who, when),
-    )
+    replace_message(conn, a.org_id, a.id, _decided_message(job, step, a, who, when))
     if a.status == A.REJECTED:
         store.set_step_status(conn, a.step_run_id, S.CANCELLED, now, reason=f"{a.decision} by {who}")
         return engine.end_job(conn, job, J.CANCELLED, now, reason=f"{a.decision} by {who}", sequence=sequence)
     if a.status == A.SUPERSEDED:
         return _rerun(conn, job, sequence, a, now, engine)
     output = {
+        "approval_id": str(a.id),
         "preview": a.preview,
         "decision": a.decision,
         "data": a.decision_data or {},
@@ -339,6 +335,27 @@ def _apply(
     }
     store.set_step_status(conn, a.step_run_id, S.SUCCEEDED, now, output=output)
     return engine.advance(conn, job, sequence, now).publish
+
+
+# Decisions after which an approved email goes out once the Undo window has passed (SPEC §2).
+UNDOABLE_SENDS = frozenset({"send_now", "edit"})
+
+
+def _decided_message(job: Mapping[str, Any], step: Step, a: Row, who: str, when: datetime) -> dict[str, Any]:
+    """What replaces an approval's message: an Undo button while an approved email waits to go,
+    else "<decision> by <who> at <when>"."""
+    preview = a.preview or {}
+    if a.kind == "email_preview" and a.status == A.APPROVED and a.decision in UNDOABLE_SENDS:
+        from datetime import timedelta
+
+        from worker.config import get_settings
+
+        data = a.decision_data or {}
+        send_at = when + timedelta(seconds=get_settings().undo_window_s)
+        return blocks.email_sent_with_undo(
+            str(a.id), preview.get("to") or "", data.get("subject") or preview.get("subject") or "", send_at
+        )
+    return blocks.decided_message(_title(job, step, preview), a.decision or a.status, who, when)
 
 
 def _rerun(
@@ -415,6 +432,13 @@ def undo(approval_id: uuid.UUID, *, user_id: uuid.UUID, org_id: uuid.UUID | None
             raise TooLate(f"too late to undo: {', '.join(r.step for r in started) or 'the job'} already ran")
         who = _display(conn, approval.org_id, user.id)
         engine.end_job(conn, job, J.CANCELLED, now, reason=f"undone by {who}", sequence=sequence)
+        preview, data = approval.preview or {}, approval.decision_data or {}
+        replace_message(
+            conn,
+            approval.org_id,
+            approval.id,
+            blocks.email_undone(preview.get("to") or "", data.get("subject") or preview.get("subject") or "", who, now),
+        )
         record(
             conn,
             approval.org_id,

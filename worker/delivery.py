@@ -188,13 +188,14 @@ def enqueue_message(
     approval_id: uuid.UUID | None = None,
     urgent: bool = False,
     console: bool = False,
+    not_before: datetime | None = None,
 ) -> uuid.UUID | None:
     """Queue `message` ({"text", "blocks"}) for delivery once per `dedupe_key`.
 
     Returns the new outbox id, or None when a message with that key already exists. With a Slack
     token the row is `pending` and its delivery is published once the caller's transaction commits.
     `urgent` skips quiet hours and the hourly budget; `console` keeps the message in the console
-    inbox even with a token (dry runs, smoke).
+    inbox even with a token (dry runs, smoke); `not_before` delays it to that instant.
     """
     console = console or not get_settings().slack_bot_token
     row = conn.execute(
@@ -213,6 +214,7 @@ def enqueue_message(
             status=DeliveryStatus.CONSOLE if console else DeliveryStatus.PENDING,
             attempts=0,
             urgent=urgent,
+            not_before=not_before if not console else None,
             revision=0,
             created_at=now,
             updated_at=now,
@@ -224,7 +226,8 @@ def enqueue_message(
         return None
     if not console:
         outbox_id = row[0]
-        on_commit(lambda: publish_delivery([outbox_id]))
+        wait_s = max(0.0, (not_before - now).total_seconds()) if not_before else None
+        on_commit(lambda: publish_delivery([outbox_id], countdown_s=wait_s or None))
     return row[0]
 
 

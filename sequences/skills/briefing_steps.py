@@ -18,6 +18,7 @@ from sequences.skills.briefing_rules import (
     DealInfo,
     HistoryItem,
     briefing,
+    should_deliver_now,
 )
 from sequences.skills.email_rules import domain_of, is_free_mail
 from worker.context import StepContext, StepResult
@@ -269,8 +270,19 @@ def deliver_slack_briefing(ctx: StepContext, inputs: Mapping[str, Any]) -> Brief
     """DM the briefing; quiet hours apply unless the meeting starts within 2 h (always wanted then)."""
     event = _event(ctx)
     brief = inputs["generate-briefing"]
+    user = common.rep(ctx)
     urgent = event.start_at - ctx.now <= timedelta(hours=ALWAYS_DELIVER_H)
+    not_before = None
+    if not urgent:
+        # Quiet hours hold it, but never past 2 h before the meeting: then it goes anyway.
+        now_ok, not_before = should_deliver_now(ctx.now, common.rep_zone(ctx, user), user.quiet_hours, event.start_at)
+        urgent = not now_ok
     outbox_id = common.notify(
-        ctx, "pre_meeting_briefing", blocks.pre_meeting_briefing(brief), user_id=ctx.user_id, urgent=urgent
+        ctx,
+        "pre_meeting_briefing",
+        blocks.pre_meeting_briefing(brief),
+        user_id=ctx.user_id,
+        urgent=urgent,
+        not_before=not_before,
     )
     return BriefingDelivered(outbox_id=str(outbox_id) if outbox_id else None, urgent=urgent)

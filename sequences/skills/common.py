@@ -134,10 +134,16 @@ def send_after(review_step: str) -> Callable[[Any], Any]:
         decided_at = datetime.fromisoformat(decided)
         data = w.output(review_step, "data") or {}
         if decision == "send_later":
-            if data.get("send_at"):
-                return datetime.fromisoformat(str(data["send_at"]))
             preview = w.output(review_step, "preview") or {}
-            return next_working_morning(decided_at, zone(preview.get("timezone")))
+            tz = zone(preview.get("timezone"))
+            if data.get("send_at"):
+                try:
+                    send_at = datetime.fromisoformat(str(data["send_at"]))
+                except ValueError:
+                    send_at = None  # unreadable: fall back to the rep's next working morning
+                if send_at is not None:
+                    return send_at if send_at.tzinfo else send_at.replace(tzinfo=tz)  # a bare time is the rep's
+            return next_working_morning(decided_at, tz)
         if decision in SEND_DECISIONS:  # the Undo window (SPEC §2: 30 s; PROACTIVE_UNDO_WINDOW_S)
             from worker.config import get_settings
 
@@ -167,6 +173,7 @@ def notify(
     user_id: Any,
     key: str = "",
     urgent: bool = False,
+    not_before: Any = None,
 ) -> Any:
     """Queue a Slack message to a user once per job step (and `key`); delivery is handed to a worker
     when the transaction commits. In dry-run (smoke, demo) it only reaches the console inbox.
@@ -186,4 +193,5 @@ def notify(
             job_id=ctx.job_id,
             console=ctx.dry_run,
             urgent=urgent,
+            not_before=not_before,
         )

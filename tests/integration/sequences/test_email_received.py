@@ -214,7 +214,8 @@ def test_a_question_is_drafted_edited_and_sent_once_in_its_thread(w: World):
     )
 
     replaced = approval_update(w, "alice", post)
-    assert "Edit by @Alice Moreau" in replaced.params["text"] and buttons(replaced) == []
+    assert "Sending email to hank@globex.example (undo available)" in replaced.params["text"]
+    assert [a for a, _v in buttons(replaced)] == ["email_undo"]  # the Undo window, nothing else
     wait_delivered(job)
     dm = w.dm("alice")
     assert slack_methods(w) == [("conversations.open", "U0ALICE"), ("chat.postMessage", dm), ("chat.update", dm)]
@@ -364,7 +365,7 @@ def test_an_email_given_by_content_is_classified_matched_and_answered_unthreaded
     assert sent.mime["To"] == "hank@globex.example" and sent.mime["Subject"] == "Re: Security review"
     assert sent.mime["In-Reply-To"] is None and sent.mime["References"] is None
     assert "could you send me your SOC 2 report before Friday?" in decoded_body(sent)
-    assert "Send now by @Alice Moreau" in approval_update(w, "alice", post).params["text"]
+    assert "(undo available)" in approval_update(w, "alice", post).params["text"]
     wait_delivered(job)
     dm = w.dm("alice")
     assert slack_methods(w) == [("conversations.open", "U0ALICE"), ("chat.postMessage", dm), ("chat.update", dm)]

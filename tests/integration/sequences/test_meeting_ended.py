@@ -206,14 +206,18 @@ def _check_review_message(w: World, approval: Any, subject: str) -> None:
     assert post.params["text"] == f"Review email to {HANK}: {subject}"
 
 
-def _replacement(w: World, approval: Any) -> Call:
-    """The one chat.update of the review message (its buttons gone)."""
+def _replacement(w: World, approval: Any, *, count: int = 1, undo: bool = False) -> Call:
+    """The last of `count` chat.updates of the review message: its buttons gone, or only Undo while
+    an approved email waits for its Undo window."""
     updates = wait_for(
-        lambda: w.slack.calls("chat.update", channel=w.dm("alice"), ts=approval.slack_ts), what="review replaced"
+        lambda: (
+            (u := w.slack.calls("chat.update", channel=w.dm("alice"), ts=approval.slack_ts)) and len(u) >= count and u
+        ),
+        what=f"review replaced {count}x",
     )
-    assert len(updates) == 1
-    assert _action_ids(updates[0].params.get("blocks")) == []
-    return updates[0]
+    assert len(updates) == count
+    assert _action_ids(updates[-1].params.get("blocks")) == (["email_undo"] if undo else [])
+    return updates[-1]
 
 
 def _sent_mime(w: World) -> email.message.Message:
@@ -343,8 +347,10 @@ def test_globex_discovery_edit_then_send_after_the_undo_window(w: World, monkeyp
         )
     assert len(logged) == 1 and logged[0].body == edited["body"]
 
-    replaced = _replacement(w, approval)
-    assert "Edit by @Alice Moreau" in replaced.params["text"]
+    replaced = _replacement(w, approval, undo=True)
+    # after an approved send the message offers Undo until the email goes out (SPEC §2)
+    assert "Sending email to hank@globex.example (undo available)" in replaced.params["text"]
+    assert "email_undo" in str(replaced.params["blocks"])
     assert _approval_row(approval.id, job).status == "approved"
 
     # follow-ups fired when the job completed: chain source, depth 1, keys {type}:{parent}:{index}
@@ -401,11 +407,12 @@ def test_send_later_then_undo_cancels_and_sends_nothing(w: World):
     assert rows["review-followup-email"].output["decision"] == "send_later"
     assert (rows["send-followup-email"].status, rows["send-followup-email"].reason) == ("skipped", "job_cancelled")
     assert children(job) == []
-    replaced = _replacement(w, approval)
-    assert "Send later by @Alice Moreau" in replaced.params["text"]
+    replaced = _replacement(w, approval, count=2)  # "Send later by …", then "not sent (undone)"
+    assert replaced.params["text"] == f"Email to {HANK} not sent (undone)"
+    assert "Send later by @Alice Moreau" in w.slack.calls("chat.update", ts=approval.slack_ts)[0].params["text"]
     assert _posted_kinds(w, "alice", _outbox(job)) == ["approval", "meeting_debrief"]
     assert sorted(c.method for c in _dm_traffic(w, "alice")) == (
-        ["chat.postMessage"] * 2 + ["chat.update"] + ["conversations.open"] * 2
+        ["chat.postMessage"] * 2 + ["chat.update"] * 2 + ["conversations.open"] * 2
     )
     assert w.google.sent == [] and w.google.requests == []
 

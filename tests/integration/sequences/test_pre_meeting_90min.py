@@ -197,14 +197,14 @@ def test_brief_five_hours_ahead_waits_for_the_end_of_quiet_hours(w: World, quiet
         assert wait_job(job) == "completed"
         rows = step_rows(job)
         assert {s: rows[s].status for s in STEPS} == dict.fromkeys(STEPS, "succeeded")
-        assert rows["deliver-slack-briefing"].output["urgent"] is False
+        # Held until quiet hours end, but never later than 2 h before the meeting: queued for that instant.
+        assert rows["deliver-slack-briefing"].output["urgent"] is True
         assert rows["enrich-attendees"].output["attendees"][1]["company"] == "Stark Energy"
-
-        held = wait_for(
-            lambda: [r for r in _outbox(job) if r.error == "held: quiet_hours"], what="brief held by quiet hours"
-        )
+        with transaction() as conn:
+            start = conn.execute(select(CalendarEvent.start_at).where(CalendarEvent.id == event_id)).scalar_one()
+        held = wait_for(lambda: [r for r in _outbox(job) if r.not_before], what="brief queued for later")
         assert [(r.kind, r.status, r.urgent, r.ts, r.not_before) for r in held] == [
-            ("pre_meeting_briefing", "pending", False, None, quiet_end)
+            ("pre_meeting_briefing", "pending", True, None, min(quiet_end, start - timedelta(hours=2)))
         ]
         assert _dm_traffic(w, "bruno") == []  # not even a conversations.open
         assert w.slack.calls("chat.postMessage") == []

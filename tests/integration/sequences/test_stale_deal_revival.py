@@ -92,12 +92,13 @@ def _review_posted(w: World, key: str) -> Any:
     return posted[0]
 
 
-def _decided_update(w: World, key: str, posted: Any) -> Any:
-    """The single chat.update that replaced the review once decided."""
+def _decided_update(w: World, key: str, posted: Any, *, undo: bool = False) -> Any:
+    """The single chat.update that replaced the review once decided: buttons gone, or only Undo while
+    an approved email waits for its Undo window."""
     updates = wait_for(lambda: w.slack.calls("chat.update"), what="review replaced")
     assert len(updates) == 1
     assert (updates[0].params["channel"], updates[0].params["ts"]) == (w.dm(key), posted.response["ts"])
-    assert _actions(updates[0].params["blocks"]) == []  # the buttons are gone
+    assert [a for a, _v in _actions(updates[0].params["blocks"])] == (["email_undo"] if undo else [])
     return updates[0]
 
 
@@ -156,8 +157,10 @@ def test_edit_sends_the_edited_email_as_the_owner_after_the_undo_window(w: World
     ]
     assert last_activity == logged[0].occurred_at
 
-    replaced = _decided_update(w, "bruno", posted)
-    assert "Edit by @Bruno Keller" in replaced.params["text"]
+    replaced = _decided_update(w, "bruno", posted, undo=True)
+    # after an approved send the message offers Undo until the email goes out (SPEC §2)
+    assert "Sending email to gavin@hooli.example (undo available)" in replaced.params["text"]
+    assert "email_undo" in str(replaced.params["blocks"])
     assert [c.method for c in w.slack.calls()] == ["conversations.open", "chat.postMessage", "chat.update"]
     wait_delivered(job)
 
