@@ -266,7 +266,7 @@ def test_expiry_best_effort_continues_critical_expires(pg, org):
             for r in queued:
                 execute(r.id)
     later = utcnow() + timedelta(days=10)
-    assert expire_due(later) == 2
+    assert expire_due(later) >= 2  # (other tests' pending approvals in this database expire too)
     assert job_status(critical.job_id) == "expired"
     rows = step_rows(optional.job_id)
     assert rows["review"].status == "skipped" and rows["review"].reason == "approval_expired"
@@ -327,9 +327,13 @@ def test_approvers_are_reminded_once(workers, org):
     assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
     approval = pending_approval(result.job_id)
     later = approval.created_at + timedelta(hours=5)
-    assert sweep(now=approval.created_at + timedelta(hours=1)).nudged == 0
-    assert sweep(now=later).nudged == 1
-    assert sweep(now=later + timedelta(minutes=5)).nudged == 0
+    sweep(now=approval.created_at + timedelta(hours=1))
+    assert approvals_of(result.job_id)[0].nudged_at is None  # too early
+    sweep(now=later)
+    first = approvals_of(result.job_id)[0].nudged_at
+    assert first == later
+    sweep(now=later + timedelta(minutes=5))
+    assert approvals_of(result.job_id)[0].nudged_at == first  # reminded once
     with transaction() as conn:
         kinds = [r.kind for r in conn.execute(select(SlackOutbox.__table__).where(SlackOutbox.job_id == result.job_id))]
     assert sorted(kinds) == ["approval", "approval_reminder"]
