@@ -66,21 +66,34 @@ class StepContext:
     source: str = ""
     depth: int = 0
     dry_run: bool = False  # record external sends instead of performing them (smoke, demo)
+    # The task's own connection, idle while the skill runs: skills' transactions use it rather than
+    # checking out another one. None outside a task (then each transaction checks one out).
+    connection: Connection | None = field(default=None, repr=False)
+    # Per-step memo for lookups several helpers repeat (the rep, the org's time zone...).
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """An ORM session in one transaction (commit on success). Filter every query by org_id."""
-        from worker.db import session_factory
+        from worker.db import commit_hooks, session_factory
 
-        with session_factory().begin() as session:
+        if self.connection is None:
+            with session_factory().begin() as session:
+                yield session
+            return
+        with commit_hooks(), Session(bind=self.connection, expire_on_commit=False) as session, session.begin():
             yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A Core connection in one transaction. Filter every query by org_id."""
-        from worker.db import transaction
+        from worker.db import begin, transaction
 
-        with transaction() as conn:
+        if self.connection is None:
+            with transaction() as conn:
+                yield conn
+            return
+        with begin(self.connection) as conn:
             yield conn
 
     def effect(

@@ -67,7 +67,9 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping on every checkout (a round trip each time): connections are recycled after an hour and
+    # a dropped one fails its step with a transient error, which the step's retry absorbs.
+    kwargs.setdefault("pool_recycle", 3600)
     return create_engine(url, echo=settings.sql_echo, **kwargs)
 
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select, update
 
-from worker.db import transaction
 from worker.errors import PermanentError
 from worker.jobstore import insert_ignoring_conflicts
 from worker.models import Effect, utcnow
@@ -43,7 +42,7 @@ def run_once(
     """Run `perform` unless this effect already happened; returns its (stored) result."""
     key = effect_key(ctx, name)
     now = utcnow()
-    with transaction() as conn:
+    with ctx.transaction() as conn:
         inserted = conn.execute(
             insert_ignoring_conflicts(conn, effects, ["key"])
             .values(
@@ -77,9 +76,39 @@ def run_once(
     except AMBIGUOUS:
         raise  # the request may have reached the provider: the row stays `started`
     except Exception:
-        with transaction() as conn:
+        with ctx.transaction() as conn:
             conn.execute(update(effects).where(effects.c.key == key).values(status="failed"))
         raise
-    with transaction() as conn:
+    with ctx.transaction() as conn:
         conn.execute(update(effects).where(effects.c.key == key).values(status="done", result=result, done_at=utcnow()))
     return result
+
+
+def record(ctx: StepContext, name: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """Store an effect that needs no outside call (a dry run's "would have sent") as done, once,
+    in one statement; a retried step gets the first stored result back."""
+    key = effect_key(ctx, name)
+    now = utcnow()
+    with ctx.transaction() as conn:
+        inserted = conn.execute(
+            insert_ignoring_conflicts(conn, effects, ["key"])
+            .values(
+                id=uuid.uuid4(),
+                org_id=ctx.org_id,
+                job_id=ctx.job_id,
+                step=ctx.step,
+                key=key,
+                status="done",
+                attempt=ctx.attempt,
+                result=dict(result),
+                created_at=now,
+                done_at=now,
+            )
+            .returning(effects.c.result)
+        ).first()
+        if inserted is not None:
+            return dict(inserted.result or {})
+        stored = conn.execute(
+            select(effects.c.result).where(effects.c.key == key, effects.c.org_id == ctx.org_id)
+        ).scalar()
+    return dict(stored or {})

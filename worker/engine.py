@@ -133,7 +133,7 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> None:
         soft_limit = limits(claimed.step)[0]
         inline_runs = 0
         while claimed is not None:
-            outcome = run_skill(claimed)
+            outcome = run_skill(claimed, conn)
             elapsed = time.monotonic() - started
             inline_ok = inline_runs < settings.inline_max_steps and elapsed < settings.inline_budget_s
             with begin(conn):
@@ -225,7 +225,7 @@ def claim(
     return Claimed(job, sequence, step, step_run_id, attempt, iteration, inputs, now), []
 
 
-def run_skill(claimed: Claimed) -> Outcome:
+def run_skill(claimed: Claimed, connection: Connection | None = None) -> Outcome:
     """Call the step's skill and turn its return value or exception into an Outcome (no DB writes)."""
     job, step = claimed.job, claimed.step
     ctx = StepContext(
@@ -242,6 +242,7 @@ def run_skill(claimed: Claimed) -> Outcome:
         source=job["source"],
         depth=job["depth"],
         dry_run=get_settings().dry_run or job["source"] == "smoke",
+        connection=connection,
     )
     t0 = time.monotonic()
     try:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, insert, or_, select, update
+from sqlalchemy import Connection, Integer, Row, Table, Uuid, and_, bindparam, insert, or_, select, update
 
-from worker.models import approvals, jobs, steps
+from worker.models import UTCDateTime, approvals, jobs, steps
 from worker.states import (
     APPROVAL_TRANSITIONS,
     JOB_TRANSITIONS,
@@ -77,13 +77,19 @@ LOCK_COLUMNS = (
 )
 
 
+_LOCKS: dict[tuple[Any, ...], Any] = {}
+
+
 def lock_job(conn: Connection, job_id: uuid.UUID, columns: Sequence[Any] = JOB_COLUMNS) -> Row | None:
     """Lock the job row for this transaction and return `columns` of it.
 
     `SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the clause is dropped and the transaction's
     BEGIN IMMEDIATE already holds the database write lock.
     """
-    return conn.execute(select(*columns).where(jobs.c.id == job_id).with_for_update()).first()
+    key = tuple(columns)
+    if key not in _LOCKS:
+        _LOCKS[key] = select(*columns).where(jobs.c.id == bindparam("b_job", type_=Uuid())).with_for_update()
+    return conn.execute(_LOCKS[key], {"b_job": job_id}).first()
 
 
 def set_job_status(conn: Connection, job_id: uuid.UUID, new: JobStatus, now: datetime, **fields: Any) -> bool:
@@ -96,23 +102,49 @@ def set_job_status(conn: Connection, job_id: uuid.UUID, new: JobStatus, now: dat
     return res.rowcount == 1
 
 
+_JOB_FOR_STEP = (
+    select(
+        *JOB_COLUMNS,
+        steps.c.id.label("step_run_id"),
+        steps.c.step,
+        steps.c.iteration,
+        steps.c.status.label("step_status"),
+        steps.c.attempt.label("step_attempt"),
+    )
+    .join(jobs, jobs.c.id == steps.c.job_id)
+    .where(steps.c.id == bindparam("b_sid", type_=Uuid()))
+)
+
+
 def job_for_step(conn: Connection, step_run_id: uuid.UUID) -> Row | None:
     """The step run joined with its job (no lock): what a claim needs to know first."""
-    return conn.execute(
-        select(
-            *JOB_COLUMNS,
-            steps.c.id.label("step_run_id"),
-            steps.c.step,
-            steps.c.iteration,
-            steps.c.status.label("step_status"),
-            steps.c.attempt.label("step_attempt"),
-        )
-        .join(jobs, jobs.c.id == steps.c.job_id)
-        .where(steps.c.id == step_run_id)
-    ).first()
+    return conn.execute(_JOB_FOR_STEP, {"b_sid": step_run_id}).first()
 
 
 # --------------------------------------------------------------------------- steps
+
+
+# The hot-path statements are built once, with bound parameters: building a statement and its cache
+# key on every call cost about as much CPU as running it (bench/profile_engine.py).
+_NOW = bindparam("b_now", type_=UTCDateTime())
+_CLAIM = (
+    update(steps)
+    .where(
+        steps.c.id == bindparam("b_sid", type_=Uuid()),
+        or_(
+            and_(steps.c.status == S.QUEUED.value, or_(steps.c.not_before.is_(None), steps.c.not_before <= _NOW)),
+            and_(steps.c.status == S.RUNNING.value, steps.c.lease_expires_at < _NOW),
+        ),
+    )
+    .values(
+        status=S.RUNNING.value,
+        attempt=steps.c.attempt + 1,
+        started_at=bindparam("b_now", type_=UTCDateTime()),
+        lease_expires_at=bindparam("b_lease", type_=UTCDateTime()),
+        not_before=None,
+    )
+    .returning(steps.c.attempt, steps.c.iteration)
+)
 
 
 def claim_step(conn: Connection, step_run_id: uuid.UUID, now: datetime, lease_until: datetime) -> Row | None:
@@ -120,22 +152,25 @@ def claim_step(conn: Connection, step_run_id: uuid.UUID, now: datetime, lease_un
 
     None when another worker holds it, it already ended, or its retry delay has not passed.
     """
-    claimable = or_(
-        and_(steps.c.status == S.QUEUED.value, or_(steps.c.not_before.is_(None), steps.c.not_before <= now)),
-        and_(steps.c.status == S.RUNNING.value, steps.c.lease_expires_at < now),
-    )
-    return conn.execute(
-        update(steps)
-        .where(steps.c.id == step_run_id, claimable)
-        .values(
-            status=S.RUNNING.value,
-            attempt=steps.c.attempt + 1,
-            started_at=now,
-            lease_expires_at=lease_until,
-            not_before=None,
+    return conn.execute(_CLAIM, {"b_sid": step_run_id, "b_now": now, "b_lease": lease_until}).first()
+
+
+_FINISH: dict[frozenset[str], Any] = {}
+
+
+def _finish_statement(columns: frozenset[str]) -> Any:
+    """`UPDATE step_runs SET <columns> WHERE id, attempt, status = running`, built once per column set."""
+    if columns not in _FINISH:
+        _FINISH[columns] = (
+            update(steps)
+            .where(
+                steps.c.id == bindparam("b_sid", type_=Uuid()),
+                steps.c.attempt == bindparam("b_attempt", type_=Integer()),
+                steps.c.status == S.RUNNING.value,
+            )
+            .values({c: bindparam(f"v_{c}", type_=steps.c[c].type) for c in sorted(columns)})
         )
-        .returning(steps.c.attempt, steps.c.iteration)
-    ).first()
+    return _FINISH[columns]
 
 
 def finish_step(
@@ -145,11 +180,8 @@ def finish_step(
     values: dict[str, Any] = {"status": new.value, "lease_expires_at": None, **fields}
     if new in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED):
         values.setdefault("finished_at", now)
-    res = conn.execute(
-        update(steps)
-        .where(steps.c.id == step_run_id, steps.c.attempt == attempt, steps.c.status == S.RUNNING.value)
-        .values(**values)
-    )
+    params = {f"v_{k}": v for k, v in values.items()}
+    res = conn.execute(_finish_statement(frozenset(values)), {"b_sid": step_run_id, "b_attempt": attempt, **params})
     return res.rowcount == 1
 
 
@@ -185,10 +217,14 @@ STATE_COLUMNS = (
 )
 
 
+_STATES = select(*STATE_COLUMNS).where(
+    steps.c.job_id == bindparam("b_job", type_=Uuid()), steps.c.superseded.is_(False)
+)
+
+
 def step_states(conn: Connection, job_id: uuid.UUID) -> list[StepState]:
     """Current (not superseded) step runs of a job."""
-    rows = conn.execute(select(*STATE_COLUMNS).where(steps.c.job_id == job_id, steps.c.superseded.is_(False)))
-    return [StepState(*r) for r in rows]
+    return [StepState(*r) for r in conn.execute(_STATES, {"b_job": job_id})]
 
 
 def lock_job_with_steps(conn: Connection, job_id: uuid.UUID) -> tuple[Row | None, list[StepState]]:
@@ -216,17 +252,22 @@ def max_iterations(conn: Connection, job_id: uuid.UUID) -> dict[str, int]:
     return out
 
 
+_OUTPUTS = select(steps.c.step, steps.c.output).where(
+    steps.c.job_id == bindparam("b_job", type_=Uuid()),
+    steps.c.status == S.SUCCEEDED.value,
+    steps.c.superseded.is_(False),
+)
+_OUTPUTS_OF = _OUTPUTS.where(steps.c.step.in_(bindparam("b_names", expanding=True)))
+
+
 def outputs_of(conn: Connection, job_id: uuid.UUID, names: Iterable[str] | None = None) -> dict[str, Any]:
     """Outputs of the job's succeeded current step runs (all, or only `names`)."""
-    q = select(steps.c.step, steps.c.output).where(
-        steps.c.job_id == job_id, steps.c.status == S.SUCCEEDED.value, steps.c.superseded.is_(False)
-    )
-    if names is not None:
-        names = list(names)
-        if not names:
-            return {}
-        q = q.where(steps.c.step.in_(names))
-    return {name: output for name, output in conn.execute(q)}
+    if names is None:
+        return {name: output for name, output in conn.execute(_OUTPUTS, {"b_job": job_id})}
+    names = list(names)
+    if not names:
+        return {}
+    return {name: output for name, output in conn.execute(_OUTPUTS_OF, {"b_job": job_id, "b_names": names})}
 
 
 def insert_steps(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

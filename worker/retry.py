@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from worker.errors import RateLimited, StepError
 
@@ -44,6 +45,10 @@ def classify(error: BaseException) -> str:
         return error.error_class
     if isinstance(error, TRANSIENT_BUILTINS):
         return "transient"
+    if isinstance(error, OperationalError | DBAPIError) and (
+        isinstance(error, OperationalError) or error.connection_invalidated
+    ):
+        return "transient"  # the database went away or is busy: worth another attempt
     return "unknown"
 
 

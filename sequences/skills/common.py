@@ -61,22 +61,36 @@ def require(value: M | None, message: str) -> M:
     return value
 
 
+def _memo(ctx: StepContext, key: str, compute: Callable[[], Any]) -> Any:
+    if key not in ctx.memo:
+        ctx.memo[key] = compute()
+    return ctx.memo[key]
+
+
 def rep(ctx: StepContext, user_id: Any = None) -> User:
-    """The rep the job is for (or `user_id`)."""
-    return load(ctx, User, user_id or require(ctx.user_id, "this job has no user"), "user")
+    """The rep the job is for (or `user_id`); looked up once per step."""
+    uid = user_id or require(ctx.user_id, "this job has no user")
+    return _memo(ctx, f"user:{uid}", lambda: load(ctx, User, uid, "user"))
 
 
 def rep_zone(ctx: StepContext, user: User | None = None) -> ZoneInfo:
     """The rep's time zone (the org's when the rep has none or an invalid one)."""
-    with ctx.session() as session:
-        org_tz = session.execute(select(Org.timezone).where(Org.id == ctx.org_id)).scalar()
-    return zone(user.timezone if user else None, org_tz or "UTC")
+
+    def org_tz() -> str | None:
+        with ctx.session() as session:
+            return session.execute(select(Org.timezone).where(Org.id == ctx.org_id)).scalar()
+
+    return zone(user.timezone if user else None, _memo(ctx, "org_tz", org_tz) or "UTC")
 
 
 def internal_names(ctx: StepContext) -> set[str]:
     """Full names of the org's users (the reps), to tell rep speech from prospect speech."""
-    with ctx.session() as session:
-        return {n for n in session.execute(select(User.name).where(User.org_id == ctx.org_id)).scalars() if n}
+
+    def names() -> set[str]:
+        with ctx.session() as session:
+            return {n for n in session.execute(select(User.name).where(User.org_id == ctx.org_id)).scalars() if n}
+
+    return _memo(ctx, "internal_names", names)
 
 
 def first_name(name: str | None) -> str:

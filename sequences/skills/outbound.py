@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, insert, select, update
 
 from worker.context import StepContext
+from worker.effects import record
 from worker.errors import PermanentError
 from worker.models import Activity, CalendarEvent, Deal, Integration, User, utcnow
 
@@ -67,7 +68,7 @@ def send_email(
         "references": references,
     }
     if ctx.dry_run:
-        return ctx.effect(name, lambda: {"dry_run": True, "request": request})
+        return record(ctx, name, {"dry_run": True, "request": request})
     integration = _require_google(ctx, user)
 
     def perform() -> dict[str, Any]:
@@ -102,7 +103,7 @@ def create_event(
         "description": description,
     }
     if ctx.dry_run:
-        return ctx.effect(name, lambda: {"dry_run": True, "request": request})
+        return record(ctx, name, {"dry_run": True, "request": request})
     integration = _require_google(ctx, user)
 
     def perform() -> dict[str, Any]:
@@ -159,9 +160,7 @@ def record_activity(
     """Log what was done on the deal (and touch its last activity) in one transaction, once per step."""
     activity_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{ctx.job_id}:{ctx.step}:{ctx.iteration}:{kind}")
     now = utcnow()
-    deal_id, contact_id, company_id = (
-        uuid.UUID(str(v)) if v else None for v in (deal_id, contact_id, company_id)
-    )
+    deal_id, contact_id, company_id = (uuid.UUID(str(v)) if v else None for v in (deal_id, contact_id, company_id))
     with ctx.transaction() as conn:
         exists = conn.execute(
             select(Activity.id).where(Activity.id == activity_id, Activity.org_id == ctx.org_id)
