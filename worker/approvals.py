@@ -276,8 +276,9 @@ def _decide(
 # --------------------------------------------------------------------------- resume
 
 
-def resume(approval_id: uuid.UUID, now: datetime | None = None) -> list[Publish]:
-    """Apply a recorded decision or expiry to its job, once; publishes what became ready."""
+def resume(approval_id: uuid.UUID, now: datetime | None = None, *, publish: bool = True) -> list[Publish]:
+    """Apply a recorded decision or expiry to its job, once; publishes what became ready (or, with
+    `publish=False`, returns it for the caller to publish or run)."""
     from worker import engine
 
     now = now or utcnow()
@@ -303,7 +304,8 @@ def resume(approval_id: uuid.UUID, now: datetime | None = None) -> list[Publish]
             return []
         sequence = registry.get(job["event_type"])
         pubs = _apply(conn, job, sequence, claimed, now, engine)
-    publish_steps(pubs)
+    if publish:
+        publish_steps(pubs)
     return pubs
 
 

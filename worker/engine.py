@@ -5,10 +5,12 @@ the claim (conditional UPDATE with a lease) and the completion (lock the job row
 outcome, plan the next steps with `dag.plan`, insert them `queued`, finish the job when nothing is
 left). The join of a DAG lives in the database, never in a Celery chord.
 
-Fast path (DESIGN §3.10): when a completion leaves exactly one ready successor on the same queue,
-the same transaction inserts it already claimed and this task runs it inline, bounded by a step
-count and a time budget. Every step is still persisted; a crash resumes from the last commit
-because the inline step holds an ordinary lease that the sweeper re-claims when it expires.
+Fast path (DESIGN §3.10): when a completion leaves a ready successor on a queue this worker
+consumes, the same transaction inserts one of them already claimed and this task runs it inline
+(the others are published), bounded by a step count and a time budget; the first step made ready
+by an approval's resume runs in the resume task the same way. Every step is still persisted; a
+crash resumes from the last commit because the inline step holds an ordinary lease that the
+sweeper re-claims when it expires.
 """
 
 from __future__ import annotations
@@ -88,6 +90,15 @@ class Advance:
     job_status: str | None = None  # set when planning moved the job to a new status
 
 
+def consumed_queues() -> frozenset[str]:
+    """The queues this worker process consumes (its `-Q`): a ready step on one of them may run inline
+    here; a step for a queue this worker does not serve (e.g. `slow` on a `steps`-only worker) is
+    published for the workers that do."""
+    from worker.celery_app import celery_app
+
+    return frozenset(celery_app.amqp.queues.consume_from or ())
+
+
 def limits(step: Step) -> tuple[float, float, float]:
     """(soft limit, hard limit, lease) in seconds for a task that starts with `step`.
 
@@ -142,12 +153,22 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> None:
                     claimed,
                     outcome,
                     utcnow(),
-                    inline_queue=claimed.step.queue if inline_ok else None,
+                    inline_queues=consumed_queues() if inline_ok else frozenset(),
                     inline_budget_s=soft_limit - elapsed,
                 )
             publish_steps(adv.publish)
             claimed = adv.inline
             inline_runs += 1
+
+
+def run_first(pubs: list[Publish]) -> None:
+    """Publish all but one of `pubs` and run that one in this task (a step without a delay, on a
+    queue this worker consumes); all of them are published when none qualifies."""
+    queues = consumed_queues()
+    here = next((p for p in pubs if p.queue in queues and not p.countdown_s), None)
+    publish_steps([p for p in pubs if p is not here])
+    if here is not None:
+        execute(here.step_run_id, here.lease_s)
 
 
 def claim(
@@ -292,7 +313,7 @@ def complete(
     outcome: Outcome,
     now: datetime,
     *,
-    inline_queue: str | None = None,
+    inline_queues: frozenset[str] = frozenset(),
     inline_budget_s: float = 0.0,
 ) -> Advance:
     """Persist `outcome` for the claimed attempt and move the job forward (one transaction)."""
@@ -357,7 +378,7 @@ def complete(
         job,
         claimed.sequence,
         now,
-        inline_queue=inline_queue,
+        inline_queues=inline_queues,
         inline_budget_s=inline_budget_s,
         known_outputs=known,
         states=states,
@@ -410,7 +431,7 @@ def advance(
     sequence: Sequence,
     now: datetime,
     *,
-    inline_queue: str | None = None,
+    inline_queues: frozenset[str] = frozenset(),
     inline_budget_s: float = 0.0,
     known_outputs: Mapping[str, Any] | None = None,
     states: list[store.StepState] | None = None,
@@ -469,7 +490,7 @@ def advance(
         if start_at is not None and start_at > now:
             row["not_before"] = start_at
             result.publish.append(publish_for(step, row["id"], countdown_s=(start_at - now).total_seconds()))
-        elif result.inline is None and inline_queue == step.queue and step.timeout_s <= inline_budget_s:
+        elif result.inline is None and step.queue in inline_queues and step.timeout_s <= inline_budget_s:
             row.update(
                 status=S.RUNNING.value, attempt=1, started_at=now, lease_expires_at=now + timedelta(seconds=lease)
             )

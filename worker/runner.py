@@ -21,8 +21,9 @@ def run_step(step_run_id: str, lease_s: float | None = None) -> None:
 
 @celery_app.task(name="proactive.resume_approval", acks_late=True, ignore_result=True)
 def resume_approval(approval_id: str) -> None:
-    """Resume the job paused on this approval with its recorded decision (exactly once)."""
-    approvals.resume(uuid.UUID(approval_id))
+    """Resume the job paused on this approval with its recorded decision (exactly once), and run the
+    first step that became ready right here when this worker serves its queue."""
+    engine.run_first(approvals.resume(uuid.UUID(approval_id), publish=False))
 
 
 @celery_app.task(name="proactive.deliver", queue="edge", acks_late=True, ignore_result=True)
