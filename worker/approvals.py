@@ -16,6 +16,7 @@ whose `resumed_at` is still empty.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from worker.states import JOB_FINAL, ApprovalStatus, JobStatus, StepStatus
 from worker.worktime import working_hours_after, zone
 
 A, J, S = ApprovalStatus, JobStatus, StepStatus
+log = logging.getLogger(__name__)
 users = User.__table__
 
 DECIDED = (A.APPROVED, A.REJECTED, A.SUPERSEDED, A.EXPIRED)
@@ -312,7 +314,18 @@ def resume(approval_id: uuid.UUID, now: datetime | None = None, *, publish: bool
 def _apply(
     conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime, engine: Any
 ) -> list[Publish]:
-    step = sequence.step(a.step)
+    try:
+        step = sequence.step(a.step)
+    except KeyError:  # a deploy removed the step while the job waited: end it, saying why
+        return engine.end_job(
+            conn,
+            job,
+            J.FAILED,
+            now,
+            error=f"approval step {a.step!r} is no longer in the "
+            f"{job['event_type']} sequence (changed while the job waited)",
+            error_step=a.step,
+        )
     who = _display(conn, a.org_id, a.decided_by)
     when = a.decided_at or now
     if a.status == A.EXPIRED:
@@ -397,7 +410,10 @@ def expire_due(now: datetime | None = None, limit: int = 500) -> int:
         with transaction() as conn:
             if store.set_approval_status(conn, approval_id, A.EXPIRED, now) is not None:
                 count += 1
-        resume(approval_id, now)
+        try:
+            resume(approval_id, now)
+        except Exception:  # one broken job must not stop the others' expiry (the sweeper retries it)
+            log.exception("applying the expiry of approval %s failed", approval_id)
     return count
 
 

@@ -122,7 +122,10 @@ def resume_decided(now: datetime, min_age_s: float = 30.0) -> int:
             ).scalars()
         )
     for approval_id in ids:
-        approvals_mod.resume(approval_id, now)
+        try:
+            approvals_mod.resume(approval_id, now)
+        except Exception:  # one broken job must not stop the others (the next pass retries it)
+            log.exception("resuming approval %s failed", approval_id)
     return len(ids)
 
 
