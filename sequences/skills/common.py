@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Uuid, bindparam, select
 
 from worker.context import StepContext, StepResult
 from worker.errors import PermanentError, TransientError
@@ -32,16 +32,28 @@ def as_uuid(value: Any, what: str) -> uuid.UUID:
         raise PermanentError(f"{what} is not a valid id: {value!r}") from None
 
 
+_LOADERS: dict[type, Any] = {}
+
+
+def _loader(model: type) -> Any:
+    """`SELECT * FROM <table> WHERE id = :id AND org_id = :org`, built once per model."""
+    if model not in _LOADERS:
+        table = model.__table__  # type: ignore[attr-defined]
+        _LOADERS[model] = select(table).where(
+            table.c.id == bindparam("b_id", type_=Uuid()), table.c.org_id == bindparam("b_org", type_=Uuid())
+        )
+    return _LOADERS[model]
+
+
 def load(ctx: StepContext, model: type[M], record_id: Any, what: str) -> M:
-    """The org's `model` row with this id, detached; PermanentError("<what> <id> not found") if none."""
+    """The org's `model` row with this id (a read-only row with the model's attribute names);
+    PermanentError("<what> <id> not found") if none."""
     rid = as_uuid(record_id, what)
-    with ctx.session() as session:
-        row = session.execute(
-            select(model).where(model.id == rid, model.org_id == ctx.org_id)  # type: ignore[attr-defined]
-        ).scalar_one_or_none()
+    with ctx.transaction() as conn:
+        row = conn.execute(_loader(model), {"b_id": rid, "b_org": ctx.org_id}).first()
     if row is None:
         raise PermanentError(f"{what} {rid} not found in this org (deleted?)")
-    return row
+    return row  # type: ignore[return-value]
 
 
 def load_optional(ctx: StepContext, model: type[M], record_id: Any) -> M | None:
