@@ -66,33 +66,63 @@ class StepContext:
     source: str = ""
     depth: int = 0
     dry_run: bool = False  # record external sends instead of performing them (smoke, demo)
-    # The task's own connection, idle while the skill runs: skills' transactions use it rather than
-    # checking out another one. None outside a task (then each transaction checks one out).
+    # The task's own connection, idle while the skill runs. With it, every `transaction()` and
+    # `session()` of the skill shares one transaction, opened at the first use and committed when
+    # the skill returns (rolled back when it raises) or at a `checkpoint()` before an outside call.
+    # Without it (scripts, tests) each block is its own committed transaction.
     connection: Connection | None = field(default=None, repr=False)
     # Per-step memo for lookups several helpers repeat (the rep, the org's time zone...).
     memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    _scope: Any = field(default=None, repr=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """An ORM session in one transaction (commit on success). Filter every query by org_id."""
-        from worker.db import commit_hooks, session_factory
+        """An ORM session on the step's transaction. Filter every query by org_id."""
+        from worker.db import session_factory
 
         if self.connection is None:
             with session_factory().begin() as session:
                 yield session
             return
-        with commit_hooks(), Session(bind=self.connection, expire_on_commit=False) as session, session.begin():
-            yield session
+        with self.transaction() as conn, Session(bind=conn, expire_on_commit=False) as session:
+            yield session  # it joins the open transaction: leaving it flushes, the scope commits
+            session.flush()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A Core connection in one transaction. Filter every query by org_id."""
+        """A Core connection in the step's transaction. Filter every query by org_id."""
+        from worker.db import transaction
+
+        if self.connection is None:
+            with transaction() as conn:
+                yield conn
+            return
+        if self._scope is None:
+            self._scope = _Scope(self.connection)
+        yield self.connection
+
+    def checkpoint(self) -> None:
+        """Commit what the skill wrote so far (and hand its queued messages over): called before an
+        outside call (an email send, an LLM or API request), so no transaction stays open across it."""
+        self.close_scope(commit=True)
+
+    def close_scope(self, *, commit: bool) -> None:
+        """End the step's shared transaction, if one is open (the engine calls this after the skill)."""
+        scope, self._scope = self._scope, None
+        if scope is not None:
+            scope.close(commit)
+
+    @contextmanager
+    def committed_transaction(self) -> Iterator[Connection]:
+        """A transaction of its own, committed when the block ends (effects need their rows durable
+        before the outside call they guard)."""
         from worker.db import begin, transaction
 
         if self.connection is None:
             with transaction() as conn:
                 yield conn
             return
+        self.checkpoint()
         with begin(self.connection) as conn:
             yield conn
 
@@ -103,6 +133,32 @@ class StepContext:
         from worker.effects import run_once
 
         return run_once(self, name, perform, retry_safe=retry_safe)
+
+
+class _Scope:
+    """A transaction on the task's connection spanning a skill's database work, with the after-commit
+    hooks (message publishing) registered inside it."""
+
+    def __init__(self, connection: Connection) -> None:
+        from worker.db import _after_commit
+
+        self.hooks: list[Callable[[], None]] = []
+        self.token = _after_commit.set(self.hooks)
+        self.tx = connection.begin()
+
+    def close(self, commit: bool) -> None:
+        from worker.db import _after_commit
+
+        try:
+            if commit:
+                self.tx.commit()
+            else:
+                self.tx.rollback()
+        finally:
+            _after_commit.reset(self.token)
+        if commit:
+            for hook in self.hooks:
+                hook()
 
 
 def _jsonable(value: Any) -> Any:

@@ -42,7 +42,7 @@ def run_once(
     """Run `perform` unless this effect already happened; returns its (stored) result."""
     key = effect_key(ctx, name)
     now = utcnow()
-    with ctx.transaction() as conn:
+    with ctx.committed_transaction() as conn:
         inserted = conn.execute(
             insert_ignoring_conflicts(conn, effects, ["key"])
             .values(
@@ -76,10 +76,10 @@ def run_once(
     except AMBIGUOUS:
         raise  # the request may have reached the provider: the row stays `started`
     except Exception:
-        with ctx.transaction() as conn:
+        with ctx.committed_transaction() as conn:
             conn.execute(update(effects).where(effects.c.key == key).values(status="failed"))
         raise
-    with ctx.transaction() as conn:
+    with ctx.committed_transaction() as conn:
         conn.execute(update(effects).where(effects.c.key == key).values(status="done", result=result, done_at=utcnow()))
     return result
 
@@ -89,7 +89,7 @@ def record(ctx: StepContext, name: str, result: Mapping[str, Any]) -> dict[str, 
     in one statement; a retried step gets the first stored result back."""
     key = effect_key(ctx, name)
     now = utcnow()
-    with ctx.transaction() as conn:
+    with ctx.committed_transaction() as conn:
         inserted = conn.execute(
             insert_ignoring_conflicts(conn, effects, ["key"])
             .values(

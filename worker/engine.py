@@ -267,7 +267,15 @@ def run_skill(claimed: Claimed, connection: Connection | None = None) -> Outcome
     )
     t0 = time.monotonic()
     try:
-        result = step.skill(ctx, claimed.inputs)
+        try:
+            result = step.skill(ctx, claimed.inputs)
+        except SkipStep:
+            ctx.close_scope(commit=True)  # what it did before deciding to skip stands
+            raise
+        except BaseException:
+            ctx.close_scope(commit=False)  # a failed step leaves no half-written rows
+            raise
+        ctx.close_scope(commit=True)
         outcome = _success(step, result)
     except SkipStep as skip:
         outcome = Outcome(S.SKIPPED, reason=skip.reason[:200])

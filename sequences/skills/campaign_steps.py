@@ -69,6 +69,7 @@ def _refresh_from_instantly(ctx: StepContext, integration: Integration) -> None:
     from worker.clients.instantly import InstantlyClient
 
     since = ctx.now - timedelta(hours=REPLY_WINDOW_H)
+    ctx.checkpoint()  # no transaction stays open across Instantly's answers
     with InstantlyClient.for_integration(integration) as client:
         analytics = client.active_campaign_analytics()
         replies = client.recent_replies(since)

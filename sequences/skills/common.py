@@ -117,6 +117,7 @@ def think(ctx: StepContext, schema: type[T], system: str, user: str, offline: Ca
 
     if not llm.llm_enabled():
         return StepResult(output=offline())
+    ctx.checkpoint()  # no transaction stays open across the model's answer
     try:
         result = llm.complete_json(schema, system, user)
     except llm.InvalidLLMOutput:

@@ -133,6 +133,7 @@ def busy_intervals(ctx: StepContext, user: User, time_min: datetime, time_max: d
         from worker.clients.calendar import free_busy
         from worker.clients.google import calendar_service, credentials_for
 
+        ctx.checkpoint()  # no transaction stays open across Google's answer
         with calendar_service(credentials_for(integration)) as service:
             return free_busy(service, "primary", time_min, time_max), "google"
     with ctx.session() as session:

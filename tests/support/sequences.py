@@ -38,7 +38,7 @@ class TestPayload(Payload):
 
 
 def _exec(ctx: StepContext, **data: Any) -> None:
-    with ctx.transaction() as conn:
+    with ctx.committed_transaction() as conn:  # kept even when the attempt then fails
         record(
             conn,
             ctx.org_id,
