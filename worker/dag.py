@@ -271,7 +271,7 @@ def plan(
         open_ = any(status.get(n) in (S.QUEUED, S.RUNNING) for n in sequence.order)
         return Plan(finished=not open_, failed_step=failed_critical)
 
-    ctx = WhenContext(payload=payload or {}, outputs=outputs or {})
+    ctx = WhenContext(payload=payload or {}, outputs=outputs if outputs is not None else {})
     to_queue: list[str] = []
     to_skip: list[tuple[str, str]] = []
     changed = True

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -454,11 +454,7 @@ def advance(
     """
     rows = [] if new_job else states if states is not None else store.step_states(conn, job["id"])
     statuses = {r.step: r.status for r in rows}
-    outputs = None
-    if sequence.uses_when and any(
-        (sequence.step(n).when or sequence.step(n).start_after) and n not in statuses for n in sequence.order
-    ):
-        outputs = store.outputs_of(conn, job["id"])
+    outputs = _LazyOutputs(conn, job["id"])  # read only if a `when` or `start_after` looks at them
     p: Plan = plan(sequence, statuses, job["payload"] or {}, outputs)
 
     if p.failed_step:
@@ -494,7 +490,7 @@ def advance(
         step = sequence.step(name)
         row = store.step_row(job, name, S.QUEUED, now, queue=step.queue, iteration=iteration)
         lease = limits(step)[2]
-        start_at = step.start_after(WhenContext(job["payload"] or {}, outputs or {})) if step.start_after else None
+        start_at = step.start_after(WhenContext(job["payload"] or {}, outputs)) if step.start_after else None
         if start_at is not None and start_at > now:
             row["not_before"] = start_at
             result.publish.append(publish_for(step, row["id"], countdown_s=(start_at - now).total_seconds()))
@@ -521,6 +517,28 @@ def advance(
         unpause(conn, job, now)
         result.job_status = J.RUNNING.value
     return result
+
+
+class _LazyOutputs(Mapping[str, Any]):
+    """The job's step outputs, read from the database on first access (most plans never look)."""
+
+    def __init__(self, conn: Connection, job_id: uuid.UUID) -> None:
+        self._conn, self._job_id = conn, job_id
+        self._data: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = store.outputs_of(self._conn, self._job_id)
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
 
 
 def _inputs_for(
