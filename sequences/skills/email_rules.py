@@ -51,6 +51,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sequences.skills.dates import MONTHS
+
 FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
     {
         # global webmail
@@ -723,101 +725,7 @@ def classify_email(
 
 # --- out-of-office return date -------------------------------------------------------------------------
 
-_MONTHS: dict[str, int] = {
-    **{
-        m: i
-        for i, m in enumerate(
-            [
-                "january",
-                "february",
-                "march",
-                "april",
-                "may",
-                "june",
-                "july",
-                "august",
-                "september",
-                "october",
-                "november",
-                "december",
-            ],
-            start=1,
-        )
-    },
-    **{
-        m: i
-        for i, m in enumerate(
-            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1
-        )
-    },
-    "sept": 9,
-    **{
-        m: i
-        for i, m in enumerate(
-            [
-                "januar",
-                "februar",
-                "märz",
-                "april",
-                "mai",
-                "juni",
-                "juli",
-                "august",
-                "september",
-                "oktober",
-                "november",
-                "dezember",
-            ],
-            start=1,
-        )
-    },
-    "jänner": 1,
-    "maerz": 3,
-    **{
-        m: i
-        for i, m in enumerate(
-            [
-                "janvier",
-                "février",
-                "mars",
-                "avril",
-                "mai",
-                "juin",
-                "juillet",
-                "août",
-                "septembre",
-                "octobre",
-                "novembre",
-                "décembre",
-            ],
-            start=1,
-        )
-    },
-    "fevrier": 2,
-    "aout": 8,
-    "decembre": 12,
-    **{
-        m: i
-        for i, m in enumerate(
-            [
-                "enero",
-                "febrero",
-                "marzo",
-                "abril",
-                "mayo",
-                "junio",
-                "julio",
-                "agosto",
-                "septiembre",
-                "octubre",
-                "noviembre",
-                "diciembre",
-            ],
-            start=1,
-        )
-    },
-    "setiembre": 9,
-}  # month names (en/de/fr/es, case-folded) → month number
+_MONTHS = MONTHS  # month names (en/de/fr/es, case-folded) → month number
 _WEEKDAYS: dict[str, int] = {
     **{d: i for i, d in enumerate(["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"])},
     **{d: i for i, d in enumerate(["montag", "dienstag", "mittwoch", "donnerstag", "freitag", "samstag", "sonntag"])},

@@ -29,7 +29,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     while not predicate():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll until the deadline
 
 
 def broker_url(db: Path) -> str:

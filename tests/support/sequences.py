@@ -95,7 +95,7 @@ def _wait_for_file(path: str) -> None:
     while not Path(path).exists():
         if time.monotonic() > deadline:
             raise TransientError(f"release file {path} never appeared")
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll until the deadline
 
 
 def effect_then_block(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:

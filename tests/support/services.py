@@ -44,7 +44,7 @@ def ensure(name: str, host: str, port: int) -> None:
     while time.monotonic() < deadline:
         if _listening(host, port):
             return
-        time.sleep(0.2)
+        time.sleep(0.2)  # poll until the deadline
     pytest.exit(f"{name} is not running on {host}:{port} and `{command}` did not start it", returncode=1)
 
 

@@ -120,7 +120,7 @@ class WorkerProcess:
             return
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while self.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll until the deadline
         if self.proc.poll() is None:
             self.kill()
         else:  # reap pool children left in the group

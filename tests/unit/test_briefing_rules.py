@@ -236,7 +236,7 @@ def test_briefing_never_raises(title, tz, start, stage, score, close, subjects, 
     brief = briefing(title, start, tz, [JANE], None, history, news, deal_info, tasks)
     assert len(brief.history) <= HISTORY_MAX
     assert len(brief.talking_points) <= TALKING_POINTS_MAX
-    assert 1 <= len(brief.questions) <= QUESTIONS_MAX
+    assert 0 < len(brief.questions) <= QUESTIONS_MAX
     assert all("\n" not in line for line in brief.history)
 
 

@@ -161,7 +161,7 @@ def test_slots_avoid_busy_times_and_send_invite_books_the_chosen_one(w: World):
     found = rows["find-available-slots"].output
     assert (found["source"], found["timezone"], found["extra_days"]) == ("google", "America/New_York", 0)
     slots = found["slots"]
-    assert 1 <= len(slots) <= 5
+    assert 0 < len(slots) <= 5
     for slot in slots:
         start, end = utc(slot["start"]).astimezone(NEW_YORK), utc(slot["end"]).astimezone(NEW_YORK)
         assert end - start == timedelta(hours=1)
@@ -228,7 +228,7 @@ def test_more_options_searches_ten_days_longer_and_asks_again(w: World):
     assert [runs[s, 1].status for s in STEPS[:3]] == ["succeeded", "succeeded", "awaiting_approval"]
     found = runs["find-available-slots", 1].output
     assert found["extra_days"] == 10 and found["window_text"] == "next week (+10 days)"
-    assert 1 <= len(found["slots"]) <= 5 and second.preview["slots"] == found["slots"]
+    assert 0 < len(found["slots"]) <= 5 and second.preview["slots"] == found["slots"]
     assert [e["action_id"] for e in elements(second_post)][1:] == CAL_BUTTONS
 
     before, after = (r.json for r in w.google.requests_to("POST", FREEBUSY))

@@ -15,7 +15,7 @@ from tests.integration.sequences.conftest import World, wait_delivered, wait_job
 from tests.support.engine import job_row, make_org, step_rows
 from worker.db import transaction
 from worker.events import fire_event
-from worker.models import Campaign, CampaignReply, User, utcnow
+from worker.models import Campaign, CampaignReply, utcnow
 from worker.seed import demo_id
 
 pytestmark = pytest.mark.slow
@@ -24,26 +24,6 @@ STEPS = ("fetch-campaign-metrics", "classify-replies", "build-report", "deliver-
 MAILBOX = "outreach@northwind-mail.example"
 REPLY_ACTIONS = ["camp_draft_response", "camp_view_thread", "camp_mark_closed", "camp_add_nurture"]
 CAMPAIGN_ACTIONS = ["camp_apply_suggestion", "camp_keep_testing"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def any_hour(world: World) -> Iterator[None]:
-    """Reports are not urgent: lift the reps' quiet hours and hourly budget so they go out at any hour."""
-    ids = list(world.seed.users.values())
-    users = User.__table__
-    with transaction() as conn:
-        saved = conn.execute(
-            select(users.c.id, users.c.quiet_hours, users.c.max_notifications_per_hour).where(users.c.id.in_(ids))
-        ).all()
-        conn.execute(update(users).where(users.c.id.in_(ids)).values(quiet_hours=None, max_notifications_per_hour=0))
-    yield
-    with transaction() as conn:
-        for row in saved:
-            conn.execute(
-                update(users)
-                .where(users.c.id == row.id)
-                .values(quiet_hours=row.quiet_hours, max_notifications_per_hour=row.max_notifications_per_hour)
-            )
 
 
 def _at(hours_ago: float) -> str:

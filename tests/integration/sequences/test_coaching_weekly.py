@@ -7,39 +7,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from sequences.skills.coaching_rules import iso_week_bounds, iso_week_of
 from tests.integration.sequences.conftest import World, wait_delivered, wait_job
 from tests.support.engine import step_rows
 from worker.db import transaction
 from worker.events import fire_event
-from worker.models import CoachingReport, Meeting, User
+from worker.models import CoachingReport, Meeting
 from worker.seed import demo_id
 
 pytestmark = pytest.mark.slow
 STEPS = ("aggregate-weekly-metrics", "correlate-win-loss", "generate-coaching-digest", "deliver-coaching-slack")
 ALICE_TZ = "America/New_York"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def any_hour(world: World) -> Iterator[None]:
-    """Digests are not urgent: lift the reps' quiet hours and hourly budget so they go out at any hour."""
-    ids = list(world.seed.users.values())
-    users = User.__table__
-    with transaction() as conn:
-        saved = conn.execute(
-            select(users.c.id, users.c.quiet_hours, users.c.max_notifications_per_hour).where(users.c.id.in_(ids))
-        ).all()
-        conn.execute(update(users).where(users.c.id.in_(ids)).values(quiet_hours=None, max_notifications_per_hour=0))
-    yield
-    with transaction() as conn:
-        for row in saved:
-            conn.execute(
-                update(users)
-                .where(users.c.id == row.id)
-                .values(quiet_hours=row.quiet_hours, max_notifications_per_hour=row.max_notifications_per_hour)
-            )
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from tests.integration.sequences.conftest import World, wait_delivered, wait_job
 from tests.support.engine import step_rows
 from worker.db import transaction
 from worker.events import fire_event
-from worker.models import Contact, Deal, DealRiskScore, SlackOutbox, User, utcnow
+from worker.models import Contact, Deal, DealRiskScore, SlackOutbox, utcnow
 
 pytestmark = pytest.mark.slow
 STEPS = ("scan-active-deals", "score-deal-risks", "generate-risk-alerts", "deliver-risk-slack")
@@ -27,26 +27,6 @@ DEALS = {
     "maya-fresh": ("maya", "qualification", 5_000, 0, 60, False),  # no emails 25 + single-threaded 10 = 35, low
 }
 OWNERS = ("alice", "bruno")  # the owners of high-risk DEALS
-
-
-@pytest.fixture(scope="module", autouse=True)
-def any_hour(world: World) -> Iterator[None]:
-    """Alerts are not urgent: lift the reps' quiet hours and hourly budget so they go out at any hour."""
-    ids = list(world.seed.users.values())
-    users = User.__table__
-    with transaction() as conn:
-        saved = conn.execute(
-            select(users.c.id, users.c.quiet_hours, users.c.max_notifications_per_hour).where(users.c.id.in_(ids))
-        ).all()
-        conn.execute(update(users).where(users.c.id.in_(ids)).values(quiet_hours=None, max_notifications_per_hour=0))
-    yield
-    with transaction() as conn:
-        for row in saved:
-            conn.execute(
-                update(users)
-                .where(users.c.id == row.id)
-                .values(quiet_hours=row.quiet_hours, max_notifications_per_hour=row.max_notifications_per_hour)
-            )
 
 
 @pytest.fixture
