@@ -36,6 +36,24 @@ def effect_key(ctx: StepContext, name: str) -> str:
     return f"{ctx.job_id}:{ctx.step}:{ctx.iteration}:{name}"
 
 
+def _insert(conn: Any, ctx: StepContext, key: str, now: Any, **values: Any) -> Any:
+    """Insert the effect's row unless its key exists; the new row's result, or None on a conflict."""
+    return conn.execute(
+        insert_ignoring_conflicts(conn, effects, ["key"])
+        .values(
+            id=uuid.uuid4(),
+            org_id=ctx.org_id,
+            job_id=ctx.job_id,
+            step=ctx.step,
+            key=key,
+            attempt=ctx.attempt,
+            created_at=now,
+            **values,
+        )
+        .returning(effects.c.result)
+    ).first()
+
+
 def run_once(
     ctx: StepContext, name: str, perform: Callable[[], Mapping[str, Any] | None], *, retry_safe: bool = False
 ) -> dict[str, Any]:
@@ -43,20 +61,7 @@ def run_once(
     key = effect_key(ctx, name)
     now = utcnow()
     with ctx.committed_transaction() as conn:
-        inserted = conn.execute(
-            insert_ignoring_conflicts(conn, effects, ["key"])
-            .values(
-                id=uuid.uuid4(),
-                org_id=ctx.org_id,
-                job_id=ctx.job_id,
-                step=ctx.step,
-                key=key,
-                status="started",
-                attempt=ctx.attempt,
-                created_at=now,
-            )
-            .returning(effects.c.id)
-        ).first()
+        inserted = _insert(conn, ctx, key, now, status="started")
         if inserted is None:
             row = conn.execute(
                 select(effects.c.status, effects.c.result, effects.c.attempt).where(
@@ -90,22 +95,7 @@ def record(ctx: StepContext, name: str, result: Mapping[str, Any]) -> dict[str, 
     key = effect_key(ctx, name)
     now = utcnow()
     with ctx.committed_transaction() as conn:
-        inserted = conn.execute(
-            insert_ignoring_conflicts(conn, effects, ["key"])
-            .values(
-                id=uuid.uuid4(),
-                org_id=ctx.org_id,
-                job_id=ctx.job_id,
-                step=ctx.step,
-                key=key,
-                status="done",
-                attempt=ctx.attempt,
-                result=dict(result),
-                created_at=now,
-                done_at=now,
-            )
-            .returning(effects.c.result)
-        ).first()
+        inserted = _insert(conn, ctx, key, now, status="done", result=dict(result), done_at=now)
         if inserted is not None:
             return dict(inserted.result or {})
         stored = conn.execute(
