@@ -28,12 +28,14 @@ from blocks.limits import (
     truncate,
 )
 from blocks.meetings import meeting_debrief
+from blocks.modals import EDIT_CALLBACK_ID, edit_modal, validate_edit
 from blocks.proposals import proposal_review
 from blocks.render import render_text
 from blocks.stale_deal import stale_deal_reengagement
 
 __all__ = [
     "DEFAULT_DECISIONS",
+    "EDIT_CALLBACK_ID",
     "MAX_BLOCKS",
     "actions",
     "approval_blocks",
@@ -47,6 +49,7 @@ __all__ = [
     "deal_risk_alerts",
     "decided_message",
     "divider",
+    "edit_modal",
     "email_preview",
     "email_sent",
     "email_sent_with_undo",
@@ -66,4 +69,5 @@ __all__ = [
     "sections",
     "stale_deal_reengagement",
     "truncate",
+    "validate_edit",
 ]

@@ -1,23 +1,36 @@
-"""The web edge: a thin Flask app (verify, parse, hand over, answer). `create_app()` is the factory."""
+"""The web edge: a thin Flask app. Every endpoint verifies, parses, hands over (one INSERT or one
+publish) and answers; no business rule is evaluated here (DESIGN §3, STYLE §3).
+
+`create_app()` builds the app with one blueprint per source, JSON errors, a request id on every
+response, a 1 MiB body limit and no debug pages. When the database is down an endpoint answers 503
+(Slack and Pub/Sub retry), never 200 with the event dropped.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask
+
+# Largest request body accepted (bytes): webhooks carry ids and short texts (DESIGN §8).
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app; `config` overrides Flask settings (tests)."""
+    from webhooks import api, errors, health, recording, slack
+
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False, PROPAGATE_EXCEPTIONS=False, DEBUG=False,
+        TESTING=False,
+    )
     if config:
         app.config.update(config)
-
-    @app.get("/healthz")
-    def healthz() -> Any:
-        """The process is up (no dependency checked)."""
-        return jsonify(status="ok")
-
+    errors.install(app)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(recording.blueprint)
+    app.register_blueprint(slack.blueprint)
     return app

@@ -373,6 +373,26 @@ def _decided_message(job: Mapping[str, Any], step: Step, a: Row, who: str, when:
     return blocks.decided_message(_title(job, step, preview), a.decision or a.status, who, when)
 
 
+def decided_content(conn: Connection, a: Row) -> dict[str, Any] | None:
+    """The message that replaces a decided or expired approval's request: exactly what `resume`
+    puts in the outbox for it. None while it is pending or cancelled, or when its step is gone."""
+    from worker.models import jobs
+
+    if a.status not in {s.value for s in DECIDED}:
+        return None
+    job = conn.execute(select(jobs).where(jobs.c.id == a.job_id, jobs.c.org_id == a.org_id)).first()
+    if job is None:
+        return None
+    try:
+        step = registry.get(job.event_type).step(a.step)
+    except (KeyError, registry.UnknownSequence):
+        return None
+    facts = dict(job._mapping)
+    if a.status == A.EXPIRED:
+        return blocks.expired_message(_title(facts, step, a.preview or {}), a.expires_at)
+    return _decided_message(facts, step, a, _display(conn, a.org_id, a.decided_by), a.decided_at or utcnow())
+
+
 def _rerun(
     conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime, engine: Any
 ) -> list[Publish]:

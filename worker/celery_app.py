@@ -44,6 +44,8 @@ def make_celery() -> Celery:
             "proactive.run_step": {"queue": "steps"},
             "proactive.resume_approval": {"queue": "steps"},
             "proactive.deliver": {"queue": "edge"},
+            "proactive.slack_replace": {"queue": "edge"},
+            "proactive.slack_respond": {"queue": "edge"},
             "proactive.sweep": {"queue": "beat"},
         },
         task_soft_time_limit=DEFAULT_TIMEOUT_S,

@@ -233,14 +233,17 @@ def _state_file(name: str) -> Any:
     return d / name
 
 
+# gunicorn kills a sync worker silent for this long (seconds): above `POST /api/events?wait=30`.
+WEB_TIMEOUT_S = 60
+
+
 @main.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True)
 def web(bind: str, workers: int) -> None:
     """Serve the webhooks and API with gunicorn."""
-    os.execv(
-        sys.executable, [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", bind, "webhooks:create_app()"]
-    )
+    args = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--timeout", str(WEB_TIMEOUT_S), "-b", bind]
+    os.execv(sys.executable, [*args, "webhooks:create_app()"])
 
 
 # --------------------------------------------------------------------------- events and jobs
@@ -612,6 +615,63 @@ def demo(timeout_s: float) -> None:
     from worker.demo import run_demo
 
     sys.exit(run_demo(timeout_s=timeout_s, echo=click.echo))
+
+
+# --------------------------------------------------------------------------- API keys
+
+
+@main.group()
+def keys() -> None:
+    """Org API keys for POST /api/events and GET /api/jobs (stored hashed; shown once)."""
+
+
+@keys.command("create")
+@click.option("--org", "org_ref", default=None, help="Org id or exact name (default: the only org).")
+@click.option("--name", required=True, help="What the key is for (e.g. 'crm-sync').")
+@click.option("--json", "as_json", is_flag=True)
+def keys_create(org_ref: str | None, name: str, as_json: bool) -> None:
+    """Create a key and print it once (only its SHA-256 is stored)."""
+    from worker.api_keys import create_key
+
+    org_id = resolve_org(org_ref)
+    key, info = run_or_fail(lambda: create_key(org_id, name))
+    if as_json:
+        click.echo(json.dumps({**info.as_dict(), "key": key}))
+        return
+    click.echo(key)
+    click.echo(f"key {info.id} ({info.name}) for org {org_id}: copy it now, it is not shown again", err=True)
+
+
+@keys.command("list")
+@click.option("--org", "org_ref", default=None, help="Org id or exact name (default: every org).")
+@click.option("--json", "as_json", is_flag=True)
+def keys_list(org_ref: str | None, as_json: bool) -> None:
+    """Keys with their prefix, org, last use and revocation."""
+    from worker.api_keys import list_keys
+    from worker.db import transaction
+
+    org_id = resolve_org(org_ref) if org_ref else None
+    with transaction() as conn:
+        rows = run_or_fail(lambda: list_keys(conn, org_id))
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows]))
+        return
+    if not rows:
+        click.echo("no API keys")
+    for r in rows:
+        state = click.style("revoked", fg="magenta") if r.revoked_at else click.style("active ", fg="green")
+        used = f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never"
+        click.echo(f"{r.id}  {r.prefix}…  {state}  org {r.org_id}  used {used:16}  {r.name}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    from worker.api_keys import revoke
+
+    info = run_or_fail(lambda: revoke(_uuid(key_id, "KEY_ID")))
+    click.echo(f"key {info.id} ({info.name}) revoked at {info.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, and_, insert, select
+from sqlalchemy import Connection, Uuid, and_, bindparam, insert, select
 
 from worker import jobstore as store
 from worker import registry
@@ -150,20 +150,41 @@ def default_idempotency_key(event: Event, payload: BaseModel, now: datetime, tz_
 # --------------------------------------------------------------------------- accepting
 
 
+_users = User.__table__
+_ORG_COLUMNS = (Org.enabled, Org.settings, Org.timezone)
+_ORG_ONLY = select(*_ORG_COLUMNS).where(Org.id == bindparam("b_org", type_=Uuid()))
+_ORG_AND_USER = (
+    select(
+        *_ORG_COLUMNS, _users.c.id.label("user_id"), _users.c.timezone.label("user_tz"), _users.c.opted_out_sequences
+    )
+    .select_from(
+        Org.__table__.outerjoin(
+            _users, and_(_users.c.id == bindparam("b_user", type_=Uuid()), _users.c.org_id == Org.id)
+        )
+    )
+    .where(Org.id == bindparam("b_org", type_=Uuid()))
+)
+_JOB_INSERTS: dict[str, Any] = {}
+
+
+def _job_insert(conn: Connection) -> Any:
+    """`INSERT INTO sequence_jobs ... ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING id`,
+    built once per dialect (the values come as parameters)."""
+    dialect = conn.dialect.name
+    if dialect not in _JOB_INSERTS:
+        _JOB_INSERTS[dialect] = store.insert_ignoring_conflicts(conn, jobs, ["org_id", "idempotency_key"]).returning(
+            jobs.c.id
+        )
+    return _JOB_INSERTS[dialect]
+
+
 def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) -> tuple[FireResult, list[Publish]]:
     """Gate and insert the job (and its first ready steps) in the caller's transaction."""
-    users = User.__table__
-    columns = [Org.enabled, Org.settings, Org.timezone]
-    q = select(*columns).where(Org.id == event.org_id)
-    if event.user_id is not None:  # one round trip for both: the user must belong to the org
-        q = (
-            select(
-                *columns, users.c.id.label("user_id"), users.c.timezone.label("user_tz"), users.c.opted_out_sequences
-            )
-            .select_from(Org.__table__.outerjoin(users, and_(users.c.id == event.user_id, users.c.org_id == Org.id)))
-            .where(Org.id == event.org_id)
-        )
-    org = conn.execute(q).first()
+    if event.user_id is None:
+        q, params = _ORG_ONLY, {"b_org": event.org_id}
+    else:  # one round trip for both: the user must belong to the org
+        q, params = _ORG_AND_USER, {"b_org": event.org_id, "b_user": event.user_id}
+    org = conn.execute(q, params).first()
     if org is None:
         raise InvalidEvent(f"unknown org {event.org_id}")
     tz_name = org.timezone
@@ -209,9 +230,7 @@ def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) ->
         "updated_at": now,
         "finished_at": now if reason else None,
     }
-    row = conn.execute(
-        store.insert_ignoring_conflicts(conn, jobs, ["org_id", "idempotency_key"]).values(**values).returning(jobs.c.id)
-    ).first()
+    row = conn.execute(_job_insert(conn), values).first()
     if row is None:
         existing = conn.execute(
             select(jobs.c.id, jobs.c.status, jobs.c.reason).where(

@@ -461,7 +461,34 @@ class Approval(Base):
     nudged_at: Mapped[datetime | None] = mapped_column()
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
+    # The latest click's response_url: good for 5 uses within 30 min (DESIGN §8), then chat.update.
+    response_url: Mapped[str | None] = mapped_column(Text)
+    response_url_uses: Mapped[int] = mapped_column(Integer, default=0)
+    response_url_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = _created()
+
+
+class ApiKey(Base):
+    """An org's key for `POST /api/events` and `GET /api/jobs` (only its SHA-256 is stored)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[uuid.UUID] = _id()
+    org_id: Mapped[uuid.UUID] = _org()
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # shown to people to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class SlackEventSeen(Base):
+    """Events API deliveries already handled (Slack retries with X-Slack-Retry-Num)."""
+
+    __tablename__ = "slack_events_seen"
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SlackOutbox(Base):

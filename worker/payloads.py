@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 MAX_PAYLOAD_BYTES = 256 * 1024
 # Deepest follow-up chain accepted (SPEC §1: above 5 -> skipped, reason chain_too_deep).
 MAX_CHAIN_DEPTH = 5
+# Largest depth / item index an envelope may carry at all (deeper than the chain limit is stored as
+# a visible skipped job; beyond this it is nonsense, refused before it reaches a 32-bit column).
+MAX_DEPTH_STORED = 1000
 
 
 class EventType(StrEnum):
@@ -138,8 +141,9 @@ class Event(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=300)
     parent_job_id: uuid.UUID | None = None
-    depth: int = Field(default=0, ge=0)
-    item_index: int | None = Field(default=None, ge=0)  # position among a parent's follow-ups
+    # bounded so a hostile value is a field error, not an overflow of the integer column
+    depth: int = Field(default=0, ge=0, le=MAX_DEPTH_STORED)
+    item_index: int | None = Field(default=None, ge=0, le=MAX_DEPTH_STORED)  # position among a parent's follow-ups
     delay_minutes: float | None = Field(default=None, ge=0, le=60 * 24 * 30)
 
     @model_validator(mode="after")

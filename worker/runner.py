@@ -3,13 +3,15 @@
 - `proactive.run_step`: claim one step run, execute it, persist, enqueue what became ready.
 - `proactive.resume_approval`: apply a recorded decision to its paused job.
 - `proactive.deliver`: deliver one Slack outbox row (queue `edge`).
+- `proactive.slack_replace`: show a click's decision on its message (queue `edge`).
+- `proactive.slack_respond`: an ephemeral answer to a clicker (queue `edge`).
 """
 
 from __future__ import annotations
 
 import uuid
 
-from worker import approvals, delivery, engine
+from worker import approvals, delivery, engine, slack_actions
 from worker.celery_app import celery_app
 
 
@@ -30,3 +32,17 @@ def resume_approval(approval_id: str) -> None:
 def deliver(outbox_id: str) -> None:
     """Deliver one Slack outbox row, or defer it (quiet hours, budget, channel pacing, 429)."""
     delivery.deliver(uuid.UUID(outbox_id))
+
+
+@celery_app.task(name="proactive.slack_replace", queue="edge", acks_late=True, ignore_result=True)
+def slack_replace(approval_id: str, response_url: str | None = None, clicked_at: float | None = None) -> None:
+    """Replace the clicked approval message with its decision (response_url, else chat.update)."""
+    slack_actions.replace_clicked_message(uuid.UUID(approval_id), response_url, clicked_at)
+
+
+@celery_app.task(name="proactive.slack_respond", queue="edge", acks_late=True, ignore_result=True)
+def slack_respond(
+    response_url: str | None, text: str, channel: str | None = None, slack_user_id: str | None = None
+) -> None:
+    """Show an ephemeral answer to the person who clicked."""
+    slack_actions.respond_ephemeral(response_url, text, channel, slack_user_id)

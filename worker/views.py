@@ -6,16 +6,26 @@ so an org's API key can never read another org's job.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from worker import registry
+from worker.db import transaction
 from worker.errors import NotFound
 from worker.models import SlackOutbox, User, approvals, jobs, steps
+from worker.states import JOB_FINAL, JobStatus
 
 outbox = SlackOutbox.__table__
+
+# States a caller waiting on a job stops at: final, or paused for a person.
+SETTLED = frozenset({*JOB_FINAL, JobStatus.AWAITING_APPROVAL})
+# First and longest pause between two looks at a waited-on job (seconds): quick jobs answer fast,
+# slow ones cost at most four short queries a second.
+WAIT_FIRST_POLL_S = 0.02
+WAIT_MAX_POLL_S = 0.25
 
 
 def _iso(value: Any) -> str | None:
@@ -142,3 +152,18 @@ def job_detail(conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID | None = N
         )
     ]
     return out
+
+
+def wait_settled(job_id: uuid.UUID, timeout_s: float) -> str:
+    """Poll the job until it is final or paused, or `timeout_s` passes; returns the latest status."""
+    deadline = time.monotonic() + timeout_s
+    pause = WAIT_FIRST_POLL_S
+    q = select(jobs.c.status).where(jobs.c.id == job_id)
+    while True:
+        with transaction() as conn:
+            status = conn.execute(q).scalar_one()
+        left = deadline - time.monotonic()
+        if status in SETTLED or left <= 0:
+            return status
+        time.sleep(min(pause, left))  # a poll on a deadline, not a synchronisation
+        pause = min(pause * 1.5, WAIT_MAX_POLL_S)

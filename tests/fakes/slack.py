@@ -1,7 +1,8 @@
 """A local fake of the Slack Web API, driven by the real slack_sdk WebClient (`base_url=fake.url`).
 
-It speaks the wire format: requests arrive as JSON (`chat.postMessage`, `chat.update`, `views.open`)
-or form-encoded (`conversations.open`, `auth.test`), the bot token in `Authorization: Bearer`; answers
+It speaks the wire format: requests arrive as JSON (`chat.postMessage`, `chat.update`, `views.open`,
+`chat.postEphemeral`) or form-encoded (`conversations.open`, `auth.test`), the bot token in
+`Authorization: Bearer`; answers
 have the shapes of the vendor samples in real-payloads/slack/api/ (`chat.postMessage.ok.json`,
 `chat.update.ok.json`, `views.open.ok.json`, `error_invalid_auth.*.json`,
 `ratelimited_429.http.json`). Every call is recorded (method, params, headers, time, status) and
@@ -12,6 +13,12 @@ failures can be scripted per method and channel: a 429 with `retry-after`, a Sla
         slack.ratelimit_next("chat.postMessage", retry_after_s=1)
         ... WebClient(token=slack.token, base_url=slack.url) ...
         assert [c.status for c in slack.calls("chat.postMessage")] == [429, 200]
+
+It also plays the `response_url`s of clicks: `response_url(channel, ts)` hands out a URL on the same
+host (as `https://hooks.slack.com/actions/...` would be) tied to a posted message; a JSON POST to it
+with `replace_original: true` replaces that message, any other is an ephemeral answer. Each is
+recorded as a call of method "response_url" (`responses()`). Like Slack, a URL takes 5 posts: the
+6th and later get 404 `used_url` (Slack's wording is not published; the status is what matters).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ RATELIMITED_BODY = '{"ok":false,"error":"ratelimited"}'
 RATELIMITED_HEADERS = {"content-type": "application/json;charset=utf-8", "connection": "close"}
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 BOT = {"bot_id": "B19LU7CSY", "username": "proactive", "user": "U0FAKEBOT", "team": "T0FAKETEAM"}
+RESPONSE_URL_PREFIX = "/actions/"
+RESPONSE_URL_MAX_USES = 5  # Slack: 5 posts to one response_url, within 30 minutes
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,8 @@ class FakeSlack:
         self._ts_numbers = itertools.count(1)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.unknown_users: set[str] = set()
+        self._hooks: dict[str, tuple[str | None, str | None]] = {}  # response_url path -> message
+        self._hook_uses: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -147,6 +158,24 @@ class FakeSlack:
             if (method is None or c.method == method) and all(c.params.get(k) == v for k, v in params.items())
         ]
 
+    def response_url(self, channel: str | None = None, ts: str | None = None) -> str:
+        """A new response_url for a click on the message (channel, ts)."""
+        assert self._server is not None, "start() the fake first"
+        with self._lock:
+            number = len(self._hooks) + 1
+            path = f"{RESPONSE_URL_PREFIX}{BOT['team']}/{number:06d}/hook{number}"
+            self._hooks[path] = (channel, ts)
+        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    def responses(self, *, ephemeral: bool | None = None, url: str | None = None) -> list[Call]:
+        """Posts to response_urls, oldest first: ephemeral answers (True), replacements (False) or all."""
+        found = self.calls("response_url")
+        if url is not None:
+            found = [c for c in found if url.endswith(c.params["_path"])]
+        if ephemeral is not None:
+            found = [c for c in found if (not c.params.get("replace_original")) == ephemeral]
+        return found
+
     def dm_channel(self, slack_user_id: str) -> str:
         """The DM channel id conversations.open returns for this user (stable per fake)."""
         with self._lock:
@@ -192,6 +221,9 @@ class FakeSlack:
         return None
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        if urlsplit(handler.path).path.startswith(RESPONSE_URL_PREFIX):
+            self._hook(handler)
+            return
         method, params, headers = self._parse(handler)
         status, body, extra = 200, "", {"content-type": JSON_CONTENT_TYPE}
         token_error = self._token_ok(params, headers)
@@ -217,6 +249,36 @@ class FakeSlack:
         handler.end_headers()
         handler.wfile.write(data)
 
+    def _hook(self, handler: BaseHTTPRequestHandler) -> None:
+        """A POST to a response_url: replace the clicked message, or answer ephemerally."""
+        path = urlsplit(handler.path).path
+        _method, params, headers = self._parse(handler)
+        with self._lock:
+            known = path in self._hooks
+            uses = self._hook_uses[path] = self._hook_uses.get(path, 0) + 1
+            target = self._hooks.get(path, (None, None))
+        if not known:
+            status, answer = 404, {"ok": False, "error": "invalid_url"}
+        elif uses > RESPONSE_URL_MAX_USES:
+            status, answer = 404, {"ok": False, "error": "used_url"}
+        else:
+            status, answer = 200, {"ok": True}
+            if params.get("replace_original") is True:
+                with self._lock:
+                    msg = self.messages.get(target)  # type: ignore[arg-type]
+                    if msg is not None:
+                        msg.update(text=params.get("text", msg["text"]), edits=msg["edits"] + 1)
+                        msg["blocks"] = params.get("blocks")
+        call = Call("response_url", {**params, "_path": path}, headers, time.time(), time.monotonic(), status, answer)
+        with self._lock:
+            self._calls.append(call)
+        data = json.dumps(answer).encode("utf-8")
+        handler.send_response(status)
+        handler.send_header("content-type", JSON_CONTENT_TYPE)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
     # ------------------------------------------------------------------ methods
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +287,7 @@ class FakeSlack:
             "chat.update": self._update,
             "conversations.open": self._open,
             "views.open": self._views_open,
+            "chat.postEphemeral": self._post_ephemeral,
             "auth.test": self._auth_test,
         }
         fn = handlers.get(method)
@@ -271,6 +334,13 @@ class FakeSlack:
             "text": text,
             "ts": key[1],
         }
+
+    def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        return {"ok": True, "message_ts": self._next_ts()}
 
     def _open(self, params: dict[str, Any]) -> dict[str, Any]:
         users = [u for u in str(params.get("users") or "").split(",") if u]

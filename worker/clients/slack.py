@@ -1,4 +1,4 @@
-"""Thin adapter over slack_sdk's WebClient: one client factory, three calls, one error mapping.
+"""Thin adapter over slack_sdk's WebClient: one client factory, the calls we make, one error mapping.
 
 Retries are ours (Celery re-publishes; DESIGN §5), so the WebClient gets no retry handlers and a
 short timeout. Every SlackApiError or network failure becomes one of our error families, each
@@ -20,6 +20,7 @@ from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook import WebhookClient
 
 from worker.clients.http import parse_retry_after
 from worker.config import get_settings
@@ -142,3 +143,40 @@ def open_dm(client: WebClient, slack_user_id: str) -> str:
     resp = _call("conversations.open", lambda: client.conversations_open(users=slack_user_id))
     channel = resp.get("channel") or {}
     return str(channel["id"])
+
+
+def post_ephemeral(client: WebClient, channel: str, slack_user_id: str, text: str) -> None:
+    """chat.postEphemeral: a message only `slack_user_id` sees in `channel`."""
+    _call("chat.postEphemeral", lambda: client.chat_postEphemeral(channel=channel, user=slack_user_id, text=text))
+
+
+def open_view(client: WebClient, trigger_id: str, view: Mapping[str, Any]) -> str:
+    """views.open with a click's trigger id (valid for 3 s); returns the view id."""
+    resp = _call("views.open", lambda: client.views_open(trigger_id=trigger_id, view=dict(view)))
+    return str((resp.get("view") or {}).get("id") or "")
+
+
+def post_to_response_url(url: str, message: Mapping[str, Any]) -> None:
+    """POST `message` to a click's response_url (no token: the URL is the credential).
+
+    Raises SlackServerError on a network error or a 5xx, SlackCallFailed on any other refusal
+    (Slack answers 404 once the URL is used up or expired).
+    """
+    try:
+        resp = WebhookClient(url, timeout=TIMEOUT_S, retry_handlers=[]).send_dict(dict(message))
+    except (ValueError, SlackClientError) as err:  # not an http(s) URL: retrying will not help
+        raise SlackCallFailed("invalid_url", "response_url") from err
+    except (OSError, HTTPException) as err:  # URLError, timeouts, refused connections
+        raise SlackServerError(type(err).__name__, "response_url") from err
+    if resp.status_code >= 500:
+        raise SlackServerError(f"http_{resp.status_code}", "response_url")
+    if resp.status_code != 200:
+        raise SlackCallFailed(_webhook_error(resp.body) or f"http_{resp.status_code}", "response_url")
+
+
+def _webhook_error(body: str) -> str:
+    try:
+        data = json.loads(body or "")
+    except ValueError:
+        return (body or "").strip()[:64]
+    return str(data.get("error") or "") if isinstance(data, Mapping) else ""

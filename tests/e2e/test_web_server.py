@@ -1,0 +1,192 @@
+"""The real web edge: the Procfile's `gunicorn -w 2 ... 'webhooks:create_app()'` on 127.0.0.1 over
+PostgreSQL + Redis with a real `celery worker`; an org key fires an event over HTTP and the job is
+followed through `GET /api/jobs/<id>` until it completes. gunicorn is always stopped (its whole
+process group)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Backend, apply_env
+from tests.integration.conftest import TEST_ENGINE_ENV
+from tests.support.edge import closed_port
+from tests.support.engine import TestOrg, make_org
+from tests.support.waiting import wait_for
+from tests.support.workers import WorkerProcess
+from worker.api_keys import create_key
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+REPO = Path(__file__).resolve().parents[2]
+ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
+# How long gunicorn may take to answer /healthz (seconds) and to stop after SIGTERM.
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Server:
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def procfile_web_command(bind: str) -> list[str]:
+    """The Procfile's `web` command, bound to `bind` (so the test serves what production serves)."""
+    line = next(x for x in (REPO / "Procfile").read_text().splitlines() if x.startswith("web:"))
+    args = shlex.split(line.removeprefix("web:"))
+    assert args[0] == "gunicorn" and "-b" in args
+    args[args.index("-b") + 1] = bind
+    return [sys.executable, "-m", *args]
+
+
+@pytest.fixture(scope="module")
+def env(postgres_backend: Backend) -> Iterator[dict[str, str]]:
+    """PostgreSQL + Redis for this process (org and key set-up) and for the servers."""
+    chosen = {**postgres_backend.env, **TEST_ENGINE_ENV, "ADMIN_TOKEN": ADMIN_TOKEN}
+    with pytest.MonkeyPatch.context() as mp:
+        apply_env(mp, chosen)
+        yield chosen
+    from worker.config import reset_settings
+    from worker.db import reset_engine
+
+    reset_settings()
+    reset_engine()
+
+
+@pytest.fixture(scope="module")
+def worker(env: dict[str, str], tmp_home: Path) -> Iterator[WorkerProcess]:
+    w = WorkerProcess(env, tmp_home / "logs-e2e", "web-e2e").start()
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+@pytest.fixture(scope="module")
+def server(env: dict[str, str], tmp_home: Path) -> Iterator[Server]:
+    """gunicorn with two sync workers, stopped by process group whatever happens."""
+    port = closed_port()
+    log_path = tmp_home / "logs-e2e" / "gunicorn.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    args = procfile_web_command(f"127.0.0.1:{port}")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            args,
+            cwd=REPO,
+            env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    srv = Server(f"http://127.0.0.1:{port}", log_path)
+    try:
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited at start:\n{srv.log()[-3000:]}")
+            try:
+                return httpx.get(f"{srv.url}/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(up, timeout_s=START_TIMEOUT_S, what="gunicorn answering /healthz")
+        yield srv
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # gunicorn's workers, should any be left
+
+
+@pytest.fixture
+def org(env: dict[str, str]) -> TestOrg:
+    return make_org()
+
+
+def event(org: TestOrg, **extra: object) -> dict[str, object]:
+    """A five-step no-op job (the engine test DAG for campaign_daily_check) with a unique key."""
+    return {
+        "type": "campaign_daily_check",
+        "source": "api",
+        "org_id": str(org.id),
+        "payload": {},
+        "idempotency_key": f"e2e:{uuid.uuid4().hex}",
+        **extra,
+    }
+
+
+def test_an_event_fired_over_http_runs_to_completion(server, worker, org):
+    key, _ = create_key(org.id, "e2e")
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=10) as http:
+        ev = event(org)
+        fired = http.post("/api/events", json=ev)
+        assert fired.status_code == 202, fired.text
+        job_id = fired.json()["job_id"]
+        assert fired.json()["duplicate"] is False and fired.headers["X-Request-Id"]
+
+        def finished() -> dict | None:
+            detail = http.get(f"/api/jobs/{job_id}")
+            assert detail.status_code == 200, detail.text
+            body = detail.json()
+            return body if body["status"] not in ("queued", "running") else None
+
+        job = wait_for(finished, timeout_s=30, what=f"job {job_id} finished")
+        assert job["status"] == "completed"
+        assert [s["step"] for s in job["steps"]] == ["s1", "s2", "s3", "s4", "s5"]
+        assert {s["status"] for s in job["steps"]} == {"succeeded"}
+
+        again = http.post("/api/events", json=ev)
+        assert again.status_code == 202 and again.json() == {"job_id": job_id, "status": "completed", "duplicate": True}
+
+        waited = http.post("/api/events", params={"wait": "20"}, json=event(org))
+        assert waited.status_code == 202 and waited.json()["status"] == "completed"
+
+
+def test_refusals_over_http(server, org):
+    key, _ = create_key(org.id, "e2e-refusals")
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        no_key = http.post("/api/events", json=event(org))
+        assert no_key.status_code == 401 and no_key.json()["error"] == "unauthorized"
+        huge = http.post(
+            "/api/events",
+            content=b'{"x": "' + b"y" * (2 * 1024 * 1024) + b'"}',
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        assert huge.status_code == 413 and huge.json()["error"] == "payload_too_large"
+        other = make_org()
+        admin = http.get(f"/api/jobs/{uuid.uuid4()}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert admin.status_code == 404
+        forbidden = http.post("/api/events", json=event(other), headers={"Authorization": f"Bearer {key}"})
+        assert forbidden.status_code == 403
+        doc = http.get("/api/openapi.json")
+        assert doc.status_code == 200 and doc.json()["openapi"].startswith("3.1")
+
+
+def test_gunicorn_outlives_the_longest_wait():
+    from webhooks.api import MAX_WAIT_S
+    from worker.cli import WEB_TIMEOUT_S
+
+    args = procfile_web_command("127.0.0.1:0")
+    assert float(args[args.index("--timeout") + 1]) > MAX_WAIT_S  # else a ?wait=30 request is killed mid-wait
+    assert WEB_TIMEOUT_S > MAX_WAIT_S  # `proactive web`

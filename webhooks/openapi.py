@@ -1,0 +1,293 @@
+"""The OpenAPI 3.1 document served at `/api/openapi.json`.
+
+Request schemas are generated from the pydantic models that validate the requests (the event
+envelope, the nine payloads, the recorder's body), so the document cannot drift from what the
+server accepts; response schemas are written here, next to the views that produce them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from worker.payloads import PAYLOAD_MODELS, Event
+from worker.recordings import SIGNATURE_HEADER, SIGNATURE_WINDOW_S, TIMESTAMP_HEADER, RecordingReady
+from worker.states import JobStatus
+
+REF = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"type": [kind, "null"], **extra}
+
+
+def _model_schemas() -> dict[str, Any]:
+    """Event, the nine payloads and the recording body as JSON Schema 2020-12 (OpenAPI 3.1's)."""
+    models = [Event, *PAYLOAD_MODELS.values(), RecordingReady]
+    _, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    schemas: dict[str, Any] = top["$defs"]
+    event = schemas["Event"]
+    event["description"] = (
+        "The event envelope (SPEC §1). `payload` must match the schema of the event's `type`; "
+        "`idempotency_key` defaults to the type's key, and an existing key answers the existing job."
+    )
+    event["properties"]["payload"]["description"] = "The payload of `type`: see the `allOf` conditions."
+    event["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": event_type}}, "required": ["type"]},
+            "then": {"properties": {"payload": _ref(model.__name__)}},
+        }
+        for event_type, model in PAYLOAD_MODELS.items()
+    ]
+    return schemas
+
+
+def _response_schemas() -> dict[str, Any]:
+    iso = {"type": "string", "format": "date-time"}
+    uuid_ = {"type": "string", "format": "uuid"}
+    return {
+        "FireResult": {
+            "type": "object",
+            "required": ["job_id", "status", "duplicate"],
+            "properties": {
+                "job_id": uuid_,
+                "status": {"type": "string", "enum": [s.value for s in JobStatus]},
+                "duplicate": {"type": "boolean", "description": "The key already had a job: this is that job."},
+                "reason": {"type": "string", "description": "Why the job was skipped (gated events only)."},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error", "message", "request_id"],
+            "properties": {
+                "error": {"type": "string"},
+                "message": {"type": "string"},
+                "request_id": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "description": "Every field error (422 only).",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "message"],
+                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "Step": {
+            "type": "object",
+            "properties": {
+                "id": uuid_,
+                "step": {"type": "string"},
+                "iteration": {"type": "integer"},
+                "superseded": {"type": "boolean"},
+                "status": {"type": "string"},
+                "reason": _nullable("string"),
+                "attempt": {"type": "integer"},
+                "queue": _nullable("string"),
+                "duration_ms": _nullable("integer"),
+                "error": _nullable("string"),
+                "error_class": _nullable("string"),
+                "started_at": _nullable("string", format="date-time"),
+                "finished_at": _nullable("string", format="date-time"),
+                "output": {"description": "The skill's JSON output."},
+                "cost_usd": _nullable("number"),
+            },
+        },
+        "Approval": {
+            "type": "object",
+            "properties": {
+                "id": uuid_,
+                "step": {"type": "string"},
+                "kind": {"type": "string"},
+                "status": {"type": "string"},
+                "decision": _nullable("string"),
+                "decision_data": {"description": "What the approver chose or edited."},
+                "approvers": {"type": "array", "items": {"type": "string"}},
+                "decided_by": _nullable("string"),
+                "decided_at": _nullable("string", format="date-time"),
+                "expires_at": _nullable("string", format="date-time"),
+                "created_at": iso,
+            },
+        },
+        "Message": {
+            "type": "object",
+            "properties": {
+                "id": uuid_,
+                "kind": {"type": "string"},
+                "status": {"type": "string"},
+                "error_code": _nullable("string"),
+                "error": _nullable("string"),
+                "channel": _nullable("string"),
+                "ts": _nullable("string"),
+                "not_before": _nullable("string", format="date-time"),
+                "created_at": iso,
+            },
+        },
+        "Job": {
+            "type": "object",
+            "required": ["id", "org_id", "event_type", "status", "steps", "approvals", "messages"],
+            "properties": {
+                "id": uuid_,
+                "org_id": uuid_,
+                "user_id": _nullable("string", format="uuid"),
+                "event_type": {"type": "string"},
+                "source": {"type": "string"},
+                "status": {"type": "string", "enum": [s.value for s in JobStatus]},
+                "reason": _nullable("string"),
+                "idempotency_key": {"type": "string"},
+                "parent_job_id": _nullable("string", format="uuid"),
+                "depth": {"type": "integer"},
+                "error": _nullable("string"),
+                "error_step": _nullable("string"),
+                "created_at": iso,
+                "started_at": _nullable("string", format="date-time"),
+                "finished_at": _nullable("string", format="date-time"),
+                "duration_ms": _nullable("integer"),
+                "cancel_requested": {"type": "boolean"},
+                "payload": {"type": "object"},
+                "steps": {"type": "array", "items": _ref("Step")},
+                "approvals": {"type": "array", "items": _ref("Approval")},
+                "messages": {"type": "array", "items": _ref("Message")},
+            },
+        },
+        "RecordingResult": {
+            "type": "object",
+            "required": ["meeting_id", "created", "fired"],
+            "properties": {
+                "meeting_id": uuid_,
+                "created": {"type": "boolean", "description": "False when an earlier delivery stored it."},
+                "fired": {"type": "boolean"},
+                "job_id": uuid_,
+                "status": {"type": "string"},
+                "duplicate": {"type": "boolean"},
+                "reason": {"type": "string", "description": "Why no job: single_attendee or no_rep."},
+            },
+        },
+    }
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+UNAVAILABLE = {
+    **_error("The database is unreachable: retry (see Retry-After)."),
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+}
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/api/events": {
+            "post": {
+                "operationId": "fireEvent",
+                "summary": "Fire one event (runs its sequence).",
+                "description": "An org API key may fire for its own org only; the admin token for any org.",
+                "parameters": [
+                    {
+                        "name": "wait",
+                        "in": "query",
+                        "required": False,
+                        "description": "Wait up to this many seconds for a final or paused (awaiting_approval) "
+                        "state; the answer carries the latest status.",
+                        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 30},
+                    }
+                ],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Event")}}},
+                "responses": {
+                    "202": {
+                        "description": "Accepted (or the existing job for this idempotency key).",
+                        "content": {"application/json": {"schema": _ref("FireResult")}},
+                    },
+                    "400": _error("Invalid JSON or an invalid `wait`."),
+                    "401": _error("Missing, unknown or revoked key."),
+                    "403": _error("The key's org is not the event's org."),
+                    "413": _error("The body is over 1 MiB."),
+                    "415": _error("Content-Type is not application/json."),
+                    "422": _error("The envelope or payload does not validate (`errors` lists every field)."),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/api/jobs/{job_id}": {
+            "get": {
+                "operationId": "getJob",
+                "summary": "One job with its steps, approvals and Slack messages.",
+                "parameters": [
+                    {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+                ],
+                "responses": {
+                    "200": {"description": "The job.", "content": {"application/json": {"schema": _ref("Job")}}},
+                    "401": _error("Missing, unknown or revoked key."),
+                    "404": _error("No such job in the key's org."),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/webhooks/recording": {
+            "post": {
+                "operationId": "recordingReady",
+                "summary": "A meeting recorder's 'recording ready' callback.",
+                "description": (
+                    f"Signed: `{SIGNATURE_HEADER}: sha256=<hex>` is HMAC-SHA256 under RECORDING_WEBHOOK_SECRET of "
+                    f"`<timestamp>.<raw body>`, `{TIMESTAMP_HEADER}` in unix seconds within {SIGNATURE_WINDOW_S} s "
+                    "of now. Upserts the meeting; fires meeting_ended when more than one person attended."
+                ),
+                "security": [{"recordingSignature": [], "recordingTimestamp": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("RecordingReady")}},
+                },
+                "responses": {
+                    "202": {
+                        "description": "Meeting stored, meeting_ended fired.",
+                        "content": {"application/json": {"schema": _ref("RecordingResult")}},
+                    },
+                    "200": {
+                        "description": "Meeting stored; duplicate delivery or no job (see `reason`).",
+                        "content": {"application/json": {"schema": _ref("RecordingResult")}},
+                    },
+                    "400": _error("Invalid JSON."),
+                    "401": _error("Missing, stale or wrong signature."),
+                    "413": _error("The body is over 1 MiB."),
+                    "415": _error("Content-Type is not application/json."),
+                    "422": _error("The body does not validate, the org is unknown, or user_email is not in it."),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+    }
+
+
+@lru_cache(maxsize=1)
+def document() -> dict[str, Any]:
+    """The whole document (built once per process)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Proactive API",
+            "version": "1",
+            "description": "Fire events into Proactive's sequences and follow their jobs (DESIGN §7).",
+        },
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+        "components": {
+            "schemas": {**_model_schemas(), **_response_schemas()},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An org API key (`proactive keys create`) or ADMIN_TOKEN.",
+                },
+                "recordingSignature": {"type": "apiKey", "in": "header", "name": SIGNATURE_HEADER},
+                "recordingTimestamp": {"type": "apiKey", "in": "header", "name": TIMESTAMP_HEADER},
+            },
+        },
+    }
