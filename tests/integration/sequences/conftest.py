@@ -27,7 +27,7 @@ from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 from worker.crypto import encrypt_json, generate_key
 from worker.db import transaction
-from worker.models import Integration, SlackOutbox, User, jobs, utcnow
+from worker.models import Approval, Integration, ScheduledEvent, SlackOutbox, StepRun, User, jobs, utcnow
 from worker.seed import SeedResult, demo_id, seed_demo
 
 ENCRYPTION_KEY = generate_key()
@@ -143,6 +143,39 @@ def _connect_google(google: FakeGoogle, seed: SeedResult) -> None:
         )
 
 
+def settle_earlier_modules(org_id: uuid.UUID) -> None:
+    """End what earlier test modules left open in the shared demo org: unfinished jobs and their
+    steps, pending approvals, undelivered Slack messages and unfired delayed events. Without this,
+    the next module's worker sweeps them up at start and delivers them into that module's fakes
+    (an extra DM to Alice made a meeting_ended assertion flaky in full-suite runs)."""
+    why = "left open by an earlier test module"
+    with transaction() as conn:
+        open_jobs = select(jobs.c.id).where(jobs.c.org_id == org_id, jobs.c.status.not_in(FINAL))
+        conn.execute(
+            update(StepRun.__table__)
+            .where(StepRun.job_id.in_(open_jobs), StepRun.status.in_(("queued", "running", "awaiting_approval")))
+            .values(status="cancelled")
+        )
+        conn.execute(
+            update(Approval.__table__)
+            .where(Approval.org_id == org_id, Approval.status == "pending")
+            .values(status="cancelled")
+        )
+        conn.execute(
+            update(jobs).where(jobs.c.id.in_(open_jobs)).values(status="cancelled", reason=why, finished_at=utcnow())
+        )
+        conn.execute(
+            update(SlackOutbox.__table__)
+            .where(SlackOutbox.org_id == org_id, SlackOutbox.status == "pending")
+            .values(status="failed", error=why)
+        )
+        conn.execute(
+            update(ScheduledEvent.__table__)
+            .where(ScheduledEvent.org_id == org_id, ScheduledEvent.fired_at.is_(None))
+            .values(fired_at=utcnow(), error=why)
+        )
+
+
 @pytest.fixture(scope="module")
 def extra_env() -> dict[str, str]:
     """More environment for the module's world (a module overrides this, e.g. to add an LLM)."""
@@ -172,6 +205,7 @@ def world(pg: Backend, extra_env: dict[str, str], request: pytest.FixtureRequest
         with pytest.MonkeyPatch.context() as mp:
             apply_env(mp, env)
             seed = seed_demo()
+            settle_earlier_modules(seed.org_id)
             _connect_google(google, seed)
             with transaction() as conn:  # reports are not urgent: no quiet hours/budget unless a test sets them
                 conn.execute(
