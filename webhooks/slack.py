@@ -63,6 +63,9 @@ JSON_BODY = "application/json"
 API_TIMEOUT_S = 2  # bolt's Web API client: views.open must be done within the trigger's 3 s
 EDIT_ACTIONS = re.compile(r"^(orch|prop|email)_edit$")
 ANY = re.compile(r".*", re.DOTALL)
+# Fields bolt reads without checking: objects when present (Slack sends "team": null from org-wide apps).
+OBJECT_FIELDS = ("view", "event", "state", "container")
+NULLABLE_OBJECT_FIELDS = ("team", "user", "channel", "message", "enterprise")
 
 
 # --------------------------------------------------------------------------- verify and parse (pure)
@@ -112,6 +115,15 @@ def body_problem(body: bytes, mimetype: str, expected: str) -> tuple[int, str] |
         return 400, "the payload is not valid JSON"
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         return 400, "the payload is not a Slack payload (a JSON object with a type)"
+    for key in OBJECT_FIELDS:
+        if key in data and not isinstance(data[key], dict):
+            return 400, f"the payload's {key!r} is not a JSON object"
+    for key in NULLABLE_OBJECT_FIELDS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return 400, f"the payload's {key!r} is not a JSON object or null"
+    actions = data.get("actions", [])
+    if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+        return 400, "the payload's 'actions' is not a list of JSON objects"
     return None
 
 
@@ -161,16 +173,20 @@ def _event(ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
     ack()
 
 
-def _error(error: Exception, response: BoltResponse | None) -> BoltResponse | None:
-    """A listener failed: 503 when the database is down (Slack may retry), else bolt's 500."""
+def _error(error: Exception, response: BoltResponse | None) -> BoltResponse:
+    """Handling failed: 503 when the database is down (Slack may retry); otherwise the signed
+    payload had a shape neither bolt nor we could read: logged, recorded, 400."""
     if isinstance(error, OperationalError | DBAPIError):
         log.warning("database unavailable while handling a Slack request: %s", error)
         body = json.dumps({"error": "unavailable", "message": "the database is unavailable; retry shortly"})
         return BoltResponse(
             status=503, body=body, headers={"content-type": JSON_BODY, "retry-after": str(RETRY_AFTER_S)}
         )
-    log.error("Slack listener failed", exc_info=error)
-    return None
+    log.error("could not handle a signed Slack request", exc_info=error)
+    source = ACTION_SOURCE if request.path.endswith("/interactive") else EVENTS_SOURCE
+    record_refusal(source, f"signed Slack payload that could not be read ({type(error).__name__})", "InvalidPayload")
+    body = json.dumps({"error": "invalid_payload", "message": "the Slack payload could not be read"})
+    return BoltResponse(status=400, body=body, headers={"content-type": JSON_BODY})
 
 
 def bolt_app(signing_secret: str, bot_token: str, api_url: str) -> App:

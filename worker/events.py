@@ -389,6 +389,18 @@ def record_rejected(
         return _insert_rejected(conn, source, reason, error_type, body=body, headers=headers, org_id=org_id)
 
 
+def storable_text(text: str) -> str:
+    """`text` as PostgreSQL can store it (in text and JSON): NUL characters and lone surrogates,
+    which refused input may well carry, become U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
+    return text
+
+
 def _insert_rejected(
     conn: Connection,
     source: str,
@@ -402,16 +414,20 @@ def _insert_rejected(
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
     rid = uuid.uuid4()
-    safe_headers = {k: v for k, v in (headers or {}).items() if k.lower() not in ("authorization", "cookie")}
+    safe_headers = {
+        storable_text(k): storable_text(v)
+        for k, v in (headers or {}).items()
+        if k.lower() not in ("authorization", "cookie")
+    }
     conn.execute(
         insert(RejectedEvent.__table__).values(
             id=rid,
             org_id=org_id,
             source=source[:64],
-            reason=reason[:4000],
+            reason=storable_text(reason[:4000]),
             error_type=error_type[:64],
             headers=safe_headers or None,
-            body=(body or "")[:MAX_REJECTED_BODY] if body is not None else None,
+            body=storable_text(body[:MAX_REJECTED_BODY]) if body is not None else None,
             created_at=utcnow(),
         )
     )

@@ -28,7 +28,7 @@ from sqlalchemy import func, select, update
 from tests.fakes.slack import Call
 from tests.integration import conftest as integration
 from tests.integration.sequences import conftest as sequence_world
-from tests.integration.sequences.conftest import World, wait_job
+from tests.integration.sequences.conftest import FINAL, World, wait_job
 from tests.support.engine import pending_approval, step_rows
 from tests.support.slack import SIGNING_SECRET, click, form_body, sample, signed_headers, submission
 from tests.support.waiting import wait_for
@@ -152,7 +152,8 @@ class Review:
 
 def open_review(w: World, event_type: str, payload: dict[str, Any]) -> Review:
     job = fire_event(w.event(event_type, payload)).job_id
-    assert wait_job(job, "awaiting_approval") == "awaiting_approval"
+    status = wait_job(job, "awaiting_approval", *FINAL)
+    assert status == "awaiting_approval", (status, {s: (r.status, r.error) for s, r in step_rows(job).items()})
     approval = pending_approval(job)
 
     def posted() -> Call | None:
