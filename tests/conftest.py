@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,33 @@ os.environ["PROACTIVE_HOME"] = str(_HOME / "home")
 os.environ["PROACTIVE_SEQUENCE_MODULES"] = "sequences"
 os.environ["DATABASE_URL"] = f"sqlite:///{_HOME / 'default.db'}"
 os.environ["BROKER_URL"] = f"proactive+sqlite:///{_HOME / 'default-broker.db'}"
+
+
+def _product_sequences() -> dict[str, Any]:
+    from worker import registry
+    from worker.config import reset_settings
+
+    try:
+        return registry.registered()
+    finally:
+        reset_settings()  # read with this file's environment; tests set their own
+
+
+_PRODUCT_SEQUENCES = _product_sequences()  # before any test module is imported
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Put the product's sequences back in this process's registry after collection.
+
+    Importing tests.support.sequences registers the engine test DAGs over product event types (the
+    worker processes the tests start need exactly that); a test module importing it at collection
+    must not swap them in for every later test of the session (a product `proposal_generation`
+    fired in an e2e test once ran a test DAG here). Tests that want them use `test_sequences`.
+    """
+    from worker import registry
+
+    for sequence in _PRODUCT_SEQUENCES.values():
+        registry.register(sequence, replace=True)
 
 
 @dataclass

@@ -143,11 +143,34 @@ def _load(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None) ->
     return row
 
 
-def _spec(conn: Connection, approval: Row) -> Step:
+def _load_with_type(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None) -> Row:
+    """The approval and its job's event type (to find the step's ApprovalSpec) in one read."""
     from worker.models import jobs
 
-    event_type = conn.execute(select(jobs.c.event_type).where(jobs.c.id == approval.job_id)).scalar_one()
-    return registry.get(event_type).step(approval.step)
+    q = (
+        select(approvals, jobs.c.event_type.label("job_event_type"))
+        .join(jobs, jobs.c.id == approvals.c.job_id)
+        .where(approvals.c.id == approval_id)
+    )
+    if org_id is not None:
+        q = q.where(approvals.c.org_id == org_id)
+    row = conn.execute(q).first()
+    if row is None:
+        raise NotFound(f"approval {approval_id} not found")
+    return row
+
+
+def _lost(conn: Connection, current: Row, now: datetime) -> UserError | AlreadyDecided:
+    """Why a decision on `current` (no longer decidable) did not count."""
+    if current.status in (A.PENDING, A.EXPIRED):
+        return ApprovalExpired(current.expires_at)
+    if current.status == A.CANCELLED:
+        return AlreadyDecided("cancelled", "the job ending", current.resumed_at or now)
+    return AlreadyDecided(
+        current.decision or current.status,
+        _display(conn, current.org_id, current.decided_by),
+        current.decided_at,
+    )
 
 
 def may_decide(conn: Connection, approval: Row, user: Row) -> bool:
@@ -188,15 +211,21 @@ def decide(
     org_id: uuid.UUID | None = None,
     actor: str = "cli",
     now: datetime | None = None,
+    kind: str | None = None,
+    button: str | None = None,
 ) -> Decision:
     """Record `decision` by `user_id` exactly once and ask a worker to resume the job.
 
-    Raises NotFound, NotAuthorized, InvalidDecision, ApprovalExpired or AlreadyDecided; none of
-    them changes anything.
+    `kind`, when given, is the approval kind the caller's button is for (a `prop_` button cannot
+    decide an email review); `button` names it in the refusal. Raises NotFound, NotAuthorized,
+    InvalidDecision, ApprovalExpired or AlreadyDecided; none of them changes anything.
     """
     now = now or utcnow()
     try:
-        return _decide(approval_id, decision, user_id=user_id, data=data, org_id=org_id, actor=actor, now=now)
+        return _decide(
+            approval_id, decision, user_id=user_id, data=data, org_id=org_id, actor=actor, now=now, kind=kind,
+            button=button,
+        )
     except AlreadyDecided:
         raise  # a lost race, not bad input
     except UserError as err:  # bad input is recorded, never silently dropped
@@ -221,9 +250,13 @@ def _decide(
     org_id: uuid.UUID | None,
     actor: str,
     now: datetime,
+    kind: str | None = None,
+    button: str | None = None,
 ) -> Decision:
     with transaction() as conn:
-        approval = _load(conn, approval_id, org_id)
+        approval = _load_with_type(conn, approval_id, org_id)
+        if kind is not None and approval.kind != kind:
+            raise InvalidDecision(f"{button or decision} does not apply to a {approval.kind} request")
         user = conn.execute(select(users).where(users.c.id == user_id, users.c.org_id == approval.org_id)).first()
         if user is None:
             raise NotAuthorized(f"user {user_id} is not a member of this approval's org")
@@ -232,13 +265,15 @@ def _decide(
                 f"{user.name or user.email} may not decide this approval: only its approvers, the deal owner "
                 "or an org admin can"
             )
-        spec = _spec(conn, approval).approval
+        spec = registry.get(approval.job_event_type).step(approval.step).approval
         assert spec is not None
         try:
             outcome = spec.outcome(decision)
         except KeyError:
             raise InvalidDecision(f"{decision!r} is not a decision of a {approval.kind} approval") from None
         new = {"proceed": A.APPROVED, "stop": A.REJECTED, "rerun": A.SUPERSEDED}[outcome]
+        if approval.status != A.PENDING:  # decided already (the usual loser of a race): no UPDATE to try
+            raise _lost(conn, approval, now)
         won = store.set_approval_status(
             conn,
             approval_id,
@@ -251,16 +286,7 @@ def _decide(
             decided_at=now,
         )
         if won is None:
-            current = _load(conn, approval_id, None)
-            if current.status in (A.PENDING, A.EXPIRED):
-                raise ApprovalExpired(current.expires_at)
-            if current.status == A.CANCELLED:
-                raise AlreadyDecided("cancelled", "the job ending", current.resumed_at or now)
-            raise AlreadyDecided(
-                current.decision or current.status,
-                _display(conn, current.org_id, current.decided_by),
-                current.decided_at,
-            )
+            raise _lost(conn, _load(conn, approval_id, None), now)
         record(
             conn,
             approval.org_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+import worker.broker_redis  # redis:// uses our one-client-per-channel transport
 import worker.broker_sqlite  # noqa: F401 - registers the proactive+sqlite:// transport
 from worker.config import get_settings
 from worker.dag import DEFAULT_TIMEOUT_S, HARD_LIMIT_GRACE_S, QUEUES

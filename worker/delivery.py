@@ -299,6 +299,7 @@ def publish_delivery(outbox_ids: Iterable[uuid.UUID | None], countdown_s: float 
                 routing_key="edge",
                 countdown=countdown_s if countdown_s and countdown_s > 0 else None,
                 ignore_result=True,
+                argsrepr=str(outbox_id),
             )
             sent += 1
         except Exception as exc:  # broker down: deliver_due re-publishes committed rows

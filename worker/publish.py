@@ -49,6 +49,7 @@ def publish_steps(items: Iterable[Publish]) -> int:
                 time_limit=item.hard_limit_s,
                 countdown=countdown if countdown and countdown > 0 else None,
                 ignore_result=True,
+                argsrepr=str(item.step_run_id),  # what Flower shows; saves Celery a saferepr per message
             )
             sent += 1
         except Exception as exc:  # broker down: the sweeper re-publishes committed rows
@@ -67,6 +68,7 @@ def publish_resume(approval_id: uuid.UUID) -> bool:
             queue="steps",
             routing_key="steps",
             ignore_result=True,
+            argsrepr=str(approval_id),
         )
         return True
     except Exception as exc:

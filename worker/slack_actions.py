@@ -418,7 +418,9 @@ def _publish(task: str, *args: Any) -> None:
     from worker.celery_app import celery_app
 
     try:
-        celery_app.send_task(task, args=args, queue="edge", routing_key="edge", ignore_result=True)
+        # argsrepr: Flower shows which approval or clicker, never the response_url (a credential)
+        shown = str(args[0]) if task == REPLACE_TASK else f"ephemeral to {args[-1]}"
+        celery_app.send_task(task, args=args, queue="edge", routing_key="edge", ignore_result=True, argsrepr=shown)
     except Exception as exc:  # broker down: the answer is lost, the decision (committed) is not
         log.warning("publish of %s failed (%s)", task, exc)
 
@@ -459,7 +461,7 @@ def _decision_error(click: Click, err: Exception) -> ClickOutcome:
     if isinstance(err, NotFound):
         answer(click, NOT_FOUND)
         return Out.NOT_FOUND
-    answer(click, f":warning: {err} Nothing was changed.")
+    answer(click, f":warning: {str(err).rstrip('.')}. Nothing was changed.")
     return Out.INVALID
 
 
@@ -496,22 +498,29 @@ def handle_click(click: Click) -> ClickOutcome:
             NOT_FOUND,
             clicker.org_id,
         )
-    mismatch = _kind_mismatch(ref, approval_id, clicker.org_id)
-    if mismatch:
-        return _refuse(
-            click,
-            Out.INVALID,
-            mismatch,
-            "InvalidDecision",
-            f":warning: {mismatch}. Nothing was changed.",
-            clicker.org_id,
-        )
     if ref.verb == "undo":
+        mismatch = _kind_mismatch(ref, approval_id, clicker.org_id)
+        if mismatch:
+            return _refuse(
+                click,
+                Out.INVALID,
+                mismatch,
+                "InvalidDecision",
+                f":warning: {mismatch}. Nothing was changed.",
+                clicker.org_id,
+            )
         return _undo(click, clicker, approval_id)
     data = {"slot": click.selected_slot} if ref.verb in SLOT_VERBS and click.selected_slot else None
     try:
         approval_rules.decide(
-            approval_id, ref.verb, user_id=clicker.user_id, data=data, org_id=clicker.org_id, actor=SOURCE
+            approval_id,
+            ref.verb,
+            user_id=clicker.user_id,
+            data=data,
+            org_id=clicker.org_id,
+            actor=SOURCE,
+            kind=KIND_OF_PREFIX.get(ref.prefix),
+            button=f"{ref.prefix}_{ref.verb}",
         )
     except (AlreadyDecided, ApprovalExpired, NotAuthorized, NotFound, InvalidDecision) as err:
         return _decision_error(click, err)

@@ -1,0 +1,1494 @@
+"""Benchmark: the web edge (gunicorn + `webhooks:create_app()`) under load, with the worker running.
+
+``.venv/bin/python -m bench.edge [--quick] [--write] [--gunicorn "OPTIONS"]...``
+
+One run: a fresh PostgreSQL database ``proactive_bench_edge_<random>`` (migrated to head, dropped at
+the end), an empty Redis DB (flushed first and last), the fake Slack of the tests
+(``tests.fakes.slack.FakeSlack``) in this process, the demo org (``worker.seed.seed_demo``) with one
+org API key, and one ``celery -A worker.celery_app worker -P prefork -c 2 -Q steps,slow,edge`` for the
+whole run. ``PROACTIVE_SEQUENCE_MODULES=sequences,bench.edge_dags``: ``coaching_weekly`` is one no-op
+step (fired over ``/api/events``), ``stale_deal_revival`` is no-op -> approval -> no-op (clicked).
+
+Each gunicorn configuration (``--gunicorn``, repeatable; default: the Procfile's ``-w 2 --timeout 60``
+and ``-w 2 -k gthread --threads 8 --timeout 60``) gets its own servers, started in their own process
+group on 127.0.0.1 (always killed by group) and ready on ``GET /healthz``:
+
+1. set-up: approvals opened for the clicks (events fired in-process, waited until
+   ``awaiting_approval`` and their Slack message posted);
+2. warm-up (uncounted, ~``--warm-requests``): wrk on ``/api/events`` and signed clicks (each warm-up
+   approval decided once, then clicked again); web worker RSS read from /proc (VmRSS);
+3. ``/api/events`` throughput: wrk (``-t``/``-c``/``-d``, a Lua script giving every request a
+   unique idempotency key) against ours and against the bare Flask baseline (bench/edge_baseline.py,
+   same gunicorn options: parse the JSON, publish one Celery task, answer 202; its own worker), order
+   alternating over ``--rounds``; then the wait until the worker drained the run (every job final)
+   and the count of jobs (tasks, for the baseline) against the 2xx answers;
+4. ``/slack/interactive``: open-loop load at each of ``--click-rates`` (default 200/s, the target,
+   then 50/s, a rate the server keeps up with; one request every 1/rate s whatever the answers, from
+   a separate process so the fake Slack's threads do not delay it), each request signed as Slack
+   signs it: a share (``--decide-share``) are deciding clicks on fresh approvals
+   (one conditional UPDATE + a queued slack_replace), the rest clicks on approvals already decided
+   (the "already decided" ephemeral answer). Ack latency is measured from the scheduled send
+   time. Click -> next step started: the deciding click's send time -> ``started_at`` of the step
+   after the approval (``step_runs``; both this machine's wall clock);
+5. soak: wrk on ``/api/events`` plus clicks at ``--soak-click-rate`` until the server has answered
+   ``--total-requests`` in all; web worker RSS read again. Error and warning lines of the gunicorn and
+   worker logs are counted.
+
+``--py-spy DIR`` records the web workers during the first measured ``/api/events`` run and each
+click phase (profiling only; not for the reported numbers).
+
+The machine has 2 cores shared by PostgreSQL, Redis, gunicorn, the worker and the load generators,
+so ours and the baseline run in the same run and the ratio is the reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from importlib import metadata
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, percentile
+from bench.sequences import epoch, pick_redis_db, rss_mib
+from bench.workers import REPO, WorkerProcess, children_of, cpu_delta, cpu_seconds
+
+SEQUENCE_MODULES = "sequences,bench.edge_dags"
+QUEUES = "steps,slow,edge"
+BASELINE_QUEUE = "bench_edge"
+EVENTS_PATH, BASELINE_PATH, CLICK_PATH = "/api/events", "/events", "/slack/interactive"
+GTHREAD_OPTIONS = "-w 2 -k gthread --threads 8 --timeout 60"
+WRK = "/usr/bin/wrk"
+SIGNING_SECRET = "bench-edge-signing-secret"
+ADMIN_TOKEN = "bench-edge-admin-" + uuid.uuid4().hex
+# Environment variables that would make the run call real services (removed for the run).
+LIVE_ENV = ("LLM_BASE_URL", "GOOGLE_API_URL", "INSTANTLY_API_URL")
+FINAL = ("completed", "failed", "cancelled", "expired", "timeout", "skipped")
+SECTION = "## Web edge (bench/edge.py)"
+BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+
+# How long gunicorn may take to answer /healthz on a loaded 2-core box (seconds), and to stop.
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+# Pause between two "drained yet?" checks (seconds): one cheap query each.
+POLL_S = 0.1
+# Longest wait for the worker to drain a phase (seconds, plus DRAIN_PER_JOB_S per job).
+DRAIN_TIMEOUT_S = 120.0
+DRAIN_PER_JOB_S = 0.02
+# How long the queues must stay empty with fewer jobs than 2xx answers before they count as lost (s).
+LOSS_CHECK_S = 2.0
+# One HTTP request of the open-loop client may take this long before it counts as failed (seconds).
+REQUEST_TIMEOUT_S = 30.0
+# Lead time before the first open-loop request (seconds): the bodies reach the client process first.
+OPEN_LOOP_LEAD_S = 0.5
+# Log lines that count as errors / warnings (gunicorn: "[ERROR]", "WORKER TIMEOUT"; Celery: "ERROR/", "WARNING/").
+LOG_ERROR = re.compile(r"\[ERROR\]|\[CRITICAL\]|WORKER TIMEOUT|ERROR/|CRITICAL/|Traceback")
+LOG_WARNING = re.compile(r"\[WARNING\]|WARNING/")
+GUNICORN_INFO = re.compile(r"^\[[^]]+\] \[\d+\] \[INFO\] ")
+# Niceness of the open-loop load generator (lower = more CPU when contended; only root may go below 0).
+LOAD_GENERATOR_NICE = -5
+# Clicks on each warm-up approval after the deciding one (the "already decided" path warmed too).
+WARM_REPEATS = 3
+# Targets from the issue.
+TARGET_CLICK_RATE = 200.0  # clicks/s at which the ack and click -> next step targets hold
+TARGET_ACK_P99_MS = 50.0
+TARGET_EVENTS_RPS = 1000.0
+TARGET_EVENTS_P99_MS = 50.0
+TARGET_NEXT_STEP_P99_MS = 150.0
+# Largest RSS growth per web worker after warm-up that still reads "no growth" (MiB): allocator
+# noise; a leak of 1 KB per request would show ~45 MiB over 45k requests.
+TARGET_RSS_GROWTH_MIB = 5.0
+
+OURS, BASE = "proactive /api/events", "bare Flask + publish"
+
+# wrk: every request a unique envelope (thread id + counter in the idempotency key); done() prints
+# one JSON line with the summary and the latency percentiles (microseconds).
+WRK_SCRIPT = r"""
+local counter = 0
+local nthreads = 0
+function setup(thread)
+  nthreads = nthreads + 1
+  thread:set("tid", nthreads)
+end
+function init(args)
+  path, tag, etype, org, user, token = args[1], args[2], args[3], args[4], args[5], args[6]
+  headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}
+end
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"type":"%s","source":"api","org_id":"%s","user_id":"%s","payload":{"run":"%s"},' ..
+    '"idempotency_key":"edge:%s:%d:%d"}', etype, org, user, tag, tag, tid, counter)
+  return wrk.format("POST", path, headers, body)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'EDGE-WRK {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,' ..
+    '"timeout":%d,"p50":%.1f,"p90":%.1f,"p99":%.1f,"max":%.1f}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def say(text: str) -> None:
+    """A progress line (stderr, so the report on stdout stays clean)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def procfile_options() -> str:
+    """The Procfile's gunicorn options for `web`, without the bind address and the app."""
+    line = next(x for x in (REPO / "Procfile").read_text().splitlines() if x.startswith("web:"))
+    args = shlex.split(line.removeprefix("web:"))
+    out, skip = [], False
+    for a in args[1:]:
+        if skip:
+            skip = False
+        elif a in ("-b", "--bind"):
+            skip = True
+        elif not a.endswith(")") and ":" not in a:
+            out.append(a)
+    return " ".join(out)
+
+
+def ms(values_s: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of seconds, in milliseconds."""
+    return percentile(list(values_s), pct) * 1000 if values_s else float("nan")
+
+
+# --------------------------------------------------------------------------- load generators
+
+
+@dataclass
+class WrkResult:
+    """One closed-loop load run (wrk, or the asyncio fallback)."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    non2xx: int
+    socket_errors: int
+
+    @property
+    def rps(self) -> float:
+        """Completed requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def ok(self) -> int:
+        """Answers with a 2xx status (wrk counts >= 400 as status errors; we send nothing that redirects)."""
+        return self.requests - self.non2xx
+
+
+def run_wrk(script: Path, port: int, args: list[str], threads: int, connections: int, duration_s: float) -> WrkResult:
+    """wrk against 127.0.0.1:port with the Lua script; parses the script's JSON line."""
+    cmd = [
+        WRK,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration_s))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}",
+        "--",
+        *args,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("EDGE-WRK ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout[-2000:]} {out.stderr[-2000:]}")
+    d = json.loads(line.removeprefix("EDGE-WRK "))
+    return WrkResult(
+        d["requests"],
+        d["duration_us"] / 1e6,
+        d["p50"] / 1000,
+        d["p90"] / 1000,
+        d["p99"] / 1000,
+        d["max"] / 1000,
+        d["status"],
+        d["connect"] + d["read"] + d["write"] + d["timeout"],
+    )
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def _exchange(host: str, port: int, raw: bytes) -> tuple[int, int]:
+    """Send one HTTP/1.1 request (``Connection: close``); (status, body length) of the answer."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        data = await reader.read(-1)
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), len(body)
+
+
+def open_loop(
+    port: int, requests: list[bytes], rate: float, start_at: float
+) -> list[tuple[float, float, float, int, int]]:
+    """Send ``requests[i]`` at ``start_at + i / rate`` (wall clock) whatever the answers (open loop).
+
+    Runs in a child process, at a higher priority than the servers when allowed (root), so that on
+    a saturated 2-core box the requests still leave on time (the lag is reported). Returns per
+    request (scheduled, sent, answered, status, body bytes), times as epoch seconds; status -1 for
+    a failed or timed-out exchange."""
+    _raise_nofile()
+    with contextlib.suppress(PermissionError, OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, LOAD_GENERATOR_NICE)
+    return asyncio.run(_open_loop(port, requests, rate, start_at))
+
+
+async def _open_loop(port: int, requests: list[bytes], rate: float, start_at: float) -> list[Any]:
+    loop = asyncio.get_running_loop()
+    results: list[Any] = [None] * len(requests)
+    base = loop.time() + (start_at - time.time())
+
+    async def one(i: int, scheduled: float) -> None:
+        sent = time.time()
+        try:
+            status, size = await asyncio.wait_for(_exchange("127.0.0.1", port, requests[i]), REQUEST_TIMEOUT_S)
+        except (OSError, ValueError, IndexError):
+            status, size = -1, 0
+        results[i] = (scheduled, sent, time.time(), status, size)
+
+    tasks = []
+    for i in range(len(requests)):
+        delay = base + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, start_at + i / rate)))
+    await asyncio.gather(*tasks)
+    return results
+
+
+def closed_loop(port: int, path: str, args: list[str], connections: int, duration_s: float) -> dict[str, Any]:
+    """The wrk fallback (no wrk on the machine): ``connections`` asyncio loops posting the same
+    envelopes as the Lua script for ``duration_s``. Runs in a child process."""
+    _raise_nofile()
+    return asyncio.run(_closed_loop(port, path, args, connections, duration_s))
+
+
+async def _closed_loop(port: int, path: str, args: list[str], connections: int, duration_s: float) -> dict[str, Any]:
+    tag, etype, org, user, token = args[1:6]
+    latencies: list[float] = []
+    bad = errors = 0
+    end = time.monotonic() + duration_s
+
+    async def conn(k: int) -> None:
+        nonlocal bad, errors
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+            body = json.dumps(
+                {
+                    "type": etype,
+                    "source": "api",
+                    "org_id": org,
+                    "user_id": user,
+                    "payload": {"run": tag},
+                    "idempotency_key": f"edge:{tag}:{k}:{n}",
+                }
+            ).encode()
+            raw = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            ).encode() + body
+            t0 = time.monotonic()
+            try:
+                status, _ = await asyncio.wait_for(_exchange("127.0.0.1", port, raw), REQUEST_TIMEOUT_S)
+            except (OSError, ValueError, IndexError):
+                errors += 1
+                continue
+            latencies.append(time.monotonic() - t0)
+            bad += status >= 300
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(conn(k) for k in range(connections)))
+    return {"latencies": latencies, "bad": bad, "errors": errors, "seconds": time.monotonic() - t0}
+
+
+def http_request(port: int, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+    """The raw bytes of one POST (``Connection: close``)."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{head}Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+
+
+# --------------------------------------------------------------------------- servers
+
+
+class Gunicorn:
+    """One gunicorn master (own session/process group) and its workers on 127.0.0.1."""
+
+    def __init__(self, app: str, options: str, env: Mapping[str, str], workdir: Path, name: str) -> None:
+        self.app, self.options, self.name = app, options, name
+        self.port = free_port()
+        self.log_path = workdir / f"gunicorn-{name}.log"
+        self.env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Gunicorn:
+        """Start and return once ``GET /healthz`` answers 200 (RuntimeError with the log otherwise)."""
+        import httpx
+
+        args = [sys.executable, "-m", "gunicorn", *shlex.split(self.options), "-b", f"127.0.0.1:{self.port}", self.app]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"gunicorn {self.name} did not start:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        # Every worker booted (each answers /healthz once it is up; the master forks them at once).
+        m = re.search(r"(?:-w|--workers)[= ]?\s*(\d+)", self.options)
+        workers = int(m.group(1)) if m else 1
+        while len(self.worker_pids()) < workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of gunicorn's log."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+    def check_alive(self) -> None:
+        """Raise with the log when the master has exited."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"gunicorn {self.name} exited:\n{self.log_tail()}")
+
+    def worker_pids(self) -> list[int]:
+        """The master's children (its workers)."""
+        return children_of(self.proc.pid) if self.proc is not None else []
+
+    def pids(self) -> list[int]:
+        """Master and workers."""
+        return [self.proc.pid, *self.worker_pids()] if self.proc is not None else []
+
+    def stop(self) -> None:
+        """SIGTERM to the group (graceful), then SIGKILL whatever of the group is left."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+@dataclass
+class Throughput:
+    """One wrk run on /api/events (ours) or /events (baseline) and what followed it."""
+
+    system: str
+    round: int
+    wrk: WrkResult
+    executed: int  # jobs in the database (ours) / tasks run (baseline) for this run
+    drain_s: float  # end of the load -> last job final (ours) / last task counted (baseline)
+    not_completed: int  # jobs final but not completed (ours)
+    cpu_ms: dict[str, float]  # CPU ms per answered request: web, worker, pg, redis
+
+
+@dataclass
+class Approval:
+    """A pending approval to click: its ids, its approver and its Slack message."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    slack_user: str
+    channel: str | None
+    ts: str | None
+
+
+@dataclass
+class Clicks:
+    """One open-loop click phase (one rate) of one configuration."""
+
+    decide_ms: list[float] = field(default_factory=list)  # ack latency of deciding clicks
+    repeat_ms: list[float] = field(default_factory=list)  # ack latency of clicks on decided approvals
+    lag_ms: list[float] = field(default_factory=list)  # sent - scheduled (the load generator behind)
+    next_step_ms: list[float] = field(default_factory=list)  # deciding click sent -> next step started_at
+    bad: list[tuple[int, int]] = field(default_factory=list)  # (status, body bytes) of wrong answers
+    offered_rps: float = 0.0
+    seconds: float = 0.0
+    answered_rps: float = 0.0  # answers / (last answer - first scheduled send)
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per click (load + settling)
+    decided: int = 0  # fresh approvals found approved afterwards
+    completed: int = 0  # their jobs completed
+    answers: int = 0  # ephemeral answers the fake Slack got for the repeat clicks
+    replaced: int = 0  # response_url replacements for the deciding clicks
+    settle_s: float = 0.0  # end of the load -> everything above done
+
+
+@dataclass
+class ConfigResult:
+    """Everything measured for one gunicorn configuration."""
+
+    options: str
+    runs: list[Throughput] = field(default_factory=list)
+    clicks: list[Clicks] = field(default_factory=list)
+    rss0: dict[int, float] = field(default_factory=dict)
+    rss1: dict[int, float] = field(default_factory=dict)
+    requests0: int = 0  # answered by our server at the first RSS reading
+    requests1: int = 0  # ... at the second
+    soak_errors: int = 0
+    soak_drain_s: float = 0.0
+    log_errors: list[str] = field(default_factory=list)  # error lines of the servers' and workers' logs
+    log_warnings: list[str] = field(default_factory=list)
+
+
+class Bench:
+    """Owns the database, the Redis DB, the fake Slack, the worker and the measurements of one run."""
+
+    def __init__(self, args: argparse.Namespace, db_name: str, redis_db: int, workdir: Path) -> None:
+        self.args = args
+        self.db_name = db_name
+        self.redis_db = redis_db
+        self.workdir = workdir
+        self.dsn = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
+        self.env: dict[str, str] = {}
+        self.admin: Any = None  # psycopg autocommit connection to the bench database (main thread)
+        self.redis: Any = None
+        self.db_created = False
+        self.slack: Any = None
+        self.worker: WorkerProcess | None = None
+        self.pool: Executor | None = None
+        self.org_id: uuid.UUID | None = None
+        self.users: dict[str, uuid.UUID] = {}
+        self.slack_ids: dict[uuid.UUID, str] = {}
+        self.key = ""
+        self.script = workdir / "events.lua"
+        self.served = 0  # requests answered by the current configuration's server
+
+    # ------------------------------------------------------------------ set-up / tear-down
+
+    def setup(self, env: dict[str, str]) -> None:
+        """Database, Redis, fake Slack, demo org and key, the load-generator process, the worker."""
+        import psycopg
+        import redis
+
+        from tests.fakes.slack import FakeSlack
+
+        self.slack = FakeSlack().start()
+        env.update(SLACK_BOT_TOKEN=self.slack.token, SLACK_API_URL=self.slack.url)
+        os.environ.update(env)
+        self.env = env
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        self.db_created = True
+        from worker import migrate, registry
+
+        migrate.upgrade(env["DATABASE_URL"])
+        self.admin = psycopg.connect(self.dsn, autocommit=True)
+        self.redis = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.redis_db)
+        self.redis.flushdb()
+        registry.load()
+        from bench import edge_dags
+
+        assert registry.get(edge_dags.EVENTS_EVENT) is edge_dags.ACCEPT
+        assert registry.get(edge_dags.CLICK_EVENT) is edge_dags.CLICK
+        self.seed()
+        self.script.write_text(WRK_SCRIPT)
+        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        self.pool.submit(time.time).result()  # the child is up before anything is timed
+        self.worker = WorkerProcess(
+            "worker.celery_app", QUEUES, env, self.workdir, "edge-worker", concurrency=self.args.concurrency
+        ).start()
+
+    def seed(self) -> None:
+        """The demo org (no quiet hours, no hourly budget: nothing held back) and its API key."""
+        from sqlalchemy import update
+
+        from worker.api_keys import create_key
+        from worker.db import transaction
+        from worker.models import User
+        from worker.seed import seed_demo
+
+        result = seed_demo()
+        self.org_id, self.users = result.org_id, dict(result.users)
+        with transaction() as conn:
+            conn.execute(
+                update(User.__table__)
+                .where(User.org_id == self.org_id)
+                .values(quiet_hours=None, max_notifications_per_hour=0)
+            )
+        rows = self.admin.execute("SELECT id, slack_user_id FROM users WHERE org_id = %s", (self.org_id,)).fetchall()
+        self.slack_ids = {r[0]: r[1] for r in rows}
+        self.key, _ = create_key(self.org_id, "bench edge")
+
+    def teardown(self) -> None:
+        """Stop the worker and the child process, drop the database, flush Redis (errors reported)."""
+        import psycopg
+
+        if self.worker is not None:
+            self.worker.stop()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.slack is not None:
+            self.slack.stop()
+        if self.admin is not None:
+            self.admin.close()
+        try:
+            from worker.db import reset_engine
+
+            reset_engine()
+        except Exception as exc:
+            print(f"warning: engine reset failed: {exc}", file=sys.stderr)
+        if self.db_created:
+            try:
+                with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+            except Exception as exc:
+                print(f"warning: could not drop {self.db_name}: {exc}", file=sys.stderr)
+        if self.redis is not None:
+            try:
+                self.redis.flushdb()
+            except Exception as exc:
+                print(f"warning: could not flush redis db {self.redis_db}: {exc}", file=sys.stderr)
+
+    # ------------------------------------------------------------------ helpers
+
+    @contextlib.contextmanager
+    def servers(self, options: str, k: int) -> Iterator[tuple[Gunicorn, Gunicorn, WorkerProcess]]:
+        """Our gunicorn, the baseline's gunicorn and the baseline's worker for one configuration."""
+        ours = Gunicorn("webhooks:create_app()", options, self.env, self.workdir, f"ours-{k}")
+        base = Gunicorn("bench.edge_baseline:create_app()", options, self.env, self.workdir, f"base-{k}")
+        base_worker = WorkerProcess(
+            "bench.edge_baseline",
+            BASELINE_QUEUE,
+            self.env,
+            self.workdir,
+            f"edge-baseline-{k}",
+            concurrency=self.args.concurrency,
+        )
+        try:
+            ours.start()
+            base.start()
+            base_worker.start()
+            yield ours, base, base_worker
+        finally:
+            base_worker.stop()
+            base.stop()
+            ours.stop()
+
+    def pg_pids(self) -> list[int]:
+        """PIDs of the PostgreSQL backends connected to the bench database."""
+        sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        return [r[0] for r in self.admin.execute(sql).fetchall()]
+
+    def redis_pid(self) -> int:
+        """The Redis server's PID (same machine)."""
+        return int(self.redis.info("server")["process_id"])
+
+    def cpu(self, web: Gunicorn, worker: WorkerProcess) -> dict[str, dict[int, float]]:
+        """CPU seconds per process of the server, the worker, PostgreSQL and Redis."""
+        return {
+            "web": cpu_seconds(web.pids()),
+            "worker": cpu_seconds(worker.pids()),
+            "pg": cpu_seconds(self.pg_pids()),
+            "redis": cpu_seconds([self.redis_pid()]),
+        }
+
+    def wrk_args(self, path: str, tag: str) -> list[str]:
+        """The Lua script's arguments: path, run tag, event type, org, user, key."""
+        from bench import edge_dags
+
+        return [path, tag, edge_dags.EVENTS_EVENT, str(self.org_id), str(self.users["alice"]), self.key]
+
+    def load(self, port: int, path: str, tag: str, duration_s: float) -> WrkResult:
+        """Closed-loop load on an events endpoint: wrk, or the asyncio fallback without wrk."""
+        a = self.args
+        args = self.wrk_args(path, tag)
+        if Path(WRK).exists():
+            return run_wrk(self.script, port, args, a.threads, a.connections, duration_s)
+        assert self.pool is not None
+        d = self.pool.submit(closed_loop, port, path, args, a.connections, duration_s).result()
+        lat = d["latencies"]
+        return WrkResult(
+            len(lat) + d["errors"],
+            d["seconds"],
+            ms(lat, 50),
+            ms(lat, 90),
+            ms(lat, 99),
+            max(lat, default=0) * 1000,
+            d["bad"],
+            d["errors"],
+        )
+
+    def queues_empty(self) -> bool:
+        """No message waiting or unacknowledged in any of the worker's Redis queues."""
+        pipe = self.redis.pipeline()
+        for q in (*QUEUES.split(","), BASELINE_QUEUE):
+            pipe.llen(q)
+        pipe.hlen("unacked")
+        return not any(pipe.execute())
+
+    def wait_idle(self, what: str, timeout_s: float = DRAIN_TIMEOUT_S) -> float:
+        """Wait until the worker has nothing queued or running; seconds waited."""
+        t0 = time.monotonic()
+        while not self.queues_empty():
+            assert self.worker is not None
+            self.worker.check_alive()
+            if time.monotonic() - t0 > timeout_s:
+                raise RuntimeError(f"the worker did not drain ({what}) in {timeout_s:.0f} s\n{self.worker.log_tail()}")
+            time.sleep(POLL_S)
+        return time.monotonic() - t0
+
+    def jobs_of(self, tag: str) -> tuple[int, int, int, float | None]:
+        """(jobs, final, final but not completed, last finished_at) of a run tag's jobs."""
+        row = self.admin.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = ANY(%s)),"
+            " count(*) FILTER (WHERE status = ANY(%s) AND status <> 'completed'), max(finished_at)"
+            " FROM sequence_jobs WHERE org_id = %s AND idempotency_key LIKE %s",
+            (list(FINAL), list(FINAL), self.org_id, f"edge:{tag}:%"),
+        ).fetchone()
+        return row[0], row[1], row[2], epoch(row[3]) if row[3] else None
+
+    def wait_jobs(self, tag: str, expected: int) -> tuple[int, int, float | None]:
+        """Wait until every job of the tag is final: (jobs, final but not completed, last finished_at).
+
+        Normally there are at least ``expected`` (the 2xx answers); fewer once the queues stayed
+        empty for LOSS_CHECK_S means jobs were lost, which the report shows."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S + expected * DRAIN_PER_JOB_S
+        empty_since: float | None = None
+        while True:
+            n, final, bad, last = self.jobs_of(tag)
+            if final == n:
+                if n >= expected:
+                    return n, bad, last
+                empty_since = (empty_since or time.monotonic()) if self.queues_empty() else None
+                if empty_since is not None and time.monotonic() - empty_since > LOSS_CHECK_S:
+                    return n, bad, last
+            assert self.worker is not None
+            self.worker.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"run {tag}: {final}/{n} jobs final ({expected} answered 2xx) in time\n{self.worker.log_tail()}"
+                )
+            time.sleep(POLL_S)
+
+    def wait_tasks(self, tag: str, expected: int, worker: WorkerProcess) -> tuple[int, float]:
+        """Baseline: wait until the tasks of the tag ran (at least ``expected``, or the queue stayed
+        empty for LOSS_CHECK_S); (tasks run, when the count last changed)."""
+        from bench.edge_baseline import COUNTER_PREFIX
+
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S + expected * DRAIN_PER_JOB_S
+        key = COUNTER_PREFIX + tag
+        last, seen = time.time(), -1
+        empty_since: float | None = None
+        while True:
+            ran = int(self.redis.get(key) or 0)
+            if ran != seen:
+                seen, last, empty_since = ran, time.time(), None
+            empty = self.queues_empty()
+            if ran >= expected and empty:
+                return ran, last
+            empty_since = (empty_since or time.monotonic()) if empty else None
+            if empty_since is not None and time.monotonic() - empty_since > LOSS_CHECK_S:
+                return ran, last
+            worker.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"baseline run {tag}: {ran}/{expected} tasks ran in time\n{worker.log_tail()}")
+            time.sleep(POLL_S / 2)
+
+    # ------------------------------------------------------------------ /api/events
+
+    def throughput(self, system: str, rnd: int, web: Gunicorn, worker: WorkerProcess) -> Throughput:
+        """One measured wrk run, the drain after it, and the CPU it cost."""
+        tag = uuid.uuid4().hex[:10]
+        path = EVENTS_PATH if system == OURS else BASELINE_PATH
+        c0 = self.cpu(web, worker)
+        res = self.load(web.port, path, tag, self.args.duration)
+        end = time.time()
+        web.check_alive()
+        if system == OURS:
+            self.served += res.requests
+            executed, not_completed, last = self.wait_jobs(tag, res.ok)
+        else:
+            not_completed = 0
+            executed, last = self.wait_tasks(tag, res.ok, worker)
+        c1 = self.cpu(web, worker)
+        per = max(res.requests, 1)
+        cpu_ms = {k: cpu_delta(c0[k], c1[k]) * 1000 / per for k in c0}
+        return Throughput(system, rnd, res, executed, max(0.0, (last or end) - end), not_completed, cpu_ms)
+
+    # ------------------------------------------------------------------ clicks
+
+    def open_approvals(self, n: int, label: str) -> list[Approval]:
+        """Fire ``n`` click-DAG jobs (reps in turn) and wait until each awaits its approval and its
+        Slack message is posted."""
+        from bench import edge_dags
+        from worker.events import fire_event
+
+        tag = f"{label}-{uuid.uuid4().hex[:8]}"
+        reps = list(self.users.values())
+        for i in range(n):
+            fire_event(
+                {
+                    "type": edge_dags.CLICK_EVENT,
+                    "source": "api",
+                    "org_id": str(self.org_id),
+                    "user_id": str(reps[i % len(reps)]),
+                    "payload": {"run": tag},
+                    "idempotency_key": f"edge:{tag}:{i}",
+                }
+            )
+        sql = (
+            "SELECT a.id, a.job_id, j.user_id, o.channel, o.ts, o.status FROM sequence_jobs j"
+            " JOIN approvals a ON a.job_id = j.id AND a.status = 'pending'"
+            " LEFT JOIN slack_outbox o ON o.approval_id = a.id AND o.kind = 'approval'"
+            " WHERE j.org_id = %s AND j.idempotency_key LIKE %s"
+        )
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S + n * DRAIN_PER_JOB_S
+        while True:
+            rows = self.admin.execute(sql, (self.org_id, f"edge:{tag}:%")).fetchall()
+            if len(rows) == n and all(r[5] == "sent" for r in rows):
+                break
+            assert self.worker is not None
+            self.worker.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(rows)}/{n} approvals open ({sum(r[5] == 'sent' for r in rows)} posted)")
+            time.sleep(POLL_S)
+        return [Approval(r[0], r[1], self.slack_ids[r[2]], r[3], r[4]) for r in rows]
+
+    def click_request(self, port: int, a: Approval) -> tuple[bytes, str]:
+        """A signed ``orch_approve`` click on ``a`` by its approver with a fresh response_url; the raw
+        request and the URL's path (to find the answer in the fake Slack)."""
+        from urllib.parse import urlsplit
+
+        from tests.support.slack import click, form_body, signed_headers
+
+        url = self.slack.response_url(a.channel, a.ts)
+        payload = click(
+            "orch_approve",
+            str(a.id),
+            user=a.slack_user,
+            response_url=url,
+            channel=a.channel or "D00000001",
+            message_ts=a.ts or "1700000000.000100",
+        )
+        body = form_body(payload)
+        return http_request(port, CLICK_PATH, body, signed_headers(body, secret=SIGNING_SECRET)), urlsplit(url).path
+
+    def send_clicks(self, port: int, requests: list[bytes], rate: float) -> list[tuple[float, float, float, int, int]]:
+        """Open-loop clicks from the child process, starting shortly after now."""
+        assert self.pool is not None
+        start_at = time.time() + OPEN_LOOP_LEAD_S
+        return self.pool.submit(open_loop, port, requests, rate, start_at).result()
+
+    def warm_clicks(self, web: Gunicorn, pool: list[Approval]) -> None:
+        """Decide each warm-up approval with a click, then click each again ``WARM_REPEATS`` times."""
+        reqs = [self.click_request(web.port, a)[0] for a in pool]
+        reqs += [self.click_request(web.port, a)[0] for _ in range(WARM_REPEATS) for a in pool]
+        res = self.send_clicks(web.port, reqs, self.args.click_rates[0])
+        self.served += len(res)
+        bad = [(r[3], r[4]) for r in res if r[3] != 200]
+        if bad:
+            raise RuntimeError(f"warm-up clicks answered {bad[:5]}\n{web.log_tail()}")
+
+    def n_fresh(self, rate: float) -> int:
+        """Fresh approvals a click phase at ``rate`` decides."""
+        n = round(rate * self.args.click_duration)
+        every = max(1, round(1 / self.args.decide_share))
+        return -(-n // every)
+
+    def clicks(self, web: Gunicorn, rate: float, fresh: list[Approval], decided: list[Approval]) -> Clicks:
+        """One measured open-loop click phase at ``rate`` (see the module docstring)."""
+        a = self.args
+        n = round(rate * a.click_duration)
+        every = max(1, round(1 / a.decide_share))
+        plan: list[tuple[bool, Approval]] = []
+        fi = di = 0
+        for i in range(n):
+            if i % every == 0 and fi < len(fresh):
+                plan.append((True, fresh[fi]))
+                fi += 1
+            else:
+                plan.append((False, decided[di % len(decided)]))
+                di += 1
+        built = [self.click_request(web.port, ap) for _, ap in plan]
+        reqs, paths = [b[0] for b in built], [b[1] for b in built]
+        calls0 = len(self.slack.calls("response_url"))
+        assert self.worker is not None
+        c0 = self.cpu(web, self.worker)
+        res = self.send_clicks(web.port, reqs, rate)
+        end = time.time()
+        self.served += len(res)
+        web.check_alive()
+        out = Clicks(offered_rps=rate, seconds=n / rate)
+        out.answered_rps = len(res) / max(1e-9, max(r[2] for r in res) - min(r[0] for r in res))
+        sent_at: dict[uuid.UUID, float] = {}
+        for (deciding, ap), (scheduled, sent, answered, status, size) in zip(plan, res, strict=True):
+            if status != 200 or size != 0:
+                out.bad.append((status, size))
+            (out.decide_ms if deciding else out.repeat_ms).append((answered - scheduled) * 1000)
+            out.lag_ms.append((sent - scheduled) * 1000)
+            if deciding:
+                sent_at[ap.id] = sent
+        # Settle: every deciding click's job completed, every answer reached the fake Slack.
+        repeat_paths = {p for (deciding, _), p in zip(plan, paths, strict=True) if not deciding}
+        decide_paths = {p for (deciding, _), p in zip(plan, paths, strict=True) if deciding}
+        ids = list(sent_at)
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S + n * DRAIN_PER_JOB_S
+        while True:
+            decided_n, completed = self.admin.execute(
+                "SELECT count(*) FILTER (WHERE a.status = 'approved'), count(*) FILTER (WHERE j.status = 'completed')"
+                " FROM approvals a JOIN sequence_jobs j ON j.id = a.job_id WHERE a.id = ANY(%s)",
+                (ids,),
+            ).fetchone()
+            calls = self.slack.calls("response_url")[calls0:]
+            answers = sum(1 for c in calls if c.params["_path"] in repeat_paths and c.status == 200)
+            replaced = sum(1 for c in calls if c.params["_path"] in decide_paths and c.status == 200)
+            done = completed == len(ids) and answers >= len(repeat_paths) and self.queues_empty()
+            if done or time.monotonic() > deadline:
+                break
+            assert self.worker is not None
+            self.worker.check_alive()
+            time.sleep(POLL_S)
+        out.settle_s = time.time() - end
+        c1 = self.cpu(web, self.worker)
+        out.cpu_ms = {k: cpu_delta(c0[k], c1[k]) * 1000 / n for k in c0}
+        out.decided, out.completed, out.answers, out.replaced = decided_n, completed, answers, replaced
+        rows = self.admin.execute(
+            "SELECT a.id, s.started_at FROM approvals a JOIN step_runs s ON s.job_id = a.job_id AND s.step = %s"
+            " WHERE a.id = ANY(%s) AND s.started_at IS NOT NULL",
+            ("after", ids),
+        ).fetchall()
+        out.next_step_ms = [(epoch(started) - sent_at[aid]) * 1000 for aid, started in rows]
+        return out
+
+    # ------------------------------------------------------------------ profiling
+
+    def spy(self, web: Gunicorn, phase: str, k: int) -> tuple[subprocess.Popen[bytes], Path] | None:
+        """Profiling (``--py-spy DIR``): sample the web workers during a measured phase."""
+        if not self.args.py_spy or web.proc is None:
+            return None
+        path = Path(self.args.py_spy) / f"edge-config{k + 1}-{phase}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        exe = Path(sys.executable).with_name("py-spy")
+        proc = subprocess.Popen(
+            [
+                str(exe),
+                "record",
+                "--subprocesses",
+                "--nonblocking",
+                "--idle",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "-p",
+                str(web.proc.pid),
+                "-o",
+                str(path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(1.0)  # py-spy attaches before the load starts
+        return proc, path
+
+    def unspy(self, spy: tuple[subprocess.Popen[bytes], Path] | None) -> None:
+        """Stop py-spy (SIGINT writes its output)."""
+        if spy is None:
+            return
+        proc, path = spy
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        say(f"    py-spy samples written to {path}")
+
+    # ------------------------------------------------------------------ one configuration
+
+    def events_load(self, web: Gunicorn, seconds: float, label: str) -> tuple[str, WrkResult]:
+        """Uncounted wrk load on our /api/events (warm-up and soak); the jobs are checked later."""
+        tag = f"{label}{uuid.uuid4().hex[:8]}"
+        res = self.load(web.port, EVENTS_PATH, tag, seconds)
+        self.served += res.requests
+        return tag, res
+
+    def soak(self, web: Gunicorn, pool: list[Approval], out: ConfigResult) -> None:
+        """wrk on /api/events with clicks alongside until the server answered --total-requests."""
+        a = self.args
+        tags: list[tuple[str, int]] = []
+        while self.served < a.total_requests:
+            left = a.total_requests - self.served
+            n_clicks = round(a.soak_click_rate * a.soak_chunk)
+            reqs = [self.click_request(web.port, pool[i % len(pool)])[0] for i in range(n_clicks)]
+            assert self.pool is not None
+            fut = self.pool.submit(open_loop, web.port, reqs, a.soak_click_rate, time.time() + OPEN_LOOP_LEAD_S)
+            tag, res = self.events_load(web, a.soak_chunk, "soak")
+            res_clicks = fut.result()
+            self.served += len(res_clicks)
+            tags.append((tag, res.ok))
+            out.soak_errors += res.non2xx + res.socket_errors + sum(1 for r in res_clicks if r[3] != 200)
+            say(
+                f"    soak: {self.served} requests answered in all ({res.rps:.0f} events/s + "
+                f"{len(res_clicks) / a.soak_chunk:.0f} clicks/s; {max(0, left - res.requests - len(res_clicks))} to go)"
+            )
+        t0 = time.time()
+        last = t0
+        for tag, ok in tags:
+            _, bad, finished = self.wait_jobs(tag, ok)
+            out.soak_errors += bad
+            last = max(last, finished or t0)
+        out.soak_drain_s = self.wait_idle("soak") + max(0.0, last - t0)
+
+    def configuration(self, k: int, options: str) -> ConfigResult:
+        """Every phase for one gunicorn configuration."""
+        a = self.args
+        out = ConfigResult(options)
+        say(f"config {k + 1}: gunicorn {options}")
+        pool = self.open_approvals(a.warm_approvals, "warm")
+        fresh = {rate: self.open_approvals(self.n_fresh(rate), "fresh") for rate in a.click_rates}
+        self.wait_idle("approvals")
+        say(f"  {len(pool)} warm-up and {sum(map(len, fresh.values()))} fresh approvals open and posted")
+        self.served = 0
+        assert self.worker is not None
+        worker_log_start = self.worker.log_path.stat().st_size if self.worker.log_path.exists() else 0
+        with self.servers(options, k) as (ours, base, base_worker):
+            assert self.worker is not None
+            # Warm-up: clicks first (they decide the pool), then events until ~--warm-requests.
+            self.warm_clicks(ours, pool)
+            warm_tags = []
+            while self.served < a.warm_requests:
+                tag, res = self.events_load(ours, a.warm_chunk, "warm")
+                warm_tags.append((tag, res.ok))
+            self.load(base.port, BASELINE_PATH, "warm" + uuid.uuid4().hex[:8], a.warm_chunk)
+            for tag, ok in warm_tags:
+                self.wait_jobs(tag, ok)
+            self.wait_idle("warm-up")
+            time.sleep(0.5)
+            out.rss0, out.requests0 = rss_mib(ours.worker_pids()), self.served
+            say(
+                f"  warm-up done: {self.served} requests, web worker RSS "
+                + " + ".join(f"{v:.1f}" for v in out.rss0.values())
+                + " MiB"
+            )
+            systems = [OURS, BASE]
+            for rnd in range(1, a.rounds + 1):
+                for system in systems if rnd % 2 else reversed(systems):
+                    web, worker = (ours, self.worker) if system == OURS else (base, base_worker)
+                    spy = self.spy(ours, "events", k) if system == OURS and rnd == 1 else None
+                    run = self.throughput(system, rnd, web, worker)
+                    self.unspy(spy)
+                    out.runs.append(run)
+                    self.wait_idle(system)
+                    say(
+                        f"  round {rnd}: {system:<22} {run.wrk.rps:6.0f} req/s, p99 {run.wrk.p99_ms:.1f} ms, "
+                        f"{run.executed}/{run.wrk.ok} executed, drained {run.drain_s:.1f} s after the load"
+                    )
+            for rate in a.click_rates:
+                say(f"  clicks: {rate:g}/s for {a.click_duration:g} s, every {every(a)}th one deciding")
+                spy = self.spy(ours, f"clicks-{rate:g}", k)
+                c = self.clicks(ours, rate, fresh[rate], pool)
+                self.unspy(spy)
+                out.clicks.append(c)
+                say(
+                    f"  clicks done: ack p99 deciding {ms_or(c.decide_ms, 99)}, already decided "
+                    f"{ms_or(c.repeat_ms, 99)}; click -> next step p99 {ms_or(c.next_step_ms, 99)}; answered "
+                    f"{c.answered_rps:.0f}/s; settled {c.settle_s:.1f} s after the load"
+                )
+                self.wait_idle("clicks")
+            say(f"  soak to {a.total_requests} requests")
+            self.soak(ours, pool, out)
+            time.sleep(0.5)
+            out.rss1, out.requests1 = rss_mib(ours.worker_pids()), self.served
+            say(
+                "  web worker RSS "
+                + " + ".join(f"{v:.1f}" for v in out.rss1.values())
+                + f" MiB after {self.served} requests"
+            )
+            logs = [ours.log_path, base.log_path, base_worker.log_path]
+        assert self.worker is not None
+        for path, start in [*((p, 0) for p in logs), (self.worker.log_path, worker_log_start)]:
+            errors, warnings = log_problems(path, start)
+            out.log_errors += errors
+            out.log_warnings += warnings
+        self.slack.reset()  # the fake's call log grows with every answer; counted per phase already
+        return out
+
+
+def log_problems(path: Path, start: int = 0) -> tuple[list[str], list[str]]:
+    """(error lines, warning lines) of a gunicorn or Celery log from byte ``start`` on. In a gunicorn
+    log every line but gunicorn's own INFO lines counts: the app's warnings reach it unformatted."""
+    gunicorn = path.name.startswith("gunicorn-")
+    try:
+        with path.open("rb") as f:
+            f.seek(start)
+            text = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return [], []
+    errors, warnings = [], []
+    for line in text.splitlines():
+        if LOG_ERROR.search(line):
+            errors.append(f"{path.name}: {line.strip()[:200]}")
+        elif LOG_WARNING.search(line) or (gunicorn and line.strip() and not GUNICORN_INFO.match(line)):
+            warnings.append(f"{path.name}: {line.strip()[:200]}")
+    return errors, warnings
+
+
+def every(args: argparse.Namespace) -> int:
+    """Every how many clicks one decides a fresh approval."""
+    return max(1, round(1 / args.decide_share))
+
+
+def ms_or(values: list[float], pct: float) -> str:
+    """``X.Y ms`` or n/a."""
+    return f"{percentile(values, pct):.1f} ms" if values else "n/a"
+
+
+# --------------------------------------------------------------------------- report
+
+
+def header(args: argparse.Namespace, bench: Bench) -> list[str]:
+    """What was measured, where, with which versions."""
+    packages = ("gunicorn", "Flask", "slack_bolt", "celery", "kombu", "SQLAlchemy", "psycopg", "redis")
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in packages)
+    pg_version = bench.admin.execute("SHOW server_version").fetchone()[0]
+    redis_version = bench.redis.info("server")["redis_version"]
+    wrk = "wrk 4.1.0" if Path(WRK).exists() else "no wrk (asyncio closed-loop fallback)"
+    if Path(WRK).exists():
+        first = subprocess.run([WRK, "-v"], capture_output=True, text=True).stdout.splitlines()
+        wrk = first[0].split(" Copyright")[0].strip() if first else wrk
+    load = os.getloadavg()
+    return [
+        f"Web edge benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {os.cpu_count()} cores "
+        f"(load avg {load[0]:.2f} at start), Python {platform.python_version()}, {versions}; "
+        f"PostgreSQL {pg_version}, Redis {redis_version} (db {bench.redis_db}); {wrk}",
+        f"worker: celery prefork -c {args.concurrency} -Q {QUEUES} (whole run); baseline: bench/edge_baseline.py "
+        f"(parse JSON, send_task, 202) with its own prefork -c {args.concurrency} worker; same gunicorn options",
+        f"/api/events: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, unique idempotency key per "
+        f"request, 1-step no-op job; {args.rounds} round(s) per configuration, order alternating",
+        f"/slack/interactive: open loop at {', '.join(f'{r:g}' for r in args.click_rates)} req/s, "
+        f"{args.click_duration:g} s each, signed, every {every(args)}th click deciding a fresh approval, the "
+        f"others on approvals already decided; latency from the scheduled send time; Slack channel pacing off "
+        f"(PROACTIVE_SLACK_CHANNEL_INTERVAL_S=0)",
+        f"RSS: web workers after ~{args.warm_requests} warm-up requests and after {args.total_requests} in all "
+        f"(wrk on /api/events + clicks at {args.soak_click_rate:g}/s)",
+    ]
+
+
+def throughput_table(runs: list[Throughput], with_round: bool) -> list[str]:
+    """Rows: system, req/s, latency, answers, executed, drain, CPU per request."""
+    head = (f"{'round':>5}  " if with_round else "") + (
+        f"{'system':<23}{'req/s':>7}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max ms':>8}{'2xx':>7}{'errors':>7}"
+        f"{'executed':>9}{'drain s':>8}{'web':>6}{'worker':>7}{'pg':>6}{'redis':>6}  (CPU ms/req)"
+    )
+    lines = [head]
+    for r in runs:
+        w = r.wrk
+        lines.append(
+            (f"{r.round:>5}  " if with_round else "")
+            + f"{r.system:<23}{w.rps:>7.0f}{w.p50_ms:>8.1f}{w.p90_ms:>8.1f}{w.p99_ms:>8.1f}{w.max_ms:>8.1f}"
+            f"{w.ok:>7}{w.non2xx + w.socket_errors:>7}{r.executed:>9}{r.drain_s:>8.1f}"
+            f"{r.cpu_ms['web']:>6.2f}{r.cpu_ms['worker']:>7.2f}{r.cpu_ms['pg']:>6.2f}{r.cpu_ms['redis']:>6.2f}"
+        )
+    return lines
+
+
+def stats_row(name: str, values: list[float]) -> str:
+    """n, p50, p95, p99, max of milliseconds."""
+    if not values:
+        return f"{name:<26}{0:>6}" + f"{'n/a':>8}" * 4
+    return (
+        f"{name:<26}{len(values):>6}{percentile(values, 50):>8.1f}{percentile(values, 95):>8.1f}"
+        f"{percentile(values, 99):>8.1f}{max(values):>8.1f}"
+    )
+
+
+def config_report(args: argparse.Namespace, k: int, res: ConfigResult, connections: int) -> tuple[list[str], list[str]]:
+    """The lines of one configuration and its target lines."""
+    lines = [
+        f"Configuration {k + 1}: gunicorn {res.options}",
+        "",
+        "/api/events, per round:",
+        *throughput_table(res.runs, with_round=True),
+    ]
+    best = {
+        s: max((r for r in res.runs if r.system == s), key=lambda r: r.wrk.rps)
+        for s in (OURS, BASE)
+        if any(r.system == s for r in res.runs)
+    }
+    lines += ["", f"/api/events, best of {args.rounds} round(s):", *throughput_table(list(best.values()), False)]
+    problems: list[str] = []
+    for r in res.runs:
+        lost = r.wrk.ok - r.executed
+        if lost > 0:
+            problems.append(f"round {r.round} {r.system}: {lost} answered 2xx but not executed")
+        if r.executed > r.wrk.ok + connections:
+            problems.append(f"round {r.round} {r.system}: {r.executed} executed for {r.wrk.ok} 2xx")
+        if r.wrk.non2xx or r.wrk.socket_errors:
+            problems.append(f"round {r.round} {r.system}: {r.wrk.non2xx} non-2xx, {r.wrk.socket_errors} socket errors")
+        if r.not_completed:
+            problems.append(f"round {r.round} {r.system}: {r.not_completed} jobs final but not completed")
+    if OURS in best and BASE in best:
+        o, b = best[OURS].wrk, best[BASE].wrk
+        lines.append(f"ours/baseline (best rounds): throughput {o.rps / b.rps:.2f}x, p99 {o.p99_ms / b.p99_ms:.2f}x")
+        for rnd in range(1, args.rounds + 1):
+            by = {r.system: r.wrk for r in res.runs if r.round == rnd}
+            if OURS in by and BASE in by:
+                lines.append(
+                    f"  round {rnd} (same-round pair): throughput {by[OURS].rps / by[BASE].rps:.2f}x, "
+                    f"p99 {by[OURS].p99_ms / by[BASE].p99_ms:.2f}x"
+                )
+    for c in res.clicks:
+        n_rep = len(c.repeat_ms)
+        cpu = ", ".join(f"{name} {v:.2f}" for name, v in c.cpu_ms.items())
+        lines += [
+            "",
+            f"/slack/interactive at {c.offered_rps:g} req/s for {c.seconds:g} s (open loop; answered at "
+            f"{c.answered_rps:.0f}/s), ms:",
+            f"{'':<26}{'n':>6}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}",
+            stats_row("ack, deciding click", c.decide_ms),
+            stats_row("ack, already decided", c.repeat_ms),
+            stats_row("ack, all clicks", c.decide_ms + c.repeat_ms),
+            stats_row("click -> next step started", c.next_step_ms),
+            stats_row("load generator lag", c.lag_ms),
+            f"answers: {len(c.bad)} not '200, empty body'; {c.decided}/{len(c.decide_ms)} approvals approved, "
+            f"{c.completed} jobs completed; {c.answers}/{n_rep} ephemeral answers and {c.replaced} message "
+            f"replacements reached the fake Slack; settled {c.settle_s:.1f} s after the load",
+            f"CPU ms per click (load + settling): {cpu}",
+        ]
+        if c.bad:
+            problems.append(f"clicks at {c.offered_rps:g}/s: {len(c.bad)} wrong answers, e.g. {c.bad[:5]}")
+        if c.decided != len(c.decide_ms) or c.completed != len(c.decide_ms) or c.answers < n_rep:
+            problems.append(f"clicks at {c.offered_rps:g}/s: not every decision/answer landed (see the answers line)")
+    growth = {pid: res.rss1.get(pid, float("nan")) - v for pid, v in res.rss0.items()}
+    lines += [
+        "",
+        f"Web worker RSS (MiB): after warm-up ({res.requests0} requests) -> after {res.requests1} requests",
+        *(
+            f"  pid {pid}: {v:.1f} -> {res.rss1.get(pid, float('nan')):.1f}  ({growth[pid]:+.1f})"
+            for pid, v in res.rss0.items()
+        ),
+    ]
+    if set(res.rss0) != set(res.rss1):
+        problems.append("RSS: the web worker processes changed during the run (a worker restarted?)")
+    lines.append(
+        f"soak: {res.soak_errors} errors (non-2xx, socket errors, jobs not completed); "
+        f"drained {res.soak_drain_s:.1f} s after its last chunk"
+    )
+    if res.soak_errors:
+        problems.append(f"soak: {res.soak_errors} errors")
+    lines.append(
+        f"logs (gunicorn, both workers): {len(res.log_errors)} error lines, {len(res.log_warnings)} warnings"
+        + "".join(f"\n  {x}" for x in (res.log_errors + res.log_warnings)[:6])
+    )
+    if res.log_errors:
+        problems.append(f"{len(res.log_errors)} error lines in the logs")
+    lines += ["", "Errors: " + ("none" if not problems else "; ".join(problems))]
+
+    def target(label: str, value: str, good: bool) -> str:
+        return f"  {label:<48}{value:>12}  {'met' if good else 'NOT met'}"
+
+    targets = [f"Configuration {k + 1} ({res.options}):"]
+    at_rate = next((c for c in res.clicks if c.offered_rps == TARGET_CLICK_RATE), None)
+    if at_rate is not None and at_rate.decide_ms + at_rate.repeat_ms:
+        p99 = percentile(at_rate.decide_ms + at_rate.repeat_ms, 99)
+        label = f"/slack/interactive ack p99 < {TARGET_ACK_P99_MS:.0f} ms at {TARGET_CLICK_RATE:g}/s"
+        targets.append(target(label, f"{p99:.1f} ms", p99 < TARGET_ACK_P99_MS))
+    if OURS in best:
+        o = best[OURS].wrk
+        targets.append(
+            target(
+                f"/api/events >= {TARGET_EVENTS_RPS:.0f} req/s (best round)", f"{o.rps:.0f}", o.rps >= TARGET_EVENTS_RPS
+            )
+        )
+        targets.append(
+            target(
+                f"/api/events p99 < {TARGET_EVENTS_P99_MS:.0f} ms (that round)",
+                f"{o.p99_ms:.1f} ms",
+                o.p99_ms < TARGET_EVENTS_P99_MS,
+            )
+        )
+    if at_rate is not None and at_rate.next_step_ms:
+        p99 = percentile(at_rate.next_step_ms, 99)
+        label = f"click -> next step started p99 < {TARGET_NEXT_STEP_P99_MS:.0f} ms at {TARGET_CLICK_RATE:g}/s"
+        targets.append(target(label, f"{p99:.1f} ms", p99 < TARGET_NEXT_STEP_P99_MS))
+    if growth:
+        worst = max(growth.values())
+        targets.append(
+            target(
+                f"web worker RSS growth < {TARGET_RSS_GROWTH_MIB:.0f} MiB (each, after warm-up)",
+                f"{worst:+.1f} MiB",
+                worst < TARGET_RSS_GROWTH_MIB,
+            )
+        )
+    return lines, targets
+
+
+def report(args: argparse.Namespace, head: list[str], results: list[ConfigResult]) -> str:
+    """The whole printed result."""
+    lines = list(head)
+    targets: list[str] = []
+    for k, res in enumerate(results):
+        body, tgt = config_report(args, k, res, args.connections)
+        lines += ["", *body]
+        targets += tgt
+    lines += [
+        "",
+        "Targets (issue):",
+        *targets,
+        "",
+        f"(executed = jobs in the database (ours) or tasks run (baseline) for the run; it may exceed 2xx by up to "
+        f"-c {args.connections}: requests in flight when wrk stops are accepted but never answered. drain s = end "
+        "of the load -> last job finished. CPU ms per answered request over the load and the drain: web = gunicorn "
+        "master + workers, worker = the Celery worker's processes, pg = PostgreSQL backends of the bench database, "
+        "redis = the Redis server. Ack latency is measured from each click's scheduled send time; load generator "
+        "lag = sent - scheduled.)",
+    ]
+    return "\n".join(lines)
+
+
+def section(args: argparse.Namespace, text: str) -> str:
+    """The BENCHMARKS.md section: what is measured, the command, the output."""
+    cmd = ".venv/bin/python -m bench.edge" + (" --quick" if args.quick else "")
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            "The web edge under load with the worker running: the Procfile's gunicorn (`-w 2 --timeout 60`, sync",
+            "workers) and `-w 2 -k gthread --threads 8`, each on 127.0.0.1 over PostgreSQL + Redis with one real",
+            "`celery worker -P prefork -c 2 -Q steps,slow,edge`, the fake Slack of the tests, the demo org and an org",
+            "API key. `/api/events` is measured with wrk (unique idempotency key per request, a 1-step no-op job)",
+            "against a bare Flask endpoint that only parses the JSON and publishes one Celery task",
+            "(bench/edge_baseline.py, same gunicorn options, its own worker), same run, order alternating; every",
+            "2xx is checked to have become a job (a task) and the worker's drain time after the load is reported.",
+            "`/slack/interactive` gets signed clicks at a fixed rate (open loop): deciding clicks on fresh approvals",
+            "and clicks on approvals already decided; click -> next step started is the deciding click's send time",
+            "to the `started_at` of the step after the approval. Web worker RSS is read after a warm-up and after",
+            "the total request count.",
+            "",
+            'Command (full mode; `--quick` for a smoke run, `--gunicorn "OPTIONS"` (repeatable) for other',
+            "configurations, `--redis-db N` when no Redis database is empty):",
+            "",
+            "```",
+            cmd,
+            "```",
+            "",
+            f"Run ({time.strftime('%Y-%m-%d')}):",
+            "",
+            "```",
+            text,
+            "```",
+            "",
+        ]
+    )
+
+
+def write_section(path: Path, title: str, body: str) -> None:
+    """Replace the section starting with ``title`` (up to the next ``## ``) in ``path``, or append it."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, x in enumerate(lines) if x.rstrip() == title), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + body
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        tail = "".join(lines[end:])
+        new = "".join(lines[:start]) + body + ("\n" + tail if tail else "")
+    path.write_text(new.rstrip("\n") + "\n")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options (``--quick`` shrinks every phase to a few seconds)."""
+    p = argparse.ArgumentParser(prog="python -m bench.edge", description=(__doc__ or "").splitlines()[0])
+    p.add_argument(
+        "--gunicorn",
+        action="append",
+        metavar="OPTIONS",
+        help=f"gunicorn options of a configuration, repeatable (default: the Procfile's "
+        f"'{procfile_options()}' and '{GTHREAD_OPTIONS}')",
+    )
+    p.add_argument("--rounds", type=int, default=None, help="/api/events rounds per configuration (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    p.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    p.add_argument("--duration", type=float, default=None, help="seconds of wrk per measured run (default 10)")
+    p.add_argument(
+        "--click-rates",
+        default="200,50",
+        help="clicks per second of the measured click phases, open loop, comma-separated (default 200,50: the "
+        "target rate, then a rate the server keeps up with)",
+    )
+    p.add_argument("--click-duration", type=float, default=None, help="seconds of measured clicks (default 10)")
+    p.add_argument(
+        "--decide-share",
+        type=float,
+        default=0.25,
+        help="share of the clicks deciding a fresh approval (default 0.25: every 4th)",
+    )
+    p.add_argument(
+        "--warm-approvals",
+        type=int,
+        default=None,
+        help="approvals decided in the warm-up, then clicked again as 'already decided' (default 100)",
+    )
+    p.add_argument("--warm-requests", type=int, default=None, help="warm-up requests before RSS (default 5000)")
+    p.add_argument("--warm-chunk", type=float, default=2.0, help="seconds per warm-up wrk run (default 2)")
+    p.add_argument(
+        "--total-requests",
+        type=int,
+        default=None,
+        help="requests answered by our server before the second RSS reading (default 50000)",
+    )
+    p.add_argument("--soak-chunk", type=float, default=None, help="seconds per soak chunk (default 10)")
+    p.add_argument("--soak-click-rate", type=float, default=50.0, help="clicks per second while soaking (default 50)")
+    p.add_argument("--concurrency", type=int, default=2, help="prefork processes of each celery worker (default 2)")
+    p.add_argument("--redis-db", type=int, default=None, help="Redis DB to use and flush (default: an empty one)")
+    p.add_argument("--quick", action="store_true", help="a few seconds per phase (smoke run)")
+    p.add_argument(
+        "--py-spy",
+        default="",
+        metavar="DIR",
+        help="profiling: record the web workers with py-spy (raw collapsed stacks into DIR) during the first "
+        "measured /api/events run and each click phase",
+    )
+    p.add_argument("--write", action="store_true", help=f"write the result into BENCHMARKS.md ('{SECTION}')")
+    args = p.parse_args(argv)
+    quick = {
+        "rounds": 1,
+        "duration": 3.0,
+        "click_duration": 3.0,
+        "warm_approvals": 30,
+        "warm_requests": 1000,
+        "total_requests": 4000,
+        "soak_chunk": 3.0,
+    }
+    full = {
+        "rounds": 2,
+        "duration": 10.0,
+        "click_duration": 10.0,
+        "warm_approvals": 100,
+        "warm_requests": 5000,
+        "total_requests": 50000,
+        "soak_chunk": 10.0,
+    }
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.gunicorn = args.gunicorn or [procfile_options(), GTHREAD_OPTIONS]
+    try:
+        args.click_rates = [float(r) for r in args.click_rates.split(",") if r.strip()]
+    except ValueError:
+        p.error(f"--click-rates must be numbers, comma-separated (got {args.click_rates!r})")
+    if not args.click_rates or min(args.click_rates) <= 0:
+        p.error("--click-rates needs at least one rate > 0")
+    if not 0 < args.decide_share <= 1:
+        p.error("--decide-share must be in (0, 1]")
+    return args
+
+
+def bench_env(db_name: str, redis_db: int) -> dict[str, str]:
+    """Environment of this process, gunicorn and the workers."""
+    broker = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
+    return {
+        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}",
+        "BROKER_URL": broker,
+        "BENCH_BROKER_URL": broker,
+        "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "PROACTIVE_SLACK_CHANNEL_INTERVAL_S": "0",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Set the environment, run every configuration, print (and maybe write) the report."""
+    args = parse_args(argv)
+    db_name = f"proactive_bench_edge_{uuid.uuid4().hex[:10]}"
+    redis_db = pick_redis_db(args.redis_db)
+    for key in LIVE_ENV:
+        os.environ.pop(key, None)
+    env = bench_env(db_name, redis_db)
+    os.environ.update(env)  # before any worker module reads its settings
+    if "worker.config" in sys.modules:
+        from worker.celery_app import reconfigure_broker
+        from worker.config import reset_settings
+        from worker.db import reset_engine
+
+        reset_settings()
+        reset_engine()
+        reconfigure_broker()
+    started = time.monotonic()
+    results: list[ConfigResult] = []
+    with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
+        bench = Bench(args, db_name, redis_db, Path(tmp))
+        try:
+            bench.setup(env)
+            head = header(args, bench)
+            say("\n".join(head))
+            for k, options in enumerate(args.gunicorn):
+                results.append(bench.configuration(k, options))
+        finally:
+            bench.teardown()
+    text = report(args, head, results) + f"\n\n(total wall time {time.monotonic() - started:.0f} s)"
+    print(text)
+    if args.write:
+        write_section(BENCHMARKS_MD, SECTION, section(args, text))
+        say(f"wrote '{SECTION}' into {BENCHMARKS_MD}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
