@@ -9,8 +9,8 @@ org API key, and one ``celery -A worker.celery_app worker -P prefork -c 2 -Q ste
 whole run. ``PROACTIVE_SEQUENCE_MODULES=sequences,bench.edge_dags``: ``coaching_weekly`` is one no-op
 step (fired over ``/api/events``), ``stale_deal_revival`` is no-op -> approval -> no-op (clicked).
 
-Each gunicorn configuration (``--gunicorn``, repeatable; default: the Procfile's ``-w 2 --timeout 60``
-and ``-w 2 -k gthread --threads 8 --timeout 60``) gets its own servers, started in their own process
+Each gunicorn configuration (``--gunicorn``, repeatable; default: the Procfile's, then the first of
+``SYNC_OPTIONS`` / ``GTHREAD_OPTIONS`` that differs from it) gets its own servers, started in their own process
 group on 127.0.0.1 (always killed by group) and ready on ``GET /healthz``:
 
 1. set-up: approvals opened for the clicks (events fired in-process, waited until
@@ -57,6 +57,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -76,6 +77,7 @@ QUEUES = "steps,slow,edge"
 BASELINE_QUEUE = "bench_edge"
 EVENTS_PATH, BASELINE_PATH, CLICK_PATH = "/api/events", "/events", "/slack/interactive"
 GTHREAD_OPTIONS = "-w 2 -k gthread --threads 8 --timeout 60"
+SYNC_OPTIONS = "-w 2 --timeout 60"  # gunicorn's default worker class, for comparison
 WRK = "/usr/bin/wrk"
 SIGNING_SECRET = "bench-edge-signing-secret"
 ADMIN_TOKEN = "bench-edge-admin-" + uuid.uuid4().hex
@@ -1098,6 +1100,18 @@ def ms_or(values: list[float], pct: float) -> str:
 # --------------------------------------------------------------------------- report
 
 
+def code_version() -> str:
+    """The commit measured, and the files changed on top of it (the code may move between runs)."""
+
+    def git(*argv: str) -> str:
+        out = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True)
+        return out.stdout.rstrip("\n") if out.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown commit"
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:] != "BENCHMARKS.md"]
+    return commit + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (clean tree)")
+
+
 def header(args: argparse.Namespace, bench: Bench) -> list[str]:
     """What was measured, where, with which versions."""
     packages = ("gunicorn", "Flask", "slack_bolt", "celery", "kombu", "SQLAlchemy", "psycopg", "redis")
@@ -1110,6 +1124,7 @@ def header(args: argparse.Namespace, bench: Bench) -> list[str]:
         wrk = first[0].split(" Copyright")[0].strip() if first else wrk
     load = os.getloadavg()
     return [
+        f"Code: {code_version()}",
         f"Web edge benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {os.cpu_count()} cores "
         f"(load avg {load[0]:.2f} at start), Python {platform.python_version()}, {versions}; "
         f"PostgreSQL {pg_version}, Redis {redis_version} (db {bench.redis_db}); {wrk}",
@@ -1157,7 +1172,8 @@ def stats_row(name: str, values: list[float]) -> str:
 def config_report(args: argparse.Namespace, k: int, res: ConfigResult, connections: int) -> tuple[list[str], list[str]]:
     """The lines of one configuration and its target lines."""
     lines = [
-        f"Configuration {k + 1}: gunicorn {res.options}",
+        f"Configuration {k + 1}: gunicorn {res.options}"
+        + (" (the Procfile's)" if res.options == procfile_options() else ""),
         "",
         "/api/events, per round:",
         *throughput_table(res.runs, with_round=True),
@@ -1301,24 +1317,31 @@ def report(args: argparse.Namespace, head: list[str], results: list[ConfigResult
 def section(args: argparse.Namespace, text: str) -> str:
     """The BENCHMARKS.md section: what is measured, the command, the output."""
     cmd = ".venv/bin/python -m bench.edge" + (" --quick" if args.quick else "")
+    configs = ", ".join(f"`{o}`" + (" (the Procfile's)" if o == procfile_options() else "") for o in args.gunicorn)
+    about = (
+        "The web edge under load with the worker running, for each gunicorn configuration (by default the "
+        f"Procfile's, then `{SYNC_OPTIONS}` or `{GTHREAD_OPTIONS}`, whichever differs; this run: {configs}), on "
+        "127.0.0.1 over PostgreSQL + Redis with one real `celery worker -P prefork -c 2 -Q steps,slow,edge`, the "
+        "fake Slack of the tests, the demo org and an org API key. `/api/events` is measured with wrk (unique "
+        "idempotency key per request, a 1-step no-op job) against a bare Flask endpoint that only parses the JSON "
+        "and publishes one Celery task (bench/edge_baseline.py, same gunicorn options, its own worker), same run, "
+        "order alternating; every 2xx is checked to have become a job (a task) and the worker's drain time after "
+        "the load is reported. `/slack/interactive` gets signed clicks at fixed rates (open loop): deciding clicks "
+        "on fresh approvals and clicks on approvals already decided; click -> next step started is the deciding "
+        "click's send time to the `started_at` of the step after the approval. Web worker RSS is read after a "
+        "warm-up and after the total request count."
+    )
+    usage = (
+        'Command (full mode; `--quick` for a smoke run, `--gunicorn "OPTIONS"` (repeatable) for other '
+        "configurations, `--redis-db N` when no Redis database is empty, `--py-spy DIR` to profile the web workers):"
+    )
     return "\n".join(
         [
             SECTION,
             "",
-            "The web edge under load with the worker running: the Procfile's gunicorn (`-w 2 --timeout 60`, sync",
-            "workers) and `-w 2 -k gthread --threads 8`, each on 127.0.0.1 over PostgreSQL + Redis with one real",
-            "`celery worker -P prefork -c 2 -Q steps,slow,edge`, the fake Slack of the tests, the demo org and an org",
-            "API key. `/api/events` is measured with wrk (unique idempotency key per request, a 1-step no-op job)",
-            "against a bare Flask endpoint that only parses the JSON and publishes one Celery task",
-            "(bench/edge_baseline.py, same gunicorn options, its own worker), same run, order alternating; every",
-            "2xx is checked to have become a job (a task) and the worker's drain time after the load is reported.",
-            "`/slack/interactive` gets signed clicks at a fixed rate (open loop): deciding clicks on fresh approvals",
-            "and clicks on approvals already decided; click -> next step started is the deciding click's send time",
-            "to the `started_at` of the step after the approval. Web worker RSS is read after a warm-up and after",
-            "the total request count.",
+            textwrap.fill(about, width=104, break_on_hyphens=False, break_long_words=False),
             "",
-            'Command (full mode; `--quick` for a smoke run, `--gunicorn "OPTIONS"` (repeatable) for other',
-            "configurations, `--redis-db N` when no Redis database is empty):",
+            textwrap.fill(usage, width=104, break_on_hyphens=False, break_long_words=False),
             "",
             "```",
             cmd,
@@ -1359,7 +1382,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         metavar="OPTIONS",
         help=f"gunicorn options of a configuration, repeatable (default: the Procfile's "
-        f"'{procfile_options()}' and '{GTHREAD_OPTIONS}')",
+        f"'{procfile_options()}', then the first of '{SYNC_OPTIONS}' / '{GTHREAD_OPTIONS}' that differs)",
     )
     p.add_argument("--rounds", type=int, default=None, help="/api/events rounds per configuration (default 2)")
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
@@ -1427,7 +1450,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.gunicorn = args.gunicorn or [procfile_options(), GTHREAD_OPTIONS]
+    args.gunicorn = args.gunicorn or list(dict.fromkeys([procfile_options(), SYNC_OPTIONS, GTHREAD_OPTIONS]))[:2]
     try:
         args.click_rates = [float(r) for r in args.click_rates.split(",") if r.strip()]
     except ValueError:

@@ -497,6 +497,7 @@ class SlackOutbox(Base):
         Index(None, "org_id", "status", "created_at"),
         Index(None, "status", "not_before"),
         Index(None, "user_id", "admitted_at"),
+        Index(None, "approval_id"),  # a click finds its approval's message by it (migration 0004)
     )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()

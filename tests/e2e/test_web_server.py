@@ -1,4 +1,4 @@
-"""The real web edge: the Procfile's `gunicorn -w 2 ... 'webhooks:create_app()'` on 127.0.0.1 over
+"""The real web edge: the Procfile's `gunicorn -k gthread -w 2 ... 'webhooks:create_app()'` on 127.0.0.1 over
 PostgreSQL + Redis with a real `celery worker`; an org key fires an event over HTTP and the job is
 followed through `GET /api/jobs/<id>` until it completes. gunicorn is always stopped (its whole
 process group)."""
