@@ -10,8 +10,8 @@ whole run. ``PROACTIVE_SEQUENCE_MODULES=sequences,bench.edge_dags``: ``coaching_
 step (fired over ``/api/events``), ``stale_deal_revival`` is no-op -> approval -> no-op (clicked).
 
 Each gunicorn configuration (``--gunicorn``, repeatable; default: the Procfile's, then the first of
-``SYNC_OPTIONS`` / ``GTHREAD_OPTIONS`` that differs from it) gets its own servers, started in their own process
-group on 127.0.0.1 (always killed by group) and ready on ``GET /healthz``:
+``SYNC_OPTIONS`` / ``GTHREAD_OPTIONS`` that differs from it) gets its own servers, started in their
+own process group on 127.0.0.1 (always killed by group) and ready on ``GET /healthz``:
 
 1. set-up: approvals opened for the clicks (events fired in-process, waited until
    ``awaiting_approval`` and their Slack message posted);
@@ -1476,9 +1476,17 @@ def bench_env(db_name: str, redis_db: int) -> dict[str, str]:
     }
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Set the environment, run every configuration, print (and maybe write) the report."""
     args = parse_args(argv)
+    # SIGTERM (and SIGINT, which a background shell leaves ignored) end the run through the `finally`
+    # blocks, so servers and workers are stopped and the database dropped.
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     db_name = f"proactive_bench_edge_{uuid.uuid4().hex[:10]}"
     redis_db = pick_redis_db(args.redis_db)
     for key in LIVE_ENV:
