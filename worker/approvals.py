@@ -168,7 +168,7 @@ def _lost(conn: Connection, current: Row, now: datetime) -> UserError | AlreadyD
         return AlreadyDecided("cancelled", "the job ending", current.resumed_at or now)
     return AlreadyDecided(
         current.decision or current.status,
-        _display(conn, current.org_id, current.decided_by),
+        display_name(conn, current.org_id, current.decided_by),
         current.decided_at,
     )
 
@@ -193,7 +193,8 @@ def may_decide(conn: Connection, approval: Row, user: Row) -> bool:
     return owner is not None and owner == user.id
 
 
-def _display(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID | None) -> str:
+def display_name(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID | None) -> str:
+    """How a decider is named in messages ("Alice Moreau"; "the system" for no user)."""
     if user_id is None:
         return "the system"
     row = conn.execute(
@@ -352,7 +353,7 @@ def _apply(
             f"{job['event_type']} sequence (changed while the job waited)",
             error_step=a.step,
         )
-    who = _display(conn, a.org_id, a.decided_by)
+    who = display_name(conn, a.org_id, a.decided_by)
     when = a.decided_at or now
     if a.status == A.EXPIRED:
         replace_message(conn, a.org_id, a.id, blocks.expired_message(_title(job, step, a.preview or {}), a.expires_at))
@@ -416,7 +417,7 @@ def decided_content(conn: Connection, a: Row) -> dict[str, Any] | None:
     facts = dict(job._mapping)
     if a.status == A.EXPIRED:
         return blocks.expired_message(_title(facts, step, a.preview or {}), a.expires_at)
-    return _decided_message(facts, step, a, _display(conn, a.org_id, a.decided_by), a.decided_at or utcnow())
+    return _decided_message(facts, step, a, display_name(conn, a.org_id, a.decided_by), a.decided_at or utcnow())
 
 
 def _rerun(
@@ -494,7 +495,7 @@ def undo(approval_id: uuid.UUID, *, user_id: uuid.UUID, org_id: uuid.UUID | None
         ]
         if started or job["status"] in JOB_FINAL:
             raise TooLate(f"too late to undo: {', '.join(r.step for r in started) or 'the job'} already ran")
-        who = _display(conn, approval.org_id, user.id)
+        who = display_name(conn, approval.org_id, user.id)
         engine.end_job(conn, job, J.CANCELLED, now, reason=f"undone by {who}", sequence=sequence)
         preview, data = approval.preview or {}, approval.decision_data or {}
         replace_message(

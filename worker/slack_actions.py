@@ -555,15 +555,6 @@ def _undo(click: Click, clicker: Clicker, approval_id: uuid.UUID) -> ClickOutcom
 # --------------------------------------------------------------------------- the Edit modal
 
 
-def _display(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID | None) -> str:
-    if user_id is None:
-        return "the system"
-    row = conn.execute(
-        select(users.c.name, users.c.email).where(users.c.id == user_id, users.c.org_id == org_id)
-    ).first()
-    return (row.name or row.email) if row else str(user_id)
-
-
 def open_editor(click: Click) -> ClickOutcome:
     """`*_edit`: open the Edit modal prefilled with the draft, for someone who may decide."""
     ref = parse_action_id(click.action_id)
@@ -583,7 +574,7 @@ def open_editor(click: Click) -> ClickOutcome:
         refusal = _editor_refusal(conn, ref, a, clicker, now)
         if refusal is None:
             assert a is not None
-            rep = _display(conn, a.org_id, clicker.user_id)
+            rep = approval_rules.display_name(conn, a.org_id, clicker.user_id)
             subject, body = editable_draft(a.kind, a.preview or {}, rep)
     if refusal is not None:
         outcome, text, error_type = refusal
@@ -629,7 +620,8 @@ def _editor_refusal(
     if a.status == "expired" or (a.status == "pending" and a.expires_at <= now):
         return Out.EXPIRED, expired_text(a.expires_at), None
     if a.status != "pending":
-        decided = AlreadyDecided(a.decision or a.status, _display(conn, a.org_id, a.decided_by), a.decided_at or now)
+        by = approval_rules.display_name(conn, a.org_id, a.decided_by)
+        decided = AlreadyDecided(a.decision or a.status, by, a.decided_at or now)
         return Out.ALREADY_DECIDED, already_text(decided), None
     return None
 
