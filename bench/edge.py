@@ -63,6 +63,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
@@ -514,6 +515,7 @@ class Bench:
         self.key = ""
         self.script = workdir / "events.lua"
         self.served = 0  # requests answered by the current configuration's server
+        self.started: dict[str, datetime] = {}  # run tag -> a time before its first job
 
     # ------------------------------------------------------------------ set-up / tear-down
 
@@ -627,8 +629,9 @@ class Bench:
             ours.stop()
 
     def pg_pids(self) -> list[int]:
-        """PIDs of the PostgreSQL backends connected to the bench database."""
-        sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        """PIDs of the PostgreSQL backends connected to the bench database, but the benchmark's own
+        (its polling is not the system's cost)."""
+        sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         return [r[0] for r in self.admin.execute(sql).fetchall()]
 
     def redis_pid(self) -> int:
@@ -654,6 +657,9 @@ class Bench:
         """Closed-loop load on an events endpoint: wrk, or the asyncio fallback without wrk."""
         a = self.args
         args = self.wrk_args(path, tag)
+        # The tag's jobs are created after this (a second of margin): polls read them by the
+        # (org_id, created_at) index instead of scanning every job of the org.
+        self.started[tag] = datetime.fromtimestamp(time.time() - 1, UTC)
         if Path(WRK).exists():
             return run_wrk(self.script, port, args, a.threads, a.connections, duration_s)
         assert self.pool is not None
@@ -694,8 +700,8 @@ class Bench:
         row = self.admin.execute(
             "SELECT count(*), count(*) FILTER (WHERE status = ANY(%s)),"
             " count(*) FILTER (WHERE status = ANY(%s) AND status <> 'completed'), max(finished_at)"
-            " FROM sequence_jobs WHERE org_id = %s AND idempotency_key LIKE %s",
-            (list(FINAL), list(FINAL), self.org_id, f"edge:{tag}:%"),
+            " FROM sequence_jobs WHERE org_id = %s AND created_at >= %s AND idempotency_key LIKE %s",
+            (list(FINAL), list(FINAL), self.org_id, self.started[tag], f"edge:{tag}:%"),
         ).fetchone()
         return row[0], row[1], row[2], epoch(row[3]) if row[3] else None
 
@@ -1307,7 +1313,8 @@ def report(args: argparse.Namespace, head: list[str], results: list[ConfigResult
         f"(executed = jobs in the database (ours) or tasks run (baseline) for the run; it may exceed 2xx by up to "
         f"-c {args.connections}: requests in flight when wrk stops are accepted but never answered. drain s = end "
         "of the load -> last job finished. CPU ms per answered request over the load and the drain: web = gunicorn "
-        "master + workers, worker = the Celery worker's processes, pg = PostgreSQL backends of the bench database, "
+        "master + workers, worker = the Celery worker's processes, pg = PostgreSQL backends of the bench database "
+        "(autovacuum included, the benchmark's own polling not), "
         "redis = the Redis server. Ack latency is measured from each click's scheduled send time; load generator "
         "lag = sent - scheduled.)",
     ]
@@ -1358,17 +1365,37 @@ def section(args: argparse.Namespace, text: str) -> str:
 
 
 def write_section(path: Path, title: str, body: str) -> None:
-    """Replace the section starting with ``title`` (up to the next ``## ``) in ``path``, or append it."""
+    """Put ``body`` (a generated section) into ``path``: in place of the generated part of the section
+    starting with ``title`` (from the title to the end of its ``Run (...)`` output block), keeping the
+    notes written under that block (they may then need updating); appended when there is no section."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     lines = text.splitlines(keepends=True)
     start = next((i for i, x in enumerate(lines) if x.rstrip() == title), None)
     if start is None:
-        new = text.rstrip("\n") + "\n\n" + body
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + body + ("\n" + tail if tail else "")
+        path.write_text(text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n")
+        return
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    generated_end = _output_block_end(lines, start, end)
+    notes = "".join(lines[generated_end:end]).strip("\n")
+    tail = "".join(lines[end:])
+    new = (
+        "".join(lines[:start])
+        + body.rstrip("\n")
+        + "\n"
+        + (f"\n{notes}\n" if notes else "")
+        + ("\n" + tail if tail else "")
+    )
     path.write_text(new.rstrip("\n") + "\n")
+
+
+def _output_block_end(lines: list[str], start: int, end: int) -> int:
+    """The line after the closing fence of the first code block following ``Run (`` in lines[start:end]
+    (``end`` when the section has no such block: all of it is replaced)."""
+    run = next((i for i in range(start, end) if lines[i].startswith("Run (")), None)
+    if run is None:
+        return end
+    fences = [i for i in range(run, end) if lines[i].rstrip() == "```"]
+    return fences[1] + 1 if len(fences) >= 2 else end
 
 
 # --------------------------------------------------------------------------- main
