@@ -236,8 +236,8 @@ def _state_file(name: str) -> Any:
 # gunicorn restarts a worker silent for this long (seconds): above `POST /api/events?wait=30`.
 WEB_TIMEOUT_S = 60
 # Threads per web worker (gthread): a request waiting on PostgreSQL or Redis lets another run.
-# bench/edge.py, same run: 2 workers x 8 threads answered 189 clicks/s at 200/s offered (p99 0.87 s)
-# where 2 sync workers answered 115/s (p99 7.3 s), and took 350 vs 247 events/s.
+# bench/edge.py, same run: 2 workers x 8 threads answered 198 clicks/s at 200/s offered (p99 0.31 s)
+# where 2 sync workers answered 126/s (p99 5.9 s), and took 431 vs 350 events/s.
 WEB_THREADS = 8
 
 
