@@ -69,7 +69,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, percentile
+from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, percentile, release_backends
 from bench.sequences import epoch, pick_redis_db, rss_mib
 from bench.workers import REPO, WorkerProcess, children_of, cpu_delta, cpu_seconds
 
@@ -575,7 +575,6 @@ class Bench:
 
     def teardown(self) -> None:
         """Stop the worker and the child process, drop the database, flush Redis (errors reported)."""
-        import psycopg
 
         if self.worker is not None:
             self.worker.stop()
@@ -591,17 +590,7 @@ class Bench:
             reset_engine()
         except Exception as exc:
             print(f"warning: engine reset failed: {exc}", file=sys.stderr)
-        if self.db_created:
-            try:
-                with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-            except Exception as exc:
-                print(f"warning: could not drop {self.db_name}: {exc}", file=sys.stderr)
-        if self.redis is not None:
-            try:
-                self.redis.flushdb()
-            except Exception as exc:
-                print(f"warning: could not flush redis db {self.redis_db}: {exc}", file=sys.stderr)
+        release_backends(self.db_name if self.db_created else None, self.redis, self.redis_db)
 
     # ------------------------------------------------------------------ helpers
 

@@ -157,7 +157,6 @@ class Bench:
 
     def teardown(self) -> None:
         """Close connections, drop the database, flush the Redis DB (errors are reported, not raised)."""
-        import psycopg
 
         for conn in self._conns:
             conn.close()
@@ -169,16 +168,7 @@ class Bench:
             reset_engine()
         except Exception as exc:
             print(f"warning: engine reset failed: {exc}", file=sys.stderr)
-        try:
-            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-        except Exception as exc:
-            print(f"warning: could not drop {self.db_name}: {exc}", file=sys.stderr)
-        if self.redis is not None:
-            try:
-                self.redis.flushdb()
-            except Exception as exc:
-                print(f"warning: could not flush redis db {self.redis_db}: {exc}", file=sys.stderr)
+        release_backends(self.db_name, self.redis, self.redis_db)
 
     # ------------------------------------------------------------------ helpers
 
@@ -398,6 +388,24 @@ class Bench:
 
 
 # --------------------------------------------------------------------------- report
+
+
+def release_backends(db_name: str | None, redis_client: Any, redis_db: int) -> None:
+    """Drop a benchmark's database (when `db_name`) and flush its Redis DB (when a client is given);
+    failures are warnings, so a teardown always finishes."""
+    import psycopg
+
+    if db_name:
+        try:
+            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        except Exception as exc:
+            print(f"warning: could not drop {db_name}: {exc}", file=sys.stderr)
+    if redis_client is not None:
+        try:
+            redis_client.flushdb()
+        except Exception as exc:
+            print(f"warning: could not flush redis db {redis_db}: {exc}", file=sys.stderr)
 
 
 def pick_redis_db(wanted: int | None) -> int:

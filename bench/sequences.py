@@ -50,7 +50,7 @@ from typing import Any
 if __name__ != "__main__" and "bench.sequences" in os.environ.get("PROACTIVE_SEQUENCE_MODULES", ""):
     from bench.noop_dags import FANOUT, FANOUT_EVENT, LINEAR, LINEAR_EVENT, BenchPayload, noop  # noqa: F401
 
-from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, percentile
+from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, percentile, release_backends
 from bench.workers import WorkerProcess, cpu_delta, cpu_seconds
 
 # The product's sequences, plus the hook that tells the benchmark the worker consumes.
@@ -249,7 +249,6 @@ class Bench:
 
     def teardown(self) -> None:
         """Close connections, drop the database, flush the Redis DB (errors reported, not raised)."""
-        import psycopg
 
         if self.admin is not None:
             self.admin.close()
@@ -261,17 +260,7 @@ class Bench:
             print(f"warning: engine reset failed: {exc}", file=sys.stderr)
         if self.db_created and self.args.keep:
             print(f"kept database {self.db_name} (--keep); drop it when done", file=sys.stderr)
-        elif self.db_created:
-            try:
-                with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-            except Exception as exc:
-                print(f"warning: could not drop {self.db_name}: {exc}", file=sys.stderr)
-        if self.redis is not None:
-            try:
-                self.redis.flushdb()
-            except Exception as exc:
-                print(f"warning: could not flush redis db {self.redis_db}: {exc}", file=sys.stderr)
+        release_backends(self.db_name if self.db_created and not self.args.keep else None, self.redis, self.redis_db)
 
     def make_orgs(self, n: int, label: str) -> list[uuid.UUID]:
         """``n`` enabled orgs with the smoke fixtures; their event envelopes are kept as templates."""
