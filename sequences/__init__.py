@@ -11,6 +11,7 @@ from sequences import (
     proposal_generation,
     stale_deal_revival,
 )
+from sequences.skills import morning_brief  # noqa: F401 - registers the morning brief's content
 
 __all__ = [
     "calendar_find_times",

@@ -48,6 +48,13 @@ def make_celery() -> Celery:
             "proactive.slack_replace": {"queue": "edge"},
             "proactive.slack_respond": {"queue": "edge"},
             "proactive.sweep": {"queue": "beat"},
+            # Cron ticks run where Beat's tasks run; the per-org / per-rep work they fan out to
+            # runs on `steps`, shared by every worker.
+            "proactive.cron.morning_brief": {"queue": "beat"},
+            "proactive.cron.meeting_prep": {"queue": "beat"},
+            "proactive.cron.stale_deals": {"queue": "beat"},
+            "proactive.cron.gmail_watch": {"queue": "beat"},
+            "proactive.cron.*": {"queue": "steps"},
         },
         task_soft_time_limit=DEFAULT_TIMEOUT_S,
         task_time_limit=DEFAULT_TIMEOUT_S + HARD_LIMIT_GRACE_S,
@@ -59,7 +66,7 @@ def make_celery() -> Celery:
         task_send_sent_event=settings.task_events,
         enable_utc=True,
         timezone="UTC",
-        imports=("worker.runner", "worker.sweeper", *settings.sequence_module_list),
+        imports=("worker.runner", "worker.sweeper", "worker.crons", *settings.sequence_module_list),
     )
     return app
 

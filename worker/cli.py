@@ -248,8 +248,19 @@ WEB_THREADS = 8
 def web(bind: str, workers: int, threads: int) -> None:
     """Serve the webhooks and API with gunicorn (gthread workers)."""
     args = [
-        sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(workers), "--threads", str(threads),
-        "--timeout", str(WEB_TIMEOUT_S), "-b", bind,
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gthread",
+        "-w",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--timeout",
+        str(WEB_TIMEOUT_S),
+        "-b",
+        bind,
     ]
     os.execv(sys.executable, [*args, "webhooks:create_app()"])
 
@@ -680,6 +691,37 @@ def keys_revoke(key_id: str) -> None:
 
     info = run_or_fail(lambda: revoke(_uuid(key_id, "KEY_ID")))
     click.echo(f"key {info.id} ({info.name}) revoked at {info.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+# --------------------------------------------------------------------------- Gmail
+
+
+@main.group()
+def gmail() -> None:
+    """Gmail push: the `users.watch` that makes Gmail publish new INBOX mail to GMAIL_PUBSUB_TOPIC."""
+
+
+@gmail.command("renew")
+@click.option("--org", "org_ref", default=None, help="Org id or exact name (default: every org).")
+@click.option("--all", "renew_all", is_flag=True, help="Every active Google integration, not only the due ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as a JSON list instead of the table.")
+def gmail_renew(org_ref: str | None, renew_all: bool, as_json: bool) -> None:
+    """Renew the Gmail watches expiring within 24 h (or expired, or never set); exit 1 if one failed."""
+    from worker import gmail_watch
+    from worker.models import utcnow
+
+    org_id = resolve_org(org_ref) if org_ref else None
+    within = None if renew_all else gmail_watch.DUE_WITHIN
+    results = run_or_fail(lambda: gmail_watch.renew_due(utcnow(), org_id=org_id, within=within))
+    failed = sum(not r.ok for r in results)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results]))
+    else:
+        click.echo(gmail_watch.format_table(results))
+        if results:
+            summary = f"{len(results) - failed} renewed, {failed} failed"
+            click.echo(click.style(summary, fg="red" if failed else "green"))
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     recover_on_start: bool = Field(default=True, alias="PROACTIVE_RECOVER_ON_START")
     sql_echo: bool = Field(default=False, alias="PROACTIVE_SQL_ECHO")
 
+    # Crons (worker/crons.py, beat_schedule.py). Both are for tests and demos; leave unset in production.
+    cron_clock_file: str = Field(default="", alias="PROACTIVE_CRON_CLOCK_FILE")  # file holding "now" (ISO)
+    beat_tick_s: float = Field(default=0.0, alias="PROACTIVE_BEAT_TICK_S")  # > 0: every cron ticks this often
+
     # Slack delivery (worker/delivery.py). Slack allows about one message per second per channel.
     slack_channel_interval_s: float = Field(default=1.0, alias="PROACTIVE_SLACK_CHANNEL_INTERVAL_S")
     delivery_max_attempts: int = Field(default=5, alias="PROACTIVE_DELIVERY_MAX_ATTEMPTS")  # 5xx/network tries

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection
 
 from worker.dag import Sequence
 from worker.payloads import PAYLOAD_MODELS, EventType
 
+# The morning brief's content (SPEC §5): (connection, org id, user row, now, the rep's zone) ->
+# a Slack message {"text", "blocks"}. The morning-brief cron (worker/crons.py) posts it; the
+# sequences package provides it, as it provides the sequences.
+BriefBuilder = Callable[[Connection, uuid.UUID, Mapping[str, Any], datetime, ZoneInfo], dict[str, Any]]
+
 _sequences: dict[str, Sequence] = {}
+_brief_builder: BriefBuilder | None = None
 _loaded = False
 _lock = threading.RLock()  # re-entrant: a module being loaded may call load() itself
 
@@ -37,6 +49,19 @@ def register(sequence: Sequence, *, replace: bool = False) -> Sequence:
         object.__setattr__(sequence, "payload_model", PAYLOAD_MODELS[sequence.event_type])
     _sequences[sequence.event_type] = sequence
     return sequence
+
+
+def register_brief(builder: BriefBuilder) -> BriefBuilder:
+    """Make `builder` the morning brief's content (the last registration wins); returns it."""
+    global _brief_builder
+    _brief_builder = builder
+    return builder
+
+
+def brief_builder() -> BriefBuilder | None:
+    """The registered morning-brief builder, or None when no module provides one."""
+    load()
+    return _brief_builder
 
 
 def load() -> None:

@@ -1,9 +1,9 @@
 """A fake Google: the OAuth token endpoint, Calendar v3 (freeBusy, events.insert/get) and Gmail v1
-users.messages.send, at Google's own paths, driven by the real google-auth and googleapiclient.
+users.messages.send and users.watch, at Google's own paths, driven by the real google-auth and googleapiclient.
 
 Point the clients at it with GOOGLE_TOKEN_URI=`token_uri` and GOOGLE_API_URL=`url`. Bodies follow
 the samples in shared/real-payloads/google (token answers, copied below) and the discovery schemas
-bundled with google-api-python-client (FreeBusyResponse, Event, Message, and Google's JSON error
+bundled with google-api-python-client (FreeBusyResponse, Event, Message, WatchResponse, and Google's JSON error
 `{"error": {"code", "message", "errors": [{"domain", "reason", "message"}], "status"}}`).
 """
 
@@ -14,7 +14,7 @@ import email
 import itertools
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
 from urllib.parse import unquote
@@ -37,6 +37,12 @@ INVALID_GRANT_RAPT_REQUIRED = {
     "error_subtype": "rapt_required",
     "error_description": "reauth related error",
 }
+
+# real-payloads/google/gmail_watch_response.json: both fields are strings (uint64/int64 in discovery).
+WATCH_SAMPLE = {"historyId": "1234567890", "expiration": "1431990098200"}
+WATCH_DURATION = timedelta(days=7)  # how long Gmail keeps a watch
+TOPIC_NAME = re.compile(r"projects/[^/]+/topics/[^/]+")
+LABEL_FILTER_BEHAVIORS = frozenset({"include", "exclude"})  # discovery enum; the push guide writes INCLUDE
 
 CLIENT_ID = "fake-client-id.apps.googleusercontent.com"
 CLIENT_SECRET = "fake-client-secret"
@@ -96,33 +102,42 @@ class FakeGoogle(FakeServer):
         super().__init__()
         self.refresh_tokens: dict[str, dict[str, Any]] = {}  # refresh token -> error body to answer (or {})
         self.access_tokens: set[str] = set()
+        self.mailboxes: dict[str, str] = {}  # access or refresh token -> the Gmail address it is for
         self.busy: dict[str, list[tuple[datetime, datetime]]] = {}
         self.events: dict[tuple[str, str], dict[str, Any]] = {}
         self.sent: list[SentMessage] = []
+        self.watches: list[dict[str, Any]] = []  # {mailbox, body, historyId, expiration} per watch answered
+        self.watch_errors: dict[str, Reply] = {}  # mailbox -> the answer its users.watch gets instead
+        self.history_id = WATCH_SAMPLE["historyId"]  # what users.watch answers as the mailbox's history id
         self._seq = itertools.count(1)
         self.route("POST", r"/token", self._token)
         self.route("POST", r"/calendar/v3/freeBusy", self._free_busy)
         self.route("POST", r"/calendar/v3/calendars/([^/]+)/events", self._insert_event)
         self.route("GET", r"/calendar/v3/calendars/([^/]+)/events/([^/]+)", self._get_event)
         self.route("POST", r"/gmail/v1/users/([^/]+)/messages/send", self._send)
+        self.route("POST", r"/gmail/v1/users/([^/]+)/watch", self._watch)
 
     @property
     def token_uri(self) -> str:
         """What GOOGLE_TOKEN_URI should be."""
         return f"{self.url}/token"
 
-    def grant(self, refresh_token: str) -> None:
-        """Accept `refresh_token` at the token endpoint."""
+    def grant(self, refresh_token: str, mailbox: str | None = None) -> None:
+        """Accept `refresh_token` at the token endpoint (its access tokens are `mailbox`'s)."""
         self.refresh_tokens[refresh_token] = {}
+        if mailbox is not None:
+            self.mailboxes[refresh_token] = mailbox
 
     def revoke(self, refresh_token: str, error: dict[str, Any] | None = None) -> None:
         """Refuse `refresh_token` with `error` (HTTP 400; default: the invalid_grant sample)."""
         self.refresh_tokens[refresh_token] = error or INVALID_GRANT
 
-    def issue_access_token(self) -> str:
-        """A new valid access token."""
+    def issue_access_token(self, mailbox: str | None = None) -> str:
+        """A new valid access token (for `mailbox`: what `users/me` means with it)."""
         token = f"ya29.fake-{next(self._seq)}"
         self.access_tokens.add(token)
+        if mailbox is not None:
+            self.mailboxes[token] = mailbox
         return token
 
     # ---------------------------------------------------------------- OAuth
@@ -133,17 +148,22 @@ class FakeGoogle(FakeServer):
             return Reply(401, {"error": "invalid_client", "error_description": "The OAuth client was not found."})
         if form.get("grant_type") != "refresh_token":
             return Reply(400, {"error": "unsupported_grant_type"})
-        refused = self.refresh_tokens.get(form.get("refresh_token", ""), INVALID_GRANT)
+        refresh_token = form.get("refresh_token", "")
+        refused = self.refresh_tokens.get(refresh_token, INVALID_GRANT)
         if refused:
             return Reply(400, refused)
-        answer = dict(REFRESH_OK_SAMPLE, access_token=self.issue_access_token())
+        answer = dict(REFRESH_OK_SAMPLE, access_token=self.issue_access_token(self.mailboxes.get(refresh_token)))
         if form.get("scope"):
             answer["scope"] = form["scope"]
         return Reply(200, answer)
 
-    def _authorized(self, request: Recorded) -> Reply | None:
+    @staticmethod
+    def _bearer(request: Recorded) -> str:
         header = request.headers.get("authorization", "")
-        if header.startswith("Bearer ") and header[len("Bearer ") :] in self.access_tokens:
+        return header[len("Bearer ") :] if header.startswith("Bearer ") else ""
+
+    def _authorized(self, request: Recorded) -> Reply | None:
+        if self._bearer(request) in self.access_tokens:
             return None
         return google_error(
             401, "Request had invalid authentication credentials.", "authError", state="UNAUTHENTICATED"
@@ -236,3 +256,25 @@ class FakeGoogle(FakeServer):
         thread_id = body.get("threadId") or message_id
         self.sent.append(SentMessage(message_id, thread_id, raw, mime))
         return Reply(200, {"id": message_id, "threadId": thread_id, "labelIds": ["SENT"]})
+
+    def _watch(self, request: Recorded, match: re.Match[str]) -> Reply:
+        if (denied := self._authorized(request)) is not None:
+            return denied
+        user_id = unquote(match.group(1))
+        mailbox = self.mailboxes.get(self._bearer(request), user_id) if user_id == "me" else user_id
+        if (error := self.watch_errors.get(mailbox)) is not None:
+            return error
+        body = request.json or {}
+        if not isinstance(body.get("topicName"), str) or not TOPIC_NAME.fullmatch(body["topicName"]):
+            message = "Invalid topicName does not match projects/SOME_PROJECT/topics/*"
+            return google_error(400, message, "invalidArgument", state="INVALID_ARGUMENT")
+        labels, behavior = body.get("labelIds", []), body.get("labelFilterBehavior", "include")
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            return google_error(400, "Invalid value at 'label_ids'", "invalidArgument", state="INVALID_ARGUMENT")
+        if not isinstance(behavior, str) or behavior.lower() not in LABEL_FILTER_BEHAVIORS:
+            message = f"Invalid value at 'label_filter_behavior' ({behavior!r})"
+            return google_error(400, message, "invalidArgument", state="INVALID_ARGUMENT")
+        expiration = datetime.now(UTC) + WATCH_DURATION
+        answer = {"historyId": str(self.history_id), "expiration": str(int(expiration.timestamp() * 1000))}
+        self.watches.append({"mailbox": mailbox, "body": body, **answer})
+        return Reply(200, answer)

@@ -1,5 +1,5 @@
 """Integration fixtures: a backend (PostgreSQL + Redis, or the embedded SQLite pair) applied to this
-process, and real `celery worker` processes on it."""
+process, real `celery worker` processes on it, and a fake Google the real Google clients talk to."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.conftest import Backend, apply_env
+from tests.fakes.google import CLIENT_ID, CLIENT_SECRET, FakeGoogle
 from tests.support.engine import TestOrg, make_org
 from tests.support.workers import WorkerProcess
 
@@ -88,3 +89,20 @@ def workers(pg: Backend, request: pytest.FixtureRequest) -> Iterator[WorkerFacto
 def org(request: pytest.FixtureRequest) -> TestOrg:
     """A fresh org with a rep, another rep and an admin, on the active backend."""
     return make_org()
+
+
+@pytest.fixture
+def fake_google() -> Iterator[FakeGoogle]:
+    """A running fake Google with GOOGLE_* and ENCRYPTION_KEYS pointing at it (unset again after)."""
+    from worker.config import reset_settings
+    from worker.crypto import generate_key
+
+    with FakeGoogle() as fake, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GOOGLE_TOKEN_URI", fake.token_uri)
+        mp.setenv("GOOGLE_API_URL", fake.url)
+        mp.setenv("GOOGLE_CLIENT_ID", CLIENT_ID)
+        mp.setenv("GOOGLE_CLIENT_SECRET", CLIENT_SECRET)
+        mp.setenv("ENCRYPTION_KEYS", generate_key())
+        reset_settings()
+        yield fake
+    reset_settings()

@@ -26,7 +26,7 @@ from tests.fakes.server import Reply
 from worker.clients import calendar, gmail_send
 from worker.clients.google import calendar_service, call, credentials_for, credentials_json, gmail_service
 from worker.config import reset_settings
-from worker.crypto import encrypt_json, generate_key
+from worker.crypto import encrypt_json
 from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
 from worker.models import Integration
 
@@ -34,20 +34,6 @@ CAL = "rep@example.com"
 FREEBUSY = r"/calendar/v3/freeBusy"
 EVENTS = r"/calendar/v3/calendars/[^/]+/events"
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def fake_google(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGoogle]:
-    """A running fake Google with GOOGLE_* and ENCRYPTION_KEYS pointing at it."""
-    with FakeGoogle() as fake:
-        monkeypatch.setenv("GOOGLE_TOKEN_URI", fake.token_uri)
-        monkeypatch.setenv("GOOGLE_API_URL", fake.url)
-        monkeypatch.setenv("GOOGLE_CLIENT_ID", CLIENT_ID)
-        monkeypatch.setenv("GOOGLE_CLIENT_SECRET", CLIENT_SECRET)
-        monkeypatch.setenv("ENCRYPTION_KEYS", generate_key())
-        reset_settings()
-        yield fake
-    reset_settings()
 
 
 def integration(

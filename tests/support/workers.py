@@ -27,6 +27,8 @@ STOP_TIMEOUT_S = 15.0
 class WorkerProcess:
     """One `celery -A worker.celery_app worker` subprocess."""
 
+    READY = "ready."  # what the process logs once it consumes
+
     def __init__(
         self,
         env: Mapping[str, str],
@@ -79,7 +81,7 @@ class WorkerProcess:
         log.close()
         try:
             wait_for(
-                lambda: self.proc.poll() is not None or "ready." in self.log(),
+                lambda: self.proc.poll() is not None or self.READY in self.log(),
                 timeout_s=READY_TIMEOUT_S,
                 what=f"worker {self.name} ready",
             )
@@ -126,3 +128,27 @@ class WorkerProcess:
         else:  # reap pool children left in the group
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class BeatProcess(WorkerProcess):
+    """One `celery -A beat_schedule beat` subprocess with its own schedule file (two can run at once,
+    as two Beats by mistake would)."""
+
+    READY = "beat: Starting"
+
+    def __init__(self, env: Mapping[str, str], log_dir: Path, name: str) -> None:
+        super().__init__(env, log_dir, name)
+        self.args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "beat_schedule",
+            "beat",
+            "-l",
+            "INFO",
+            "--max-interval",
+            "1",
+            "-s",
+            str(log_dir / f"{name}-schedule"),
+        ]

@@ -77,7 +77,9 @@ def test_every_local_day_of_the_year_gets_exactly_one_brief(tz: ZoneInfo) -> Non
         (KOLKATA, date(2026, 6, 1), time(8, 0), "2026-06-01 02:30"),  # +05:30, no DST
     ],
 )
-def test_briefing_instant_follows_the_offset_of_that_day(tz: ZoneInfo, day: date, local: time, expected_utc: str) -> None:
+def test_briefing_instant_follows_the_offset_of_that_day(
+    tz: ZoneInfo, day: date, local: time, expected_utc: str
+) -> None:
     instant = cs.local_instant(day, local, tz)
     assert instant == at(expected_utc)
     assert cs.brief_day(local, tz, cs.slot_start(instant, cs.MORNING_SLOT)) == day
@@ -87,7 +89,9 @@ def test_briefing_instant_follows_the_offset_of_that_day(tz: ZoneInfo, day: date
     ("tz", "day", "missing"),
     [(NY, date(2026, 3, 8), time(2, 30)), (BERLIN, date(2026, 3, 29), time(2, 30))],
 )
-def test_a_briefing_time_that_does_not_exist_is_moved_forward_by_the_gap(tz: ZoneInfo, day: date, missing: time) -> None:
+def test_a_briefing_time_that_does_not_exist_is_moved_forward_by_the_gap(
+    tz: ZoneInfo, day: date, missing: time
+) -> None:
     instant = cs.local_instant(day, missing, tz)
     assert instant.astimezone(tz).time() == time(3, 30)  # one hour later on the wall clock
     seen = briefs_in(tz, missing, day - timedelta(days=2), 5)
@@ -96,7 +100,10 @@ def test_a_briefing_time_that_does_not_exist_is_moved_forward_by_the_gap(tz: Zon
 
 @pytest.mark.parametrize(
     ("tz", "day", "twice", "first_utc"),
-    [(NY, date(2026, 11, 1), time(1, 30), "2026-11-01 05:30"), (BERLIN, date(2026, 10, 25), time(2, 30), "2026-10-25 00:30")],
+    [
+        (NY, date(2026, 11, 1), time(1, 30), "2026-11-01 05:30"),
+        (BERLIN, date(2026, 10, 25), time(2, 30), "2026-10-25 00:30"),
+    ],
 )
 def test_a_briefing_time_that_happens_twice_is_sent_at_its_first_occurrence(
     tz: ZoneInfo, day: date, twice: time, first_utc: str
@@ -182,8 +189,14 @@ def test_stale_scan_is_due_from_the_org_hour_until_local_midnight_across_dst() -
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, (9, None)), (7, (7, None)), ("10:00", (10, None)), (24, (9, "invalid stale_deals_hour '24'")),
-     ("x", (9, "invalid stale_deals_hour 'x'")), (True, (9, "invalid stale_deals_hour 'True'"))],
+    [
+        (None, (9, None)),
+        (7, (7, None)),
+        ("10:00", (10, None)),
+        (24, (9, "invalid stale_deals_hour '24'")),
+        ("x", (9, "invalid stale_deals_hour 'x'")),
+        (True, (9, "invalid stale_deals_hour 'True'")),
+    ],
 )
 def test_scan_hour_setting(value: object, expected: tuple[int, str | None]) -> None:
     assert cs.scan_hour(value) == expected
