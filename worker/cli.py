@@ -323,26 +323,41 @@ def fire(
 @click.option("--limit", type=int, default=30, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def jobs(status: str | None, event_type: str | None, org_ref: str | None, limit: int, as_json: bool) -> None:
-    """List recent jobs, newest first."""
+    """List recent jobs, newest first; with `--status skipped`, also the settings problems the crons
+    met (an unreadable zone or briefing time skips nothing, but is worth fixing)."""
+    from worker.crons import cron_warnings
     from worker.db import transaction
     from worker.views import list_jobs
 
     org_id = resolve_org(org_ref) if org_ref else None
+    warnings: list[dict[str, Any]] = []
     with transaction() as conn:
         rows = run_or_fail(lambda: list_jobs(conn, org_id=org_id, status=status, event_type=event_type, limit=limit))
+        if status == "skipped" and not as_json:  # the JSON output is a list of jobs: kept as it was
+            warnings = run_or_fail(lambda: cron_warnings(conn, org_id))
     if as_json:
         click.echo(json.dumps(rows))
         return
     if not rows:
         click.echo("no jobs")
-        return
-    click.echo(f"{'JOB':36}  {'TYPE':20}  {'STATUS':18}  {'SOURCE':16}  {'DURATION':>9}  CREATED")
+    else:
+        click.echo(f"{'JOB':36}  {'TYPE':20}  {'STATUS':18}  {'SOURCE':16}  {'DURATION':>9}  CREATED")
     for r in rows:
         note = f"  {r['reason'] or r['error'] or ''}"[:60] if (r["reason"] or r["error"]) else ""
         click.echo(
             f"{r['id']:36}  {r['event_type']:20}  {status_text(r['status']):{18 + _pad(r['status'])}}  "
             f"{r['source']:16}  {ms(r['duration_ms']):>9}  {r['created_at'][:19]}{note}"
         )
+    if warnings:
+        print_cron_warnings(warnings)
+
+
+def print_cron_warnings(warnings: list[dict[str, Any]]) -> None:
+    """One line per user or org whose settings the crons could not read (their latest warnings)."""
+    click.echo()
+    click.echo("Settings problems met by the crons (last 7 days):")
+    for w in warnings:
+        click.echo(f"{w['subject']:36}  org {w['org_id']:36}  {w['at'][:19]}  {'; '.join(w['warnings'])}")
 
 
 def _pad(status: str) -> int:

@@ -347,8 +347,15 @@ def _brief_user(
 
 def _prep_events_query(start: datetime) -> Any:
     lo, hi = cs.prep_window(start)
-    return select(CalendarEvent.id, CalendarEvent.org_id, CalendarEvent.user_id).where(
-        CalendarEvent.start_at >= lo, CalendarEvent.start_at < hi, CalendarEvent.attendees_count > 1
+    return (
+        select(CalendarEvent.id, CalendarEvent.org_id, CalendarEvent.user_id)
+        .join(Org, Org.id == CalendarEvent.org_id)
+        .where(
+            CalendarEvent.start_at >= lo,
+            CalendarEvent.start_at < hi,
+            CalendarEvent.attendees_count > 1,
+            Org.enabled.is_(True),
+        )
     )
 
 
@@ -393,9 +400,7 @@ def stale_deals_tick(now: datetime) -> dict[str, Any]:
     due: dict[str, tuple[uuid.UUID, date]] = {}
     with transaction() as conn:
         for org in conn.execute(select(Org.id, Org.timezone, Org.settings).where(Org.enabled.is_(True))).all():
-            hour, problem = cs.scan_hour((org.settings or {}).get("stale_deals_hour"))
-            if problem:
-                log.warning("org %s: %s; using %02d:00", org.id, problem, hour)
+            hour, _problem = cs.scan_hour((org.settings or {}).get("stale_deals_hour"))  # kept by the org's scan
             day = cs.stale_scan_day(now, _zone(org.timezone), hour)
             if day is not None:
                 due[_stale_key(org.id, day)] = (org.id, day)
@@ -417,8 +422,12 @@ def stale_deals_org(org_id: uuid.UUID, day: date, now: datetime) -> dict[str, An
     with transaction() as conn:
         if not claim_slot(conn, "stale-deals", key, now, org_id):
             return {"skipped": "slot already handled"}
-        org = conn.execute(select(Org.settings).where(Org.id == org_id)).one()
-        days, problem = cs.days_inactive((org.settings or {}).get("days_inactive"))
+        org = conn.execute(select(Org.settings, Org.timezone).where(Org.id == org_id)).one()
+        settings = org.settings or {}
+        days, problem = cs.days_inactive(settings.get("days_inactive"))
+        problems = [p for p in (problem, cs.scan_hour(settings.get("stale_deals_hour"))[1]) if p]
+        if org.timezone and cs.parse_zone(org.timezone) is None:
+            problems.append(f"invalid org time zone {str(org.timezone)[:64]!r}: UTC used")
         cutoff = now - timedelta(days=days)
         deals = conn.execute(
             select(Deal.id, Deal.owner_id).where(
@@ -432,8 +441,8 @@ def stale_deals_org(org_id: uuid.UUID, day: date, now: datetime) -> dict[str, An
         events.append(_event("deal_risk_scan", "cron:daily", org_id, None, {"date": day.isoformat()}))
         fire_in(conn, events, now, fired)
         counts: dict[str, Any] = {"days_inactive": days, "stale_deals": len(deals), **fired.as_dict()}
-        if problem:
-            counts["warnings"] = [problem]
+        if problems:
+            counts["warnings"] = problems
         finish_slot(conn, key, counts, now)
     return counts
 

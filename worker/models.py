@@ -105,7 +105,7 @@ class Org(Base):
     slack_team_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    # enabled_sequences (list or absent = all), days_inactive, stale_deal_hour, thresholds...
+    # enabled_sequences (list or absent = all), days_inactive, stale_deals_hour, thresholds...
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = _created()
 

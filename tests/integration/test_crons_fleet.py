@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select
 
-from tests.conftest import Backend, _claim_redis_db, apply_env
+from tests.conftest import Backend
+from tests.support.private_backend import private_backend
 from tests.support.waiting import wait_for
 from tests.support.workers import BeatProcess, WorkerProcess
 from worker.db import transaction
@@ -39,39 +40,16 @@ REPS = [
 
 @pytest.fixture(scope="module")
 def fleet_env(tmp_home: Path) -> Iterator[Backend]:
-    import psycopg
-
-    from worker import migrate
-    from worker.config import reset_settings
-    from worker.db import reset_engine
-
-    name = f"proactive_crons_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    redis_db, lease = _claim_redis_db()
-    migrate.upgrade(url)
-    clock = tmp_home / f"clock-{name}"
+    """The module's own database and Redis DB, a settable cron clock and a 1-second Beat schedule."""
+    clock = tmp_home / f"clock-crons-{uuid.uuid4().hex[:10]}"
     env = {
-        "DATABASE_URL": url,
-        "BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
         "PROACTIVE_CRON_CLOCK_FILE": str(clock),
         "PROACTIVE_BEAT_TICK_S": "1",
         "PROACTIVE_DRY_RUN": "1",
         "SLACK_BOT_TOKEN": "",
     }
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            apply_env(mp, env)
-            reset_settings()
-            reset_engine()
-            yield Backend("postgres", env, tmp_home / "logs-crons")
-    finally:
-        reset_settings()
-        reset_engine()
-        lease.release()
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with private_backend(tmp_home, "crons", env) as backend:
+        yield backend
 
 
 def set_clock(env: Backend, when: datetime) -> None:
