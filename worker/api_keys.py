@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from sqlalchemy import Connection, insert, or_, select, update
 
 from worker.db import transaction
 from worker.errors import NotFound, UserError
+from worker.memo import ShortMemory
 from worker.models import ApiKey, Org, utcnow
 
 api_keys = ApiKey.__table__
@@ -43,8 +43,8 @@ AUTH_CACHE_S = 5.0
 # Most keys remembered per process (the memory is dropped whole when full).
 AUTH_CACHE_MAX = 10_000
 
-# digest -> (org id, monotonic time until which it is trusted); live keys only
-_live: dict[str, tuple[uuid.UUID, float]] = {}
+# digest -> org id, live keys only
+_live: ShortMemory[str, uuid.UUID] = ShortMemory(AUTH_CACHE_S, AUTH_CACHE_MAX)
 
 
 @dataclass(frozen=True)
@@ -138,24 +138,21 @@ def org_for_key(conn: Connection, key: str, *, now: datetime | None = None) -> u
 def authenticate(key: str) -> uuid.UUID | None:
     """The org of a live key, from this process's short memory or the database (own transaction)."""
     digest = hash_key(key)
-    now = time.monotonic()
     hit = _live.get(digest)
-    if hit is not None and hit[1] > now:
-        return hit[0]
+    if hit is not None:
+        return hit
     with transaction() as conn:
         org_id = org_for_key(conn, key)
     if org_id is None:
-        _live.pop(digest, None)
+        _live.forget(digest)
         return None
-    if len(_live) >= AUTH_CACHE_MAX:
-        _live.clear()
-    _live[digest] = (org_id, now + AUTH_CACHE_S)
+    _live.put(digest, org_id)
     return org_id
 
 
 def forget_keys() -> None:
     """Drop this process's memory of live keys (after a revocation, and in tests)."""
-    _live.clear()
+    _live.forget()
 
 
 def list_keys(conn: Connection, org_id: uuid.UUID | None = None) -> list[KeyInfo]:

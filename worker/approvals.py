@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, func, select, update
 
 import blocks
 from worker import jobstore as store
@@ -143,13 +143,29 @@ def _load(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None) ->
     return row
 
 
-def _load_with_type(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None) -> Row:
-    """The approval and its job's event type (to find the step's ApprovalSpec) in one read."""
+_clicker, _decider = users.alias("clicker"), users.alias("decider")
+
+
+def _load_for_decision(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None, user_id: uuid.UUID) -> Row:
+    """Everything a decision reads, in one query: the approval, its job's event type, the deciding
+    user (`user_*`, NULL when not a member of the approval's org) and the name of whoever decided
+    already (`decider_name`), so a lost race is answered without another read."""
     from worker.models import jobs
 
     q = (
-        select(approvals, jobs.c.event_type.label("job_event_type"))
+        select(
+            approvals,
+            jobs.c.event_type.label("job_event_type"),
+            _clicker.c.id.label("user_id"),
+            _clicker.c.org_id.label("user_org_id"),
+            _clicker.c.role.label("user_role"),
+            _clicker.c.name.label("user_name"),
+            _clicker.c.email.label("user_email"),
+            func.coalesce(_decider.c.name, _decider.c.email).label("decider_name"),
+        )
         .join(jobs, jobs.c.id == approvals.c.job_id)
+        .outerjoin(_clicker, (_clicker.c.id == user_id) & (_clicker.c.org_id == approvals.c.org_id))
+        .outerjoin(_decider, (_decider.c.id == approvals.c.decided_by) & (_decider.c.org_id == approvals.c.org_id))
         .where(approvals.c.id == approval_id)
     )
     if org_id is not None:
@@ -160,17 +176,26 @@ def _load_with_type(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID 
     return row
 
 
-def _lost(conn: Connection, current: Row, now: datetime) -> UserError | AlreadyDecided:
-    """Why a decision on `current` (no longer decidable) did not count."""
+@dataclass(frozen=True)
+class _Decider:
+    """The deciding user as `may_decide` reads it."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    role: str
+    name: str | None
+    email: str
+
+
+def _lost(conn: Connection, current: Row, now: datetime, decider_name: str | None = None) -> UserError | AlreadyDecided:
+    """Why a decision on `current` (no longer decidable) did not count (`decider_name`: already read)."""
     if current.status in (A.PENDING, A.EXPIRED):
         return ApprovalExpired(current.expires_at)
     if current.status == A.CANCELLED:
         return AlreadyDecided("cancelled", "the job ending", current.resumed_at or now)
-    return AlreadyDecided(
-        current.decision or current.status,
-        display_name(conn, current.org_id, current.decided_by),
-        current.decided_at,
-    )
+    if decider_name is None or current.decided_by is None:
+        decider_name = display_name(conn, current.org_id, current.decided_by)
+    return AlreadyDecided(current.decision or current.status, decider_name, current.decided_at)
 
 
 def may_decide(conn: Connection, approval: Row, user: Row) -> bool:
@@ -224,7 +249,14 @@ def decide(
     now = now or utcnow()
     try:
         return _decide(
-            approval_id, decision, user_id=user_id, data=data, org_id=org_id, actor=actor, now=now, kind=kind,
+            approval_id,
+            decision,
+            user_id=user_id,
+            data=data,
+            org_id=org_id,
+            actor=actor,
+            now=now,
+            kind=kind,
             button=button,
         )
     except AlreadyDecided:
@@ -255,12 +287,14 @@ def _decide(
     button: str | None = None,
 ) -> Decision:
     with transaction() as conn:
-        approval = _load_with_type(conn, approval_id, org_id)
+        approval = _load_for_decision(conn, approval_id, org_id, user_id)
         if kind is not None and approval.kind != kind:
             raise InvalidDecision(f"{button or decision} does not apply to a {approval.kind} request")
-        user = conn.execute(select(users).where(users.c.id == user_id, users.c.org_id == approval.org_id)).first()
-        if user is None:
+        if approval.user_id is None:
             raise NotAuthorized(f"user {user_id} is not a member of this approval's org")
+        user = _Decider(
+            approval.user_id, approval.user_org_id, approval.user_role, approval.user_name, approval.user_email
+        )
         if not may_decide(conn, approval, user):
             raise NotAuthorized(
                 f"{user.name or user.email} may not decide this approval: only its approvers, the deal owner "
@@ -274,7 +308,7 @@ def _decide(
             raise InvalidDecision(f"{decision!r} is not a decision of a {approval.kind} approval") from None
         new = {"proceed": A.APPROVED, "stop": A.REJECTED, "rerun": A.SUPERSEDED}[outcome]
         if approval.status != A.PENDING:  # decided already (the usual loser of a race): no UPDATE to try
-            raise _lost(conn, approval, now)
+            raise _lost(conn, approval, now, approval.decider_name)
         won = store.set_approval_status(
             conn,
             approval_id,

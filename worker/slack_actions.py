@@ -71,6 +71,7 @@ from worker.errors import (
 )
 from worker.events import fire_event, record_rejected
 from worker.jobstore import insert_ignoring_conflicts
+from worker.memo import ShortMemory
 from worker.models import (
     Campaign,
     CampaignReply,
@@ -387,10 +388,19 @@ class Clicker:
     role: str
 
 
+# (team, Slack user) -> the clicker, remembered briefly: a burst of clicks costs one read. A role or
+# membership change shows within CLICKER_MEMORY_S; every decision re-reads its user anyway.
+CLICKER_MEMORY_S = 5.0
+_clickers: ShortMemory[tuple[str, str], Clicker] = ShortMemory(CLICKER_MEMORY_S)
+
+
 def resolve(team_id: str | None, slack_user_id: str | None) -> tuple[uuid.UUID | None, Clicker | None]:
     """(org id, user) for a Slack (team, user); the org alone when only the team is known."""
     if not team_id or not slack_user_id:
         return None, None
+    known = _clickers.get((team_id, slack_user_id))
+    if known is not None:
+        return known.org_id, known
     row = _first(
         select(orgs.c.id.label("org_id"), users.c.id.label("user_id"), users.c.name, users.c.email, users.c.role)
         .select_from(
@@ -402,7 +412,14 @@ def resolve(team_id: str | None, slack_user_id: str | None) -> tuple[uuid.UUID |
         return None, None
     if row.user_id is None:
         return row.org_id, None
-    return row.org_id, Clicker(row.org_id, row.user_id, row.name or row.email, row.role)
+    clicker = Clicker(row.org_id, row.user_id, row.name or row.email, row.role)
+    _clickers.put((team_id, slack_user_id), clicker)
+    return row.org_id, clicker
+
+
+def forget_clickers() -> None:
+    """Drop this process's memory of Slack users (tests that change users between clicks)."""
+    _clickers.forget()
 
 
 def _first(statement: Any) -> Row | None:
