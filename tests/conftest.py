@@ -190,9 +190,15 @@ def sqlite_backend(tmp_home: Path) -> Backend:
 
 @pytest.fixture(scope="module")
 def test_sequences() -> Iterator[None]:
-    """The engine test DAGs in place of the real sequences, in this process, for one module."""
+    """The engine test DAGs in place of the real sequences, in this process, for one module; the
+    product's sequences are back afterwards (importing tests.support.sequences registers the test
+    DAGs, so what `overridden` saves may already hold them)."""
     from tests.support import sequences as test_dags
     from worker import registry
 
-    with registry.overridden(test_dags.ALL):
-        yield
+    try:
+        with registry.overridden(test_dags.ALL):
+            yield
+    finally:
+        for sequence in _PRODUCT_SEQUENCES.values():
+            registry.register(sequence, replace=True)
