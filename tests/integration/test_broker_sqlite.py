@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -115,12 +116,23 @@ def _produce(url: str, n: int, consumers: int) -> None:
 
 
 def _consume(url: str, out: str) -> None:
+    try:
+        _consume_into(url, out)
+    except BaseException:  # the parent's assertion shows why this child failed
+        Path(out + ".error").write_text(traceback.format_exc())
+        raise
+
+
+def _consume_into(url: str, out: str) -> None:
     got: list[int] = []
     deadline = time.monotonic() + 30
     with Connection(url) as c:
         q = c.SimpleQueue("race")
         while time.monotonic() < deadline:
-            m = q.get(timeout=5)
+            try:
+                m = q.get(timeout=5)
+            except q.Empty:  # the producer has not started yet (a loaded machine): keep waiting
+                continue
             m.ack()
             if m.payload == "stop":
                 break
@@ -139,7 +151,8 @@ def test_two_consumer_processes_get_each_message_once(db: Path, tmp_path: Path) 
             p.start()
         for p in procs:
             p.join(45)
-            assert p.exitcode == 0
+            errors = [e.read_text() for e in tmp_path.glob("*.error")]
+            assert p.exitcode == 0, errors
     finally:
         for p in procs:
             if p.is_alive():
