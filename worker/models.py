@@ -132,7 +132,7 @@ class User(Base):
 
 class Integration(Base):
     __tablename__ = "integrations"
-    __table_args__ = (Index(None, "provider", "status"),)
+    __table_args__ = (Index(None, "provider", "status"), Index(None, "provider", "account"))
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -145,6 +145,10 @@ class Integration(Base):
     watch_expiration: Mapped[datetime | None] = mapped_column()
     resource_id: Mapped[str | None] = mapped_column(String(200))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Gmail history sync, one at a time per mailbox: a push stamps sync_wanted_at; the syncing task
+    # holds sync_lease_until and syncs again when a push came in while it ran (worker/gmail_sync.py).
+    sync_wanted_at: Mapped[datetime | None] = mapped_column()
+    sync_lease_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -582,6 +586,22 @@ class RejectedEvent(Base):
     replayed_at: Mapped[datetime | None] = mapped_column()
     replay_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
     created_at: Mapped[datetime] = _created()
+
+
+class GmailPush(Base):
+    """One Pub/Sub push delivery for Gmail, deduplicated on Pub/Sub's messageId (redeliveries)."""
+
+    __tablename__ = "gmail_pushes"
+    id: Mapped[uuid.UUID] = _id()
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    subscription: Mapped[str | None] = mapped_column(String(300))
+    email_address: Mapped[str | None] = mapped_column(String(320), index=True)
+    history_id: Mapped[str | None] = mapped_column(String(32))
+    published_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(24), default="accepted")  # accepted | unknown_mailbox | invalid
+    integrations: Mapped[int] = mapped_column(Integer, default=0)  # mailboxes (integrations) it concerns
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = _created()
 
 
 class CronRun(Base):
