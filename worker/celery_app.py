@@ -55,6 +55,7 @@ def make_celery() -> Celery:
             "proactive.cron.stale_deals": {"queue": "beat"},
             "proactive.cron.gmail_watch": {"queue": "beat"},
             "proactive.cron.*": {"queue": "steps"},
+            "proactive.gmail_sync": {"queue": "slow"},
         },
         task_soft_time_limit=DEFAULT_TIMEOUT_S,
         task_time_limit=DEFAULT_TIMEOUT_S + HARD_LIMIT_GRACE_S,
@@ -66,7 +67,13 @@ def make_celery() -> Celery:
         task_send_sent_event=settings.task_events,
         enable_utc=True,
         timezone="UTC",
-        imports=("worker.runner", "worker.sweeper", "worker.crons", *settings.sequence_module_list),
+        imports=(
+            "worker.runner",
+            "worker.sweeper",
+            "worker.crons",
+            "worker.gmail_sync",
+            *settings.sequence_module_list,
+        ),
     )
     return app
 

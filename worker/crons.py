@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,11 +44,9 @@ from worker.celery_app import celery_app
 from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.delivery import enqueue_message
-from worker.errors import InvalidEvent
-from worker.events import accept, validate_event
+from worker.events import Fired, fire_in
 from worker.jobstore import insert_ignoring_conflicts
 from worker.models import CalendarEvent, CronRun, Deal, Integration, Org, User, utcnow
-from worker.publish import publish_steps
 
 log = logging.getLogger(__name__)
 
@@ -145,46 +142,6 @@ def _fail_slot(key: str, err: BaseException) -> None:
 
 
 # --------------------------------------------------------------------------- firing events
-
-
-@dataclass
-class Fired:
-    """What a unit of work fired: new jobs, duplicates (already fired), refusals."""
-
-    new: int = 0
-    duplicate: int = 0
-    skipped: int = 0  # gated (org/sequence disabled, opted out): visible skipped jobs
-    invalid: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Counts for the slot row."""
-        out: dict[str, Any] = {"fired": self.new, "duplicates": self.duplicate, "gated": self.skipped}
-        if self.invalid:
-            out["invalid"] = self.invalid[:20]
-        return out
-
-
-def fire_in(conn: Connection, events: Iterable[Mapping[str, Any]], now: datetime, fired: Fired) -> None:
-    """Accept `events` in the caller's transaction; their first steps are published after commit.
-    An event the engine refuses is counted (and logged), never fatal to the others."""
-    pubs = []
-    for data in events:
-        try:
-            event, payload = validate_event(data)
-            result, more = accept(conn, event, payload, now)  # refuses before it writes
-        except InvalidEvent as err:
-            log.warning("cron event %s refused: %s", data.get("type"), err)
-            fired.invalid.append(f"{data.get('type')}: {err}"[:200])
-            continue
-        pubs.extend(more)
-        if result.duplicate:
-            fired.duplicate += 1
-        elif result.reason:
-            fired.skipped += 1
-        else:
-            fired.new += 1
-    if pubs:
-        on_commit(lambda: publish_steps(pubs))
 
 
 def _warn_once(user_id: uuid.UUID, problems: tuple[str, ...]) -> None:

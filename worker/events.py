@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Uuid, and_, bindparam, insert, select
 
 from worker import jobstore as store
 from worker import registry
-from worker.db import transaction
+from worker.db import on_commit, transaction
 from worker.errors import InvalidEvent
 from worker.models import Org, RejectedEvent, ScheduledEvent, User, jobs, utcnow
 from worker.payloads import MAX_CHAIN_DEPTH, MAX_PAYLOAD_BYTES, Event, EventType, Source
@@ -456,3 +456,46 @@ def _org_of(data: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value)) if value else None
     except ValueError:
         return None
+
+
+# --------------------------------------------------------------------------- many at once
+
+
+@dataclass
+class Fired:
+    """What a unit of work fired: new jobs, duplicates (already fired), refusals."""
+
+    new: int = 0
+    duplicate: int = 0
+    skipped: int = 0  # gated (org/sequence disabled, opted out): visible skipped jobs
+    invalid: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts for the slot row."""
+        out: dict[str, Any] = {"fired": self.new, "duplicates": self.duplicate, "gated": self.skipped}
+        if self.invalid:
+            out["invalid"] = self.invalid[:20]
+        return out
+
+
+def fire_in(conn: Connection, events: Iterable[Mapping[str, Any]], now: datetime, fired: Fired) -> None:
+    """Accept `events` in the caller's transaction; their first steps are published after commit.
+    An event the engine refuses is counted (and logged), never fatal to the others (crons, Gmail sync)."""
+    pubs = []
+    for data in events:
+        try:
+            event, payload = validate_event(data)
+            result, more = accept(conn, event, payload, now)  # refuses before it writes
+        except InvalidEvent as err:
+            log.warning("cron event %s refused: %s", data.get("type"), err)
+            fired.invalid.append(f"{data.get('type')}: {err}"[:200])
+            continue
+        pubs.extend(more)
+        if result.duplicate:
+            fired.duplicate += 1
+        elif result.reason:
+            fired.skipped += 1
+        else:
+            fired.new += 1
+    if pubs:
+        on_commit(lambda: publish_steps(pubs))
