@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.fakes.google import FakeGoogle
-from tests.integration.test_gmail_watch import connect, credentials
 from tests.support.engine import TestOrg, make_org
+from tests.support.google import connect, credentials
 from worker import gmail_sync
 from worker.db import transaction
 from worker.models import Email, Integration, jobs, utcnow

@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from tests.fakes.google import FakeGoogle, google_error
 from tests.support.engine import TestOrg, make_org
+from tests.support.google import connect, credentials
 from worker import gmail_watch
 from worker.cli import main
 from worker.config import reset_settings
-from worker.crypto import encrypt_json
 from worker.db import transaction
 from worker.gmail_watch import due, renew_due, renew_one
 from worker.models import Integration, SlackOutbox, utcnow
@@ -38,58 +38,6 @@ def google(fake_google: FakeGoogle) -> Iterator[FakeGoogle]:
         reset_settings()
         yield fake_google
     reset_settings()
-
-
-def credentials(fake: FakeGoogle, account: str, *, revoked: bool = False) -> bytes:
-    """Encrypted credentials for `account`: a valid access token, or (revoked) only a refresh token
-    the fake refuses with invalid_grant."""
-    refresh = f"1//refresh-{uuid.uuid4().hex[:8]}"
-    if revoked:
-        fake.revoke(refresh)
-        token, expiry = None, None
-    else:
-        fake.grant(refresh, account)
-        token, expiry = fake.issue_access_token(account), (utcnow() + timedelta(hours=1)).isoformat()
-    return encrypt_json(
-        {
-            "token": token,
-            "refresh_token": refresh,
-            "expiry": expiry,
-            "scopes": ["https://www.googleapis.com/auth/gmail.readonly"],
-        }
-    )
-
-
-def connect(
-    org: TestOrg,
-    account: str,
-    expiration: datetime | None,
-    *,
-    creds: bytes | None = None,
-    status: str = "active",
-    provider: str = "google",
-    history_id: str | None = None,
-    last_error: str | None = None,
-) -> uuid.UUID:
-    """Insert an integration for the org's rep; returns its id."""
-    integration_id = uuid.uuid4()
-    with transaction() as conn:
-        conn.execute(
-            integrations.insert().values(
-                id=integration_id,
-                org_id=org.id,
-                user_id=org.rep,
-                provider=provider,
-                account=account,
-                credentials=creds,
-                scopes=[],
-                status=status,
-                history_id=history_id,
-                watch_expiration=expiration,
-                last_error=last_error,
-            )
-        )
-    return integration_id
 
 
 def stored(integration_id: uuid.UUID) -> Any:
