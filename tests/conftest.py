@@ -33,6 +33,7 @@ PROJECT_ENV_PREFIXES = (
     "LLM_",
     "PROACTIVE_",
     "INSTANTLY_",
+    "OAUTH_",
 )
 for _name in list(os.environ):
     if _name.startswith(PROJECT_ENV_PREFIXES):

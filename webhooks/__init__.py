@@ -19,11 +19,14 @@ MAX_BODY_BYTES = 1024 * 1024
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app; `config` overrides Flask settings (tests)."""
-    from webhooks import api, errors, health, recording, slack
+    from webhooks import api, errors, gmail, health, oauth, recording, slack
 
     app = Flask(__name__)
     app.config.update(
-        MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False, PROPAGATE_EXCEPTIONS=False, DEBUG=False,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+        PROPAGATE_EXCEPTIONS=False,
+        DEBUG=False,
         TESTING=False,
     )
     if config:
@@ -32,5 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(recording.blueprint)
+    app.register_blueprint(gmail.blueprint)
+    app.register_blueprint(oauth.blueprint)
     app.register_blueprint(slack.blueprint)
     return app

@@ -2,7 +2,8 @@
 
 Request schemas are generated from the pydantic models that validate the requests (the event
 envelope, the nine payloads, the recorder's body), so the document cannot drift from what the
-server accepts; response schemas are written here, next to the views that produce them.
+server accepts; response schemas, and Pub/Sub's push envelope (Google's format, not a model of
+ours), are written here, next to the views that produce them.
 """
 
 from __future__ import annotations
@@ -263,6 +264,56 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/webhooks/gmail": {
+            "post": {
+                "operationId": "gmailPush",
+                "summary": "Gmail's Pub/Sub push: something changed in a mailbox.",
+                "description": (
+                    "Sent by a Pub/Sub push subscription with an OIDC token: signed by Google (GOOGLE_CERTS_URL), "
+                    "issuer accounts.google.com, `aud` = PUBSUB_AUDIENCE, `email` = PUBSUB_SERVICE_ACCOUNT "
+                    "(verified). Records the push once per `messageId` and asks for a history sync of every "
+                    "active Google integration with that address (one per org). A malformed body or an unknown "
+                    "mailbox is recorded in rejected_events and still answered 204, so Pub/Sub does not redeliver it."
+                ),
+                "security": [{"pubsubOidc": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("PubSubPush")}},
+                },
+                "responses": {
+                    "204": {"description": "Acknowledged: recorded (or a redelivery of a recorded messageId)."},
+                    "401": _error("Missing or invalid OIDC token, or PUBSUB_AUDIENCE / PUBSUB_SERVICE_ACCOUNT unset."),
+                    "503": {
+                        **UNAVAILABLE,
+                        "description": "The database or Google's certificates are unreachable: Pub/Sub redelivers.",
+                    },
+                },
+            }
+        },
+    }
+
+
+def _pubsub_schema() -> dict[str, Any]:
+    """Pub/Sub's push envelope as Gmail sends it."""
+    return {
+        "type": "object",
+        "required": ["message"],
+        "properties": {
+            "message": {
+                "type": "object",
+                "required": ["data", "messageId"],
+                "properties": {
+                    "data": {
+                        "type": "string",
+                        "contentEncoding": "base64",
+                        "description": 'Base64(url) of JSON `{"emailAddress": "...", "historyId": "..."}`.',
+                    },
+                    "messageId": {"type": "string", "maxLength": 200},
+                    "publishTime": {"type": "string", "format": "date-time"},
+                },
+            },
+            "subscription": {"type": "string"},
+        },
     }
 
 
@@ -279,7 +330,7 @@ def document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": _paths(),
         "components": {
-            "schemas": {**_model_schemas(), **_response_schemas()},
+            "schemas": {**_model_schemas(), **_response_schemas(), "PubSubPush": _pubsub_schema()},
             "securitySchemes": {
                 "bearer": {
                     "type": "http",
@@ -288,6 +339,12 @@ def document() -> dict[str, Any]:
                 },
                 "recordingSignature": {"type": "apiKey", "in": "header", "name": SIGNATURE_HEADER},
                 "recordingTimestamp": {"type": "apiKey", "in": "header", "name": TIMESTAMP_HEADER},
+                "pubsubOidc": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "The OIDC token Pub/Sub attaches to each push (of PUBSUB_SERVICE_ACCOUNT).",
+                },
             },
         },
     }

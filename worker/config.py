@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     google_client_id: str = ""
     google_client_secret: str = ""
     google_token_uri: str = "https://oauth2.googleapis.com/token"
+    google_auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"  # the consent screen (OAuth connect)
     google_api_url: str = ""
     google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     pubsub_audience: str = ""
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     gmail_pubsub_topic: str = ""
 
     recording_webhook_secret: str = ""
+    # Signs Google connect links and OAuth `state` (worker/google_oauth.py): comma-separated, the first
+    # signs, every one verifies (rotation); at least 32 characters each.
+    oauth_state_secret: str = ""
     encryption_keys: str = ""
     admin_token: str = ""
     app_url: str = "http://127.0.0.1:8000"

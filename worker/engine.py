@@ -415,8 +415,10 @@ def _mark_revoked(conn: Connection, job: Mapping[str, Any], err: AuthRevoked, no
     ).first()
     if row is None:
         return
+    from worker.google_oauth import reconnect_link
+
     provider = (row.provider or err.provider or "the integration").capitalize()
-    link = f"{get_settings().app_url.rstrip('/')}/oauth/{row.provider or err.provider}/start"
+    link = reconnect_link(row.provider or err.provider, job["org_id"], row.user_id or job.get("user_id"))
     text = f"{provider} access was revoked, so Proactive stopped what needed it. Reconnect: {link}"
     enqueue_message(
         conn,

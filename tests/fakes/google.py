@@ -1,5 +1,6 @@
-"""A fake Google: the OAuth token endpoint, Calendar v3 (freeBusy, events.insert/get) and Gmail v1
-users.messages.send and users.watch, at Google's own paths, driven by the real google-auth and googleapiclient.
+"""A fake Google: the OAuth token endpoint (refresh and authorization-code grants), Calendar v3 (freeBusy,
+events.insert/get) and Gmail v1 users.messages.send, users.watch and users.getProfile, at Google's own
+paths, driven by the real google-auth and googleapiclient.
 
 Point the clients at it with GOOGLE_TOKEN_URI=`token_uri` and GOOGLE_API_URL=`url`. Bodies follow
 the samples in shared/real-payloads/google (token answers, copied below) and the discovery schemas
@@ -29,6 +30,14 @@ REFRESH_OK_SAMPLE = {
     "https://www.googleapis.com/auth/calendar.readonly",
     "token_type": "Bearer",
 }
+# Google Identity "Using OAuth 2.0 for Web Server Applications", step 5 (exchange an authorization code):
+# the refresh answer's fields plus `refresh_token` (no file in real-payloads: the shape, as documented).
+CODE_EXCHANGE_SAMPLE = dict(REFRESH_OK_SAMPLE, refresh_token="1//xEoDL4iW3cxlI7yDbSRFYNG01kVKM2C-259HOF2aQbI")
+# The scopes Proactive asks for (worker.google_oauth.SCOPES): what a code grants unless told otherwise.
+CONNECT_SCOPES = (
+    "https://www.googleapis.com/auth/gmail.readonly https://www.googleapis.com/auth/gmail.send "
+    "https://www.googleapis.com/auth/calendar.events https://www.googleapis.com/auth/calendar.freebusy"
+)
 # real-payloads/google/oauth_invalid_grant.json (Chromium's gaia tests; sent with HTTP 400).
 INVALID_GRANT = {"error": "invalid_grant"}
 # real-payloads/google/oauth_invalid_grant_rapt_required.json
@@ -107,6 +116,7 @@ class FakeGoogle(FakeServer):
         self.events: dict[tuple[str, str], dict[str, Any]] = {}
         self.sent: list[SentMessage] = []
         self.watches: list[dict[str, Any]] = []  # {mailbox, body, historyId, expiration} per watch answered
+        self.codes: dict[str, dict[str, Any]] = {}  # code -> {refresh_token, mailbox, scope, redirect_uri}
         self.watch_errors: dict[str, Reply] = {}  # mailbox -> the answer its users.watch gets instead
         self.history_id = WATCH_SAMPLE["historyId"]  # what users.watch answers as the mailbox's history id
         self._seq = itertools.count(1)
@@ -116,6 +126,10 @@ class FakeGoogle(FakeServer):
         self.route("GET", r"/calendar/v3/calendars/([^/]+)/events/([^/]+)", self._get_event)
         self.route("POST", r"/gmail/v1/users/([^/]+)/messages/send", self._send)
         self.route("POST", r"/gmail/v1/users/([^/]+)/watch", self._watch)
+        self.route("GET", r"/gmail/v1/users/([^/]+)/profile", self._profile)
+        from tests.fakes.gmail_inbox import GmailInbox
+
+        self.inbox = GmailInbox(self)  # users.history.list, messages.get, messages.list
 
     @property
     def token_uri(self) -> str:
@@ -140,12 +154,34 @@ class FakeGoogle(FakeServer):
             self.mailboxes[token] = mailbox
         return token
 
+    def issue_code(
+        self,
+        email: str,
+        *,
+        refresh_token: str | None = None,
+        scope: str = CONNECT_SCOPES,
+        redirect_uri: str | None = None,
+    ) -> str:
+        """A one-time authorization code for `email`'s mailbox, as Google's consent screen hands out;
+        exchanging it grants `refresh_token` (default: a new one) and `scope`. With `redirect_uri`, the
+        exchange must send that one (else `redirect_uri_mismatch`)."""
+        code = f"4/0Afake-{next(self._seq)}"
+        self.codes[code] = {
+            "refresh_token": refresh_token or f"1//fake-refresh-{next(self._seq)}",
+            "mailbox": email,
+            "scope": scope,
+            "redirect_uri": redirect_uri,
+        }
+        return code
+
     # ---------------------------------------------------------------- OAuth
 
     def _token(self, request: Recorded, _m: re.Match[str]) -> Reply:
         form = request.form
         if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
             return Reply(401, {"error": "invalid_client", "error_description": "The OAuth client was not found."})
+        if form.get("grant_type") == "authorization_code":
+            return self._exchange_code(form)
         if form.get("grant_type") != "refresh_token":
             return Reply(400, {"error": "unsupported_grant_type"})
         refresh_token = form.get("refresh_token", "")
@@ -156,6 +192,23 @@ class FakeGoogle(FakeServer):
         if form.get("scope"):
             answer["scope"] = form["scope"]
         return Reply(200, answer)
+
+    def _exchange_code(self, form: dict[str, str]) -> Reply:
+        granted = self.codes.pop(form.get("code", ""), None)  # a code works once
+        if granted is None:
+            return Reply(400, INVALID_GRANT)
+        if granted["redirect_uri"] is not None and form.get("redirect_uri") != granted["redirect_uri"]:
+            return Reply(400, {"error": "redirect_uri_mismatch", "error_description": "Bad Request"})
+        self.grant(granted["refresh_token"], granted["mailbox"])
+        return Reply(
+            200,
+            dict(
+                CODE_EXCHANGE_SAMPLE,
+                access_token=self.issue_access_token(granted["mailbox"]),
+                refresh_token=granted["refresh_token"],
+                scope=granted["scope"],
+            ),
+        )
 
     @staticmethod
     def _bearer(request: Recorded) -> str:
@@ -256,6 +309,15 @@ class FakeGoogle(FakeServer):
         thread_id = body.get("threadId") or message_id
         self.sent.append(SentMessage(message_id, thread_id, raw, mime))
         return Reply(200, {"id": message_id, "threadId": thread_id, "labelIds": ["SENT"]})
+
+    def _profile(self, request: Recorded, match: re.Match[str]) -> Reply:
+        """users.getProfile (discovery schema Profile: emailAddress, messagesTotal, threadsTotal, historyId)."""
+        if (denied := self._authorized(request)) is not None:
+            return denied
+        user_id = unquote(match.group(1))
+        mailbox = self.mailboxes.get(self._bearer(request), user_id) if user_id == "me" else user_id
+        profile = {"emailAddress": mailbox, "messagesTotal": 0, "threadsTotal": 0, "historyId": str(self.history_id)}
+        return Reply(200, profile)
 
     def _watch(self, request: Recorded, match: re.Match[str]) -> Reply:
         if (denied := self._authorized(request)) is not None:

@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.postgres]
 
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
 RECORDING_SECRET = "rec-" + uuid.uuid4().hex
-POSTS = ("/slack/interactive", "/slack/events", "/webhooks/recording", "/api/events")
+POSTS = ("/slack/interactive", "/slack/events", "/webhooks/recording", "/webhooks/gmail", "/api/events")
 FUZZ = settings(
     max_examples=150,
     deadline=None,
@@ -187,6 +187,7 @@ def _no_5xx(response: Any) -> None:
 @example(path="/slack/interactive", body=HUGE, hdrs={"Content-Type": "application/x-www-form-urlencoded"})
 @example(path="/slack/events", body=HUGE, hdrs={"Content-Type": "application/json"})
 @example(path="/webhooks/recording", body=HUGE, hdrs={"Content-Type": "application/json"})
+@example(path="/webhooks/gmail", body=HUGE, hdrs={"Content-Type": "application/json", "Authorization": "Bearer x"})
 @example(path="/api/events", body=HUGE, hdrs={"Content-Type": "application/json", "Authorization": "Bearer x"})
 @example(path="/slack/events", body=_nested(100_000), hdrs={"Content-Type": "application/json"})
 def test_unsigned_requests_are_refused_recorded_and_change_nothing(edge, path, body, hdrs):

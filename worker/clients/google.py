@@ -2,9 +2,9 @@
 which executes one API request and turns every Google failure into the engine's error families.
 
 Credentials are stored encrypted (worker.crypto) as JSON `{token, refresh_token, expiry, scopes}`;
-google-auth refreshes the access token against GOOGLE_TOKEN_URI when it is missing or about to
-expire. `GOOGLE_API_URL` (tests) points both services at another host with Google's own paths
-(`/calendar/v3/...`, `/gmail/v1/...`).
+google-auth refreshes the access token against GOOGLE_TOKEN_URI when it is missing or expires within
+`REFRESH_BEFORE` (5 minutes, SPEC §4; see `credentials_for` for how). `GOOGLE_API_URL` (tests)
+points both services at another host with Google's own paths (`/calendar/v3/...`, `/gmail/v1/...`).
 
 Error mapping (`call`): 429, or 403 with reason rateLimitExceeded/userRateLimitExceeded ->
 `RateLimited` (Retry-After if sent); 5xx, timeouts, connection errors -> `TransientError`; 401, or a
@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
 import google_auth_httplib2
 import httplib2
+from google.auth import _helpers as google_auth_helpers
 from google.auth import exceptions as google_auth_exceptions
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
@@ -37,8 +38,20 @@ PROVIDER = "google"
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 CLIENT_CONFIG_ERRORS = frozenset({"invalid_client", "unauthorized_client"})  # our OAuth app, not the user
 
+# Refresh an access token this long before it expires (SPEC §4): a step started on a token with
+# seconds left would fail mid-request.
+REFRESH_BEFORE = timedelta(minutes=5)
+
 # Which integration a Credentials object came from, so `call` can name it in AuthRevoked.
 _INTEGRATION_OF: weakref.WeakKeyDictionary[Credentials, Any] = weakref.WeakKeyDictionary()
+# The stored expiry of Credentials whose `expiry` `credentials_for` moved earlier: (moved, stored).
+_STORED_EXPIRY: weakref.WeakKeyDictionary[Credentials, tuple[datetime, datetime]] = weakref.WeakKeyDictionary()
+
+
+def _refresh_shift() -> timedelta:
+    """How much earlier than stored to give google-auth the expiry so it refreshes `REFRESH_BEFORE`
+    ahead: it refreshes within its own REFRESH_THRESHOLD of `expiry` (3 min 45 s in 2.x)."""
+    return max(REFRESH_BEFORE - google_auth_helpers.REFRESH_THRESHOLD, timedelta(0))
 
 
 def _parse_expiry(value: Any) -> datetime | None:
@@ -78,6 +91,10 @@ def credentials_for(integration: Any) -> Credentials:
     scopes = data.get("scopes") or row_scopes or None
     if isinstance(scopes, str):
         scopes = scopes.split()
+    # google-auth has no setting for its refresh window, so the expiry it sees is moved earlier;
+    # `credentials_json` stores the real one back (a refresh replaces it with Google's new one).
+    stored_expiry = _parse_expiry(data.get("expiry"))
+    expiry = stored_expiry - _refresh_shift() if stored_expiry is not None else None
     creds = Credentials(
         token=data.get("token"),
         refresh_token=data.get("refresh_token"),
@@ -85,8 +102,10 @@ def credentials_for(integration: Any) -> Credentials:
         client_id=settings.google_client_id or None,
         client_secret=settings.google_client_secret or None,
         scopes=list(scopes) if scopes else None,
-        expiry=_parse_expiry(data.get("expiry")),
+        expiry=expiry,
     )
+    if stored_expiry is not None and expiry is not None:
+        _STORED_EXPIRY[creds] = (expiry, stored_expiry)
     if integration_id is not None:
         _INTEGRATION_OF[creds] = integration_id
     return creds
@@ -94,7 +113,9 @@ def credentials_for(integration: Any) -> Credentials:
 
 def credentials_json(creds: Credentials) -> dict[str, Any]:
     """The JSON to store (encrypted) after a refresh: `{token, refresh_token, expiry, scopes}`."""
-    expiry = creds.expiry.replace(tzinfo=UTC).isoformat() if creds.expiry else None
+    moved, stored = _STORED_EXPIRY.get(creds, (None, None))
+    when = stored if moved is not None and creds.expiry == moved else creds.expiry
+    expiry = when.replace(tzinfo=UTC).isoformat() if when else None
     return {
         "token": creds.token,
         "refresh_token": creds.refresh_token,
