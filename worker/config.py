@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 1024  # completion budget per call
     llm_price_per_1k_tokens: float = 0.0  # USD per 1,000 tokens (in + out); 0 = cost not tracked
     google_timeout_s: float = 20.0  # per Google HTTP request, token refresh included
+    google_pacing: bool = Field(default=True, alias="PROACTIVE_GOOGLE_PACING")  # per-user quota slots (DB)
     instantly_api_url: str = "https://api.instantly.ai/api/v2"
     instantly_timeout_s: float = 20.0  # per Instantly HTTP request
 

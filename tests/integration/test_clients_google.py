@@ -1,5 +1,5 @@
 """Google clients (credentials, Calendar, Gmail send) through the real google-auth and googleapiclient
-against a fake Google over HTTP (no database)."""
+against a fake Google over HTTP (no database, but for the per-user quota slots at the end)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,18 @@ from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientErr
 from worker.models import Integration
 
 CAL = "rep@example.com"
+
+
+@pytest.fixture(autouse=True)
+def _no_quota_slots() -> Iterator[None]:
+    """These tests exercise the clients without a database: per-user quota slots (a database row
+    each) are off here and tested on their own at the end."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PROACTIVE_GOOGLE_PACING", "0")
+        reset_settings()
+        yield
+    reset_settings()
+
 FREEBUSY = r"/calendar/v3/freeBusy"
 EVENTS = r"/calendar/v3/calendars/[^/]+/events"
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -377,3 +389,28 @@ def test_gmail_rate_limit_is_rate_limited(fake_google: FakeGoogle, opened: Calla
     with pytest.raises(RateLimited) as info:
         gmail_send.send(opened(gmail_service, creds), gmail_send.build_mime("rep@example.com", ["b@x.test"], "Hi", "b"))
     assert info.value.retry_after_s == 0.0  # an HTTP-date in the past: retry now
+
+
+# --------------------------------------------------------------------------- per-user quota
+
+
+def test_quota_costs_follow_googles_per_user_limits() -> None:
+    from worker.clients.google import CALENDAR_CALL_S, quota_cost_s
+
+    assert quota_cost_s("gmail.users.messages.send") == 100 / 250  # 2.5 sends/s per user
+    assert quota_cost_s("gmail.users.messages.get") == 5 / 250
+    assert quota_cost_s("gmail.users.history.list") == 2 / 250
+    assert quota_cost_s("calendar.freebusy.query") == CALENDAR_CALL_S
+    assert quota_cost_s("other.api") == 0.0
+
+
+def test_calls_of_one_user_share_one_quota_across_processes(pg) -> None:
+    from datetime import UTC, datetime
+
+    from worker.clients.google import pace
+
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    mine, theirs = uuid.uuid4(), uuid.uuid4()
+    waits = [pace(mine, 0.4, now) for _ in range(3)]
+    assert waits == pytest.approx([0.0, 0.4, 0.8])  # one slot after the other, whoever asks
+    assert pace(theirs, 0.4, now) == 0.0  # another user's quota is their own

@@ -15,6 +15,7 @@ refused refresh (`invalid_grant`, reauth required) -> `AuthRevoked(provider="goo
 from __future__ import annotations
 
 import json
+import time
 import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -185,11 +186,63 @@ def _refresh_error(exc: google_auth_exceptions.RefreshError, integration_id: Any
     )
 
 
+# Per-user quotas, shared by every worker through worker/ratelimit.py (one slot row per mailbox):
+# Gmail allows 250 quota units per user per second, each method costs its units (Gmail API "Usage
+# limits"); Calendar about 10 requests per user per second. A call waits for its slot (at most
+# PACE_WAIT_MAX_S) or is retried later as RateLimited; a 429 / 403 rateLimitExceeded that still
+# happens is RateLimited too (below), with Google's Retry-After.
+GMAIL_UNITS_PER_S = 250.0
+GMAIL_UNITS = {
+    "gmail.users.messages.get": 5,
+    "gmail.users.messages.list": 5,
+    "gmail.users.history.list": 2,
+    "gmail.users.messages.send": 100,
+    "gmail.users.watch": 100,
+    "gmail.users.getProfile": 1,
+}
+GMAIL_DEFAULT_UNITS = 5
+CALENDAR_CALL_S = 0.1
+PACE_WAIT_MAX_S = 2.0
+
+
+def quota_cost_s(method_id: str) -> float:
+    """Seconds of a user's quota one call of `method_id` (googleapiclient's methodId) uses."""
+    if method_id.startswith("gmail."):
+        return GMAIL_UNITS.get(method_id, GMAIL_DEFAULT_UNITS) / GMAIL_UNITS_PER_S
+    if method_id.startswith("calendar."):
+        return CALENDAR_CALL_S
+    return 0.0
+
+
+def pace(integration_id: Any, cost_s: float, now: datetime | None = None) -> float:
+    """Take the next slot of this integration's Google quota; seconds to wait before calling."""
+    from worker import ratelimit
+    from worker.db import transaction
+
+    with transaction() as conn:
+        return ratelimit.reserve(conn, f"google:{integration_id}", cost_s, now or datetime.now(UTC))
+
+
+def _wait_for_quota(request: Any, integration_id: Any) -> None:
+    cost = quota_cost_s(str(getattr(request, "methodId", "") or ""))
+    if integration_id is None or cost <= 0 or not get_settings().google_pacing:
+        return
+    wait = pace(integration_id, cost)
+    if wait > PACE_WAIT_MAX_S:
+        raise RateLimited(
+            f"google quota of integration {integration_id}: next slot in {wait:.1f} s", retry_after_s=wait
+        )
+    if wait > 0:
+        time.sleep(wait)
+
+
 def call(request: Any, *, integration_id: Any = None) -> Any:
-    """Execute one googleapiclient request (no library retries) and map its failure to our errors."""
+    """Execute one googleapiclient request (no library retries) within the user's quota, and map its
+    failure to our errors."""
     if integration_id is None:
         creds = getattr(getattr(request, "http", None), "credentials", None)
         integration_id = _INTEGRATION_OF.get(creds) if creds is not None else None
+    _wait_for_quota(request, integration_id)
     try:
         return request.execute(num_retries=0)
     except HttpError as exc:
