@@ -33,7 +33,7 @@ from worker.context import FollowUp, StepContext, StepResult, to_output
 from worker.dag import Plan, Sequence, Step, WhenContext, plan
 from worker.db import begin, get_engine, transaction
 from worker.errors import AuthRevoked, SkipStep
-from worker.models import Integration, steps, utcnow
+from worker.models import steps, utcnow
 from worker.publish import Publish, publish_steps
 from worker.retry import decide_retry
 from worker.states import JOB_FINAL, JobStatus, StepStatus
@@ -394,42 +394,10 @@ def complete(
 
 
 def _mark_revoked(conn: Connection, job: Mapping[str, Any], err: AuthRevoked, now: datetime) -> None:
-    """AuthRevoked: mark the integration revoked so nothing else uses the dead credentials, and
-    ask its user, once per revocation, to reconnect."""
-    if err.integration_id is None:
-        return
-    from sqlalchemy import update
+    """AuthRevoked: the integration is revoked and its user asked once to reconnect (worker/integrations.py)."""
+    from worker.integrations import mark_revoked
 
-    from worker.delivery import enqueue_message
-
-    integration = Integration.__table__
-    row = conn.execute(
-        update(integration)
-        .where(
-            integration.c.id == err.integration_id,
-            integration.c.org_id == job["org_id"],
-            integration.c.status != "revoked",  # only the transition tells the user
-        )
-        .values(status="revoked", last_error=str(err)[:MAX_ERROR_CHARS], updated_at=now)
-        .returning(integration.c.user_id, integration.c.provider)
-    ).first()
-    if row is None:
-        return
-    from worker.google_oauth import reconnect_link
-
-    provider = (row.provider or err.provider or "the integration").capitalize()
-    link = reconnect_link(row.provider or err.provider, job["org_id"], row.user_id or job.get("user_id"))
-    text = f"{provider} access was revoked, so Proactive stopped what needed it. Reconnect: {link}"
-    enqueue_message(
-        conn,
-        job["org_id"],
-        kind="reconnect",
-        message={"text": text, "blocks": []},
-        now=now,
-        dedupe_key=f"reconnect:{err.integration_id}:{now.isoformat()}",
-        user_id=row.user_id or job.get("user_id"),
-        job_id=job["id"],
-    )
+    mark_revoked(conn, job["org_id"], err, now, user_id=job.get("user_id"), job_id=job["id"])
 
 
 # --------------------------------------------------------------------------- advancing a job

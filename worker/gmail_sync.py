@@ -32,6 +32,7 @@ from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.errors import AuthRevoked, PermanentError, TransientError
 from worker.events import Fired, fire_in
+from worker.integrations import mark_revoked
 from worker.jobstore import insert_ignoring_conflicts
 from worker.models import Email, Integration, utcnow
 
@@ -220,11 +221,7 @@ def _release(org_id: uuid.UUID, integration_id: uuid.UUID, started: datetime | N
 def _revoked(org_id: uuid.UUID, integration_id: uuid.UUID, err: AuthRevoked) -> None:
     log.warning("Gmail sync of integration %s: access revoked (%s)", integration_id, err)
     with transaction() as conn:
-        conn.execute(
-            update(integrations)
-            .where(integrations.c.id == integration_id, integrations.c.org_id == org_id)
-            .values(status="revoked", last_error=str(err)[:2000])
-        )
+        mark_revoked(conn, org_id, err, utcnow(), integration_id=integration_id)
 
 
 def _one_pass(row: Any, report: SyncReport) -> None:

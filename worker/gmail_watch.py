@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Row, func, or_, select, update
 from worker.config import get_settings
 from worker.db import transaction
 from worker.errors import AuthRevoked, PermanentError, ProactiveError
+from worker.integrations import mark_revoked
 from worker.models import Integration
 
 log = logging.getLogger(__name__)
@@ -126,11 +127,11 @@ def renew_one(org_id: uuid.UUID, integration_id: uuid.UUID, now: datetime) -> Re
     except ProactiveError as err:
         error = str(err)[:MAX_ERROR_CHARS]
         revoked = isinstance(err, AuthRevoked)
-        values: dict[str, Any] = {"last_error": error, "updated_at": now}
-        if revoked:
-            values["status"] = "revoked"
         with transaction() as conn:
-            conn.execute(_update(org_id, row.id).values(**values))
+            if revoked:  # revoked, and its user asked once to reconnect
+                mark_revoked(conn, org_id, err, now, integration_id=row.id)  # type: ignore[arg-type]
+            else:
+                conn.execute(_update(org_id, row.id).values(last_error=error, updated_at=now))
         log.warning("gmail watch of integration %s failed%s: %s", row.id, " (revoked)" if revoked else "", error)
         return failed(error)
 

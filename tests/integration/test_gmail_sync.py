@@ -15,7 +15,7 @@ from tests.support.engine import TestOrg, make_org
 from tests.support.google import connect, credentials
 from worker import gmail_sync
 from worker.db import transaction
-from worker.models import Email, Integration, jobs, utcnow
+from worker.models import Email, Integration, SlackOutbox, jobs, utcnow
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("pg")]
 
@@ -159,6 +159,10 @@ def test_revoked_access_marks_the_integration_and_frees_the_mailbox(fake_google:
     assert report is not None and report.stored == 0
     assert row.status == "revoked" and "refresh token" in (row.last_error or "")
     assert row.sync_lease_until is None
+    with transaction() as conn:  # one reconnect DM, with the link
+        dms = conn.execute(select(SlackOutbox.kind, SlackOutbox.text).where(SlackOutbox.org_id == org.id)).all()
+    assert [d.kind for d in dms] == ["reconnect"] and "Reconnect" in dms[0].text
+    assert gmail_sync.sync_mailbox(org.id, iid) is None  # revoked: never synced again
 
 
 def test_another_orgs_id_is_not_synced(fake_google: FakeGoogle) -> None:

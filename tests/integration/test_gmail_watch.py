@@ -193,9 +193,13 @@ def test_a_refused_refresh_token_marks_the_integration_revoked(google: FakeGoogl
     assert row.watch_expiration == old_expiry
     assert len(google.requests_to("POST", "/token")) >= 1
     assert google.requests_to("POST", WATCH) == [] and google.watches == []
-    with transaction() as conn:  # no reconnect DM from here
-        assert conn.execute(select(SlackOutbox.id).where(SlackOutbox.org_id == org.id)).all() == []
+    with transaction() as conn:  # its user is asked once to reconnect
+        dms = conn.execute(select(SlackOutbox.kind, SlackOutbox.user_id).where(SlackOutbox.org_id == org.id)).all()
+        assert [(d.kind, d.user_id) for d in dms] == [("reconnect", org.rep)]
         assert due(conn, utcnow(), org_id=org.id) == []
+    renew_due(utcnow(), org_id=org.id)  # already revoked: not due, no second DM
+    with transaction() as conn:
+        assert len(conn.execute(select(SlackOutbox.id).where(SlackOutbox.org_id == org.id)).all()) == 1
 
 
 def test_a_missing_topic_is_an_error_without_a_call(fake_google: FakeGoogle, org: TestOrg) -> None:

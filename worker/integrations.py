@@ -1,0 +1,65 @@
+"""What happens when a provider refuses an integration's credentials for good (SPEC §4: Google's
+`invalid_grant`): the integration is marked `revoked` so nothing else uses the dead credentials,
+and its user is asked once, per revocation, to reconnect (a Slack DM with a reconnect link).
+Used by the engine (a step's AuthRevoked), the Gmail sync and the watch renewal."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Connection, update
+
+from worker.errors import AuthRevoked
+from worker.models import Integration
+
+MAX_ERROR_CHARS = 2000
+integrations = Integration.__table__
+
+
+def mark_revoked(
+    conn: Connection,
+    org_id: uuid.UUID,
+    err: AuthRevoked,
+    now: datetime,
+    *,
+    integration_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
+    job_id: uuid.UUID | None = None,
+) -> bool:
+    """Mark the integration revoked (in the caller's transaction) and, on that transition only,
+    queue one reconnect DM to its user. True when this call revoked it."""
+    integration_id = integration_id or err.integration_id
+    if integration_id is None:
+        return False
+    row = conn.execute(
+        update(integrations)
+        .where(
+            integrations.c.id == integration_id,
+            integrations.c.org_id == org_id,
+            integrations.c.status != "revoked",  # only the transition tells the user
+        )
+        .values(status="revoked", last_error=str(err)[:MAX_ERROR_CHARS], updated_at=now)
+        .returning(integrations.c.user_id, integrations.c.provider)
+    ).first()
+    if row is None:
+        return False
+    from worker.delivery import enqueue_message
+    from worker.google_oauth import reconnect_link
+
+    provider = (row.provider or err.provider or "the integration").capitalize()
+    link = reconnect_link(row.provider or err.provider, org_id, row.user_id or user_id)
+    enqueue_message(
+        conn,
+        org_id,
+        kind="reconnect",
+        message={
+            "text": f"{provider} access was revoked, so Proactive stopped what needed it. Reconnect: {link}",
+            "blocks": [],
+        },
+        now=now,
+        dedupe_key=f"reconnect:{integration_id}:{now.isoformat()}",
+        user_id=row.user_id or user_id,
+        job_id=job_id,
+    )
+    return True
