@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from tests.fakes.google_certs import FakeGoogleCerts, new_key
 from tests.support.edge import closed_port, db_counts, env_changed, latest_rejected, refusal_delta
 from tests.support.engine import TestOrg, make_org
+from tests.support.pubsub import AUDIENCE, SERVICE_ACCOUNT, deliver, good_claims, push_body
 from webhooks import create_app
 from worker import pubsub_auth
 from worker.config import reset_settings
@@ -33,8 +34,6 @@ from worker.models import GmailPush, Integration
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("edge_env")]
 
-AUDIENCE = "https://proactive.test/webhooks/gmail"
-SERVICE_ACCOUNT = "gmail-push@proactive-test.iam.gserviceaccount.com"
 SOURCE = "webhook:gmail"
 pushes = GmailPush.__table__
 integrations = Integration.__table__
@@ -69,41 +68,6 @@ def client(edge_env) -> FlaskClient:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def good_claims(**changes: Any) -> dict[str, Any]:
-    return {"aud": AUDIENCE, "email": SERVICE_ACCOUNT, **changes}
-
-
-def push_body(email: str, *, message_id: str | None = None, history_id: str = "9876543210") -> dict[str, Any]:
-    """Pub/Sub's envelope around Gmail's notification (as in pubsub_push_gmail.json)."""
-    data = json.dumps({"emailAddress": email, "historyId": history_id}).encode()
-    return {
-        "message": {
-            "data": base64.urlsafe_b64encode(data).decode(),
-            "messageId": message_id or str(uuid.uuid4().int)[:16],
-            "publishTime": "2026-11-25T09:13:55.749Z",
-        },
-        "subscription": "projects/proactive-test/subscriptions/gmail-push",
-    }
-
-
-def deliver(
-    client: FlaskClient,
-    certs: FakeGoogleCerts,
-    body: Any,
-    *,
-    token: str | None = None,
-    authorization: str | None = None,
-    raw: bytes | None = None,
-) -> Any:
-    """POST a push as Pub/Sub does: JSON body, `Authorization: Bearer <OIDC JWT>`."""
-    headers = {"Content-Type": "application/json"}
-    if authorization is None:
-        authorization = "Bearer " + (token or certs.token(good_claims()))
-    if authorization:
-        headers["Authorization"] = authorization
-    return client.post("/webhooks/gmail", data=raw if raw is not None else json.dumps(body), headers=headers)
 
 
 def connect(org: TestOrg, account: str, *, status: str = "active") -> uuid.UUID:
