@@ -739,5 +739,18 @@ def gmail_renew(org_ref: str | None, renew_all: bool, as_json: bool) -> None:
     sys.exit(1 if failed else 0)
 
 
+@gmail.command("link")
+@click.option("--user", "user_ref", required=True, help="The rep's id or email.")
+@click.option("--org", "org_ref", default=None, help="Org id or exact name (default: the only org).")
+def gmail_link(user_ref: str, org_ref: str | None) -> None:
+    """Print the rep's signed link to connect Google (Gmail + Calendar), valid 7 days."""
+    from worker.google_oauth import connect_url
+
+    org_id = resolve_org(org_ref)
+    user_id = resolve_user(org_id, user_ref)
+    assert user_id is not None
+    click.echo(run_or_fail(lambda: connect_url(org_id, user_id)))
+
+
 if __name__ == "__main__":
     main()
