@@ -27,20 +27,23 @@ def _upsert(conn: Connection) -> object:
     return insert(rate_slots)
 
 
-def reserve(conn: Connection, key: str, interval_s: float, now: datetime) -> float:
+def reserve(conn: Connection, key: str, interval_s: float, now: datetime, burst_s: float = 0.0) -> float:
     """Take the next slot of `key`; returns how long to wait before using it (0.0 = go now).
 
+    With `burst_s` > 0 the key is a token bucket holding `burst_s` seconds of slots: an idle key may
+    spend that much at once (e.g. Gmail's 250 quota units of one second), then calls are paced.
     The slot is held whatever the caller does next: a caller that waits must come back and use
     it (not reserve again), or the key's calls drift further apart.
     """
     now_s = literal(now.timestamp(), Double)
+    earliest = now_s - burst_s if burst_s > 0 else now_s
     greatest = func.greatest if conn.dialect.name == "postgresql" else func.max  # SQLite: scalar max()
     stmt = (
         _upsert(conn)  # type: ignore[attr-defined]
-        .values(key=key, next_at_s=now_s + interval_s)
+        .values(key=key, next_at_s=earliest + interval_s)
         .on_conflict_do_update(
             index_elements=["key"],
-            set_={"next_at_s": greatest(rate_slots.c.next_at_s, now_s) + interval_s},
+            set_={"next_at_s": greatest(rate_slots.c.next_at_s, earliest) + interval_s},
         )
         .returning(rate_slots.c.next_at_s)
     )

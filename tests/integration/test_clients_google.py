@@ -411,6 +411,9 @@ def test_calls_of_one_user_share_one_quota_across_processes(pg) -> None:
 
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     mine, theirs = uuid.uuid4(), uuid.uuid4()
-    waits = [pace(mine, 0.4, now) for _ in range(3)]
-    assert waits == pytest.approx([0.0, 0.4, 0.8])  # one slot after the other, whoever asks
+    waits = [pace(mine, 0.4, now) for _ in range(5)]
+    # one second of quota at once (a 1-s bucket: 0.4 + 0.4 + 0.2 of the third), then one slot after
+    # the other, whoever asks
+    assert waits == pytest.approx([0.0, 0.0, 0.0, 0.2, 0.6], abs=1e-4)  # epoch-second floats
     assert pace(theirs, 0.4, now) == 0.0  # another user's quota is their own
+    assert pace(mine, 0.4, now + timedelta(seconds=10)) == 0.0  # an idle user's bucket refills

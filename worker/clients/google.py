@@ -203,6 +203,7 @@ GMAIL_UNITS = {
 GMAIL_DEFAULT_UNITS = 5
 CALENDAR_CALL_S = 0.1
 PACE_WAIT_MAX_S = 2.0
+QUOTA_BURST_S = 1.0  # an idle user may spend one second of quota at once (Google's quotas are per second)
 
 
 def quota_cost_s(method_id: str) -> float:
@@ -215,12 +216,15 @@ def quota_cost_s(method_id: str) -> float:
 
 
 def pace(integration_id: Any, cost_s: float, now: datetime | None = None) -> float:
-    """Take the next slot of this integration's Google quota; seconds to wait before calling."""
+    """Take the next slot of this integration's Google quota (a token bucket of QUOTA_BURST_S);
+    seconds to wait before calling."""
     from worker import ratelimit
     from worker.db import transaction
 
     with transaction() as conn:
-        return ratelimit.reserve(conn, f"google:{integration_id}", cost_s, now or datetime.now(UTC))
+        return ratelimit.reserve(
+            conn, f"google:{integration_id}", cost_s, now or datetime.now(UTC), burst_s=QUOTA_BURST_S
+        )
 
 
 def _wait_for_quota(request: Any, integration_id: Any) -> None:
