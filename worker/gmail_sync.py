@@ -42,6 +42,7 @@ SYNC_TASK = "proactive.gmail_sync"
 LEASE = timedelta(minutes=5)  # a sync that died gives the mailbox back after this long
 RESYNC_COUNT = 50  # messages read again when Gmail no longer has the history we asked for
 MAX_PASSES = 10  # syncs in a row for pushes that kept arriving (the next push starts over)
+GET_METHOD = "gmail.users.messages.get"
 HEADERS = ["From", "To", "Cc", "Subject", "Date", "Message-ID", "References", "In-Reply-To"]
 integrations, emails = Integration.__table__, Email.__table__
 
@@ -229,11 +230,15 @@ def _one_pass(row: Any, report: SyncReport) -> None:
     report.passes += 1
     service = google.gmail_service(google.credentials_for(row), timeout_s=get_settings().google_timeout_s)
     try:
-        ids, latest = _history(service, row)
+        # googleapiclient builds a resource's every method on each `users()` / `messages()`: once per pass
+        users = service.users()
+        messages = users.messages()
+        ids, latest = _history(users.history(), row)
         if ids is None:
             report.resynced = True
-            ids, latest = _recent(service, row), None
-        facts = [_metadata(service, row, gmail_id) for gmail_id in ids]
+            ids, latest = _recent(messages, row), None
+        google.wait_for_quota(row.id, GET_METHOD, len(ids))  # the whole batch of reads at once
+        facts = [_metadata(messages, row, gmail_id) for gmail_id in ids]
     finally:
         service.close()
     report.seen += len(ids)
@@ -253,22 +258,14 @@ def _one_pass(row: Any, report: SyncReport) -> None:
     report.fired = fired.as_dict()
 
 
-def _history(service: Any, row: Any) -> tuple[list[str] | None, str | None]:
+def _history(history: Any, row: Any) -> tuple[list[str] | None, str | None]:
     """(added message ids, the mailbox's history id now); (None, None) when a resync is needed."""
     if not row.history_id:
         return None, None
     pages, token = [], None
     while True:
-        request = (
-            service.users()
-            .history()
-            .list(
-                userId="me",
-                startHistoryId=row.history_id,
-                historyTypes=["messageAdded"],
-                labelId="INBOX",
-                pageToken=token,
-            )
+        request = history.list(
+            userId="me", startHistoryId=row.history_id, historyTypes=["messageAdded"], labelId="INBOX", pageToken=token
         )
         try:
             page = google.call(request, integration_id=row.id)
@@ -283,15 +280,15 @@ def _history(service: Any, row: Any) -> tuple[list[str] | None, str | None]:
             return added_ids(pages), str(page.get("historyId") or "") or None
 
 
-def _recent(service: Any, row: Any) -> list[str]:
-    request = service.users().messages().list(userId="me", labelIds=["INBOX"], maxResults=RESYNC_COUNT)
+def _recent(messages: Any, row: Any) -> list[str]:
+    request = messages.list(userId="me", labelIds=["INBOX"], maxResults=RESYNC_COUNT)
     answer = google.call(request, integration_id=row.id)
     return [str(m["id"]) for m in reversed(answer.get("messages") or [])]  # oldest first
 
 
-def _metadata(service: Any, row: Any, gmail_id: str) -> MessageFacts:
-    request = service.users().messages().get(userId="me", id=gmail_id, format="metadata", metadataHeaders=HEADERS)
-    return message_facts(google.call(request, integration_id=row.id))
+def _metadata(messages: Any, row: Any, gmail_id: str) -> MessageFacts:
+    request = messages.get(userId="me", id=gmail_id, format="metadata", metadataHeaders=HEADERS)
+    return message_facts(google.call(request, integration_id=row.id, quota_taken=True))
 
 
 def _take_in(conn: Connection, row: Any, facts: list[MessageFacts], now: datetime) -> tuple[int, int, Fired]:

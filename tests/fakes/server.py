@@ -116,6 +116,9 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, a keep-alive client's delayed ACK
+            # held every answer ~40 ms (real Google answers over HTTP/2 without that stall).
+            disable_nagle_algorithm = True
 
             # http.server dispatches on do_<METHOD>; every method goes through the same recorder.
             def do_GET(self) -> None:

@@ -227,8 +227,10 @@ def pace(integration_id: Any, cost_s: float, now: datetime | None = None) -> flo
         )
 
 
-def _wait_for_quota(request: Any, integration_id: Any) -> None:
-    cost = quota_cost_s(str(getattr(request, "methodId", "") or ""))
+def wait_for_quota(integration_id: Any, method_id: str, count: int = 1) -> None:
+    """Take `count` calls of `method_id` from the user's quota at once (one database round trip),
+    waiting for the slot (at most PACE_WAIT_MAX_S) or raising RateLimited."""
+    cost = quota_cost_s(method_id) * count
     if integration_id is None or cost <= 0 or not get_settings().google_pacing:
         return
     wait = pace(integration_id, cost)
@@ -240,13 +242,14 @@ def _wait_for_quota(request: Any, integration_id: Any) -> None:
         time.sleep(wait)
 
 
-def call(request: Any, *, integration_id: Any = None) -> Any:
-    """Execute one googleapiclient request (no library retries) within the user's quota, and map its
-    failure to our errors."""
+def call(request: Any, *, integration_id: Any = None, quota_taken: bool = False) -> Any:
+    """Execute one googleapiclient request (no library retries) within the user's quota (unless the
+    caller took it already for several calls: `quota_taken`), and map its failure to our errors."""
     if integration_id is None:
         creds = getattr(getattr(request, "http", None), "credentials", None)
         integration_id = _INTEGRATION_OF.get(creds) if creds is not None else None
-    _wait_for_quota(request, integration_id)
+    if not quota_taken:
+        wait_for_quota(integration_id, str(getattr(request, "methodId", "") or ""))
     try:
         return request.execute(num_retries=0)
     except HttpError as exc:
