@@ -98,8 +98,10 @@ def test_a_signed_push_becomes_one_paused_reply_per_new_message(w: World, pubsub
     approval = pending_approval(job)
     assert approval.kind == "email_preview" and approval.approver_user_ids == [str(w.user("alice"))]
     with transaction() as conn:
-        stored = conn.execute(select(Email.__table__).where(Email.message_id == question.id)).one()
-        own = conn.execute(select(Email.id).where(Email.subject.is_not(None), Email.from_addr == ALICE)).all()
+        stored = conn.execute(
+            select(Email.__table__).where(Email.org_id == w.org_id, Email.message_id == question.id)
+        ).one()
+        own = conn.execute(select(Email.id).where(Email.org_id == w.org_id, Email.from_addr == ALICE)).all()
     assert stored.from_addr == "hank@globex.example" and stored.snippet == QUESTION
     assert own == []  # her own reply is not an inbound email
 
