@@ -43,6 +43,7 @@ def _no_quota_slots() -> Iterator[None]:
         yield
     reset_settings()
 
+
 FREEBUSY = r"/calendar/v3/freeBusy"
 EVENTS = r"/calendar/v3/calendars/[^/]+/events"
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

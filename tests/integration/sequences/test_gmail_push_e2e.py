@@ -109,8 +109,10 @@ def test_a_signed_push_becomes_one_paused_reply_per_new_message(w: World, pubsub
     assert deliver(pubsub, certs, body).status_code == 204
     assert deliver(pubsub, certs, push_body(ALICE, history_id=str(question.history_id + 1))).status_code == 204
     wait_for(
-        lambda: w.google.requests_to("GET", r"/gmail/v1/users/me/history")
-        and _lease_free(demo_id("integration", "google", "alice")),
+        lambda: (
+            w.google.requests_to("GET", r"/gmail/v1/users/me/history")
+            and _lease_free(demo_id("integration", "google", "alice"))
+        ),
         timeout_s=30,
         what="the later syncs to finish",
     )
