@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from worker.db import transaction
 from worker.errors import UserError
@@ -160,20 +160,31 @@ class PushOutcome:
     integration_ids: tuple[uuid.UUID, ...] = ()  # mailboxes a sync was requested for
 
 
+_MAILBOXES = (
+    select(integrations.c.id, integrations.c.org_id)
+    .where(
+        integrations.c.provider == "google",
+        integrations.c.status == "active",
+        integrations.c.account == bindparam("b_account"),
+    )
+    .order_by(integrations.c.created_at, integrations.c.id)
+)
+_RECORD: dict[str, Any] = {}  # dialect -> INSERT ... ON CONFLICT (message_id) DO NOTHING RETURNING id
+
+
 def mailbox_integrations(conn: Connection, email_address: str) -> list[Any]:
     """Active Google integrations of `email_address` (a user in several orgs has one per org). Accounts
     are stored lowercased (worker.google_oauth), so the (provider, account) index serves the lookup."""
-    return list(
-        conn.execute(
-            select(integrations.c.id, integrations.c.org_id)
-            .where(
-                integrations.c.provider == "google",
-                integrations.c.status == "active",
-                integrations.c.account == email_address.strip().lower(),
-            )
-            .order_by(integrations.c.created_at, integrations.c.id)
+    return list(conn.execute(_MAILBOXES, {"b_account": email_address.strip().lower()}))
+
+
+def _record(conn: Connection) -> Any:
+    stmt = _RECORD.get(conn.dialect.name)
+    if stmt is None:
+        stmt = _RECORD[conn.dialect.name] = insert_ignoring_conflicts(conn, gmail_pushes, ["message_id"]).returning(
+            gmail_pushes.c.id
         )
-    )
+    return stmt
 
 
 def accept_push(notice: PushNotice, *, now: datetime | None = None) -> PushOutcome:
@@ -184,20 +195,19 @@ def accept_push(notice: PushNotice, *, now: datetime | None = None) -> PushOutco
         mailboxes = mailbox_integrations(conn, notice.email_address)
         status = PushStatus.ACCEPTED if mailboxes else PushStatus.UNKNOWN_MAILBOX
         inserted = conn.execute(
-            insert_ignoring_conflicts(conn, gmail_pushes, ["message_id"])
-            .values(
-                id=uuid.uuid4(),
-                message_id=notice.message_id,
-                subscription=notice.subscription,
-                email_address=notice.email_address,
-                history_id=notice.history_id,
-                published_at=notice.published_at,
-                status=status.value,
-                integrations=len(mailboxes),
-                error=None if mailboxes else "no active Google integration has this address",
-                received_at=now,
-            )
-            .returning(gmail_pushes.c.id)
+            _record(conn),
+            {
+                "id": uuid.uuid4(),
+                "message_id": notice.message_id,
+                "subscription": notice.subscription,
+                "email_address": notice.email_address,
+                "history_id": notice.history_id,
+                "published_at": notice.published_at,
+                "status": status.value,
+                "integrations": len(mailboxes),
+                "error": None if mailboxes else "no active Google integration has this address",
+                "received_at": now,
+            },
         ).first()
         if inserted is None:
             return PushOutcome(duplicate=True)

@@ -23,7 +23,7 @@ from email.utils import getaddresses, parseaddr
 from typing import Any
 
 from googleapiclient.errors import HttpError
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, Uuid, and_, bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from worker.celery_app import celery_app
@@ -121,12 +121,18 @@ def newer(stored: str | None, candidate: int | str | None) -> str | None:
 def request_sync(conn: Connection, org_id: uuid.UUID, integration_id: uuid.UUID, now: datetime) -> None:
     """Ask for a sync of one mailbox (in the caller's transaction): stamp `sync_wanted_at` and
     publish the sync task after commit. A sync already running sees the newer stamp and runs again."""
-    conn.execute(
-        update(integrations)
-        .where(integrations.c.id == integration_id, integrations.c.org_id == org_id)
-        .values(sync_wanted_at=now)
-    )
+    conn.execute(_STAMP, {"b_id": integration_id, "b_org": org_id, "b_now": now})
     on_commit(lambda: _publish(org_id, integration_id))
+
+
+# Built once: every push runs it (statement construction was a visible share of a push's CPU).
+_STAMP = (
+    update(integrations)
+    .where(
+        integrations.c.id == bindparam("b_id", type_=Uuid()), integrations.c.org_id == bindparam("b_org", type_=Uuid())
+    )
+    .values(sync_wanted_at=bindparam("b_now", type_=integrations.c.sync_wanted_at.type))
+)
 
 
 def _publish(org_id: uuid.UUID, integration_id: uuid.UUID) -> None:
