@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.edge import write_section
 from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, pick_redis_db, release_backends
 
 ZONES = [
@@ -314,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         body += ["", *explain()]
         text = "\n".join(body)
         say(text)
-        if args.write:
-            write_section(Path("BENCHMARKS.md"), text)
+        if args.write:  # the notes under the run's output are kept
+            write_section(Path("BENCHMARKS.md"), BENCH_DOC, section_text(text))
         return 0
     finally:
         from worker.db import reset_engine
@@ -324,20 +325,13 @@ def main(argv: list[str] | None = None) -> int:
         release_backends(db_name if created else None, client, redis_db)
 
 
-def write_section(path: Path, output: str) -> None:
-    """Replace (or append) this benchmark's section of BENCHMARKS.md."""
-    section = (
+def section_text(output: str) -> str:
+    """This benchmark's BENCHMARKS.md section (what it measures, the command, the run's output)."""
+    return (
         f"{BENCH_DOC}\n\nThe cron ticks at scale on PostgreSQL + Redis (no worker: messages are counted in "
-        "Redis). Command:\n\n```\n.venv/bin/python -m bench.crons --write\n```\n\n```\n" + output + "\n```\n"
+        "Redis). Command:\n\n```\n.venv/bin/python -m bench.crons --write\n```\n\n"
+        f"Run ({time.strftime('%Y-%m-%d')}):\n\n```\n{output}\n```\n"
     )
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BENCH_DOC in text:
-        before, _, rest = text.partition(BENCH_DOC)
-        nxt = rest.find("\n## ")
-        text = before + section + (rest[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 if __name__ == "__main__":

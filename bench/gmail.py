@@ -44,6 +44,7 @@ from bench.edge import (
     _raise_nofile,
     http_request,
     procfile_options,
+    write_section,
 )
 from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, pick_redis_db, release_backends
 from bench.workers import WorkerProcess
@@ -413,8 +414,8 @@ def main(argv: list[str] | None = None) -> int:
             ]
             text = "\n".join(lines)
             print(text, flush=True)
-            if args.write:
-                write_section(Path("BENCHMARKS.md"), text)
+            if args.write:  # the notes under the run's output are kept
+                write_section(Path("BENCHMARKS.md"), SECTION, section_text(text))
             return 0
         finally:
             for s in reversed(servers):
@@ -423,20 +424,13 @@ def main(argv: list[str] | None = None) -> int:
             run.teardown()
 
 
-def write_section(path: Path, output: str) -> None:
-    """Replace (or append) this benchmark's section of BENCHMARKS.md."""
-    section = (
-        f"{SECTION}\n\n" + (__doc__ or "").split("\n\n", 1)[1].split("\n\nRun from")[0] + "\n\nCommand:\n\n```\n"
-        ".venv/bin/python -m bench.gmail --write\n```\n\n```\n" + output + "\n```\n"
+def section_text(output: str) -> str:
+    """This benchmark's BENCHMARKS.md section (what it measures, the command, the run's output)."""
+    about = (__doc__ or "").split("\n\n", 1)[1].split("\n\nRun from")[0]
+    return (
+        f"{SECTION}\n\n{about}\n\nCommand:\n\n```\n.venv/bin/python -m bench.gmail --write\n```\n\n"
+        f"Run ({time.strftime('%Y-%m-%d')}):\n\n```\n{output}\n```\n"
     )
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION in text:
-        before, _, rest = text.partition(SECTION)
-        nxt = rest.find("\n## ")
-        text = before + section + (rest[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 if __name__ == "__main__":
