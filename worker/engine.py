@@ -45,6 +45,13 @@ J, S = JobStatus, StepStatus
 MAX_OUTPUT_BYTES = 256 * 1024
 # Longest error text stored on a step or job (characters).
 MAX_ERROR_CHARS = 4000
+# A step that meets revoked Google credentials waits for the user to reconnect (SPEC §4): it is
+# tried again every REVOKED_RETRY_S (a reconnect makes it due at once), its attempt not counted, for
+# at most REVOKED_GIVE_UP after its job was created; then it fails like any auth_revoked step.
+REVOKED_RETRY_S = 3600.0
+REVOKED_GIVE_UP = timedelta(days=3)
+WAITING_FOR_RECONNECT = "waiting for Google to be reconnected (access was revoked)"
+PARKING_PROVIDERS = frozenset({"google"})
 
 
 # --------------------------------------------------------------------------- values
@@ -282,7 +289,11 @@ def run_skill(claimed: Claimed, connection: Connection | None = None) -> Outcome
     except Exception as exc:
         decision = decide_retry(exc, claimed.attempt, step.max_attempts, base_delay_s=get_settings().retry_base_s)
         text = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-        if decision.retry:
+        if _parks(exc, job, ctx.now):  # waits for a reconnect instead of failing the job
+            outcome = Outcome(
+                S.QUEUED, error=text, error_class="auth_revoked", retry_delay_s=REVOKED_RETRY_S, revoked=exc
+            )
+        elif decision.retry:
             outcome = Outcome(S.QUEUED, error=text, error_class=decision.error_class, retry_delay_s=decision.delay_s)
         else:
             outcome = Outcome(
@@ -291,17 +302,27 @@ def run_skill(claimed: Claimed, connection: Connection | None = None) -> Outcome
                 error_class=decision.error_class,
                 revoked=exc if isinstance(exc, AuthRevoked) else None,
             )
+        parked = outcome.revoked is not None and outcome.status == S.QUEUED
         log.log(
-            logging.WARNING if decision.retry else logging.ERROR,
+            logging.WARNING if decision.retry or parked else logging.ERROR,
             "step %s/%s attempt %d failed (%s): %s",
             job["event_type"],
             step.name,
             claimed.attempt,
-            decision.reason,
+            "waits for a reconnect" if parked else decision.reason,
             text,
         )
     outcome.duration_ms = int((time.monotonic() - t0) * 1000)
     return outcome
+
+
+def _parks(exc: BaseException, job: Mapping[str, Any], now: datetime) -> bool:
+    """True when a step's failure is revoked credentials its user can reconnect, and the job is young
+    enough to keep waiting for that."""
+    if not isinstance(exc, AuthRevoked) or exc.provider not in PARKING_PROVIDERS:
+        return False
+    created = job.get("created_at")
+    return created is None or now - created < REVOKED_GIVE_UP
 
 
 def _success(step: Step, result: Any) -> Outcome:
@@ -331,6 +352,7 @@ def complete(
     job = {**claimed.job, **{k: v for k, v in locked._mapping.items() if k in LOCKED_KEYS}}
     step = claimed.step
     if outcome.status == S.QUEUED:  # retry later
+        parked = outcome.revoked is not None  # waiting for a reconnect: this attempt does not count
         if store.finish_step(
             conn,
             claimed.step_run_id,
@@ -342,7 +364,10 @@ def complete(
             error=outcome.error,
             error_class=outcome.error_class,
             duration_ms=outcome.duration_ms,
+            uncount=parked,
         ):
+            if parked:
+                _park_job(conn, job, outcome, now)
             return Advance([publish_for(step, claimed.step_run_id, countdown_s=outcome.retry_delay_s)])
         return Advance()
     # A success keeps the error of the attempt before it, so the timeline shows why it was retried.
@@ -391,6 +416,53 @@ def complete(
         known_outputs=known,
         states=states,
     )
+
+
+def _park_job(conn: Connection, job: Mapping[str, Any], outcome: Outcome, now: datetime) -> None:
+    """The job waits for a reconnect: its reason says so, the wait does not count against its
+    deadline, and the user is asked (once per revocation) to reconnect."""
+    from sqlalchemy import update
+
+    from worker.models import jobs
+
+    assert outcome.revoked is not None
+    _mark_revoked(conn, job, outcome.revoked, now)
+    deadline = (job.get("deadline_at") or now) + timedelta(seconds=outcome.retry_delay_s)
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job["id"], jobs.c.org_id == job["org_id"])
+        .values(reason=WAITING_FOR_RECONNECT, deadline_at=deadline)
+    )
+
+
+def wake_parked(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> int:
+    """The user reconnected Google: their steps waiting for it are due now (the sweeper publishes due
+    steps every minute) and their jobs' "waiting" reason is cleared. Returns how many steps woke."""
+    from sqlalchemy import select, update
+
+    from worker.models import jobs
+
+    waiting = select(jobs.c.id).where(
+        jobs.c.org_id == org_id,
+        jobs.c.user_id == user_id,
+        jobs.c.status.in_([J.QUEUED.value, J.RUNNING.value]),
+        jobs.c.reason == WAITING_FOR_RECONNECT,
+    )
+    job_ids = list(conn.execute(waiting).scalars())
+    if not job_ids:
+        return 0
+    woke = conn.execute(
+        update(steps)
+        .where(
+            steps.c.org_id == org_id,
+            steps.c.job_id.in_(job_ids),
+            steps.c.status == S.QUEUED.value,
+            steps.c.error_class == "auth_revoked",
+        )
+        .values(not_before=now)
+    ).rowcount
+    conn.execute(update(jobs).where(jobs.c.org_id == org_id, jobs.c.id.in_(job_ids)).values(reason=None))
+    return int(woke or 0)
 
 
 def _mark_revoked(conn: Connection, job: Mapping[str, Any], err: AuthRevoked, now: datetime) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, select, update
 from worker.config import get_settings
 from worker.crypto import encrypt_json
 from worker.db import transaction
+from worker.engine import wake_parked
 from worker.errors import PermanentError, ProactiveError, TransientError, UserError
 from worker.gmail_watch import RenewResult, renew_one
 from worker.models import Integration, User
@@ -336,6 +337,7 @@ def complete(code: str, state: str, now: datetime, *, nonce: str) -> Connected:
         encrypted = encrypt_json(credentials)
         with transaction() as conn:
             integration_id = save_integration(conn, grant, account, encrypted, credentials["scopes"], now)
+            wake_parked(conn, grant.org_id, grant.user_id, now)  # jobs that waited for this reconnect
     except ConnectRefused as err:
         err.org_id = err.org_id or grant.org_id
         raise

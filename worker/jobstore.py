@@ -58,6 +58,7 @@ JOB_COLUMNS = (
     jobs.c.started_at,
     jobs.c.idempotency_key,
     jobs.c.iteration,
+    jobs.c.created_at,  # how long a step may wait for a reconnect (engine.REVOKED_GIVE_UP)
 )
 
 
@@ -174,10 +175,20 @@ def _finish_statement(columns: frozenset[str]) -> Any:
 
 
 def finish_step(
-    conn: Connection, step_run_id: uuid.UUID, attempt: int, new: StepStatus, now: datetime, **fields: Any
+    conn: Connection,
+    step_run_id: uuid.UUID,
+    attempt: int,
+    new: StepStatus,
+    now: datetime,
+    *,
+    uncount: bool = False,
+    **fields: Any,
 ) -> bool:
-    """Record the outcome of `attempt` of a running step; False if that attempt lost its lease."""
+    """Record the outcome of `attempt` of a running step; False if that attempt lost its lease.
+    `uncount` gives the attempt back (a step that waits for a reconnect did not really try)."""
     values: dict[str, Any] = {"status": new.value, "lease_expires_at": None, **fields}
+    if uncount:
+        values["attempt"] = attempt - 1
     if new in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED):
         values.setdefault("finished_at", now)
     params = {f"v_{k}": v for k, v in values.items()}

@@ -339,21 +339,30 @@ def test_approvers_are_reminded_once(workers, org):
     assert sorted(kinds) == ["approval", "approval_reminder"]
 
 
-def test_revoked_credentials_stop_the_step_and_ask_once_to_reconnect(workers, org):
+def test_revoked_google_credentials_park_the_job_until_the_user_reconnects(workers, org):
     from worker.db import session_factory
+    from worker.engine import REVOKED_RETRY_S, WAITING_FOR_RECONNECT, wake_parked
     from worker.models import Integration, SlackOutbox
 
     integration_id = uuid.uuid4()
     with session_factory().begin() as s:
         s.add(Integration(id=integration_id, org_id=org.id, user_id=org.rep, provider="google", status="active"))
     workers()
-    payload = {"revoke_steps": ["vital"], "integration_id": str(integration_id)}
+    payload = {"revoke_steps": ["vital"], "integration_id": str(integration_id), "revoke_until_reconnect": True}
     first = fire_event(event(org, "meeting_ended", payload))
     second = fire_event(event(org, "meeting_ended", payload))
-    assert wait_for(lambda: done(first.job_id)) == "failed"
-    assert wait_for(lambda: done(second.job_id)) == "failed"
-    vital = step_rows(first.job_id)["vital"]
-    assert (vital.error_class, vital.attempt) == ("auth_revoked", 1)  # never retried
+
+    def parked(job_id):
+        vital = step_rows(job_id).get("vital")
+        row = job_row(job_id)
+        return vital if vital is not None and vital.error_class == "auth_revoked" and row.reason else None
+
+    for job_id in (first.job_id, second.job_id):
+        vital = wait_for(lambda job_id=job_id: parked(job_id), what="the step parked")
+        assert vital.status == "queued" and vital.attempt == 0  # waiting does not use up attempts
+        assert vital.not_before >= utcnow() + timedelta(seconds=REVOKED_RETRY_S - 60)
+        row = job_row(job_id)
+        assert row.status == "running" and row.reason == WAITING_FOR_RECONNECT
     with transaction() as conn:
         status = conn.execute(select(Integration.status).where(Integration.id == integration_id)).scalar_one()
         dms = list(
@@ -362,7 +371,26 @@ def test_revoked_credentials_stop_the_step_and_ask_once_to_reconnect(workers, or
             )
         )
     assert status == "revoked"
-    assert len(dms) == 1 and dms[0].user_id == org.rep and "/oauth/google/start" in dms[0].text
+    assert len(dms) == 1 and dms[0].user_id == org.rep and "/oauth/google/start" in dms[0].text  # one DM
+
+    # The user reconnects (what worker.google_oauth.complete stores), the parked steps are due at once.
+    with transaction() as conn:
+        conn.execute(
+            update(Integration.__table__)
+            .where(Integration.id == integration_id)
+            .values(status="active", credentials=b"reconnected")
+        )
+        assert wake_parked(conn, org.id, org.rep, utcnow()) == 2
+    with transaction() as conn:  # the sweeper publishes due steps older than its requeue age
+        conn.execute(
+            update(steps)
+            .where(steps.c.job_id.in_([first.job_id, second.job_id]), steps.c.step == "vital")
+            .values(queued_at=utcnow() - timedelta(minutes=5))
+        )
+    sweep()
+    assert wait_for(lambda: done(first.job_id)) == "completed"
+    assert wait_for(lambda: done(second.job_id)) == "completed"
+    assert job_row(first.job_id).reason is None
 
 
 def test_undo_inside_the_window_cancels_the_delayed_send(workers, org):

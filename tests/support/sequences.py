@@ -85,9 +85,28 @@ def broken(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
     _exec(ctx)
     if ctx.step in ctx.payload.get("fail_steps", []):
         raise PermanentError(f"{ctx.step} refuses bad data")
-    if ctx.step in ctx.payload.get("revoke_steps", []):
+    if ctx.step in ctx.payload.get("revoke_steps", []) and _still_revoked(ctx):
         raise AuthRevoked("invalid_grant", provider="google", integration_id=uuid.UUID(ctx.payload["integration_id"]))
     return {"ok": True}
+
+
+def _still_revoked(ctx: StepContext) -> bool:
+    """With `revoke_until_reconnect`, Google refuses until the integration holds credentials again
+    (a reconnect stores them); otherwise it always refuses."""
+    if not ctx.payload.get("revoke_until_reconnect"):
+        return True
+    from sqlalchemy import select
+
+    from worker.db import transaction
+    from worker.models import Integration
+
+    with transaction() as conn:
+        creds = conn.execute(
+            select(Integration.credentials).where(
+                Integration.id == uuid.UUID(ctx.payload["integration_id"]), Integration.org_id == ctx.org_id
+            )
+        ).scalar()
+    return creds is None
 
 
 def _wait_for_file(path: str) -> None:
