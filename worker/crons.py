@@ -34,7 +34,6 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, func, or_, select, tuple_, update
 
@@ -47,6 +46,7 @@ from worker.delivery import enqueue_message
 from worker.events import Fired, fire_in
 from worker.jobstore import insert_ignoring_conflicts
 from worker.models import CalendarEvent, CronRun, Deal, Integration, Org, User, utcnow
+from worker.worktime import zone
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +150,6 @@ def _warn_once(user_id: uuid.UUID, problems: tuple[str, ...]) -> None:
         log.warning("user %s: %s; using defaults", user_id, "; ".join(problems))
 
 
-def _zone(name: str | None) -> ZoneInfo:
-    return cs.parse_zone(name) or ZoneInfo("UTC")
-
-
 # --------------------------------------------------------------------------- morning brief
 
 
@@ -230,7 +226,7 @@ def morning_brief_org(org_id: uuid.UUID, start: datetime, now: datetime) -> dict
             .limit(1)
         ).first()
         if users and has_instantly:
-            day = cs.local_date(start, _zone(org.timezone))
+            day = cs.local_date(start, zone(org.timezone))
             fire_in(
                 conn,
                 [_event("campaign_daily_check", "cron:morning", org_id, None, {"date": day.isoformat()})],
@@ -358,7 +354,7 @@ def stale_deals_tick(now: datetime) -> dict[str, Any]:
     with transaction() as conn:
         for org in conn.execute(select(Org.id, Org.timezone, Org.settings).where(Org.enabled.is_(True))).all():
             hour, _problem = cs.scan_hour((org.settings or {}).get("stale_deals_hour"))  # kept by the org's scan
-            day = cs.stale_scan_day(now, _zone(org.timezone), hour)
+            day = cs.stale_scan_day(now, zone(org.timezone), hour)
             if day is not None:
                 due[_stale_key(org.id, day)] = (org.id, day)
         settled = _settled_keys(conn, list(due), now)
