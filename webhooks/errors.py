@@ -1,14 +1,16 @@
 """Request ids, JSON error bodies, and the record of refused input (shared by every blueprint).
 
 Every response carries `X-Request-Id` (the caller's, or a new one). Errors are JSON
-`{"error": code, "message": text, "request_id": id}`: our user-facing errors keep their status
-(400/401/403/404/409/410/422), an unreachable database is 503 with Retry-After (the sender retries),
-anything unexpected is a 500 without details (logged with the request id).
+`{"error": code, "message": text, "request_id": id}` with a snake_case code (`invalid_event`,
+`not_found`): our user-facing errors keep their status (400/401/403/404/409/410/422), an unreachable
+database is 503 with Retry-After (the sender retries), anything unexpected is a 500 without details
+(logged with the request id).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -38,13 +40,20 @@ def error(status: int, code: str, message: str, **extra: Any) -> Response:
     return response
 
 
+def error_code(err: Exception) -> str:
+    """The snake_case code of one of our errors, as every JSON error spells it: `InvalidEvent` ->
+    `invalid_event` (the class name stays the `error_type` of its rejected_events row)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(err).__name__).lower()
+
+
 def safe_headers() -> dict[str, str]:
     """The request's headers without credentials (what a rejected_events row keeps)."""
     return {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS}
 
 
-def record_refusal(source: str, reason: str, error_type: str, *, body: bytes | str | None = None,
-                   org_id: uuid.UUID | None = None) -> None:
+def record_refusal(
+    source: str, reason: str, error_type: str, *, body: bytes | str | None = None, org_id: uuid.UUID | None = None
+) -> None:
     """Keep refused input in rejected_events (never a silent drop); a failure to record is logged,
     never turned into a 500 for the sender."""
     from worker.events import record_rejected
@@ -71,8 +80,12 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(UserError)
     def _user_error(err: UserError) -> Response:
-        return error(err.http_status, type(err).__name__, str(err), **(
-            {"errors": err.errors} if getattr(err, "errors", None) else {}))
+        return error(
+            err.http_status,
+            error_code(err),
+            str(err),
+            **({"errors": err.errors} if getattr(err, "errors", None) else {}),
+        )
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)

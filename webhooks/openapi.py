@@ -67,8 +67,13 @@ def _response_schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["error", "message", "request_id"],
             "properties": {
-                "error": {"type": "string"},
-                "message": {"type": "string"},
+                "error": {
+                    "type": "string",
+                    "pattern": "^[a-z][a-z0-9_]*$",
+                    "description": "A snake_case code a client may switch on: `invalid_event` (422), "
+                    "`unauthorized` (401), `not_found` (404), `payload_too_large` (413), `unavailable` (503)...",
+                },
+                "message": {"type": "string", "description": "One line for a person: what is wrong, what to do."},
                 "request_id": {"type": "string"},
                 "errors": {
                     "type": "array",
@@ -212,7 +217,9 @@ def _paths() -> dict[str, Any]:
                     "403": _error("The key's org is not the event's org."),
                     "413": _error("The body is over 1 MiB."),
                     "415": _error("Content-Type is not application/json."),
-                    "422": _error("The envelope or payload does not validate (`errors` lists every field)."),
+                    "422": _error(
+                        "`invalid_event`: the envelope or payload does not validate (`errors` lists every field)."
+                    ),
                     "503": UNAVAILABLE,
                 },
             }
@@ -259,7 +266,9 @@ def _paths() -> dict[str, Any]:
                     "401": _error("Missing, stale or wrong signature."),
                     "413": _error("The body is over 1 MiB."),
                     "415": _error("Content-Type is not application/json."),
-                    "422": _error("The body does not validate, the org is unknown, or user_email is not in it."),
+                    "422": _error(
+                        "`invalid_event`: the body does not validate, the org is unknown, or user_email is not in it."
+                    ),
                     "503": UNAVAILABLE,
                 },
             }

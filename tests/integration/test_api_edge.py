@@ -318,6 +318,7 @@ def test_schema_errors_are_422_listing_every_field(client, org, org_key):
     bad = {**envelope(org, "meeting_ended"), "source": "carrier-pigeon", "colour": "red", "depth": 10**12}
     del bad["type"]
     body = assert_refused(post_event(client, org_key, bad), 422, before, "InvalidEvent", source="carrier-pigeon")
+    assert body["error"] == "invalid_event"  # snake_case like every other code; the row keeps the class name
     assert {e["field"] for e in body["errors"]} == {"type", "source", "colour", "depth"}
 
     before = db_counts()

@@ -276,6 +276,7 @@ def test_schema_errors_are_422_listing_fields(client, org):
     del body["external_id"]
     before = db_counts()
     answer = assert_refused(deliver(client, body), 422, before, "InvalidEvent")
+    assert answer["error"] == "invalid_event"
     assert {e["field"] for e in answer["errors"]} == {"external_id", "start", "attendees.0"}
     assert latest_rejected().org_id == org.id
 
