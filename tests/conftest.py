@@ -4,15 +4,20 @@ The project's environment variables are removed at import so a developer's shell
 a test; each fixture sets what its tests need. Engine test DAGs (tests.support.sequences) replace the real
 sequences only where a test asks for them (the `test_sequences` fixture) and in the worker
 processes such tests start.
+
+The session's scratch directory (`tmp_home`: SQLite files, worker logs) is removed when the session
+ends; set `PROACTIVE_KEEP_TEST_HOME=1` to keep it for a post-mortem (its path is printed then).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,8 @@ PROJECT_ENV_PREFIXES = (
     "INSTANTLY_",
     "OAUTH_",
 )
+# Read before the project's variables are cleared below (it starts with PROACTIVE_).
+KEEP_HOME = os.environ.get("PROACTIVE_KEEP_TEST_HOME") == "1"
 for _name in list(os.environ):
     if _name.startswith(PROJECT_ENV_PREFIXES):
         del os.environ[_name]
@@ -57,6 +64,15 @@ def _product_sequences() -> dict[str, Any]:
 
 
 _PRODUCT_SEQUENCES = _product_sequences()  # before any test module is imported
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the session's scratch directory, last of all (session fixtures have stopped their
+    workers by now; one still flushing a log must not fail the run, hence ignore_errors)."""
+    if KEEP_HOME:
+        print(f"\nPROACTIVE_KEEP_TEST_HOME=1: the test home stays at {_HOME}")
+        return
+    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -101,33 +117,66 @@ def tmp_home() -> Path:
     return _HOME
 
 
-@pytest.fixture(scope="session")
-def postgres_backend(tmp_home: Path) -> Iterator[Backend]:
-    """A fresh PostgreSQL database (migrated to head) and a Redis DB of its own, for this session."""
+@contextmanager
+def _fresh_database() -> Iterator[str]:
+    """A new PostgreSQL database migrated to head (its SQLAlchemy URL), dropped afterwards."""
     import psycopg
 
-    from tests.support.services import ensure_postgres, ensure_redis
+    from tests.support.services import ensure_postgres
     from worker import migrate
 
     ensure_postgres()
-    ensure_redis()
     name = f"proactive_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    redis_db, lease = _claim_redis_db()  # emptied when claimed
-    migrate.upgrade(url)
-    yield Backend(
-        "postgres",
-        {"DATABASE_URL": url, "BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}"},
-        tmp_home / "logs-postgres",
-    )
-    from worker.db import reset_engine
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        migrate.upgrade(url)
+        yield url
+    finally:
+        from worker.db import reset_engine
 
-    reset_engine()
-    lease.release()
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        reset_engine()
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_backend(tmp_home: Path) -> Iterator[Backend]:
+    """A fresh PostgreSQL database (migrated to head) and a Redis DB of its own, for this session."""
+    from tests.support.services import ensure_redis
+
+    ensure_redis()
+    with _fresh_database() as url:
+        redis_db, lease = _claim_redis_db()  # emptied when claimed
+        try:
+            yield Backend(
+                "postgres",
+                {"DATABASE_URL": url, "BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}"},
+                tmp_home / "logs-postgres",
+            )
+        finally:
+            lease.release()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_backend(tmp_home: Path) -> Iterator[Backend]:
+    """A fresh PostgreSQL database (migrated to head) and a RabbitMQ virtual host of its own, for this
+    session (deleted at its end with every queue in it)."""
+    from tests.support.services import add_rabbitmq_vhost, delete_rabbitmq_vhost, ensure_rabbitmq
+
+    ensure_rabbitmq()
+    with _fresh_database() as url:
+        vhost = f"proactive_test_{uuid.uuid4().hex[:10]}"
+        add_rabbitmq_vhost(vhost)
+        try:
+            yield Backend(
+                "rabbitmq",
+                {"DATABASE_URL": url, "BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}"},
+                tmp_home / "logs-rabbitmq",
+            )
+        finally:
+            delete_rabbitmq_vhost(vhost)
 
 
 # How long a test session may hold its Redis database (seconds); renewed while the session runs.
