@@ -559,10 +559,12 @@ class Bench:
         from worker.api_keys import create_key
         from worker.db import transaction
         from worker.models import User
+        from worker.orgs import set_dry_run
         from worker.seed import seed_demo
 
         result = seed_demo()
         self.org_id, self.users = result.org_id, dict(result.users)
+        set_dry_run(self.org_id, False, actor="bench")  # a new demo org is dry-run; the bench measures real sends
         with transaction() as conn:
             conn.execute(
                 update(User.__table__)

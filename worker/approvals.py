@@ -112,10 +112,9 @@ def open_approval(
 
 
 def dry_run(job: Mapping[str, Any]) -> bool:
-    """Smoke jobs and dry-run processes keep their Slack messages in the console inbox."""
-    from worker.config import get_settings
-
-    return get_settings().dry_run or job.get("source") == "smoke"
+    """Dry-run jobs (a dry-run process, a smoke event or a dry-run org, decided when the event was
+    accepted) keep their Slack messages in the console inbox."""
+    return bool(job.get("dry_run"))
 
 
 # --------------------------------------------------------------------------- decide

@@ -344,6 +344,7 @@ def jobs(status: str | None, event_type: str | None, org_ref: str | None, limit:
         click.echo(f"{'JOB':36}  {'TYPE':20}  {'STATUS':18}  {'SOURCE':16}  {'DURATION':>9}  CREATED")
     for r in rows:
         note = f"  {r['reason'] or r['error'] or ''}"[:60] if (r["reason"] or r["error"]) else ""
+        note = f"  [dry-run]{note}" if r.get("dry_run") else note
         click.echo(
             f"{r['id']:36}  {r['event_type']:20}  {status_text(r['status']):{18 + _pad(r['status'])}}  "
             f"{r['source']:16}  {ms(r['duration_ms']):>9}  {r['created_at'][:19]}{note}"
@@ -390,6 +391,8 @@ def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
         f"  source {d['source']}  key {d['idempotency_key']}  created {d['created_at'][:19]}  "
         f"duration {ms(d['duration_ms'])}"
     )
+    if d.get("dry_run"):
+        click.echo(click.style("  dry-run: sends recorded, not made; Slack kept in the console inbox", fg="cyan"))
     if d.get("error"):
         click.echo(click.style(f"  error in {d['error_step']}: {d['error'][:300]}", fg="red"))
     for s in d["steps"]:
@@ -750,6 +753,62 @@ def gmail_link(user_ref: str, org_ref: str | None) -> None:
     user_id = resolve_user(org_id, user_ref)
     assert user_id is not None
     click.echo(run_or_fail(lambda: connect_url(org_id, user_id)))
+
+
+@main.group()
+def org() -> None:
+    """An org's modes: dry-run (nothing it does reaches a real person) or live."""
+
+
+def _print_org_mode(mode: Any) -> None:
+    state = click.style("dry-run", fg="cyan") if mode.dry_run else click.style("live", fg="green")
+    note = (
+        " (sends recorded, not made; Slack kept in the console inbox; `proactive org live` to go live)"
+        if mode.dry_run
+        else ""
+    )
+    click.echo(f"{mode.name}  {mode.org_id}  {state}{'' if mode.enabled else '  disabled'}{note}")
+
+
+@org.command("show")
+@click.option("--org", "org_ref", default=None, help="Org id or exact name (default: the only org).")
+@click.option("--json", "as_json", is_flag=True, help="Print the org's modes as a JSON object.")
+def org_show(org_ref: str | None, as_json: bool) -> None:
+    """Show whether the org is live or in dry-run."""
+    from worker.orgs import org_mode
+
+    mode = run_or_fail(lambda: org_mode(resolve_org(org_ref)))
+    if as_json:
+        click.echo(json.dumps(mode.as_dict()))
+    else:
+        _print_org_mode(mode)
+
+
+@org.command("live")
+@click.option("--org", "org_ref", default=None, help="Org id or exact name (default: the only org).")
+def org_live(org_ref: str | None) -> None:
+    """Turn dry-run off: new jobs send emails, invites and Slack messages for real (audited)."""
+    _set_dry_run(org_ref, on=False)
+
+
+@org.command("dry-run")
+@click.option("--org", "org_ref", default=None, help="Org id or exact name (default: the only org).")
+def org_dry_run(org_ref: str | None) -> None:
+    """Turn dry-run on: new jobs record their sends and keep Slack in the console inbox (audited)."""
+    _set_dry_run(org_ref, on=True)
+
+
+def _set_dry_run(org_ref: str | None, *, on: bool) -> None:
+    import getpass
+
+    from worker.orgs import org_mode, set_dry_run
+
+    org_id = resolve_org(org_ref)
+    changed = run_or_fail(lambda: set_dry_run(org_id, on, actor=f"cli:{getpass.getuser()}"))
+    mode = org_mode(org_id)
+    if changed:
+        click.echo("jobs already accepted keep the mode they started in")
+    _print_org_mode(mode)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from worker.db import on_commit, transaction
 from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
 from worker.jobstore import insert_ignoring_conflicts
 from worker.models import Org, SlackOutbox, User, approvals, utcnow
+from worker.orgs import org_dry_run
 from worker.publish import MAX_COUNTDOWN_S
 from worker.ratelimit import reserve
 from worker.retry import decide_retry
@@ -174,6 +175,11 @@ def delivery_hold(
 # --------------------------------------------------------------------------- enqueue (callers' transaction)
 
 
+def _org_in_dry_run(conn: Connection, org_id: uuid.UUID) -> bool:
+    """A dry-run org's messages (briefs, reminders, reconnect requests too) stay in the console inbox."""
+    return org_dry_run(conn.execute(select(Org.settings).where(Org.id == org_id)).scalar())
+
+
 def enqueue_message(
     conn: Connection,
     org_id: uuid.UUID,
@@ -197,7 +203,7 @@ def enqueue_message(
     `urgent` skips quiet hours and the hourly budget; `console` keeps the message in the console
     inbox even with a token (dry runs, smoke); `not_before` delays it to that instant.
     """
-    console = console or not get_settings().slack_bot_token
+    console = console or not get_settings().slack_bot_token or _org_in_dry_run(conn, org_id)
     row = conn.execute(
         insert_ignoring_conflicts(conn, outbox, ["dedupe_key"])
         .values(

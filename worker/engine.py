@@ -269,7 +269,7 @@ def run_skill(claimed: Claimed, connection: Connection | None = None) -> Outcome
         now=utcnow(),
         source=job["source"],
         depth=job["depth"],
-        dry_run=get_settings().dry_run or job["source"] == "smoke",
+        dry_run=bool(job.get("dry_run")),  # decided when the event was accepted
         connection=connection,
     )
     t0 = time.monotonic()

@@ -27,9 +27,11 @@ from sqlalchemy import Connection, Uuid, and_, bindparam, insert, select
 
 from worker import jobstore as store
 from worker import registry
+from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.errors import InvalidEvent
 from worker.models import Org, RejectedEvent, ScheduledEvent, User, jobs, utcnow
+from worker.orgs import job_dry_run
 from worker.payloads import MAX_CHAIN_DEPTH, MAX_PAYLOAD_BYTES, Event, EventType, Source
 from worker.publish import Publish, publish_steps
 from worker.states import JobStatus
@@ -225,6 +227,9 @@ def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) ->
         "definition_hash": sequence.definition_hash,
         "trace_id": uuid.uuid4().hex,
         "cancel_requested": False,
+        "dry_run": job_dry_run(
+            process_dry_run=get_settings().dry_run, source=event.source.value, org_settings=settings
+        ),
         "paused_ms": 0,
         "created_at": now,
         "updated_at": now,

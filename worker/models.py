@@ -403,6 +403,8 @@ class SequenceJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_step: Mapped[str | None] = mapped_column(String(100))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # sends recorded, Slack kept in the console inbox; decided when the event is accepted (events.accept)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     deadline_at: Mapped[datetime | None] = mapped_column()
     paused_at: Mapped[datetime | None] = mapped_column()
     paused_ms: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -33,6 +33,7 @@ from worker.models import (
     User,
     utcnow,
 )
+from worker.orgs import DRY_RUN_KEY
 
 NAMESPACE = uuid.UUID("6f1c1d0e-57a1-4c5e-9b0a-2f3c9a7d1e42")
 DEMO_ORG_NAME = "Northwind Demo"
@@ -131,7 +132,8 @@ def _get_or_add(session: Session, model: type, obj_id: uuid.UUID, **values: obje
 
 
 def seed_demo(now: datetime | None = None) -> SeedResult:
-    """Create the demo org and its CRM data if missing; returns its ids."""
+    """Create the demo org and its CRM data if missing; returns its ids. A new demo org is in dry-run
+    (nothing it does reaches a real person) until an admin runs `proactive org live`."""
     now = now or utcnow()
     org_id = demo_id("org")
     users = {key: demo_id("user", key) for key, *_ in REPS}
@@ -144,8 +146,11 @@ def seed_demo(now: datetime | None = None) -> SeedResult:
             timezone="America/New_York",
             enabled=True,
             slack_team_id="T0DEMO0001",
-            settings={"days_inactive": 7, "stale_deal_hour": 9},
+            settings={"days_inactive": 7, "stale_deal_hour": 9, DRY_RUN_KEY: True},
         )
+        org = session.get(Org, org_id)
+        if org is not None and DRY_RUN_KEY not in (org.settings or {}):  # seeded before the mode existed
+            org.settings = {**(org.settings or {}), DRY_RUN_KEY: True}  # an admin's `org live` (False) stays
         session.flush()
         for key, name, email, role, tz, brief in REPS:
             _get_or_add(

@@ -73,6 +73,7 @@ def _job_summary(r: Any) -> dict[str, Any]:
         "finished_at": _iso(r.finished_at),
         "duration_ms": duration,
         "cancel_requested": r.cancel_requested,
+        "dry_run": bool(r.dry_run),  # sends recorded, not made; Slack kept in the console inbox
     }
 
 

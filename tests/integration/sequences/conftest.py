@@ -28,6 +28,7 @@ from tests.support.workers import WorkerProcess
 from worker.crypto import encrypt_json, generate_key
 from worker.db import transaction
 from worker.models import Approval, Integration, ScheduledEvent, SlackOutbox, StepRun, User, jobs, utcnow
+from worker.orgs import set_dry_run
 from worker.seed import SeedResult, demo_id, seed_demo
 
 ENCRYPTION_KEY = generate_key()
@@ -205,6 +206,7 @@ def world(pg: Backend, extra_env: dict[str, str], request: pytest.FixtureRequest
         with pytest.MonkeyPatch.context() as mp:
             apply_env(mp, env)
             seed = seed_demo()
+            set_dry_run(seed.org_id, False, actor="tests")  # a new demo org is dry-run: these tests send for real
             settle_earlier_modules(seed.org_id)
             _connect_google(google, seed)
             with transaction() as conn:  # reports are not urgent: no quiet hours/budget unless a test sets them
