@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 import click
 
 from worker.config import get_settings
+from worker.payloads import EventType
+from worker.states import JobStatus
 
 STATUS_COLOURS = {
     "completed": "green",
@@ -37,6 +39,11 @@ STATUS_COLOURS = {
     "rejected": "magenta",
 }
 FINAL_OR_PAUSED = {"completed", "failed", "cancelled", "expired", "timeout", "skipped", "awaiting_approval"}
+
+# The one `--json` flag of every command a script reads (keys are stable; new keys may be added).
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON for scripts instead of text (stable keys)."
+)
 
 
 def status_text(status: str) -> str:
@@ -143,7 +150,24 @@ def wait_for_job(job_id: uuid.UUID, timeout_s: float) -> str:
         time.sleep(0.05)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ProactiveGroup(click.Group):
+    """The `proactive` group: a database that cannot be reached is one line saying why, never a
+    traceback (whichever command met it)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; turn a failed database connection into `error: ...` and its exit code."""
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except OperationalError as err:
+            from worker.migrate import explain_connection_error
+
+            problem = explain_connection_error(err)
+            fail(str(problem), problem.exit_code)
+
+
+@click.group(cls=ProactiveGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log engine activity to stderr.")
 def main(verbose: bool) -> None:
     """Proactive: events -> sequences of skills on Celery, with Slack approvals."""
@@ -159,27 +183,55 @@ def main(verbose: bool) -> None:
 
 @main.group()
 def db() -> None:
-    """Database schema."""
+    """The database: create it, migrate its schema, show its revision.
+
+    Exit codes when DATABASE_URL does not work: 2 when the URL is wrong as written (unparseable, an
+    unknown host, credentials the server refuses), 1 when no server answers at its host and port or
+    the server refuses to create the database.
+    """
+
+
+@db.command("create")
+def db_create() -> None:
+    """Create the PostgreSQL database DATABASE_URL names (exit 0 if it already exists)."""
+    from worker import migrate
+
+    target = run_or_fail(migrate.pg_target)
+    if target is None:
+        click.echo(f"nothing to create: the SQLite file is created by `proactive db upgrade` ({_safe_url()})")
+        return
+    created = run_or_fail(migrate.ensure_database)
+    click.echo(f"created {target}" if created else f"{target} already exists")
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True, help="Migrate up to this revision.")
 def db_upgrade(revision: str) -> None:
-    """Apply migrations (PostgreSQL or the embedded SQLite file)."""
+    """Create the database if missing (PostgreSQL), then apply migrations (or the embedded SQLite file)."""
     from worker import migrate
 
+    run_or_fail(lambda: migrate.check_revision(revision))
+    if run_or_fail(migrate.ensure_database):
+        click.echo(f"created {migrate.pg_target()}")
     run_or_fail(lambda: migrate.upgrade(revision=revision))
     click.echo(f"database at {', '.join(migrate.current()) or 'base'} ({_safe_url()})")
 
 
 @db.command("current")
-def db_current() -> None:
+@json_option
+def db_current(as_json: bool) -> None:
     """Show the schema revision; exit 1 when not at head."""
     from worker import migrate
 
     cur = run_or_fail(migrate.current)
-    click.echo(f"current: {', '.join(cur) or 'base'}  head: {', '.join(migrate.heads())}")
-    sys.exit(0 if set(cur) == set(migrate.heads()) else 1)
+    head = migrate.heads()
+    at_head = set(cur) == set(head)
+    if as_json:
+        out = {"current": list(cur), "head": list(head), "at_head": at_head, "database": _safe_url()}
+        click.echo(json.dumps(out))
+    else:
+        click.echo(f"current: {', '.join(cur) or 'base'}  head: {', '.join(head)}")
+    sys.exit(0 if at_head else 1)
 
 
 def _safe_url() -> str:
@@ -276,7 +328,7 @@ def web(bind: str, workers: int, threads: int) -> None:
 @click.option("--key", default=None, help="Idempotency key (default: the type's key, see SPEC §1).")
 @click.option("--source", default="cli", show_default=True)
 @click.option("--wait", "wait_s", type=float, default=0, help="Wait up to SECONDS for a final or paused state.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def fire(
     event_type: str,
     org_ref: str | None,
@@ -317,11 +369,15 @@ def fire(
 
 
 @main.command()
-@click.option("--status", default=None)
-@click.option("--type", "event_type", default=None)
+@click.option(
+    "--status", type=click.Choice([s.value for s in JobStatus]), default=None, help="Only jobs in this status."
+)
+@click.option(
+    "--type", "event_type", type=click.Choice([t.value for t in EventType]), default=None, help="Only this event type."
+)
 @click.option("--org", "org_ref", default=None)
-@click.option("--limit", type=int, default=30, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=click.IntRange(min=1), default=30, show_default=True, help="Newest N jobs.")
+@json_option
 def jobs(status: str | None, event_type: str | None, org_ref: str | None, limit: int, as_json: bool) -> None:
     """List recent jobs, newest first; with `--status skipped`, also the settings problems the crons
     met (an unreadable zone or briefing time skips nothing, but is worth fixing)."""
@@ -367,7 +423,7 @@ def _pad(status: str) -> int:
 
 @main.command("job")
 @click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.option("--outputs", is_flag=True, help="Show each step's output.")
 def job_cmd(job_id: str, as_json: bool, outputs: bool) -> None:
     """A job's timeline: steps with status, attempt, duration, error; approvals with who and when."""
@@ -428,8 +484,9 @@ def _uuid(value: str, what: str) -> uuid.UUID:
 
 @main.command()
 @click.option("--org", "org_ref", default=None)
-@click.option("--limit", type=int, default=20, show_default=True)
-def inbox(org_ref: str | None, limit: int) -> None:
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@json_option
+def inbox(org_ref: str | None, limit: int, as_json: bool) -> None:
     """Messages Slack would have shown (the console inbox), oldest first."""
     import blocks
     from worker.db import transaction
@@ -443,6 +500,9 @@ def inbox(org_ref: str | None, limit: int) -> None:
         from worker.models import User
 
         names = dict(conn.execute(select(User.id, User.name)).all())
+    if as_json:
+        click.echo(json.dumps([inbox_dict(r, names.get(r.user_id)) for r in rows]))
+        return
     if not rows:
         click.echo("inbox is empty")
         return
@@ -451,6 +511,27 @@ def inbox(org_ref: str | None, limit: int) -> None:
         click.echo(click.style(f"── to {to} · {r.kind} · {r.created_at:%Y-%m-%d %H:%M:%S} · {r.status}", fg="cyan"))
         click.echo(blocks.render_text({"text": r.text, "blocks": r.blocks}))
         click.echo()
+
+
+def inbox_dict(r: Any, to_name: str | None) -> dict[str, Any]:
+    """One outbox message for `inbox --json`."""
+    return {
+        "id": str(r.id),
+        "org_id": str(r.org_id),
+        "to": to_name or r.channel,
+        "user_id": str(r.user_id) if r.user_id else None,
+        "channel": r.channel,
+        "kind": r.kind,
+        "status": r.status,
+        "job_id": str(r.job_id) if r.job_id else None,
+        "approval_id": str(r.approval_id) if r.approval_id else None,
+        "created_at": r.created_at.isoformat(),
+        "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+        "error_code": r.error_code,
+        "error": r.error,
+        "text": r.text,
+        "blocks": r.blocks,
+    }
 
 
 def _decide(approval_id: str, decision: str, as_user: str | None, data: str | None) -> None:
@@ -516,7 +597,7 @@ def cancel(job_id: str) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def sweep(as_json: bool) -> None:
     """One sweeper pass: re-publish lost steps, expire approvals, fire due follow-ups, time out jobs."""
     from worker.sweeper import sweep as run_sweep
@@ -529,8 +610,9 @@ def sweep(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--limit", type=int, default=20, show_default=True)
-def rejected(limit: int) -> None:
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@json_option
+def rejected(limit: int, as_json: bool) -> None:
     """Recently rejected input (the dead letter), newest first."""
     from sqlalchemy import select
 
@@ -541,6 +623,9 @@ def rejected(limit: int) -> None:
         rows = list(
             conn.execute(select(RejectedEvent.__table__).order_by(RejectedEvent.created_at.desc()).limit(limit))
         )
+    if as_json:
+        click.echo(json.dumps([rejected_dict(r) for r in rows]))
+        return
     for r in rows:
         replay = f" replayed -> {r.replay_job_id}" if r.replay_job_id else ""
         click.echo(
@@ -548,6 +633,21 @@ def rejected(limit: int) -> None:
         )
     if not rows:
         click.echo("nothing rejected")
+
+
+def rejected_dict(r: Any) -> dict[str, Any]:
+    """One rejected_events row for `rejected --json` (the body as received; headers left out)."""
+    return {
+        "id": str(r.id),
+        "org_id": str(r.org_id) if r.org_id else None,
+        "source": r.source,
+        "error_type": r.error_type,
+        "reason": r.reason,
+        "created_at": r.created_at.isoformat(),
+        "replayed_at": r.replayed_at.isoformat() if r.replayed_at else None,
+        "replay_job_id": str(r.replay_job_id) if r.replay_job_id else None,
+        "body": r.body,
+    }
 
 
 @main.command()
@@ -611,7 +711,7 @@ OUTCOME_COLOURS = {"passed": "green", "paused": "yellow", "skipped": "bright_bla
     default=None,
     help="Run a worker in this process (default: only on the embedded SQLite broker).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def smoke(org_ref: str | None, sequences: str | None, timeout_s: float, in_process: bool | None, as_json: bool) -> None:
     """Fire every sequence end to end in dry-run against fixture records; exit 0 only if none failed."""
     from contextlib import nullcontext
@@ -665,7 +765,7 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--org", "org_ref", default=None, help="Org id or exact name (default: the only org).")
 @click.option("--name", required=True, help="What the key is for (e.g. 'crm-sync').")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def keys_create(org_ref: str | None, name: str, as_json: bool) -> None:
     """Create a key and print it once (only its SHA-256 is stored)."""
     from worker.api_keys import create_key
@@ -681,7 +781,7 @@ def keys_create(org_ref: str | None, name: str, as_json: bool) -> None:
 
 @keys.command("list")
 @click.option("--org", "org_ref", default=None, help="Org id or exact name (default: every org).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def keys_list(org_ref: str | None, as_json: bool) -> None:
     """Keys with their prefix, org, last use and revocation."""
     from worker.api_keys import list_keys

@@ -1,0 +1,51 @@
+"""The CLI's option validation: bad input is refused by click with the valid choices, exit 2, before
+any database or broker is touched; every `--json` flag says what it does."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from worker.cli import main
+from worker.payloads import EventType
+from worker.states import JobStatus
+
+
+@pytest.mark.parametrize(
+    ("args", "says", "lists"),
+    [
+        (["jobs", "--status", "faild"], "Invalid value for '--status'", [s.value for s in JobStatus]),
+        (["jobs", "--type", "nonsense"], "Invalid value for '--type'", [t.value for t in EventType]),
+        (["jobs", "--limit", "-5"], "Invalid value for '--limit'", ["x>=1"]),
+        (["inbox", "--limit", "0"], "Invalid value for '--limit'", ["x>=1"]),
+        (["rejected", "--limit", "-1"], "Invalid value for '--limit'", ["x>=1"]),
+    ],
+)
+def test_bad_filters_exit_2_listing_what_is_valid(args: list[str], says: str, lists: list[str]):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    for valid in lists:
+        assert valid in result.output
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, f"{prefix}{name} ")
+        else:
+            found.append((f"{prefix}{name}", command))
+    return found
+
+
+def test_every_json_flag_has_a_help_text():
+    with_json = {
+        name: param
+        for name, command in _commands(main)
+        for param in command.params
+        if isinstance(param, click.Option) and "--json" in param.opts
+    }
+    assert {"inbox", "rejected", "db current", "jobs", "job", "fire", "smoke"} <= set(with_json)
+    assert [name for name, param in with_json.items() if not param.help] == []
