@@ -198,7 +198,7 @@ def _lost(conn: Connection, current: Row, now: datetime, decider_name: str | Non
 
 
 def may_decide(conn: Connection, approval: Row, user: Row) -> bool:
-    """Approvers, the owner of the job's deal, and org admins may decide (SPEC §3)."""
+    """Approvers, the owner of the job's deal, and org admins may decide (docs/sequences.md)."""
     if user.org_id != approval.org_id:
         return False
     if str(user.id) in {str(u) for u in approval.approver_user_ids or []} or user.role == "admin":
@@ -412,7 +412,7 @@ def _apply(
     return engine.advance(conn, job, sequence, now).publish
 
 
-# Decisions after which an approved email goes out once the Undo window has passed (SPEC §2).
+# Decisions after which an approved email goes out once the Undo window has passed (docs/sequences.md).
 UNDOABLE_SENDS = frozenset({"send_now", "edit"})
 
 

@@ -1,4 +1,4 @@
-"""Embedded SQLite broker: a small subclass of kombu's SQLAlchemy transport (DESIGN §6).
+"""Embedded SQLite broker: a small subclass of kombu's SQLAlchemy transport.
 
 Why: the stock ``sqla+sqlite://`` transport is exactly-once but slow for the embedded default. Its
 poll interval can't be set via transport options (they go to ``create_engine()``, which raises),

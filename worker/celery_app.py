@@ -1,4 +1,4 @@
-"""The one Celery app (DESIGN §5): queues, reliability settings, task names under `proactive.*`.
+"""The one Celery app: queues, reliability settings, task names under `proactive.*`.
 
 State lives in the database, not in Celery: step tasks ignore results, acknowledge late, and are
 re-published by the sweeper if the broker loses them. The embedded default uses our SQLite

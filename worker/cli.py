@@ -1,4 +1,4 @@
-"""The `proactive` command: an interface for operators, not a script (DESIGN §7, STYLE §9).
+"""The `proactive` command: an interface for operators, not a script.
 
 Exit codes: 0 ok, 1 something failed (a job, a service), 2 bad usage or input. Errors print one
 line that says what to do.
@@ -325,7 +325,7 @@ def web(bind: str, workers: int, threads: int) -> None:
 @click.option("--org", "org_ref", help="Org id or exact name (default: the only org).")
 @click.option("--user", "user_ref", help="User id or email.")
 @click.option("--payload", default=None, help="Payload JSON object.")
-@click.option("--key", default=None, help="Idempotency key (default: the type's key, see SPEC §1).")
+@click.option("--key", default=None, help="Idempotency key (default: the type's key, see docs/events.md).")
 @click.option("--source", default="cli", show_default=True)
 @click.option("--wait", "wait_s", type=float, default=0, help="Wait up to SECONDS for a final or paused state.")
 @json_option

@@ -1,4 +1,4 @@
-"""The one settings object: every knob comes from an environment variable (DESIGN §7).
+"""The one settings object: every knob comes from an environment variable (docs/configuration.md).
 
 Defaults are the embedded setup: a SQLite database and a SQLite broker under `./.proactive/`,
 Slack delivery into the console inbox, offline skills. Production changes env vars only.
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     instantly_api_url: str = "https://api.instantly.ai/api/v2"
     instantly_timeout_s: float = 20.0  # per Instantly HTTP request
 
-    # Engine tunables (not part of the public contract; defaults follow DESIGN §5).
+    # Engine tunables (not part of the public contract; docs/architecture.md explains the defaults).
     sequence_modules: str = Field(default="sequences", alias="PROACTIVE_SEQUENCE_MODULES")
     job_deadline_s: int = Field(default=15 * 60, alias="PROACTIVE_JOB_DEADLINE_S")
     lease_grace_s: int = Field(default=15, alias="PROACTIVE_LEASE_GRACE_S")

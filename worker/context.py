@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 @dataclass(frozen=True)
 class FollowUp:
-    """An event to fire when this job completes (SPEC §1: chain source, depth + 1)."""
+    """An event to fire when this job completes (source `chain`, depth + 1)."""
 
     type: str
     payload: Mapping[str, Any]

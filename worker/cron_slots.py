@@ -4,7 +4,7 @@ Beat ticks on a UTC schedule (beat_schedule.py); people live in IANA zones. Ever
 plain function of its arguments (the clock is passed in), so the tests pin `now` and walk both
 DST transitions, half-hour zones and day boundaries without a server.
 
-Rules (SPEC §5, issue 6):
+Rules (README.md#crons, issue 6):
 - A slot is the UTC interval `[start, start + length)`; `slot_start` floors an instant to it.
 - A rep's briefing instant on a local day is that day's wall-clock `briefing_time` in the rep's
   zone. A wall time that does not exist (spring forward: 02:30 in New York on the second Sunday
@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 MORNING_SLOT = timedelta(minutes=15)
 PREP_SLOT = timedelta(minutes=30)
 HOURLY_SLOT = timedelta(hours=1)
-BRIEF_CATCH_UP = timedelta(hours=2)  # a brief later than this is skipped (SPEC §5 catch-up rule)
+BRIEF_CATCH_UP = timedelta(hours=2)  # a brief later than this is skipped (the catch-up rule)
 PREP_WINDOW = (timedelta(minutes=30), timedelta(minutes=120))  # meetings starting this far ahead
 DEFAULT_BRIEFING = time(8, 0)
 DEFAULT_STALE_HOUR = 9  # the org's local hour of the daily stale-deal scan

@@ -1,4 +1,4 @@
-"""Bodies of the Beat tasks (SPEC §5, DESIGN §5): UTC ticks that fan out into small per-org and
+"""Bodies of the Beat tasks (README.md#crons): UTC ticks that fan out into small per-org and
 per-rep tasks, so one slow org never delays the others.
 
 Every unit of work claims a `cron_runs` row first (`claim_slot`: `slot_key` is unique), so a

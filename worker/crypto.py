@@ -1,4 +1,4 @@
-"""Encryption of stored credentials (DESIGN §4): JSON in, a Fernet token out, keys from ENCRYPTION_KEYS.
+"""Encryption of stored credentials: JSON in, a Fernet token out, keys from ENCRYPTION_KEYS.
 
 ENCRYPTION_KEYS holds one or more comma-separated Fernet keys. The first key encrypts; every key
 decrypts, so a key is rotated by putting the new key first, re-encrypting (`rotate`), then removing

@@ -4,7 +4,7 @@ Nothing here does I/O. `plan()` takes the statuses (and, for `when` predicates, 
 job's steps and returns what to do next: steps to queue, steps to skip, and whether the job is
 finished. The runner persists that decision; tests exercise it with plain values.
 
-Rules (SPEC §2):
+Rules (docs/sequences.md):
 - A step is ready when every dependency has ended (succeeded, failed, skipped).
 - A critical step that fails fails the job: nothing new is queued.
 - A best-effort step that fails is recorded; its dependents still run.
@@ -28,11 +28,11 @@ S = StepStatus
 
 # Default soft time limit of one step (seconds); the hard limit adds HARD_LIMIT_GRACE_S.
 DEFAULT_TIMEOUT_S = 60.0
-# Seconds between the soft and the hard time limit (DESIGN §5: hard = soft + 15 s).
+# Seconds between the soft and the hard time limit (hard = soft + 15 s).
 HARD_LIMIT_GRACE_S = 15.0
 QUEUES = ("steps", "slow", "edge", "beat")
 
-# Decisions an approval can carry, and what each does to the job (SPEC §3).
+# Decisions an approval can carry, and what each does to the job (docs/sequences.md).
 PROCEED = frozenset(
     {"approve", "approved", "approve_send", "edit", "send_now", "send_later", "share_link", "send_invite", "send_times"}
 )

@@ -3,7 +3,7 @@
 Engines are created lazily per process and forgotten in a forked child, so a prefork worker never
 shares a connection with its parent. SQLite runs in WAL mode with a busy timeout, and every
 transaction starts with `BEGIN IMMEDIATE` because `FOR UPDATE` means nothing there and a deferred
-transaction cannot upgrade its read lock once another writer has committed (DESIGN §6).
+transaction cannot upgrade its read lock once another writer has committed (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -16,14 +16,14 @@ was lost (older than 30 s) or whose `not_before` has passed. One delivery (`deli
 4. takes the channel's shared 1 msg/s slot (`worker.ratelimit`); a future slot is kept on the row
    (`slot_at`) and the task comes back for it with a countdown (never `time.sleep`);
 5. posts (chat.postMessage), or for a replaced message that was already posted, edits it in place
-   (chat.update with the stored channel + ts, DESIGN §8), and stores channel, ts, `sent`;
+   (chat.update with the stored channel + ts), and stores channel, ts, `sent`;
 6. on failure: 429 -> again after Retry-After; 5xx/network -> backoff, then `failed` after
    PROACTIVE_DELIVERY_MAX_ATTEMPTS; auth or any other Slack refusal -> `failed`. Slack's error code
    is kept in `slack_outbox.error_code`, a readable message in `error`.
 
 Urgent rows skip quiet hours and the hourly budget (never Slack's own pacing). A row is urgent when
 its kind is in URGENT_KINDS or the caller passed `urgent=True` (a meeting brief for a meeting that
-starts within 2 h, SPEC §2). Urgent rows still count towards the recipient's hourly budget.
+starts within 2 h). Urgent rows still count towards the recipient's hourly budget.
 """
 
 from __future__ import annotations

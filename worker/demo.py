@@ -1,4 +1,4 @@
-"""`proactive demo`: the whole loop on the embedded default, in one command (SPEC §8).
+"""`proactive demo`: the whole loop on the embedded default, in one command (README.md#what-the-demo-shows).
 
 Creates the database, seeds the demo org, starts a worker in-process, fires the nine events against
 the demo records, decides the approvals the way a rep would (edit and send, approve, pick a slot

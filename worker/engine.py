@@ -5,7 +5,7 @@ the claim (conditional UPDATE with a lease) and the completion (lock the job row
 outcome, plan the next steps with `dag.plan`, insert them `queued`, finish the job when nothing is
 left). The join of a DAG lives in the database, never in a Celery chord.
 
-Fast path (DESIGN §3.10): when a completion leaves a ready successor on a queue this worker
+Fast path (docs/architecture.md): when a completion leaves a ready successor on a queue this worker
 consumes, the same transaction inserts one of them already claimed and this task runs it inline
 (the others are published), bounded by a step count and a time budget; the first step made ready
 by an approval's resume runs in the resume task the same way. Every step is still persisted; a
@@ -41,7 +41,7 @@ from worker.states import JOB_FINAL, JobStatus, StepStatus
 log = logging.getLogger(__name__)
 J, S = JobStatus, StepStatus
 
-# Largest step output stored (bytes of JSON; DESIGN §4).
+# Largest step output stored (bytes of JSON).
 MAX_OUTPUT_BYTES = 256 * 1024
 # Longest error text stored on a step or job (characters).
 MAX_ERROR_CHARS = 4000

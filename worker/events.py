@@ -1,7 +1,7 @@
 """Where an event enters: validate, gate, insert the job idempotently, publish after commit.
 
 `fire_event()` is the one entry for webhooks, crons, Slack actions, the CLI, the API and
-follow-ups (DESIGN §3 steps 1-3):
+follow-ups (docs/architecture.md, steps 1-4):
 1. the envelope and the payload of its type are validated (pydantic); bad input raises
    `InvalidEvent` and leaves a `rejected_events` row;
 2. gates (org enabled, sequence enabled, user not opted out, chain depth <= 5) turn a refusal into
@@ -122,7 +122,7 @@ def gate_reason(
 
 
 def default_idempotency_key(event: Event, payload: BaseModel, now: datetime, tz_name: str | None) -> str:
-    """The key SPEC §1 gives each type; an explicit firing without one gets a fresh key."""
+    """The default key of each type (docs/events.md); an explicit firing without one gets a fresh key."""
     p = payload.model_dump()
     t = event.type
     local = now.astimezone(zone(tz_name))

@@ -1,4 +1,4 @@
-"""A Gmail push (SPEC §4): Pub/Sub's envelope, the notification inside it, and what accepting it does.
+"""A Gmail push: Pub/Sub's envelope, the notification inside it, and what accepting it does.
 
 Envelope: `{"message": {"data": <base64 JSON>, "messageId", "publishTime", ...}, "subscription"}`;
 `data` decodes to `{"emailAddress", "historyId"}` (Gmail says base64url, Pub/Sub's own examples use

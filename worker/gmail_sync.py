@@ -1,4 +1,4 @@
-"""Gmail history sync (SPEC §4, issue 8): a push says "something changed in this mailbox"; a task
+"""Gmail history sync (issue 8): a push says "something changed in this mailbox"; a task
 asks Gmail what (`users.history.list` from the stored history id, paged, INBOX additions only),
 reads each new message's metadata (`users.messages.get`, format=metadata), skips mail the user
 sent, stores `emails` rows and fires one `email_received` per message (key `email:{gmail id}`),

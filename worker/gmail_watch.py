@@ -1,4 +1,4 @@
-"""Gmail push watches (SPEC §4, Watch): which Google integrations need `users.watch`, and renewing them.
+"""Gmail push watches: which Google integrations need `users.watch`, and renewing them.
 
 A watch makes Gmail publish INBOX changes to GMAIL_PUBSUB_TOPIC until its `expiration` (about 7
 days). `due` picks the active Google integrations whose watch expires within a day, has already

@@ -1,4 +1,4 @@
-"""Connecting a user's Google account (SPEC §4): signed links, the consent URL, and the code exchange.
+"""Connecting a user's Google account: signed links, the consent URL, and the code exchange.
 
 The flow: a Slack DM carries `connect_url` (a signed, 7-day token naming org and user) ->
 `/oauth/google/start` checks it and redirects to Google's consent screen (`authorization_url`, whose

@@ -1,6 +1,6 @@
 """A Celery worker inside the current process, for `proactive demo` and `proactive smoke`.
 
-DESIGN §6: `celery_app.WorkController(pool="solo")` in a daemon thread, stopped with `.stop()`
+`celery_app.WorkController(pool="solo")` in a daemon thread, stopped with `.stop()`
 (`celery_app.Worker` would replace sys.stdout). No child process is left behind and the command
 exits within a second of finishing.
 """

@@ -1,4 +1,4 @@
-"""What happens when a provider refuses an integration's credentials for good (SPEC §4: Google's
+"""What happens when a provider refuses an integration's credentials for good (Google's
 `invalid_grant`): the integration is marked `revoked` so nothing else uses the dead credentials,
 and its user is asked once, per revocation, to reconnect (a Slack DM with a reconnect link).
 Used by the engine (a step's AuthRevoked), the Gmail sync and the watch renewal."""

@@ -1,7 +1,7 @@
 """Every SQL statement that reads or moves job, step and approval state (Core, no ORM loading).
 
-Each function takes an open connection, so the caller decides the transaction boundaries (DESIGN
-§3: a step costs at most two short transactions). State changes are conditional UPDATEs that only
+Each function takes an open connection, so the caller decides the transaction boundaries (a
+step costs at most two short transactions). State changes are conditional UPDATEs that only
 move a row from a legal predecessor status, so races resolve in the database: the loser sees no
 row and backs off.
 """

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 typed models for every table (DESIGN §4): tenancy, CRM, engine.
+"""SQLAlchemy 2 typed models for every table (docs/architecture.md#data-model): tenancy, CRM, engine.
 
 One id type everywhere (UUID). Every table but `orgs` carries `org_id`, and every query filters by
 it. Timestamps are timezone-aware UTC in Python on both PostgreSQL and SQLite (`UTCDateTime`).
@@ -467,7 +467,7 @@ class Approval(Base):
     nudged_at: Mapped[datetime | None] = mapped_column()
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
-    # The latest click's response_url: good for 5 uses within 30 min (DESIGN §8), then chat.update.
+    # The latest click's response_url: good for 5 uses within 30 min, then chat.update.
     response_url: Mapped[str | None] = mapped_column(Text)
     response_url_uses: Mapped[int] = mapped_column(Integer, default=0)
     response_url_at: Mapped[datetime | None] = mapped_column()

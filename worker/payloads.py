@@ -1,4 +1,4 @@
-"""The event envelope and the payload schema of each of the nine event types (SPEC §1).
+"""The event envelope and the payload schema of each of the nine event types (docs/events.md).
 
 These are the public contract of `fire_event`, `/api/events` and `proactive fire`: unknown fields
 are refused so a typo is an error, not a silently ignored value.
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Largest accepted payload, serialised (bytes): events carry ids and short texts, not documents.
 MAX_PAYLOAD_BYTES = 256 * 1024
-# Deepest follow-up chain accepted (SPEC §1: above 5 -> skipped, reason chain_too_deep).
+# Deepest follow-up chain accepted (above 5 -> skipped, reason chain_too_deep).
 MAX_CHAIN_DEPTH = 5
 # Largest depth / item index an envelope may carry at all (deeper than the chain limit is stored as
 # a visible skipped job; beyond this it is nonsense, refused before it reaches a 32-bit column).

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 # Longest countdown handed to the broker (seconds): Redis re-delivers unacknowledged ETA tasks
-# after its visibility timeout, so longer waits are rows the sweeper picks up (DESIGN §5).
+# after its visibility timeout, so longer waits are rows the sweeper picks up.
 MAX_COUNTDOWN_S = 600.0
 
 

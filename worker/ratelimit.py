@@ -1,6 +1,6 @@
 """Shared pacing in the database: one slot per key (e.g. a Slack channel) for every worker.
 
-Celery's `rate_limit` is per worker (DESIGN §8), so the budget lives in `rate_slots`: each key holds
+Celery's `rate_limit` is per worker, so the budget lives in `rate_slots`: each key holds
 the earliest time the next call may go. `reserve` takes the next slot with ONE statement,
 `INSERT ... ON CONFLICT (key) DO UPDATE SET next_at_s = max(next_at_s, now) + interval RETURNING`,
 which PostgreSQL runs under the row lock and SQLite under its write lock (BEGIN IMMEDIATE), so

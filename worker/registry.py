@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from worker.dag import Sequence
 from worker.payloads import PAYLOAD_MODELS, EventType
 
-# The morning brief's content (SPEC §5): (connection, org id, user row, now, the rep's zone) ->
+# The morning brief's content (README.md#crons): (connection, org id, user row, now, the rep's zone) ->
 # a Slack message {"text", "blocks"}. The morning-brief cron (worker/crons.py) posts it; the
 # sequences package provides it, as it provides the sequences.
 BriefBuilder = Callable[[Connection, uuid.UUID, Mapping[str, Any], datetime, ZoneInfo], dict[str, Any]]

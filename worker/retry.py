@@ -1,4 +1,4 @@
-"""Error classification and the retry decision of a failed step (pure; DESIGN §5).
+"""Error classification and the retry decision of a failed step (pure; docs/architecture.md).
 
 `classify()` maps an exception to its error class; `decide_retry()` turns (class, attempt) into a
 `RetryDecision` value. The runner only persists and publishes what these return.

@@ -1,4 +1,4 @@
-"""What a Slack click does (SPEC §3, DESIGN §3 step 8): decisions, campaign rows, answers to the clicker.
+"""What a Slack click does (docs/sequences.md): decisions, campaign rows, answers to the clicker.
 
 `webhooks/slack.py` verifies a request and parses it into a `Click` or a `Submission`; the functions
 here do the fast database work (a decision is one conditional UPDATE through `approvals.decide`)
@@ -92,14 +92,14 @@ seen_events = SlackEventSeen.__table__
 SOURCE = "slack:action"  # rejected_events.source and audit actor of everything clicked in Slack
 REPLACE_TASK = "proactive.slack_replace"
 RESPOND_TASK = "proactive.slack_respond"
-RESPONSE_URL_MAX_USES = 5  # Slack accepts 5 posts to one response_url (DESIGN §8)...
+RESPONSE_URL_MAX_USES = 5  # Slack accepts 5 posts to one response_url...
 RESPONSE_URL_TTL = timedelta(minutes=30)  # ...within 30 minutes of the click
 TRUSTED_RESPONSE_URL_HOST = "hooks.slack.com"  # where Slack's response_urls point (else the API host)
 EPHEMERAL_TEXT_MAX = 3000  # characters of an ephemeral answer (a section's limit)
 CLICK_CLOCK_SKEW = timedelta(hours=1)  # a click time further from ours than this is not trusted
 EVENT_ID_MAX = 64  # characters of slack_events_seen.event_id
 
-# The buttons we render, by prefix (SPEC §3). The verb is the decision (or the campaign action).
+# The buttons we render, by prefix (docs/sequences.md). The verb is the decision (or the campaign action).
 VERBS: Mapping[str, frozenset[str]] = {
     "orch": frozenset({"approve", "reject", "edit"}),
     "prop": frozenset({"approve_send", "edit", "share_link", "skip"}),
@@ -355,7 +355,7 @@ def expired_text(expired_at: datetime) -> str:
 
 
 def response_url_usable(uses: int, issued_at: datetime | None, now: datetime) -> bool:
-    """Whether a stored response_url may take one more post (5 uses within 30 min, DESIGN §8)."""
+    """Whether a stored response_url may take one more post (5 uses within 30 min)."""
     return issued_at is not None and uses < RESPONSE_URL_MAX_USES and now - issued_at < RESPONSE_URL_TTL
 
 
@@ -486,7 +486,7 @@ def _decision_error(click: Click, err: Exception) -> ClickOutcome:
 
 
 def handle_click(click: Click) -> ClickOutcome:
-    """Do what the click asks (SPEC §3); every answer to the clicker is queued."""
+    """Do what the click asks; every answer to the clicker is queued."""
     ref = parse_action_id(click.action_id)
     if ref is None:
         return _refuse(

@@ -1,4 +1,4 @@
-"""`proactive smoke`: fire every sequence end to end against fixture records, in dry-run (SPEC §7).
+"""`proactive smoke`: fire every sequence end to end against fixture records, in dry-run (README.md#smoke-test).
 
 The fixtures live in the org itself (a smoke rep, company, contact, deal, meeting with a transcript,
 calendar event, inbound email, campaign with a reply), all named `[smoke] …` with ids derived from
@@ -46,7 +46,7 @@ from worker.models import (
 from worker.payloads import EventType
 
 SMOKE_NAMESPACE = uuid.UUID("0b5e7f2a-9c1d-4e8b-a6f3-5d2c8e1b7a90")
-# How long each event may take to reach a final or paused state (seconds; SPEC §7).
+# How long each event may take to reach a final or paused state (seconds).
 DEFAULT_TIMEOUT_S = 30.0
 POLL_S = 0.05
 

@@ -38,7 +38,7 @@ A, J, S = ApprovalStatus, JobStatus, StepStatus
 
 # Rows handled per kind per pass; the next pass takes the rest.
 BATCH = 1000
-# Approvers get one reminder after this long (hours; SPEC §3).
+# Approvers get one reminder after this long (hours).
 NUDGE_AFTER_H = 4
 
 
@@ -236,7 +236,7 @@ def sweep_task() -> dict[str, int]:
 
 @worker_ready.connect
 def _recover_on_start(**_kwargs: object) -> None:
-    """A starting worker re-publishes every queued step and expired lease (DESIGN §6: on the
+    """A starting worker re-publishes every queued step and expired lease (on the
     embedded broker a SIGKILL loses fetched messages, so durability comes from the database)."""
     if not get_settings().recover_on_start:
         return

@@ -1,6 +1,6 @@
 """Working-time arithmetic in a rep's own time zone (pure; zoneinfo, DST-safe).
 
-Approvals expire after 24 *working* hours in the approver's zone (SPEC §3): the clock only runs on
+Approvals expire after 24 *working* hours in the approver's zone: the clock only runs on
 local weekdays, so a request sent on Friday afternoon is still open on Monday morning.
 """
 

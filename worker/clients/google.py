@@ -3,7 +3,7 @@ which executes one API request and turns every Google failure into the engine's 
 
 Credentials are stored encrypted (worker.crypto) as JSON `{token, refresh_token, expiry, scopes}`;
 google-auth refreshes the access token against GOOGLE_TOKEN_URI when it is missing or expires within
-`REFRESH_BEFORE` (5 minutes, SPEC §4; see `credentials_for` for how). `GOOGLE_API_URL` (tests)
+`REFRESH_BEFORE` (5 minutes; see `credentials_for` for how). `GOOGLE_API_URL` (tests)
 points both services at another host with Google's own paths (`/calendar/v3/...`, `/gmail/v1/...`).
 
 Error mapping (`call`): 429, or 403 with reason rateLimitExceeded/userRateLimitExceeded ->
@@ -39,7 +39,7 @@ PROVIDER = "google"
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 CLIENT_CONFIG_ERRORS = frozenset({"invalid_client", "unauthorized_client"})  # our OAuth app, not the user
 
-# Refresh an access token this long before it expires (SPEC §4): a step started on a token with
+# Refresh an access token this long before it expires: a step started on a token with
 # seconds left would fail mid-request.
 REFRESH_BEFORE = timedelta(minutes=5)
 

@@ -1,6 +1,6 @@
 """Thin adapter over slack_sdk's WebClient: one client factory, the calls we make, one error mapping.
 
-Retries are ours (Celery re-publishes; DESIGN §5), so the WebClient gets no retry handlers and a
+Retries are ours (Celery re-publishes), so the WebClient gets no retry handlers and a
 short timeout. Every SlackApiError or network failure becomes one of our error families, each
 carrying Slack's error code in `.code`:
 
