@@ -3,7 +3,7 @@
 Every approval kind uses the same shape: a header, the summary with its fields, one line saying
 what is asked, and the decision buttons. Each button carries the approval id in ``value`` and the
 actions block carries it in ``block_id`` (``approval:{id}``), so a click names its approval twice
-(SPEC §3). The replacement messages have no buttons, so nobody can click twice.
+(docs/sequences.md). The replacement messages have no buttons, so nobody can click twice.
 """
 
 from __future__ import annotations

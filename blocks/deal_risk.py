@@ -1,4 +1,4 @@
-"""The deal-risk alert: one Slack message per deal owner listing their deals at risk (SPEC §2).
+"""The deal-risk alert: one Slack message per deal owner listing their deals at risk.
 
 Deals are listed highest score first, each with its level, the change since the last scan and its
 heaviest risk factors. An owner with hundreds of alerts gets the riskest deals that fit in one

@@ -3,7 +3,7 @@
 A draft shows who it goes to, its subject and its whole body (split over a few sections), with
 Send now / Edit / Send later / Cancel. After Send now the message says when it goes out and offers
 Undo for the 30 s undo window; then it becomes "Sent" or "Undone". Every button's value is the
-approval id and the actions block id is ``approval:{id}`` (SPEC §3).
+approval id and the actions block id is ``approval:{id}``.
 """
 
 from __future__ import annotations

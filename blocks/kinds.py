@@ -1,4 +1,4 @@
-"""Which interactive message an approval kind gets (SPEC §3).
+"""Which interactive message an approval kind gets (docs/sequences.md).
 
 ``email_preview`` → the email review (the stale-deal review when the preview has a stall score),
 ``proposal_review`` → the proposal review, ``calendar_slots`` → the time picker; any other kind

@@ -1,4 +1,4 @@
-"""The meeting debrief: the DM a rep gets after a meeting (SPEC §2 meeting_ended, notify-slack-summary).
+"""The meeting debrief: the DM a rep gets after a meeting (meeting_ended's notify-slack-summary).
 
 Summary, action items (who owns each and when it is due), what the prospect signalled, a coaching
 tip, suggested next actions, and a last line naming the steps that failed so the rep knows what is

@@ -2,7 +2,7 @@
 
 Before the email itself, the rep sees why the deal looks stalled (days silent, stall score and its
 reasons) and what changed since (trigger events), so they can judge the draft. Same ``email_``
-buttons as any email review (SPEC §3).
+buttons as any email review (docs/sequences.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""calendar_find_times (SPEC §2): from "let's find a time next week" to an invite or proposed times.
+"""calendar_find_times: from "let's find a time next week" to an invite or proposed times.
 
 parse-scheduling-request -> find-available-slots -> present-time-options (approval calendar_slots:
 Send invite / Send times by email / More options / I'll handle it) -> act. "More options" re-runs the

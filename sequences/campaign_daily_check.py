@@ -1,4 +1,4 @@
-"""campaign_daily_check (SPEC §2): once per org per local day, how the Instantly campaigns are doing.
+"""campaign_daily_check: once per org per local day, how the Instantly campaigns are doing.
 
 fetch-campaign-metrics -> classify-replies (LLM when configured) -> build-report (rates, health,
 suggestions) -> deliver-campaign-slack (one report per campaign owner, with reply buttons).

@@ -1,4 +1,4 @@
-"""coaching_weekly (SPEC §2): on the rep's local Monday, last week's coaching digest.
+"""coaching_weekly: on the rep's local Monday, last week's coaching digest.
 
 aggregate-weekly-metrics -> correlate-win-loss (best-effort) -> generate-coaching-digest (LLM when
 configured; stored in coaching_reports) -> deliver-coaching-slack.

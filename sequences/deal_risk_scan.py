@@ -1,4 +1,4 @@
-"""deal_risk_scan (SPEC §2): once per org per day, score open deals and alert their owners.
+"""deal_risk_scan: once per org per day, score open deals and alert their owners.
 
 scan-active-deals -> score-deal-risks -> generate-risk-alerts -> deliver-risk-slack, all
 best-effort: a failed step is recorded and the rest still runs with what there is.

@@ -1,4 +1,4 @@
-"""email_received (SPEC §2): one job per new inbox message (Gmail push) or campaign reply to answer.
+"""email_received: one job per new inbox message (Gmail push) or campaign reply to answer.
 
 classify-email-intent -> match-to-crm-contact -> a branch declared with `when` predicates:
 reply_required -> draft-reply -> review-reply (approval email_preview) -> send-reply (threaded);

@@ -1,4 +1,4 @@
-"""meeting_ended (SPEC §2): after a recorded meeting with more than one attendee, everything the rep
+"""meeting_ended: after a recorded meeting with more than one attendee, everything the rep
 would otherwise do by hand.
 
 classify-call-type -> extract-action-items (critical) | detect-intents | coaching-micro-feedback ->
@@ -84,7 +84,7 @@ SEQUENCE = register(
                 "send-followup-email",
                 s.send_followup,
                 # classify too: with only the review as dependency, a non-sales call would skip this
-                # step as "upstream_skipped" instead of not_sales (SPEC §2).
+                # step as "upstream_skipped" instead of not_sales.
                 deps=("review-followup-email", CLASSIFY),
                 critical=False,
                 when=s.is_sales,

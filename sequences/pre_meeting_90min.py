@@ -1,4 +1,4 @@
-"""pre_meeting_90min (SPEC §2): a briefing in the rep's DMs before a meeting with more than one attendee.
+"""pre_meeting_90min: a briefing in the rep's DMs before a meeting with more than one attendee.
 
 enrich-attendees -> pull-crm-history and research-company-news (both best-effort, in parallel) ->
 generate-briefing (LLM when configured) -> deliver-slack-briefing (quiet hours respected unless the

@@ -1,4 +1,4 @@
-"""proposal_generation (SPEC §2): a proposal drafted from the deal's own records, sent on approval.
+"""proposal_generation: a proposal drafted from the deal's own records, sent on approval.
 
 select-proposal-template -> populate-proposal -> generate-custom-sections (best-effort, LLM) ->
 present-for-review (approval proposal_review: Approve & send / Edit / Share link / Skip) ->

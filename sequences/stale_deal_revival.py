@@ -1,4 +1,4 @@
-"""stale_deal_revival (SPEC §2): one job per stale deal; re-engage only when the stall is worth it.
+"""stale_deal_revival: one job per stale deal; re-engage only when the stall is worth it.
 
 research-trigger-events (B) -> analyse-stall-reason -> draft-reengagement (only when the score is
 >= 50; otherwise the job completes with no action) -> review-reengagement (approval email_preview)

@@ -2,7 +2,7 @@
 
 Pure decisions (no I/O): pre_meeting_90min loads the attendees, history, news and deal and calls
 ``briefing`` (the offline version of the *LLM* generate-briefing) and ``should_deliver_now``; the
-morning-brief cron loads the rep's day and calls ``morning_brief``. SPEC §2 pre_meeting_90min, §5.
+morning-brief cron loads the rep's day and calls ``morning_brief`` (docs/sequences.md, README.md#crons).
 
 Times: instants are aware datetimes, shown on the rep's clock (``tz``: a ``ZoneInfo`` or an IANA
 name; an unknown or missing zone reads as UTC). A naive datetime is read as UTC, as the Slack text
@@ -12,7 +12,7 @@ data: every input may be empty or None and the result says what is unknown.
 Quiet hours are wall-clock times ``{"start": "20:00", "end": "07:00"}`` in the rep's zone: the
 window is ``[start, end)`` and wraps midnight when start > end; start == end, a missing or
 unreadable setting means no quiet hours. A brief for a meeting starting within 2 hours is always
-delivered (SPEC §2: "a brief is always wanted").
+delivered (a brief is always wanted then).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ SILENCE_DAYS = 14  # days without contact before the meeting that call for a rec
 CLOSING_SOON_DAYS = 14  # days to the close date in which a briefing brings it up
 OPEN_TASKS_SHOWN = 2  # open tasks turned into talking points
 MORNING_LIST_CAP = 10  # items per morning-brief list; the rest is a "+N more" count
-MEETING_OVERRIDE = timedelta(hours=2)  # a meeting this close gets its brief even in quiet hours (SPEC §2)
+MEETING_OVERRIDE = timedelta(hours=2)  # a meeting this close gets its brief even in quiet hours
 QUIET_SCAN_LIMIT = timedelta(days=3)  # how far ahead the end of quiet hours is searched (a window is < 24 h)
 
 _T = TypeVar("_T")
@@ -503,7 +503,7 @@ def morning_brief(
     deals_at_risk: Sequence[BriefRisk],
     approvals_waiting: Sequence[BriefApproval],
 ) -> MorningBrief:
-    """The morning brief (SPEC §5) on the rep's clock.
+    """The morning brief (README.md#crons) on the rep's clock.
 
     Meetings by start time, tasks by due time (a whole-day task at the end of its day, undated
     last), deals by score (highest first), approvals by age (oldest first); ties by title/name.

@@ -27,7 +27,7 @@ from worker.models import Activity, CalendarEvent, Company, Contact, Deal, DealR
 # How far back the CRM history and the "news" reach (days).
 HISTORY_D = 180
 NEWS_D = 30
-# A briefing for a meeting starting within this long is delivered even in quiet hours (SPEC §2).
+# A briefing for a meeting starting within this long is delivered even in quiet hours.
 ALWAYS_DELIVER_H = 2
 
 

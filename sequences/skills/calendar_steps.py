@@ -14,7 +14,7 @@ from worker.context import StepContext
 from worker.errors import PermanentError
 from worker.models import Contact
 
-# Days added to the search window each time the rep asks for more options (SPEC §2).
+# Days added to the search window each time the rep asks for more options.
 MORE_OPTIONS_DAYS = 10
 
 

@@ -2,7 +2,7 @@
 
 Pure decisions (no I/O): the campaign_daily_check steps fetch the Instantly analytics and the new
 replies, call ``campaign_health``, ``classify_reply`` (the offline fallback of the *LLM* step) and
-``build_report``, and deliver the result. The status rules are SPEC §2 "campaign_daily_check".
+``build_report``, and deliver the result. The status rules are those of docs/sequences.md#campaign_daily_check.
 
 Rates are percentages rounded to one decimal (half up), each clamped to 0..100:
 
@@ -11,7 +11,7 @@ Rates are percentages rounded to one decimal (half up), each clamped to 0..100:
 * the bounce rate is over ``sent``.
 
 The rules compare those rounded rates, so a status never contradicts the number shown (19.96 %
-shows as 20.0 % and is not "below 20 %"). Every comparison is strict, as in the SPEC:
+shows as 20.0 % and is not "below 20 %"). Every comparison is strict:
 
 ==========================  ================  =======================================================
 rule                        status            when
@@ -23,7 +23,7 @@ rule                        status            when
 ``copy_not_converting``     warning           open rate > 40 % **and** reply rate < 2 %
 ==========================  ================  =======================================================
 
-Reading of the SPEC's overlap: read literally, "reply < 2 %" makes every campaign with "open > 40 %
+Reading of the rules' overlap: read literally, "reply < 2 %" makes every campaign with "open > 40 %
 with reply < 2 %" underperforming, and that warning rule could never fire. We read the warning as
 the more specific rule: many opens and few replies means the subject lines and the deliverability
 work and the copy or the call to action does not, a fixable problem rather than a failing campaign.
@@ -48,11 +48,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-OPEN_LOW_PCT = 20.0  # %: open rate below this is underperforming (SPEC)
-REPLY_LOW_PCT = 2.0  # %: reply rate below this is underperforming, or a warning with high opens (SPEC)
-BOUNCE_HIGH_PCT = 5.0  # %: bounce rate above this is underperforming; it harms the sending domain (SPEC)
-BOUNCE_ELEVATED_PCT = 2.0  # %: bounce rate above this is a warning (SPEC)
-OPEN_HIGH_PCT = 40.0  # %: open rate above this with low replies points at the copy, a warning (SPEC)
+OPEN_LOW_PCT = 20.0  # %: open rate below this is underperforming
+REPLY_LOW_PCT = 2.0  # %: reply rate below this is underperforming, or a warning with high opens
+BOUNCE_HIGH_PCT = 5.0  # %: bounce rate above this is underperforming; it harms the sending domain
+BOUNCE_ELEVATED_PCT = 2.0  # %: bounce rate above this is a warning
+OPEN_HIGH_PCT = 40.0  # %: open rate above this with low replies points at the copy, a warning
 SNIPPET_MAX = 200  # characters of a reply kept in the report
 CLASSIFY_MAX_CHARS = 20_000  # characters of a reply body read by the classifier (the rest is quotes/signatures)
 
@@ -72,7 +72,7 @@ class CampaignStatus(StrEnum):
 
 
 class ReplyLabel(StrEnum):
-    """What a reply to a campaign email is (SPEC §2 classify-replies)."""
+    """What a reply to a campaign email is (the classify-replies step)."""
 
     POSITIVE = "positive"
     NEGATIVE = "negative"

@@ -8,7 +8,7 @@ Weeks are ISO weeks in the rep's time zone ("2026-W48"): Monday 00:00 local to t
 00:00 local, so a week is 167 or 169 hours long when a DST change falls inside it. The digest fires
 on the rep's local Monday morning and covers the week that just ended (``previous_iso_week``).
 
-Meeting metrics (SPEC §2 meeting_ended coaching-micro-feedback): ``talk_ratio`` is the rep's share
+Meeting metrics (meeting_ended's coaching-micro-feedback): ``talk_ratio`` is the rep's share
 of the talk time (0..1), ``question_count`` the questions the rep asked, ``longest_monologue_s`` the
 longest uninterrupted stretch of the rep speaking, ``next_step_clarity`` how clearly the meeting
 ended on a dated next step (0..1). Targets (public sales-call research, rounded): the rep talks at

@@ -112,7 +112,7 @@ def first_name(name: str | None) -> str:
 
 def think(ctx: StepContext, schema: type[T], system: str, user: str, offline: Callable[[], T]) -> StepResult:
     """Ask the LLM for `schema` when one is configured, else (or on the last attempt after bad
-    output) use the offline logic (SPEC: invalid JSON -> transient error, then the offline result)."""
+    output) use the offline logic (invalid JSON -> transient error, then the offline result)."""
     from worker.clients import llm
 
     if not llm.llm_enabled():
@@ -171,7 +171,7 @@ def send_after(review_step: str) -> Callable[[Any], Any]:
                 if send_at is not None:
                     return send_at if send_at.tzinfo else send_at.replace(tzinfo=tz)  # a bare time is the rep's
             return next_working_morning(decided_at, tz)
-        if decision in SEND_DECISIONS:  # the Undo window (SPEC §2: 30 s; PROACTIVE_UNDO_WINDOW_S)
+        if decision in SEND_DECISIONS:  # the Undo window (30 s; PROACTIVE_UNDO_WINDOW_S)
             from worker.config import get_settings
 
             return decided_at + timedelta(seconds=get_settings().undo_window_s)

@@ -23,9 +23,9 @@ from worker.delivery import enqueue_message
 from worker.errors import SkipStep
 from worker.models import Activity, Company, Deal, DealRiskScore, Meeting, User
 
-# How far back engagement is counted (days; SPEC §2 "30-day engagement counts").
+# How far back engagement is counted (days).
 ENGAGEMENT_WINDOW_D = 30
-# Deals scanned per run: the most valuable open ones (SPEC §2 "top 50 by value").
+# Deals scanned per run: the most valuable open ones (the top 50 by value).
 TOP_DEALS = 50
 
 

@@ -1,4 +1,4 @@
-"""Inbound email rules (SPEC §2 email_received, offline): sender, intent, return date, first reply.
+"""Inbound email rules (email_received, offline): sender, intent, return date, first reply.
 
 Pure decisions (no I/O): the email_received steps pass the message's subject, body and headers in
 and store the values that come out. Everything is rule-based and deterministic (``now`` is passed in).
@@ -894,7 +894,7 @@ def draft_reply(
 ) -> EmailDraft:
     """A short plain-text reply for a person to review: greeting, an answer shaped by the intent, sign-off.
 
-    SPEC only drafts for ``reply_required``; the other intents still get a sensible polite note so the
+    email_received only drafts for ``reply_required``; the other intents still get a sensible polite note so the
     function is total. Questions in the email (up to 3) are echoed so the rep sees what to answer.
     """
     kind = EmailIntentKind(intent.intent if isinstance(intent, EmailIntent) else intent)

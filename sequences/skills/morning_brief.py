@@ -1,4 +1,4 @@
-"""The morning brief's content (SPEC §5): the rep's day loaded from the database, then the pure rule
+"""The morning brief's content (README.md#crons): the rep's day loaded from the database, then the pure rule
 (`briefing_rules.morning_brief`) and the Block Kit builder (`blocks.morning_brief`).
 
 Registered with `worker.registry.register_brief`; the morning-brief cron (worker/crons.py) calls it

@@ -1,6 +1,6 @@
 """Proposal templates: which template fits a deal, and the draft it gives once filled with the deal's facts.
 
-Pure decisions (no I/O) for SPEC §2 proposal_generation: select-proposal-template calls
+Pure decisions (no I/O) for proposal_generation: select-proposal-template calls
 ``select_template``, populate-proposal calls ``populate``, and generate-custom-sections falls back
 to ``executive_summary`` when no LLM is configured. The skills load the org's templates and facts.
 

@@ -1,7 +1,7 @@
 """Deal risk rules: the score of one deal from its engagement facts, and when to alert its owner.
 
 Pure decisions (no I/O): the deal_risk_scan steps load ``DealFacts``, call ``risk_score`` and
-``should_alert``, and store the results. The rules are SPEC §2 "deal_risk_scan":
+``should_alert``, and store the results. The rules (docs/sequences.md#deal_risk_scan):
 
 =============================  ======  ===============================================================
 rule                           points  when
@@ -193,7 +193,7 @@ def _no_meetings(facts: DealFacts, inactive: int) -> Factor | None:
 
 
 def risk_score(facts: DealFacts, now: datetime) -> RiskScore:
-    """Score one deal by the SPEC §2 rules (see the module docstring for their exact reading).
+    """Score one deal by the risk rules (see the module docstring for their exact reading).
 
     ``now`` must be timezone-aware; a closed deal scores 0 with no factors.
     """

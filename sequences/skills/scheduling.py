@@ -1,6 +1,6 @@
 """Meeting scheduling: what a scheduling request asks for, and which free slots answer it.
 
-Pure decisions (no I/O) for SPEC §2 calendar_find_times: ``parse_scheduling_request`` reads the
+Pure decisions (no I/O) for calendar_find_times: ``parse_scheduling_request`` reads the
 ``scheduling_text`` (an email body or a transcript sentence) into a ``SchedulingRequest``;
 ``freebusy_window`` is the UTC range to ask Google freebusy about; ``find_slots`` turns the busy
 intervals it returns into at most five scored ``Slot`` values. The skills that call Google live
@@ -83,13 +83,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 PartOfDay = Literal["morning", "afternoon", "evening"]
 
-ALLOWED_DURATIONS = (15, 30, 45, 60, 90, 120)  # minutes: the lengths SPEC §2 lets a rep book
+ALLOWED_DURATIONS = (15, 30, 45, 60, 90, 120)  # minutes: the lengths a rep may book
 DEFAULT_DURATION_MINUTES = 30  # minutes: when the text names no length
 DEFAULT_WORKING_DAYS = 5  # working days: the window when the text names none
 MAX_WINDOW_DAYS = 60  # working days: the longest "next N days" taken literally
 MAX_HOURS_AS_DURATION = 4  # hours: a larger "N h" is a clock time ("10h"), not a length
 END_OF_WORKING_DAY = time(17)  # local: after this, today no longer counts as an open day
-WORKING_HOURS = (time(9), time(17))  # local: SPEC §2 "working hours 09:00-17:00"
+WORKING_HOURS = (time(9), time(17))  # local: working hours 09:00-17:00
 PART_OF_DAY_HOURS: dict[str, tuple[time, time]] = {
     "morning": (time(9), time(12)),
     "afternoon": (time(12), time(17)),

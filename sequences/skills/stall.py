@@ -1,6 +1,6 @@
 """Stalled deals: how strongly a silent deal calls for a re-engagement email, and that email's draft.
 
-Pure decisions (no I/O) for SPEC §2 stale_deal_revival: analyse-stall-reason calls ``stall_score``
+Pure decisions (no I/O) for stale_deal_revival: analyse-stall-reason calls ``stall_score``
 with the facts and the trigger events research-trigger-events found; draft-reengagement runs only
 when the score is at least ``REENGAGE_THRESHOLD`` (50) and falls back to ``draft_reengagement``
 without an LLM. The score reads "how stalled the deal is, and how good a moment this is to reach
@@ -24,7 +24,7 @@ signals               -15..+25     champion_left +15, new_activity / job_change 
                                    +25 together; budget_frozen -15 (wait); unknown ones ignored
 ====================  ===========  ==============================================================
 
-A won deal (``closed_won``) scores 0. The value does not weigh the score (SPEC lists four inputs);
+A won deal (``closed_won``) scores 0. The value does not weigh the score (the score has four inputs);
 it only adds "call as well" to the recommendation for deals of 50,000 and more. The score never
 decreases when days silent or days in stage grow.
 """
@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sequences.skills.risk_rules import CLOSED_STAGES
 
-REENGAGE_THRESHOLD = 50  # points: at or above, the sequence drafts a re-engagement email (SPEC §2)
+REENGAGE_THRESHOLD = 50  # points: at or above, the sequence drafts a re-engagement email
 MAX_SCORE = 100  # points: the scale's ceiling
 SILENT_START_DAYS = 7  # days: silence shorter than this is normal (the stale-deals cron's default)
 SILENT_BASE_POINTS = 15  # points at SILENT_START_DAYS

@@ -1,4 +1,4 @@
-"""Meeting transcripts (SPEC §2 meeting_ended, offline): what a recorded call says, as decision values.
+"""Meeting transcripts (meeting_ended, offline): what a recorded call says, as decision values.
 
 Pure functions (no I/O): the meeting_ended steps load the meeting, pass its title, transcript text,
 the rep's name and the meeting's start in, and store what comes out. Rules are English first, with
@@ -64,7 +64,7 @@ MAX_DURATION_SLACK_S = 5.0  # s: … plus this, so a short turn followed by a pa
 CJK_CHARS_PER_WORD = 2  # chars: Japanese/Chinese are spoken at about twice as many characters as words
 UNKNOWN_SPEAKER = "Unknown"  # the speaker of lines before any speaker label
 MAX_LABEL_WORDS = 5  # words: longer "Label:" prefixes are sentences, not speakers
-KEEP_CALL_TYPE_CONFIDENCE = 0.5  # 0..1: SPEC keeps a stored call type at or above this
+KEEP_CALL_TYPE_CONFIDENCE = 0.5  # 0..1: a stored call type at or above this is kept
 TITLE_KEYWORD_POINTS = 3  # points per call-type keyword in the title (a title names the meeting)
 TRANSCRIPT_MIN_KEYWORDS = 2  # distinct keywords a transcript-only classification needs
 UNKNOWN_CONFIDENCE = 0.2  # 0..1: confidence of the "unknown" (treated as sales) call type
@@ -621,7 +621,7 @@ _SALES_NAME_RE = re.compile(r"discover|demo|clos(?:e|ing)|negotiat|proposal|pitc
 
 
 def is_sales_call_type(call_type: str) -> bool:
-    """Whether a call type's name is a sales call (SPEC: discovery/demo/close names, and unknown)."""
+    """Whether a call type's name is a sales call (discovery/demo/close names, and unknown)."""
     name = call_type.strip().casefold()
     return name == "unknown" or bool(_SALES_NAME_RE.search(name))
 
