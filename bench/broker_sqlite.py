@@ -1,4 +1,4 @@
-"""Benchmark: stock ``sqla+sqlite://`` kombu transport vs ours (``proactive+sqlite://``, DESIGN §6).
+"""Benchmark: stock ``sqla+sqlite://`` kombu transport vs ours (``proactive+sqlite://``).
 
 For each transport, a real ``celery worker --pool solo`` (tests/support/broker_app.py) is started on
 a fresh SQLite file, then:

@@ -1,4 +1,4 @@
-"""Benchmark: the Proactive engine against bare Celery chains (DESIGN §3.10 "Cost per step").
+"""Benchmark: the Proactive engine against bare Celery chains (what a persisted step costs).
 
 One run, each system on its own fresh ``celery worker -P prefork -c 2`` (started, warmed up with a
 few uncounted jobs, measured, stopped; the process group is always killed), on a fresh PostgreSQL

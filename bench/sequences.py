@@ -66,7 +66,7 @@ TARGET_RSS_GROWTH_MIB = 10.0
 # Environment variables that would make the run call real services (removed for the run).
 LIVE_ENV = ("LLM_BASE_URL", "SLACK_BOT_TOKEN", "GOOGLE_API_URL", "INSTANTLY_API_URL")
 
-# A working day of a 20-rep team, per 100 events (SPEC §1/§5 sources: Gmail push, recorder webhook,
+# A working day of a 20-rep team, per 100 events (the sources of docs/events.md: Gmail push, recorder webhook,
 # meeting-prep cron, stale-deals cron, morning brief, reps' follow-ups).
 DAY_MIX: dict[str, int] = {
     "email_received": 30,

@@ -1,5 +1,5 @@
 """The web edge: a thin Flask app. Every endpoint verifies, parses, hands over (one INSERT or one
-publish) and answers; no business rule is evaluated here (DESIGN §3, STYLE §3).
+publish) and answers; no business rule is evaluated here (docs/architecture.md).
 
 `create_app()` builds the app with one blueprint per source, JSON errors, a request id on every
 response, a 1 MiB body limit and no debug pages. When the database is down an endpoint answers 503
@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-# Largest request body accepted (bytes): webhooks carry ids and short texts (DESIGN §8).
+# Largest request body accepted (bytes): webhooks carry ids and short texts.
 MAX_BODY_BYTES = 1024 * 1024
 
 

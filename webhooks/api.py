@@ -1,4 +1,4 @@
-"""The events API (DESIGN §7): `POST /api/events`, `GET /api/jobs/<id>`, `GET /api/openapi.json`.
+"""The events API (docs/events.md): `POST /api/events`, `GET /api/jobs/<id>`, `GET /api/openapi.json`.
 
 Auth: `Authorization: Bearer <token>`, either an org API key (`worker.api_keys.authenticate`: found
 by its SHA-256, refused once revoked, within AUTH_CACHE_S in other processes; it may fire and read

@@ -1,10 +1,10 @@
-"""`POST /webhooks/gmail`: Gmail's Pub/Sub push ("something changed in this mailbox", SPEC §4).
+"""`POST /webhooks/gmail`: Gmail's Pub/Sub push ("something changed in this mailbox").
 
 Verify (the push's OIDC token, `worker.pubsub_auth`), parse (strict JSON, `worker.gmail_push`),
 hand over (`accept_push`: one transaction recording the push once per messageId and requesting a
 sync of each mailbox), answer 204. Refusals: 401 with one rejected_events row when the token fails.
 A verified push that is malformed or names an unknown mailbox is recorded in rejected_events and
-still answered 204: Pub/Sub redelivers any other answer for 7 days (DESIGN §8). A database outage,
+still answered 204: Pub/Sub redelivers any other answer for 7 days. A database outage,
 or Google's certificates out of reach, is 503 so Pub/Sub redelivers later.
 """
 

@@ -35,7 +35,7 @@ def _model_schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = top["$defs"]
     event = schemas["Event"]
     event["description"] = (
-        "The event envelope (SPEC §1). `payload` must match the schema of the event's `type`; "
+        "The event envelope (docs/events.md). `payload` must match the schema of the event's `type`; "
         "`idempotency_key` defaults to the type's key, and an existing key answers the existing job."
     )
     event["properties"]["payload"]["description"] = "The payload of `type`: see the `allOf` conditions."
@@ -334,7 +334,7 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "Proactive API",
             "version": "1",
-            "description": "Fire events into Proactive's sequences and follow their jobs (DESIGN §7).",
+            "description": "Fire events into Proactive's sequences and follow their jobs (reference: docs/events.md).",
         },
         "security": [{"bearer": []}],
         "paths": _paths(),

@@ -1,7 +1,7 @@
 """Slack's two endpoints: `POST /slack/interactive` (buttons, modals) and `POST /slack/events`.
 
 A slack-bolt `App` behind its Flask adapter routes each request to a listener; this module only
-verifies, parses, hands over to `worker.slack_actions` and answers (DESIGN §3 step 8, STYLE §3):
+verifies, parses, hands over to `worker.slack_actions` and answers:
 
 1. verify: `v0=HMAC-SHA256(SLACK_SIGNING_SECRET, "v0:{timestamp}:{raw body}")` and a numeric
    timestamp within 300 s of now. Bolt checks the signature again, but it answers a non-numeric

@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Create every table of DESIGN §4 (tenancy, CRM, engine)."""
+    """Create every table (tenancy, CRM, engine; docs/architecture.md#data-model)."""
     op.create_table(
         "cron_runs",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -780,7 +780,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Create every table of DESIGN §4 (tenancy, CRM, engine)."""
+    """Drop every table (tenancy, CRM, engine)."""
     op.drop_index(op.f("ix_tasks_org_id_user_id_status"), table_name="tasks")
     op.drop_index(op.f("ix_tasks_org_id"), table_name="tasks")
     op.drop_table("tasks")
