@@ -1,7 +1,8 @@
 """email_received: one job per new inbox message (Gmail push) or campaign reply to answer.
 
 classify-email-intent -> match-to-crm-contact -> a branch declared with `when` predicates:
-reply_required -> draft-reply -> review-reply (approval email_preview) -> send-reply (threaded);
+reply_required -> draft-reply -> review-reply (approval email_preview) -> send-reply (threaded;
+critical: an approved reply that cannot go out fails the job, or waits for Google);
 booking_request -> book-meeting (follow-up calendar_find_times with the email as scheduling text);
 out_of_office / unsubscribe -> record-contact-status. Steps of the branches not taken are skipped.
 """
@@ -42,7 +43,6 @@ SEQUENCE = register(
                 "send-reply",
                 s.send_email_reply,
                 deps=("review-reply",),
-                critical=False,
                 queue="slow",
                 start_after=common.send_after("review-reply"),
             ),

@@ -4,8 +4,9 @@ would otherwise do by hand.
 classify-call-type -> extract-action-items (critical) | detect-intents | coaching-micro-feedback ->
 suggest-next-actions, draft-followup-email, update-crm-from-meeting, create-tasks-from-actions ->
 notify-slack-summary -> review-followup-email (approval email_preview) -> send-followup-email (after
-the 30 s Undo window). Non-sales calls skip intents, suggestions, the draft and the email steps
-(reason not_sales). A rep's promise to send a proposal or to schedule a meeting becomes a
+the 30 s Undo window; critical: an approved email that cannot go out fails the job, or waits for the
+rep to connect Google, and the review message says so). Non-sales calls skip intents, suggestions,
+the draft and the email steps (reason not_sales). A rep's promise to send a proposal or to schedule a meeting becomes a
 follow-up event (proposal_generation, calendar_find_times) when the job completes.
 """
 
@@ -86,7 +87,6 @@ SEQUENCE = register(
                 # classify too: with only the review as dependency, a non-sales call would skip this
                 # step as "upstream_skipped" instead of not_sales.
                 deps=("review-followup-email", CLASSIFY),
-                critical=False,
                 when=s.is_sales,
                 skip_reason="not_sales",
                 queue="slow",

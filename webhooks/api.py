@@ -142,7 +142,8 @@ def post_event() -> Any:
 
 @blueprint.get("/api/jobs/<job_id>")
 def get_job(job_id: str) -> Any:
-    """One job with its steps, approvals and Slack messages (the caller's org only)."""
+    """One job with its steps, approvals, Slack messages and failed steps (`errors`, `failed_steps`;
+    the caller's org only)."""
     caller = _caller()
     if isinstance(caller, str):
         return _unauthorized(caller)

@@ -100,6 +100,11 @@ def _response_schemas() -> dict[str, Any]:
                 "duration_ms": _nullable("integer"),
                 "error": _nullable("string"),
                 "error_class": _nullable("string"),
+                "waiting": {
+                    "type": "boolean",
+                    "description": "Queued while its user (re)connects Google: retried hourly, at once on a connect.",
+                },
+                "not_before": _nullable("string", format="date-time"),
                 "started_at": _nullable("string", format="date-time"),
                 "finished_at": _nullable("string", format="date-time"),
                 "output": {"description": "The skill's JSON output."},
@@ -138,7 +143,17 @@ def _response_schemas() -> dict[str, Any]:
         },
         "Job": {
             "type": "object",
-            "required": ["id", "org_id", "event_type", "status", "steps", "approvals", "messages"],
+            "required": [
+                "id",
+                "org_id",
+                "event_type",
+                "status",
+                "errors",
+                "failed_steps",
+                "steps",
+                "approvals",
+                "messages",
+            ],
             "properties": {
                 "id": uuid_,
                 "org_id": uuid_,
@@ -152,6 +167,23 @@ def _response_schemas() -> dict[str, Any]:
                 "depth": {"type": "integer"},
                 "error": _nullable("string"),
                 "error_step": _nullable("string"),
+                "errors": {
+                    "type": "integer",
+                    "description": "How many of its steps failed: a `completed` job with errors is not a clean run.",
+                },
+                "failed_steps": {
+                    "type": "array",
+                    "description": "Every failed step (best-effort ones included) with its error.",
+                    "items": {
+                        "type": "object",
+                        "required": ["step", "error", "error_class"],
+                        "properties": {
+                            "step": {"type": "string"},
+                            "error": _nullable("string"),
+                            "error_class": _nullable("string"),
+                        },
+                    },
+                },
                 "created_at": iso,
                 "started_at": _nullable("string", format="date-time"),
                 "finished_at": _nullable("string", format="date-time"),
@@ -227,7 +259,7 @@ def _paths() -> dict[str, Any]:
         "/api/jobs/{job_id}": {
             "get": {
                 "operationId": "getJob",
-                "summary": "One job with its steps, approvals and Slack messages.",
+                "summary": "One job with its steps, approvals and Slack messages; failed steps counted in `errors`.",
                 "parameters": [
                     {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
                 ],

@@ -433,6 +433,148 @@ def _decided_message(job: Mapping[str, Any], step: Step, a: Row, who: str, when:
     return blocks.decided_message(_title(job, step, preview), a.decision or a.status, who, when)
 
 
+# --------------------------------------------------------------------------- what the approved action became
+
+
+@dataclass(frozen=True)
+class ActionReport:
+    """What an approval's message should say about its approved action (blocks/outcome.py):
+    `state` waiting | not_sent | maybe_sent | sent, the reason and what to do in plain words
+    (`{link}` in `todo` is where the connect link goes, labelled `link_label`)."""
+
+    state: str
+    why: str = ""
+    todo: str = ""
+    link_label: str = ""
+
+
+def approval_step_of(sequence: Sequence, step: Step) -> Step | None:
+    """The approval step whose approved action `step` carries out (a direct dependency that is an
+    approval step: send-followup-email after review-followup-email), or None."""
+    for dep in step.deps:
+        candidate = sequence.step(dep)
+        if candidate.approval is not None:
+            return candidate
+    return None
+
+
+def action_report(
+    status: str,
+    error_class: str | None,
+    message: str | None,
+    *,
+    parked: bool = False,
+    waited: bool = False,
+    job_id: str = "",
+) -> ActionReport | None:
+    """What to tell the approver after an attempt of the approved action (pure): `status` is the
+    attempt's outcome (queued = retried later, `parked` = waiting for Google), `waited` says an
+    earlier attempt waited for Google. None when the message must not change (an ordinary retry, a
+    success straight after the decision: "Approved by …" is already true)."""
+    why = (message or "").strip()
+    if status == "queued":
+        if not parked:
+            return None
+        label = "reconnect here" if error_class == "auth_revoked" else "connect here"
+        return ActionReport("waiting", todo="{link} and it will be sent", link_label=label)
+    if status == "succeeded":
+        return ActionReport("sent") if waited else None
+    if status != "failed":
+        return None
+    if error_class == "not_connected":
+        return ActionReport(
+            "not_sent",
+            "Google was still not connected after waiting",
+            "{link}, then send it yourself",
+            "connect Google",
+        )
+    if error_class == "auth_revoked":
+        return ActionReport(
+            "not_sent",
+            "Google access was revoked and not reconnected in time",
+            "{link}, then send it yourself",
+            "reconnect Google",
+        )
+    if error_class == "uncertain":
+        return ActionReport(
+            "maybe_sent",
+            "the send was interrupted and may have gone out",
+            "check your Sent folder (or calendar) before sending it yourself",
+        )
+    if error_class in ("transient", "rate_limited"):
+        return ActionReport(
+            "not_sent", f"Google did not answer ({why})" if why else "Google did not answer", "send it yourself"
+        )
+    if error_class == "permanent" and why:
+        return ActionReport("not_sent", why, "send it yourself")
+    details = f"; details: proactive job {job_id}" if job_id else ""
+    return ActionReport(
+        "not_sent", f"something went wrong ({why})" if why else "something went wrong", f"send it yourself{details}"
+    )
+
+
+def report_action(
+    conn: Connection,
+    job: Mapping[str, Any],
+    sequence: Sequence,
+    step: Step,
+    report: ActionReport,
+    now: datetime,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> bool:
+    """Replace the approved approval's message (the one whose buttons were clicked) with `report`,
+    through the outbox (chat.update on its channel + ts, or the console inbox), in the caller's
+    transaction. `user_id` is whose Google connect link to show. "sent" only replaces a message that
+    still says "waiting". False when nothing was replaced."""
+    import blocks.outcome
+    from worker.integrations import NO_LINK, google_connect_link
+    from worker.models import SlackOutbox
+
+    outbox = SlackOutbox.__table__
+    approval_step = approval_step_of(sequence, step)
+    if approval_step is None:
+        return False
+    a = conn.execute(
+        select(approvals)
+        .where(
+            approvals.c.job_id == job["id"],
+            approvals.c.org_id == job["org_id"],
+            approvals.c.step == approval_step.name,
+            approvals.c.status == A.APPROVED.value,
+        )
+        .order_by(approvals.c.created_at.desc())
+        .limit(1)
+    ).first()
+    if a is None:
+        return False
+    preview, data = a.preview or {}, a.decision_data or {}
+    if report.state == "sent":
+        shown = conn.execute(
+            select(outbox.c.blocks)
+            .where(outbox.c.approval_id == a.id, outbox.c.org_id == a.org_id, outbox.c.kind == "approval")
+            .limit(1)
+        ).scalar()
+        if not blocks.outcome.shows_state(shown, "waiting"):
+            return False  # the step already said what it did (an email's "Sent"), or never said "waiting"
+    if report.state == "sent" and a.kind == "email_preview":
+        message = blocks.email_sent(preview.get("to") or "", data.get("subject") or preview.get("subject") or "", now)
+    else:
+        link = google_connect_link(job["org_id"], user_id or job.get("user_id")) if report.link_label else None
+        message = blocks.outcome.action_outcome(
+            _title(job, approval_step, preview),
+            report.state,
+            why=report.why,
+            todo=report.todo,
+            link=link,
+            link_label=report.link_label,
+            no_link=NO_LINK,
+            at=blocks.format_utc(now) if report.state == "sent" else "",
+        )
+    replace_message(conn, a.org_id, a.id, message, now)
+    return True
+
+
 def decided_content(conn: Connection, a: Row) -> dict[str, Any] | None:
     """The message that replaces a decided or expired approval's request: exactly what `resume`
     puts in the outbox for it. None while it is pending or cancelled, or when its step is gone."""

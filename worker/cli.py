@@ -397,12 +397,12 @@ def jobs(status: str | None, event_type: str | None, org_ref: str | None, limit:
     if not rows:
         click.echo("no jobs")
     else:
-        click.echo(f"{'JOB':36}  {'TYPE':20}  {'STATUS':18}  {'SOURCE':16}  {'DURATION':>9}  CREATED")
+        click.echo(f"{'JOB':36}  {'TYPE':20}  {'STATUS':22}  {'SOURCE':16}  {'DURATION':>9}  CREATED")
     for r in rows:
         note = f"  {r['reason'] or r['error'] or ''}"[:60] if (r["reason"] or r["error"]) else ""
         note = f"  [dry-run]{note}" if r.get("dry_run") else note
         click.echo(
-            f"{r['id']:36}  {r['event_type']:20}  {status_text(r['status']):{18 + _pad(r['status'])}}  "
+            f"{r['id']:36}  {r['event_type']:20}  {_cell(job_status_text(r['status'], r.get('errors', 0)), 22)}  "
             f"{r['source']:16}  {ms(r['duration_ms']):>9}  {r['created_at'][:19]}{note}"
         )
     if warnings:
@@ -415,6 +415,19 @@ def print_cron_warnings(warnings: list[dict[str, Any]]) -> None:
     click.echo("Settings problems met by the crons (last 7 days):")
     for w in warnings:
         click.echo(f"{w['subject']:36}  org {w['org_id']:36}  {w['at'][:19]}  {'; '.join(w['warnings'])}")
+
+
+def job_status_text(status: str, errors: int) -> str:
+    """A job's coloured status with its failed steps counted ("completed · 2 errors"), so a run whose
+    best-effort steps failed never reads like a clean one (a failed job names its error instead)."""
+    if not errors or status == "failed":
+        return status_text(status)
+    return status_text(status) + click.style(f" · {errors} error{'s' if errors != 1 else ''}", fg="yellow")
+
+
+def _cell(text: str, width: int) -> str:
+    """`text` padded to `width` visible characters (colour codes take no room)."""
+    return text + " " * max(0, width - len(click.unstyle(text)))
 
 
 def _pad(status: str) -> int:
@@ -442,7 +455,8 @@ def job_cmd(job_id: str, as_json: bool, outputs: bool) -> None:
 def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
     """Print one job as a readable timeline."""
     extra = f" — {d['reason']}" if d.get("reason") else ""
-    click.echo(click.style(f"{d['event_type']}", bold=True) + f"  job {d['id']}  {status_text(d['status'])}{extra}")
+    status = job_status_text(d["status"], d.get("errors", 0))
+    click.echo(click.style(f"{d['event_type']}", bold=True) + f"  job {d['id']}  {status}{extra}")
     click.echo(
         f"  source {d['source']}  key {d['idempotency_key']}  created {d['created_at'][:19]}  "
         f"duration {ms(d['duration_ms'])}"
@@ -451,15 +465,20 @@ def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
         click.echo(click.style("  dry-run: sends recorded, not made; Slack kept in the console inbox", fg="cyan"))
     if d.get("error"):
         click.echo(click.style(f"  error in {d['error_step']}: {d['error'][:300]}", fg="red"))
+    elif d.get("failed_steps"):
+        names = ", ".join(f["step"] for f in d["failed_steps"])
+        click.echo(click.style(f"  failed steps (best-effort, the job went on): {names}", fg="yellow"))
     for s in d["steps"]:
         mark = " (superseded)" if s["superseded"] else ""
         it = f"#{s['iteration']}" if s["iteration"] else ""
         detail = s["error"] or s["reason"] or ""
         if s["status"] == "succeeded" and s["error"]:
             detail = f"(after a retry: {s['error']})"
+        if s.get("waiting"):
+            detail = f"waiting for Google, next try {(s['not_before'] or '')[:16]}: {s['error']}"
         click.echo(
             f"  {s['step'] + it:32} {status_text(s['status']):{20 + _pad(s['status'])}} "
-            f"try {s['attempt']}  {ms(s['duration_ms']):>8}  {detail[:100]}{mark}"
+            f"try {s['attempt']}  {ms(s['duration_ms']):>8}  {detail[:160]}{mark}"
         )
         if outputs and s["output"] is not None:
             click.echo("      " + json.dumps(s["output"], default=str)[:400])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select, update
 
-from worker.errors import PermanentError
+from worker.errors import EffectUncertain
 from worker.jobstore import insert_ignoring_conflicts
 from worker.models import Effect, utcnow
 
@@ -71,7 +71,7 @@ def run_once(
             if row.status == "done":
                 return dict(row.result or {})
             if row.status == "started" and row.attempt != ctx.attempt and not retry_safe:
-                raise PermanentError(
+                raise EffectUncertain(
                     f"side effect {name!r} was started by attempt {row.attempt}, which did not finish; it "
                     "may have happened, so it is not repeated (check the provider, then re-fire with a new key)"
                 )

@@ -32,7 +32,7 @@ from worker.config import get_settings
 from worker.context import FollowUp, StepContext, StepResult, to_output
 from worker.dag import Plan, Sequence, Step, WhenContext, plan
 from worker.db import begin, get_engine, transaction
-from worker.errors import AuthRevoked, SkipStep
+from worker.errors import AuthRevoked, GoogleNotConnected, SkipStep
 from worker.models import steps, utcnow
 from worker.publish import Publish, publish_steps
 from worker.retry import decide_retry
@@ -45,12 +45,15 @@ J, S = JobStatus, StepStatus
 MAX_OUTPUT_BYTES = 256 * 1024
 # Longest error text stored on a step or job (characters).
 MAX_ERROR_CHARS = 4000
-# A step that meets revoked Google credentials waits for the user to reconnect (SPEC §4): it is
-# tried again every REVOKED_RETRY_S (a reconnect makes it due at once), its attempt not counted, for
-# at most REVOKED_GIVE_UP after its job was created; then it fails like any auth_revoked step.
+# A step that meets revoked Google credentials, or a rep with no Google connection at all, waits for
+# the user to (re)connect: it is tried again every REVOKED_RETRY_S (a connect makes it due at once),
+# its attempt not counted, for at most REVOKED_GIVE_UP after its job was created; then it fails.
 REVOKED_RETRY_S = 3600.0
 REVOKED_GIVE_UP = timedelta(days=3)
 WAITING_FOR_RECONNECT = "waiting for Google to be reconnected (access was revoked)"
+WAITING_FOR_CONNECT = "waiting for Google to be connected (the rep has no Google connection)"
+WAITING_REASONS = (WAITING_FOR_RECONNECT, WAITING_FOR_CONNECT)
+PARKED_CLASSES = ("auth_revoked", "not_connected")  # error classes of a step waiting for a connect
 PARKING_PROVIDERS = frozenset({"google"})
 
 
@@ -86,6 +89,7 @@ class Outcome:
     cost_usd: float | None = None
     tokens: int | None = None
     revoked: AuthRevoked | None = None
+    message: str | None = None  # the error in plain words (no class name), for the people told
 
 
 @dataclass
@@ -289,18 +293,27 @@ def run_skill(claimed: Claimed, connection: Connection | None = None) -> Outcome
     except Exception as exc:
         decision = decide_retry(exc, claimed.attempt, step.max_attempts, base_delay_s=get_settings().retry_base_s)
         text = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-        if _parks(exc, job, ctx.now):  # waits for a reconnect instead of failing the job
+        message = str(exc)[:MAX_ERROR_CHARS]
+        if _parks(exc, job, ctx.now):  # waits for a (re)connect instead of failing the job
             outcome = Outcome(
-                S.QUEUED, error=text, error_class="auth_revoked", retry_delay_s=REVOKED_RETRY_S, revoked=exc
+                S.QUEUED,
+                error=text,
+                error_class=decision.error_class,
+                retry_delay_s=REVOKED_RETRY_S,
+                revoked=exc,
+                message=message,
             )
         elif decision.retry:
-            outcome = Outcome(S.QUEUED, error=text, error_class=decision.error_class, retry_delay_s=decision.delay_s)
+            outcome = Outcome(
+                S.QUEUED, error=text, error_class=decision.error_class, retry_delay_s=decision.delay_s, message=message
+            )
         else:
             outcome = Outcome(
                 S.FAILED,
                 error=text,
                 error_class=decision.error_class,
                 revoked=exc if isinstance(exc, AuthRevoked) else None,
+                message=message,
             )
         parked = outcome.revoked is not None and outcome.status == S.QUEUED
         log.log(
@@ -317,8 +330,8 @@ def run_skill(claimed: Claimed, connection: Connection | None = None) -> Outcome
 
 
 def _parks(exc: BaseException, job: Mapping[str, Any], now: datetime) -> bool:
-    """True when a step's failure is revoked credentials its user can reconnect, and the job is young
-    enough to keep waiting for that."""
+    """True when a step's failure is revoked credentials its user can reconnect (or no Google connection
+    at all: GoogleNotConnected is an AuthRevoked), and the job is young enough to keep waiting."""
     if not isinstance(exc, AuthRevoked) or exc.provider not in PARKING_PROVIDERS:
         return False
     created = job.get("created_at")
@@ -366,8 +379,8 @@ def complete(
             duration_ms=outcome.duration_ms,
             uncount=parked,
         ):
-            if parked:
-                _park_job(conn, job, outcome, now)
+            if parked and _park_job(conn, job, outcome, now):
+                _report_action(conn, job, claimed, outcome, now)
             return Advance([publish_for(step, claimed.step_run_id, countdown_s=outcome.retry_delay_s)])
         return Advance()
     # A success keeps the error of the attempt before it, so the timeline shows why it was retried.
@@ -393,6 +406,8 @@ def complete(
         return Advance()
     if outcome.revoked is not None:
         _mark_revoked(conn, job, outcome.revoked, now)
+    if outcome.status in (S.SUCCEEDED, S.FAILED):
+        _report_action(conn, job, claimed, outcome, now)
     if job["status"] in JOB_FINAL:
         return Advance()
     if outcome.status == S.AWAITING_APPROVAL:
@@ -418,57 +433,101 @@ def complete(
     )
 
 
-def _park_job(conn: Connection, job: Mapping[str, Any], outcome: Outcome, now: datetime) -> None:
-    """The job waits for a reconnect: its reason says so, the wait does not count against its
-    deadline, and the user is asked (once per revocation) to reconnect."""
+def _park_job(conn: Connection, job: Mapping[str, Any], outcome: Outcome, now: datetime) -> bool:
+    """The job waits for a (re)connect: its reason says so, the wait does not count against its
+    deadline, and the user is asked (once per revocation, at most daily when never connected) to
+    connect. True when the job was not waiting before (the first park, not an hourly retry)."""
     from sqlalchemy import update
 
     from worker.models import jobs
 
     assert outcome.revoked is not None
     _mark_revoked(conn, job, outcome.revoked, now)
+    reason = WAITING_FOR_CONNECT if isinstance(outcome.revoked, GoogleNotConnected) else WAITING_FOR_RECONNECT
+    before = conn.execute(select(jobs.c.reason).where(jobs.c.id == job["id"])).scalar()
     deadline = (job.get("deadline_at") or now) + timedelta(seconds=outcome.retry_delay_s)
     conn.execute(
         update(jobs)
         .where(jobs.c.id == job["id"], jobs.c.org_id == job["org_id"])
-        .values(reason=WAITING_FOR_RECONNECT, deadline_at=deadline)
+        .values(reason=reason, deadline_at=deadline)
     )
+    return before not in WAITING_REASONS
+
+
+def _report_action(conn: Connection, job: Mapping[str, Any], claimed: Claimed, outcome: Outcome, now: datetime) -> None:
+    """A step that carries out an approval tells the approval's message what became of it: waiting
+    for Google, not sent and why, or sent after a wait (worker/approvals.py)."""
+    from worker import approvals
+
+    if approvals.approval_step_of(claimed.sequence, claimed.step) is None:
+        return
+    waited = False
+    if outcome.status == S.SUCCEEDED:  # a success keeps the error class of the attempt before it
+        waited = (
+            conn.execute(select(steps.c.error_class).where(steps.c.id == claimed.step_run_id)).scalar()
+            in PARKED_CLASSES
+        )
+    report = approvals.action_report(
+        outcome.status.value,
+        outcome.error_class,
+        outcome.message,
+        parked=outcome.revoked is not None and outcome.status == S.QUEUED,
+        waited=waited,
+        job_id=str(job["id"]),
+    )
+    if report is not None:
+        user_id = getattr(outcome.revoked, "user_id", None) or job.get("user_id")
+        approvals.report_action(conn, job, claimed.sequence, claimed.step, report, now, user_id=user_id)
 
 
 def wake_parked(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> int:
-    """The user reconnected Google: their steps waiting for it are due now (the sweeper publishes due
-    steps every minute) and their jobs' "waiting" reason is cleared. Returns how many steps woke."""
-    from sqlalchemy import select, update
+    """The user (re)connected Google: their steps waiting for it are due now and published once the
+    caller's transaction commits (the sweeper would also find them), and their jobs' "waiting" reason
+    is cleared. Returns how many steps woke."""
+    from sqlalchemy import update
 
+    from worker.db import on_commit
     from worker.models import jobs
 
-    waiting = select(jobs.c.id).where(
+    waiting = select(jobs.c.id, jobs.c.event_type).where(
         jobs.c.org_id == org_id,
         jobs.c.user_id == user_id,
         jobs.c.status.in_([J.QUEUED.value, J.RUNNING.value]),
-        jobs.c.reason == WAITING_FOR_RECONNECT,
+        jobs.c.reason.in_(WAITING_REASONS),
     )
-    job_ids = list(conn.execute(waiting).scalars())
-    if not job_ids:
+    event_types = dict(conn.execute(waiting).all())
+    if not event_types:
         return 0
     woke = conn.execute(
         update(steps)
         .where(
             steps.c.org_id == org_id,
-            steps.c.job_id.in_(job_ids),
+            steps.c.job_id.in_(list(event_types)),
             steps.c.status == S.QUEUED.value,
-            steps.c.error_class == "auth_revoked",
+            steps.c.error_class.in_(PARKED_CLASSES),
         )
         .values(not_before=now)
-    ).rowcount
-    conn.execute(update(jobs).where(jobs.c.org_id == org_id, jobs.c.id.in_(job_ids)).values(reason=None))
-    return int(woke or 0)
+        .returning(steps.c.id, steps.c.job_id, steps.c.step)
+    ).all()
+    conn.execute(update(jobs).where(jobs.c.org_id == org_id, jobs.c.id.in_(list(event_types))).values(reason=None))
+    pubs = []
+    for row in woke:
+        try:
+            pubs.append(publish_for(registry.get(event_types[row.job_id]).step(row.step), row.id))
+        except (registry.UnknownSequence, KeyError):
+            continue  # a deploy removed it: the claim fails the job, saying why
+    on_commit(lambda: publish_steps(pubs))
+    return len(woke)
 
 
 def _mark_revoked(conn: Connection, job: Mapping[str, Any], err: AuthRevoked, now: datetime) -> None:
-    """AuthRevoked: the integration is revoked and its user asked once to reconnect (worker/integrations.py)."""
-    from worker.integrations import mark_revoked
+    """AuthRevoked: the integration is revoked and its user asked once to reconnect; GoogleNotConnected:
+    the rep is asked to connect (worker/integrations.py)."""
+    from worker.integrations import ask_to_connect, mark_revoked
 
+    if isinstance(err, GoogleNotConnected):
+        ask_to_connect(conn, job["org_id"], err.user_id or job.get("user_id"), now, job_id=job["id"])
+        return
     mark_revoked(conn, job["org_id"], err, now, user_id=job.get("user_id"), job_id=job["id"])
 
 

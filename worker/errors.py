@@ -2,8 +2,9 @@
 
 Step failures (raised by skills and clients) tell the runner what to do next:
 `TransientError` retry with backoff, `RateLimited` retry after the provider's delay,
-`AuthRevoked` stop and ask for a reconnect, `PermanentError` stop. `SkipStep` is not a failure:
-the skill had nothing to do and the step ends `skipped`.
+`AuthRevoked` stop and ask for a reconnect (`GoogleNotConnected`: ask for a first connect),
+`PermanentError` stop (`EffectUncertain`: a send may have happened, so it is not repeated).
+`SkipStep` is not a failure: the skill had nothing to do and the step ends `skipped`.
 
 User-facing errors (`InvalidEvent`, `NotFound`, `NotAuthorized`, `AlreadyDecided`,
 `ApprovalExpired`) carry a message a CLI or an HTTP handler prints unchanged, plus the HTTP status
@@ -59,10 +60,28 @@ class AuthRevoked(StepError):
         self.integration_id = integration_id
 
 
+class GoogleNotConnected(AuthRevoked):
+    """The rep has no active Google connection (never connected, or access revoked) and a step must act
+    as them: the step waits for them to connect, exactly like revoked Google credentials."""
+
+    error_class = "not_connected"
+
+    def __init__(self, message: str, *, user_id: Any = None) -> None:
+        super().__init__(message, provider="google")
+        self.user_id = user_id
+
+
 class PermanentError(StepError):
     """Bad data or a refused request that will fail the same way again: no retry."""
 
     error_class = "permanent"
+
+
+class EffectUncertain(PermanentError):
+    """A send was interrupted mid-call: the provider may have acted, so it is not repeated; a person
+    must check (the Sent folder, the calendar) before doing it again."""
+
+    error_class = "uncertain"
 
 
 class SkipStep(ProactiveError):

@@ -1,7 +1,9 @@
 """What happens when a provider refuses an integration's credentials for good (Google's
 `invalid_grant`): the integration is marked `revoked` so nothing else uses the dead credentials,
 and its user is asked once, per revocation, to reconnect (a Slack DM with a reconnect link).
-Used by the engine (a step's AuthRevoked), the Gmail sync and the watch renewal."""
+Used by the engine (a step's AuthRevoked), the Gmail sync and the watch renewal. A rep who never
+connected Google gets the same kind of DM with a signed connect link (`ask_to_connect`), at most once
+a day, when a step that must act as them starts waiting for it."""
 
 from __future__ import annotations
 
@@ -15,6 +17,55 @@ from worker.models import Integration
 
 MAX_ERROR_CHARS = 2000
 integrations = Integration.__table__
+
+
+def google_connect_link(org_id: uuid.UUID, user_id: uuid.UUID | None) -> str | None:
+    """The user's signed Google connect link (absolute, from APP_URL, valid 7 days), or None when
+    links cannot be signed here (OAUTH_STATE_SECRET unset) or nobody is named."""
+    from worker.google_oauth import OAuthNotConfigured, connect_url
+
+    if user_id is None:
+        return None
+    try:
+        return connect_url(org_id, user_id)
+    except OAuthNotConfigured:
+        return None
+
+
+# Said instead of a link when connect links cannot be signed (OAUTH_STATE_SECRET unset).
+NO_LINK = "ask an admin for your Google connect link (proactive gmail link --user YOUR_EMAIL)"
+
+
+def ask_to_connect(
+    conn: Connection,
+    org_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    now: datetime,
+    *,
+    job_id: uuid.UUID | None = None,
+) -> bool:
+    """Queue one DM (in the caller's transaction) asking `user_id` to connect Google, with their signed
+    connect link; at most one a day per user. True when a DM was queued."""
+    if user_id is None:
+        return False
+    from worker.delivery import enqueue_message
+
+    link = google_connect_link(org_id, user_id)
+    where = f"connect here: {link}" if link else NO_LINK
+    queued = enqueue_message(
+        conn,
+        org_id,
+        kind="reconnect",
+        message={
+            "text": f"Google is not connected, so Proactive is holding what needs it until you connect; {where}",
+            "blocks": [],
+        },
+        now=now,
+        dedupe_key=f"connect:google:{user_id}:{now.date().isoformat()}",
+        user_id=user_id,
+        job_id=job_id,
+    )
+    return queued is not None
 
 
 def mark_revoked(

@@ -40,7 +40,8 @@ class RetryDecision:
 
 
 def classify(error: BaseException) -> str:
-    """The error class of `error`: transient, rate_limited, auth_revoked, permanent or unknown."""
+    """The error class of `error`: transient, rate_limited, auth_revoked, not_connected, permanent,
+    uncertain or unknown."""
     if isinstance(error, StepError):
         return error.error_class
     if isinstance(error, TRANSIENT_BUILTINS):
@@ -62,7 +63,8 @@ def decide_retry(
     """Decide what happens after `attempt` (1-based) failed with `error`.
 
     transient: exponential backoff with jitter while attempts remain; rate_limited: the provider's
-    Retry-After; auth_revoked and permanent: never; unknown: retried once as transient, then final.
+    Retry-After; auth_revoked, not_connected, permanent and uncertain: never (the engine parks a Google
+    auth_revoked / not_connected step until the user connects); unknown: retried once, then final.
     """
     error_class = classify(error)
     left = attempt < max_attempts

@@ -1,7 +1,9 @@
 """Read-side queries shared by the CLI and the HTTP API: jobs, one job's timeline, the inbox.
 
 Every function takes an optional org id; when given, rows of other orgs are invisible (NotFound),
-so an org's API key can never read another org's job.
+so an org's API key can never read another org's job. A job's `errors` counts its failed steps (a
+`completed` job whose best-effort steps failed is never shown like a clean run), and `failed_steps`
+names them with their errors.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from worker import registry
 from worker.db import transaction
@@ -32,6 +34,25 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+# Error classes of a step that waits for the user to connect Google (engine.PARKED_CLASSES).
+WAITING_CLASSES = frozenset({"auth_revoked", "not_connected"})
+
+
+def _failed_count() -> Any:
+    """Per job row: how many of its current (not superseded) step runs failed."""
+    return (
+        select(func.count())
+        .select_from(steps)
+        .where(
+            steps.c.job_id == jobs.c.id,
+            steps.c.org_id == jobs.c.org_id,
+            steps.c.status == "failed",
+            steps.c.superseded.is_(False),
+        )
+        .scalar_subquery()
+    )
+
+
 def list_jobs(
     conn: Connection,
     *,
@@ -40,8 +61,8 @@ def list_jobs(
     event_type: str | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    """Newest jobs first, filtered by org, status and type."""
-    q = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
+    """Newest jobs first, filtered by org, status and type, each with its count of failed steps."""
+    q = select(jobs, _failed_count().label("errors")).order_by(jobs.c.created_at.desc()).limit(limit)
     if org_id is not None:
         q = q.where(jobs.c.org_id == org_id)
     if status:
@@ -68,6 +89,7 @@ def _job_summary(r: Any) -> dict[str, Any]:
         "depth": r.depth,
         "error": r.error,
         "error_step": r.error_step,
+        "errors": int(getattr(r, "errors", 0) or 0),
         "created_at": _iso(r.created_at),
         "started_at": _iso(r.started_at),
         "finished_at": _iso(r.finished_at),
@@ -108,6 +130,8 @@ def job_detail(conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID | None = N
             "duration_ms": s.duration_ms,
             "error": s.error,
             "error_class": s.error_class,
+            "waiting": s.status == "queued" and s.error_class in WAITING_CLASSES,
+            "not_before": _iso(s.not_before),
             "started_at": _iso(s.started_at),
             "finished_at": _iso(s.finished_at),
             "output": s.output,
@@ -115,6 +139,12 @@ def job_detail(conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID | None = N
         }
         for s in step_rows
     ]
+    out["failed_steps"] = [
+        {"step": s["step"], "error": s["error"], "error_class": s["error_class"]}
+        for s in out["steps"]
+        if s["status"] == "failed" and not s["superseded"]
+    ]
+    out["errors"] = len(out["failed_steps"])
     names = dict(conn.execute(select(User.id, User.name).where(User.org_id == row.org_id)).all())
     out["approvals"] = [
         {

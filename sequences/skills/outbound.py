@@ -16,10 +16,8 @@ from sqlalchemy import and_, insert, select, update
 
 from worker.context import StepContext
 from worker.effects import record
-from worker.errors import PermanentError
+from worker.errors import GoogleNotConnected, PermanentError
 from worker.models import Activity, CalendarEvent, Deal, Integration, User, utcnow
-
-GOOGLE_CONNECT_HINT = "connect Google at /oauth/google/start"
 
 
 def google_integration(ctx: StepContext, user: User) -> Integration | None:
@@ -36,9 +34,10 @@ def google_integration(ctx: StepContext, user: User) -> Integration | None:
 
 
 def _require_google(ctx: StepContext, user: User) -> Integration:
+    """The rep's Google integration; GoogleNotConnected (the step waits for a connect) without one."""
     integration = google_integration(ctx, user)
     if integration is None or integration.credentials is None:
-        raise PermanentError(f"{user.name} has no Google connection: {GOOGLE_CONNECT_HINT}")
+        raise GoogleNotConnected(f"{user.name or user.email} has no Google connection", user_id=user.id)
     return integration
 
 

@@ -211,6 +211,24 @@ def test_wait_returns_when_the_job_pauses_for_approval(client, org, org_key, wor
     assert [a["status"] for a in detail["approvals"]] == ["pending"]
 
 
+def test_a_completed_job_with_failed_best_effort_steps_counts_them(client, org, org_key, workers):
+    with registry.overridden(test_dags.ALL):
+        workers()
+        ev = envelope(org, "meeting_ended", user_id=str(org.rep), payload={"fail_steps": ["optional"]})
+        response = post_event(client, org_key, ev, "?wait=20")
+        clean = post_event(client, org_key, envelope(org, "meeting_ended", user_id=str(org.rep)), "?wait=20")
+    assert response.status_code == 202 and response.get_json()["status"] == "completed"
+    detail = client.get(f"/api/jobs/{response.get_json()['job_id']}", headers=bearer(org_key)).get_json()
+    assert detail["status"] == "completed" and detail["error"] is None  # the job went on...
+    assert detail["errors"] == 1  # ...but it is not a clean run
+    assert detail["failed_steps"] == [
+        {"step": "optional", "error": "PermanentError: optional refuses bad data", "error_class": "permanent"}
+    ]
+    assert clean.get_json()["status"] == "completed"
+    fresh = client.get(f"/api/jobs/{clean.get_json()['job_id']}", headers=bearer(org_key)).get_json()
+    assert (fresh["errors"], fresh["failed_steps"]) == (0, [])
+
+
 def test_wait_gives_the_latest_status_at_the_deadline(client, org, org_key):
     started = time.monotonic()
     response = post_event(client, org_key, envelope(org), "?wait=0.3")  # no worker here: it stays queued
