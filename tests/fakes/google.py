@@ -3,7 +3,7 @@ events.insert/get) and Gmail v1 users.messages.send, users.watch and users.getPr
 paths, driven by the real google-auth and googleapiclient.
 
 Point the clients at it with GOOGLE_TOKEN_URI=`token_uri` and GOOGLE_API_URL=`url`. Bodies follow
-the samples in shared/real-payloads/google (token answers, copied below) and the discovery schemas
+the samples in tests/fixtures/real-payloads/google (token answers, copied below) and the discovery schemas
 bundled with google-api-python-client (FreeBusyResponse, Event, Message, WatchResponse, and Google's JSON error
 `{"error": {"code", "message", "errors": [{"domain", "reason", "message"}], "status"}}`).
 """

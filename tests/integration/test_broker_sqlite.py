@@ -1,4 +1,4 @@
-"""Integration tests for the embedded SQLite broker transport (worker/broker_sqlite.py, DESIGN §6)."""
+"""Integration tests for the embedded SQLite broker transport (worker/broker_sqlite.py)."""
 
 from __future__ import annotations
 
@@ -272,7 +272,7 @@ def test_celery_worker_runs_each_task_once_and_stops(db: Path, tmp_path: Path, p
 
 @pytest.mark.slow
 def test_in_process_work_controller_stops_promptly(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """DESIGN §6 demo mode: WorkController(pool="solo") in a daemon thread, ended with .stop()."""
+    """The demo's mode: WorkController(pool="solo") in a daemon thread, ended with .stop()."""
     from tests.support.broker_app import app, record
 
     record_file = tmp_path / "records.txt"

@@ -1,4 +1,4 @@
-"""The cron bodies in this process, with a pinned `now` (SPEC §5): catch-up and lateness, slot rows
+"""The cron bodies in this process, with a pinned `now` (README.md#crons): catch-up and lateness, slot rows
 claimed once and taken over when failed or stale, the brief's outbox dedupe, local Mondays, the
 stale-deal and meeting-prep selections, and the settings warnings `proactive jobs` shows.
 

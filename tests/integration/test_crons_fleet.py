@@ -1,6 +1,6 @@
 """The crons under a real fleet: two Beat processes (one by mistake) with a 1-second schedule, two
 worker processes, and a settable clock walked through simulated slots of a Monday morning.
-Every slot's work must happen exactly once (DESIGN §5, SPEC §5).
+Every slot's work must happen exactly once (README.md#crons).
 
 The module has its own PostgreSQL database and Redis DB: the ticks scan every org, so they must not
 see the other tests' orgs.

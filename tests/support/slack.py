@@ -1,6 +1,6 @@
 """Requests as Slack sends them: bodies built from the real payload samples, signed as Slack signs.
 
-The templates are vendor samples (real-payloads/slack/, see SOURCES.md): `block_actions_button.json`
+The templates are vendor samples (tests/fixtures/real-payloads/slack/, see SOURCES.md): `block_actions_button.json`
 for a click and `view_submission.json` for a modal submission; only the ids and values that name
 our workspace, users, approvals and message are substituted. A click body is form-encoded
 `payload=<json>`, an Events API body is raw JSON; both carry `X-Slack-Request-Timestamp` and
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-SAMPLES = Path("/work/shared/real-payloads/slack")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "real-payloads" / "slack"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5-tests"
 TEAM = "T0DEMO0001"  # the demo org's workspace (worker/seed.py)
 FORM = "application/x-www-form-urlencoded"

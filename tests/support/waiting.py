@@ -1,4 +1,4 @@
-"""Wait on a condition with a deadline, never on a clock (STYLE §8)."""
+"""Wait on a condition with a deadline, never on a clock."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ EMOJI_HUGE = "🎉é漢" * 4_000  # 12,000 characters, multi-byte
 MIXED_HUGE = ("Acme & <Partners> *bold* _it_ 👩‍💻 " * 400)[:10_000]
 WORST_TEXTS = [HUGE, EMOJI_HUGE, MIXED_HUGE]
 
-# The real Block Kit limits (DESIGN §8 and Slack's reference), written out independently of
+# The real Block Kit limits (Slack's reference), written out independently of
 # blocks.limits so a wrong constant there cannot make these tests pass.
 REAL = {
     "blocks": 50,

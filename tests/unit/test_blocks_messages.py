@@ -1,4 +1,4 @@
-"""Every message builder stays within Block Kit limits whatever data it gets, and wires SPEC §3 actions."""
+"""Every message builder stays within Block Kit limits whatever data it gets, and wires the documented actions."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ AP = "0b7c1f0e-2f52-4c1e-9a51-3f1f4f0c9d2a"  # a real approval id is a UUID
 AT = datetime(2026, 11, 25, 17, 3, 42, tzinfo=UTC)
 DASH = "\u2013"  # the en dash that localized time ranges use between start and end
 
-# The real Block Kit limits (DESIGN §8 and Slack's reference), written out independently of
+# The real Block Kit limits (Slack's reference), written out independently of
 # blocks.limits so a wrong constant there cannot make these tests pass.
 REAL = {
     "blocks": 50,
@@ -62,8 +62,8 @@ REAL = {
     "option_value": 150,
 }
 
-# SPEC §3: every action id a message may carry, by prefix.
-SPEC_ACTIONS = {
+# Every action id a message may carry, by prefix (docs/sequences.md).
+DOCUMENTED_ACTIONS = {
     "orch": {"approve", "reject", "edit"},
     "prop": {"approve_send", "edit", "share_link", "skip"},
     "cal": {"select_slot", "send_invite", "send_times", "more", "handle"},
@@ -108,7 +108,7 @@ def _check_option(opt: Mapping[str, Any]) -> None:
 def _check_element(element: Mapping[str, Any]) -> None:
     assert 0 < len(element["action_id"]) <= REAL["action_id"]
     prefix, _, verb = element["action_id"].partition("_")
-    assert verb in SPEC_ACTIONS[prefix], element["action_id"]
+    assert verb in DOCUMENTED_ACTIONS[prefix], element["action_id"]
     if element["type"] == "button":
         assert element["text"]["type"] == "plain_text"
         _check_text_object(element["text"], REAL["button_text"])

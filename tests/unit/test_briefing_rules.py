@@ -1,4 +1,4 @@
-"""Briefing rules (SPEC §2 pre_meeting_90min, §5 morning brief): briefings, the morning brief, quiet hours."""
+"""Briefing rules (pre_meeting_90min, the morning brief): briefings, the morning brief, quiet hours."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Campaign rules (SPEC §2 campaign_daily_check): rates, thresholds at their edges, reply classes, the report."""
+"""Campaign rules (campaign_daily_check): rates, thresholds at their edges, reply classes, the report."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def test_rates_round_half_up_and_the_rounded_rate_is_compared():
 
 
 # --------------------------------------------------------------------------------------------------
-# Thresholds at their edges (strict comparisons, as in the SPEC)
+# Thresholds at their edges (strict comparisons)
 
 
 @pytest.mark.parametrize(

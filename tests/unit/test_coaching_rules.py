@@ -1,4 +1,4 @@
-"""Coaching rules (SPEC §2 coaching_weekly): ISO weeks across DST and time zones, aggregation, win/loss, digest."""
+"""Coaching rules (coaching_weekly): ISO weeks across DST and time zones, aggregation, win/loss, digest."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""worker.dag: definition errors, topological order, definition hash, and plan() (SPEC §2, DESIGN §3)."""
+"""worker.dag: definition errors, topological order, definition hash, and plan() (docs/sequences.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inbound email rules (SPEC §2 email_received, offline): addresses, quoted replies, intents, OOO dates, drafts."""
+"""Inbound email rules (email_received, offline): addresses, quoted replies, intents, OOO dates, drafts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Event envelope and payload validation, gates and default idempotency keys (SPEC §1, DESIGN §3.1-2).
+"""Event envelope and payload validation, gates and default idempotency keys (docs/events.md).
 
 tests.support.sequences replaces most event types' sequences with test DAGs whose payload model is
 permissive; the `real_payloads` fixture puts the product's payload models back for one test.
@@ -49,7 +49,7 @@ NINE_TYPES = [
     "coaching_weekly",
     "deal_risk_scan",
 ]
-SPEC_SOURCES = [
+DOCUMENTED_SOURCES = [
     "webhook:recording",
     "webhook:gmail",
     "slack:action",
@@ -112,7 +112,7 @@ def test_event_types_are_the_nine_of_the_spec():
 
 
 def test_sources_are_the_spec_enum():
-    assert sorted(s.value for s in Source) == sorted(SPEC_SOURCES)
+    assert sorted(s.value for s in Source) == sorted(DOCUMENTED_SOURCES)
 
 
 def test_org_level_types():
@@ -153,7 +153,7 @@ def test_bad_source(source):
     assert fields(exc.value) == {"source"}
 
 
-@pytest.mark.parametrize("source", SPEC_SOURCES)
+@pytest.mark.parametrize("source", DOCUMENTED_SOURCES)
 def test_every_spec_source_is_accepted(source):
     event, _ = validate_event(envelope(source=source))
     assert event.source == source

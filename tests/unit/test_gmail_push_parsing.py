@@ -29,7 +29,7 @@ from worker.pubsub_auth import (
     verify_push,
 )
 
-SAMPLES = Path("/work/shared/real-payloads/google")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "real-payloads" / "google"
 AUDIENCE = "https://proactive.example.com/webhooks/gmail"
 ACCOUNT = "gmail-push@proactive-test.iam.gserviceaccount.com"
 

@@ -1,4 +1,4 @@
-"""Proposals (SPEC §2 proposal_generation): template precedence (industry, size band, stage), filling
+"""Proposals (proposal_generation): template precedence (industry, size band, stage), filling
 placeholders with missing data, and the offline executive summary."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""worker.retry: error classes and the retry decision (DESIGN §5, STYLE §2)."""
+"""worker.retry: error classes and the retry decision (docs/architecture.md)."""
 
 from __future__ import annotations
 

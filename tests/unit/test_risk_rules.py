@@ -1,4 +1,4 @@
-"""Deal risk rules (SPEC §2 deal_risk_scan): each rule at its boundaries, the cap, levels, alerting."""
+"""Deal risk rules (deal_risk_scan): each rule at its boundaries, the cap, levels, alerting."""
 
 from __future__ import annotations
 

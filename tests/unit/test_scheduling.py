@@ -1,4 +1,4 @@
-"""Scheduling (SPEC §2 calendar_find_times): reading the request, the freebusy range, finding and scoring
+"""Scheduling (calendar_find_times): reading the request, the freebusy range, finding and scoring
 slots - weekend ambiguity, DST weeks, busy days, past windows, the 5-slot cap, non-English text."""
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ def test_every_button_we_render_is_an_action_we_handle():
     ]
     assert [a for a in rendered if parse_action_id(a) is None] == []
     handled = {f"{prefix}_{verb}" for prefix, verbs in VERBS.items() for verb in verbs}
-    assert handled - set(rendered) == {"orch_edit"}  # in SPEC §3's list, on no message we build yet
+    assert handled - set(rendered) == {"orch_edit"}  # a documented button, on no message we build yet
 
 
 # --------------------------------------------------------------------------- payloads

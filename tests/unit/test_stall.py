@@ -1,4 +1,4 @@
-"""Stalled deals (SPEC §2 stale_deal_revival): the stall score's parts and threshold, closed deals,
+"""Stalled deals (stale_deal_revival): the stall score's parts and threshold, closed deals,
 monotonicity, and the re-engagement draft."""
 
 from __future__ import annotations

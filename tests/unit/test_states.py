@@ -1,4 +1,4 @@
-"""worker.states: the status enums and their transition tables (DESIGN §4, STYLE §7)."""
+"""worker.states: the status enums and their transition tables (docs/architecture.md#states)."""
 
 from __future__ import annotations
 

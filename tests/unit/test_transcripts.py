@@ -1,4 +1,4 @@
-"""Meeting transcript skills (SPEC §2 meeting_ended, offline): parsing, call type, items, intents, coaching,
+"""Meeting transcript skills (meeting_ended, offline): parsing, call type, items, intents, coaching,
 next actions, summary and follow-up email, on realistic multi-speaker transcripts and their edge cases."""
 
 from __future__ import annotations

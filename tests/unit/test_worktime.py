@@ -1,5 +1,5 @@
 """worker.worktime: working hours in the rep's zone, the next working morning, zone fallbacks
-(SPEC §3: approvals expire after 24 working hours in the approver's tz; DESIGN §5: both DST edges)."""
+(approvals expire after 24 working hours in the approver's tz; both DST edges)."""
 
 from __future__ import annotations
 

@@ -348,7 +348,7 @@ def test_globex_discovery_edit_then_send_after_the_undo_window(w: World, monkeyp
     assert len(logged) == 1 and logged[0].body == edited["body"]
 
     replaced = _replacement(w, approval, undo=True)
-    # after an approved send the message offers Undo until the email goes out (SPEC §2)
+    # after an approved send the message offers Undo until the email goes out
     assert "Sending email to hank@globex.example (undo available)" in replaced.params["text"]
     assert "email_undo" in str(replaced.params["blocks"])
     assert _approval_row(approval.id, job).status == "approved"

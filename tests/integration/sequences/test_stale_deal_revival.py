@@ -158,7 +158,7 @@ def test_edit_sends_the_edited_email_as_the_owner_after_the_undo_window(w: World
     assert last_activity == logged[0].occurred_at
 
     replaced = _decided_update(w, "bruno", posted, undo=True)
-    # after an approved send the message offers Undo until the email goes out (SPEC §2)
+    # after an approved send the message offers Undo until the email goes out
     assert "Sending email to gavin@hooli.example (undo available)" in replaced.params["text"]
     assert "email_undo" in str(replaced.params["blocks"])
     assert [c.method for c in w.slack.calls()] == ["conversations.open", "chat.postMessage", "chat.update"]
