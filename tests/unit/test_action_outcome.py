@@ -170,3 +170,17 @@ def test_the_outcome_line_names_its_state_so_sent_replaces_only_waiting() -> Non
     waiting = action_outcome("Follow-up", "waiting", todo="{link} and it will be sent", link=LINK, link_label="here")
     assert shows_state(waiting["blocks"], "waiting") and not shows_state(waiting["blocks"], "not_sent")
     assert not shows_state([{"type": "section"}], "waiting") and not shows_state(None, "waiting")
+
+
+# --------------------------------------------------------------------------- the CLI's status column
+
+
+def test_a_completed_job_with_failed_steps_never_reads_like_a_clean_run() -> None:
+    import click
+
+    from worker.cli import job_status_text
+
+    assert click.unstyle(job_status_text("completed", 2)) == "completed · 2 errors"
+    assert click.unstyle(job_status_text("completed", 1)) == "completed · 1 error"
+    assert click.unstyle(job_status_text("completed", 0)) == "completed"
+    assert click.unstyle(job_status_text("failed", 1)) == "failed"  # its error is shown instead
