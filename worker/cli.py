@@ -320,7 +320,69 @@ def web(bind: str, workers: int, threads: int) -> None:
 # --------------------------------------------------------------------------- events and jobs
 
 
-@main.command()
+# The `fire` epilog's columns: event type, then its payload fields (wrapped at EPILOG_WIDTH characters).
+EPILOG_TYPE_WIDTH = 22
+EPILOG_WIDTH = 76  # click indents the epilog by 2: 78 columns in all
+
+
+def field_kind(annotation: Any) -> str:
+    """A payload field's type as a person reads it: uuid, text, YYYY-MM-DD, list of uuid..."""
+    import datetime as dt
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(field_kind(a) for a in args)
+    if origin is list:
+        return f"list of {field_kind(args[0])}" if args else "list"
+    names = {uuid.UUID: "uuid", str: "text", dt.date: "YYYY-MM-DD", int: "integer", float: "number", bool: "bool"}
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def payload_fields_help() -> str:
+    """The `fire` epilog: every event type with its payload fields (required ones starred), their types
+    and the model's note, generated from `worker.payloads` so the help cannot drift from what is
+    accepted. `\\b` keeps click from rewrapping the table."""
+    import textwrap
+
+    from worker.payloads import ORG_LEVEL_TYPES, PAYLOAD_MODELS
+
+    lines = ["\b", "Event types and their payload fields (* = required):"]
+    indent = " " * (2 + EPILOG_TYPE_WIDTH)
+    for event_type, model in PAYLOAD_MODELS.items():
+        fields = []
+        for name, info in model.model_fields.items():
+            example = f", e.g. {info.examples[0]}" if info.examples else ""
+            fields.append(f"{name}{'*' if info.is_required() else ''} ({field_kind(info.annotation)}{example})")
+        doc = (model.__doc__ or "").strip()
+        notes = [doc.splitlines()[0]] if doc else []  # e.g. email_received: which fields go together
+        if event_type in ORG_LEVEL_TYPES:
+            notes.append("Org-level: --user is optional.")
+        row, filled = f"  {event_type:<{EPILOG_TYPE_WIDTH}}", False
+        for i, field in enumerate(fields):  # wrap between fields, never inside one
+            part = field + ("," if i < len(fields) - 1 else "")
+            if filled and len(row) + 1 + len(part) > EPILOG_WIDTH:
+                lines.append(row)
+                row, filled = indent, False
+            row, filled = (f"{row} {part}" if filled else row + part), True
+        lines.append(row if fields else row + "(none)")
+        for note in notes:
+            lines += textwrap.wrap(note, EPILOG_WIDTH, initial_indent=indent, subsequent_indent=indent)
+    lines += [
+        "",
+        "\b",
+        "Example:",
+        "  proactive fire calendar_find_times --user alice@example.com \\",
+        '    --payload \'{"scheduling_text": "30 min next Tuesday"}\' --wait 10',
+        "",
+        "Envelope, default keys, every field and the refusals: docs/events.md.",
+    ]
+    return "\n".join(lines)
+
+
+@main.command(epilog=payload_fields_help())
 @click.argument("event_type")
 @click.option("--org", "org_ref", help="Org id or exact name (default: the only org).")
 @click.option("--user", "user_ref", help="User id or email.")

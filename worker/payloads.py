@@ -105,7 +105,7 @@ class CampaignDailyCheck(Payload):
 
 
 class CoachingWeekly(Payload):
-    week: str | None = Field(default=None, pattern=r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$")
+    week: str | None = Field(default=None, pattern=r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$", examples=["2026-W48"])
 
 
 class DealRiskScan(Payload):
