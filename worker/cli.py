@@ -424,9 +424,18 @@ def fire(
     else:
         dup = " (duplicate: the job already existed)" if result.duplicate else ""
         reason = f" — {result.reason}" if result.reason else ""
-        click.echo(f"job {result.job_id} {status_text(status)}{reason}{dup}")
+        late = ""
+        if wait_s > 0 and status == "running":
+            late = f" (still running after {wait_s:g} s: `proactive job {result.job_id}` follows it)"
+        click.echo(f"job {result.job_id} {status_text(status)}{reason}{dup}{late}")
     if result.reason == "chain_too_deep":
         sys.exit(2)
+    if wait_s > 0 and status == "queued":  # nothing claimed its first step: no worker consumes the queues
+        fail(
+            f"no worker picked up job {result.job_id} within {wait_s:g} s — is a worker running? "
+            "start one with `proactive worker`",
+            1,
+        )
     sys.exit(1 if status in ("failed", "timeout") else 0)
 
 
@@ -615,18 +624,63 @@ def inbox_dict(r: Any, to_name: str | None) -> dict[str, Any]:
     }
 
 
-def _decide(approval_id: str, decision: str, as_user: str | None, data: str | None) -> None:
+def offered_decisions(kind: str, spec: Any) -> dict[str, list[str]]:
+    """The decisions an approval of `kind` (its step's ApprovalSpec `spec`) offers, by outcome
+    ("proceed", "rerun", "stop"): the verbs of its kind's Slack buttons, then the generic
+    approve/reject every kind also has, then its re-run decisions; only those the step accepts."""
+    from worker.slack_actions import KIND_OF_PREFIX, VERBS
+
+    prefixes = [p for p, k in KIND_OF_PREFIX.items() if k == kind] + ["orch"]
+    candidates = [*(verb for p in prefixes for verb in sorted(VERBS[p])), *spec.rerun_from]
+    offered: dict[str, list[str]] = {"proceed": [], "rerun": [], "stop": []}
+    for decision in dict.fromkeys(candidates):
+        try:
+            outcome = spec.outcome(decision)
+        except KeyError:
+            continue  # a button that is not a decision (select_slot, undo)
+        offered[outcome].append(decision)
+    return offered
+
+
+def _check_decision(command: str, decision: str, event_type: str, step: str, kind: str) -> None:
+    """Exit 2 listing the valid ones unless `decision` is one `command` (approve or reject) can make
+    on this approval."""
+    from worker import registry
+
+    try:
+        spec = registry.get(event_type).step(step).approval
+    except (registry.UnknownSequence, KeyError):
+        return  # the sequence is not loaded here: the engine's own check decides
+    if spec is None:
+        return
+    offered = offered_decisions(kind, spec)
+    stop = offered["stop"]
+    go = offered["proceed"] + offered["rerun"]
+    if command == "reject" and decision not in stop:
+        fail(f"{decision!r} is not a way to reject a {kind} approval; one of: {', '.join(stop)}")
+    if command == "approve" and decision not in go:
+        also = f" (to stop the job: `proactive reject --decision {'|'.join(stop)}`)" if stop else ""
+        fail(f"{decision!r} is not a decision of a {kind} approval; one of: {', '.join(go)}{also}")
+
+
+def _decide(command: str, approval_id: str, decision: str, as_user: str | None, data: str | None) -> None:
     from sqlalchemy import select
 
     from worker import approvals
     from worker.db import transaction
     from worker.models import approvals as table
+    from worker.models import jobs as jobs_table
 
     aid = _uuid(approval_id, "APPROVAL_ID")
     with transaction() as conn:
-        row = conn.execute(select(table.c.org_id, table.c.approver_user_ids).where(table.c.id == aid)).first()
+        row = conn.execute(
+            select(table.c.org_id, table.c.approver_user_ids, table.c.kind, table.c.step, jobs_table.c.event_type)
+            .join(jobs_table, jobs_table.c.id == table.c.job_id)
+            .where(table.c.id == aid)
+        ).first()
     if row is None:
         fail(f"approval {aid} not found")
+    _check_decision(command, decision, row.event_type, row.step, row.kind)
     if as_user:
         user_id = resolve_user(row.org_id, as_user)
     elif len(row.approver_user_ids or []) == 1:
@@ -652,16 +706,22 @@ def _decide(approval_id: str, decision: str, as_user: str | None, data: str | No
 )
 def approve(approval_id: str, as_user: str | None, data: str | None, decision: str) -> None:
     """Approve a paused job (exactly once; a second decision is refused)."""
-    _decide(approval_id, decision, as_user, data)
+    _decide("approve", approval_id, decision, as_user, data)
 
 
 @main.command()
 @click.argument("approval_id")
-@click.option("--as", "as_user", default=None)
-@click.option("--data", default=None)
-def reject(approval_id: str, as_user: str | None, data: str | None) -> None:
+@click.option("--as", "as_user", default=None, help="Decide as this user (id or email).")
+@click.option("--data", default=None, help="Decision data JSON.")
+@click.option(
+    "--decision",
+    default="reject",
+    show_default=True,
+    help="A stopping decision the approval offers, e.g. skip, cancel, handle.",
+)
+def reject(approval_id: str, as_user: str | None, data: str | None, decision: str) -> None:
     """Reject a paused job: it ends `cancelled` and its remaining steps are skipped."""
-    _decide(approval_id, "reject", as_user, data)
+    _decide("reject", approval_id, decision, as_user, data)
 
 
 @main.command()
@@ -817,13 +877,17 @@ def smoke(org_ref: str | None, sequences: str | None, timeout_s: float, in_proce
                 f"{line.detail[:100]}"
             )
 
-    with EmbeddedWorker() if in_process else nullcontext():
+    embedded = EmbeddedWorker() if in_process else None
+    with embedded or nullcontext():
         lines = run_or_fail(lambda: run_smoke(org_id, sequences=chosen, timeout_s=timeout_s, on_line=show))
-    if as_json:
-        click.echo(json.dumps({"results": as_dicts(lines), "summary": summary(lines)}))
+    if as_json:  # `leftovers`: earlier commands' jobs the in-process worker ran meanwhile (not counted)
+        leftovers = embedded.leftovers() if embedded else []
+        click.echo(json.dumps({"results": as_dicts(lines), "summary": summary(lines), "leftovers": leftovers}))
     else:
+        for note in embedded.leftover_lines() if embedded else []:
+            click.echo(click.style(note, fg="bright_black"))
         click.echo(summary(lines))
-    sys.exit(1 if any(line.outcome == "failed" for line in lines) else 0)
+    sys.exit(1 if any(line.outcome == "failed" for line in lines) else 0)  # this run's jobs only
 
 
 @main.command()

@@ -114,8 +114,13 @@ def _statuses(job_ids: list[uuid.UUID]) -> tuple[dict[uuid.UUID, str], set[uuid.
     """Each job's status, and the jobs with a pending approval (paused and waiting for a person)."""
     with transaction() as conn:
         st = dict(conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(job_ids))).all())
-        waiting = set(conn.execute(select(approvals.c.job_id).where(
-            approvals.c.job_id.in_(job_ids), approvals.c.status == ApprovalStatus.PENDING.value)).scalars())
+        waiting = set(
+            conn.execute(
+                select(approvals.c.job_id).where(
+                    approvals.c.job_id.in_(job_ids), approvals.c.status == ApprovalStatus.PENDING.value
+                )
+            ).scalars()
+        )
     return st, waiting
 
 
@@ -207,7 +212,7 @@ def run_demo(timeout_s: float = 60.0, echo: Echo = print) -> int:
     )
     run = uuid.uuid4().hex[:8]
     rounds: Counter[uuid.UUID] = Counter()
-    with EmbeddedWorker():
+    with EmbeddedWorker() as worker:
         roots = []
         for event in demo_events(seed, run):
             result = fire_event(event)
@@ -219,6 +224,8 @@ def run_demo(timeout_s: float = 60.0, echo: Echo = print) -> int:
                 break
             decide_pending(list(st), rounds, echo)
         st = wait_settled(roots, timeout_s)
+    for note in worker.leftover_lines():  # an earlier command's jobs: named, never counted below
+        echo(note)
     family = _family(roots)
     echo("")
     with transaction() as conn:

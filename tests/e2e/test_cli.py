@@ -109,6 +109,37 @@ def test_smoke_runs_all_nine_sequences_on_the_embedded_default(tmp_path: Path):
     assert bad.returncode == 2 and "unknown sequence(s): nope" in bad.stderr
 
 
+def test_fire_wait_without_a_worker_says_so_and_a_later_smoke_keeps_the_leftover_apart(tmp_path: Path):
+    h = Home(tmp_path, _clean_env(PROACTIVE_SEQUENCE_MODULES="sequences"))
+    assert h.run("seed", "--demo").returncode == 0
+    ghost = {"meeting_id": str(uuid.uuid4())}  # fails at its first step once a worker runs it
+    fired = h.run("fire", "meeting_ended", "--user", "alice@northwind.example", "--payload", json.dumps(ghost))
+    assert fired.returncode == 0 and "queued" in fired.stdout  # no --wait: queued is the answer
+    waited = h.run("fire", "deal_risk_scan", "--wait", "1")
+    left = fired.stdout.split()[1]
+    assert waited.returncode == 1, waited.stdout + waited.stderr
+    waited_id = waited.stdout.split()[1]
+    assert waited.stderr.strip() == (
+        f"error: no worker picked up job {waited_id} within 1 s — is a worker running? "
+        "start one with `proactive worker`"
+    )
+
+    smoke = h.run("smoke", "--sequences", "coaching_weekly", "--json")  # its in-process worker drains the queue
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    report = json.loads(smoke.stdout)
+    assert [r["event_type"] for r in report["results"]] == ["coaching_weekly"]
+    leftovers = {j["job_id"]: j["status"] for j in report["leftovers"]}
+    assert set(leftovers) == {left, waited_id} and leftovers[left] == "failed"  # its first step fails
+    assert "meeting" not in smoke.stderr and "ERROR" not in smoke.stderr  # the leftover's failure is not ours
+
+    another = {"meeting_id": str(uuid.uuid4())}  # the same meeting would be the same job (its idempotency key)
+    again = h.run("fire", "meeting_ended", "--user", "alice@northwind.example", "--payload", json.dumps(another))
+    text = h.run("smoke", "--sequences", "coaching_weekly")
+    assert text.returncode == 0 and "ERROR" not in text.stderr
+    assert f"also ran 1 job left from earlier: {again.stdout.split()[1]} meeting_ended failed" in text.stdout
+    assert text.stdout.strip().endswith("1 passed, 0 paused, 0 skipped, 0 failed")
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     """A seeded embedded home with `proactive worker` running on it."""
@@ -157,6 +188,9 @@ def test_fire_wait_then_timeline_and_jobs(home: Home):
     assert result["job_id"] in {j["id"] for j in json.loads(listed.stdout)}
     inbox = home.run("inbox")
     assert inbox.returncode == 0 and "deal_risk_alerts" in inbox.stdout
+    messages = json.loads(home.run("inbox", "--json", "--limit", "50").stdout)
+    mine = [m for m in messages if m["job_id"] == result["job_id"]]
+    assert mine and mine[0]["kind"] == "deal_risk_alerts" and mine[0]["text"] and mine[0]["created_at"]
 
 
 def test_pause_approve_and_the_decision_rules(home: Home):
@@ -164,8 +198,16 @@ def test_pause_approve_and_the_decision_rules(home: Home):
     fired = home.run("fire", "calendar_find_times", "--user", alice, "--wait", "30", "--json")
     job = json.loads(fired.stdout)
     assert job["status"] == "awaiting_approval", fired.stdout + fired.stderr
+    assert fired.returncode == 0  # a pause for a person is a legitimate end of a wait
     approval_id = home.sql("select id from approvals where job_id = ?", uuid.UUID(job["job_id"]).hex)[0][0]
     approval_id = str(uuid.UUID(approval_id))
+
+    bogus = home.run("approve", approval_id, "--as", alice, "--decision", "bogus")
+    assert bogus.returncode == 2
+    assert "'bogus' is not a decision of a calendar_slots approval; one of: send_invite, send_times" in bogus.stderr
+    assert "more" in bogus.stderr and "reject --decision handle|reject" in bogus.stderr
+    not_a_stop = home.run("reject", approval_id, "--as", alice, "--decision", "send_invite")
+    assert not_a_stop.returncode == 2 and "one of: handle, reject" in not_a_stop.stderr
     before = home.rejected_count()
 
     nope = home.run("approve", approval_id, "--as", bruno)  # a rep who is neither approver nor admin
@@ -207,6 +249,8 @@ def test_invalid_events_exit_2_and_are_recorded(home: Home, args: list[str], mes
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert home.rejected_count() == before + 1
+    newest = json.loads(home.run("rejected", "--json", "--limit", "1").stdout)
+    assert len(newest) == 1 and message in newest[0]["reason"] and newest[0]["source"] == "cli"
 
 
 def test_unknown_things_exit_2_with_what_to_do(home: Home):

@@ -49,3 +49,20 @@ def test_every_json_flag_has_a_help_text():
     }
     assert {"inbox", "rejected", "db current", "jobs", "job", "fire", "smoke"} <= set(with_json)
     assert [name for name, param in with_json.items() if not param.help] == []
+
+
+def test_the_decisions_an_approval_offers_follow_its_kind():
+    from worker.cli import offered_decisions
+    from worker.dag import ApprovalSpec
+
+    slots = offered_decisions("calendar_slots", ApprovalSpec("calendar_slots", rerun_from={"more": "prepare"}))
+    assert slots == {
+        "proceed": ["send_invite", "send_times", "approve", "edit"],
+        "rerun": ["more"],
+        "stop": ["handle", "reject"],
+    }
+    email = offered_decisions("email_preview", ApprovalSpec("email_preview"))
+    assert email["proceed"] == ["edit", "send_later", "send_now", "approve"] and email["stop"] == ["cancel", "reject"]
+    assert "more" not in email["rerun"]  # no re-run declared: not offered
+    generic = offered_decisions("crm_update", ApprovalSpec("crm_update"))
+    assert generic == {"proceed": ["approve", "edit"], "rerun": [], "stop": ["reject"]}
