@@ -66,14 +66,31 @@ def table_names(text: str) -> set[str]:
 # --------------------------------------------------------------------------- sequences.md
 
 
+def step_rows(text: str) -> dict[str, tuple[str, set[str]]]:
+    """Step tables in `text`: step name -> (critical | best-effort, its deps)."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        m = re.fullmatch(r"`([^`]+)`", cells[0]) if len(cells) >= 4 else None
+        if m:
+            kind = "critical" if cells[1].startswith("critical") else cells[1].split(",")[0].strip()
+            deps = {d.strip() for d in cells[2].split(",")} - {"\u2013", "-", ""}  # an en dash marks "no deps"
+            rows[m.group(1)] = (kind, deps)
+    return rows
+
+
 def test_sequences_doc_lists_exactly_the_steps_of_each_sequence():
     doc = sections((DOCS / "sequences.md").read_text(), 2)
     for event_type, sequence in registry.registered().items():
         assert event_type in doc, f"docs/sequences.md has no '## {event_type}' section"
-        documented = table_names(doc[event_type])
+        documented = step_rows(doc[event_type])
         in_code = set(sequence.order)
-        assert in_code - documented == set(), f"{event_type}: steps missing from docs/sequences.md"
-        assert documented - in_code == set(), f"{event_type}: docs/sequences.md lists steps the code lacks"
+        assert in_code - set(documented) == set(), f"{event_type}: steps missing from docs/sequences.md"
+        assert set(documented) - in_code == set(), f"{event_type}: docs/sequences.md lists steps the code lacks"
+        for name, (kind, deps) in documented.items():
+            step = sequence.step(name)
+            assert kind == ("critical" if step.critical else "best-effort"), f"{event_type}/{name}: {kind}?"
+            assert deps == set(step.deps), f"{event_type}/{name}: docs/sequences.md says deps {sorted(deps)}"
 
 
 # --------------------------------------------------------------------------- events.md
