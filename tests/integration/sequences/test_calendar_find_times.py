@@ -91,13 +91,17 @@ def approval_post(w: World, approval_id: uuid.UUID) -> Call:
     return found[0]
 
 
-def approval_update(w: World, post: Call) -> Call:
+def approval_update(w: World, post: Call, count: int = 1) -> Call:
+    """The last of `count` replacements of the approval's message (the decision; then, when the
+    approved action failed, what became of it)."""
     found = wait_for(
-        lambda: w.slack.calls("chat.update", channel=w.dm("alice"), ts=post.response["ts"]),
-        what="approval message replaced",
+        lambda: (
+            (u := w.slack.calls("chat.update", channel=w.dm("alice"), ts=post.response["ts"])) and len(u) >= count and u
+        ),
+        what=f"approval message replaced {count}x",
     )
-    assert len(found) == 1 and found[0].ok
-    return found[0]
+    assert len(found) == count and all(c.ok for c in found)
+    return found[-1]
 
 
 def elements(call: Call) -> list[dict[str, Any]]:
@@ -295,9 +299,16 @@ def test_send_invite_without_a_contact_fails_naming_it(w: World):
     assert "names no contact (contact_id)" in act.error
     assert job_row(job).error_step == "act"
     assert w.google.requests_to("POST", INSERT) == [] and w.google.sent == []
-    assert "Send invite by @Alice Moreau" in approval_update(w, post).params["text"]
+    not_sent = approval_update(w, post, count=2)
+    assert "by @Alice Moreau" in w.slack.calls("chat.update", ts=post.response["ts"])[0].params["text"]  # the decision
+    # the approved invite did not happen: the message says so, why, and what to do
+    assert (
+        "Not sent: cannot send an invite: the event names no contact (contact_id) — send it yourself"
+        in (not_sent.params["text"])
+    )
+    assert elements(not_sent) == []
     wait_delivered(job)
-    assert slack_methods(w) == one_approval_calls(w)
+    assert slack_methods(w) == [*one_approval_calls(w), ("chat.update", w.dm("alice"))]
 
 
 def test_the_chosen_slot_is_matched_by_its_instant_and_a_time_never_offered_is_refused(w: World):
@@ -321,5 +332,8 @@ def test_the_chosen_slot_is_matched_by_its_instant_and_a_time_never_offered_is_r
     act = step_rows(other)["act"]
     assert (act.status, act.error_class) == ("failed", "permanent") and saturday in act.error
     assert len(w.google.requests_to("POST", INSERT)) == 1
-    approval_update(w, post)
+    assert (
+        f"Not sent: the chosen slot '{saturday}' is not one of the offered times"
+        in (approval_update(w, post, count=2).params["text"])
+    )
     wait_delivered(other)
