@@ -1000,6 +1000,33 @@ def gmail_link(user_ref: str, org_ref: str | None) -> None:
     click.echo(run_or_fail(lambda: connect_url(org_id, user_id)))
 
 
+@main.command()
+@click.argument("processes", nargs=-1)
+@click.option("--procfile", default=None, help="Procfile to run (default: ./Procfile, else the project's).")
+@click.option("-c", "--concurrency", default=None, help="How many of each, e.g. worker=3 (honcho's -c).")
+@click.option("-p", "--port", type=int, default=None, help="First port (honcho's -p; default $PORT or 5000).")
+def fleet(processes: tuple[str, ...], procfile: str | None, concurrency: str | None, port: int | None) -> None:
+    """Run the Procfile (web, worker, ticks, beat, flower; or the PROCESSES named) with honcho, this
+    installation's programs first on PATH. Ctrl-C stops them all."""
+    from pathlib import Path
+
+    from worker.fleet import FleetError, exec_fleet, find_procfile, plan_fleet
+
+    try:
+        plan = plan_fleet(
+            find_procfile(Path.cwd(), procfile),
+            processes,
+            os.environ,
+            Path(sys.executable).parent,
+            concurrency=concurrency,
+            port=port,
+        )
+    except FleetError as exc:
+        fail(str(exc))
+    click.echo(f"starting {', '.join(plan.processes)} from {plan.procfile} ({_safe_url()})")
+    exec_fleet(plan)
+
+
 @main.group()
 def org() -> None:
     """An org's modes: dry-run (nothing it does reaches a real person) or live."""
