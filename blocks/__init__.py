@@ -4,7 +4,16 @@ Nothing here imports the rest of Proactive; every builder keeps its output withi
 limits (``blocks.limits``) however long the data it is given.
 """
 
-from blocks.approval import DEFAULT_DECISIONS, approval_message, decided_message, expired_message, format_utc
+from blocks.approval import (
+    DECISION_LABELS,
+    DEFAULT_DECISIONS,
+    approval_message,
+    decided_message,
+    decision_label,
+    decision_line,
+    expired_message,
+    format_utc,
+)
 from blocks.briefs import morning_brief, pre_meeting_briefing
 from blocks.calendar import calendar_slots
 from blocks.campaigns import campaign_report
@@ -30,10 +39,11 @@ from blocks.limits import (
 from blocks.meetings import meeting_debrief
 from blocks.modals import EDIT_CALLBACK_ID, edit_modal, validate_edit
 from blocks.proposals import proposal_review
-from blocks.render import render_text
+from blocks.render import render_decided, render_text
 from blocks.stale_deal import stale_deal_reengagement
 
 __all__ = [
+    "DECISION_LABELS",
     "DEFAULT_DECISIONS",
     "EDIT_CALLBACK_ID",
     "MAX_BLOCKS",
@@ -48,6 +58,8 @@ __all__ = [
     "context",
     "deal_risk_alerts",
     "decided_message",
+    "decision_label",
+    "decision_line",
     "divider",
     "edit_modal",
     "email_preview",
@@ -64,6 +76,7 @@ __all__ = [
     "pre_meeting_briefing",
     "proposal_review",
     "radio_buttons",
+    "render_decided",
     "render_text",
     "section",
     "sections",

@@ -28,13 +28,73 @@ DEFAULT_DECISIONS: tuple[tuple[str, str], ...] = (("Approve", "orch_approve"), (
 FIELD_LABEL_MAX = 100  # characters kept of a field label, so a long label leaves room for its value
 TITLE_IN_TEXT_MAX = 300  # characters of a title repeated in mrkdwn and fallback texts
 
-_DECISION_WORDS = {
-    "approve": "Approved",
-    "approved": "Approved",
-    "reject": "Rejected",
-    "rejected": "Rejected",
+# How each decision reads once made: "<line> by @who at <time>" ({who} and {at} filled in).
+# One wording for every kind, so the same click reads the same in a proposal, an email or a slot picker.
+_DECISION_LINES: dict[str, str] = {
+    "approve": "Approved by {who} at {at}",
+    "approved": "Approved by {who} at {at}",
+    "reject": "Rejected by {who} at {at}",
+    "rejected": "Rejected by {who} at {at}",
+    "approve_send": "Approved and sent by {who} at {at}",
+    "edit": "Edited and approved by {who} at {at}",
+    "send_now": "Approved to send by {who} at {at}",
+    "send_later": "Scheduled to send later by {who} at {at}",
+    "cancel": "Cancelled by {who} at {at}",
+    "cancelled": "Closed at {at}: the job ended, nothing is left to decide",
+    "skip": "Skipped by {who} at {at}",
+    "share_link": "Answered with a link by {who} at {at}",
+    "send_invite": "Invite sent by {who} at {at}",
+    "send_times": "Times emailed by {who} at {at}",
+    "more": "Replaced by newer options ({who} asked for more at {at})",
+    "superseded": "Replaced by newer options ({who} asked for more at {at})",
+    "handle": "Taken over by {who} at {at}: no invite was sent",
 }
-_DECISION_EMOJI = {"Approved": ":white_check_mark:", "Rejected": ":x:"}
+# The button a decision comes from, as the rep saw it (for "Bruno Keller chose Cancel").
+DECISION_LABELS: dict[str, str] = {
+    "approve": "Approve",
+    "reject": "Reject",
+    "approve_send": "Approve & send",
+    "edit": "Edit",
+    "send_now": "Send now",
+    "send_later": "Send later",
+    "cancel": "Cancel",
+    "undo": "Undo",
+    "skip": "Skip",
+    "share_link": "Share link",
+    "send_invite": "Send invite",
+    "send_times": "Send times by email",
+    "more": "More options",
+    "handle": "I'll handle it",
+}
+_APPROVING = frozenset({"approve", "approved", "approve_send", "edit", "send_now", "send_invite", "send_times"})
+_STOPPING = frozenset({"reject", "rejected", "cancel", "cancelled", "skip"})
+
+
+def decision_label(decision: str) -> str:
+    """The button a decision comes from ("send_invite" -> "Send invite"); unknown ones humanised."""
+    key = decision.strip().lower()
+    return DECISION_LABELS.get(key) or key.replace("_", " ").capitalize() or "Decide"
+
+
+def decision_line(decision: str, by_name: str, at: datetime) -> str:
+    """What a decision did, by whom and when: "Cancelled by @Bruno Keller at 2026-11-25 17:03 UTC"."""
+    key = decision.strip().lower()
+    who = by_name.strip() or "someone"
+    who = who if who.startswith("@") else f"@{who}"
+    line = _DECISION_LINES.get(key) or f"{decision_label(key)} chosen by {{who}} at {{at}}"
+    return line.format(who=who, at=format_utc(at))
+
+
+def decision_emoji(decision: str) -> str:
+    """The emoji of a decided line: a tick when it goes ahead, a cross when it stops, else a box."""
+    key = decision.strip().lower()
+    if key in _APPROVING:
+        return ":white_check_mark:"
+    if key in _STOPPING:
+        return ":x:"
+    if key in ("more", "superseded"):
+        return ":repeat:"
+    return ":ballot_box_with_check:"
 
 
 def format_utc(at: datetime) -> str:
@@ -84,18 +144,16 @@ def approval_message(
     return {"text": text, "blocks": blocks}
 
 
-def decided_message(original_title: str, decision: str, by_name: str, at: datetime) -> dict[str, Any]:
+def decided_message(original_title: str, decision: str, by_name: str, at: datetime, detail: str = "") -> dict[str, Any]:
     """The replacement once decided: no buttons, "Approved by @x at 2026-11-25 17:03 UTC".
 
-    ``decision`` is ``approve(d)`` / ``reject(ed)`` or any other verb (``skip`` → "Skip").
+    ``decision`` is the verb of the click (``approve``, ``cancel``, ``more``…) or a status
+    (``approved``, ``rejected``); each reads as what it did (``decision_line``). ``detail`` (plain
+    words, e.g. the chosen time of an invite) ends the line.
     """
-    word = _DECISION_WORDS.get(decision.strip().lower()) or decision.replace("_", " ").strip().capitalize()
-    who = by_name.strip() or "someone"
-    who = who if who.startswith("@") else f"@{who}"
-    line = f"{word or 'Decided'} by {who} at {format_utc(at)}"
-    emoji = _DECISION_EMOJI.get(word, ":ballot_box_with_check:")
+    line = decision_line(decision, by_name, at) + (f" · {detail.strip()}" if detail.strip() else "")
     title = truncate(original_title.strip() or "Approval", TITLE_IN_TEXT_MAX)
-    blocks = [section(f"*{escape(title)}*"), context([f"{emoji} {escape(line)}"])]
+    blocks = [section(f"*{escape(title)}*"), context([f"{decision_emoji(decision)} {escape(line)}"])]
     return {"text": truncate(escape(f"{title}: {line}"), FALLBACK_TEXT_MAX), "blocks": blocks}
 
 

@@ -94,9 +94,14 @@ def email_sent_with_undo(approval_id: str, to: Any, subject: Any, send_at: datet
     return {"text": truncate(text, FALLBACK_TEXT_MAX), "blocks": blocks}
 
 
-def email_sent(to: Any, subject: Any, at: datetime) -> dict[str, Any]:
-    """The replacement once the email went out: no buttons."""
-    blocks = [section(f":white_check_mark: {_sent_line('Sent', to, subject)}"), context([f"Sent {mrkdwn.when(at)}"])]
+def email_sent(to: Any, subject: Any, at: datetime, by_name: Any = None, edited: bool = False) -> dict[str, Any]:
+    """The replacement once the email went out: no buttons; who approved it (and edited it) if known."""
+    note = f"Sent {mrkdwn.when(at)}"
+    who = coerce.text(by_name)
+    if who:
+        who = mrkdwn.name(who if who.startswith("@") else f"@{who}")
+        note += f" · {'edited and approved' if edited else 'approved'} by {who}"
+    blocks = [section(f":white_check_mark: {_sent_line('Sent', to, subject)}"), context([note])]
     return {"text": truncate(f"Email sent to {recipients(to)}", FALLBACK_TEXT_MAX), "blocks": blocks}
 
 

@@ -4,6 +4,8 @@ The console inbox shows what Slack would have shown: a header underlined, sectio
 ``label: value`` lines, context lines, buttons as ``[Approve] [Reject]``, radio buttons as
 ``(•) chosen  ( ) other`` and dividers as dashes.
 Slack's mrkdwn is reduced to plain text (entities decoded, bold markers and link brackets removed).
+A decided approval shows the request as the rep saw it, without its buttons, then what replaced it
+(``render_decided``): in Slack the replacement overwrites the request, here both stay readable.
 """
 
 from __future__ import annotations
@@ -111,4 +113,42 @@ def render_text(message: Mapping[str, Any]) -> str:
     for block in blocks:
         if isinstance(block, Mapping):
             lines.extend(_block_lines(block))
+    return "\n".join(lines)
+
+
+_EMOJI_PREFIX = re.compile(r"^(?::[a-z0-9_+-]+:\s*)+")
+
+
+def _bare(line: str) -> str:
+    """A line without its leading emoji codes and outer spaces (to compare titles)."""
+    return _EMOJI_PREFIX.sub("", line.strip()).strip()
+
+
+def _request_lines(block: Mapping[str, Any]) -> list[str]:
+    """A request block as text once decided: buttons left out, a choice's options one per line."""
+    if block.get("type") != "actions":
+        return _block_lines(block)
+    lines: list[str] = []
+    for element in block.get("elements") or ():
+        if element.get("type") in ("radio_buttons", "checkboxes", "static_select"):
+            lines.extend(f"  • {_text_of(o.get('text'))}" for o in element.get("options") or ())
+    return lines
+
+
+def render_decided(request: Mapping[str, Any], outcome: Mapping[str, Any]) -> str:
+    """A decided approval: the request's blocks without buttons, then the outcome message.
+
+    The outcome's lines that repeat the request's title (the replacement restates it for Slack,
+    where it overwrote the request) are left out.
+    """
+    lines: list[str] = []
+    titles: set[str] = set()
+    for block in request.get("blocks") or []:
+        if not isinstance(block, Mapping):
+            continue
+        if block.get("type") == "header":
+            titles.add(_bare(_text_of(block.get("text"))))
+        lines.extend(_request_lines(block))
+    outcome_text = render_text(outcome)
+    lines.extend(line for line in outcome_text.splitlines() if _bare(line) not in titles)
     return "\n".join(lines)

@@ -20,8 +20,8 @@ STALL_HIGH = 75  # stall score from which the deal is shown as badly stalled (re
 def stale_deal_reengagement(approval_id: str, preview: Mapping[str, Any]) -> dict[str, Any]:
     """Review a re-engagement email for a stalled deal, with the stall analysis above the draft.
 
-    Preview keys: deal_name, company, days_silent, stall_score (0-100), stall_reasons [str],
-    trigger_events [str], to, subject, body.
+    Preview keys: title (else "Re-engage <deal>"), deal_name, company, days_silent, stall_score
+    (0-100), stall_reasons [str], trigger_events [str], to, subject, body.
     """
     deal = coerce.text(preview.get("deal_name"), "Unnamed deal")
     score = coerce.integer(preview.get("stall_score"))
@@ -38,7 +38,7 @@ def stale_deal_reengagement(approval_id: str, preview: Mapping[str, Any]) -> dic
         (escape(e) for e in coerce.strings(preview.get("trigger_events"))), empty="No new activity found"
     )
     blocks = [
-        header(f"Re-engage {deal}"),
+        header(coerce.text(preview.get("title")) or f"Re-engage {deal}"),
         section(None, fields),
         section(f"*Why it stalled*\n{reasons}"),
         section(f"*What changed since*\n{events}"),

@@ -396,8 +396,9 @@ def _apply(
         return engine.advance(conn, job, sequence, now).publish
     replace_message(conn, a.org_id, a.id, _decided_message(job, step, a, who, when))
     if a.status == A.REJECTED:
-        store.set_step_status(conn, a.step_run_id, S.CANCELLED, now, reason=f"{a.decision} by {who}")
-        return engine.end_job(conn, job, J.CANCELLED, now, reason=f"{a.decision} by {who}", sequence=sequence)
+        why = f"{who} chose {blocks.decision_label(a.decision or 'reject')}"
+        store.set_step_status(conn, a.step_run_id, S.CANCELLED, now, reason=why)
+        return engine.end_job(conn, job, J.CANCELLED, now, reason=why, sequence=sequence)
     if a.status == A.SUPERSEDED:
         return _rerun(conn, job, sequence, a, now, engine)
     output = {
@@ -430,7 +431,17 @@ def _decided_message(job: Mapping[str, Any], step: Step, a: Row, who: str, when:
         return blocks.email_sent_with_undo(
             str(a.id), preview.get("to") or "", data.get("subject") or preview.get("subject") or "", send_at
         )
-    return blocks.decided_message(_title(job, step, preview), a.decision or a.status, who, when)
+    return blocks.decided_message(_title(job, step, preview), a.decision or a.status, who, when, _detail(a))
+
+
+def _detail(a: Row) -> str:
+    """What a decision chose, in words: the time of an invite ("" for every other decision)."""
+    if a.decision != "send_invite":
+        return ""
+    slots = [s for s in (a.preview or {}).get("slots") or [] if isinstance(s, Mapping)]
+    wanted = (a.decision_data or {}).get("slot")
+    chosen = next((s for s in slots if s.get("start") == wanted), slots[0] if slots and not wanted else None)
+    return f"for {chosen.get('label') or chosen.get('start')}" if chosen else ""
 
 
 # --------------------------------------------------------------------------- what the approved action became
@@ -595,6 +606,22 @@ def decided_content(conn: Connection, a: Row) -> dict[str, Any] | None:
     return _decided_message(facts, step, a, display_name(conn, a.org_id, a.decided_by), a.decided_at or utcnow())
 
 
+def request_content(conn: Connection, a: Row) -> dict[str, Any]:
+    """The message an approval was opened with (the draft, proposal or times as the rep first saw
+    them), rebuilt from its stored preview: a decision's replacement overwrote it in the outbox."""
+    from worker.models import jobs
+
+    preview = a.preview or {}
+    title = preview.get("title")
+    if not title:
+        event_type = conn.execute(select(jobs.c.event_type).where(jobs.c.id == a.job_id)).scalar() or ""
+        try:
+            title = _title({"event_type": event_type}, registry.get(event_type).step(a.step), preview)
+        except (KeyError, registry.UnknownSequence):
+            title = a.step.replace("-", " ").capitalize()
+    return blocks.approval_blocks(a.kind, str(a.id), {**preview, "title": title})
+
+
 def _rerun(
     conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime, engine: Any
 ) -> list[Publish]:
@@ -607,7 +634,7 @@ def _rerun(
         .where(steps.c.job_id == job["id"], steps.c.step.in_(redo), steps.c.superseded.is_(False))
         .values(superseded=True)
     )
-    store.set_step_status(conn, a.step_run_id, S.CANCELLED, now, reason="superseded")
+    store.set_step_status(conn, a.step_run_id, S.CANCELLED, now, reason="more options requested")
     iteration = (job.get("iteration") or 0) + 1
     from worker.models import jobs
 

@@ -525,6 +525,8 @@ def job_cmd(job_id: str, as_json: bool, outputs: bool) -> None:
 
 def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
     """Print one job as a readable timeline."""
+    import blocks
+
     extra = f" — {d['reason']}" if d.get("reason") else ""
     status = job_status_text(d["status"], d.get("errors", 0))
     click.echo(click.style(f"{d['event_type']}", bold=True) + f"  job {d['id']}  {status}{extra}")
@@ -559,9 +561,10 @@ def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
         click.echo(f"  slack {m['kind']:28} {status_text(m['status'])}{held}{problem}")
     for a in d["approvals"]:
         who = f" by {a['decided_by']} at {a['decided_at'][:19]}" if a["decided_by"] else ""
+        chosen = f" ({blocks.decision_label(a['decision'])})" if a["decision"] else ""
         click.echo(
-            f"  approval {a['id']} [{a['kind']}] {status_text(a['status'])} "
-            f"{a['decision'] or ''}{who}  approvers: {', '.join(a['approvers'])}"
+            f"  approval {a['id']} [{a['kind'].replace('_', ' ')}] {status_text(a['status'])}"
+            f"{chosen}{who}  approvers: {', '.join(a['approvers'])}"
         )
 
 
@@ -578,28 +581,29 @@ def _uuid(value: str, what: str) -> uuid.UUID:
 @json_option
 def inbox(org_ref: str | None, limit: int, as_json: bool) -> None:
     """Messages Slack would have shown (the console inbox), oldest first."""
-    import blocks
+    from worker.console_inbox import entries
     from worker.db import transaction
     from worker.delivery import inbox as inbox_rows
 
     org_id = resolve_org(org_ref) if org_ref else None
     with transaction() as conn:
-        rows = inbox_rows(conn, org_id, limit)
-        from sqlalchemy import select
+        if as_json:
+            rows = inbox_rows(conn, org_id, limit)
+            from sqlalchemy import select
 
-        from worker.models import User
+            from worker.models import User
 
-        names = dict(conn.execute(select(User.id, User.name)).all())
-    if as_json:
-        click.echo(json.dumps([inbox_dict(r, names.get(r.user_id)) for r in rows]))
-        return
-    if not rows:
+            names = dict(conn.execute(select(User.id, User.name)).all())
+            click.echo(json.dumps([inbox_dict(r, names.get(r.user_id)) for r in rows]))
+            return
+        messages = entries(conn, org_id, limit)
+    if not messages:
         click.echo("inbox is empty")
         return
-    for r in rows:
-        to = names.get(r.user_id, r.channel or "channel")
-        click.echo(click.style(f"── to {to} · {r.kind} · {r.created_at:%Y-%m-%d %H:%M:%S} · {r.status}", fg="cyan"))
-        click.echo(blocks.render_text({"text": r.text, "blocks": r.blocks}))
+    for m in messages:
+        status = "" if m.status == "console" else f" · {m.status}"
+        click.echo(click.style(f"── to {m.to} · {m.kind} · {m.created_at:%Y-%m-%d %H:%M:%S}{status}", fg="cyan"))
+        click.echo(m.text)
         click.echo()
 
 

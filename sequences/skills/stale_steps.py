@@ -47,6 +47,7 @@ class Stall(BaseModel):
 
 
 class Reengagement(BaseModel):
+    title: str
     to: str | None
     subject: str
     body: str
@@ -177,6 +178,7 @@ def review_reengagement(ctx: StepContext, inputs: Mapping[str, Any]) -> Reengage
     owner = common.load_optional(ctx, User, deal.owner_id or ctx.user_id)
     approvers = common.unique(str(u) for u in (deal.owner_id, ctx.user_id) if u)  # the owner first: they get the DM
     return Reengagement(
+        title=f"Re-engagement email for {stall.deal_name}",
         to=contact.email if contact else None,
         subject=draft.subject,
         body=draft.body,

@@ -187,7 +187,7 @@ def test_fire_wait_then_timeline_and_jobs(home: Home):
     listed = home.run("jobs", "--status", "completed", "--json")
     assert result["job_id"] in {j["id"] for j in json.loads(listed.stdout)}
     inbox = home.run("inbox")
-    assert inbox.returncode == 0 and "deal_risk_alerts" in inbox.stdout
+    assert inbox.returncode == 0 and "deal risk alert" in inbox.stdout
     messages = json.loads(home.run("inbox", "--json", "--limit", "50").stdout)
     mine = [m for m in messages if m["job_id"] == result["job_id"]]
     assert mine and mine[0]["kind"] == "deal_risk_alerts" and mine[0]["text"] and mine[0]["created_at"]

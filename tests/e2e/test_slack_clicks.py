@@ -212,7 +212,7 @@ def test_a_proposal_goes_from_the_approve_click_to_the_sent_email(w: World, web:
         lambda: (m := w.slack.messages[(review.channel, review.ts)]) and not has_buttons(m) and m,
         what="the review replaced",
     )
-    assert "Approve send by @Alice Moreau at" in final["text"]
+    assert "Approved and sent by @Alice Moreau at" in final["text"]
     assert w.slack.responses(ephemeral=True, url=url) == []
     row = wait_for(lambda: (r := approval_row(review.approval_id)).response_url and r, what="click URL kept")
     assert (row.decision, row.decided_by, row.response_url) == ("approve_send", w.user("alice"), url)

@@ -89,7 +89,7 @@ def test_reject_cancels_the_job_and_skips_the_rest(workers, org):
     assert rows["review"].status == "cancelled"
     assert rows["act"].status == "skipped" and rows["act"].reason == "job_cancelled"
     assert executions(result.job_id, "act") == 0
-    assert "reject by rep" in job_row(result.job_id).reason
+    assert "rep chose Reject" in job_row(result.job_id).reason
 
 
 def test_kill_9_mid_step_reruns_it_once_and_the_effect_happens_once(workers, org, tmp_path: Path):

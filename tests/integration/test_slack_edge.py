@@ -228,7 +228,7 @@ def test_a_signed_click_records_the_decision_once_and_replaces_the_message(w: Wo
     assert wait_job(review.job_id) == "completed"
     assert len(w.google.sent) == 1 and w.google.sent[0].mime["To"] == "bill@initech.example"
     final = wait_for(lambda: not has_buttons(message(w, review)) and message(w, review), what="message replaced")
-    assert "Approve send by @Alice Moreau at" in final["text"]
+    assert "Approved and sent by @Alice Moreau at" in final["text"]
     assert w.slack.responses(ephemeral=True, url=url) == []  # the winner gets no ephemeral answer
     assert approval_row(review.id).resumed_at is not None
 
@@ -559,7 +559,7 @@ def test_a_used_up_response_url_falls_back_to_chat_update(w: World, why: str):
     assert slack_actions.replace_clicked_message(review.approval.id, None) == "chat.update"
     assert w.slack.responses(url=url) == []
     [updated] = w.slack.calls("chat.update", channel=review.channel, ts=review.ts)
-    assert updated.ok and not has_buttons(message(w, review)) and "Approve send by" in updated.params["text"]
+    assert updated.ok and not has_buttons(message(w, review)) and "Approved and sent by" in updated.params["text"]
     finish_job(review.job_id)
 
 

@@ -351,7 +351,13 @@ def test_format_utc_converts_and_assumes_utc_for_naive():
         ("approved", "ann", "Approved by @ann at 2026-11-25 17:03 UTC"),
         ("approve", "@ann", "Approved by @ann at 2026-11-25 17:03 UTC"),
         ("rejected", "bob", "Rejected by @bob at 2026-11-25 17:03 UTC"),
-        ("send_later", "bob", "Send later by @bob at 2026-11-25 17:03 UTC"),
+        ("send_later", "bob", "Scheduled to send later by @bob at 2026-11-25 17:03 UTC"),
+        ("cancel", "Bruno Keller", "Cancelled by @Bruno Keller at 2026-11-25 17:03 UTC"),
+        ("more", "ann", "Replaced by newer options (@ann asked for more at 2026-11-25 17:03 UTC)"),
+        ("approve_send", "ann", "Approved and sent by @ann at 2026-11-25 17:03 UTC"),
+        ("send_invite", "ann", "Invite sent by @ann at 2026-11-25 17:03 UTC"),
+        ("handle", "ann", "Taken over by @ann at 2026-11-25 17:03 UTC: no invite was sent"),
+        ("escalate_to_vp", "ann", "Escalate to vp chosen by @ann at 2026-11-25 17:03 UTC"),
     ],
 )
 def test_decided_message(decision, by, expected):

@@ -202,7 +202,7 @@ def test_slots_avoid_busy_times_and_send_invite_books_the_chosen_one(w: World):
     assert w.google.sent == [] and len(w.google.requests_to("POST", FREEBUSY)) == 1
 
     replaced = approval_update(w, post)
-    assert "Send invite by @Alice Moreau" in replaced.params["text"] and elements(replaced) == []
+    assert "Invite sent by @Alice Moreau" in replaced.params["text"] and elements(replaced) == []
     wait_delivered(job)
     assert slack_methods(w) == one_approval_calls(w)
 
@@ -218,7 +218,7 @@ def test_more_options_searches_ten_days_longer_and_asks_again(w: World):
         what="a new calendar_slots approval",
     )
     second_post = approval_post(w, second.id)
-    assert "More by @Alice Moreau" in approval_update(w, first_post).params["text"]
+    assert "Replaced by newer options (@Alice Moreau asked for more" in approval_update(w, first_post).params["text"]
     assert [a.status for a in approvals_of(job)] == ["superseded", "pending"]
     assert job_row(job).iteration == 1 and job_row(job).status == "awaiting_approval"
 
@@ -227,7 +227,7 @@ def test_more_options_searches_ten_days_longer_and_asks_again(w: World):
     assert [(runs[s, 0].status, runs[s, 0].superseded) for s in STEPS[:2]] == [("succeeded", True)] * 2
     assert (runs["present-time-options", 0].status, runs["present-time-options", 0].reason) == (
         "cancelled",
-        "superseded",
+        "more options requested",
     )
     assert [runs[s, 1].status for s in STEPS[:3]] == ["succeeded", "succeeded", "awaiting_approval"]
     found = runs["find-available-slots", 1].output
@@ -262,7 +262,7 @@ def test_send_times_emails_the_slots_to_the_contact(w: World):
     assert body.startswith("Hi Bill,")
     assert [line.strip(" •") for line in body.splitlines() if line.startswith("  • ")] == [s["label"] for s in slots]
     assert w.google.requests_to("POST", INSERT) == []
-    assert "Send times by @Alice Moreau" in approval_update(w, post).params["text"]
+    assert "Times emailed by @Alice Moreau" in approval_update(w, post).params["text"]
     wait_delivered(job)
     assert slack_methods(w) == one_approval_calls(w)
 
@@ -276,10 +276,10 @@ def test_ill_handle_it_cancels_the_job_and_sends_nothing(w: World):
     assert wait_job(job) == "cancelled"
     got = states(job)
     assert [got[s] for s in STEPS[:2]] == [("succeeded", None)] * 2
-    assert got["present-time-options"] == ("cancelled", "handle by Alice Moreau")
+    assert got["present-time-options"] == ("cancelled", "Alice Moreau chose I'll handle it")
     assert got["act"] == ("skipped", "job_cancelled")
-    assert job_row(job).reason == "handle by Alice Moreau"
-    assert "Handle by @Alice Moreau" in approval_update(w, post).params["text"]
+    assert job_row(job).reason == "Alice Moreau chose I'll handle it"
+    assert "Taken over by @Alice Moreau" in approval_update(w, post).params["text"]
     wait_delivered(job)
     assert slack_methods(w) == one_approval_calls(w)
     assert w.google.sent == [] and w.google.requests_to("POST", INSERT) == []

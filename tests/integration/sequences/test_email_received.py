@@ -322,10 +322,10 @@ def test_an_unknown_free_mail_sender_matches_nothing_and_is_still_drafted(w: Wor
     decide(approval.id, "cancel", user_id=w.user("bruno"))
     assert wait_job(job) == "cancelled"
     got = states(job)
-    assert got["review-reply"] == ("cancelled", "cancel by Bruno Keller")
+    assert got["review-reply"] == ("cancelled", "Bruno Keller chose Cancel")
     assert got["send-reply"] == ("skipped", "job_cancelled")
     replaced = approval_update(w, "bruno", post)
-    assert "Cancel by @Bruno Keller" in replaced.params["text"] and buttons(replaced) == []
+    assert "Cancelled by @Bruno Keller" in replaced.params["text"] and buttons(replaced) == []
     wait_delivered(job)
     dm = w.dm("bruno")
     assert slack_methods(w) == [("conversations.open", "U0BRUNO"), ("chat.postMessage", dm), ("chat.update", dm)]

@@ -409,7 +409,10 @@ def test_send_later_then_undo_cancels_and_sends_nothing(w: World):
     assert children(job) == []
     replaced = _replacement(w, approval, count=2)  # "Send later by …", then "not sent (undone)"
     assert replaced.params["text"] == f"Email to {HANK} not sent (undone)"
-    assert "Send later by @Alice Moreau" in w.slack.calls("chat.update", ts=approval.slack_ts)[0].params["text"]
+    assert (
+        "Scheduled to send later by @Alice Moreau"
+        in w.slack.calls("chat.update", ts=approval.slack_ts)[0].params["text"]
+    )
     assert _posted_kinds(w, "alice", _outbox(job)) == ["approval", "meeting_debrief"]
     assert sorted(c.method for c in _dm_traffic(w, "alice")) == (
         ["chat.postMessage"] * 2 + ["chat.update"] * 2 + ["conversations.open"] * 2
@@ -439,16 +442,16 @@ def test_cancel_ends_the_job_and_tasks_are_not_created_twice(w: World):
 
     decide(approval.id, "cancel", user_id=w.user("alice"))
     assert wait_job(job) == "cancelled"
-    assert job_row(job).reason == "cancel by Alice Moreau"
+    assert job_row(job).reason == "Alice Moreau chose Cancel"
     rows = step_rows(job)
     assert (rows["review-followup-email"].status, rows["review-followup-email"].reason) == (
         "cancelled",
-        "cancel by Alice Moreau",
+        "Alice Moreau chose Cancel",
     )
     assert (rows["send-followup-email"].status, rows["send-followup-email"].reason) == ("skipped", "job_cancelled")
     assert children(job) == []
     replaced = _replacement(w, approval)
-    assert "Cancel by @Alice Moreau" in replaced.params["text"]
+    assert "Cancelled by @Alice Moreau" in replaced.params["text"]
     assert _approval_row(approval.id, job).status == "rejected"
     assert sorted(c.method for c in _dm_traffic(w, "alice")) == (
         ["chat.postMessage"] * 2 + ["chat.update"] + ["conversations.open"] * 2

@@ -43,7 +43,7 @@ def test_approve_and_send_emails_the_contact_the_proposal_link(w: World):
         proposal = conn.execute(select(Proposal.__table__).where(Proposal.job_id == job)).one()
     assert proposal.status == "sent" and proposal.link in sent.get_payload(decode=True).decode()
     updates = wait_for(lambda: w.slack.calls("chat.update", channel=w.dm("alice")), what="review replaced")
-    assert "Approve send by" in updates[-1].params["text"] or "Approve" in str(updates[-1].params)
+    assert "Approved and sent by" in updates[-1].params["text"]
     wait_delivered(job)
 
 

@@ -190,10 +190,10 @@ def test_trigger_events_of_this_deal_shown_to_the_owner_and_cancel_ends_the_job(
     assert [rows[s].status for s in STEPS[:3]] == ["succeeded"] * 3
     assert rows["review-reengagement"].status == "cancelled"
     assert (rows["send-reengagement"].status, rows["send-reengagement"].reason) == ("skipped", "job_cancelled")
-    assert "cancel by Bruno Keller" in (job_row(job).reason or "")
+    assert "Bruno Keller chose Cancel" in (job_row(job).reason or "")
     assert approvals_of(job)[0].status == "rejected"
     replaced = _decided_update(w, "bruno", posted)
-    assert "Cancel by @Bruno Keller" in replaced.params["text"]
+    assert "Cancelled by @Bruno Keller" in replaced.params["text"]
     assert w.google.requests == [] and w.google.sent == []
     with transaction() as conn:
         assert conn.execute(select(Deal.last_activity_at).where(Deal.id == hooli)).scalar_one() < utcnow() - timedelta(
