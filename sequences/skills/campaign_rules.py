@@ -367,15 +367,24 @@ _UNSUBSCRIBE = _patterns(
     r"\babbestellen\b",
     r"\bbitte austragen\b",
     r"\b(entfernen sie mich|tragen sie mich aus)\b",
+    r"\b(nehmen|entfernen|streichen) sie mich (bitte )?aus\b",
+    r"\baus (dem|ihrem|eurem) (e-?mail-?|mail-?)?verteiler\b",
+    r"\btragen sie mich bitte aus\b",
     r"\bkeine (weiteren )?(e-?mails|nachrichten|mails)\b",
     # fr
     r"\bdesabonn\w*",
     r"\bdesinscri\w*",
     r"\bretirez[- ]moi\b",
+    r"\bne plus recevoir\b",
+    r"\bme retirer de (votre|vos|la|cette) liste\b",
+    r"\bsupprimez[- ]moi\b",
     r"\bne plus me (contacter|ecrire|solliciter)\b",
     r"\bne me (contactez|ecrivez|sollicitez) plus\b",
     # es
     r"\b(dar|darme|darnos) de baja\b",
+    r"\b(eliminarme|sacarme|borrarme|quitarme) de (su|tu|la|vuestra|esta) lista\b",
+    r"\bno quiero recibir (mas )?(correos|e-?mails|mensajes)\b",
+    r"\bdejen? de (enviarme|escribirme)\b",
     r"\bdesuscrib\w*",
     r"\bno me (contacten|contactes|escriban|escribas|envien|envies)\b",
     # it
@@ -405,6 +414,8 @@ _OUT_OF_OFFICE = _patterns(
     r"\b(limited|no) access to (my )?e-?mail\b",
     r"\bwill be back (on|in the office|at the office)\b",
     r"\bi will return on\b",
+    r"\b(i'll|i will) be (away|out of (the )?office|on (leave|vacation|holiday))\b",
+    r"\baway from my desk\b",
     # de
     r"\babwesenheitsnotiz\b",
     r"\babwesend\b",
@@ -413,17 +424,23 @@ _OUT_OF_OFFICE = _patterns(
     r"\bim urlaub\b",
     r"\bausser haus\b",
     r"\bin elternzeit\b",
+    r"\b(nur )?eingeschrankt erreichbar\b",
+    r"\bwieder (im (buro|buero)|erreichbar)\b",
     # fr
     r"\babsente? du bureau\b",
     r"\breponse automatique\b",
     r"\ben conges?\b",
     r"\ben vacances\b",
     r"\bje suis absente?\b",
+    r"\bje serai absente?\b",
+    r"\bacces limite a mes (e-?mails|courriels|messages)\b",
     # es
     r"\bfuera de la oficina\b",
     r"\brespuesta automatica\b",
     r"\bde vacaciones\b",
     r"\bestoy ausente\b",
+    r"\bestare (ausente|fuera)\b",
+    r"\bacceso limitado (al|a mi) correo\b",
     # it
     r"\bfuori (ufficio|sede)\b",
     r"\brisposta automatica\b",
@@ -457,21 +474,25 @@ _NEGATIVE = _patterns(
     r"\b(don't|do not) (need|want)\b",
     r"\bnot for us\b",
     r"\bnot relevant\b",
+    r"\btoo expensive\b",
     # de
     r"\bkeine?n? interesse\b",
     r"\bnicht interessiert\b",
     r"\bnein,? danke\b",
     r"\bkeine?n? bedarf\b",
+    r"\bzu teuer\b",
     # fr
     r"\bpas interesse(e|s|es)?\b",
     r"\bpas d'interet\b",
     r"\bnon,? merci\b",
     r"\bpas besoin\b",
+    r"\btrop cher\b",
     # es
     r"\bno (estoy|estamos) interesad[oa]s?\b",
     r"\bno (me|nos) interesa\b",
     r"\bno,? gracias\b",
     r"\bsin interes\b",
+    r"\bdemasiado caro\b",
     # it
     r"\bnon (sono|siamo) interessat[oiae]\b",
     r"\bnon (mi|ci) interessa\b",
@@ -500,6 +521,12 @@ _POSITIVE = _patterns(
     r"\bcalendly\b",
     r"\bworks for me\b",
     r"\bcall me\b",
+    r"\b(can|could|shall|should) we (talk|meet|speak|chat|hop on|jump on|set up)\b",
+    r"\bare you (free|available)\b",
+    r"\b(a few|some) (times|slots) for a (quick )?(call|chat|meeting)\b",
+    r"\b(send|share) (me |us )?(a |an |the |some |your )?(case stud\w*|deck|proposal|quote|price list|brochure)",
+    r"\bhow much (does|do|would|will|is|are)\b",
+    r"\bwhat (would|does|will) (it|this|that) cost\b",
     # de
     r"\binteressiert\b",
     r"\binteresse\b",
@@ -508,6 +535,13 @@ _POSITIVE = _patterns(
     r"\btermin\b",
     r"\b(lassen sie uns|lass uns) (sprechen|telefonieren|reden)\b",
     r"\bmehr (infos|informationen)\b",
+    r"\binteressant\b",
+    r"\btelefonieren\b",
+    r"\b(konnen|konnten) wir (uns )?(kurz )?(treffen|sprechen|austauschen|telefonieren)\b",
+    r"\b(telefonat|gesprach|call) (vereinbaren|ausmachen)\b",
+    r"\bwas kostet\b",
+    r"\bpreis(gestaltung|liste|e|modell)?\b",
+    r"\b(konditionen|kosten)\b",
     # fr
     r"\binteresse(e|s|es)?\b",
     r"\bavec plaisir\b",
@@ -515,6 +549,11 @@ _POSITIVE = _patterns(
     r"\brendez[- ]vous\b",
     r"\bm'interesse\b",
     r"\bplus d'(infos|informations)\b",
+    r"\b(pouvons|pourrions)[- ]nous (nous )?(parler|echanger|rencontrer|appeler|voir)\b",
+    r"\b(seriez|etes)[- ]vous (libre|disponible)\b",
+    r"\b(planifier|organiser|caler|fixer) (un|une) (appel|reunion|echange|rendez-vous|rdv)\b",
+    r"\b(prix|tarifs?|devis|couts?)\b",
+    r"\bcombien (ca |cela )?coute\b",
     # es
     r"\bme interesa\b",
     r"\binteresad[oa]s?\b",
@@ -522,6 +561,11 @@ _POSITIVE = _patterns(
     r"\bhablemos\b",
     r"\breunion\b",
     r"\bmas informacion\b",
+    r"\b(podemos|podriamos) (hablar|reunirnos|vernos|llamarnos|tener una (llamada|reunion))\b",
+    r"\b(programar|organizar|agendar|concertar) una (llamada|reunion|cita)\b",
+    r"\b(cuando|que dia) (te|le) (viene|va) bien\b",
+    r"\bcuanto (cuesta|cuestan|costaria|vale)\b",
+    r"\b(precios?|tarifas?|presupuesto|cotizacion)\b",
     # it
     r"\binteressat[oiae]\b",
     r"\bvolentieri\b",
@@ -625,8 +669,10 @@ def classify_reply(subject: str | None, body: str | None) -> ReplyClass:
         return ReplyClass(label=label, confidence=round(confidence, 2), signals=[f"{label.value}:{s}" for s in signals])
 
     unsubscribe = _find(_UNSUBSCRIBE, text) + [f"{s} (subject)" for s in _find(_UNSUBSCRIBE, own_subject)]
-    if _UNSUBSCRIBE_WHOLE.fullmatch(text) and not unsubscribe:
-        unsubscribe = [text]
+    first_line = _fold(next((line for line in reply_text(body).splitlines() if line.strip()), ""))
+    whole = next((t for t in (text, first_line) if _UNSUBSCRIBE_WHOLE.fullmatch(t)), None)
+    if whole and not unsubscribe:
+        unsubscribe = [whole]
     if unsubscribe:
         return result(ReplyLabel.UNSUBSCRIBE, 0.95, unsubscribe)
 

@@ -4,8 +4,9 @@ Pure decisions (no I/O): the email_received steps pass the message's subject, bo
 and store the values that come out. Everything is rule-based and deterministic (``now`` is passed in).
 
 Classification (``classify_email``) works on the subject plus the body *after* ``strip_quoted``
-(quoted replies, forwarded headers and the signature removed), case-folded, with curly apostrophes
-straightened. Phrases are English first, with German, French, Spanish and a few Japanese markers.
+(quoted replies, forwarded headers and the signature removed), case-folded, accent-free (é → e,
+ü → u, ß → ss: "Buro" matches "Büro") and with curly apostrophes straightened; ``signals`` quote the
+phrases in that form. Phrases cover English, German, French and Spanish, with a few Japanese markers.
 The first intent in this priority order whose rule matches wins:
 
 ====  ===================  ==========================================================================
@@ -29,11 +30,14 @@ prio  intent               rule
                            footers ("view in browser", "manage preferences", "you are receiving
                            this"), or a message from the user themself
 5     ``booking_request``  a scheduling phrase ("find a time", "book a call", "are you free", "your
-                           availability", "what time works", "could we meet", "Termin",
-                           "créneau", "日程", …), or two scheduling words ("calendar", "schedule",
+                           availability", "what time works", "could we meet", "Termin", "können wir
+                           telefonieren", "pouvons-nous parler", "créneau", "¿podemos hablar el
+                           martes?", "日程", …), or two scheduling words ("calendar", "schedule",
                            "available", …) with a question; ``scheduling_text`` is the cleaned body
 6     ``reply_required``   a question ("?", its full-width form, "でしょうか") or a request ("can you", "please send",
-                           "let me know", "könnten Sie", "pourriez-vous", "por favor", "ください", …)
+                           "let me know", "könnten Sie", "pourriez-vous", "por favor", "ください", …);
+                           a price question ("pricing", "Preisgestaltung", "tarifs", "¿cuánto cuesta?")
+                           adds ``pricing:`` signals
 7     ``fyi``              nothing above: information only
 ====  ===================  ==========================================================================
 
@@ -44,6 +48,7 @@ several signals agree; ``signals`` names every rule that fired, including ones t
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime, timedelta
 from email.header import decode_header, make_header
 from email.utils import getaddresses
@@ -402,10 +407,25 @@ def _fold(text: str) -> str:
     return text.replace("\u2019", "'").replace("\u2018", "'").casefold()
 
 
+def _accentless(text: str) -> str:
+    """Decomposed and without combining marks (é → e, ü → u), ß as ss: how people type in a hurry."""
+    decomposed = unicodedata.normalize("NFKD", text.replace("ß", "ss"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _key(text: str) -> str:
+    """Text as the classification rules read it: case-folded, accent-free, straight apostrophes."""
+    return _accentless(_fold(text))
+
+
 def _rx(*alternatives: str, unbounded: tuple[str, ...] = ()) -> re.Pattern[str]:
-    """Alternatives matched as whole words; ``unbounded`` ones (CJK, which has no spaces) anywhere."""
+    """Alternatives matched as whole words; ``unbounded`` ones (CJK, which has no spaces) anywhere.
+
+    Patterns are written with their accents and matched accent-free (against ``_key`` text), so
+    "nicht im Büro", "NICHT IM BÜRO" and "nicht im Buro" all match one phrase.
+    """
     pattern = r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)"
-    return re.compile(pattern + ("|" + "|".join(unbounded) if unbounded else ""))
+    return re.compile(_accentless(pattern + ("|" + "|".join(unbounded) if unbounded else "")))
 
 
 _OOO_SUBJECT_RE = _rx(
@@ -435,6 +455,8 @@ _OOO_SUBJECT_RE = _rx(
 _OOO_BODY_RE = _rx(
     r"out of (?:the )?office",
     r"(?:i am|i'm) (?:currently )?(?:out|away)",
+    r"i will be (?:out|away)",
+    r"i'll be (?:out|away)",
     r"away until",
     r"away from (?:the |my )?(?:office|desk)",
     r"on (?:annual |parental |maternity |paternity |sick )?leave",
@@ -448,9 +470,18 @@ _OOO_BODY_RE = _rx(
     r"abwesend",
     r"im urlaub",
     r"in urlaub",
+    r"nicht (?:mehr )?im (?:büro|buero|haus)",
+    r"(?:nur )?eingeschränkt erreichbar",
+    r"nicht erreichbar",
+    r"wieder im büro",
+    r"wieder erreichbar",
     r"keinen zugriff auf (?:meine )?e-?mails",
     r"je suis absente?",
     r"absente? du bureau",
+    r"je serai absente?",
+    r"absente? jusqu'(?:au|à)",
+    r"en déplacement",
+    r"accès limité à mes (?:e-?mails|courriels|messages)",
     r"en congé",
     r"de retour le",
     r"en vacances",
@@ -458,6 +489,9 @@ _OOO_BODY_RE = _rx(
     r"fuera de la oficina",
     r"de vacaciones",
     r"estaré fuera",
+    r"estaré ausente",
+    r"estoy ausente",
+    r"acceso limitado (?:al|a mi) correo",
     r"ausente",
     unbounded=(r"不在", r"休暇"),
 )
@@ -474,19 +508,30 @@ _UNSUBSCRIBE_RE = _rx(
     r"melden sie mich ab",
     r"bitte austragen",
     r"entfernen sie mich",
+    r"tragen sie mich (?:bitte )?aus",
+    r"(?:aus (?:dem|ihrem|eurem) )?(?:verteiler|mailverteiler|e-?mail-?verteiler) (?:nehmen|entfernen|streichen)",
+    r"keine werbung",
     r"abmelden",
     r"keine (?:weiteren )?(?:e-?mails|nachrichten)",
     r"désabonner",
     r"désinscri\w*",
     r"ne plus recevoir",
     r"retirez-moi",
+    r"(?:me )?retirer de (?:votre|la) liste",
+    r"supprimez-moi",
+    r"ne (?:plus )?m'(?:envoyez|écrivez) plus",
     r"darme de baja",
+    r"(?:eliminarme|sacarme|borrarme|quitarme) de (?:su|tu|la|vuestra) lista",
+    r"no quiero recibir (?:más )?(?:correos|e-?mails|mensajes)",
+    r"dejen? de (?:enviarme|escribirme)",
     r"dar de baja",
     r"no me (?:envíe|envíen|escriba)n?",
     r"cancelar (?:la )?suscripción",
     unbounded=(r"配信停止",),
 )
-_UNSUBSCRIBE_SUBJECTS = frozenset({"unsubscribe", "remove", "remove me", "stop", "abmelden", "désabonner", "baja"})
+_UNSUBSCRIBE_SUBJECTS = frozenset(
+    {"unsubscribe", "remove", "remove me", "stop", "abmelden", "austragen", "desabonner", "desinscription", "baja"}
+)  # accent-free, as ``_key`` leaves a subject
 _UNSUBSCRIBE_WORD_RE = _rx(r"unsubscribe")
 _NO_REPLY_LOCAL_RE = re.compile(
     r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|notifications?|notify|newsletters?|news|"
@@ -565,20 +610,60 @@ _BOOKING_STRONG_RE = _rx(
     r"time slots?",
     r"available for a (?:quick )?(?:call|chat|meeting)",
     r"grab (?:some )?time",
+    r"(?:can|could) we talk",
+    r"(?:a|some) (?:few )?times? for a (?:quick )?(?:call|chat|meeting)",
     r"termin\w*",
     r"haben sie zeit",
     r"hätten sie zeit",
     r"passt (?:es )?ihnen",
+    r"telefonieren",
+    r"(?:können|könnten) wir (?:uns )?(?:kurz )?(?:treffen|sprechen|austauschen|telefonieren)",
+    r"(?:gespräch|telefonat|call|videocall) (?:vereinbaren|ausmachen)",
+    r"(?:kurzes|kurzen) (?:telefonat|gespräch|call)",
+    r"wann (?:passt|hätten sie|haben sie)",
     r"rendez-vous",
     r"créneau\w*",
     r"êtes-vous disponible",
+    r"(?:pouvons|pourrions)[- ]nous (?:nous )?(?:parler|échanger|rencontrer|appeler|voir|planifier)",
+    r"(?:planifier|organiser|caler|fixer) (?:un|une) (?:appel|réunion|échange|rendez-vous|rdv)",
+    r"(?:seriez|êtes)[- ]vous (?:libre|disponible)",
+    r"un appel (?:mardi|lundi|mercredi|jeudi|vendredi|la semaine prochaine|demain)",
     r"disponibilit\w*",
     r"agendar",
     r"tienes tiempo",
     r"tiene tiempo",
+    r"(?:podemos|podríamos|pudiéramos) (?:hablar|reunirnos|vernos|llamarnos|tener una (?:llamada|reunión))",
+    r"(?:programar|organizar|concertar) una (?:llamada|reunión|cita)",
+    r"(?:cuándo|qué día) (?:te|le) (?:viene|va) bien",
+    r"(?:estás|está) (?:libre|disponible)",
     unbounded=(r"日程", r"ご都合"),
 )
 _BOOKING_WEAK_RE = _rx(r"calendar", r"schedule", r"available", r"availability", r"meet", r"meeting", r"call", r"zeit")
+_PRICING_RE = _rx(
+    r"pricing",
+    r"price(?:s|list| list)?",
+    r"how much (?:does|do|would|will|is|are)",
+    r"(?:a|your) quote",
+    r"what (?:does|would|will) (?:it|this|that) cost",
+    r"costs?",
+    r"preis\w*",
+    r"was kostet",
+    r"kosten",
+    r"konditionen",
+    r"(?:ein|ihr) angebot",
+    r"prix",
+    r"tarif\w*",
+    r"combien (?:ça|cela|ca)? ?(?:coûte|coute)",
+    r"devis",
+    r"coût\w*",
+    r"precio\w*",
+    r"cuánto (?:cuesta|cuestan|costaría|vale)",
+    r"tarifas?",
+    r"cotización",
+    r"presupuesto",
+    r"costes?",
+    r"costos?",
+)  # a question about price: a buying signal, always worth a reply
 _QUESTION_RE = re.compile(r"[?\uff1f]|でしょうか|ますか")
 _REQUEST_RE = _rx(
     r"can you",
@@ -597,13 +682,21 @@ _REQUEST_RE = _rx(
     r"kindly",
     r"können sie",
     r"könnten sie",
+    r"(?:können|könnten) wir",
+    r"wie sieht",
+    r"ich (?:hätte|würde) gerne?",
     r"würden sie",
     r"bitte (?:senden|schicken|bestätigen|teilen|melden)",
     r"pourriez-vous",
     r"pouvez-vous",
+    r"(?:pouvons|pourrions)[- ]nous",
+    r"quel(?:le)?s? (?:est|sont)",
+    r"j'aimerais",
     r"merci de (?:me|nous)",
     r"podría",
     r"podrías",
+    r"(?:podemos|podríamos)",
+    r"me gustaría",
     r"puede enviar",
     r"por favor",
     unbounded=(r"ください", r"お願いします", r"お願いいたします", r"教えて"),
@@ -649,8 +742,8 @@ def classify_email(
     """
     subject = subject or ""
     clean = strip_quoted(body)
-    folded_subject = _fold(subject).strip()
-    folded_body = _fold(clean)
+    folded_subject = _key(subject).strip()
+    folded_body = _key(clean)
     folded = f"{folded_subject}\n{folded_body}"
     sender = parse_address(from_email)[1] or ""
     user = parse_address(to_user_email)[1] if to_user_email else None
@@ -685,9 +778,10 @@ def classify_email(
     booking_weak = sorted({m.group(0) for m in _BOOKING_WEAK_RE.finditer(folded)})
     signals += [f"booking:{m}" for m in booking_strong]
     requests = sorted({m.group(0) for m in _REQUEST_RE.finditer(folded)})
+    pricing = sorted({m.group(0) for m in _PRICING_RE.finditer(folded)})
     if asks_question:
         signals.append("reply:question")
-    signals += [f"reply:{m}" for m in requests]
+    signals += [f"reply:{m}" for m in requests] + [f"pricing:{m}" for m in pricing]
 
     def decide(intent: EmailIntentKind, confidence: float, winner: list[str], text: str | None = None) -> EmailIntent:
         ordered = winner + [s for s in signals if s not in winner]
@@ -713,6 +807,7 @@ def classify_email(
         winner = [f"booking_weak:{m}" for m in booking_weak]
         return decide(EmailIntentKind.BOOKING_REQUEST, BOOKING_WEAK_CONFIDENCE, winner, scheduling_text)
     reply = (["reply:question"] if asks_question else []) + [f"reply:{m}" for m in requests]
+    reply += [f"pricing:{m}" for m in pricing] if reply or asks_question else []
     if reply:
         confidence = min(REPLY_MAX_CONFIDENCE, REPLY_CONFIDENCE + 0.1 * (len(reply) - 1))
         return decide(EmailIntentKind.REPLY_REQUIRED, confidence, reply)

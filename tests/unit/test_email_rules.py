@@ -409,7 +409,7 @@ def test_german_question_requires_a_reply():
     body = "Guten Tag Herr Weber,\n\nkönnten Sie mir das Angebot noch einmal schicken?\n\nViele Grüße\nLena Vogel"
     result = classify_email("Angebot", body, "lena.vogel@hansen.example")
     assert result.intent is EmailIntentKind.REPLY_REQUIRED
-    assert "reply:könnten sie" in result.signals
+    assert "reply:konnten sie" in result.signals  # signals are matched accent-free
 
 
 @pytest.mark.parametrize(
