@@ -512,6 +512,12 @@ def action_report(
             "the send was interrupted and may have gone out",
             "check your Sent folder (or calendar) before sending it yourself",
         )
+    if error_class == "poison":  # the worker died each time: maybe mid-send
+        return ActionReport(
+            "maybe_sent",
+            "the worker running it stopped each time it tried",
+            "check your Sent folder (or calendar) before sending it yourself",
+        )
     if error_class in ("transient", "rate_limited"):
         return ActionReport(
             "not_sent", f"Google did not answer ({why})" if why else "Google did not answer", "send it yourself"

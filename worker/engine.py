@@ -240,17 +240,14 @@ def claim(
         return None, []  # another worker holds it, or it already ended, or its delay has not passed
     attempt, iteration = got
     if attempt > step.max_attempts:
-        store.finish_step(
-            conn,
-            step_run_id,
-            attempt,
-            S.FAILED,
-            now,
-            error_class="poison",
-            error=f"gave up: claimed {attempt} times (max_attempts {step.max_attempts}); "
-            "the worker running it crashed or timed out each time",
+        error = (
+            f"gave up: claimed {attempt} times (max_attempts {step.max_attempts}); "
+            "the worker running it crashed or timed out each time"
         )
+        store.finish_step(conn, step_run_id, attempt, S.FAILED, now, error_class="poison", error=error)
         job = dict(store.lock_job(conn, job["id"])._mapping)
+        poisoned = Outcome(S.FAILED, error=error, error_class="poison", message=error)
+        _report_action(conn, job, sequence, step, step_run_id, poisoned, now)
         return None, advance(conn, job, sequence, now).publish
     upstream = sequence.ancestors(step.name)
     inputs = store.outputs_of(conn, job["id"], upstream) if upstream else {}
@@ -380,7 +377,7 @@ def complete(
             uncount=parked,
         ):
             if parked and _park_job(conn, job, outcome, now):
-                _report_action(conn, job, claimed, outcome, now)
+                _report_action(conn, job, claimed.sequence, claimed.step, claimed.step_run_id, outcome, now)
             return Advance([publish_for(step, claimed.step_run_id, countdown_s=outcome.retry_delay_s)])
         return Advance()
     # A success keeps the error of the attempt before it, so the timeline shows why it was retried.
@@ -407,7 +404,7 @@ def complete(
     if outcome.revoked is not None:
         _mark_revoked(conn, job, outcome.revoked, now)
     if outcome.status in (S.SUCCEEDED, S.FAILED):
-        _report_action(conn, job, claimed, outcome, now)
+        _report_action(conn, job, claimed.sequence, claimed.step, claimed.step_run_id, outcome, now)
     if job["status"] in JOB_FINAL:
         return Advance()
     if outcome.status == S.AWAITING_APPROVAL:
@@ -454,19 +451,24 @@ def _park_job(conn: Connection, job: Mapping[str, Any], outcome: Outcome, now: d
     return before not in WAITING_REASONS
 
 
-def _report_action(conn: Connection, job: Mapping[str, Any], claimed: Claimed, outcome: Outcome, now: datetime) -> None:
+def _report_action(
+    conn: Connection,
+    job: Mapping[str, Any],
+    sequence: Sequence,
+    step: Step,
+    step_run_id: uuid.UUID,
+    outcome: Outcome,
+    now: datetime,
+) -> None:
     """A step that carries out an approval tells the approval's message what became of it: waiting
     for Google, not sent and why, or sent after a wait (worker/approvals.py)."""
     from worker import approvals
 
-    if approvals.approval_step_of(claimed.sequence, claimed.step) is None:
+    if approvals.approval_step_of(sequence, step) is None:
         return
     waited = False
     if outcome.status == S.SUCCEEDED:  # a success keeps the error class of the attempt before it
-        waited = (
-            conn.execute(select(steps.c.error_class).where(steps.c.id == claimed.step_run_id)).scalar()
-            in PARKED_CLASSES
-        )
+        waited = conn.execute(select(steps.c.error_class).where(steps.c.id == step_run_id)).scalar() in PARKED_CLASSES
     report = approvals.action_report(
         outcome.status.value,
         outcome.error_class,
@@ -477,7 +479,7 @@ def _report_action(conn: Connection, job: Mapping[str, Any], claimed: Claimed, o
     )
     if report is not None:
         user_id = getattr(outcome.revoked, "user_id", None) or job.get("user_id")
-        approvals.report_action(conn, job, claimed.sequence, claimed.step, report, now, user_id=user_id)
+        approvals.report_action(conn, job, sequence, step, report, now, user_id=user_id)
 
 
 def wake_parked(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> int:
