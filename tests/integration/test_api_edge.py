@@ -228,6 +228,17 @@ def test_a_completed_job_with_failed_best_effort_steps_counts_them(client, org, 
     fresh = client.get(f"/api/jobs/{clean.get_json()['job_id']}", headers=bearer(org_key)).get_json()
     assert (fresh["errors"], fresh["failed_steps"]) == (0, [])
 
+    from worker.cli import main  # the CLI reads the same counts
+
+    listed = CliRunner().invoke(main, ["jobs", "--org", str(org.id), "--type", "meeting_ended"])
+    assert listed.exit_code == 0, listed.output
+    by_job = {line.split()[0]: line for line in listed.output.splitlines()[1:]}
+    assert "completed · 1 error " in by_job[detail["id"]]
+    assert "completed" in by_job[fresh["id"]] and "error" not in by_job[fresh["id"]]
+    shown = CliRunner().invoke(main, ["job", detail["id"]])
+    assert shown.exit_code == 0 and "completed · 1 error" in shown.output.splitlines()[0]
+    assert "failed steps (best-effort, the job went on): optional" in shown.output
+
 
 def test_wait_gives_the_latest_status_at_the_deadline(client, org, org_key):
     started = time.monotonic()
