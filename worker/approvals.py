@@ -678,6 +678,48 @@ def close_pending(conn: Connection, job: Mapping[str, Any], now: datetime, why: 
         replace_message(conn, a.org_id, a.id, blocks.decided_message("Request closed", "cancelled", why, now))
 
 
+# How a job that ended early reads on an approved action that was still waiting for Google.
+_ENDED_WORDS = {
+    "cancelled": "the job was cancelled while it waited for Google",
+    "timeout": "the job ran out of time while it waited for Google",
+    "failed": "the job failed while it waited for Google",
+    "expired": "the job expired while it waited for Google",
+}
+
+
+def close_waiting(conn: Connection, job: Mapping[str, Any], now: datetime, status: str) -> int:
+    """The job ended (`status`) while an approved action waited for Google: its message, which said
+    "waiting … it will be sent", now says it was not sent. Returns how many messages changed."""
+    import blocks.outcome
+    from worker.models import SlackOutbox
+
+    outbox = SlackOutbox.__table__
+    rows = conn.execute(
+        select(approvals.c.id, approvals.c.org_id, approvals.c.step, approvals.c.preview, outbox.c.blocks)
+        .join(outbox, (outbox.c.approval_id == approvals.c.id) & (outbox.c.kind == "approval"))
+        .where(
+            approvals.c.job_id == job["id"],
+            approvals.c.org_id == job["org_id"],
+            approvals.c.status == A.APPROVED.value,
+        )
+    ).all()
+    changed = 0
+    for r in rows:
+        if not blocks.outcome.shows_state(r.blocks, "waiting"):
+            continue
+        try:
+            title = _title(job, registry.get(job["event_type"]).step(r.step), r.preview or {})
+        except (KeyError, registry.UnknownSequence):
+            title = str((r.preview or {}).get("title") or "Approval")
+        why = _ENDED_WORDS.get(status, f"the job ended ({status}) while it waited for Google")
+        message = blocks.outcome.action_outcome(
+            title, "not_sent", why=why, todo="send it yourself if it is still wanted"
+        )
+        replace_message(conn, r.org_id, r.id, message, now)
+        changed += 1
+    return changed
+
+
 def undo(approval_id: uuid.UUID, *, user_id: uuid.UUID, org_id: uuid.UUID | None = None, actor: str = "cli") -> str:
     """Undo an approved send inside its undo window: the job ends `cancelled` before the delayed
     step starts. Raises TooLate once that step has started, NotAuthorized/NotFound as `decide`."""

@@ -727,9 +727,10 @@ def end_job(
                 for n in never
             ],
         )
-    from worker.approvals import close_pending
+    from worker.approvals import close_pending, close_waiting
 
     close_pending(conn, job, now, why)
+    close_waiting(conn, job, now, status.value)
     return []
 
 

@@ -6,7 +6,7 @@ Slack and Google: the send waits for Google (job running, the approval's Slack m
 so with Alice's absolute, signed connect link, one DM with the same kind of link); the link works
 against the web app; connecting Google through the real OAuth callback sends the email once and the
 message says it was sent. A job that waited longer than the give-up fails, naming the step, and the
-message says "Not sent" with the link.
+message says "Not sent" with the link; one cancelled while it waits says "Not sent" too.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from worker import google_oauth
 from worker.approvals import decide
 from worker.config import get_settings
 from worker.db import transaction
-from worker.engine import REVOKED_GIVE_UP, WAITING_FOR_CONNECT
+from worker.engine import REVOKED_GIVE_UP, WAITING_FOR_CONNECT, request_cancel
 from worker.events import fire_event
 from worker.models import Integration, SlackOutbox, jobs, utcnow
 from worker.seed import demo_id
@@ -218,3 +218,19 @@ def test_a_send_that_waited_too_long_fails_the_job_and_says_not_sent(w: World, a
 def _detail(job: uuid.UUID) -> dict[str, Any]:
     with transaction() as conn:
         return job_detail(conn, job)
+
+
+def test_cancelling_a_job_that_waits_for_google_says_not_sent(w: World, alice_without_google: None):
+    job, review = _approved_review(w)
+    decide(review.id, "send_now", user_id=w.user("alice"))
+    approval = _approval(job)
+    _edit_saying(w, approval, "waiting for Google")
+
+    assert request_cancel(job, actor="tests").immediate  # nothing runs while it waits: it ends at once
+    assert wait_job(job) == "cancelled"
+    assert step_rows(job)[SEND].status == "skipped"
+    not_sent = _edit_saying(w, approval, "Not sent")
+    assert _line(not_sent) == (
+        ":warning: Not sent: the job was cancelled while it waited for Google — send it yourself if it is still wanted"
+    )
+    assert w.google.sent == []
