@@ -68,6 +68,7 @@ def coaching_digest(data: Mapping[str, Any]) -> dict[str, Any]:
     """Build the weekly coaching digest ``{"text", "blocks"}``.
 
     Keys: rep_name, week ("2026-W48"), meetings, talk_ratio (0..1), questions_per_meeting,
+    question_target (the questions calls of that length need, shown as "aim for N+"),
     longest_monologue_s, next_step_clarity (0..1), previous (the same metrics a week earlier, or
     None), win_loss {won, lost, notes [str]}, highlights [str], suggestions [str].
     """
@@ -78,6 +79,12 @@ def coaching_digest(data: Mapping[str, Any]) -> dict[str, Any]:
         _metric(label, coerce.number(data.get(key)), coerce.number(previous.get(key)), show, change)
         for key, label, show, change in METRICS
     ]
+    target = coerce.number(data.get("question_target"))
+    if target is not None and coerce.number(data.get("questions_per_meeting")) is not None:
+        index = [key for key, *_ in METRICS].index("questions_per_meeting")
+        label, _, rest = fields[index].partition("\n")
+        value, sep, change = rest.partition(" (")
+        fields[index] = f"{label}\n{value} (aim for {target:.0f}+)" + (f" ({change}" if sep else "")
     win_loss = coerce.mapping(data.get("win_loss"))
     won, lost = coerce.integer(win_loss.get("won")), coerce.integer(win_loss.get("lost"))
     record = f"Won *{mrkdwn.count(won)}* · Lost *{mrkdwn.count(lost)}*"

@@ -12,11 +12,15 @@ Meeting metrics (meeting_ended's coaching-micro-feedback): ``talk_ratio`` is the
 of the talk time (0..1), ``question_count`` the questions the rep asked, ``longest_monologue_s`` the
 longest uninterrupted stretch of the rep speaking, ``next_step_clarity`` how clearly the meeting
 ended on a dated next step (0..1). Targets (public sales-call research, rounded): the rep talks at
-most half the time, asks about 11 questions, keeps monologues under 90 s, ends on a clear next step.
+most half the time, asks about 11 questions in a 45-minute call, keeps monologues under 90 s, ends on
+a clear next step. The question target scales with the call's length (``question_target``: a
+10-minute call needs 3, not 11); the meeting debrief, the weekly digest and the meeting score all use
+that one function, so the advice never contradicts the numbers it quotes.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -30,8 +34,10 @@ TALK_RATIO_GOOD = 0.50  # share of talk time: at or below, the rep listens at le
 TALK_RATIO_HIGH = 0.60  # share of talk time: above, the rep dominates the call (suggest listening more)
 TALK_RATIO_LOW = 0.25  # share of talk time: below, the rep may not be leading the call
 TALK_RATIO_ZERO_AT = 0.80  # share of talk time: the talk component of a meeting score is 0 at or above
-QUESTIONS_GOOD = 11.0  # questions per meeting: at or above, strong discovery
-QUESTIONS_LOW = 6.0  # questions per meeting: below, suggest more discovery questions
+QUESTIONS_GOOD = 11.0  # questions in a REFERENCE_CALL_MIN call: strong discovery (the target when length is unknown)
+REFERENCE_CALL_MIN = 45.0  # minutes: the discovery-call length the 11-question target was measured on
+MIN_QUESTION_TARGET = 2  # questions: even a short call should ask at least this many
+QUESTIONS_LOW_SHARE = 6 / 11  # of the target: below, suggest more discovery questions (6 in a 45-minute call)
 MONOLOGUE_GOOD_S = 90.0  # seconds: the longest monologue at or below this keeps the call a dialogue
 MONOLOGUE_LONG_S = 150.0  # seconds: above, suggest checking in more often
 MONOLOGUE_ZERO_AT_S = 300.0  # seconds: the monologue component of a meeting score is 0 at or above
@@ -71,6 +77,14 @@ def _zone(tz: ZoneInfo | str) -> ZoneInfo:
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
 
 
+def question_target(call_minutes: float | None) -> int:
+    """How many questions a rep should ask in a call this long: 11 per 45 minutes rounded up, at
+    least 2; 11 when the length is unknown. The one question target of the debrief, digest and score."""
+    if call_minutes is None or call_minutes <= 0:
+        return int(QUESTIONS_GOOD)
+    return max(MIN_QUESTION_TARGET, math.ceil(QUESTIONS_GOOD * call_minutes / REFERENCE_CALL_MIN - 1e-9))
+
+
 class MeetingStats(BaseModel):
     """One recorded meeting's conversation metrics."""
 
@@ -84,6 +98,12 @@ class MeetingStats(BaseModel):
     next_step_clarity: float = Field(ge=0.0, le=1.0)
     is_sales: bool = True
     deal_id: str | None = None
+    call_minutes: float | None = None  # the recording's length; None when unknown (target: 11 questions)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def question_target(self) -> int:
+        return question_target(self.call_minutes)
 
     @field_validator("start")
     @classmethod
@@ -102,6 +122,7 @@ class WeeklyMetrics(BaseModel):
     sales_meetings: int  # those the metrics are computed over
     talk_ratio: float | None = None  # mean, 0..1
     questions_per_meeting: float | None = None  # mean
+    question_target: float | None = None  # mean of the meetings' question targets (their lengths differ)
     longest_monologue_s: float | None = None  # the week's longest
     next_step_clarity: float | None = None  # mean, 0..1
     best_meeting_id: str | None = None
@@ -186,6 +207,11 @@ class CoachingDigest(BaseModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def question_target(self) -> float | None:
+        return self.metrics.question_target
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def longest_monologue_s(self) -> float | None:
         return self.metrics.longest_monologue_s
 
@@ -253,7 +279,8 @@ def meeting_score(m: MeetingStats) -> float:
     """How close one meeting came to the targets, 0..1 (weights in ``SCORE_WEIGHTS``).
 
     Talk: 1 from 25 % to 50 %, falling linearly to 0 at 0 % and at 80 %. Questions: the count over
-    11, capped at 1. Monologue: 1 up to 90 s, falling linearly to 0 at 300 s. Clarity: as given.
+    the call's ``question_target``, capped at 1. Monologue: 1 up to 90 s, falling linearly to 0 at
+    300 s. Clarity: as given.
     """
     ratio = m.talk_ratio
     if ratio > TALK_RATIO_GOOD:
@@ -262,7 +289,7 @@ def meeting_score(m: MeetingStats) -> float:
         talk = ratio / TALK_RATIO_LOW
     else:
         talk = 1.0
-    questions = min(1.0, m.question_count / QUESTIONS_GOOD)
+    questions = min(1.0, m.question_count / m.question_target)
     over = m.longest_monologue_s - MONOLOGUE_GOOD_S
     monologue = 1.0 if over <= 0 else max(0.0, 1 - over / (MONOLOGUE_ZERO_AT_S - MONOLOGUE_GOOD_S))
     parts = {"talk": talk, "questions": questions, "monologue": monologue, "clarity": m.next_step_clarity}
@@ -297,6 +324,7 @@ def aggregate_week(meetings: Sequence[MeetingStats], week: str, tz: ZoneInfo | s
         sales_meetings=len(sales),
         talk_ratio=_mean([m.talk_ratio for m in sales], 3),
         questions_per_meeting=_mean([float(m.question_count) for m in sales], 1),
+        question_target=_mean([float(m.question_target) for m in sales], 1),
         longest_monologue_s=round(max(m.longest_monologue_s for m in sales), 1),
         next_step_clarity=_mean([m.next_step_clarity for m in sales], 3),
         best_meeting_id=sales[best].meeting_id,
@@ -403,7 +431,8 @@ def _metric_lines(m: WeeklyMetrics, p: WeeklyMetrics | None) -> list[str]:
         lines.append(f"Talk ratio: {_pct(m.talk_ratio)}{change}")
     if m.questions_per_meeting is not None:
         change = delta(m.questions_per_meeting, p and p.questions_per_meeting, lambda d: _signed(d, 1))
-        lines.append(f"Questions per meeting: {m.questions_per_meeting:.1f}{change}")
+        aim = f" (aim for {m.question_target:.0f}+)" if m.question_target is not None else ""
+        lines.append(f"Questions per meeting: {m.questions_per_meeting:.1f}{aim}{change}")
     if m.longest_monologue_s is not None:
         change = delta(m.longest_monologue_s, p and p.longest_monologue_s, lambda d: _signed(d, 0, " s"))
         lines.append(f"Longest monologue: {_duration(m.longest_monologue_s)}{change}")
@@ -413,6 +442,13 @@ def _metric_lines(m: WeeklyMetrics, p: WeeklyMetrics | None) -> list[str]:
     return lines
 
 
+def _target_words(m: WeeklyMetrics) -> str:
+    """The week's question target in words: "target 3 for calls this long", or "target 11"."""
+    if m.question_target is None:
+        return f"target {QUESTIONS_GOOD:.0f}"
+    return f"target {m.question_target:.0f} for calls this long"
+
+
 def _highlights(m: WeeklyMetrics, p: WeeklyMetrics | None) -> list[str]:
     out: list[str] = []
     if m.talk_ratio is not None and p is not None and p.talk_ratio is not None:
@@ -420,12 +456,12 @@ def _highlights(m: WeeklyMetrics, p: WeeklyMetrics | None) -> list[str]:
         if p.talk_ratio > TALK_RATIO_GOOD and drop >= IMPROVED_TALK_PTS:
             out.append(f"Talk ratio down from {_pct(p.talk_ratio)} to {_pct(m.talk_ratio)}: more listening.")
     if not out and m.talk_ratio is not None and TALK_RATIO_LOW <= m.talk_ratio <= TALK_RATIO_GOOD:
-        out.append(f"Balanced talk ratio ({_pct(m.talk_ratio)}): prospects did most of the talking.")
+        out.append(f"Balanced talk ratio ({_pct(m.talk_ratio)}): prospects talked at least as much as you.")
     q, pq = m.questions_per_meeting, (p.questions_per_meeting if p else None)
     if q is not None and pq is not None and q - pq >= IMPROVED_QUESTIONS:
         out.append(f"More discovery: {q:.1f} questions per meeting, up from {pq:.1f}.")
-    elif q is not None and q >= QUESTIONS_GOOD:
-        out.append(f"Strong discovery: {q:.1f} questions per meeting.")
+    elif q is not None and q > 0 and q >= (m.question_target or QUESTIONS_GOOD):
+        out.append(f"Strong discovery: {q:.1f} questions per meeting ({_target_words(m)}).")
     mono, pm = m.longest_monologue_s, (p.longest_monologue_s if p else None)
     if mono is not None and pm is not None and pm - mono >= IMPROVED_MONOLOGUE_S and pm > MONOLOGUE_GOOD_S:
         out.append(f"Shorter monologues: longest {_duration(mono)}, down from {_duration(pm)}.")
@@ -454,10 +490,10 @@ def _suggestions(m: WeeklyMetrics, win_loss: WinLoss | None) -> list[str]:
             f"Next steps were unclear ({_pct(m.next_step_clarity)}): end every call with an owner and a date "
             "for the next step."
         )
-    if m.questions_per_meeting is not None and m.questions_per_meeting < QUESTIONS_LOW:
+    q = m.questions_per_meeting
+    if q is not None and q < QUESTIONS_LOW_SHARE * (m.question_target or QUESTIONS_GOOD):
         out.append(
-            f"{m.questions_per_meeting:.1f} questions per meeting: prepare 3 open discovery questions before each "
-            "call (aim for 11+)."
+            f"Ask more discovery questions: {q:.1f} per meeting ({_target_words(m)}); prepare them before each call."
         )
     if m.longest_monologue_s is not None and m.longest_monologue_s > MONOLOGUE_LONG_S:
         out.append(
@@ -477,8 +513,8 @@ def coaching_digest(
     Highlights (at most 4): improvements of at least 5 pts of talk ratio (from above 50 %), 2
     questions, 30 s of monologue (from above 90 s) or 10 pts of clarity; else metrics on target.
     Suggestions (at most 3, most important first): talk ratio above 60 % (or below 25 %), clarity
-    below 50 %, fewer than 6 questions, monologues above 150 s; the talk tip quotes the won deals'
-    average when it is at least 5 pts lower. A week without sales meetings gets neither.
+    below 50 %, questions below 6/11 of the week's ``question_target``, monologues above 150 s; the
+    talk tip quotes the won deals' average when it is at least 5 pts lower. A week without sales meetings gets neither.
     """
     name = rep_name.strip()
     lines = _metric_lines(metrics, previous)

@@ -63,6 +63,7 @@ def _stats(meetings: list[Meeting], reps: set[str]) -> list[MeetingStats]:
                 next_step_clarity=stats.next_step_clarity,
                 is_sales=call.is_sales,
                 deal_id=str(m.deal_id) if m.deal_id else None,
+                call_minutes=stats.call_minutes,
             )
         )
     return out

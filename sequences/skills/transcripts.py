@@ -55,6 +55,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sequences.skills.coaching_rules import question_target
 from sequences.skills.dates import MONTHS
 from sequences.skills.email_rules import EmailDraft
 
@@ -73,7 +74,6 @@ DEDUPE_SIMILARITY = 0.8  # Jaccard of content words at or above which two items 
 MAX_SIGNALS = 20  # buying signals kept per call (first ones)
 HIGH_TALK_RATIO = 0.65  # 0..1: rep share of words above which the tip says to let the prospect talk
 LOW_TALK_RATIO = 0.25  # 0..1: rep share below which the tip says to steer the call
-FEW_QUESTIONS = 3  # rep questions: fewer is worth a tip on a call with real rep talk
 MIN_REP_WORDS_FOR_QUESTIONS = 150  # words: below this the question count says little
 LONG_MONOLOGUE_S = 150.0  # s: a rep monologue longer than this (2.5 min) is worth a tip
 CLEAR_NEXT_STEP = 0.5  # 0..1: next-step clarity below this is worth a tip
@@ -185,6 +185,8 @@ class CoachingStats(_Frozen):
     next_step_clarity: float = Field(ge=0.0, le=1.0)
     rep_words: int
     total_words: int
+    call_minutes: float = 0.0  # the recording's length (last turn's end, else the turns' durations)
+    question_target: int = 2  # coaching_rules.question_target for this length
     tip: str
 
 
@@ -1221,14 +1223,17 @@ def _tip(stats: dict, reps_found: bool) -> str:
     if stats["next_step_clarity"] < CLEAR_NEXT_STEP:
         return "Close with a concrete next step: who does what, by when."
     asked = f"{questions} question{'' if questions == 1 else 's'}"
-    if questions < FEW_QUESTIONS and stats["rep_words"] >= MIN_REP_WORDS_FOR_QUESTIONS:
-        return f"You asked {asked}: ask more open discovery questions."
+    target = stats["question_target"]
+    if questions < target and stats["rep_words"] >= MIN_REP_WORDS_FOR_QUESTIONS:
+        return f"You asked {asked} where a call this long needs about {target}: ask more open discovery questions."
     if monologue > LONG_MONOLOGUE_S:
         minutes = monologue / 60
         return f"Your longest monologue ran {minutes:.1f} min: pause for a check-in question every minute or two."
     if ratio < LOW_TALK_RATIO:
         return f"You talked only {ratio:.0%} of the call: make sure you steer it toward a next step."
-    return f"Good balance: {ratio:.0%} talk time, {asked} and a clear next step."
+    if questions >= target:  # praise the questions only when they reached the target (never a zero)
+        return f"Good balance: {ratio:.0%} talk time, {asked} and a clear next step."
+    return f"Good balance: {ratio:.0%} talk time and a clear next step."
 
 
 def coaching_stats(t: Transcript, rep_names: Collection[str]) -> CoachingStats:
@@ -1237,8 +1242,9 @@ def coaching_stats(t: Transcript, rep_names: Collection[str]) -> CoachingStats:
     Next-step clarity is the best ``_step_clarity`` over the sentences in the last quarter of the turns
     (at least the last 4): 0.4 for a commitment or follow-up, +0.3 for a named owner ("I", "you"; +0.15
     for "we"), +0.3 for a date or time. Tips, first that applies: no transcript; rep not found; talk
-    ratio > 65%; clarity < 0.5; fewer than 3 questions (with ≥ 150 rep words); a monologue > 150 s; talk
-    ratio < 25%; otherwise praise.
+    ratio > 65%; clarity < 0.5; fewer questions than ``question_target`` for the call's length (with ≥ 150
+    rep words); a monologue > 150 s; talk ratio < 25%; otherwise praise, which names the question count
+    only when it reached the target.
     """
     reps = rep_speakers(t.speakers, rep_names)
     day = date(2000, 1, 3)  # any date: clarity only asks whether a date is named, not which one
@@ -1257,6 +1263,8 @@ def coaching_stats(t: Transcript, rep_names: Collection[str]) -> CoachingStats:
     turns = t.utterances
     tail = turns[-max(MIN_TAIL_TURNS, math.ceil(len(turns) * TAIL_SHARE)) :] if turns else []
     clarity = max((_step_clarity(s, day) for u in tail for s in split_sentences(u.text)), default=0.0)
+    timed = [u.start_s + u.duration_s for u in turns if u.start_s is not None]
+    call_minutes = round((max(timed) if timed else sum(u.duration_s for u in turns)) / 60, 1)
     stats = {
         "talk_ratio": round(rep_words / total, 3) if total else 0.0,
         "question_count": questions,
@@ -1264,6 +1272,8 @@ def coaching_stats(t: Transcript, rep_names: Collection[str]) -> CoachingStats:
         "next_step_clarity": clarity,
         "rep_words": rep_words,
         "total_words": total,
+        "call_minutes": call_minutes,
+        "question_target": question_target(call_minutes),
     }
     return CoachingStats(**stats, tip=_tip(stats, bool(reps)))
 

@@ -404,8 +404,8 @@ def test_digest_on_target_week_without_previous():
     digest = coaching_digest("Ana", current, None, None)
     assert digest.suggestions == []
     assert digest.highlights == [
-        "Balanced talk ratio (42 %): prospects did most of the talking.",
-        "Strong discovery: 12.0 questions per meeting.",
+        "Balanced talk ratio (42 %): prospects talked at least as much as you.",
+        "Strong discovery: 12.0 questions per meeting (target 11).",
         "Kept it a dialogue: no monologue longer than 1 min 10 s.",
         "Meetings ended on clear next steps (80 %).",
     ]
@@ -418,7 +418,10 @@ def test_digest_suggestions_are_capped_and_ordered():
     assert len(digest.suggestions) == 3
     assert digest.suggestions[0].startswith("You talked 75 %")
     assert digest.suggestions[1].startswith("Next steps were unclear (20 %)")
-    assert digest.suggestions[2].startswith("3.0 questions per meeting")
+    assert (
+        digest.suggestions[2]
+        == "Ask more discovery questions: 3.0 per meeting (target 11); prepare them before each call."
+    )
 
 
 def test_empty_week_digest():

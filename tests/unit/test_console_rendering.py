@@ -162,3 +162,21 @@ def test_no_decision_line_shows_an_identifier(decision):
     assert not re.search(r"[a-z]+_[a-z]+", line), line
     assert not re.search(r"\b(\w+) \1\b", line, re.IGNORECASE), line
     assert "_" not in decision_label(decision)
+
+
+def test_the_coaching_digest_shows_the_question_target_next_to_the_count():
+    from blocks import coaching_digest, render_text
+
+    data = {
+        "rep_name": "Alice Moreau",
+        "week": "2026-W49",
+        "meetings": 3,
+        "talk_ratio": 0.46,
+        "questions_per_meeting": 2.5,
+        "question_target": 3.0,
+        "longest_monologue_s": 16,
+        "next_step_clarity": 1.0,
+        "previous": {"questions_per_meeting": 1.5},
+    }
+    text = render_text(coaching_digest(data))
+    assert "Questions per meeting: 2.5 (aim for 3+) (↑ 1.0)" in text

@@ -739,6 +739,8 @@ def test_coaching_empty_transcript():
         "next_step_clarity": 0.0,
         "rep_words": 0,
         "total_words": 0,
+        "call_minutes": 0.0,
+        "question_target": 11,  # no length: the 45-minute target
     }
     assert "no transcript" in stats.tip
 
@@ -791,7 +793,42 @@ def test_coaching_tip_for_few_questions():
     )
     stats = coaching_stats(t, {"Alex Morgan"})
     assert (stats.question_count, stats.next_step_clarity) == (1, 1.0)
-    assert stats.tip == "You asked 1 question: ask more open discovery questions."
+    assert stats.question_target == 2
+    assert stats.tip == "You asked 1 question where a call this long needs about 2: ask more open discovery questions."
+
+
+def test_praise_never_counts_questions_below_the_target():
+    t = parse_transcript(
+        "[00:00:00] Alex Morgan: Thanks for joining, Dana.\n"
+        "[00:00:04] Dana Whitfield: Happy to. We run 40 depots and dispatch is all spreadsheets today.\n"
+        "[00:00:12] Alex Morgan: Got it. I'll send the proposal by Friday.\n"
+        "[00:00:18] Dana Whitfield: Great, talk then.\n"
+    )
+    stats = coaching_stats(t, {"Alex Morgan"})
+    assert stats.question_count == 0 and stats.question_target == 2
+    assert stats.tip.startswith("Good balance") and "question" not in stats.tip
+
+
+def test_the_debrief_and_the_digest_share_one_question_target():
+    from sequences.skills.coaching_rules import MeetingStats, aggregate_week, coaching_digest, question_target
+
+    assert [question_target(m) for m in (None, 0, 3, 10, 45, 60)] == [11, 11, 2, 3, 11, 15]
+    stats = coaching_stats(parse_transcript(DISCOVERY), {"Alex Morgan"})
+    meeting = MeetingStats(
+        meeting_id="m1",
+        start=datetime(2026, 11, 24, 15, tzinfo=UTC),
+        talk_ratio=stats.talk_ratio,
+        question_count=stats.question_count,
+        longest_monologue_s=stats.longest_monologue_s,
+        next_step_clarity=stats.next_step_clarity,
+        call_minutes=stats.call_minutes,
+    )
+    assert meeting.question_target == stats.question_target
+    week = aggregate_week([meeting], "2026-W48", "UTC")
+    assert week.question_target == stats.question_target
+    digest = coaching_digest("Alex Morgan", week, None, None)
+    assert f"(aim for {stats.question_target}+)" in digest.text
+    assert not any("11" in s for s in digest.suggestions + digest.highlights)
 
 
 # --- next actions ------------------------------------------------------------------------------------------
