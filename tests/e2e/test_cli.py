@@ -202,8 +202,10 @@ def test_pause_approve_and_the_decision_rules(home: Home):
     approval_id = home.sql("select id from approvals where job_id = ?", uuid.UUID(job["job_id"]).hex)[0][0]
     approval_id = str(uuid.UUID(approval_id))
 
+    refused = home.rejected_count()
     bogus = home.run("approve", approval_id, "--as", alice, "--decision", "bogus")
     assert bogus.returncode == 2
+    assert home.rejected_count() == refused + 1  # bad input is recorded, not only refused
     assert "'bogus' is not a decision of a calendar_slots approval; one of: send_invite, send_times" in bogus.stderr
     assert "more" in bogus.stderr and "reject --decision handle|reject" in bogus.stderr
     not_a_stop = home.run("reject", approval_id, "--as", alice, "--decision", "send_invite")
