@@ -646,9 +646,9 @@ def offered_decisions(kind: str, spec: Any) -> dict[str, list[str]]:
     return offered
 
 
-def _check_decision(command: str, decision: str, event_type: str, step: str, kind: str) -> None:
-    """Exit 2 listing the valid ones unless `decision` is one `command` (approve or reject) can make
-    on this approval."""
+def _decision_problem(command: str, decision: str, event_type: str, step: str, kind: str) -> str | None:
+    """Why `decision` is not one `command` (approve or reject) can make on this approval, listing the
+    valid ones; None when it is."""
     from worker import registry
 
     try:
@@ -684,7 +684,13 @@ def _decide(command: str, approval_id: str, decision: str, as_user: str | None, 
         ).first()
     if row is None:
         fail(f"approval {aid} not found")
-    _check_decision(command, decision, row.event_type, row.step, row.kind)
+    problem = _decision_problem(command, decision, row.event_type, row.step, row.kind)
+    if problem:  # bad input is recorded, as the engine records the refusals it makes itself
+        from worker.events import record_rejected
+
+        attempt = {"approval_id": str(aid), "command": command, "decision": decision, "as": as_user}
+        record_rejected("cli", problem, "InvalidDecision", body=json.dumps(attempt), org_id=row.org_id)
+        fail(problem)
     if as_user:
         user_id = resolve_user(row.org_id, as_user)
     elif len(row.approver_user_ids or []) == 1:
