@@ -2,7 +2,8 @@
 
 State lives in the database, not in Celery: step tasks ignore results, acknowledge late, and are
 re-published by the sweeper if the broker loses them. The embedded default uses our SQLite
-transport (`worker.broker_sqlite`, URL scheme `proactive+sqlite://`), the fleet uses Redis.
+transport (`worker.broker_sqlite`, URL scheme `proactive+sqlite://`), the fleet uses Redis
+(`redis://`) or RabbitMQ (`amqp://`); only the URL changes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from worker.dag import DEFAULT_TIMEOUT_S, HARD_LIMIT_GRACE_S, QUEUES
 
 # Redis re-delivers an unacknowledged message after this long (seconds); steps are idempotent.
 REDIS_VISIBILITY_TIMEOUT_S = 3600
+# RabbitMQ needs no option: it re-delivers a worker's unacknowledged messages when its connection
+# closes, and closes a channel holding one longer than its consumer_timeout (30 min by default).
+# A worker holds a message for at most a countdown (publish.MAX_COUNTDOWN_S, 10 min) plus the
+# step's hard time limit, so steps keep timeout_s well under 20 min. Queues are classic (durable):
+# the database, not the broker, is what survives a crash.
 
 
 def _transport_options(broker_url: str) -> dict[str, object]:
@@ -38,6 +44,10 @@ def make_celery() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # A step still running when the worker loses its broker connection finishes and stores its
+        # result: its lease keeps the copy the broker re-delivers at once (RabbitMQ) from running
+        # it again. Cancelling it (Celery 6's default) would leave the step to the sweeper.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_queues=[Queue(q, routing_key=q) for q in QUEUES],
         task_default_queue="steps",
         task_default_routing_key="steps",

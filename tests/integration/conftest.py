@@ -1,5 +1,6 @@
-"""Integration fixtures: a backend (PostgreSQL + Redis, or the embedded SQLite pair) applied to this
-process, real `celery worker` processes on it, and a fake Google the real Google clients talk to."""
+"""Integration fixtures: a backend (PostgreSQL + Redis, PostgreSQL + RabbitMQ, or the embedded SQLite
+pair) applied to this process, real `celery worker` processes on it, and a fake Google the real
+Google clients talk to."""
 
 from __future__ import annotations
 
@@ -21,10 +22,8 @@ TEST_ENGINE_ENV = {
 }
 
 
-@pytest.fixture(scope="module", params=["postgres", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """Each engine test module runs on both backends (embedded default included)."""
-    chosen: Backend = request.getfixturevalue(f"{request.param}_backend")
+def _applied(chosen: Backend) -> Iterator[Backend]:
+    """`chosen` with the test engine knobs, applied to this process until the generator closes."""
     env = {**chosen.env, **TEST_ENGINE_ENV}
     with pytest.MonkeyPatch.context() as mp:
         apply_env(mp, env)
@@ -36,18 +35,19 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     reset_engine()
 
 
-@pytest.fixture(scope="module")
-def pg(postgres_backend: Backend) -> Iterator[Backend]:
-    """PostgreSQL + Redis only (multi-process races and crash tests)."""
-    env = {**postgres_backend.env, **TEST_ENGINE_ENV}
-    with pytest.MonkeyPatch.context() as mp:
-        apply_env(mp, env)
-        yield Backend("postgres", env, postgres_backend.log_dir)
-    from worker.config import reset_settings
-    from worker.db import reset_engine
+@pytest.fixture(scope="module", params=["postgres", "sqlite"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Each engine test module runs on both backends (embedded default included); a module may choose
+    others by parametrizing `backend` (indirect) with backend fixture names (`rabbitmq`)."""
+    yield from _applied(request.getfixturevalue(f"{request.param}_backend"))
 
-    reset_settings()
-    reset_engine()
+
+@pytest.fixture(scope="module")
+def pg(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """PostgreSQL + Redis (multi-process races and crash tests); PostgreSQL + RabbitMQ in a module
+    that parametrizes `pg` (indirect) with "rabbitmq"."""
+    name = getattr(request, "param", "postgres")
+    yield from _applied(request.getfixturevalue(f"{name}_backend"))
 
 
 WorkerFactory = Callable[..., WorkerProcess]
@@ -81,7 +81,7 @@ def shared_worker(backend: Backend, request: pytest.FixtureRequest) -> Iterator[
 
 @pytest.fixture
 def workers(pg: Backend, request: pytest.FixtureRequest) -> Iterator[WorkerFactory]:
-    """Start workers on PostgreSQL + Redis for one test; all stopped at its end."""
+    """Start workers on the `pg` backend for one test; all stopped at its end."""
     yield from _factory(pg, request)
 
 

@@ -1,5 +1,6 @@
-"""The engine end to end on both backends: PostgreSQL + Redis and the embedded SQLite pair,
-with a real prefork `celery worker` consuming (happy path, branches, idempotency, pause/resume)."""
+"""The engine end to end on every backend: PostgreSQL + Redis, PostgreSQL + RabbitMQ and the embedded
+SQLite pair, with a real prefork `celery worker` consuming (happy path, branches, idempotency,
+pause/resume)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ from worker.db import transaction
 from worker.events import fire_event
 from worker.models import jobs
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("test_sequences")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.usefixtures("test_sequences"),
+    pytest.mark.parametrize("backend", ["postgres", "rabbitmq", "sqlite"], indirect=True, scope="module"),
+]
 
 
 def test_fan_out_and_join_run_every_step_exactly_once(backend, shared_worker, org):

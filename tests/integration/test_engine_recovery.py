@@ -1,5 +1,6 @@
-"""Behaviour across processes on PostgreSQL + Redis: worker restarts, kill -9, racing decisions,
-lost publishes, retries, failures, cancellation and follow-ups, with real `celery worker`s."""
+"""Behaviour across processes on PostgreSQL with Redis and with RabbitMQ: worker restarts, kill -9,
+racing decisions, lost publishes, retries, failures, cancellation and follow-ups, with real
+`celery worker`s."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import select, update
@@ -32,7 +34,18 @@ from worker.events import fire_event
 from worker.models import ScheduledEvent, jobs, steps, utcnow
 from worker.sweeper import sweep
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("test_sequences")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.usefixtures("test_sequences"),
+    pytest.mark.parametrize("pg", ["postgres", "rabbitmq"], indirect=True, scope="module"),
+]
+
+
+def unreachable(broker_url: str) -> str:
+    """The same kind of broker URL on a port nothing listens on (a broker that is down)."""
+    parts = urlsplit(broker_url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}127.0.0.1:1"))  # nothing listens there
 
 
 def done(job_id: uuid.UUID) -> str | None:
@@ -127,12 +140,38 @@ def test_kill_9_mid_step_reruns_it_once_and_the_effect_happens_once(workers, org
     assert executions(result.job_id, "send") == 2 and executions(result.job_id, "after") == 1
 
 
+def test_a_step_running_when_the_broker_connection_drops_finishes_once(pg, workers, org, tmp_path: Path):
+    from tests.support.services import close_rabbitmq_connections
+
+    if pg.name != "rabbitmq":
+        pytest.skip("RabbitMQ re-delivers a lost connection's messages at once; Redis after its visibility timeout")
+    effect_file, block_file, release_file = tmp_path / "effects.txt", tmp_path / "inside", tmp_path / "release"
+    worker = workers()
+    result = fire_event(
+        event(
+            org,
+            "pre_meeting_90min",
+            {"effect_file": str(effect_file), "block_file": str(block_file), "release_file": str(release_file)},
+        )
+    )
+    wait_for(block_file.exists, what="step inside its side effect window")
+    close_rabbitmq_connections(urlsplit(pg.env["BROKER_URL"]).path.lstrip("/"))
+    wait_for(lambda: "Connection to broker lost" in worker.log(), what="the worker saw its connection close")
+    release_file.touch()
+
+    assert wait_for(lambda: done(result.job_id), what="job completed after the reconnect") == "completed"
+    send = step_rows(result.job_id)["send"]
+    assert (send.status, send.attempt) == ("succeeded", 1)  # not cancelled and re-run by the sweeper
+    assert effect_file.read_text().splitlines() == ["sent by attempt 1"]
+    assert executions(result.job_id, "send") == 1 and executions(result.job_id, "after") == 1
+
+
 def test_lost_publish_is_repaired_by_the_sweeper(workers, org, monkeypatch):
     from tests.conftest import apply_env
     from worker.config import get_settings
 
     good = get_settings().broker_url
-    apply_env(monkeypatch, {"BROKER_URL": "redis://127.0.0.1:1/0"})  # nothing listens there
+    apply_env(monkeypatch, {"BROKER_URL": unreachable(good)})
     result = fire_event(event(org, "proposal_generation"))  # committed; its publish fails
     assert job_status(result.job_id) == "queued"
     apply_env(monkeypatch, {"BROKER_URL": good})
@@ -152,7 +191,7 @@ def test_decision_recorded_while_the_broker_is_down_is_resumed_by_the_sweeper(wo
     result = fire_event(event(org, "calendar_find_times"))
     assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
     good = get_settings().broker_url
-    apply_env(monkeypatch, {"BROKER_URL": "redis://127.0.0.1:1/0"})
+    apply_env(monkeypatch, {"BROKER_URL": unreachable(good)})
     decide(pending_approval(result.job_id).id, "approve", user_id=org.rep)  # recorded, resume not published
     apply_env(monkeypatch, {"BROKER_URL": good})
     assert job_status(result.job_id) == "awaiting_approval"

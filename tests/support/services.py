@@ -92,3 +92,9 @@ def delete_rabbitmq_vhost(name: str) -> None:
     """Delete the virtual host `name` with its queues and messages (a failure is a warning)."""
     if error := rabbitmqctl("delete_vhost", name):
         warnings.warn(error, stacklevel=2)
+
+
+def close_rabbitmq_connections(vhost: str) -> None:
+    """Close every client connection to `vhost`, as a broker restart or a network cut would."""
+    if error := rabbitmqctl("close_all_connections", "-p", vhost, "closed by a test"):
+        raise RuntimeError(error)
