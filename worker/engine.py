@@ -138,11 +138,12 @@ def _job_dict(row: Row) -> dict[str, Any]:
 # --------------------------------------------------------------------------- execute
 
 
-def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> None:
+def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> list[str]:
     """Claim and run one step run, then any steps that become ready inline (the task body).
 
     One pooled connection serves every transaction of the task (one checkout, one pre-ping);
-    skills use their own.
+    skills use their own. Returns the steps that failed for good here ("step: error"; already
+    recorded), so the task can show Celery and Flower a failure instead of a success.
     """
     settings = get_settings()
     started = time.monotonic()
@@ -151,11 +152,14 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> None:
             claimed, pubs = claim(conn, step_run_id, utcnow(), lease_s)
         publish_steps(pubs)
         if claimed is None:
-            return
+            return []
         soft_limit = limits(claimed.step)[0]
         inline_runs = 0
+        failures: list[str] = []
         while claimed is not None:
             outcome = run_skill(claimed, conn)
+            if outcome.status == S.FAILED:
+                failures.append(f"{claimed.step.name}: {outcome.error}")
             elapsed = time.monotonic() - started
             inline_ok = inline_runs < settings.inline_max_steps and elapsed < settings.inline_budget_s
             with begin(conn):
@@ -170,16 +174,17 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> None:
             publish_steps(adv.publish)
             claimed = adv.inline
             inline_runs += 1
+    return failures
 
 
-def run_first(pubs: list[Publish]) -> None:
+def run_first(pubs: list[Publish]) -> list[str]:
     """Publish all but one of `pubs` and run that one in this task (a step without a delay, on a
-    queue this worker consumes); all of them are published when none qualifies."""
+    queue this worker consumes); all of them are published when none qualifies. Returns the steps
+    that failed for good here, as `execute` does."""
     queues = consumed_queues()
     here = next((p for p in pubs if p.queue in queues and not p.countdown_s), None)
     publish_steps([p for p in pubs if p is not here])
-    if here is not None:
-        execute(here.step_run_id, here.lease_s)
+    return execute(here.step_run_id, here.lease_s) if here is not None else []
 
 
 def claim(

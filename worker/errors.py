@@ -84,6 +84,11 @@ class EffectUncertain(PermanentError):
     error_class = "uncertain"
 
 
+class StepFailed(ProactiveError):
+    """Steps failed for good while a task ran them (already recorded on the job). The task raises it
+    after everything is committed so that Celery, and so Flower, count the task as failed."""
+
+
 class SkipStep(ProactiveError):
     """Raised by a skill that has nothing to do: the step ends `skipped` with this reason."""
 

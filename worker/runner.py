@@ -13,19 +13,28 @@ import uuid
 
 from worker import approvals, delivery, engine, slack_actions
 from worker.celery_app import celery_app
+from worker.errors import StepFailed
 
 
-@celery_app.task(name="proactive.run_step", acks_late=True, ignore_result=True)
+def _report(failures: list[str]) -> None:
+    """Fail the task (state FAILURE in Flower, logged without a traceback) when a step it ran failed
+    for good; the failure is already recorded and the message is acked (no redelivery)."""
+    if failures:
+        raise StepFailed("; ".join(failures))
+
+
+# `throws`: an expected exception, logged in one line at INFO instead of a traceback at ERROR.
+@celery_app.task(name="proactive.run_step", acks_late=True, ignore_result=True, throws=(StepFailed,))
 def run_step(step_run_id: str, lease_s: float | None = None) -> None:
     """Claim one step run, execute its skill, persist the outcome, enqueue what became ready."""
-    engine.execute(uuid.UUID(step_run_id), lease_s)
+    _report(engine.execute(uuid.UUID(step_run_id), lease_s))
 
 
-@celery_app.task(name="proactive.resume_approval", acks_late=True, ignore_result=True)
+@celery_app.task(name="proactive.resume_approval", acks_late=True, ignore_result=True, throws=(StepFailed,))
 def resume_approval(approval_id: str) -> None:
     """Resume the job paused on this approval with its recorded decision (exactly once), and run the
     first step that became ready right here when this worker serves its queue."""
-    engine.run_first(approvals.resume(uuid.UUID(approval_id), publish=False))
+    _report(engine.run_first(approvals.resume(uuid.UUID(approval_id), publish=False)))
 
 
 @celery_app.task(name="proactive.deliver", queue="edge", acks_late=True, ignore_result=True)
