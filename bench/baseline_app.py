@@ -1,9 +1,10 @@
 """Baselines for the engine benchmark: bare Celery chains, with and without one INSERT + UPDATE.
 
-Its own Celery app on the same Redis broker as the engine (``$BENCH_BROKER_URL``), configured like
-ours (``acks_late``, ``reject_on_worker_lost``, prefetch 1, ``ignore_result``, JSON), queue
-``bench``. The last task of each chain RPUSHes its finish time (``time.time()``) onto a Redis list,
-the benchmark's completion signal. Connections are opened lazily per process (after the fork).
+Its own Celery app on the same broker as the engine (``$BENCH_BROKER_URL``: Redis or RabbitMQ),
+configured like ours (``acks_late``, ``reject_on_worker_lost``, prefetch 1, ``ignore_result``,
+JSON), queue ``bench``. The last task of each chain RPUSHes its finish time (``time.time()``) onto a
+Redis list (``$BENCH_SIGNAL_URL``, the broker's URL by default), the benchmark's completion signal.
+Connections are opened lazily per process (after the fork).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from celery import Celery
 import bench.ready  # noqa: F401 - worker_ready hook (ready file)
 
 BROKER_ENV = "BENCH_BROKER_URL"
+SIGNAL_ENV = "BENCH_SIGNAL_URL"
 DSN_ENV = "BENCH_DB_DSN"
 QUEUE = "bench"
 
@@ -28,10 +30,16 @@ SCHEMA = (
     " step int NOT NULL, at timestamptz NOT NULL DEFAULT now())",
 )
 
+
+def transport_options(broker_url: str) -> dict[str, object]:
+    """As the engine's app: Redis's visibility timeout; nothing for RabbitMQ."""
+    return {"visibility_timeout": 3600} if broker_url.startswith("redis") else {}
+
+
 app = Celery("bench_baseline", set_as_current=False)
 app.conf.update(
     broker_url=os.environ.get(BROKER_ENV, "redis://127.0.0.1:6379/15"),
-    broker_transport_options={"visibility_timeout": 3600},
+    broker_transport_options=transport_options(os.environ.get(BROKER_ENV, "redis://")),
     broker_connection_retry_on_startup=True,
     result_backend=None,
     task_ignore_result=True,
@@ -58,12 +66,26 @@ def _client(kind: str) -> Any:
         if kind == "redis":
             import redis
 
-            _clients[kind] = redis.Redis.from_url(app.conf.broker_url)
+            _clients[kind] = redis.Redis.from_url(os.environ.get(SIGNAL_ENV) or app.conf.broker_url)
         else:
             import psycopg
 
             _clients[kind] = psycopg.connect(os.environ[DSN_ENV])
     return _clients[kind]
+
+
+def use_broker(url: str) -> None:
+    """Publish from this process to `url` from now on (the benchmark switches brokers between
+    systems); pooled connections to the previous one are dropped."""
+    from kombu import pools
+
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = transport_options(url)
+    pools.reset()
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
 
 
 def _done(done_key: str | None) -> None:

@@ -2,8 +2,9 @@
 
 One run, each system on its own fresh ``celery worker -P prefork -c 2`` (started, warmed up with a
 few uncounted jobs, measured, stopped; the process group is always killed), on a fresh PostgreSQL
-database ``proactive_bench_<random>`` (migrated to head, dropped at the end) and one Redis DB
-(flushed first and last):
+database ``proactive_bench_<random>`` (migrated to head, dropped at the end), one Redis DB (flushed
+first and last) and, for the RabbitMQ rows, a RabbitMQ vhost ``proactive_bench_<random>`` (made
+with rabbitmqctl, deleted at the end):
 
 1. ``proactive linear``: 5-step no-op chain (bench.sequences.LINEAR), N jobs fired with
    ``fire_event`` from a few threads of this process;
@@ -12,16 +13,20 @@ database ``proactive_bench_<random>`` (migrated to head, dropped at the end) and
 4. ``celery chain+SQL (b)``: the same with one INSERT + one UPDATE per task (psycopg, one
    transaction per task; the chain's row is INSERTed by the publisher, as fire_event inserts a job);
 5. latency: one 5-step linear job at a time on an idle worker; before ``fire_event()`` -> the
-   job's ``finished_at``.
+   job's ``finished_at``;
+6. ``proactive linear on RabbitMQ`` and ``celery chain+SQL (b) on RabbitMQ``: 1. and 4. with
+   PostgreSQL + RabbitMQ (``amqp://``) instead of Redis as the broker, both apps' settings unchanged.
 
 Throughput = steps / (last completion - first fire), where the last completion is the largest
-``finished_at`` (Proactive) or the time the last chain's final task pushed to Redis (baselines).
+``finished_at`` (Proactive) or the time the last chain's final task pushed to Redis (baselines,
+whichever their broker).
 CPU columns are CPU ms per step of the worker processes, of this process (firing/publishing) and
 of the PostgreSQL backends of the bench database, read from /proc over the measured window.
 Rounds alternate the order of the systems; the summary reports the best round of each system.
 
 Run from the repo root: ``.venv/bin/python -m bench.engine [--jobs 400] [--rounds 2] [--quick]``
-(``--systems linear,b`` runs a subset; ``--whatif no_events,no_ping`` adds profiling rows, see
+(``--systems linear,b`` runs a subset; ``--systems linear,b,mq-linear,mq-b --write`` puts the
+Redis/RabbitMQ comparison into BENCHMARKS.md; ``--whatif no_events,no_ping`` adds profiling rows, see
 bench/whatif.py; ``python -m bench.profile_engine`` counts statements and round trips per step).
 """
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -48,6 +54,7 @@ from bench.workers import WorkerProcess, cpu_delta, cpu_seconds
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672"
 SEQUENCE_MODULES = "sequences,bench.sequences"
 STEPS_PER_JOB = 5
 # Pause between two completion checks (seconds): short, the checks are one cheap query.
@@ -63,7 +70,11 @@ TARGET_P50_MS = 25.0
 
 LINEAR, FANOUT = "proactive linear", "proactive fan-out"
 CHAIN, CHAIN_SQL = "celery chain (a)", "celery chain+SQL (b)"
-SYSTEMS = (LINEAR, FANOUT, CHAIN, CHAIN_SQL)
+ON_RABBITMQ = " on RabbitMQ"  # a system whose name ends so runs with RabbitMQ as its broker
+LINEAR_MQ, CHAIN_SQL_MQ = LINEAR + ON_RABBITMQ, CHAIN_SQL + ON_RABBITMQ
+SYSTEMS = (LINEAR, FANOUT, CHAIN, CHAIN_SQL, LINEAR_MQ, CHAIN_SQL_MQ)
+SECTION = "## Engine on RabbitMQ (bench/engine.py)"
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 FINAL_BAD = ("failed", "cancelled", "expired", "timeout", "skipped")
 
 
@@ -117,10 +128,13 @@ class Bench:
         self.dsn = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}"
         self.broker_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
+        self.vhost = db_name if any(s.endswith(ON_RABBITMQ) for s in getattr(args, "selected", ())) else None
+        self.amqp_url = f"{RABBITMQ_URL}/{self.vhost}"
         self.env = {
             "DATABASE_URL": self.url, "BROKER_URL": self.broker_url,
             "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
             "BENCH_BROKER_URL": self.broker_url, "BENCH_DB_DSN": self.dsn,
+            "BENCH_SIGNAL_URL": self.broker_url,  # the baselines' completion signal is always Redis
         }
         self.admin: Any = None  # psycopg connection to the bench database (autocommit), main thread only
         self.redis: Any = None
@@ -131,10 +145,18 @@ class Bench:
     # ------------------------------------------------------------------ set-up / tear-down
 
     def setup(self) -> None:
-        """Create and migrate the database, create the baseline tables, flush the Redis DB."""
+        """Create and migrate the database, create the baseline tables, flush the Redis DB, make the
+        RabbitMQ vhost (when a RabbitMQ row is selected)."""
         import psycopg
         import redis
 
+        if self.vhost:
+            from tests.support.services import rabbitmqctl
+
+            if error := rabbitmqctl("add_vhost", self.vhost) or rabbitmqctl(
+                    "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"):
+                self.vhost = None  # nothing to delete at teardown
+                raise SystemExit(f"the RabbitMQ rows need a vhost of their own: {error}")
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.db_name}"')
         from worker import migrate
@@ -169,15 +191,39 @@ class Bench:
         except Exception as exc:
             print(f"warning: engine reset failed: {exc}", file=sys.stderr)
         release_backends(self.db_name, self.redis, self.redis_db)
+        if self.vhost:
+            from tests.support.services import rabbitmqctl
+
+            if error := rabbitmqctl("delete_vhost", self.vhost):
+                print(f"warning: {error}", file=sys.stderr)
 
     # ------------------------------------------------------------------ helpers
 
+    def broker_of(self, system: str) -> str:
+        """The broker URL `system` runs on: RabbitMQ for the `... on RabbitMQ` rows, else Redis."""
+        return self.amqp_url if system.partition(" [")[0].endswith(ON_RABBITMQ) else self.broker_url
+
+    def use_broker(self, url: str) -> None:
+        """Publish from this process (fire_event and the baseline chains) to `url` from now on."""
+        from bench import baseline_app
+        from worker.celery_app import reconfigure_broker
+        from worker.config import reset_settings
+
+        os.environ["BROKER_URL"] = url
+        reset_settings()
+        reconfigure_broker()
+        baseline_app.use_broker(url)
+
     @contextmanager
-    def worker(self, app: str, queues: str, name: str, whatif: str = "") -> Iterator[WorkerProcess]:
+    def worker(self, app: str, queues: str, name: str, whatif: str = "",
+               broker_url: str | None = None) -> Iterator[WorkerProcess]:
         """A fresh prefork worker (2 processes) for one phase; always stopped (process group).
 
-        ``whatif``: bench.whatif switches for this worker only (profiling variants)."""
+        ``whatif``: bench.whatif switches for this worker only (profiling variants); ``broker_url``:
+        another broker than the Redis DB (the RabbitMQ rows)."""
         env = dict(self.env)
+        if broker_url:
+            env.update(BROKER_URL=broker_url, BENCH_BROKER_URL=broker_url)
         if whatif:
             env.update(PROACTIVE_SEQUENCE_MODULES=f"{SEQUENCE_MODULES},bench.whatif", BENCH_WHATIF=whatif)
         w = WorkerProcess(app, queues, env, self.workdir, name, concurrency=self.args.concurrency)
@@ -276,12 +322,13 @@ class Bench:
 
         kind, _, whatif = system.partition(" [")
         whatif = whatif.rstrip("]")
-        event = sequences.LINEAR_EVENT if kind == LINEAR else sequences.FANOUT_EVENT
+        event = sequences.LINEAR_EVENT if kind.removesuffix(ON_RABBITMQ) == LINEAR else sequences.FANOUT_EVENT
         n, tag = self.args.jobs, uuid.uuid4().hex[:8]
         warm_org, warm_user = self.make_org()
         org, user = self.make_org()
         name = f"proactive-{event}-r{rnd}" + (f"-{whatif.replace(',', '-')}" if whatif else "")
-        with self.worker("worker.celery_app", "steps,slow,edge", name, whatif) as w:
+        name += "-mq" if kind.endswith(ON_RABBITMQ) else ""
+        with self.worker("worker.celery_app", "steps,slow,edge", name, whatif, self.broker_of(system)) as w:
             self.in_threads(self.args.warmup,
                             lambda i: self.fire_one(event, warm_org, warm_user, "w" + tag, i))
             self.wait_jobs(warm_org, self.args.warmup, w)
@@ -298,6 +345,7 @@ class Bench:
 
         event, tag = sequences.LINEAR_EVENT, uuid.uuid4().hex[:8]
         org, user = self.make_org()
+        self.use_broker(self.broker_url)
         with self.worker("worker.celery_app", "steps,slow,edge", f"proactive-latency-r{rnd}") as w:
             for i in range(self.args.warmup + self.args.latency):
                 t0 = time.time()
@@ -359,7 +407,7 @@ class Bench:
 
     def baseline(self, system: str, rnd: int) -> Run:
         """Throughput of bare Celery chains, (a) no-op or (b) INSERT + UPDATE per task."""
-        with_sql = system == CHAIN_SQL
+        with_sql = system in (CHAIN_SQL, CHAIN_SQL_MQ)
         n, tag = self.args.jobs, uuid.uuid4().hex[:8]
         warm_key, key = f"bench:done:w{tag}", f"bench:done:{tag}"
 
@@ -372,7 +420,8 @@ class Bench:
                 " WHERE c.run = %s AND c.step = %s", (tag, STEPS_PER_JOB)).fetchone()[0]
             return steps, last
 
-        with self.worker("bench.baseline_app", "bench", f"baseline-{'b' if with_sql else 'a'}-r{rnd}") as w:
+        name = f"baseline-{'b' if with_sql else 'a'}-r{rnd}" + ("-mq" if system.endswith(ON_RABBITMQ) else "")
+        with self.worker("bench.baseline_app", "bench", name, broker_url=self.broker_of(system)) as w:
             self.in_threads(self.args.warmup, lambda i: self.publish_chain(with_sql, "w" + tag, warm_key))
             self.wait_chains(warm_key, self.args.warmup, w)
             run = self.measured(system, rnd, n, w,
@@ -383,8 +432,11 @@ class Bench:
         return run
 
     def run_system(self, system: str, rnd: int) -> Run:
-        """Measure one system once."""
-        return self.baseline(system, rnd) if system in (CHAIN, CHAIN_SQL) else self.proactive(system, rnd)
+        """Measure one system once (this process publishing to the system's broker)."""
+        self.use_broker(self.broker_of(system))
+        if system in (CHAIN, CHAIN_SQL, CHAIN_SQL_MQ):
+            return self.baseline(system, rnd)
+        return self.proactive(system, rnd)
 
 
 # --------------------------------------------------------------------------- report
@@ -423,20 +475,30 @@ def pick_redis_db(wanted: int | None) -> int:
     return free[0]
 
 
+def rabbitmq_version(url: str) -> str:
+    """The version the RabbitMQ server at `url` announces."""
+    from kombu import Connection
+
+    with Connection(url) as conn:
+        conn.connect()
+        return conn.connection.server_properties.get("version", "?")
+
+
 def header(args: argparse.Namespace, bench: Bench) -> list[str]:
     """What was measured, where, with which versions and engine settings."""
     from worker.config import get_settings
 
     s = get_settings()
-    packages = ("celery", "kombu", "SQLAlchemy", "psycopg", "redis")
+    packages = ("celery", "kombu", "SQLAlchemy", "psycopg", "redis", *(("amqp",) if bench.vhost else ()))
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in packages)
     pg_version = bench.admin.execute("SHOW server_version").fetchone()[0]
     redis_version = bench.redis.info("server")["redis_version"]
+    rabbitmq = f", RabbitMQ {rabbitmq_version(bench.amqp_url)} (vhost {bench.vhost})" if bench.vhost else ""
     load = os.getloadavg()
     return [
         f"Engine benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {os.cpu_count()} cores "
         f"(load avg {load[0]:.2f} at start), Python {platform.python_version()}, {versions}; "
-        f"PostgreSQL {pg_version}, Redis {redis_version} (db {bench.redis_db})",
+        f"PostgreSQL {pg_version}, Redis {redis_version} (db {bench.redis_db}){rabbitmq}",
         f"{args.jobs} jobs x {STEPS_PER_JOB} steps per system and round, {args.rounds} round(s) "
         f"(order alternates), {args.warmup} warm-up jobs per worker, prefork -c {args.concurrency}, "
         f"{args.fire_threads} firing threads; engine: inline_max_steps={s.inline_max_steps}, "
@@ -471,7 +533,8 @@ def report(args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[s
     lines = [*head, "", "Per round:", *table(runs, with_round=True), "",
              f"Summary (best of {args.rounds} round(s) per system):",
              *table(list(best.values()), with_round=False)]
-    pairs = [(LINEAR, CHAIN, "linear/(a)"), (LINEAR, CHAIN_SQL, "linear/(b)"), (FANOUT, CHAIN_SQL, "fan-out/(b)")]
+    pairs = [(LINEAR, CHAIN, "linear/(a)"), (LINEAR, CHAIN_SQL, "linear/(b)"), (FANOUT, CHAIN_SQL, "fan-out/(b)"),
+             (LINEAR_MQ, CHAIN_SQL_MQ, "linear/(b) on RabbitMQ"), (LINEAR_MQ, LINEAR, "linear RabbitMQ/Redis")]
     pairs = [p for p in pairs if p[0] in best and p[1] in best]
 
     def ratio(by: dict[str, float], num: str, den: str) -> float:
@@ -523,8 +586,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-db", type=int, default=None,
                    help="Redis DB to use and flush (default: the highest empty one)")
     p.add_argument("--quick", action="store_true", help="100 jobs, 1 round, 20 latency samples")
-    p.add_argument("--systems", default="linear,fanout,a,b,latency",
-                   help="what to run, comma-separated subset of linear,fanout,a,b,latency (default: all)")
+    p.add_argument("--systems", default="linear,fanout,a,b,mq-linear,mq-b,latency",
+                   help="what to run, comma-separated subset of linear,fanout,a,b,mq-linear,mq-b,latency "
+                        "(mq-: on RabbitMQ instead of Redis; default: all)")
+    p.add_argument("--write", action="store_true",
+                   help=f"write the result into BENCHMARKS.md ('{SECTION}'; needs mq-linear and mq-b)")
     p.add_argument("--whatif", default="",
                    help="profiling only: also run each selected Proactive system with these comma-separated "
                         "bench.whatif switches (no_events, no_ping) in its worker, as extra rows")
@@ -534,10 +600,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    names = {"linear": LINEAR, "fanout": FANOUT, "a": CHAIN, "b": CHAIN_SQL, "latency": "latency"}
+    names = {"linear": LINEAR, "fanout": FANOUT, "a": CHAIN, "b": CHAIN_SQL, "mq-linear": LINEAR_MQ,
+             "mq-b": CHAIN_SQL_MQ, "latency": "latency"}
     chosen = [n.strip() for n in args.systems.split(",") if n.strip()]
     if unknown := [n for n in chosen if n not in names]:
         p.error(f"unknown --systems {unknown}")
+    if args.write and not {"mq-linear", "mq-b"} <= set(chosen):
+        p.error("--write writes the RabbitMQ section: --systems must include mq-linear and mq-b")
     args.selected = [names[n] for n in chosen]
     return args
 
@@ -569,6 +638,13 @@ def main(argv: list[str] | None = None) -> None:
         bench = Bench(args, db_name, redis_db, Path(tmp))
         runs: list[Run] = []
         lat = Latency()
+        head: list[str] = []
+        progress: list[str] = []  # the per-system lines printed while it runs (kept for --write)
+
+        def note(line: str) -> None:
+            progress.append(line)
+            print(line, file=sys.stderr, flush=True)
+
         try:
             bench.setup()
             head = header(args, bench)
@@ -579,22 +655,45 @@ def main(argv: list[str] | None = None) -> None:
                     systems.append(s)
                     if args.whatif and s in (LINEAR, FANOUT):
                         systems.append(f"{s} [{args.whatif}]")
+            width = max([22, *(len(s) for s in systems)])
             for rnd in range(1, args.rounds + 1):
                 for system in systems if rnd % 2 else reversed(systems):
                     run = bench.run_system(system, rnd)
                     runs.append(run)
-                    print(f"  round {rnd}: {system:<22} {run.steps_per_s:6.0f} steps/s",
-                          file=sys.stderr, flush=True)
+                    note(f"  round {rnd}: {system:<{width}} {run.steps_per_s:6.0f} steps/s")
                 if "latency" in args.selected:
                     bench.latency(rnd, lat)
-                    print(f"  round {rnd}: latency p50 so far {percentile(lat.end_to_end_ms, 50):.1f} ms",
-                          file=sys.stderr, flush=True)
+                    note(f"  round {rnd}: latency p50 so far {percentile(lat.end_to_end_ms, 50):.1f} ms")
         finally:
             bench.teardown()
-    print(report(args, runs, lat, []))
-    print(f"\n(total wall time {time.monotonic() - started:.0f} s; throughput = steps / (last completion - "
-          f"first fire); CPU ms/step over that window: worker = the worker's processes, client = this "
-          f"process firing/publishing + polling, pg = PostgreSQL backends of the bench database)")
+    result = report(args, runs, lat, [])
+    footer = (f"\n(total wall time {time.monotonic() - started:.0f} s; throughput = steps / (last completion - "
+              f"first fire); CPU ms/step over that window: worker = the worker's processes, client = this "
+              f"process firing/publishing + polling, pg = PostgreSQL backends of the bench database)")
+    print(result)
+    print(footer)
+    output = "\n".join([*head, *progress, result, footer])
+    if args.write:  # the notes under the run's output are kept
+        from bench.edge import write_section  # bench.edge imports this module
+
+        write_section(BENCHMARKS_MD, SECTION, section_text(sys.argv[1:] if argv is None else argv, output))
+
+
+def section_text(argv: list[str], output: str) -> str:
+    """The RabbitMQ section of BENCHMARKS.md: what it compares, the command (`argv`), the run's output."""
+    command = shlex.join([".venv/bin/python", "-m", "bench.engine", *argv])
+    about = (
+        "The engine's 5-step linear sequence on PostgreSQL + RabbitMQ next to the same on PostgreSQL +\n"
+        "Redis, each against the hand-written Celery chain whose tasks INSERT + UPDATE a PostgreSQL row\n"
+        "(baseline (b)) on the same broker, in the same run: same workload, same worker options and\n"
+        "settings (acks_late, prefetch 1), only BROKER_URL differs. Each system on its own fresh worker\n"
+        "warmed up with uncounted jobs, rounds in alternating order, best round reported (same-round\n"
+        "ratios printed too)."
+    )
+    return (
+        f"{SECTION}\n\n{about}\n\nCommand:\n\n```\n{command}\n```\n\n"
+        f"Run ({time.strftime('%Y-%m-%d')}):\n\n```\n{output}\n```\n"
+    )
 
 
 if __name__ == "__main__":
