@@ -8,6 +8,7 @@ missing. Information only: no buttons (the follow-up email has its own review me
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from blocks import coerce, mrkdwn
@@ -25,7 +26,7 @@ from blocks.limits import (
 )
 
 SUMMARY_BLOCKS_MAX = 2  # section blocks for the summary (≤ 6,000 characters, then a notice)
-OWNER_LABEL = {"rep": "You", "prospect": "Prospect"}
+OWNER_LABEL = {"rep": "you", "prospect": "the prospect"}  # when the item names nobody
 INTENT_HEADINGS = (
     ("buying_signals", ":moneybag: *Buying signals*"),
     ("commitments", ":handshake: *Commitments*"),
@@ -33,12 +34,28 @@ INTENT_HEADINGS = (
 )
 
 
+def _due(value: Any) -> str:
+    """An ISO due date as "Fri 11 Dec" (anything else shown as given)."""
+    text = coerce.text(value)
+    try:
+        return date.fromisoformat(text).strftime("%a %-d %b")
+    except ValueError:
+        return mrkdwn.name(text, limit=60)
+
+
 def _action_item(item: Mapping[str, Any]) -> str:
-    owner = coerce.text(item.get("owner")).lower()
-    label = OWNER_LABEL.get(owner) or mrkdwn.name(owner, default="Unassigned", limit=40)
-    due = coerce.text(item.get("due"))
-    line = f"*{label}:* {escape(coerce.text(item.get('text'), '(no text)'))}"
-    return f"{line} · due {mrkdwn.name(due, limit=60)}" if due else line
+    """The task, its due date and who does it: "Send the proposal by Fri 11 Dec — owner: Alice" (the
+    item's ready ``line`` when the skill gave one)."""
+    if coerce.text(item.get("line")):
+        return escape(coerce.text(item.get("line")))
+    who = coerce.text(item.get("assignee")) or coerce.text(item.get("speaker"))
+    owner = who.split()[0] if who and who != "Unknown" else ""
+    if not owner:
+        owner = OWNER_LABEL.get(coerce.text(item.get("owner")).lower(), "")
+    line = escape(coerce.text(item.get("text"), "(no text)"))
+    if coerce.text(item.get("due")):
+        line += f" by {_due(item.get('due'))}"
+    return f"{line} — owner: {mrkdwn.name(owner, limit=60)}" if owner else line
 
 
 def _bullet_section(heading: str, items: list[str], empty: str | None = None) -> list[Block]:
@@ -51,8 +68,8 @@ def meeting_debrief(data: Mapping[str, Any]) -> dict[str, Any]:
     """Build the post-meeting debrief DM ``{"text", "blocks"}``.
 
     Keys: meeting_title, meeting_start (ISO), call_type, summary, action_items [{text, owner:
-    rep|prospect, due}], intents {buying_signals, commitments, follow_ups: [str]}, coaching_tip,
-    next_actions [str], failed_steps [str]. Missing keys leave their part out (or say "none").
+    rep|prospect, due, speaker, assignee, line}], intents {buying_signals, commitments, follow_ups:
+    [str]}, coaching_tip, next_actions [str], failed_steps [str]. Missing keys leave their part out (or say "none").
     """
     title = coerce.text(data.get("meeting_title"), "your meeting")
     about = [f":spiral_calendar_pad: {mrkdwn.when(data.get('meeting_start')) or 'Time unknown'}"]

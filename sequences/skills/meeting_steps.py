@@ -29,6 +29,8 @@ from sequences.skills.transcripts import (
     parse_transcript,
     suggest_next_actions,
     summarize,
+    task_line,
+    what_they_said,
 )
 from worker.audit import record
 from worker.context import FollowUp, StepContext, StepResult
@@ -167,7 +169,7 @@ def extract_items(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
     def offline() -> ActionItems:
         items = extract_action_items(transcript, reps, _start(meeting))
         intents = detect_intents(transcript, reps, _start(meeting))
-        return ActionItems(items=items, summary=summarize(transcript, items, intents, meeting.title))
+        return ActionItems(items=items, summary=summarize(transcript, items, intents, meeting.title, reps))
 
     return common.think(
         ctx,
@@ -203,7 +205,7 @@ def detect_call_intents(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResu
                     "deal_id": str(meeting.deal_id),
                     "meeting_id": str(meeting.id),
                     **({"contact_id": contact} if contact else {}),
-                    "notes": intents.send_proposal.text[:2000],
+                    **({"notes": "\n".join(heard)[:2000]} if (heard := what_they_said(intents.buying_signals)) else {}),
                 },
             )
         )
@@ -266,7 +268,7 @@ def draft_followup(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
         "Write a short follow-up email after a sales call. Answer with JSON {subject, body}.",
         f"Meeting: {meeting.title}\nSummary: {extracted.summary}\nAction items: "
         f"{[i.model_dump(mode='json') for i in extracted.items]}",
-        lambda: draft_followup_email(meeting.title, name, user.name, extracted.items, intents, extracted.summary),
+        lambda: draft_followup_email(meeting.title, name, user.name, extracted.items, intents),
     )
     draft = EmailDraft.model_validate(answer.output)
     return StepResult(
@@ -380,10 +382,11 @@ def notify_summary(ctx: StepContext, inputs: Mapping[str, Any]) -> Debrief:
         "meeting_start": meeting.start_at.isoformat(),
         "call_type": call_type.get("call_type"),
         "summary": extracted.get("summary", ""),
-        "action_items": extracted.get("items", []),
-        "intents": {
+        "action_items": [  # each with its line as the rep reads it: "Send the proposal by Fri 11 Dec — owner: Alice"
+            {**item, "line": task_line(ActionItem.model_validate(item))} for item in extracted.get("items", [])
+        ],
+        "intents": {  # the commitments are the action items above, as tasks
             "buying_signals": common.unique(s.get("quote", "") for s in intents.get("buying_signals", [])),
-            "commitments": intents.get("commitments", []),
             "follow_ups": intents.get("follow_ups", []),
         },
         "coaching_tip": coaching.get("tip"),

@@ -159,8 +159,13 @@ def present_for_review(ctx: StepContext, inputs: Mapping[str, Any]) -> ProposalP
     deal = _deal(ctx)
     company = common.load_optional(ctx, Company, deal.company_id)
     sections = [s.model_dump() for s in populated.draft.sections]
-    if custom.get("executive_summary"):
-        sections.insert(0, {"heading": "Executive summary", "body": custom["executive_summary"]})
+    if custom.get("executive_summary"):  # the template's own summary section takes it, else it goes first
+        summary = {"heading": "Executive summary", "body": custom["executive_summary"]}
+        at = next((i for i, x in enumerate(sections) if x.get("heading") == summary["heading"]), None)
+        if at is None:
+            sections.insert(0, summary)
+        else:
+            sections[at] = summary
     sections += [dict(s) for s in custom.get("sections") or []]
     owner = common.load_optional(ctx, User, deal.owner_id or ctx.user_id)
     return ProposalPreview(

@@ -447,7 +447,9 @@ def executive_summary(facts: ProposalFacts) -> str:
         who = f"{company}, in {_text(facts.industry)},"
     parts = []
     heard = _first_sentence(facts.meeting_notes)
-    if heard:
+    if heard and heard.startswith("You "):  # the prospect's own words read back (meeting_ended's notes)
+        parts.append(f"In our conversations, you told us that {heard[0].lower()}{heard[1:]}.")
+    elif heard:
         parts.append(f"In our conversations, {who} told us: {heard}.")
     else:
         parts.append(f"This proposal sets out how we can help {who.rstrip(',')}.")

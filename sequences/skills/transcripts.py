@@ -80,8 +80,7 @@ CLEAR_NEXT_STEP = 0.5  # 0..1: next-step clarity below this is worth a tip
 TAIL_SHARE = 0.25  # share of turns at the end of the call searched for the closing next step
 MIN_TAIL_TURNS = 4  # turns: the tail is at least this long
 MAX_NEXT_ACTIONS = 5  # suggestions returned
-MAX_SUMMARY_CHARS = 600  # chars: the summary fits in a Slack section with room to spare
-SUMMARY_SENTENCES = 5  # sentences at most in the summary
+MAX_SUMMARY_CHARS = 1200  # chars: the summary fits in a Slack section with room to spare
 
 
 # --- models ------------------------------------------------------------------------------------------
@@ -140,10 +139,16 @@ class Owner(StrEnum):
 
 
 class ActionItem(_Frozen):
-    text: str
+    text: str  # a task, as the rep reads it: "Send over a proposal with the rollout plan"
     owner: Owner
     due: date | None = None
-    speaker: str
+    speaker: str  # who said it
+    assignee: str = ""  # who does it: the speaker, or the person they named ("Lena will send…")
+
+    @property
+    def who(self) -> str:
+        """The person who does it (the speaker when nobody else was named)."""
+        return self.assignee or self.speaker
 
 
 class SignalKind(StrEnum):
@@ -849,6 +854,9 @@ _ACTION_VERB_RE = _rx(
     r"provide",
     r"meet",
     r"reconvene",
+    r"open (?:a )?(?:ticket|case|issue)",
+    r"file",
+    r"raise",
     r"regroup",
     r"circle back",
     r"plan",
@@ -867,11 +875,6 @@ _ACTION_VERB_RE = _rx(
     r"abstimme\w*",
     r"termin\w*",
 )
-_LEADING_FILLER_RE = re.compile(
-    r"^(?:so|okay|ok|alright|all right|and|great|perfect|sure|yes|yeah|um|uh|well|also|then|also gut|gut|ja|"
-    r"genau|super|prima|okay then)\b[,.!\s-]*",
-    re.IGNORECASE,
-)
 
 
 def is_commitment(sentence: str) -> bool:
@@ -885,15 +888,219 @@ def is_commitment(sentence: str) -> bool:
     return verb and bool(_LET_US_RE.search(folded) or _DEADLINE_RE.search(folded))
 
 
-def _clean_item(sentence: str) -> str:
-    text = sentence.strip()
-    for _ in range(3):
-        stripped = _LEADING_FILLER_RE.sub("", text, count=1)
-        if stripped == text or not stripped:
+_ITEM_LABEL_RE = re.compile(
+    r"^(?:as )?(?:(?:a|the) )?(?:next steps?|action items?|to-?dos?)"
+    r"(?: (?:on|for) (?:my|our|your|their) (?:side|end)| for (?:me|us))?\s*(?:is|are|:|,|-)\s*",
+    re.IGNORECASE,
+)  # "Next step on my side:", "The action item for me is", "As a next step,"
+_SELF_RE = re.compile(
+    r"^(?:i|we)(?:'ll|\u2019ll| will| shall|'m going to| am going to|'re going to| are going to| can)"
+    r"\s+(?:also\s+|then\s+|just\s+|quickly\s+|definitely\s+)*",
+    re.IGNORECASE,
+)
+_LET_RE = re.compile(r"^(?:let(?:'s|\u2019s| us| me)|please)\s+", re.IGNORECASE)
+_NAMED_RE = re.compile(r"^(?P<name>[A-Z][\w'-]+)(?: will| is going to| can| to|'ll)\s+(?P<rest>.+)$")
+_TASK_FILLER_RE = re.compile(
+    r"^(?:absolutely|sounds good|works for me|of course|definitely|certainly|perfect|great|sure|then|and|"
+    r"so|okay|ok|yes|yeah|alright|understood|got it|honestly|well|but|also|to be honest)\b[,.!\s-]*",
+    re.IGNORECASE,
+)
+_REFERENTIAL_RE = re.compile(
+    r"^(?P<verb>[a-z]+(?: up| over| out| in| through| together)?) (?:that|it|this|those|them|these)"
+    r"(?P<particle> up| over| out| in| through| together)?\b",
+    re.IGNORECASE,
+)  # "set that up", "schedule it", "get that to you": the object is in an earlier sentence
+_IN_CALL_RE = _rx(r"right now", r"now", r"right away", r"in a (?:second|moment|minute)", r"on (?:the )?screen")
+_REQUEST_RE = re.compile(
+    r"(?:(?:can|could) (?:we|you|i)(?: also)?|let's|let us|(?:i|we)(?: would like| need| want)(?: to)?)"
+    r" (?P<verb>get|have|see|set up|schedule|book|find|arrange|organi[sz]e|send)\s+(?P<obj>.+)$",
+    re.IGNORECASE,
+)  # a request the next speaker answers with "I'll set that up"
+_DELIVERABLE_RE = _rx(
+    r"quote",
+    r"proposal",
+    r"pricing",
+    r"price list",
+    r"deck",
+    r"contract",
+    r"order form",
+    r"addendum",
+    r"case study",
+    r"sow",
+    r"summary",
+    r"recap",
+    r"options?",
+)  # a noun an item may name alone ("the action item for me is a revised quote"): it gets "Send"
+_PUSH_VERB_RE = re.compile(r"^(send|get|share|forward|email|give|mail)( over)? you\b", re.IGNORECASE)
+_TRAILING_DEADLINE_RE = re.compile(
+    r"\s*,?\s*(?:\b(?:by|before|until|no later than) (?:the )?(?:end of (?:the )?(?:day|week|month)|eod|eow|"
+    r"tomorrow|today|tonight|next week|this week|(?:next |this )?(?:"
+    + "|".join(_WEEKDAYS)
+    + r")(?: (?:morning|afternoon|evening))?)|\b(?:tomorrow|today|tonight|later today))\s*$",
+    re.IGNORECASE,
+)
+# Perspective: a task is stored as the rep reads it ("their CFO", never the prospect's "our CFO").
+_PROSPECT_TO_REP = {
+    "our": "their",
+    "ours": "theirs",
+    "my": "their",
+    "mine": "theirs",
+    "us": "them",
+    "me": "them",
+    "we": "they",
+    "i": "they",
+    "you": "us",
+    "your": "our",
+    "yours": "ours",
+}
+_REP_TO_REP = {"your": "their", "yours": "theirs", "you": "them"}
+_TO_PROSPECT = {"their": "your", "theirs": "yours", "them": "you", "they": "you"}  # the rep's words to the prospect
+_QUOTE_TO_PROSPECT = {
+    "our": "your",
+    "ours": "yours",
+    "my": "your",
+    "mine": "yours",
+    "us": "you",
+    "me": "you",
+    "we": "you",
+    "i": "you",
+    "i'm": "you're",
+    "we're": "you're",
+    "i've": "you've",
+    "we've": "you've",
+    "i'd": "you'd",
+    "we'd": "you'd",
+    "i'll": "you'll",
+    "we'll": "you'll",
+    "i am": "you are",
+    "i was": "you were",
+}
+_QUOTE_TO_REP = {
+    "our": "their",
+    "ours": "theirs",
+    "my": "their",
+    "mine": "theirs",
+    "us": "them",
+    "me": "them",
+    "we": "they",
+    "i": "they",
+    "i'm": "they're",
+    "we're": "they're",
+    "i've": "they've",
+    "we've": "they've",
+    "i'd": "they'd",
+    "we'd": "they'd",
+    "i'll": "they'll",
+    "we'll": "they'll",
+    "i am": "they are",
+    "i was": "they were",
+}
+_PRONOUN_RE = re.compile(r"(?<![\w'])(?:i'm|we're|i've|we've|i'd|we'd|i'll|we'll|[a-z]+)(?![\w'])", re.IGNORECASE)
+
+
+def _swap(text: str, mapping: Mapping[str, str]) -> str:
+    """Replace whole words by ``mapping`` (case-insensitive, keeping a capital first letter)."""
+
+    def one(match: re.Match[str]) -> str:
+        word = match.group(0)
+        new = mapping.get(word.replace("\u2019", "'").lower())
+        if new is None:
+            return word
+        return new[0].upper() + new[1:] if word[0].isupper() and word.lower() != "i" else new
+
+    for phrase in (k for k in mapping if " " in k):  # "I am" → "they are": the verb follows the pronoun
+        text = re.sub(rf"(?<!\w){phrase}(?!\w)", mapping[phrase], text, flags=re.IGNORECASE)
+    return _PRONOUN_RE.sub(one, text)
+
+
+def for_prospect(text: str) -> str:
+    """A task or summary line as the prospect reads it (the rep's "their CFO" becomes "your CFO")."""
+    return _swap(text, _TO_PROSPECT)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+_PROMISE_CLAUSE_RE = re.compile(r"[,;:]\s+(?=(?:i|we)(?:'ll|\u2019ll| will| am going to|'m going to)\s)", re.IGNORECASE)
+_ONGOING_RE = re.compile(r"(?:i'm|i am|we're|we are) (?:still )?(?P<verb>[a-z]+ing) (?P<obj>.+?)[.!]?$", re.IGNORECASE)
+
+
+def _strip_item(sentence: str) -> str:
+    """The sentence without fillers, item labels, what comes before its promise ("The sync failed
+    again, I'll open a ticket" → "I'll open a ticket") and its final punctuation."""
+    text = sentence.strip().rstrip(".!;")
+    clause = _PROMISE_CLAUSE_RE.search(text)
+    if clause:
+        text = text[clause.end() :]
+    for _ in range(4):
+        before = text
+        text = _TASK_FILLER_RE.sub("", text, count=1)
+        text = _ITEM_LABEL_RE.sub("", text, count=1)
+        if text == before:
             break
-        text = stripped
-    text = text[0].upper() + text[1:] if text else text
-    return text if len(text) <= MAX_ITEM_CHARS else text[: MAX_ITEM_CHARS - 1].rstrip() + "…"
+    return text.strip()
+
+
+def _task(sentence: str, due: date | None, speaker_is_rep: bool, names: Mapping[str, str]) -> tuple[str, str] | None:
+    """(task text, assignee label or "") of a commitment sentence, or None when it asks nothing after the call.
+
+    "I'll send over a proposal by Friday" → ("Send over a proposal", ""); "Lena will send you the depot
+    list" → ("Send the depot list", "Lena Ortiz"); "the action item for me is a revised quote" →
+    ("Send a revised quote", ""). A task starts with "@ref " when its object is in an earlier sentence
+    ("I'll set that up").
+    """
+    text = _strip_item(sentence)
+    assignee = ""
+    named = _NAMED_RE.match(text)
+    if named and _is_name(named.group("name")):
+        assignee = names.get(named.group("name").casefold(), named.group("name"))
+        text = named.group("rest")
+    else:
+        text = _LET_RE.sub("", _SELF_RE.sub("", text, count=1), count=1)
+    text = _PUSH_VERB_RE.sub(lambda m: m.group(1) + (m.group(2) or ""), text)
+    folded = _fold(text)
+    if not folded or _IN_CALL_RE.search(folded):
+        return None
+    referential = _REFERENTIAL_RE.match(text)
+    if referential:
+        return f"@ref {referential.group('verb')}{referential.group('particle') or ''}", assignee
+    if not _ACTION_VERB_RE.search(folded):
+        if _DELIVERABLE_RE.search(folded) and re.match(r"^(?:an?|the|two|three|some|our|a revised)\b", folded):
+            text = f"send {text}"
+        elif not _GERMAN_RE.search(folded):
+            return None  # "I'll keep the demo to twenty minutes": a promise about this call, not a task
+    if due is not None:
+        text = _TRAILING_DEADLINE_RE.sub("", text)
+    text = _swap(text, _REP_TO_REP if speaker_is_rep and not assignee else _PROSPECT_TO_REP)
+    return _capital(text.strip(" ,")), assignee
+
+
+_NOT_NAMES = frozenset(
+    {
+        *("it", "this", "that", "there", "these", "those", "everything", "nothing", "someone", "everyone"),
+        *("anyone", "somebody", "nobody", "which", "what", "who", "he", "she", "they", "we", "i", "you"),
+        *("one", "each", "both", "all", "none", "legal", "procurement", "finance", "security"),
+    }
+)  # sentence starters before "will" that are not a person ("Legal will review" stays the speaker's)
+
+
+def _is_name(word: str) -> bool:
+    """Whether a capitalised word opening "<word> will <verb>" names a person ("Lena", "Monica")."""
+    return word.casefold() not in _NOT_NAMES
+
+
+_GERMAN_RE = _rx(r"ich", r"wir", r"sie", r"ihnen", r"uns", r"lassen")  # German items are kept as said
+
+
+def _request(sentence: str, verb: str, rep: bool) -> str | None:
+    """The task "I'll <verb> that" makes of a request ("Can we also get a sandbox for the security
+    review?" + "set up" → "Set up a sandbox for the security review"), or None if it is no request."""
+    request = _REQUEST_RE.search(_strip_item(sentence).rstrip("?"))
+    if request is None:
+        return None
+    obj = _swap(request.group("obj").strip(" ,"), _REP_TO_REP if rep else _PROSPECT_TO_REP)
+    return _capital(f"{verb} {obj}")
 
 
 def extract_action_items(
@@ -901,35 +1108,74 @@ def extract_action_items(
     rep_names: Collection[str],
     meeting_start: datetime | date,
 ) -> list[ActionItem]:
-    """Commitment sentences as action items: owner by speaker, due by ``due_from_text``.
+    """Commitment sentences that ask for something after the call, as tasks: owner, assignee and due.
 
-    Near-identical items of the same owner (content words with Jaccard ≥ 0.8, or one contained in the
-    other) are kept once: the first, taking a later duplicate's due date when it had none.
+    A task is the sentence without its speaker's promise ("I'll", "let's", "next step on my side:") or
+    deadline (kept as ``due``), in the rep's perspective ("their CFO"). A named person ("Lena will send
+    you the depot list") is the assignee. Promises about the call itself ("I'll keep the demo to twenty
+    minutes") are dropped: a task needs an action verb. "I'll set that up" takes its object from the
+    request before it ("Can we get a sandbox?" → "Set up a sandbox…") or merges into the same person's
+    item just before it (its due date); with neither it is dropped. Near-identical items of the same
+    person (content words with Jaccard ≥ 0.8, or one contained in the other) are kept once: the first,
+    taking a later duplicate's due date when it had none.
     """
+    reps = rep_speakers(t.speakers, rep_names)
+    names = {_name_tokens(s)[0]: s for s in t.speakers if _name_tokens(s) and s != UNKNOWN_SPEAKER}
     items: list[ActionItem] = []
     keys: list[frozenset[str]] = []
-    for speaker, sentence, rep in _sentences(t, rep_names):
-        if not is_commitment(sentence):
+    origins: list[int] = []  # the sentence each item came from
+    said = _sentences(t, rep_names)
+    for index, (speaker, sentence, rep) in enumerate(said):
+        named = _NAMED_RE.match(_strip_item(sentence))
+        third_person = bool(named and _is_name(named.group("name")) and _ACTION_VERB_RE.search(_fold(sentence)))
+        if not (is_commitment(sentence) or third_person) or _is_question(sentence):
             continue
-        text = _clean_item(sentence)
+        due = due_from_text(sentence, meeting_start)
+        task = _task(sentence, due, rep, names)
+        if task is None:
+            continue
+        text, assignee = task
+        who = assignee or speaker
+        if text.startswith("@ref "):  # the nearest of the two sentences before: a request, or the same item
+            resolved = merged = None
+            for back in (index - 1, index - 2):
+                if back < 0:
+                    break
+                if items and origins[-1] == back and items[-1].who == who:  # "I'll get that to you tomorrow"
+                    merged = items[-1]
+                    break
+                resolved = _request(said[back][1], text[5:], said[back][2])
+                ongoing = _ONGOING_RE.match(said[back][1].strip()) if said[back][0] == speaker else None
+                if resolved is None and ongoing:  # "I'm still fixing the sheet. I'll have it done by EOD."
+                    resolved = _capital(f"finish {ongoing.group('verb')} {ongoing.group('obj')}")
+                if resolved is not None:
+                    due = due or due_from_text(said[back][1], meeting_start)
+                    break
+            if merged is not None and merged.due is None and due is not None:
+                items[-1] = merged.model_copy(update={"due": due})
+            if resolved is None:
+                continue
+            text = resolved
         item = ActionItem(
-            text=text,
-            owner=Owner.REP if rep else Owner.PROSPECT,
-            due=due_from_text(sentence, meeting_start),
+            text=text if len(text) <= MAX_ITEM_CHARS else text[: MAX_ITEM_CHARS - 1].rstrip() + "…",
+            owner=Owner.REP if who in reps else Owner.PROSPECT,
+            due=due,
             speaker=speaker,
+            assignee=assignee,
         )
-        key = _content_words(text)
+        key = _content_words(item.text)
         duplicate = next(
             (
                 i
                 for i, (old, old_key) in enumerate(zip(items, keys, strict=True))
-                if old.owner == item.owner and (_similar(old_key, key) or (key and (key <= old_key or old_key <= key)))
+                if old.who == item.who and (_similar(old_key, key) or (key and (key <= old_key or old_key <= key)))
             ),
             None,
         )
         if duplicate is None:
             items.append(item)
             keys.append(key)
+            origins.append(index)
         elif items[duplicate].due is None and item.due is not None:
             items[duplicate] = items[duplicate].model_copy(update={"due": item.due})
     return items
@@ -975,6 +1221,7 @@ _SIGNAL_RES: dict[SignalKind, re.Pattern[str]] = {
         r"start date",
         r"implement\w*",
         r"by (?:the )?end of (?:the )?(?:year|quarter|month)",
+        r"(?:before|by) (?:the )?year[- ]end",
         r"zeitplan",
         r"bis ende",
         r"einführung",
@@ -1010,7 +1257,7 @@ _SIGNAL_RES: dict[SignalKind, re.Pattern[str]] = {
     ),
     SignalKind.COMPETITOR: _rx(
         r"competitors?",
-        r"also (?:looking at|evaluating|talking to)",
+        r"also (?:looking at|looked at|evaluating|evaluated|talking to)",
         r"evaluating",
         r"compared? (?:to|with)",
         r"currently (?:use|using)",
@@ -1347,23 +1594,6 @@ def suggest_next_actions(items: list[ActionItem], intents: Intents, deal_stage: 
 
 # --- summary and follow-up email ---------------------------------------------------------------------------
 
-_DECISION_RE = _rx(
-    r"agreed?",
-    r"decided",
-    r"decision",
-    r"we'll go with",
-    r"sounds good",
-    r"approved",
-    r"confirmed",
-    r"makes sense",
-    r"let's do",
-    r"go ahead",
-    r"signed",
-    r"einverstanden",
-    r"vereinbart",
-    r"passt",
-    r"entschieden",
-)
 MIN_SUMMARY_WORDS = 4  # words: shorter sentences ("Sounds good.") carry no content on their own
 
 
@@ -1376,36 +1606,142 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def summarize(t: Transcript, items: list[ActionItem], intents: Intents, title: str | None) -> str:
-    """A short extractive summary (≤ 600 chars): the call's top sentences in the order they were said.
+SIGNAL_LABELS: Mapping[SignalKind, str] = {
+    SignalKind.BUDGET: "Budget",
+    SignalKind.PRICING: "Pricing",
+    SignalKind.DECISION_MAKER: "Decision",
+    SignalKind.TIMELINE: "Timeline",
+    SignalKind.COMPETITOR: "Competition",
+}  # in the order a summary lists them
+_WORD_MONEY_RE = _rx(r"\w+ (?:thousand|million|hundred thousand|k)", r"\w+tausend")
+MAX_SUMMARY_QUOTE_CHARS = 200  # chars of one prospect sentence quoted in a summary line
+SIGNAL_SENTENCES = 2  # prospect sentences per kind of signal in a summary line (the first ones)
 
-    A sentence scores 3 as an action item or commitment, 2 as the proposal/meeting sentence, 2 for
-    decision words ("agreed", "sounds good", …), 1 as a buying signal; sentences under 4 words are
-    skipped. The 5 best (earliest on ties), each as "First name: sentence", follow the title.
+
+def _signal_kind(sentence: str, kinds: set[SignalKind]) -> SignalKind:
+    """The one kind a sentence is filed under: an amount makes it budget, else the most specific."""
+    folded = _fold(sentence)
+    if SignalKind.BUDGET in kinds and (re.search(_MONEY, folded) or _WORD_MONEY_RE.search(folded)):
+        return SignalKind.BUDGET
+    for kind in (SignalKind.DECISION_MAKER, SignalKind.TIMELINE, SignalKind.COMPETITOR, SignalKind.PRICING):
+        if kind in kinds:
+            return kind
+    return SignalKind.BUDGET
+
+
+def _filed(signals: list[BuyingSignal]) -> dict[SignalKind, list[str]]:
+    """Each signal sentence under the one kind it is filed as, in the order said."""
+    kinds_of: dict[str, set[SignalKind]] = {}
+    for signal in signals:
+        kinds_of.setdefault(signal.quote, set()).add(signal.kind)
+    filed: dict[SignalKind, list[str]] = {}
+    for quote, kinds in kinds_of.items():
+        filed.setdefault(_signal_kind(quote, kinds), []).append(quote)
+    return filed
+
+
+def signal_points(signals: list[BuyingSignal], mapping: Mapping[str, str]) -> list[str]:
+    """One "Budget: …" line per kind of signal (its first two sentences), in the prospect's words
+    turned to the reader's perspective by ``mapping`` ("we set aside" → "they set aside")."""
+    filed = _filed(signals)
+    return [
+        f"{label}: " + " ".join(_point(quote, mapping) for quote in filed[kind][:SIGNAL_SENTENCES])
+        for kind, label in SIGNAL_LABELS.items()
+        if kind in filed
+    ]
+
+
+def what_they_said(signals: list[BuyingSignal]) -> list[str]:
+    """The prospect's statements (questions left out) as they would read them back: "You set aside
+    about eighty thousand for this in Q1." (for a proposal's "what we heard")."""
+    filed = _filed(signals)
+    return [
+        _point(quote, _QUOTE_TO_PROSPECT)
+        for kind in SIGNAL_LABELS
+        for quote in filed.get(kind, [])[:SIGNAL_SENTENCES]
+        if not _is_question(quote)
+    ]
+
+
+def _point(sentence: str, mapping: Mapping[str, str]) -> str:
+    """A prospect's sentence as a summary point: in the reader's perspective, or a question quoted as asked."""
+    if _is_question(sentence):
+        return f'they asked "{_shorten(sentence.strip(), MAX_SUMMARY_QUOTE_CHARS)}"'
+    return _capital(_shorten(_swap(_strip_item(sentence), mapping), MAX_SUMMARY_QUOTE_CHARS)) + "."
+
+
+def _names(people: list[str]) -> str:
+    return people[0] if len(people) == 1 else ", ".join(people[:-1]) + " and " + people[-1]
+
+
+def _short_due(due: date) -> str:
+    return f"{_WEEKDAY_NAMES[due.weekday()][:3]} {due.day} {_MONTH_NAMES[due.month - 1][:3]}"
+
+
+def _by(item: ActionItem) -> str:
+    """ " by Fri 11 Dec", unless the task already names its date ("a call next Tuesday")."""
+    return f" by {_short_due(item.due)}" if item.due and not _DUE_RE.search(_fold(item.text)) else ""
+
+
+def task_line(item: ActionItem) -> str:
+    """An action item as one line: "Send the proposal by Fri 11 Dec — owner: Alice"."""
+    due = _by(item)
+    owner = _first_name(item.who) if item.who != UNKNOWN_SPEAKER else ""
+    return f"{item.text}{due}" + (f" — owner: {owner}" if owner else "")
+
+
+def _step_phrase(item: ActionItem) -> str:
+    """ "Alice to send the proposal by Fri 11 Dec" (German items as said: "Bruno: Ich schicke …")."""
+    who = _first_name(item.who) if item.who != UNKNOWN_SPEAKER else "Someone"
+    due = _by(item)
+    if _GERMAN_RE.search(_fold(item.text)):
+        return f"{who}: {item.text}"
+    return f"{who} to {item.text[:1].lower()}{item.text[1:]}{due}"
+
+
+def summarize(
+    t: Transcript,
+    items: list[ActionItem],
+    intents: Intents,
+    title: str | None,
+    rep_names: Collection[str] = (),
+) -> str:
+    """A summary of the call in a few lines (≤ 1,200 chars): who met, what the prospect said about
+    budget, pricing, decision makers, timeline and competition (one line each, their sentence in the
+    third person: "Budget: they set aside about eighty thousand for this in Q1."), and the agreed next
+    steps ("Alice to send over a proposal by Fri 11 Dec; Lena to send the depot list by Sun 6 Dec").
+    Without signals, the prospect's two longest sentences stand for what was discussed.
     """
-    prefix = f"{title.strip()}: " if title and title.strip() else ""
     if t.is_empty:
-        return _shorten(f"{prefix}no transcript was available.", MAX_SUMMARY_CHARS)
-    item_texts = {_fold(i.text) for i in items} | {_fold(c) for c in intents.commitments}
-    key_texts = {_fold(r.text) for r in (intents.send_proposal, intents.schedule_meeting) if r is not None}
-    quotes = {_fold(s.quote) for s in intents.buying_signals}
-    scored: list[tuple[int, int, str]] = []
-    for order, (speaker, sentence) in enumerate((u.speaker, s) for u in t.utterances for s in split_sentences(u.text)):
-        if word_count(sentence) < MIN_SUMMARY_WORDS:
-            continue
-        folded = _fold(sentence)
-        score = 3 * (folded in item_texts or _fold(_clean_item(sentence)) in item_texts)
-        score += 2 * (folded in key_texts) + 2 * bool(_DECISION_RE.search(folded)) + (folded in quotes)
-        scored.append((score, order, f"{_first_name(speaker) or speaker}: {sentence}"))
-    best = sorted(scored, key=lambda x: (-x[0], x[1]))[:SUMMARY_SENTENCES]
-    chosen = [s for s in best if s[0] > 0] or sorted(scored, key=lambda x: x[1])[:2]
-    summary = prefix
-    for _, _, line in sorted(chosen, key=lambda x: x[1]):
-        candidate = f"{summary}{line} " if summary else f"{line} "
-        if len(candidate.rstrip()) > MAX_SUMMARY_CHARS:
+        return f"{title.strip()}: no transcript was available." if title and title.strip() else "No transcript."
+    reps = rep_speakers(t.speakers, rep_names)
+    ours = [s for s in t.speakers if s in reps]
+    theirs = [s for s in t.speakers if s not in reps and s != UNKNOWN_SPEAKER]
+    if ours and theirs:
+        lines = [f"{_names(ours)} met {_names(theirs)}."]
+    else:
+        people = ours + theirs
+        lines = [f"Call with {_names(people)}." if people else "Call with an unnamed speaker."]
+    points = signal_points(intents.buying_signals, _QUOTE_TO_REP)
+    if not points:
+        said = [
+            sentence
+            for speaker, sentence, rep in _sentences(t, rep_names)
+            if not rep and word_count(sentence) >= 2 * MIN_SUMMARY_WORDS and not _is_question(sentence)
+        ]
+        longest = sorted(said, key=lambda x: -word_count(x))[:2]
+        points = [f"They said: {_point(x, _QUOTE_TO_REP)}" for x in said if x in longest]
+    lines += points
+    if items:
+        lines.append("Agreed next steps: " + "; ".join(_step_phrase(i) for i in items) + ".")
+    else:
+        lines.append("No next step was agreed.")
+    summary = ""
+    for line in lines:
+        if len(summary) + len(line) + 1 > MAX_SUMMARY_CHARS:
             break
-        summary = candidate
-    return _shorten(summary.strip() or prefix.strip(), MAX_SUMMARY_CHARS)
+        summary = f"{summary}\n{line}" if summary else line
+    return summary or _shorten(lines[0], MAX_SUMMARY_CHARS)
 
 
 _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -1430,10 +1766,12 @@ def _due_text(due: date) -> str:
     return f"{_WEEKDAY_NAMES[due.weekday()]} {due.day} {_MONTH_NAMES[due.month - 1]}"
 
 
-def _item_line(item: ActionItem, with_speaker: bool) -> str:
-    who = f"{item.speaker}: " if with_speaker and item.speaker != UNKNOWN_SPEAKER else ""
-    due = f" (by {_due_text(item.due)})" if item.due else ""
-    return f"- {who}{item.text}{due}"
+def _item_line(item: ActionItem, with_owner: bool) -> str:
+    """An item of the follow-up email, as the prospect reads it ("their CFO" → "your CFO")."""
+    who = f"{_first_name(item.who)}: " if with_owner and item.who != UNKNOWN_SPEAKER else ""
+    due = f" (by {_due_text(item.due)})" if item.due and not _DUE_RE.search(_fold(item.text)) else ""
+    text = for_prospect(item.text)
+    return f"- {who}{text[:1].lower() + text[1:] if who and not _GERMAN_RE.search(_fold(text)) else text}{due}"
 
 
 def draft_followup_email(
@@ -1442,25 +1780,24 @@ def draft_followup_email(
     rep_name: str | None,
     items: list[ActionItem],
     intents: Intents,
-    summary: str,
 ) -> EmailDraft:
     """The follow-up email to the primary external attendee: recap, both sides' next steps, rep's sign-off.
 
-    Subject "Follow-up: <title>" (an existing "Follow-up:"/"Re:" prefix is not doubled). The rep's items
-    are listed as written (they are in the rep's voice); the prospect's are prefixed with who said them.
+    Subject "Follow-up: <title>" (an existing "Follow-up:"/"Re:" prefix is not doubled). The recap is
+    what the prospect said about budget, pricing, decision, timeline and competition, in the second
+    person ("Budget: you set aside about eighty thousand for this in Q1."); the next steps are the
+    tasks, the prospect's with who takes them ("- Lena: send the depot list and current volumes").
     """
     title = _FOLLOW_UP_PREFIX_RE.sub("", meeting_title or "").strip()
     subject = f"Follow-up: {title}" if title else "Follow-up: our conversation"
     greeting = f"Hi {_first_name(contact_name) or 'there'},"
     opening = f'Thanks for your time today on "{title}".' if title else "Thanks for your time today."
-    parts = [greeting, f"{opening} Here is a short recap."]
-    recap = summary.strip()
-    if title and recap.startswith(f"{title}: "):  # summarize() leads with the title, already in the opening
-        recap = recap[len(title) + 2 :]
+    recap = signal_points(intents.buying_signals, _QUOTE_TO_PROSPECT)
+    parts = [greeting, f"{opening} Here is what I took away:" if recap else opening]
     if recap:
-        parts.append(recap)
-    ours = [_item_line(i, with_speaker=False) for i in items if i.owner is Owner.REP]
-    theirs = [_item_line(i, with_speaker=True) for i in items if i.owner is Owner.PROSPECT]
+        parts.append("\n".join(f"- {line}" for line in recap))
+    ours = [_item_line(i, with_owner=False) for i in items if i.owner is Owner.REP]
+    theirs = [_item_line(i, with_owner=True) for i in items if i.owner is Owner.PROSPECT]
     if ours:
         parts.append("Next steps on our side:\n" + "\n".join(ours))
     if theirs:

@@ -197,8 +197,9 @@ def debrief_data() -> dict[str, Any]:
         "call_type": "discovery",
         "summary": "Globex wants to replace their spreadsheet pipeline before Q1. Budget is approved.",
         "action_items": [
-            {"text": "Send the pricing sheet", "owner": "rep", "due": "Fri 28 Nov"},
-            {"text": "Share the security questionnaire", "owner": "prospect", "due": None},
+            {"text": "Send the pricing sheet", "owner": "rep", "due": "2026-11-28", "speaker": "Ann Lee"},
+            {"text": "Share the security questionnaire", "owner": "prospect", "due": None, "speaker": "Unknown"},
+            {"text": "Send the depot list", "owner": "prospect", "speaker": "Hank Scorpio", "assignee": "Lena Ortiz"},
         ],
         "intents": {
             "buying_signals": ["Budget approved for Q1", "Asked about SSO pricing"],
@@ -402,8 +403,9 @@ def test_meeting_debrief_shows_everything_and_has_no_buttons():
         "2026-11-25 15:00 UTC",
         "Call type: discovery",
         "Budget is approved.",
-        "• You: Send the pricing sheet · due Fri 28 Nov",
-        "• Prospect: Share the security questionnaire",
+        "• Send the pricing sheet by Sat 28 Nov — owner: Ann",
+        "• Share the security questionnaire — owner: the prospect",
+        "• Send the depot list — owner: Lena",
         "• Budget approved for Q1",
         "• I'll send a proposal by Friday",
         "• Schedule a demo with their CTO",
@@ -414,7 +416,7 @@ def test_meeting_debrief_shows_everything_and_has_no_buttons():
     ):
         assert fact in text, fact
     assert "<!date^" in message["blocks"][1]["elements"][0]["text"]  # each reader sees their own tz
-    assert message["text"] == "Debrief: Discovery call with Globex · 2 action items"
+    assert message["text"] == "Debrief: Discovery call with Globex · 3 action items"
 
 
 def test_meeting_debrief_without_failures_has_no_failure_line():

@@ -37,6 +37,7 @@ from sequences.skills.transcripts import (
     split_sentences,
     suggest_next_actions,
     summarize,
+    task_line,
     word_count,
 )
 
@@ -508,65 +509,60 @@ def test_end_of_week_on_a_weekend_is_the_next_friday():
 # --- action items ------------------------------------------------------------------------------------------
 
 
-def test_discovery_action_items():
+def test_discovery_action_items_are_tasks_in_the_reps_perspective():
     items = extract_action_items(parse_transcript(DISCOVERY), {"Alex Morgan"}, DISCOVERY_START)
-    assert [(i.text, i.owner, i.due, i.speaker) for i in items] == [
+    assert [(i.text, i.owner, i.due, i.who) for i in items] == [
+        ("Send a short case study from a logistics customer", Owner.REP, date(2026, 11, 26), "Alex Morgan"),
         (
-            "I'll send you a short case study from a logistics customer by Thursday.",
-            Owner.REP,
-            date(2026, 11, 26),
-            "Alex Morgan",
-        ),
-        (
-            "I'll pull our follow-up numbers from last quarter and share them before the next call.",
+            "Pull their follow-up numbers from last quarter and share them before the next call",
             Owner.PROSPECT,
             None,
             "Priya Nair",
         ),
-        (
-            "As a next step, let's book a demo next Wednesday with your sales managers.",
-            Owner.REP,
-            date(2026, 12, 2),
-            "Alex Morgan",
-        ),
-        ("I'll loop in our two regional managers.", Owner.PROSPECT, None, "Dana Whitfield"),
+        ("Book a demo next Wednesday with their sales managers", Owner.REP, date(2026, 12, 2), "Alex Morgan"),
+        ("Loop in their two regional managers", Owner.PROSPECT, None, "Dana Whitfield"),
     ]
+    first = "Send a short case study from a logistics customer by Thu 26 Nov — owner: Alex"
+    assert task_line(items[0]) == first
+    assert (
+        task_line(items[2]) == "Book a demo next Wednesday with their sales managers — owner: Alex"
+    )  # date in the text
 
 
 def test_demo_action_items_skip_narration_and_needs():
     items = extract_action_items(parse_transcript(DEMO), {"Jordan Lee"}, DEMO_START)
     assert [(i.text, i.owner, i.due) for i in items] == [
-        ("I'll send the security questionnaire tomorrow.", Owner.PROSPECT, date(2026, 11, 20)),
-        ("I'll send over the proposal by Friday.", Owner.REP, date(2026, 11, 20)),
+        ("Send the security questionnaire", Owner.PROSPECT, date(2026, 11, 20)),
+        ("Send over the proposal", Owner.REP, date(2026, 11, 20)),
         (
-            "Let's set up a call next Tuesday afternoon with your CFO to walk through the numbers.",
+            "Set up a call next Tuesday afternoon with their CFO to walk through the numbers",
             Owner.REP,
             date(2026, 11, 24),
         ),
-        ("I'll check Linda's calendar and confirm.", Owner.PROSPECT, None),
+        ("Check Linda's calendar and confirm", Owner.PROSPECT, None),
     ]
     # "Today I'll show you how…" (narration) and "We will need the questionnaire…" (a need) are not items
     assert not any("show you" in t or "will need" in t for t in texts(items))
 
 
-def test_german_action_items():
+def test_german_action_items_are_kept_as_said():
     items = extract_action_items(parse_transcript(GERMAN), {"Jonas Weber"}, GERMAN_START)
     assert [(i.text, i.owner, i.due) for i in items] == [
-        ("Ich schicke Ihnen das Angebot bis Freitag.", Owner.REP, date(2026, 11, 27)),
-        ("Ich schicke Ihnen die Liste unserer Vertriebsmitarbeiter bis morgen.", Owner.PROSPECT, date(2026, 11, 24)),
+        ("Ich schicke Ihnen das Angebot bis Freitag", Owner.REP, date(2026, 11, 27)),
+        ("Ich schicke Ihnen die Liste unserer Vertriebsmitarbeiter bis morgen", Owner.PROSPECT, date(2026, 11, 24)),
         (
-            "Lassen Sie uns einen Termin für nächsten Dienstag vereinbaren, um das Angebot zu besprechen.",
+            "Lassen Sie uns einen Termin für nächsten Dienstag vereinbaren, um das Angebot zu besprechen",
             Owner.REP,
             date(2026, 12, 1),
         ),
     ]
 
 
-def test_standup_items_belong_to_non_reps():
+def test_standup_items_belong_to_non_reps_and_take_their_object_from_context():
     items = extract_action_items(parse_transcript(STANDUP), {"Priya Shah"}, STANDUP_START)
-    assert [(i.speaker, i.owner, i.due) for i in items] == [
-        ("Carla Diaz", Owner.PROSPECT, STANDUP_START.date()),
-        ("Ben Okafor", Owner.PROSPECT, None),
+    assert [(i.text, i.who, i.owner, i.due) for i in items] == [
+        ("Finish fixing the forecast sheet", "Carla Diaz", Owner.PROSPECT, STANDUP_START.date()),  # "I'll have it done"
+        ("Open a ticket with IT", "Ben Okafor", Owner.PROSPECT, None),  # "The CRM sync failed again, I'll open…"
     ]
 
 
@@ -580,8 +576,8 @@ def test_near_identical_items_are_kept_once_with_the_later_due_date():
     )
     items = extract_action_items(t, {"Alex Morgan"}, TUESDAY)
     assert [(i.text, i.owner, i.due) for i in items] == [
-        ("I'll send the pricing sheet.", Owner.REP, date(2026, 11, 27)),
-        ("I'll send the pricing sheet to our CFO.", Owner.PROSPECT, None),  # leading "And" trimmed
+        ("Send the pricing sheet", Owner.REP, date(2026, 11, 27)),
+        ("Send the pricing sheet to their CFO", Owner.PROSPECT, None),  # "our CFO" as the rep reads it
     ]
 
 
@@ -888,54 +884,77 @@ def test_next_actions_are_capped():
 # --- summary and follow-up email ------------------------------------------------------------------------------
 
 
-def test_summary_of_the_demo():
+def test_summary_of_the_demo_says_who_met_what_they_said_and_the_next_steps():
     t = parse_transcript(DEMO)
     items = extract_action_items(t, {"Jordan Lee"}, DEMO_START)
     intents = detect_intents(t, {"Jordan Lee"}, DEMO_START)
-    summary = summarize(t, items, intents, "Acme Corp <> Proactive demo")
+    summary = summarize(t, items, intents, "Acme Corp <> Proactive demo", {"Jordan Lee"})
     assert len(summary) <= MAX_SUMMARY_CHARS
-    assert summary.startswith("Acme Corp <> Proactive demo: ")
-    assert "Jordan: I'll send over the proposal by Friday." in summary
-    assert "next Tuesday afternoon with your CFO" in summary
-    assert "encrypted at rest" not in summary  # product talk is not a decision or next step
+    lines = summary.splitlines()
+    assert lines[0] == "Jordan Lee met Maria Gonzalez and Tom Becker."
+    assert 'Pricing: they asked "How does pricing work for a team of our size?"' in lines
+    assert "Decision: They can approve up to twenty thousand. Above that their CFO, Linda, has to sign off." in lines
+    assert lines[-1] == (
+        "Agreed next steps: Tom to send the security questionnaire by Fri 20 Nov; Jordan to send over the "
+        "proposal by Fri 20 Nov; Jordan to set up a call next Tuesday afternoon with their CFO to walk through "
+        "the numbers; Maria to check Linda's calendar and confirm."
+    )
+    assert "encrypted at rest" not in summary  # product talk is not a signal or a next step
+    assert "Jordan:" not in summary and "I'll" not in summary  # no speaker labels, no raw promises
+
+
+def test_summary_of_the_discovery_call_files_each_signal_once():
+    t = parse_transcript(DISCOVERY)
+    items = extract_action_items(t, {"Alex Morgan"}, DISCOVERY_START)
+    intents = detect_intents(t, {"Alex Morgan"}, DISCOVERY_START)
+    lines = summarize(t, items, intents, None, {"Alex Morgan"}).splitlines()
+    assert lines[:5] == [
+        "Alex Morgan met Dana Whitfield and Priya Nair.",
+        "Budget: They have about $60k budgeted for sales tooling this fiscal year.",
+        "Decision: Their CFO signs off on anything above fifty thousand, so she will want to see the numbers.",
+        "Timeline: They want to go live by the end of Q1, before the new territories start.",
+        "Competition: They're also evaluating Gong, mostly for call recording.",
+    ]
 
 
 def test_summary_is_capped_and_handles_empty_transcripts():
     long_line = "I'll send the detailed integration plan for every region and every team by Friday. " * 3
     t = parse_transcript("\n".join(f"Alex Morgan: {long_line} ({n})" for n in range(20)))
     items = extract_action_items(t, {"Alex Morgan"}, TUESDAY)
-    assert len(summarize(t, items, Intents(), "A very long call")) <= MAX_SUMMARY_CHARS
+    assert len(summarize(t, items, Intents(), "A very long call", {"Alex Morgan"})) <= MAX_SUMMARY_CHARS
     assert summarize(parse_transcript(""), [], Intents(), "Demo") == "Demo: no transcript was available."
     assert summarize(parse_transcript("Dana: Hello there, nice to meet you."), [], Intents(), None) == (
-        "Dana: Hello there, nice to meet you."
+        "Call with Dana.\nNo next step was agreed."
     )
 
 
-def test_followup_email_for_the_demo():
+def test_followup_email_for_the_demo_speaks_to_the_prospect():
     t = parse_transcript(DEMO)
     items = extract_action_items(t, {"Jordan Lee"}, DEMO_START)
     intents = detect_intents(t, {"Jordan Lee"}, DEMO_START)
-    summary = summarize(t, items, intents, "Acme Corp <> Proactive demo")
-    draft = draft_followup_email("Acme Corp <> Proactive demo", "Maria Gonzalez", "Jordan Lee", items, intents, summary)
+    draft = draft_followup_email("Acme Corp <> Proactive demo", "Maria Gonzalez", "Jordan Lee", items, intents)
     assert draft.subject == "Follow-up: Acme Corp <> Proactive demo"
     body = draft.body
     assert body.startswith("Hi Maria,\n\n")
     assert body.endswith("Best,\nJordan")
+    assert "- Decision: You can approve up to twenty thousand." in body
     ours, theirs = body.index("Next steps on our side:"), body.index("Next steps on your side:")
-    assert ours < body.index("- I'll send over the proposal by Friday. (by Friday 20 November)") < theirs
-    assert body.index("- Tom Becker: I'll send the security questionnaire tomorrow. (by Friday 20 November)") > theirs
-    assert "- Maria Gonzalez: I'll check Linda's calendar and confirm." in body
+    assert ours < body.index("- Send over the proposal (by Friday 20 November)") < theirs
+    assert "- Set up a call next Tuesday afternoon with your CFO to walk through the numbers" in body
+    assert body.index("- Tom: send the security questionnaire (by Friday 20 November)") > theirs
+    assert "- Maria: check Linda's calendar and confirm" in body
     assert "I'll send a calendar invite for our next conversation on Tuesday 24 November." in body
-    assert body.count("Acme Corp <> Proactive demo") == 1  # the recap does not repeat the title
+    assert body.count("Acme Corp <> Proactive demo") == 1
+    assert "Jordan Lee met" not in body  # the internal summary is not the prospect's recap
 
 
 def test_followup_email_edge_cases():
-    draft = draft_followup_email("Follow-up: Pricing", None, None, [], Intents(), "")
+    draft = draft_followup_email("Follow-up: Pricing", None, None, [], Intents())
     assert draft.subject == "Follow-up: Pricing"
     assert draft.body.startswith("Hi there,")
     assert "We didn't capture specific action items" in draft.body
     assert draft.body.endswith("Best regards")
-    assert draft_followup_email("", "Dana", "Alex Morgan", [], Intents(), "").subject == "Follow-up: our conversation"
+    assert draft_followup_email("", "Dana", "Alex Morgan", [], Intents()).subject == "Follow-up: our conversation"
 
 
 def test_models_are_frozen():

@@ -34,10 +34,15 @@ GLOBEX_DEAL = demo_id("deal", "globex-fleet")
 STANDUP = demo_id("meeting", "team-standup")
 SOLO = demo_id("meeting", "solo-prep")
 HANK = "hank@globex.example"
-PROPOSAL_ITEM = "Next step on my side: I'll send over a proposal with the rollout plan by Friday."
-CALL_ITEM = "Let's set up a call next Tuesday afternoon with Dana to walk through pricing."
+PROPOSAL_ITEM = "Send over a proposal with the rollout plan"  # "Next step on my side: I'll send over … by Friday."
+CALL_ITEM = "Set up a call next Tuesday afternoon with Dana to walk through pricing"
 CALL_SENTENCE = "And let's set up a call next Tuesday afternoon with Dana to walk through pricing."
-LENA_ITEM = "I'll get that to you tomorrow."
+LENA_ITEM = "Send the depot list and current volumes"  # Hank: "Lena will send you…"; Lena: "I'll get that to you"
+HEARD = (  # what Hank and Lena said, read back to them in the proposal
+    "You set aside about eighty thousand for this in Q1.\nYour CFO, Dana, owns the budget.\n"
+    "You'd like to go live before the spring peak, so a decision by the end of January.\n"
+    "You also looked at RouteMax last year but the integration with your TMS was a mess."
+)
 EMAIL_BUTTONS = ["email_send_now", "email_edit", "email_send_later", "email_cancel"]
 SALES_STEPS = (
     "classify-call-type",
@@ -256,7 +261,8 @@ def test_globex_discovery_edit_then_send_after_the_undo_window(w: World, monkeyp
     ]
     assert all(i["due"] for i in items)
     intents = out["detect-intents"]
-    assert {s["kind"] for s in intents["intents"]["buying_signals"]} == {"budget", "decision_maker", "timeline"}
+    kinds = {s["kind"] for s in intents["intents"]["buying_signals"]}
+    assert kinds == {"budget", "decision_maker", "timeline", "competitor"}  # "We also looked at RouteMax"
     assert intents["follow_ups"] == ["proposal_generation", "calendar_find_times"]
     assert rows["detect-intents"].follow_ups and len(rows["detect-intents"].follow_ups) == 2
     draft = out["draft-followup-email"]
@@ -305,8 +311,11 @@ def test_globex_discovery_edit_then_send_after_the_undo_window(w: World, monkeyp
     assert post.params["text"] == "Debrief: Discovery call — Globex dispatch · 3 action items"
     shown = str(post.params["blocks"])
     for fragment in (
-        "*You:* Next step on my side",
-        "*Prospect:* I'll get that to you tomorrow",
+        "• Send over a proposal with the rollout plan by ",
+        "— owner: Alice",
+        "• Send the depot list and current volumes by ",
+        "— owner: Lena",
+        "Alice Moreau met Hank Scorpio and Lena Ortiz.",
         "Buying signals",
         "Our CFO, Dana, owns the budget.",
     ):
@@ -364,7 +373,7 @@ def test_globex_discovery_edit_then_send_after_the_undo_window(w: World, monkeyp
         "deal_id": str(GLOBEX_DEAL),
         "meeting_id": str(GLOBEX),
         "contact_id": hank_id,
-        "notes": PROPOSAL_ITEM,
+        "notes": HEARD,
     }
     assert kids[1].payload == {
         "scheduling_text": CALL_SENTENCE,
@@ -487,7 +496,7 @@ def test_internal_standup_is_debriefed_without_sales_steps(w: World):
         "close_date_hint": None,
         "activity_logged": False,
     }
-    assert rows["create-tasks-from-actions"].output["titles"] == ["I'll update the forecast sheet after lunch."]
+    assert rows["create-tasks-from-actions"].output["titles"] == ["Update the forecast sheet after lunch"]
     assert approvals_of(job) == [] and children(job) == []
 
     delivered = wait_delivered(job)
