@@ -84,7 +84,8 @@ def _campaign_blocks(campaign: Mapping[str, Any], seen: set[str]) -> list[Block]
     if suggestions:
         lines = [escape(s) for s in suggestions[:SUGGESTIONS_SHOWN]]
         more = len(suggestions) - SUGGESTIONS_SHOWN
-        blocks.append(context([":bulb: " + mrkdwn.bullets(lines), *([f"+{more} more"] if more > 0 else [])]))
+        tips = ":bulb: *What to try*\n" + mrkdwn.bullets(lines) + (f"\n…and {more} more" if more > 0 else "")
+        blocks.append(context([tips]))
         campaign_id = _usable_id(campaign.get("campaign_id"), seen)
         if campaign_id is not None:
             buttons = [button(text, action_id, campaign_id, style) for text, action_id, style in CAMPAIGN_DECISIONS]

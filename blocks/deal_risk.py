@@ -61,7 +61,7 @@ def _money(value: Any, currency: Any) -> str:
 
 def _delta(score: int, previous: Any) -> str:
     if previous is None:
-        return "new"
+        return "newly at risk"
     change = score - _int(previous, score)
     if change > 0:
         return f"↑ +{change} since last scan"

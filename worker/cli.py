@@ -544,7 +544,7 @@ def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
     for s in d["steps"]:
         mark = " (superseded)" if s["superseded"] else ""
         it = f"#{s['iteration']}" if s["iteration"] else ""
-        detail = s["error"] or s["reason"] or ""
+        detail = s["error"] or (s["reason"] or "").replace("_", " ")  # skip reasons are codes: not_sales
         if s["status"] == "succeeded" and s["error"]:
             detail = f"(after a retry: {s['error']})"
         if s.get("waiting"):

@@ -16,23 +16,36 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from worker import migrate, registry
 from worker.db import transaction
 from worker.events import fire_event
 from worker.inprocess import EmbeddedWorker
-from worker.models import approvals, jobs, steps
+from worker.models import SlackOutbox, approvals, jobs, steps
 from worker.seed import SeedResult, demo_id, seed_demo
 from worker.states import JOB_FINAL, ApprovalStatus
 
 Echo = Callable[..., Any]
+outbox = SlackOutbox.__table__
 
 POLL_S = 0.05
 # The Undo window before an approved email goes out, shortened so the demo does not sit waiting (s).
 DEMO_UNDO_WINDOW_S = 2.0
 # Job statuses the demo expects at the end (a rejection or "I'll handle it" ends a job cancelled).
 EXPECTED_FINAL = frozenset({"completed", "cancelled"})
+# What each event is, in the words of the person it happens to.
+EVENT_NAMES = {
+    "meeting_ended": "A recorded meeting ended",
+    "pre_meeting_90min": "A meeting starts in 90 minutes",
+    "email_received": "A prospect emailed",
+    "proposal_generation": "A proposal was asked for",
+    "calendar_find_times": "A prospect asked to meet",
+    "stale_deal_revival": "A deal went quiet",
+    "campaign_daily_check": "Daily campaign check",
+    "coaching_weekly": "Weekly coaching digest",
+    "deal_risk_scan": "Daily deal risk scan",
+}
 
 
 def demo_events(seed: SeedResult, run: str) -> list[dict[str, Any]]:
@@ -154,11 +167,18 @@ def decide_pending(job_ids: list[uuid.UUID], rounds: Counter[uuid.UUID], echo: E
                 .where(approvals.c.job_id.in_(job_ids), approvals.c.status == ApprovalStatus.PENDING.value)
             )
         )
+    import blocks
+    from worker.models import User
+
+    with transaction() as conn:
+        names = dict(conn.execute(select(User.id, User.name)).all())
     for a in pending:
         decision, data = rep_decision(a.kind, a.event_type, a.preview or {}, rounds[a.job_id])
         rounds[a.job_id] += 1
-        decide(a.id, decision, user_id=uuid.UUID(a.approver_user_ids[0]), data=data or None, actor="demo")
-        echo(f"  rep clicked {decision:12} on {a.kind:16} ({a.event_type})")
+        approver = uuid.UUID(a.approver_user_ids[0])
+        decide(a.id, decision, user_id=approver, data=data or None, actor="demo")
+        what = (a.preview or {}).get("title") or a.kind.replace("_", " ")
+        echo(f"  {names.get(approver, 'The rep')} chose “{blocks.decision_label(decision)}” on {what}")
     return len(pending)
 
 
@@ -208,8 +228,9 @@ def run_demo(timeout_s: float = 60.0, echo: Echo = print) -> int:
     seed = seed_demo()
     echo(
         f"demo org {seed.org_id} ({'seeded' if seed.created else 'already seeded'}); "
-        f"{len(registry.registered())} sequences; dry-run: sends are recorded, not made"
+        f"{len(registry.registered())} sequences; dry run: emails, invites and proposals are recorded, not sent"
     )
+    echo("\nWhat happened:")
     run = uuid.uuid4().hex[:8]
     rounds: Counter[uuid.UUID] = Counter()
     with EmbeddedWorker() as worker:
@@ -217,7 +238,8 @@ def run_demo(timeout_s: float = 60.0, echo: Echo = print) -> int:
         for event in demo_events(seed, run):
             result = fire_event(event)
             roots.append(result.job_id)
-            echo(f"fired {event['type']:22} -> job {result.job_id} ({result.status})")
+            echo(f"  {EVENT_NAMES.get(event['type'], event['type']):32} fired {event['type']:22} → job {result.job_id}")
+        echo("\nWhat the reps decided in Slack:")
         for _round in range(6):
             st = wait_settled(roots, timeout_s)
             if not any(s == "awaiting_approval" for s in st.values()):
@@ -227,14 +249,15 @@ def run_demo(timeout_s: float = 60.0, echo: Echo = print) -> int:
     for note in worker.leftover_lines():  # an earlier command's jobs: named, never counted below
         echo(note)
     family = _family(roots)
-    echo("")
+    echo("\nEach job, step by step (`proactive job ID` shows one again):\n")
     with transaction() as conn:
         details = [job_detail(conn, j) for j in family]
+        messages = conn.execute(select(func.count()).select_from(outbox).where(outbox.c.job_id.in_(family))).scalar()
     for d in details:
         print_timeline(d)
         echo("")
-    echo("Inbox (what Slack would show, newest 12):")
-    inbox.main(args=["--limit", "12", "--org", str(seed.org_id)], standalone_mode=False)
+    echo(f"Inbox (what Slack would show: the {messages} messages of this run, `proactive inbox` shows them again):")
+    inbox.main(args=["--limit", str(max(1, messages or 0)), "--org", str(seed.org_id)], standalone_mode=False)
     echo(f"numbers: {_numbers(family)}; demo took {time.monotonic() - t0:.1f} s")
     bad = {str(j)[:8]: s for j, s in st.items() if s not in EXPECTED_FINAL}
     if bad:

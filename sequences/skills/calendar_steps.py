@@ -68,7 +68,7 @@ def find_available_slots(ctx: StepContext, inputs: Mapping[str, Any]) -> SlotsFo
     time_min, time_max = freebusy_window(parsed.request, tz, extra_days=extra)
     busy, source = outbound.busy_intervals(ctx, user, time_min, time_max)
     slots = find_slots(busy, parsed.request, tz, ctx.now, extra_days=extra)
-    window = parsed.request.window_text + (f" (+{extra} days)" if extra else "")
+    window = parsed.request.window_text + (f" or in the {extra} days after" if extra else "")
     return SlotsFound(
         slots=slots,
         source=source,

@@ -19,6 +19,7 @@ from sequences.skills.email_rules import (
     is_free_mail,
     ooo_until,
     parse_address,
+    reply_subject,
 )
 from worker.context import FollowUp, StepContext, StepResult
 from worker.errors import PermanentError, SkipStep
@@ -233,7 +234,7 @@ def review_email_reply(ctx: StepContext, inputs: Mapping[str, Any]) -> ReplyPrev
         body=draft.body,
         thread=bool(email.thread_id),
         context=f"Reply to {who}" + (f" ({match.company_name})" if match.company_name else ""),
-        title=f"Reply: {email.subject or '(no subject)'}",
+        title=f"Reply to {who}: {reply_subject(email.subject).removeprefix('Re: ')}",
         timezone=common.rep_zone(ctx, user).key,
         deal_id=match.deal_id,
         approver_user_ids=[str(user.id)],

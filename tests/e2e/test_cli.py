@@ -65,7 +65,8 @@ def test_demo_runs_end_to_end_in_a_fresh_directory(tmp_path: Path):
         "deal_risk_scan",
     ):
         assert f"fired {event_type}" in out
-    assert "rep clicked more" in out and "rep clicked send_invite" in out and "rep clicked cancel" in out
+    assert "chose “More options”" in out and "chose “Send invite”" in out and "chose “Cancel”" in out
+    assert "Debrief: Discovery call" in out and "— owner: Alice" in out  # every message of the run, debrief too
     assert "source chain" in out  # the meeting's promises became follow-up jobs
     assert "Inbox (what Slack would show" in out
     assert "success rate 100%" in out and "unexpected end states" not in out

@@ -231,7 +231,7 @@ def test_more_options_searches_ten_days_longer_and_asks_again(w: World):
     )
     assert [runs[s, 1].status for s in STEPS[:3]] == ["succeeded", "succeeded", "awaiting_approval"]
     found = runs["find-available-slots", 1].output
-    assert found["extra_days"] == 10 and found["window_text"] == "next week (+10 days)"
+    assert found["extra_days"] == 10 and found["window_text"] == "next week or in the 10 days after"
     assert 0 < len(found["slots"]) <= 5 and second.preview["slots"] == found["slots"]
     assert [e["action_id"] for e in elements(second_post)][1:] == CAL_BUTTONS
 
