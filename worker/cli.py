@@ -558,7 +558,7 @@ def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
     for m in d.get("messages", []):
         problem = f"  {m['error_code']}: {(m['error'] or '')[:100]}" if m["error_code"] else ""
         held = f"  not before {m['not_before'][:19]}" if m["not_before"] and m["status"] == "pending" else ""
-        click.echo(f"  slack {m['kind']:28} {status_text(m['status'])}{held}{problem}")
+        click.echo(f"  slack {m['kind'].replace('_', ' '):28} {status_text(m['status'])}{held}{problem}")
     for a in d["approvals"]:
         who = f" by {a['decided_by']} at {a['decided_at'][:19]}" if a["decided_by"] else ""
         chosen = f" ({blocks.decision_label(a['decision'])})" if a["decision"] else ""
