@@ -45,7 +45,7 @@ def unreachable(broker_url: str) -> str:
     """The same kind of broker URL on a port nothing listens on (a broker that is down)."""
     parts = urlsplit(broker_url)
     userinfo, at, _ = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}127.0.0.1:1"))  # nothing listens there
+    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}127.0.0.1:1"))
 
 
 def done(job_id: uuid.UUID) -> str | None:
