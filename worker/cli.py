@@ -654,17 +654,18 @@ def _decision_problem(command: str, decision: str, event_type: str, step: str, k
     try:
         spec = registry.get(event_type).step(step).approval
     except (registry.UnknownSequence, KeyError):
-        return  # the sequence is not loaded here: the engine's own check decides
+        return None  # the sequence is not loaded here: the engine's own check decides
     if spec is None:
-        return
+        return None
     offered = offered_decisions(kind, spec)
     stop = offered["stop"]
     go = offered["proceed"] + offered["rerun"]
     if command == "reject" and decision not in stop:
-        fail(f"{decision!r} is not a way to reject a {kind} approval; one of: {', '.join(stop)}")
+        return f"{decision!r} is not a way to reject a {kind} approval; one of: {', '.join(stop)}"
     if command == "approve" and decision not in go:
         also = f" (to stop the job: `proactive reject --decision {'|'.join(stop)}`)" if stop else ""
-        fail(f"{decision!r} is not a decision of a {kind} approval; one of: {', '.join(go)}{also}")
+        return f"{decision!r} is not a decision of a {kind} approval; one of: {', '.join(go)}{also}"
+    return None
 
 
 def _decide(command: str, approval_id: str, decision: str, as_user: str | None, data: str | None) -> None:
