@@ -42,6 +42,16 @@ def outcome_block_id(state: str) -> str:
     return f"outcome:{state}"
 
 
+def offers_action(message_blocks: Any, action_id: str) -> bool:
+    """True when a message still shows a button (or other element) with `action_id`."""
+    return any(
+        isinstance(e, dict) and e.get("action_id") == action_id
+        for b in message_blocks or []
+        if isinstance(b, dict) and b.get("type") == "actions"
+        for e in b.get("elements") or []
+    )
+
+
 def shows_state(message_blocks: Any, state: str) -> bool:
     """True when a message's blocks carry the outcome line of `state`."""
     wanted = outcome_block_id(state)

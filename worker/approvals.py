@@ -475,13 +475,12 @@ def action_report(
     message: str | None,
     *,
     parked: bool = False,
-    waited: bool = False,
     job_id: str = "",
 ) -> ActionReport | None:
     """What to tell the approver after an attempt of the approved action (pure): `status` is the
-    attempt's outcome (queued = retried later, `parked` = waiting for Google), `waited` says an
-    earlier attempt waited for Google. None when the message must not change (an ordinary retry, a
-    success straight after the decision: "Approved by …" is already true)."""
+    attempt's outcome (queued = retried later, `parked` = waiting for Google). None when the message
+    must not change (an ordinary retry). A success is always reported: `report_action` replaces only
+    a message it makes stale ("waiting", or an email's Undo offer)."""
     why = (message or "").strip()
     if status == "queued":
         if not parked:
@@ -489,7 +488,7 @@ def action_report(
         label = "reconnect here" if error_class == "auth_revoked" else "connect here"
         return ActionReport("waiting", todo="{link} and it will be sent", link_label=label)
     if status == "succeeded":
-        return ActionReport("sent") if waited else None
+        return ActionReport("sent")
     if status != "failed":
         return None
     if error_class == "not_connected":
@@ -542,8 +541,9 @@ def report_action(
 ) -> bool:
     """Replace the approved approval's message (the one whose buttons were clicked) with `report`,
     through the outbox (chat.update on its channel + ts, or the console inbox), in the caller's
-    transaction. `user_id` is whose Google connect link to show. "sent" only replaces a message that
-    still says "waiting". False when nothing was replaced."""
+    transaction. `user_id` is whose Google connect link to show. "sent" only replaces a message it
+    makes stale: one that still says "waiting", or still offers an email's Undo button (the email went
+    out: the button must go). False when nothing was replaced."""
     import blocks.outcome
     from worker.integrations import NO_LINK, google_connect_link
     from worker.models import SlackOutbox
@@ -572,10 +572,16 @@ def report_action(
             .where(outbox.c.approval_id == a.id, outbox.c.org_id == a.org_id, outbox.c.kind == "approval")
             .limit(1)
         ).scalar()
-        if not blocks.outcome.shows_state(shown, "waiting"):
-            return False  # the step already said what it did (an email's "Sent"), or never said "waiting"
+        if not (blocks.outcome.shows_state(shown, "waiting") or blocks.outcome.offers_action(shown, "email_undo")):
+            return False  # "Approved by …" (or "Sent") is still true: nothing to replace
     if report.state == "sent" and a.kind == "email_preview":
-        message = blocks.email_sent(preview.get("to") or "", data.get("subject") or preview.get("subject") or "", now)
+        message = blocks.email_sent(
+            preview.get("to") or "",
+            data.get("subject") or preview.get("subject") or "",
+            now,
+            display_name(conn, a.org_id, a.decided_by),
+            edited=a.decision == "edit",
+        )
     else:
         link = google_connect_link(job["org_id"], user_id or job.get("user_id")) if report.link_label else None
         message = blocks.outcome.action_outcome(

@@ -471,15 +471,11 @@ def _report_action(
 
     if approvals.approval_step_of(sequence, step) is None:
         return
-    waited = False
-    if outcome.status == S.SUCCEEDED:  # a success keeps the error class of the attempt before it
-        waited = conn.execute(select(steps.c.error_class).where(steps.c.id == step_run_id)).scalar() in PARKED_CLASSES
     report = approvals.action_report(
         outcome.status.value,
         outcome.error_class,
         outcome.message,
         parked=outcome.revoked is not None and outcome.status == S.QUEUED,
-        waited=waited,
         job_id=str(job["id"]),
     )
     if report is not None:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from blocks.outcome import action_outcome, shows_state
+from blocks.email import email_sent, email_sent_with_undo
+from blocks.outcome import action_outcome, offers_action, shows_state
 from tests.unit.test_blocks_messages import assert_valid
 from worker.approvals import ActionReport, action_report, approval_step_of
 from worker.dag import ApprovalSpec, Sequence, Step
@@ -73,11 +74,19 @@ def test_parked_send_says_it_waits_for_google_with_a_connect_link() -> None:
     assert revoked is not None and revoked.link_label == "reconnect here"
 
 
-def test_ordinary_retries_and_plain_successes_leave_the_message_alone() -> None:
+def test_ordinary_retries_leave_the_message_alone_and_a_success_is_reported() -> None:
     assert action_report("queued", "transient", "timeout") is None
-    assert action_report("succeeded", None, None) is None
     assert action_report("skipped", None, None) is None
-    assert action_report("succeeded", None, None, waited=True) == ActionReport("sent")
+    assert action_report("succeeded", None, None) == ActionReport("sent")  # replaced only where stale
+
+
+def test_a_message_that_still_offers_undo_or_says_waiting_is_stale_once_sent() -> None:
+    now = datetime.now(UTC)
+    undo = email_sent_with_undo("a1", "hank@initech.example", "Next steps", now)["blocks"]
+    sent = email_sent("hank@initech.example", "Next steps", now, "Alice")["blocks"]
+    assert offers_action(undo, "email_undo") is True
+    assert offers_action(sent, "email_undo") is False
+    assert offers_action(None, "email_undo") is False
 
 
 @pytest.mark.parametrize(

@@ -85,14 +85,17 @@ def approval_post(w: World, who: str, approval_id: uuid.UUID) -> Call:
     return found[0]
 
 
-def approval_update(w: World, who: str, post: Call) -> Call:
-    """The chat.update that replaced the approval message once decided (waits for it)."""
+def approval_updates(w: World, who: str, post: Call, count: int = 1) -> list[Call]:
+    """The `count` chat.updates of the approval message (waits for them): the decision, then, for an
+    email sent after its Undo window, "Sent" (the Undo button must not outlive the send)."""
     found = wait_for(
-        lambda: w.slack.calls("chat.update", channel=w.dm(who), ts=post.response["ts"]),
-        what="approval message replaced",
+        lambda: (
+            (u := w.slack.calls("chat.update", channel=w.dm(who), ts=post.response["ts"])) and len(u) >= count and u
+        ),
+        what=f"approval message replaced {count}x",
     )
-    assert len(found) == 1 and found[0].ok
-    return found[0]
+    assert len(found) == count and all(c.ok for c in found)
+    return found
 
 
 def buttons(call: Call) -> list[tuple[str, str]]:
@@ -213,12 +216,19 @@ def test_a_question_is_drafted_edited_and_sent_once_in_its_thread(w: World):
         edited["subject"],
     )
 
-    replaced = approval_update(w, "alice", post)
+    replaced, sent_note = approval_updates(w, "alice", post, count=2)
     assert "Sending email to hank@globex.example (undo available)" in replaced.params["text"]
     assert [a for a, _v in buttons(replaced)] == ["email_undo"]  # the Undo window, nothing else
+    assert sent_note.params["text"] == "Email sent to hank@globex.example" and buttons(sent_note) == []
+    assert "edited and approved by @Alice Moreau" in str(sent_note.params["blocks"])
     wait_delivered(job)
     dm = w.dm("alice")
-    assert slack_methods(w) == [("conversations.open", "U0ALICE"), ("chat.postMessage", dm), ("chat.update", dm)]
+    assert slack_methods(w) == [
+        ("conversations.open", "U0ALICE"),
+        ("chat.postMessage", dm),
+        ("chat.update", dm),
+        ("chat.update", dm),
+    ]
 
 
 def test_a_booking_request_hands_off_to_calendar_find_times(w: World):
@@ -324,7 +334,7 @@ def test_an_unknown_free_mail_sender_matches_nothing_and_is_still_drafted(w: Wor
     got = states(job)
     assert got["review-reply"] == ("cancelled", "Bruno Keller chose Cancel")
     assert got["send-reply"] == ("skipped", "job_cancelled")
-    replaced = approval_update(w, "bruno", post)
+    [replaced] = approval_updates(w, "bruno", post)
     assert "Cancelled by @Bruno Keller" in replaced.params["text"] and buttons(replaced) == []
     wait_delivered(job)
     dm = w.dm("bruno")
@@ -365,10 +375,16 @@ def test_an_email_given_by_content_is_classified_matched_and_answered_unthreaded
     assert sent.mime["To"] == "hank@globex.example" and sent.mime["Subject"] == "Re: Security review"
     assert sent.mime["In-Reply-To"] is None and sent.mime["References"] is None
     assert "could you send me your SOC 2 report before Friday?" in decoded_body(sent)
-    assert "(undo available)" in approval_update(w, "alice", post).params["text"]
+    undo, sent_note = approval_updates(w, "alice", post, count=2)
+    assert "(undo available)" in undo.params["text"] and "Email sent to" in sent_note.params["text"]
     wait_delivered(job)
     dm = w.dm("alice")
-    assert slack_methods(w) == [("conversations.open", "U0ALICE"), ("chat.postMessage", dm), ("chat.update", dm)]
+    assert slack_methods(w) == [
+        ("conversations.open", "U0ALICE"),
+        ("chat.postMessage", dm),
+        ("chat.update", dm),
+        ("chat.update", dm),
+    ]
 
 
 def test_an_unknown_email_id_fails_classification_permanently(w: World):

@@ -356,10 +356,13 @@ def test_globex_discovery_edit_then_send_after_the_undo_window(w: World, monkeyp
         )
     assert len(logged) == 1 and logged[0].body == edited["body"]
 
-    replaced = _replacement(w, approval, undo=True)
-    # after an approved send the message offers Undo until the email goes out
+    sent_note = _replacement(w, approval, count=2)
+    # after an approved send the message offers Undo until the email goes out, then says it was sent
+    replaced = w.slack.calls("chat.update", ts=approval.slack_ts)[0]
     assert "Sending email to hank@globex.example (undo available)" in replaced.params["text"]
-    assert "email_undo" in str(replaced.params["blocks"])
+    assert _action_ids(replaced.params["blocks"]) == ["email_undo"]
+    assert sent_note.params["text"] == f"Email sent to {HANK}"
+    assert "edited and approved by @Alice Moreau" in str(sent_note.params["blocks"])
     assert _approval_row(approval.id, job).status == "approved"
 
     # follow-ups fired when the job completed: chain source, depth 1, keys {type}:{parent}:{index}
@@ -386,11 +389,13 @@ def test_globex_discovery_edit_then_send_after_the_undo_window(w: World, monkeyp
         assert wait_job(kid.id, "awaiting_approval", "completed", "failed") == "awaiting_approval"
         wait_delivered(kid.id)
 
-    # every Slack call about Alice's DM: 2 posts of this job + 1 review per follow-up, 1 edit
+    # every Slack call about Alice's DM: 2 posts of this job + 1 review per follow-up, 2 edits (decided, sent)
     every = _outbox(job, *(k.id for k in kids))
     assert _posted_kinds(w, "alice", every) == ["approval"] * 3 + ["meeting_debrief"]
     traffic = _dm_traffic(w, "alice")
-    assert sorted(c.method for c in traffic) == ["chat.postMessage"] * 4 + ["chat.update"] + ["conversations.open"] * 4
+    assert sorted(c.method for c in traffic) == (
+        ["chat.postMessage"] * 4 + ["chat.update"] * 2 + ["conversations.open"] * 4
+    )
     assert all(c.ok for c in traffic)
     assert {c.response["channel"]["id"] for c in traffic if c.method == "conversations.open"} == {w.dm("alice")}
     assert len(w.google.sent) == 1  # the follow-ups only drafted

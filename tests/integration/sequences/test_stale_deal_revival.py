@@ -93,12 +93,16 @@ def _review_posted(w: World, key: str) -> Any:
 
 
 def _decided_update(w: World, key: str, posted: Any, *, undo: bool = False) -> Any:
-    """The single chat.update that replaced the review once decided: buttons gone, or only Undo while
-    an approved email waits for its Undo window."""
-    updates = wait_for(lambda: w.slack.calls("chat.update"), what="review replaced")
-    assert len(updates) == 1
-    assert (updates[0].params["channel"], updates[0].params["ts"]) == (w.dm(key), posted.response["ts"])
+    """The chat.update that replaced the review once decided: buttons gone; or, for an approved email,
+    only Undo while it waits for its Undo window, then a second one saying it was sent (no buttons)."""
+    count = 2 if undo else 1
+    updates = wait_for(lambda: len(u := w.slack.calls("chat.update")) >= count and u, what="review replaced")
+    assert len(updates) == count
+    for call in updates:
+        assert (call.params["channel"], call.params["ts"]) == (w.dm(key), posted.response["ts"])
     assert [a for a, _v in _actions(updates[0].params["blocks"])] == (["email_undo"] if undo else [])
+    if undo:
+        assert _actions(updates[1].params["blocks"]) == [] and updates[1].params["text"].startswith("Email sent to")
     return updates[0]
 
 
@@ -161,7 +165,12 @@ def test_edit_sends_the_edited_email_as_the_owner_after_the_undo_window(w: World
     # after an approved send the message offers Undo until the email goes out
     assert "Sending email to gavin@hooli.example (undo available)" in replaced.params["text"]
     assert "email_undo" in str(replaced.params["blocks"])
-    assert [c.method for c in w.slack.calls()] == ["conversations.open", "chat.postMessage", "chat.update"]
+    assert [c.method for c in w.slack.calls()] == [
+        "conversations.open",
+        "chat.postMessage",
+        "chat.update",
+        "chat.update",
+    ]
     wait_delivered(job)
 
 
