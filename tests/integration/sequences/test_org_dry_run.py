@@ -43,12 +43,14 @@ def _job_dry_run(job_id: uuid.UUID) -> bool:
 
 
 def test_a_dry_run_org_runs_its_jobs_but_messages_nobody(dry: World):
-    job = fire_event(dry.event("deal_risk_scan", {}, user=None)).job_id
+    # coaching_weekly DMs every time (a risk scan would also mark its deals alerted for 7 days, which
+    # another module's scan of the same seeded org must still find unalerted)
+    job = fire_event(dry.event("coaching_weekly", {"week": "2026-W11"}, user="alice")).job_id
     assert wait_job(job) == "completed"
     assert _job_dry_run(job) is True
-    assert step_rows(job)["deliver-risk-slack"].status == "succeeded"
+    assert step_rows(job)["deliver-coaching-slack"].status == "succeeded"
     statuses = _outbox(job)
-    assert statuses and set(statuses) == {"console"}  # the alerts are in the console inbox
+    assert statuses and set(statuses) == {"console"}  # the digest is in the console inbox
     assert dry.slack.calls() == []  # and Slack received nothing, although a token is configured
 
 
