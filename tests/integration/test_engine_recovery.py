@@ -140,32 +140,6 @@ def test_kill_9_mid_step_reruns_it_once_and_the_effect_happens_once(workers, org
     assert executions(result.job_id, "send") == 2 and executions(result.job_id, "after") == 1
 
 
-def test_a_step_running_when_the_broker_connection_drops_finishes_once(pg, workers, org, tmp_path: Path):
-    from tests.support.services import close_rabbitmq_connections
-
-    if pg.name != "rabbitmq":
-        pytest.skip("RabbitMQ re-delivers a lost connection's messages at once; Redis after its visibility timeout")
-    effect_file, block_file, release_file = tmp_path / "effects.txt", tmp_path / "inside", tmp_path / "release"
-    worker = workers()
-    result = fire_event(
-        event(
-            org,
-            "pre_meeting_90min",
-            {"effect_file": str(effect_file), "block_file": str(block_file), "release_file": str(release_file)},
-        )
-    )
-    wait_for(block_file.exists, what="step inside its side effect window")
-    close_rabbitmq_connections(urlsplit(pg.env["BROKER_URL"]).path.lstrip("/"))
-    wait_for(lambda: "Connection to broker lost" in worker.log(), what="the worker saw its connection close")
-    release_file.touch()
-
-    assert wait_for(lambda: done(result.job_id), what="job completed after the reconnect") == "completed"
-    send = step_rows(result.job_id)["send"]
-    assert (send.status, send.attempt) == ("succeeded", 1)  # not cancelled and re-run by the sweeper
-    assert effect_file.read_text().splitlines() == ["sent by attempt 1"]
-    assert executions(result.job_id, "send") == 1 and executions(result.job_id, "after") == 1
-
-
 def test_lost_publish_is_repaired_by_the_sweeper(workers, org, monkeypatch):
     from tests.conftest import apply_env
     from worker.config import get_settings
