@@ -24,7 +24,7 @@ DRY_RUN_KEY = "dry_run"
 
 def org_dry_run(settings: Mapping[str, Any] | None) -> bool:
     """True when the org's stored settings put it in dry-run (only a JSON `true` does)."""
-    return bool(settings) and settings.get(DRY_RUN_KEY) is True  # type: ignore[union-attr]
+    return settings is not None and settings.get(DRY_RUN_KEY) is True
 
 
 def job_dry_run(*, process_dry_run: bool, source: str, org_settings: Mapping[str, Any] | None) -> bool:
