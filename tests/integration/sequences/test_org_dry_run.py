@@ -54,29 +54,28 @@ def test_a_dry_run_org_runs_its_jobs_but_messages_nobody(dry: World):
     assert dry.slack.calls() == []  # and Slack received nothing, although a token is configured
 
 
+def _queue_brief(w: World) -> uuid.UUID:
+    """A morning brief for alice, queued the way the cron does it: without a job."""
+    with transaction() as conn:
+        queued = enqueue_message(
+            conn,
+            w.org_id,
+            kind="morning_brief",
+            message={"text": "brief", "blocks": []},
+            dedupe_key=f"test:{uuid.uuid4().hex}",
+            now=utcnow(),
+            user_id=w.user("alice"),
+        )
+    assert queued is not None
+    return queued
+
+
 def test_messages_outside_jobs_follow_the_org_mode_too(dry: World):
     """Briefs, reminders and reconnect requests are queued without a job: the org's mode decides."""
-    with transaction() as conn:
-        held = enqueue_message(
-            conn,
-            dry.org_id,
-            kind="morning_brief",
-            message={"text": "brief", "blocks": []},
-            dedupe_key=f"test:{uuid.uuid4().hex}",
-            now=utcnow(),
-            user_id=dry.user("alice"),
-        )
+    held = _queue_brief(dry)
     set_dry_run(dry.org_id, False, actor="tests")
+    sent = _queue_brief(dry)
     with transaction() as conn:
-        sent = enqueue_message(
-            conn,
-            dry.org_id,
-            kind="morning_brief",
-            message={"text": "brief", "blocks": []},
-            dedupe_key=f"test:{uuid.uuid4().hex}",
-            now=utcnow(),
-            user_id=dry.user("alice"),
-        )
         rows = dict(
             conn.execute(select(SlackOutbox.id, SlackOutbox.status).where(SlackOutbox.id.in_([held, sent]))).all()
         )
