@@ -488,6 +488,18 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column()
 
 
+class AdminLogin(Base):
+    """One browser sign-in link (`proactive admin link`), remembered so it signs in once (migration 0007)."""
+
+    __tablename__ = "admin_logins"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)  # the token's random id
+    # NULL: the link signs in to every org (the operator's admin session)
+    org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
 class SlackEventSeen(Base):
     """Events API deliveries already handled (Slack retries with X-Slack-Retry-Num)."""
 
