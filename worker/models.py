@@ -385,6 +385,7 @@ class SequenceJob(Base):
         UniqueConstraint("org_id", "idempotency_key"),
         Index(None, "org_id", "created_at"),
         Index(None, "status", "deadline_at"),
+        Index(None, "parent_job_id"),  # a job's follow-ups (timeline page; migration 0007)
     )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()

@@ -4,6 +4,8 @@
 with one conditional UPDATE, so a second use (or a copy of the URL in a log) is refused with 401.
 `org_id` is NULL for a link that signs in to every org (the operator's admin session).
 
+Also an index on sequence_jobs.parent_job_id: a job's timeline lists its follow-up jobs.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-05
@@ -23,7 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """The admin_logins table."""
+    """The admin_logins table; follow-up jobs found by their parent."""
     op.create_table(
         "admin_logins",
         sa.Column("jti", sa.String(length=64), nullable=False),
@@ -35,9 +37,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("jti", name=op.f("pk_admin_logins")),
     )
     op.create_index(op.f("ix_admin_logins_expires_at"), "admin_logins", ["expires_at"], unique=False)
+    op.create_index(op.f("ix_sequence_jobs_parent_job_id"), "sequence_jobs", ["parent_job_id"], unique=False)
 
 
 def downgrade() -> None:
-    """Drop it."""
+    """Drop them."""
+    op.drop_index(op.f("ix_sequence_jobs_parent_job_id"), table_name="sequence_jobs")
     op.drop_index(op.f("ix_admin_logins_expires_at"), table_name="admin_logins")
     op.drop_table("admin_logins")
