@@ -208,6 +208,69 @@ def _response_schemas() -> dict[str, Any]:
                 "reason": {"type": "string", "description": "Why no job: single_attendee or no_rep."},
             },
         },
+        **_admin_schemas(),
+    }
+
+
+def _admin_schemas() -> dict[str, Any]:
+    """The admin API's answers: an org's metrics (docs/metrics.md) and the smoke report."""
+    ms = _nullable("integer", description="Milliseconds; null when there is nothing to measure.")
+    counts = {"type": "object", "additionalProperties": {"type": "integer"}}
+    row = {"type": "object", "additionalProperties": True}
+    return {
+        "OrgMetrics": {
+            "type": "object",
+            "description": "An org's jobs created in the last `range_days` local days (the org's time zone, "
+            "today included); `stuck_jobs`, pending approvals and the outbox lag are the present state. "
+            "Field definitions: docs/metrics.md.",
+            "required": ["org_id", "range_days", "total_sequences", "success_rate", "daily_counts"],
+            "properties": {
+                "org_id": {"type": "string", "format": "uuid"},
+                "org_name": {"type": "string"},
+                "timezone": {"type": "string"},
+                "range_days": {"type": "integer", "enum": [7, 30, 90]},
+                "window_start": {"type": "string", "format": "date-time"},
+                "generated_at": {"type": "string", "format": "date-time"},
+                "total_sequences": {"type": "integer"},
+                "sequences_by_source": counts,
+                "sequences_by_type": counts,
+                "sequences_by_status": counts,
+                "avg_duration_ms": ms,
+                "p95_duration_ms": ms,
+                "success_rate": _nullable(
+                    "number", description="completed / (completed + failed + timeout); null when none finished."
+                ),
+                "stuck_jobs": {"type": "array", "items": row, "description": "{job_id, type, since, why}"},
+                "daily_counts": {"type": "array", "items": row, "description": "{date, total, completed, failed}"},
+                "top_skills": {
+                    "type": "array",
+                    "items": row,
+                    "description": "{step, runs, failed, failure_rate, p95_duration_ms}",
+                },
+                "error_summary": {
+                    "type": "array",
+                    "items": row,
+                    "description": "{error_class, message, count, example_job_id}, the 10 largest",
+                },
+                "hitl": row,
+                "slack": row,
+            },
+        },
+        "SmokeReport": {
+            "type": "object",
+            "required": ["ok", "results", "summary"],
+            "properties": {
+                "ok": {"type": "boolean", "description": "False when an event failed."},
+                "org_id": {"type": "string", "format": "uuid"},
+                "results": {
+                    "type": "array",
+                    "items": row,
+                    "description": "One per event: {event_type, outcome (passed, paused, skipped, failed), job_id, "
+                    "status, steps_completed, steps_total, duration_ms, detail}.",
+                },
+                "summary": {"type": "string", "description": "`N passed, N paused, N skipped, N failed`."},
+            },
+        },
     }
 
 
@@ -267,6 +330,89 @@ def _paths() -> dict[str, Any]:
                     "200": {"description": "The job.", "content": {"application/json": {"schema": _ref("Job")}}},
                     "401": _error("Missing, unknown or revoked key."),
                     "404": _error("No such job in the key's org."),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/api/admin/metrics": {
+            "get": {
+                "operationId": "getOrgMetrics",
+                "summary": "An org's metrics over 7, 30 or 90 days (docs/metrics.md).",
+                "description": "The admin token reads any org (`org_id` required); an org API key reads its own "
+                "org only (`org_id` optional), and another org answers 404 like a missing one.",
+                "parameters": [
+                    {
+                        "name": "org_id",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "format": "uuid"},
+                    },
+                    {
+                        "name": "range",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["7d", "30d", "90d"], "default": "7d"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The metrics.",
+                        "content": {"application/json": {"schema": _ref("OrgMetrics")}},
+                    },
+                    "400": _error("Unknown `range` (`accepted` lists the values) or no `org_id` with the admin token."),
+                    "401": _error("Missing, unknown or revoked key."),
+                    "404": _error("No such org, a malformed id, or another org than the key's."),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/api/admin/smoke": {
+            "post": {
+                "operationId": "runSmoke",
+                "summary": "Run the smoke test: fire the nine sequences in dry-run and report each.",
+                "description": "Admin token only. Answers 200 with the report whatever the outcome: `ok` is false "
+                "when an event failed. Runs on the fleet's workers (an in-process worker on the embedded broker) "
+                "and holds the request until every event settled or timed out.",
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "org_id": {
+                                        "type": "string",
+                                        "format": "uuid",
+                                        "description": "Default: the only org.",
+                                    },
+                                    "sequences": {
+                                        "type": "array",
+                                        "items": {"type": "string"},
+                                        "description": "Event types to fire (default: all nine).",
+                                    },
+                                    "timeout": {
+                                        "type": "number",
+                                        "exclusiveMinimum": 0,
+                                        "maximum": 120,
+                                        "default": 30,
+                                        "description": "Seconds each event may take to settle.",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The report.",
+                        "content": {"application/json": {"schema": _ref("SmokeReport")}},
+                    },
+                    "400": _error("Invalid JSON or option."),
+                    "401": _error("Missing or unknown token."),
+                    "403": _error("An org API key: the smoke test needs the admin token."),
+                    "404": _error("No such org (or several orgs and no `org_id`)."),
+                    "415": _error("A body that is not application/json."),
+                    "422": _error("`invalid_event`: an unknown sequence in `sequences`."),
                     "503": UNAVAILABLE,
                 },
             }

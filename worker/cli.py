@@ -910,6 +910,99 @@ def demo(timeout_s: float) -> None:
     sys.exit(run_demo(timeout_s=timeout_s, echo=click.echo))
 
 
+# --------------------------------------------------------------------------- metrics
+
+
+@main.command()
+@click.option("--org", "org_ref", default=None, help="Org id or exact name (default: the only org).")
+@click.option(
+    "--range",
+    "range_name",
+    type=click.Choice(["7d", "30d", "90d"]),
+    default="7d",
+    show_default=True,
+    help="The last 7, 30 or 90 days in the org's time zone, today included.",
+)
+@json_option
+def metrics(org_ref: str | None, range_name: str, as_json: bool) -> None:
+    """An org's metrics: jobs by status/type/source, durations, success rate, stuck jobs, daily
+    counts, top skills, errors, approvals and Slack latency (docs/metrics.md)."""
+    from worker.db import transaction
+    from worker.metrics import org_metrics, parse_range
+
+    org_id = resolve_org(org_ref)
+    with transaction() as conn:
+        data = run_or_fail(lambda: org_metrics(conn, org_id, parse_range(range_name)))
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    print_metrics(data)
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f} %"
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return "  ".join(f"{name} {n}" for name, n in counts.items()) or "-"
+
+
+def print_metrics(m: dict[str, Any]) -> None:
+    """Print `org_metrics` as a few aligned tables."""
+    title = f"{m['org_name']} · last {m['range_days']} days ({m['timezone']}, since {m['window_start'][:16]} UTC)"
+    click.echo(click.style(title, bold=True))
+    stuck = len(m["stuck_jobs"])
+    cards = [
+        ("jobs", str(m["total_sequences"])),
+        ("success rate", _rate(m["success_rate"])),
+        ("avg duration", ms(m["avg_duration_ms"])),
+        ("p95 duration", ms(m["p95_duration_ms"])),
+        ("stuck", click.style(str(stuck), fg="red" if stuck else "green")),
+    ]
+    click.echo("   ".join(f"{name}: {value}" for name, value in cards))
+    click.echo()
+    click.echo(f"by status  {_counts_line({status_text(k): v for k, v in m['sequences_by_status'].items()})}")
+    click.echo(f"by type    {_counts_line(m['sequences_by_type'])}")
+    click.echo(f"by source  {_counts_line(m['sequences_by_source'])}")
+    if m["stuck_jobs"]:
+        click.echo()
+        click.echo(click.style("Stuck", fg="red", bold=True))
+        for s in m["stuck_jobs"]:
+            click.echo(f"  {s['job_id']:36}  {s['type']:20}  since {s['since'][:16]}  {s['why']}")
+    click.echo()
+    click.echo(f"{'DAY':10}  {'TOTAL':>5}  {'DONE':>5}  {'FAILED':>6}")
+    for d in m["daily_counts"]:
+        failed = click.style(f"{d['failed']:>6}", fg="red") if d["failed"] else f"{d['failed']:>6}"
+        click.echo(f"{d['date']:10}  {d['total']:>5}  {d['completed']:>5}  {failed}")
+    if m["top_skills"]:
+        click.echo()
+        click.echo(f"{'SKILL':32}  {'RUNS':>6}  {'FAILED':>7}  {'P95':>9}")
+        for k in m["top_skills"]:
+            click.echo(
+                f"{k['step'][:32]:32}  {k['runs']:>6}  {_rate(k['failure_rate']):>7}  {ms(k['p95_duration_ms']):>9}"
+            )
+    if m["error_summary"]:
+        click.echo()
+        click.echo(f"{'ERRORS':>6}  {'CLASS':12}  MESSAGE (example job)")
+        for e in m["error_summary"]:
+            click.echo(f"{e['count']:>6}  {e['error_class'][:12]:12}  {e['message'][:70]} ({e['example_job_id']})")
+    h = m["hitl"]
+    click.echo()
+    click.echo(
+        f"Approvals: {h['opened']} opened, {h['decided']} decided, {h['expired']} expired, {h['pending']} pending; "
+        f"time to decision median {ms(h['median_decision_ms'])}, p90 {ms(h['p90_decision_ms'])}"
+    )
+    for r in h["pending_by_rep"]:
+        click.echo(f"  {r['name'][:30]:30}  {r['pending']:>3} pending, oldest {ms(r['oldest_age_ms'])}")
+    sl = m["slack"]
+    click.echo(
+        f"Slack: first message queued p50 {ms(sl['first_message_queued_p50_ms'])} / p95 "
+        f"{ms(sl['first_message_queued_p95_ms'])}, sent p50 {ms(sl['first_message_sent_p50_ms'])} / p95 "
+        f"{ms(sl['first_message_sent_p95_ms'])}; outbox {sl['outbox_pending']} pending, oldest "
+        f"{ms(sl['outbox_oldest_pending_age_ms'])}"
+    )
+
+
 # --------------------------------------------------------------------------- API keys
 
 
