@@ -226,8 +226,8 @@ def _error_summary(conn: Connection, in_window: Any) -> list[dict[str, Any]]:
     groups = [(cls, msg, n, example) for cls, msg, n, example in step_errors]
     groups += [(JobStatus.TIMEOUT.value, msg, n, example) for msg, n, example in timeouts]
     groups.sort(key=lambda g: (-g[2], g[0], g[1]))
-    return [
-        {"error_class": cls, "message": msg, "count": n, "example_job_id": example}
+    return [  # the id's text differs by backend (SQLite keeps 32 hex digits): one form out
+        {"error_class": cls, "message": msg, "count": n, "example_job_id": _id_text(example)}
         for cls, msg, n, example in groups[:TOP_ERRORS]
     ]
 
@@ -266,7 +266,7 @@ def _pending_by_rep(conn: Connection, org_id: uuid.UUID, now: datetime) -> list[
     )
     for approvers, created_at in conn.execute(pending):
         for user in approvers or [None]:
-            key = str(user) if user else ""
+            key = _id_text(user) if user else ""
             count[key] += 1
             oldest[key] = min(oldest.get(key, created_at), created_at)
     if not count:
@@ -275,7 +275,7 @@ def _pending_by_rep(conn: Connection, org_id: uuid.UUID, now: datetime) -> list[
         str(uid): name
         for uid, name in conn.execute(
             select(User.id, func.coalesce(User.name, User.email)).where(
-                User.org_id == org_id, cast(User.id, String).in_([k for k in count if k])
+                User.org_id == org_id, User.id.in_([uuid.UUID(k) for k in count if _is_uuid(k)])
             )
         )
     }
@@ -289,6 +289,20 @@ def _pending_by_rep(conn: Connection, org_id: uuid.UUID, now: datetime) -> list[
         for key, n in count.items()
     ]
     return sorted(rows, key=lambda r: -r["oldest_age_ms"])
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _id_text(value: Any) -> str:
+    """An id as canonical UUID text (stored JSON may hold either form), or as it is."""
+    text = str(value)
+    return str(uuid.UUID(text)) if _is_uuid(text) else text
 
 
 def _slack(conn: Connection, org_id: uuid.UUID, in_window: Any, start: datetime, now: datetime) -> dict[str, Any]:
