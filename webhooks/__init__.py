@@ -19,7 +19,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app; `config` overrides Flask settings (tests)."""
-    from webhooks import admin, api, errors, gmail, health, oauth, recording, slack
+    from webhooks import admin, api, errors, gmail, health, oauth, pages, recording, slack
 
     app = Flask(__name__)
     app.config.update(
@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(admin.blueprint)
+    app.register_blueprint(pages.blueprint)
     app.register_blueprint(recording.blueprint)
     app.register_blueprint(gmail.blueprint)
     app.register_blueprint(oauth.blueprint)

@@ -534,6 +534,11 @@ def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
         f"  source {d['source']}  key {d['idempotency_key']}  created {d['created_at'][:19]}  "
         f"duration {ms(d['duration_ms'])}"
     )
+    if d.get("trace_id"):
+        click.echo(f"  trace {d['trace_id']}")
+    if d.get("parent"):
+        p = d["parent"]
+        click.echo(f"  follow-up of {p['event_type']} job {p['id']} ({status_text(p['status'])})")
     if d.get("dry_run"):
         click.echo(click.style("  dry-run: sends recorded, not made; Slack kept in the console inbox", fg="cyan"))
     if d.get("error"):
@@ -566,6 +571,17 @@ def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
             f"  approval {a['id']} [{a['kind'].replace('_', ' ')}] {status_text(a['status'])}"
             f"{chosen}{who}  approvers: {', '.join(a['approvers'])}"
         )
+    for e in d.get("effects", []):
+        what = f"{', '.join(e['recipients'])}: {e['subject']}" if e["subject"] else ", ".join(e["recipients"])
+        how = "recorded (dry-run)" if e["dry_run"] else (f"id {e['provider_id']}" if e["provider_id"] else "")
+        click.echo(
+            f"  effect {e['name']:26} {status_text(e['status'])}  try {e['attempt']}  "
+            f"step {e['step']}  {what[:100]}  {how}".rstrip()
+        )
+    for f in d.get("follow_ups", []):
+        click.echo(f"  follow-up {f['event_type']} job {f['id']} ({status_text(f['status'])})")
+    for f in d.get("scheduled_follow_ups", []):
+        click.echo(f"  follow-up {f['event_type']} scheduled for {(f['fire_at'] or '')[:16]}")
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:
@@ -1185,6 +1201,39 @@ def _set_dry_run(org_ref: str | None, *, on: bool) -> None:
     if changed:
         click.echo("jobs already accepted keep the mode they started in")
     _print_org_mode(mode)
+
+
+# --------------------------------------------------------------------------- admin pages
+
+
+@main.group()
+def admin() -> None:
+    """The admin pages in a browser (job timelines): one-time sign-in links."""
+
+
+@admin.command("link")
+@click.option("--org", "org_ref", default=None, help="Sign in to this org only (id or exact name); default: every org.")
+@click.option(
+    "--minutes",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="How long the link works (at most 1440); it signs in once.",
+)
+@click.option("--next", "next_path", default=None, help="The admin page to open once signed in, e.g. /admin/jobs/ID.")
+def admin_link(org_ref: str | None, minutes: int, next_path: str | None) -> None:
+    """Print a one-time sign-in link for the admin pages (needs ADMIN_SESSION_SECRET, here and on the
+    web server)."""
+    from worker.admin_auth import create_link
+
+    org_id = resolve_org(org_ref) if org_ref else None
+    try:
+        link = run_or_fail(lambda: create_link(org_id, minutes, next_path))
+    except ValueError as err:
+        fail(f"--minutes: {err}")
+    click.echo(link.url)
+    scope = f"org {org_id}" if org_id else "every org"
+    click.echo(f"signs in once, to {scope}, until {link.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     oauth_state_secret: str = ""
     encryption_keys: str = ""
     admin_token: str = ""
+    # Signs the admin pages' login links, session cookies and CSRF tokens (worker/admin_auth.py):
+    # comma-separated, the first signs, every one verifies (rotation); at least 32 characters each.
+    admin_session_secret: str = ""
     app_url: str = "http://127.0.0.1:8000"
 
     llm_base_url: str = ""

@@ -1,15 +1,18 @@
-"""Read-side queries shared by the CLI and the HTTP API: jobs, one job's timeline, the inbox.
+"""Read-side queries shared by the CLI, the HTTP API and the admin pages: jobs, one job's timeline.
 
 Every function takes an optional org id; when given, rows of other orgs are invisible (NotFound),
 so an org's API key can never read another org's job. A job's `errors` counts its failed steps (a
 `completed` job whose best-effort steps failed is never shown like a clean run), and `failed_steps`
-names them with their errors.
+names them with their errors. A job's detail also links its parent and its follow-up jobs and lists
+its external side effects, so `proactive job ID`, `GET /api/jobs/<id>` and the timeline page show
+the same facts.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -17,10 +20,12 @@ from sqlalchemy import Connection, func, select
 from worker import registry
 from worker.db import transaction
 from worker.errors import NotFound
-from worker.models import SlackOutbox, User, approvals, jobs, steps
+from worker.models import Effect, Org, ScheduledEvent, SlackOutbox, User, approvals, jobs, steps
 from worker.states import JOB_FINAL, JobStatus
 
 outbox = SlackOutbox.__table__
+effects = Effect.__table__
+scheduled = ScheduledEvent.__table__
 
 # States a caller waiting on a job stops at: final, or paused for a person.
 SETTLED = frozenset({*JOB_FINAL, JobStatus.AWAITING_APPROVAL})
@@ -109,6 +114,7 @@ def job_detail(conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID | None = N
         raise NotFound(f"job {job_id} not found")
     out = _job_summary(row)
     out["payload"] = row.payload
+    out["trace_id"] = row.trace_id
     try:
         order = {name: i for i, name in enumerate(registry.get(row.event_type).order)}
     except registry.UnknownSequence:
@@ -132,6 +138,7 @@ def job_detail(conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID | None = N
             "error_class": s.error_class,
             "waiting": s.status == "queued" and s.error_class in WAITING_CLASSES,
             "not_before": _iso(s.not_before),
+            "queued_at": _iso(s.queued_at),
             "started_at": _iso(s.started_at),
             "finished_at": _iso(s.finished_at),
             "output": s.output,
@@ -176,13 +183,78 @@ def job_detail(conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID | None = N
             "channel": m.channel,
             "ts": m.ts,
             "not_before": _iso(m.not_before),
+            "attempts": m.attempts,
             "created_at": _iso(m.created_at),
+            "sent_at": _iso(m.sent_at),
         }
         for m in conn.execute(
             select(outbox).where(outbox.c.job_id == job_id, outbox.c.org_id == row.org_id).order_by(outbox.c.created_at)
         )
     ]
+    out["effects"] = [_effect(e) for e in conn.execute(_job_rows(effects, row).order_by(effects.c.created_at))]
+    out.update(_relatives(conn, row))
     return out
+
+
+def org_names(conn: Connection, org_ids: Iterable[uuid.UUID | str]) -> dict[str, str]:
+    """The names of the given orgs, keyed by id as text (unknown ids are left out)."""
+    ids = {uuid.UUID(str(i)) for i in org_ids}
+    if not ids:
+        return {}
+    return {str(i): name for i, name in conn.execute(select(Org.id, Org.name).where(Org.id.in_(ids)))}
+
+
+def _job_rows(table: Any, job: Any) -> Any:
+    """SELECT of `table`'s rows belonging to `job` (org-scoped like every read)."""
+    return select(table).where(table.c.job_id == job.id, table.c.org_id == job.org_id)
+
+
+def _effect(e: Any) -> dict[str, Any]:
+    """One external side effect: its name (the last part of its key), state, and what it was about
+    (a dry run's recorded request, or the provider's id); never the stored result itself."""
+    result = e.result or {}
+    request = result.get("request") or {}
+    recipients = request.get("to") or request.get("attendees") or []
+    return {
+        "step": e.step,
+        "name": e.key.rsplit(":", 1)[-1],
+        "status": e.status,
+        "attempt": e.attempt,
+        "dry_run": bool(result.get("dry_run")),
+        "subject": request.get("subject") or request.get("summary"),
+        "recipients": [str(r) for r in recipients][:10],
+        "provider_id": None if result.get("dry_run") else result.get("id"),
+        "created_at": _iso(e.created_at),
+        "done_at": _iso(e.done_at),
+    }
+
+
+def _relatives(conn: Connection, job: Any) -> dict[str, Any]:
+    """The job's parent (the job whose completion fired it), its follow-up jobs, and the follow-ups
+    still waiting for their time (`scheduled_events`), all within its org."""
+    brief = (jobs.c.id, jobs.c.event_type, jobs.c.status, jobs.c.created_at)
+    parent = None
+    if job.parent_job_id is not None:
+        parent = conn.execute(select(*brief).where(jobs.c.id == job.parent_job_id, jobs.c.org_id == job.org_id)).first()
+    children = conn.execute(
+        select(*brief).where(jobs.c.parent_job_id == job.id, jobs.c.org_id == job.org_id).order_by(jobs.c.created_at)
+    )
+    waiting = conn.execute(
+        select(scheduled)
+        .where(scheduled.c.parent_job_id == job.id, scheduled.c.org_id == job.org_id, scheduled.c.fired_at.is_(None))
+        .order_by(scheduled.c.fire_at)
+    )
+
+    def link(r: Any) -> dict[str, Any]:
+        return {"id": str(r.id), "event_type": r.event_type, "status": r.status, "created_at": _iso(r.created_at)}
+
+    return {
+        "parent": link(parent) if parent is not None else None,
+        "follow_ups": [link(r) for r in children],
+        "scheduled_follow_ups": [
+            {"event_type": (r.event or {}).get("type"), "fire_at": _iso(r.fire_at), "error": r.error} for r in waiting
+        ],
+    }
 
 
 def wait_settled(job_id: uuid.UUID, timeout_s: float) -> str:
