@@ -198,6 +198,8 @@ def login() -> Any:
     next_path = safe_next(request.args.get("next"))
     token = request.args.get("token")
     if not token:
+        if _current_session() is not None:  # already signed in: nothing to do here
+            return redirect(next_path, code=303)
         signed_out = request.args.get("signed_out") == "1"
         reason = "You are signed out." if signed_out else "This page needs you to sign in."
         return _page("admin/signin.html", 401, next_path=next_path, reason=reason)

@@ -69,6 +69,8 @@ def test_a_link_signs_in_once_with_a_strict_http_only_cookie(client):
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
     assert "Secure" not in cookie  # APP_URL is http here
     assert client.get("/admin/jobs").status_code == 200
+    signed_in = client.get("/admin/login?next=/admin/jobs/x")  # nothing to sign in to: go on
+    assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/admin/jobs/x"
 
     again = create_app({"TESTING": True}).test_client().get(path_of(link.url))
     assert again.status_code == 401
