@@ -1,6 +1,7 @@
 """Request ids, JSON error bodies, and the record of refused input (shared by every blueprint).
 
-Every response carries `X-Request-Id` (the caller's, or a new one). Errors are JSON
+Every response carries `X-Request-Id` (the caller's, or a new one) and `X-Trace-Id` (the trace id of
+a W3C `traceparent` header, or a new one: worker/logs.py). Errors are JSON
 `{"error": code, "message": text, "request_id": id}` with a snake_case code (`invalid_event`,
 `not_found`): our user-facing errors keep their status (400/401/403/404/409/410/422), an unreachable
 database is 503 with Retry-After (the sender retries), anything unexpected is a 500 without details
@@ -18,6 +19,7 @@ from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from worker import logs
 from worker.errors import ProactiveError, UserError
 
 log = logging.getLogger(__name__)
@@ -72,10 +74,15 @@ def install(app: Flask) -> None:
     def _assign_request_id() -> None:
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
+        # The caller's W3C trace id, or a new one: on every log line of this request and the job it fires.
+        logs.start_trace(logs.trace_id_from_traceparent(request.headers.get("traceparent")))
 
     @app.after_request
     def _tag(response: Response) -> Response:
         response.headers["X-Request-Id"] = request_id()
+        trace_id = logs.current_trace_id()
+        if trace_id:
+            response.headers["X-Trace-Id"] = trace_id
         return response
 
     @app.errorhandler(UserError)

@@ -13,6 +13,7 @@ from kombu import Queue
 
 import worker.broker_redis  # redis:// uses our one-client-per-channel transport
 import worker.broker_sqlite  # noqa: F401 - registers the proactive+sqlite:// transport
+from worker import logs
 from worker.config import get_settings
 from worker.dag import DEFAULT_TIMEOUT_S, HARD_LIMIT_GRACE_S, QUEUES
 
@@ -89,6 +90,7 @@ def make_celery() -> Celery:
 
 
 celery_app = make_celery()
+logs.connect_celery()  # the trace id in every message's headers; Celery's own lines in LOG_FORMAT
 
 
 def reconfigure_broker() -> None:

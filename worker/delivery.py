@@ -37,12 +37,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, case, func, or_, select, update
 
+from worker import logs
 from worker.clients.slack import open_dm, post_message, slack_client, update_message
 from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
 from worker.jobstore import insert_ignoring_conflicts
-from worker.models import Org, SlackOutbox, User, approvals, utcnow
+from worker.models import Org, SlackOutbox, User, approvals, jobs, utcnow
 from worker.orgs import org_dry_run
 from worker.publish import MAX_COUNTDOWN_S
 from worker.ratelimit import reserve
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 outbox = SlackOutbox.__table__
 users = User.__table__
 orgs = Org.__table__
+# The `event_type` of the metadata on every message we post (its payload: trace_id, job_id).
+SLACK_METADATA_EVENT = "proactive_trace"
 
 # Kinds that skip quiet hours and the hourly budget:
 # - approval: a job is paused on this person's decision and its expiry clock is running;
@@ -386,6 +389,21 @@ def _claim(conn: Connection, outbox_id: uuid.UUID, now: datetime) -> Row | None:
     ).first()
 
 
+def _bind_log_context(conn: Connection, row: Row) -> None:
+    """This delivery's log lines (and the message's metadata) carry its job's trace id."""
+    trace_id = conn.execute(select(jobs.c.trace_id).where(jobs.c.id == row.job_id)).scalar() if row.job_id else None
+    logs.bind(org_id=row.org_id, job_id=row.job_id, trace_id=logs.valid_trace_id(trace_id))
+
+
+def slack_metadata(trace_id: str | None, job_id: uuid.UUID | None) -> dict[str, Any] | None:
+    """chat.postMessage `metadata` naming the trace (and job) a message belongs to, so a message
+    found in Slack leads to the log lines of its story; None when there is no trace."""
+    if not trace_id:
+        return None
+    payload = {"trace_id": trace_id, **({"job_id": str(job_id)} if job_id else {})}
+    return {"event_type": SLACK_METADATA_EVENT, "event_payload": payload}
+
+
 def _mine(row: Row) -> Any:
     """WHERE clause of an update made by the holder of the row's lease (a fencing token)."""
     return and_(outbox.c.id == row.id, outbox.c.lease_expires_at == row.lease_expires_at)
@@ -455,6 +473,7 @@ def _prepare(conn: Connection, outbox_id: uuid.UUID, now: datetime) -> str | _La
     row = _claim(conn, outbox_id, now)
     if row is None:
         return "skipped"  # delivered, failed, or another worker holds it
+    _bind_log_context(conn, row)
     if not _bot_token(row.org_id):  # the token was removed after enqueueing: console, as enqueue would
         conn.execute(
             update(outbox)
@@ -604,7 +623,8 @@ def _send(item: _Send) -> str | _Later:
             later = _take_slot(row, channel)
             if later is not None:
                 return later
-            channel, ts = post_message(client, channel, row.text, row.blocks)
+            metadata = slack_metadata(logs.current_trace_id(), row.job_id)
+            channel, ts = post_message(client, channel, row.text, row.blocks, metadata=metadata)
     except (AuthRevoked, PermanentError) as err:
         return _fail(row, _code(err), str(err), attempted=True, channel=channel)
     except TransientError as err:  # RateLimited included

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, select
 
 from worker import jobstore as store
-from worker import registry
+from worker import logs, registry
 from worker.config import get_settings
 from worker.context import FollowUp, StepContext, StepResult, to_output
 from worker.dag import Plan, Sequence, Step, WhenContext, plan
@@ -157,7 +157,16 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> list[str]:
         inline_runs = 0
         failures: list[str] = []
         while claimed is not None:
+            logs.bind_job(claimed.job, claimed.step.name)  # this step's lines carry its job's trace id
             outcome = run_skill(claimed, conn)
+            log.info(
+                "step %s of %s: %s (attempt %d, %d ms)",
+                claimed.step.name,
+                claimed.job["event_type"],
+                outcome.status.value,
+                claimed.attempt,
+                outcome.duration_ms,
+            )
             if outcome.status == S.FAILED:
                 failures.append(f"{claimed.step.name}: {outcome.error}")
             elapsed = time.monotonic() - started

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Uuid, and_, bindparam, insert, select
 
 from worker import jobstore as store
-from worker import registry
+from worker import logs, registry
 from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.errors import InvalidEvent
@@ -180,8 +180,14 @@ def _job_insert(conn: Connection) -> Any:
     return _JOB_INSERTS[dialect]
 
 
-def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) -> tuple[FireResult, list[Publish]]:
-    """Gate and insert the job (and its first ready steps) in the caller's transaction."""
+def accept(
+    conn: Connection, event: Event, payload: BaseModel, now: datetime, *, trace_id: str | None = None
+) -> tuple[FireResult, list[Publish]]:
+    """Gate and insert the job (and its first ready steps) in the caller's transaction.
+
+    The job is stored under `trace_id`, else the trace of the work in hand (the request or task
+    that fires it, worker/logs.py), else a new one.
+    """
     if event.user_id is None:
         q, params = _ORG_ONLY, {"b_org": event.org_id}
     else:  # one round trip for both: the user must belong to the org
@@ -225,7 +231,7 @@ def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) ->
         "status": status.value,
         "reason": reason,
         "definition_hash": sequence.definition_hash,
-        "trace_id": uuid.uuid4().hex,
+        "trace_id": logs.valid_trace_id(trace_id) or logs.current_trace_id() or logs.new_trace_id(),
         "cancel_requested": False,
         "dry_run": job_dry_run(
             process_dry_run=get_settings().dry_run, source=event.source.value, org_settings=settings
@@ -242,7 +248,24 @@ def accept(conn: Connection, event: Event, payload: BaseModel, now: datetime) ->
                 jobs.c.org_id == event.org_id, jobs.c.idempotency_key == key
             )
         ).one()
+        log.info(
+            "event %s from %s is a duplicate of job %s (%s)",
+            event.type.value,
+            event.source.value,
+            existing.id,
+            existing.status,
+            extra={"org_id": str(event.org_id), "job_id": str(existing.id)},
+        )
         return FireResult(existing.id, existing.status, True, existing.reason), []
+    log.info(
+        "event %s from %s accepted: job %s %s%s",
+        event.type.value,
+        event.source.value,
+        job_id,
+        status.value,
+        f" ({reason})" if reason else "",
+        extra={"org_id": str(event.org_id), "job_id": str(job_id), "trace_id": values["trace_id"]},
+    )
     if reason:
         return FireResult(job_id, status.value, False, reason), []
     from worker.engine import advance
@@ -257,17 +280,19 @@ def fire_event(
     now: datetime | None = None,
     raw_body: str | None = None,
     headers: Mapping[str, str] | None = None,
+    trace_id: str | None = None,
 ) -> FireResult:
     """Validate, gate and accept one event; publish its first steps after commit.
 
-    Raises InvalidEvent (recorded in rejected_events) for anything that cannot be accepted.
+    The job is stored under `trace_id` (else the current trace, see `accept`). Raises InvalidEvent
+    (recorded in rejected_events) for anything that cannot be accepted.
     """
     now = now or utcnow()
     source = _source_of(data)
     try:
         event, payload = validate_event(data)
         with transaction() as conn:
-            result, pubs = accept(conn, event, payload, now)
+            result, pubs = accept(conn, event, payload, now, trace_id=trace_id)
     except InvalidEvent as err:
         record_rejected(
             source,
@@ -285,7 +310,8 @@ def fire_event(
 def fire_follow_ups(
     conn: Connection, job: Mapping[str, Any], follow_ups: list[dict[str, Any]], now: datetime
 ) -> list[Publish]:
-    """Fire a completed job's follow-ups in its transaction (delayed ones become scheduled rows).
+    """Fire a completed job's follow-ups in its transaction (delayed ones become scheduled rows),
+    under the parent's trace id.
 
     A follow-up that fails validation is recorded in rejected_events, never dropped silently.
     """
@@ -320,7 +346,7 @@ def fire_follow_ups(
                     )
                 )
                 continue
-            _result, more = accept(conn, event, payload, now)
+            _result, more = accept(conn, event, payload, now, trace_id=job.get("trace_id"))
             pubs.extend(more)
         except InvalidEvent as err:
             _insert_rejected(
@@ -353,13 +379,18 @@ def fire_scheduled(now: datetime | None = None, limit: int = 200) -> int:
                 table.update()
                 .where(table.c.id == sid, table.c.fired_at.is_(None))
                 .values(fired_at=now)
-                .returning(table.c.event, table.c.org_id)
+                .returning(table.c.event, table.c.org_id, table.c.parent_job_id)
             ).first()
             if row is None:
                 continue  # another sweeper fired it
             try:
                 event, payload = validate_event(row.event)
-                result, pubs = accept(conn, event, payload, now)
+                trace_id = (
+                    conn.execute(select(jobs.c.trace_id).where(jobs.c.id == row.parent_job_id)).scalar()
+                    if row.parent_job_id
+                    else None
+                )  # a follow-up is part of its parent's story
+                result, pubs = accept(conn, event, payload, now, trace_id=trace_id)
                 conn.execute(table.update().where(table.c.id == sid).values(job_id=result.job_id))
                 fired += 1
             except InvalidEvent as err:

@@ -60,6 +60,7 @@ JOB_COLUMNS = (
     jobs.c.idempotency_key,
     jobs.c.iteration,
     jobs.c.created_at,  # how long a step may wait for a reconnect (engine.REVOKED_GIVE_UP)
+    jobs.c.trace_id,  # the job's log lines and follow-ups carry it (worker/logs.py)
 )
 
 

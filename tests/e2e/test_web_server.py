@@ -44,10 +44,21 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def _procfile_web_line() -> list[str]:
+    line = next(x for x in (REPO / "Procfile").read_text().splitlines() if x.startswith("web:"))
+    return shlex.split(line.removeprefix("web:"))
+
+
+def procfile_web_env() -> dict[str, str]:
+    """The variables the Procfile's `web` line sets before its command (`LOG_FORMAT=json`)."""
+    words = _procfile_web_line()
+    return dict(w.split("=", 1) for w in words[: next(i for i, w in enumerate(words) if "=" not in w)])
+
+
 def procfile_web_command(bind: str) -> list[str]:
     """The Procfile's `web` command, bound to `bind` (so the test serves what production serves)."""
-    line = next(x for x in (REPO / "Procfile").read_text().splitlines() if x.startswith("web:"))
-    args = shlex.split(line.removeprefix("web:"))
+    words = _procfile_web_line()
+    args = words[next(i for i, w in enumerate(words) if "=" not in w) :]
     assert args[0] == "gunicorn" and "-b" in args
     args[args.index("-b") + 1] = bind
     return [sys.executable, "-m", *args]

@@ -313,8 +313,25 @@ class FakeSlack:
         }
         if params.get("blocks"):
             message["blocks"] = params["blocks"]
+        metadata = params.get("metadata")
+        if isinstance(metadata, str):  # a form-encoded call sends it as a JSON string
+            try:
+                metadata = json.loads(metadata)
+            except ValueError:
+                return {"ok": False, "error": "invalid_metadata_format"}
+        if metadata is not None:  # Slack requires an event_type and an object payload
+            if not isinstance(metadata, dict) or not metadata.get("event_type"):
+                return {"ok": False, "error": "invalid_metadata_format"}
+            if not isinstance(metadata.get("event_payload", {}), dict):
+                return {"ok": False, "error": "invalid_metadata_format"}
+            message["metadata"] = metadata
         with self._lock:
-            self.messages[(channel, ts)] = {"text": params.get("text", ""), "blocks": params.get("blocks"), "edits": 0}
+            self.messages[(channel, ts)] = {
+                "text": params.get("text", ""),
+                "blocks": params.get("blocks"),
+                "edits": 0,
+                "metadata": metadata,
+            }
         return {"channel": channel, "message": message, "ok": True, "ts": ts}
 
     def _update(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -26,17 +26,19 @@ from tests.fakes.slack import FakeSlack
 from tests.support.engine import TestOrg, make_org
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
-from worker import migrate
+from worker import logs, migrate
 from worker.celery_app import reconfigure_broker
 from worker.config import reset_settings
 from worker.db import make_engine, reset_engine, session_factory, transaction
 from worker.delivery import (
+    SLACK_METADATA_EVENT,
     deliver,
     deliver_due,
     enqueue_message,
     publish_delivery,
     replace_message,
 )
+from worker.events import fire_event
 from worker.models import SlackOutbox, User, utcnow
 from worker.ratelimit import reserve
 
@@ -353,6 +355,26 @@ def test_deliver_due_publishes_a_row_whose_publish_was_lost(edge_workers, fake_s
     sent = wait_for(lambda: status_is(outbox_id, "sent", "failed"), what="message sent")
     assert sent.status == "sent"
     assert len(fake_slack.calls("chat.postMessage", channel=channel)) == 1
+
+
+def test_a_message_names_its_trace_in_slack_metadata(edge_workers, fake_slack, org):
+    trace = logs.new_trace_id()
+    event = {"type": "deal_risk_scan", "source": "api", "org_id": str(org.id), "payload": {}}
+    job = fire_event({**event, "idempotency_key": f"trace:{uuid.uuid4().hex}"}, trace_id=trace)
+    logs.start_trace()  # this process is on another trace now: the job's own trace id wins
+    of_job = enqueue(org, channel=new_channel(), job_id=job.job_id)
+    loose_trace = logs.start_trace()  # a message of no job: the trace it was queued under
+    loose = enqueue(org, channel=new_channel())
+
+    for outbox_id, payload in (
+        (of_job, {"trace_id": trace, "job_id": str(job.job_id)}),
+        (loose, {"trace_id": loose_trace}),
+    ):
+        sent = wait_for(lambda oid=outbox_id: status_is(oid, "sent", "failed"), what="message sent")
+        assert sent.status == "sent", (sent.error_code, sent.error)
+        post = fake_slack.calls("chat.postMessage", channel=sent.channel)[0]
+        assert post.params["metadata"] == {"event_type": SLACK_METADATA_EVENT, "event_payload": payload}
+        assert fake_slack.messages[(sent.channel, sent.ts)]["metadata"] == post.params["metadata"]
 
 
 def test_console_mode_without_a_token_is_unchanged(slack_pg, fake_slack, org, monkeypatch):

@@ -121,10 +121,20 @@ def _call(method: str, fn: Callable[[], T]) -> T:
 
 
 def post_message(
-    client: WebClient, channel: str, text: str, blocks: Sequence[Mapping[str, Any]] | None
+    client: WebClient,
+    channel: str,
+    text: str,
+    blocks: Sequence[Mapping[str, Any]] | None,
+    *,
+    metadata: Mapping[str, Any] | None = None,
 ) -> tuple[str, str]:
-    """chat.postMessage; returns (channel id, ts) of the posted message."""
-    resp = _call("chat.postMessage", lambda: client.chat_postMessage(channel=channel, text=text, blocks=blocks or None))
+    """chat.postMessage (with message `metadata` when given); returns (channel id, ts) of the posted message."""
+    resp = _call(
+        "chat.postMessage",
+        lambda: client.chat_postMessage(
+            channel=channel, text=text, blocks=blocks or None, metadata=dict(metadata) if metadata else None
+        ),
+    )
     return str(resp["channel"]), str(resp["ts"])
 
 
