@@ -40,6 +40,7 @@ PROJECT_ENV_PREFIXES = (
     "PROACTIVE_",
     "INSTANTLY_",
     "OAUTH_",
+    "LOG_FORMAT",
 )
 # Read before the project's variables are cleared below (it starts with PROACTIVE_).
 KEEP_HOME = os.environ.get("PROACTIVE_KEEP_TEST_HOME") == "1"

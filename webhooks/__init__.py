@@ -20,6 +20,9 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app; `config` overrides Flask settings (tests)."""
     from webhooks import admin, api, errors, gmail, health, oauth, pages, recording, slack
+    from worker.logs import configure_process
+
+    configure_process()  # LOG_FORMAT=json: JSON lines on stderr, gunicorn's included
 
     app = Flask(__name__)
     app.config.update(

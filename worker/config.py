@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Directory holding the embedded database and broker files (relative to the working directory).
 STATE_DIR_ENV = "PROACTIVE_HOME"
+# Accepted values of LOG_FORMAT.
+LOG_FORMATS = ("text", "json")
 
 
 def state_dir() -> Path:
@@ -89,6 +91,8 @@ class Settings(BaseSettings):
     task_events: bool = Field(default=False, alias="PROACTIVE_TASK_EVENTS")
     recover_on_start: bool = Field(default=True, alias="PROACTIVE_RECOVER_ON_START")
     sql_echo: bool = Field(default=False, alias="PROACTIVE_SQL_ECHO")
+    # Log lines (worker/logs.py): "text" for people (the demo, the CLI), "json" for the fleet.
+    log_format: str = "text"
 
     # Crons (worker/crons.py, beat_schedule.py). Both are for tests and demos; leave unset in production.
     cron_clock_file: str = Field(default="", alias="PROACTIVE_CRON_CLOCK_FILE")  # file holding "now" (ISO)
@@ -106,6 +110,15 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_log_format(cls, value: str) -> str:
+        """`text` or `json`, in any case."""
+        value = value.strip().lower()
+        if value not in LOG_FORMATS:
+            raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} (got {value!r})")
+        return value
 
     @property
     def is_sqlite(self) -> bool:
