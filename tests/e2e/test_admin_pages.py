@@ -246,3 +246,15 @@ def test_every_control_and_chart_is_labelled(browser, server, org_a, decided_job
         for control in browser.find_elements(By.CSS_SELECTOR, "select, input:not([type=hidden])"):
             assert browser.find_elements(By.CSS_SELECTOR, f"label[for='{control.get_attribute('id')}']")
         assert console_errors(browser) == []
+
+
+def test_a_browser_that_cannot_be_installed_fails_the_test_with_the_command_to_run(tmp_path, monkeypatch):
+    from tests.support import browser as support
+
+    monkeypatch.setattr(support, "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get either
+    with pytest.raises(pytest.fail.Exception) as failed:
+        support.ensure_chromium()
+    message = str(failed.value)
+    assert "\n" not in message and message.endswith(f"run as root: {support.INSTALL_COMMAND}")
+    assert "apt-get" in message.split(";")[0]  # and why the install did not work

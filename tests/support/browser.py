@@ -77,6 +77,8 @@ def ensure_chromium() -> Chromium:
     """Chromium and chromedriver from Debian's packages, installed with apt-get when missing; the
     calling test fails with one line saying what to run when that is not possible."""
     if not _installed():
+        if os.environ.get("PROACTIVE_TEST_NO_START"):  # as services.py: install nothing, say what to run
+            pytest.fail(f"Chromium for the browser tests is missing; run as root: {INSTALL_COMMAND}", pytrace=False)
         problem = _apt("update") or _apt("install", "-y", "chromium", "chromium-driver")
         if problem or not _installed():
             pytest.fail(
