@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 from tests.conftest import Backend, apply_env
 from tests.integration.conftest import TEST_ENGINE_ENV
-from tests.support.browser import Chromium, chrome, chromium  # noqa: F401 (chromium: the session fixture)
+from tests.support.browser import INSTALL_BUDGET_S, Chromium, chrome, chromium  # noqa: F401 (chromium: the fixture)
 from tests.support.engine import TestOrg, event, job_row, make_org, pending_approval, reached, settled
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
@@ -33,7 +33,12 @@ from worker.approvals import decide
 from worker.config import reset_settings
 from worker.events import fire_event
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.usefixtures("test_sequences")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.usefixtures("test_sequences"),
+    pytest.mark.timeout(INSTALL_BUDGET_S),  # the first test may wait for apt to install Chromium
+]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 SECRET = "e2e-admin-session-" + uuid.uuid4().hex

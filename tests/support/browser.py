@@ -27,9 +27,12 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 INSTALL_COMMAND = "apt-get update && apt-get install -y chromium chromium-driver"
 # One apt step (seconds): the packages are about 100 MB; another test session may hold the dpkg lock.
-APT_TIMEOUT_S = 900
+# Update + install fit in INSTALL_BUDGET_S, the deadline a test module using `chromium` gives its tests
+# (the first test's deadline includes this session fixture's install).
+APT_TIMEOUT_S = 240
 # How long apt waits for another apt or dpkg to release its lock (seconds), within APT_TIMEOUT_S.
-DPKG_LOCK_WAIT_S = 600
+DPKG_LOCK_WAIT_S = 120
+INSTALL_BUDGET_S = 2 * APT_TIMEOUT_S + 120
 # A page load or script in a test (seconds): the pages are small and served locally.
 PAGE_LOAD_TIMEOUT_S = 30
 # Chromium without a display, a sandbox (root in CI), a GPU, or anything that calls home.
