@@ -40,6 +40,7 @@ PROJECT_ENV_PREFIXES = (
     "PROACTIVE_",
     "INSTANTLY_",
     "OAUTH_",
+    "PROMETHEUS_MULTIPROC_DIR",
     "LOG_FORMAT",
 )
 # Read before the project's variables are cleared below (it starts with PROACTIVE_).

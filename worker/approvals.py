@@ -27,10 +27,10 @@ from sqlalchemy import Connection, Row, func, select, update
 
 import blocks
 from worker import jobstore as store
-from worker import registry
+from worker import prom, registry
 from worker.audit import record
 from worker.dag import Sequence, Step
-from worker.db import transaction
+from worker.db import on_commit, transaction
 from worker.delivery import enqueue_message, replace_message
 from worker.errors import AlreadyDecided, ApprovalExpired, InvalidDecision, NotAuthorized, NotFound, UserError
 from worker.models import Deal, Org, User, approvals, steps, utcnow
@@ -93,6 +93,7 @@ def open_approval(
             created_at=now,
         )
     )
+    on_commit(lambda: prom.approval_opened(step.approval.kind))
     message = blocks.approval_blocks(
         step.approval.kind, str(approval_id), {"title": _title(job, step, preview), **preview}
     )
@@ -331,6 +332,7 @@ def _decide(
             target_id=str(approval_id),
             data=dict(data) if data else None,
         )
+    prom.approval_decided(approval.kind, new.value, prom.seconds_between(approval.created_at, now))
     publish_resume(approval_id)
     return Decision(approval_id, approval.job_id, new.value, decision, user.id, now)
 
@@ -669,8 +671,10 @@ def expire_due(now: datetime | None = None, limit: int = 500) -> int:
     count = 0
     for approval_id in due:
         with transaction() as conn:
-            if store.set_approval_status(conn, approval_id, A.EXPIRED, now) is not None:
+            expired = store.set_approval_status(conn, approval_id, A.EXPIRED, now)
+            if expired is not None:
                 count += 1
+                on_commit(lambda kind=expired.kind: prom.approval_decided(kind, A.EXPIRED.value, None))
         try:
             resume(approval_id, now)
         except Exception:  # one broken job must not stop the others' expiry (the sweeper retries it)

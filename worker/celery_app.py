@@ -8,7 +8,10 @@ transport (`worker.broker_sqlite`, URL scheme `proactive+sqlite://`), the fleet 
 
 from __future__ import annotations
 
+import os
+
 from celery import Celery
+from celery.signals import worker_process_shutdown
 from kombu import Queue
 
 import worker.broker_redis  # redis:// uses our one-client-per-channel transport
@@ -109,3 +112,11 @@ def reconfigure_broker() -> None:
     amqp = celery_app.__dict__.get("amqp")
     if amqp is not None:
         amqp._producer_pool = None
+
+
+@worker_process_shutdown.connect
+def _forget_process_metrics(pid: int | None = None, **_kwargs: object) -> None:
+    """A prefork child is exiting: its live metric files go (worker/prom.py)."""
+    from worker import prom
+
+    prom.mark_process_dead(pid or os.getpid())

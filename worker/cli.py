@@ -303,6 +303,8 @@ def web(bind: str, workers: int, threads: int) -> None:
         sys.executable,
         "-m",
         "gunicorn",
+        "-c",
+        "python:webhooks.gunicorn_conf",  # server hooks (metrics of exited workers)
         "-k",
         "gthread",
         "-w",

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, tuple_, update
 
 from worker import cron_slots as cs
-from worker import registry
+from worker import prom, registry
 from worker.celery_app import celery_app
 from worker.config import get_settings
 from worker.db import on_commit, transaction
@@ -91,6 +91,7 @@ def claim_slot(conn: Connection, task: str, key: str, now: datetime, org_id: uui
         .returning(cron_runs.c.id)
     ).first()
     if inserted is not None:
+        on_commit(lambda: prom.cron_slot_claimed(task))
         return True
     taken = conn.execute(
         update(cron_runs)
@@ -104,6 +105,8 @@ def claim_slot(conn: Connection, task: str, key: str, now: datetime, org_id: uui
         .values(status=RunStatus.RUNNING, started_at=now, finished_at=None)
         .returning(cron_runs.c.id)
     ).first()
+    if taken is not None:
+        on_commit(lambda: prom.cron_slot_claimed(task))
     return taken is not None
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, case, func, or_, select, update
 
-from worker import logs
+from worker import logs, prom
 from worker.clients.slack import open_dm, post_message, slack_client, update_message
 from worker.config import get_settings
 from worker.db import on_commit, transaction
@@ -513,6 +513,7 @@ def _fail(row: Row, code: str, message: str, *, attempted: bool, channel: str | 
                 attempts=outbox.c.attempts + (1 if attempted else 0),
             )
         )
+    prom.outbox_failed(row.kind)
     log.warning("outbox %s failed: %s (%s)", row.id, code, message)
     return DeliveryStatus.FAILED
 
@@ -591,6 +592,9 @@ def _finish(row: Row, channel: str, ts: str) -> str:
                 .where(approvals.c.id == row.approval_id, approvals.c.org_id == row.org_id)
                 .values(slack_channel=channel, slack_ts=ts)
             )
+    first_post = row.ts is None
+    lag_s = prom.seconds_between(row.created_at, now) if first_post else None
+    prom.outbox_delivered(row.kind, "post" if first_post else "update", lag_s)
     if sent is None:
         publish_delivery([row.id])
         return "replaced"

@@ -27,11 +27,11 @@ from typing import Any
 from sqlalchemy import Connection, Row, select
 
 from worker import jobstore as store
-from worker import logs, registry
+from worker import logs, prom, registry
 from worker.config import get_settings
 from worker.context import FollowUp, StepContext, StepResult, to_output
 from worker.dag import Plan, Sequence, Step, WhenContext, plan
-from worker.db import begin, get_engine, transaction
+from worker.db import begin, get_engine, on_commit, transaction
 from worker.errors import AuthRevoked, GoogleNotConnected, SkipStep
 from worker.models import steps, utcnow
 from worker.publish import Publish, publish_steps
@@ -259,6 +259,7 @@ def claim(
             "the worker running it crashed or timed out each time"
         )
         store.finish_step(conn, step_run_id, attempt, S.FAILED, now, error_class="poison", error=error)
+        on_commit(lambda: prom.step_finished(job["event_type"], step.name, S.FAILED.value, None))
         job = dict(store.lock_job(conn, job["id"])._mapping)
         poisoned = Outcome(S.FAILED, error=error, error_class="poison", message=error)
         _report_action(conn, job, sequence, step, step_run_id, poisoned, now)
@@ -390,6 +391,7 @@ def complete(
             duration_ms=outcome.duration_ms,
             uncount=parked,
         ):
+            _count_step(claimed, "retried", outcome)
             if parked and _park_job(conn, job, outcome, now):
                 _report_action(conn, job, claimed.sequence, claimed.step, claimed.step_run_id, outcome, now)
             return Advance([publish_for(step, claimed.step_run_id, countdown_s=outcome.retry_delay_s)])
@@ -415,6 +417,7 @@ def complete(
             "step run %s attempt %d lost its lease; its result is discarded", claimed.step_run_id, claimed.attempt
         )
         return Advance()
+    _count_step(claimed, outcome.status.value, outcome)
     if outcome.revoked is not None:
         _mark_revoked(conn, job, outcome.revoked, now)
     if outcome.status in (S.SUCCEEDED, S.FAILED):
@@ -442,6 +445,12 @@ def complete(
         known_outputs=known,
         states=states,
     )
+
+
+def _count_step(claimed: Claimed, status: str, outcome: Outcome) -> None:
+    """Count the stored attempt once its transaction commits (a rollback stores nothing)."""
+    sequence, step, duration_s = claimed.job["event_type"], claimed.step.name, outcome.duration_ms / 1000
+    on_commit(lambda: prom.step_finished(sequence, step, status, duration_s))
 
 
 def _park_job(conn: Connection, job: Mapping[str, Any], outcome: Outcome, now: datetime) -> bool:

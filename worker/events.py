@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Uuid, and_, bindparam, insert, select
 
 from worker import jobstore as store
-from worker import logs, registry
+from worker import logs, prom, registry
 from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.errors import InvalidEvent
@@ -256,7 +256,9 @@ def accept(
             existing.status,
             extra={"org_id": str(event.org_id), "job_id": str(existing.id)},
         )
+        on_commit(lambda: prom.event_duplicate(values["source"]))
         return FireResult(existing.id, existing.status, True, existing.reason), []
+    on_commit(lambda: prom.event_accepted(values["source"], values["event_type"]))
     log.info(
         "event %s from %s accepted: job %s %s%s",
         event.type.value,
@@ -450,6 +452,7 @@ def _insert_rejected(
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
     rid = uuid.uuid4()
+    on_commit(lambda: prom.event_rejected(source, error_type))
     safe_headers = {
         storable_text(k): storable_text(v)
         for k, v in (headers or {}).items()

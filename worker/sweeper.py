@@ -22,7 +22,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 import blocks
 from worker import approvals as approvals_mod
-from worker import engine, registry
+from worker import engine, prom, registry
 from worker import jobstore as store
 from worker.celery_app import celery_app
 from worker.config import get_settings
@@ -223,6 +223,7 @@ def sweep(now: datetime | None = None, *, requeue_after_s: float | None = None) 
     report.deliveries = deliver_due(now)
     report.followups_fired = fire_scheduled(now)
     report.timed_out = timeout_jobs(now)
+    prom.sweeper_repaired(report.as_dict())
     if any(report.as_dict().values()):
         log.info("sweep: %s", report.as_dict())
     return report
@@ -244,6 +245,7 @@ def _recover_on_start(**_kwargs: object) -> None:
         report = SweepReport(republished=republish_queued(utcnow(), 0), reclaimed=reclaim_expired(utcnow()))
         resumed = resume_decided(utcnow(), 0)
         deliver_due(utcnow())
+        prom.sweeper_repaired({**report.as_dict(), "resumed": resumed})
         log.info("worker start recovery: %s, %d decisions resumed", report.as_dict(), resumed)
     except Exception as exc:  # never keep a worker from starting
         log.warning("start-up recovery failed: %s", exc)
