@@ -534,10 +534,8 @@ def print_timeline(d: dict[str, Any], outputs: bool = False) -> None:
     click.echo(click.style(f"{d['event_type']}", bold=True) + f"  job {d['id']}  {status}{extra}")
     click.echo(
         f"  source {d['source']}  key {d['idempotency_key']}  created {d['created_at'][:19]}  "
-        f"duration {ms(d['duration_ms'])}"
+        f"duration {ms(d['duration_ms'])}" + (f"  trace {d['trace_id']}" if d.get("trace_id") else "")
     )
-    if d.get("trace_id"):
-        click.echo(f"  trace {d['trace_id']}")
     if d.get("parent"):
         p = d["parent"]
         click.echo(f"  follow-up of {p['event_type']} job {p['id']} ({status_text(p['status'])})")
