@@ -251,6 +251,10 @@ def test_every_control_and_chart_is_labelled(browser, server, org_a, decided_job
         for control in browser.find_elements(By.CSS_SELECTOR, "select, input:not([type=hidden])"):
             assert browser.find_elements(By.CSS_SELECTOR, f"label[for='{control.get_attribute('id')}']")
         assert console_errors(browser) == []
+    browser.set_window_size(1024, 768)  # a small laptop: the page itself never scrolls sideways
+    open_page(browser, server + page, page)
+    screenshot(browser, "timeline-1024")
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_a_browser_that_cannot_be_installed_fails_the_test_with_the_command_to_run(tmp_path, monkeypatch):
