@@ -4,8 +4,9 @@
 (`sequence_jobs (org_id, created_at)`, then step runs and approvals by job), and leaves the
 arithmetic to the pure `worker/metrics_math.py`. The window is the last `range_days` days in the
 org's time zone, today included, so `daily_counts` adds up to `total_sequences`. Counts and rates
-are exact; percentiles are computed in Python from at most `MAX_SAMPLE` values per measure (the
-newest of the window), on PostgreSQL and SQLite alike. `stuck_jobs`, pending approvals and the
+are exact. Job durations and the skills' p95 are computed by PostgreSQL (`percentile_cont`);
+the other percentiles, and all of them on SQLite, in Python from at most `MAX_SAMPLE` values per
+measure (the newest of the window), with the same interpolation. `stuck_jobs`, pending approvals and the
 outbox lag are the present state, whatever the age.
 """
 
@@ -74,8 +75,7 @@ def org_metrics(conn: Connection, org_id: uuid.UUID, range_days: int, now: datet
         by_source[source] += n
         by_type[event_type] += n
         per_day[day][status] += n
-    durations = _job_durations(conn, in_window)
-    p95 = mm.summarize_ms(durations, 0.95)[0]
+    avg_ms, p95_ms = _job_durations(conn, in_window)
     return {
         "org_id": str(org_id),
         "org_name": org.name,
@@ -87,8 +87,8 @@ def org_metrics(conn: Connection, org_id: uuid.UUID, range_days: int, now: datet
         "sequences_by_source": mm.top(by_source),
         "sequences_by_type": mm.top(by_type),
         "sequences_by_status": mm.top(by_status),
-        "avg_duration_ms": mm.rounded(mm.mean(durations)),
-        "p95_duration_ms": p95,
+        "avg_duration_ms": avg_ms,
+        "p95_duration_ms": p95_ms,
         "success_rate": mm.success_rate(by_status["completed"], by_status["failed"], by_status["timeout"]),
         "stuck_jobs": _stuck_jobs(conn, org_id, now),
         "daily_counts": mm.daily_rows(days, per_day),
@@ -113,15 +113,23 @@ def _job_counts(conn: Connection, in_window: Any, bounds: list[datetime]) -> lis
     )
 
 
-def _job_durations(conn: Connection, in_window: Any) -> list[float]:
-    """Wall time less time awaiting approval (ms) of the window's finished jobs (newest MAX_SAMPLE)."""
+def _job_durations(conn: Connection, in_window: Any) -> tuple[int | None, int | None]:
+    """Average and p95 (ms) of wall time less time awaiting approval, over the window's finished
+    jobs: in the query on PostgreSQL; elsewhere from the newest MAX_SAMPLE jobs."""
+    finished = and_(in_window, jobs.c.status.in_(FINISHED), jobs.c.finished_at.is_not(None))
+    if conn.dialect.name == "postgresql":
+        wall_ms = func.extract("epoch", jobs.c.finished_at - jobs.c.created_at) * 1000 - jobs.c.paused_ms
+        ms = func.greatest(wall_ms, 0)
+        avg, p95 = conn.execute(select(func.avg(ms), func.percentile_cont(0.95).within_group(ms)).where(finished)).one()
+        return mm.rounded(None if avg is None else float(avg)), mm.rounded(p95)
     rows = conn.execute(
         select(jobs.c.created_at, jobs.c.finished_at, jobs.c.paused_ms)
-        .where(in_window, jobs.c.status.in_(FINISHED), jobs.c.finished_at.is_not(None))
+        .where(finished)
         .order_by(jobs.c.created_at.desc())
         .limit(MAX_SAMPLE)
     )
-    return [mm.elapsed_ms(r.created_at, r.finished_at, r.paused_ms or 0) for r in rows]
+    durations = [mm.elapsed_ms(r.created_at, r.finished_at, r.paused_ms or 0) for r in rows]
+    return mm.rounded(mm.mean(durations)), mm.summarize_ms(durations, 0.95)[0]
 
 
 def _stuck_jobs(conn: Connection, org_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:
@@ -172,38 +180,51 @@ def _window_steps(in_window: Any) -> Any:
 
 
 def _top_skills(conn: Connection, in_window: Any) -> list[dict[str, Any]]:
-    """Step runs per step name: runs, failure rate, p95 duration (ms); the most run first."""
+    """Step runs per step name: runs, failure rate, p95 duration (ms); the most run first. On
+    PostgreSQL the p95 is `percentile_cont` in the same query (exact, nothing shipped); elsewhere it
+    is computed here from the newest MAX_SAMPLE durations."""
     failed = func.sum(case((steps.c.status == StepStatus.FAILED.value, 1), else_=0))
+    columns = [steps.c.step, func.count().label("runs"), failed.label("failed")]
+    in_sql = conn.dialect.name == "postgresql"
+    if in_sql:
+        columns.append(func.percentile_cont(0.95).within_group(steps.c.duration_ms).label("p95"))
     rows = list(
         conn.execute(
-            select(steps.c.step, func.count().label("runs"), failed.label("failed"))
+            select(*columns)
             .select_from(_window_steps(in_window))
             .group_by(steps.c.step)
             .order_by(func.count().desc(), steps.c.step)
             .limit(TOP_SKILLS)
         )
     )
-    if not rows:
-        return []
-    durations: dict[str, list[float]] = defaultdict(list)
-    for step, duration_ms in conn.execute(
-        select(steps.c.step, steps.c.duration_ms)
-        .select_from(_window_steps(in_window))
-        .where(steps.c.step.in_([r.step for r in rows]), steps.c.duration_ms.is_not(None))
-        .order_by(jobs.c.created_at.desc())
-        .limit(MAX_SAMPLE)
-    ):
-        durations[step].append(duration_ms)
+    p95: dict[str, int | None] = (
+        {r.step: mm.rounded(r.p95) for r in rows} if in_sql else _step_p95(conn, in_window, rows)
+    )
     return [
         {
             "step": r.step,
             "runs": r.runs,
             "failed": int(r.failed or 0),
             "failure_rate": mm.rate(int(r.failed or 0), r.runs),
-            "p95_duration_ms": mm.summarize_ms(durations[r.step], 0.95)[0],
+            "p95_duration_ms": p95[r.step],
         }
         for r in rows
     ]
+
+
+def _step_p95(conn: Connection, in_window: Any, rows: list[Any]) -> dict[str, int | None]:
+    """The p95 duration (ms) of each step in `rows`, from the newest MAX_SAMPLE durations."""
+    durations: dict[str, list[float]] = defaultdict(list)
+    if rows:
+        for step, duration_ms in conn.execute(
+            select(steps.c.step, steps.c.duration_ms)
+            .select_from(_window_steps(in_window))
+            .where(steps.c.step.in_([r.step for r in rows]), steps.c.duration_ms.is_not(None))
+            .order_by(jobs.c.created_at.desc())
+            .limit(MAX_SAMPLE)
+        ):
+            durations[step].append(duration_ms)
+    return {r.step: mm.summarize_ms(durations[r.step], 0.95)[0] for r in rows}
 
 
 def _error_summary(conn: Connection, in_window: Any) -> list[dict[str, Any]]:

@@ -41,6 +41,8 @@ def test_metrics_on_sqlite(backend):
         "failure_rate": 0.0,
         "p95_duration_ms": None,
     }
+    assert m["top_skills"][1] == {"step": "s_a", "runs": 1, "failed": 1, "failure_rate": 1.0, "p95_duration_ms": 100}
+    assert m["p95_duration_ms"] == 10_000
     pending = m["hitl"]["pending_by_rep"]
     assert pending == [{"user_id": str(org.other_rep), "name": "other_rep", "pending": 1, "oldest_age_ms": 7_200_000}]
     assert m["slack"]["jobs_with_messages"] == 1 and m["slack"]["first_message_queued_p50_ms"] == 4000
