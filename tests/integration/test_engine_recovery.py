@@ -26,6 +26,7 @@ from tests.support.engine import (
     step_rows,
 )
 from tests.support.waiting import wait_for
+from worker import logs
 from worker.approvals import decide
 from worker.db import transaction
 from worker.engine import request_cancel
@@ -289,16 +290,21 @@ def test_expiry_best_effort_continues_critical_expires(pg, org):
 
 def test_follow_ups_fire_as_chained_jobs_now_or_later(workers, org):
     workers()
-    now_parent = fire_event(event(org, "proposal_generation", {"follow_up": {"type": "campaign_daily_check"}}))
+    now_trace, later_trace = logs.new_trace_id(), logs.new_trace_id()
+    now_parent = fire_event(
+        event(org, "proposal_generation", {"follow_up": {"type": "campaign_daily_check"}}), trace_id=now_trace
+    )
     assert wait_for(lambda: done(now_parent.job_id)) == "completed"
     with transaction() as conn:
         child = conn.execute(select(jobs).where(jobs.c.parent_job_id == now_parent.job_id)).one()
     assert (child.source, child.depth, child.event_type) == ("chain", 1, "campaign_daily_check")
     assert child.idempotency_key == f"campaign_daily_check:{now_parent.job_id}:0"
+    assert child.trace_id == now_trace  # a follow-up is part of its parent's story
     assert wait_for(lambda: done(child.id)) == "completed"
 
     later_parent = fire_event(
-        event(org, "proposal_generation", {"follow_up": {"type": "campaign_daily_check", "delay_minutes": 30}})
+        event(org, "proposal_generation", {"follow_up": {"type": "campaign_daily_check", "delay_minutes": 30}}),
+        trace_id=later_trace,
     )
     assert wait_for(lambda: done(later_parent.job_id)) == "completed"
     with transaction() as conn:
@@ -307,9 +313,11 @@ def test_follow_ups_fire_as_chained_jobs_now_or_later(workers, org):
         ).one()
     assert scheduled.fired_at is None
     assert sweep().followups_fired == 0  # not due yet
+    logs.start_trace()  # the sweep runs under a trace of its own
     assert sweep(now=utcnow() + timedelta(minutes=31)).followups_fired == 1
     with transaction() as conn:
         fired = conn.execute(select(jobs).where(jobs.c.parent_job_id == later_parent.job_id)).one()
+    assert fired.trace_id == later_trace
     assert wait_for(lambda: done(fired.id)) == "completed"
 
 
