@@ -304,6 +304,11 @@ def test_smoke_endpoint_runs_the_smoke_test_and_answers_its_report(client, produ
     assert forbidden.status_code == 403
     bad = client.post("/api/admin/smoke", json={"timeout": 0}, headers=bearer(ADMIN_TOKEN))
     assert bad.status_code == 400 and "timeout" in bad.json["message"]
+    unknown = client.post(
+        "/api/admin/smoke", json={"org_id": str(org.id), "sequences": "nope"}, headers=bearer(ADMIN_TOKEN)
+    )
+    assert unknown.status_code == 422 and "nope" in unknown.json["message"]
+    assert client.post("/api/admin/smoke", json={"org_id": "x"}, headers=bearer(ADMIN_TOKEN)).status_code == 404
     body = {"org_id": str(org.id), "sequences": ["coaching_weekly", "deal_risk_scan"], "timeout": 60}
     response = client.post("/api/admin/smoke", json=body, headers=bearer(ADMIN_TOKEN))
     assert response.status_code == 200, response.json
