@@ -1,11 +1,13 @@
-"""worker/prom.py: bounded labels, elapsed seconds, the multiprocess directory's clean-up, and
-recording into this process's registry (no multiprocess directory in unit tests)."""
+"""worker/prom.py: bounded labels, elapsed seconds, the multiprocess directory's clean-up, the
+exit hooks (gunicorn's child_exit, Celery's worker_process_shutdown), and recording into this
+process's registry (no multiprocess directory in unit tests)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -101,3 +103,30 @@ def test_a_metric_that_cannot_be_written_is_logged_not_raised(caplog: pytest.Log
     with caplog.at_level(logging.WARNING, logger="worker.prom"):
         broken()
     assert "metric broken not recorded: OSError: No space left on device" in caplog.text
+
+
+@pytest.mark.parametrize("hook", ["gunicorn", "celery"])
+def test_an_exited_process_loses_its_live_gauge_files_and_keeps_its_totals(
+    hook: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from webhooks.gunicorn_conf import child_exit
+
+    for name in ("gauge_livesum_4242.db", "gauge_liveall_4242.db", "counter_4242.db", "gauge_livesum_7.db"):
+        (tmp_path / name).write_bytes(b"\0" * 8)
+    monkeypatch.setenv(prom.MULTIPROC_ENV, str(tmp_path))
+    if hook == "gunicorn":
+        child_exit(None, SimpleNamespace(pid=4242))
+    else:
+        prom.mark_process_dead(4242)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_4242.db", "gauge_livesum_7.db"]
+
+
+def test_without_a_directory_an_exited_process_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from webhooks.gunicorn_conf import child_exit
+
+    (tmp_path / "gauge_livesum_4242.db").write_bytes(b"\0" * 8)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(prom.MULTIPROC_ENV, raising=False)
+    child_exit(None, SimpleNamespace(pid=4242))
+    prom.mark_process_dead(4242)
+    assert [p.name for p in tmp_path.iterdir()] == ["gauge_livesum_4242.db"]
