@@ -1130,6 +1130,7 @@ def fleet(processes: tuple[str, ...], procfile: str | None, concurrency: str | N
     installation's programs first on PATH. Ctrl-C stops them all."""
     from pathlib import Path
 
+    from worker.config import state_dir
     from worker.fleet import FleetError, exec_fleet, find_procfile, plan_fleet
 
     try:
@@ -1138,6 +1139,7 @@ def fleet(processes: tuple[str, ...], procfile: str | None, concurrency: str | N
             processes,
             os.environ,
             Path(sys.executable).parent,
+            state_dir=state_dir(),
             concurrency=concurrency,
             port=port,
         )

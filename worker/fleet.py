@@ -21,6 +21,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+# Where the fleet's processes write their Prometheus values unless PROMETHEUS_MULTIPROC_DIR is set
+# (below the state directory): without one shared directory /metrics would count only the web process.
+METRICS_SUBDIR = "prometheus"
+
+
 @dataclass(frozen=True)
 class FleetPlan:
     """What `proactive fleet` will exec: honcho's argv and the environment it runs with."""
@@ -29,6 +34,11 @@ class FleetPlan:
     env: dict[str, str]
     procfile: Path
     processes: list[str]
+
+    @property
+    def metrics_dir(self) -> Path:
+        """The directory the processes share for Prometheus (emptied before they start)."""
+        return Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
 
 
 class FleetError(Exception):
@@ -60,10 +70,12 @@ def plan_fleet(
     env: Mapping[str, str],
     bin_dir: Path,
     *,
+    state_dir: Path,
     concurrency: str | None = None,
     port: int | None = None,
 ) -> FleetPlan:
-    """Check the Procfile's needs and build honcho's command line; raises FleetError with the fix."""
+    """Check the Procfile's needs and build honcho's command line; raises FleetError with the fix.
+    The processes share PROMETHEUS_MULTIPROC_DIR (default: `state_dir`/prometheus)."""
     honcho = shutil.which("honcho", path=str(bin_dir)) or shutil.which("honcho", path=env.get("PATH", ""))
     if honcho is None:
         raise FleetError(f"honcho is not installed: run {bin_dir / 'pip'} install -e '.[fleet]'")
@@ -82,6 +94,7 @@ def plan_fleet(
             raise FleetError(f"flower is not installed: run {bin_dir / 'pip'} install -e '.[fleet]'")
     run_env = dict(env)
     run_env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")]).rstrip(os.pathsep)
+    run_env["PROMETHEUS_MULTIPROC_DIR"] = env.get("PROMETHEUS_MULTIPROC_DIR") or str(state_dir / METRICS_SUBDIR)
     argv = [honcho, "-f", str(procfile), "-d", str(procfile.parent), "start"]
     if port is not None:
         argv += ["-p", str(port)]
@@ -100,5 +113,9 @@ def _has_module(bin_dir: Path, name: str) -> bool:
 
 
 def exec_fleet(plan: FleetPlan) -> None:
-    """Replace this process with honcho (signals then go straight to it)."""
+    """Empty the shared Prometheus directory (values of a previous run would be counted again), then
+    replace this process with honcho (signals then go straight to it)."""
+    from worker.prom import clear_multiprocess_dir
+
+    clear_multiprocess_dir(plan.metrics_dir)
     os.execve(plan.argv[0], plan.argv, plan.env)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import _claim_redis_db
 from tests.support.edge import closed_port
@@ -165,3 +166,13 @@ def test_the_readme_fleet_commands_run_an_event_to_completion(fleet: Fleet):
     assert job["status"] == "completed", job
     assert job["dry_run"] is True  # the demo org is dry-run until an admin turns it live
     assert accepted["job_id"] in fired.stdout  # `proactive jobs` in the README block lists it
+
+    # the fleet's processes share one Prometheus directory: the web's /metrics counts the worker's steps
+    with urllib.request.urlopen(f"http://127.0.0.1:{fleet.port}/metrics", timeout=5) as resp:
+        families = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
+    finished = [
+        s
+        for s in families["proactive_steps_finished"].samples
+        if s.name.endswith("_total") and s.labels.get("sequence") == "deal_risk_scan"
+    ]
+    assert sum(s.value for s in finished) >= 4  # the scan's four steps, counted in worker processes

@@ -43,7 +43,15 @@ def test_the_procfile_is_taken_from_the_working_directory_first(procfile: Path, 
 
 
 def test_the_venv_comes_first_on_path_and_processes_pass_through(procfile: Path, bin_dir: Path):
-    plan = plan_fleet(procfile, ["web", "worker"], {"PATH": "/usr/bin"}, bin_dir, concurrency="worker=3", port=5100)
+    plan = plan_fleet(
+        procfile,
+        ["web", "worker"],
+        {"PATH": "/usr/bin"},
+        bin_dir,
+        state_dir=bin_dir.parent,
+        concurrency="worker=3",
+        port=5100,
+    )
     assert plan.env["PATH"] == f"{bin_dir}{os.pathsep}/usr/bin"
     assert plan.argv == [
         str(bin_dir / "honcho"),
@@ -60,19 +68,26 @@ def test_the_venv_comes_first_on_path_and_processes_pass_through(procfile: Path,
         "worker",
     ]
     assert plan.processes == ["web", "worker"]
+    assert plan.metrics_dir == bin_dir.parent / "prometheus"  # shared by web and workers
+
+
+def test_an_operators_prometheus_directory_is_kept(procfile: Path, bin_dir: Path, tmp_path: Path):
+    env = {"PATH": "", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
+    plan = plan_fleet(procfile, ["web"], env, bin_dir, state_dir=tmp_path / "state")
+    assert plan.metrics_dir == tmp_path / "prom"
 
 
 def test_flower_without_basic_auth_is_refused_with_the_fix(procfile: Path, bin_dir: Path):
     with pytest.raises(FleetError, match="FLOWER_BASIC_AUTH=user:password"):
-        plan_fleet(procfile, [], {"PATH": ""}, bin_dir)
-    plan = plan_fleet(procfile, [], {"PATH": "", "FLOWER_BASIC_AUTH": "ops:pw"}, bin_dir)
+        plan_fleet(procfile, [], {"PATH": ""}, bin_dir, state_dir=bin_dir)
+    plan = plan_fleet(procfile, [], {"PATH": "", "FLOWER_BASIC_AUTH": "ops:pw"}, bin_dir, state_dir=bin_dir)
     assert plan.processes == ["web", "worker", "flower"]
 
 
 def test_an_unknown_process_or_a_missing_honcho_says_what_to_do(procfile: Path, bin_dir: Path, tmp_path: Path):
     with pytest.raises(FleetError, match="unknown process\\(es\\) wrker; the Procfile has: web, worker, flower"):
-        plan_fleet(procfile, ["wrker"], {"PATH": ""}, bin_dir)
+        plan_fleet(procfile, ["wrker"], {"PATH": ""}, bin_dir, state_dir=bin_dir)
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     with pytest.raises(FleetError, match=r"honcho is not installed: run .*pip install -e '\.\[fleet\]'"):
-        plan_fleet(procfile, ["web"], {"PATH": str(empty)}, empty)
+        plan_fleet(procfile, ["web"], {"PATH": str(empty)}, empty, state_dir=empty)
