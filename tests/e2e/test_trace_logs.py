@@ -6,11 +6,7 @@ stopped by process group."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import Backend, apply_env
-from tests.e2e.test_web_server import procfile_web_command, procfile_web_env
 from tests.integration.conftest import TEST_ENGINE_ENV
-from tests.support.edge import closed_port
 from tests.support.engine import TestOrg, make_org
+from tests.support.gunicorn import procfile_web, procfile_web_env
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 from worker import logs
@@ -33,11 +28,7 @@ from worker.db import transaction
 from worker.models import jobs
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
-# How long gunicorn may take to answer /healthz, and to stop after SIGTERM (seconds).
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 # The engine test DAG for campaign_daily_check: five no-op steps.
 STEPS = ["s1", "s2", "s3", "s4", "s5"]
 
@@ -90,41 +81,10 @@ def worker(env: dict[str, str], tmp_home: Path) -> Iterator[WorkerProcess]:
 @pytest.fixture(scope="module")
 def web(env: dict[str, str], tmp_home: Path) -> Iterator[tuple[str, JsonLog]]:
     """The Procfile's web line (its LOG_FORMAT=json included) on a free port."""
-    port = closed_port()
-    log_path = tmp_home / "logs-trace" / "gunicorn.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     assert procfile_web_env().get("LOG_FORMAT") == "json"  # the fleet's web logs JSON
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            procfile_web_command(f"127.0.0.1:{port}"),
-            cwd=REPO,
-            env={**os.environ, **env, **procfile_web_env(), "PYTHONPATH": str(REPO)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited at start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, timeout_s=START_TIMEOUT_S, what="gunicorn answering /healthz")
-        yield url, JsonLog(log_path)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=STOP_TIMEOUT_S)
+    log_path = tmp_home / "logs-trace" / "gunicorn.log"
+    with procfile_web(env, log_path, line_env=True) as srv:
+        yield srv.url, JsonLog(log_path)
 
 
 @pytest.fixture

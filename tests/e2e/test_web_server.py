@@ -5,15 +5,8 @@ process group)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shlex
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,47 +14,14 @@ import pytest
 
 from tests.conftest import Backend, apply_env
 from tests.integration.conftest import TEST_ENGINE_ENV
-from tests.support.edge import closed_port
 from tests.support.engine import TestOrg, make_org
+from tests.support.gunicorn import Gunicorn, procfile_web, procfile_web_command
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 from worker.api_keys import create_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
-# How long gunicorn may take to answer /healthz (seconds) and to stop after SIGTERM.
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
-
-
-@dataclass
-class Server:
-    url: str
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-def _procfile_web_line() -> list[str]:
-    line = next(x for x in (REPO / "Procfile").read_text().splitlines() if x.startswith("web:"))
-    return shlex.split(line.removeprefix("web:"))
-
-
-def procfile_web_env() -> dict[str, str]:
-    """The variables the Procfile's `web` line sets before its command (`LOG_FORMAT=json`)."""
-    words = _procfile_web_line()
-    return dict(w.split("=", 1) for w in words[: next(i for i, w in enumerate(words) if "=" not in w)])
-
-
-def procfile_web_command(bind: str) -> list[str]:
-    """The Procfile's `web` command, bound to `bind` (so the test serves what production serves)."""
-    words = _procfile_web_line()
-    args = words[next(i for i, w in enumerate(words) if "=" not in w) :]
-    assert args[0] == "gunicorn" and "-b" in args
-    args[args.index("-b") + 1] = bind
-    return [sys.executable, "-m", *args]
 
 
 @pytest.fixture(scope="module")
@@ -88,45 +48,10 @@ def worker(env: dict[str, str], tmp_home: Path) -> Iterator[WorkerProcess]:
 
 
 @pytest.fixture(scope="module")
-def server(env: dict[str, str], tmp_home: Path) -> Iterator[Server]:
-    """gunicorn with two sync workers, stopped by process group whatever happens."""
-    port = closed_port()
-    log_path = tmp_home / "logs-e2e" / "gunicorn.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    args = procfile_web_command(f"127.0.0.1:{port}")
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env={**os.environ, **env, "PYTHONPATH": str(REPO)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    srv = Server(f"http://127.0.0.1:{port}", log_path)
-    try:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited at start:\n{srv.log()[-3000:]}")
-            try:
-                return httpx.get(f"{srv.url}/healthz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, timeout_s=START_TIMEOUT_S, what="gunicorn answering /healthz")
+def server(env: dict[str, str], tmp_home: Path) -> Iterator[Gunicorn]:
+    """The Procfile's gunicorn, stopped by process group whatever happens."""
+    with procfile_web(env, tmp_home / "logs-e2e" / "gunicorn.log") as srv:
         yield srv
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # gunicorn's workers, should any be left
 
 
 @pytest.fixture

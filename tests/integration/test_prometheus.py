@@ -7,13 +7,9 @@ text is parsed with prometheus-client's own parser."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,9 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from tests.conftest import Backend
-from tests.e2e.test_web_server import procfile_web_command
-from tests.support.edge import closed_port
 from tests.support.engine import TestOrg, make_org
+from tests.support.gunicorn import START_TIMEOUT_S, Gunicorn, procfile_web
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 from worker.api_keys import create_key
@@ -33,27 +28,12 @@ from worker.models import jobs
 from worker.prom import MULTIPROC_ENV, clear_multiprocess_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-REPO = Path(__file__).resolve().parents[2]
-# How long gunicorn may take to answer /healthz, and to stop after SIGTERM (seconds).
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 # Events fired per round while waiting for both gunicorn workers to have served one, and the most
 # rounds before the test says the kernel never spread the connections.
 BATCH = 8
 MAX_ROUNDS = 25
 SEQUENCE = "campaign_daily_check"  # the engine test DAG: five no-op steps s1..s5
 STEPS_PER_JOB = 5
-
-
-@dataclass
-class Web:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def worker_pids(self) -> set[int]:
-        """The gunicorn master's children (its workers)."""
-        return children_of(self.proc.pid)
 
 
 def children_of(parent: int) -> set[int]:
@@ -94,42 +74,16 @@ def worker(fleet_env: dict[str, str], pg: Backend) -> Iterator[WorkerProcess]:
 
 
 @pytest.fixture(scope="module")
-def web(fleet_env: dict[str, str], pg: Backend) -> Iterator[Web]:
+def web(fleet_env: dict[str, str], pg: Backend) -> Iterator[Gunicorn]:
     """The Procfile's web command (2 gthread workers), stopped by process group whatever happens."""
-    log_path = pg.log_dir / "prometheus-gunicorn.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    port = closed_port()
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            procfile_web_command(f"127.0.0.1:{port}"),
-            cwd=REPO,
-            env={**os.environ, **fleet_env, "PYTHONPATH": str(REPO)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Web(f"http://127.0.0.1:{port}", proc, log_path)
-    try:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited at start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                return httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, timeout_s=START_TIMEOUT_S, what="gunicorn answering /healthz")
-        wait_for(lambda: len(server.worker_pids()) == 2, timeout_s=START_TIMEOUT_S, what="two gunicorn workers")
+    with procfile_web(fleet_env, pg.log_dir / "prometheus-gunicorn.log") as server:
+        wait_for(lambda: len(worker_pids(server)) == 2, timeout_s=START_TIMEOUT_S, what="two gunicorn workers")
         yield server
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def worker_pids(server: Gunicorn) -> set[int]:
+    """The gunicorn master's children (its workers)."""
+    return children_of(server.proc.pid)
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -164,7 +118,7 @@ def post(url: str, token: str, body: dict[str, object]) -> httpx.Response:
     return httpx.post(f"{url}/api/events", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
-def test_a_known_run_reads_back_from_every_process(web: Web, worker: WorkerProcess, metrics_dir: Path):
+def test_a_known_run_reads_back_from_every_process(web: Gunicorn, worker: WorkerProcess, metrics_dir: Path):
     org = make_org()
     token, _ = create_key(org.id, "prometheus")
     fired: list[str] = []
@@ -173,9 +127,9 @@ def test_a_known_run_reads_back_from_every_process(web: Web, worker: WorkerProce
             answers = list(pool.map(lambda body: post(web.url, token, body), [event(org) for _ in range(BATCH)]))
             assert {a.status_code for a in answers} == {202}, [a.text for a in answers if a.status_code != 202]
             fired += [a.json()["job_id"] for a in answers]
-            if web.worker_pids() <= writers(metrics_dir):
+            if worker_pids(web) <= writers(metrics_dir):
                 break
-        assert web.worker_pids() <= writers(metrics_dir), "every event went to one gunicorn worker"
+        assert worker_pids(web) <= writers(metrics_dir), "every event went to one gunicorn worker"
     n = len(fired)
 
     duplicate = post(web.url, token, event(org, key="prom:same"))
@@ -194,7 +148,7 @@ def test_a_known_run_reads_back_from_every_process(web: Web, worker: WorkerProce
             ).scalar_one()
 
     wait_for(lambda: completed() == n, timeout_s=60, what=f"{n} jobs completed")
-    step_pids = writers(metrics_dir) - web.worker_pids()
+    step_pids = writers(metrics_dir) - worker_pids(web)
     assert step_pids, "the celery worker's processes wrote no metrics"
 
     def settled() -> dict | None:
