@@ -1,4 +1,5 @@
-"""The admin pages: server-rendered HTML for people — sign-in, the job list, one job's timeline.
+"""The admin pages: server-rendered HTML for people — sign-in, the orchestrator dashboard, the job
+list, one job's timeline.
 
 A browser signs in with a one-time link from `proactive admin link` (`GET /admin/login?token=`,
 worker/admin_auth.py) and then carries an HttpOnly, SameSite=Strict session cookie scoped to one
@@ -8,8 +9,9 @@ sign-in page, which says how to get a link. Pages only read; the one form that c
 like a malformed id, is 404. Pages never show payloads, step outputs, tokens or credentials.
 
 Templates live in webhooks/templates/, the stylesheet in webhooks/static/ (served by the app's
-/static route); no script, no CDN: the timeline's bars are inline SVG computed on the server
-(webhooks/timeline.py). Every page is sent with a strict Content-Security-Policy.
+/static route); no CDN: the timeline's bars and the dashboard's chart are inline SVG computed on the
+server (webhooks/timeline.py, webhooks/dashboard.py); the one script is the dashboard's auto-refresh
+(static/dashboard.js), nothing inline. Every page is sent with a strict Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, make_response, redirect, render_template, request, url_for
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from webhooks import timeline
+from webhooks import dashboard, timeline
 from webhooks.errors import request_id
 from worker.admin_auth import (
     HOME_PATH,
@@ -44,7 +47,8 @@ from worker.admin_auth import (
 from worker.config import get_settings
 from worker.db import transaction
 from worker.errors import NotFound
-from worker.models import utcnow
+from worker.metrics import RANGES, org_metrics, parse_range
+from worker.models import Org, utcnow
 from worker.states import JOB_FINAL, JobStatus
 from worker.views import job_detail, list_jobs, org_names
 
@@ -56,11 +60,12 @@ COOKIE = "proactive_admin"
 COOKIE_PATH = "/admin"  # the session goes to the pages only, never to the APIs or webhooks
 JOB_LIST_LIMIT = 50  # newest jobs on the list page
 CSRF_FIELD = "csrf_token"
-# No script anywhere, styles from our own stylesheet, the favicon inline; no framing, no leaking
+# Scripts and styles from our own static files only (the dashboard's auto-refresh), nothing inline,
+# the favicon inline; no framing, no leaking
 # the login token through Referer.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -309,6 +314,59 @@ def cancel_job(job_id: str) -> Any:
     except NotFound:
         return _problem(404, "Job not found", f"No job {jid} is visible to this session.")
     return redirect(url_for("pages.job_page", job_id=str(jid)), code=303)
+
+
+# --------------------------------------------------------------------------- dashboard
+
+ORG_SWITCH_LIMIT = 200  # orgs listed in the all-orgs switcher
+
+
+@blueprint.get("/admin/orchestrator")
+@signed_in
+def orchestrator_page() -> Any:
+    """The orchestrator dashboard: one org's metrics over 7, 30 or 90 days (worker/metrics.py)."""
+    g.admin_scope = _scope_name(g.admin)
+    range_name = request.args.get("range") or "7d"
+    try:
+        days = parse_range(range_name)
+    except ValueError:
+        return _problem(400, "Unknown range", f"Unknown range {range_name[:20]!r}; choose one of: {', '.join(RANGES)}.")
+    asked = request.args.get("org_id")
+    org_id = _job_id(asked) if asked else g.admin.org_id
+    if asked and (org_id is None or (not g.admin.all_orgs and org_id != g.admin.org_id)):
+        return _problem(404, "Org not found", "No such org is visible to this session.")
+    with transaction() as conn:
+        orgs = []
+        if g.admin.all_orgs:
+            orgs = [
+                (str(r.id), r.name)
+                for r in conn.execute(select(Org.id, Org.name).order_by(Org.name).limit(ORG_SWITCH_LIMIT))
+            ]
+            if org_id is None:
+                if not orgs:
+                    return _problem(
+                        404, "No orgs yet", "Create one with `proactive org create` or run `proactive demo`."
+                    )
+                org_id = uuid.UUID(orgs[0][0])
+        try:
+            m = org_metrics(conn, org_id, days)
+        except NotFound:
+            return _problem(404, "Org not found", "No such org is visible to this session.")
+    if orgs and str(org_id) not in {i for i, _ in orgs}:  # past the switcher's limit: still listed
+        orgs.insert(0, (str(org_id), m["org_name"]))
+    return _page(
+        "admin/orchestrator.html",
+        m=m,
+        range_name=range_name,
+        ranges=list(RANGES),
+        orgs=orgs,
+        org_id=str(org_id),
+        chart=dashboard.daily_chart(m["daily_counts"]),
+        shares=dashboard.shares,
+        percent=dashboard.percent,
+        refresh_s=dashboard.refresh_seconds(request.args.get("refresh")),
+        refresh_param=request.args.get("refresh"),
+    )
 
 
 # --------------------------------------------------------------------------- errors as pages

@@ -241,7 +241,7 @@ def test_every_control_and_chart_is_labelled(browser, server, org_a, decided_job
 
     page = f"/admin/jobs/{decided_job}"
     open_page(browser, create_link(org_a.id, next_path=page).url, page)
-    for path in (page, "/admin/jobs"):
+    for path in (page, "/admin/jobs", "/admin/orchestrator"):
         open_page(browser, server + path, path)
         assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
         assert browser.title.endswith("· Proactive admin")
@@ -254,6 +254,9 @@ def test_every_control_and_chart_is_labelled(browser, server, org_a, decided_job
     browser.set_window_size(1024, 768)  # a small laptop: the page itself never scrolls sideways
     open_page(browser, server + page, page)
     screenshot(browser, "timeline-1024")
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    open_page(browser, server + "/admin/orchestrator", "/admin/orchestrator")
+    screenshot(browser, "dashboard-1024")
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
 
 
