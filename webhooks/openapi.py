@@ -283,6 +283,7 @@ def _admin_schemas() -> dict[str, Any]:
                 "sequences_by_type": counts,
                 "sequences_by_status": counts,
                 "avg_duration_ms": ms,
+                "p50_duration_ms": ms,
                 "p95_duration_ms": ms,
                 "success_rate": _nullable(
                     "number", description="completed / (completed + failed + timeout); null when none finished."

@@ -75,7 +75,7 @@ def org_metrics(conn: Connection, org_id: uuid.UUID, range_days: int, now: datet
         by_source[source] += n
         by_type[event_type] += n
         per_day[day][status] += n
-    avg_ms, p95_ms = _job_durations(conn, in_window)
+    avg_ms, p50_ms, p95_ms = _job_durations(conn, in_window)
     return {
         "org_id": str(org_id),
         "org_name": org.name,
@@ -88,6 +88,7 @@ def org_metrics(conn: Connection, org_id: uuid.UUID, range_days: int, now: datet
         "sequences_by_type": mm.top(by_type),
         "sequences_by_status": mm.top(by_status),
         "avg_duration_ms": avg_ms,
+        "p50_duration_ms": p50_ms,
         "p95_duration_ms": p95_ms,
         "success_rate": mm.success_rate(by_status["completed"], by_status["failed"], by_status["timeout"]),
         "stuck_jobs": _stuck_jobs(conn, org_id, now),
@@ -113,15 +114,19 @@ def _job_counts(conn: Connection, in_window: Any, bounds: list[datetime]) -> lis
     )
 
 
-def _job_durations(conn: Connection, in_window: Any) -> tuple[int | None, int | None]:
-    """Average and p95 (ms) of wall time less time awaiting approval, over the window's finished
+def _job_durations(conn: Connection, in_window: Any) -> tuple[int | None, int | None, int | None]:
+    """Average, p50 and p95 (ms) of wall time less time awaiting approval, over the window's finished
     jobs: in the query on PostgreSQL; elsewhere from the newest MAX_SAMPLE jobs."""
     finished = and_(in_window, jobs.c.status.in_(FINISHED), jobs.c.finished_at.is_not(None))
     if conn.dialect.name == "postgresql":
         wall_ms = func.extract("epoch", jobs.c.finished_at - jobs.c.created_at) * 1000 - jobs.c.paused_ms
         ms = func.greatest(wall_ms, 0)
-        avg, p95 = conn.execute(select(func.avg(ms), func.percentile_cont(0.95).within_group(ms)).where(finished)).one()
-        return mm.rounded(None if avg is None else float(avg)), mm.rounded(p95)
+        avg, p50, p95 = conn.execute(
+            select(
+                func.avg(ms), func.percentile_cont(0.5).within_group(ms), func.percentile_cont(0.95).within_group(ms)
+            ).where(finished)
+        ).one()
+        return mm.rounded(None if avg is None else float(avg)), mm.rounded(p50), mm.rounded(p95)
     rows = conn.execute(
         select(jobs.c.created_at, jobs.c.finished_at, jobs.c.paused_ms)
         .where(finished)
@@ -129,7 +134,8 @@ def _job_durations(conn: Connection, in_window: Any) -> tuple[int | None, int | 
         .limit(MAX_SAMPLE)
     )
     durations = [mm.elapsed_ms(r.created_at, r.finished_at, r.paused_ms or 0) for r in rows]
-    return mm.rounded(mm.mean(durations)), mm.summarize_ms(durations, 0.95)[0]
+    p50, p95 = mm.summarize_ms(durations, 0.5, 0.95)
+    return mm.rounded(mm.mean(durations)), p50, p95
 
 
 def _stuck_jobs(conn: Connection, org_id: uuid.UUID, now: datetime) -> list[dict[str, Any]]:

@@ -63,6 +63,7 @@ def test_the_dashboard_in_a_browser(browser, server):  # noqa: F811
     assert text_of(browser, "h1")[0].startswith("Orchestrator")
     assert card(browser, "total") == "3"
     assert card(browser, "success") == "50%"
+    assert card(browser, "p50") == "15.0 s"  # 10 s and 20 s
     assert card(browser, "stuck") == "1"
     assert (
         browser.find_element(By.CSS_SELECTOR, "svg.daily")

@@ -117,6 +117,7 @@ def test_counts_rates_and_durations(fixture):
     assert m["success_rate"] == 0.5  # 2 completed / (2 + 1 failed + 1 timeout); cancelled is not finished
     # finished durations 10 s, 30 s (approval wait excluded), 20 s, 900 s
     assert m["avg_duration_ms"] == 240_000
+    assert m["p50_duration_ms"] == 25_000  # halfway between 20 s and 30 s
     assert m["p95_duration_ms"] == 769_500  # 30 000 + 0.85 * (900 000 - 30 000)
 
 
