@@ -192,13 +192,13 @@ def _job_id(value: str) -> uuid.UUID | None:
 @blueprint.get("/admin")
 @blueprint.get("/admin/")
 def home() -> Any:
-    """The admin pages start at the job list."""
-    return redirect(url_for("pages.jobs_page"), code=303)
+    """The admin pages start at the orchestrator dashboard."""
+    return redirect(url_for("pages.orchestrator_page"), code=303)
 
 
 @blueprint.get("/admin/login")
 def login() -> Any:
-    """With `?token=`: sign in once, set the session cookie, go on to `?next=` (or the job list).
+    """With `?token=`: sign in once, set the session cookie, go on to `?next=` (or the dashboard).
     Without: the page that says how to get a sign-in link."""
     next_path = safe_next(request.args.get("next"))
     token = request.args.get("token")

@@ -48,7 +48,7 @@ LOGIN_SALT = "proactive.admin.login-link"
 SESSION_SALT = "proactive.admin.session"
 CSRF_SALT = "proactive.admin.csrf"
 LOGIN_PATH = "/admin/login"
-HOME_PATH = "/admin/jobs"  # where a link without a page asked for lands
+HOME_PATH = "/admin/orchestrator"  # where a link without a page asked for lands: the dashboard
 SECRET_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # A page a login may lead to: one of ours, a path (never a scheme, a host or `//`), printable ASCII.
 _NEXT = re.compile(r"^/admin(?:/[A-Za-z0-9._~\-/]*)?(?:\?[A-Za-z0-9._~\-=&%]*)?$")
@@ -112,7 +112,7 @@ def _loads(salt: str, token: str, max_age: timedelta | None = None) -> Any:
 
 
 def safe_next(path: str | None) -> str:
-    """`path` when it is one of the admin pages, else the job list: a login never leads off-site."""
+    """`path` when it is one of the admin pages, else the dashboard: a login never leads off-site."""
     return path if path and _NEXT.fullmatch(path) and "//" not in path else HOME_PATH
 
 

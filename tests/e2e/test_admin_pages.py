@@ -197,7 +197,7 @@ def test_another_orgs_job_is_not_found(browser, server, org_a, worker):
 
 def test_a_used_link_is_refused(browser, server, org_a):
     link = create_link(org_a.id)
-    open_page(browser, link.url, "/admin/jobs")
+    open_page(browser, link.url, "/admin/orchestrator")  # a link without a page lands on the dashboard
     browser.delete_all_cookies()
     browser.get(link.url)
     screenshot(browser, "link-used")

@@ -128,3 +128,13 @@ def test_the_chart_and_the_formatting_helpers():
     assert percent(None) == "—" and percent(0.5) == "50%" and percent(0.6667) == "66.7%"
     assert refresh_seconds(None) == 30 and refresh_seconds("2") == 2 and refresh_seconds("x") == 30
     assert refresh_seconds("0") == 1 and refresh_seconds("99999") == 3600
+
+
+def test_a_link_without_a_page_lands_on_the_dashboard(client, fixture):  # noqa: F811
+    url = create_link(fixture["org"].id).url
+    assert (
+        '<meta http-equiv="refresh" content="0; url=/admin/orchestrator">'
+        in client.get("/" + url.split("/", 3)[3]).text
+    )
+    assert client.get("/admin").headers["Location"] == "/admin/orchestrator"
+    assert 'href="/admin/orchestrator" aria-current="page">Orchestrator' in client.get("/admin/orchestrator").text
