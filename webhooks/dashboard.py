@@ -8,7 +8,7 @@ from typing import Any
 
 # The chart's drawing box (SVG user units; the SVG scales to its container's width).
 CHART_W = 720
-CHART_H = 220
+CHART_H = 180
 PAD_LEFT = 40
 PAD_RIGHT = 8
 PAD_TOP = 10

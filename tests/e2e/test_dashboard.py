@@ -32,8 +32,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(INSTAL
 
 
 def seeded_org() -> tuple[TestOrg, Rows, dict[str, uuid.UUID]]:
-    """An org with, in the last 7 days, a completed job, a failed one and a stuck running one; and a
-    completed job 10 days ago (in the 30-day window only)."""
+    """An org with, in the last 7 days, a completed job (its approval decided, its Slack message
+    sent), a failed one and a stuck running one (an approval and a message pending); and a completed
+    job 10 days ago (in the 30-day window only)."""
     org = make_org()
     r = Rows(org)
     now = utcnow()
@@ -45,6 +46,10 @@ def seeded_org() -> tuple[TestOrg, Rows, dict[str, uuid.UUID]]:
     r.step(failed, "load_deals", "failed", now - timedelta(hours=3), duration_ms=900, **err)
     ids["stuck"] = stuck = r.job("running", now - timedelta(hours=2))
     r.step(stuck, "draft_reply", "running", now - timedelta(hours=2), finished=False)
+    r.approval(done, "approved", now - timedelta(hours=2, seconds=-3), approver=org.rep, decided_s=90)
+    r.approval(stuck, "pending", now - timedelta(minutes=100), approver=org.other_rep)
+    r.message(done, now - timedelta(hours=2, seconds=-2), "sent", now - timedelta(hours=2, seconds=-3))
+    r.message(stuck, now - timedelta(minutes=100), "pending", None)
     ids["old"] = r.job("completed", now - timedelta(days=10), seconds=30, source="cron")
     return org, r, ids
 
@@ -71,7 +76,11 @@ def test_the_dashboard_in_a_browser(browser, server):  # noqa: F811
         .startswith("Daily jobs over 7 days: 3 in all")
     )
     assert "crm unreachable" in text_of(browser, "table.errors")[0]
+    assert "other_rep" in text_of(browser, "#hitl-h + dl + table")[0]  # pending by rep
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1366, height + 140)  # the whole page in one picture (window chrome included)
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    browser.set_window_size(1366, 900)
     assert console_errors(browser) == []
 
     browser.find_element(By.LINK_TEXT, "30 days").click()
