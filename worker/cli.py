@@ -971,6 +971,7 @@ def print_metrics(m: dict[str, Any]) -> None:
     cards = [
         ("jobs", str(m["total_sequences"])),
         ("success rate", _rate(m["success_rate"])),
+        ("p50 duration", ms(m["p50_duration_ms"])),
         ("avg duration", ms(m["avg_duration_ms"])),
         ("p95 duration", ms(m["p95_duration_ms"])),
         ("stuck", click.style(str(stuck), fg="red" if stuck else "green")),

@@ -276,12 +276,16 @@ def test_openapi_documents_the_admin_endpoints(client):
 
 
 def test_proactive_metrics_prints_a_table_and_json(recent):
-    from worker.cli import main
+    from worker.cli import main, ms
 
     text = CliRunner().invoke(main, ["metrics", "--org", str(recent.id), "--range", "30d"])
     assert text.exit_code == 0, text.output
     assert "last 30 days (Europe/Berlin" in text.output and "jobs: 2" in text.output
     assert "success rate: 50.0 %" in text.output and "crm unreachable" in text.output
+    shown = json.loads(
+        CliRunner().invoke(main, ["metrics", "--org", str(recent.id), "--range", "30d", "--json"]).output
+    )
+    assert f"p50 duration: {ms(shown['p50_duration_ms'])}" in text.output  # the table shows what the JSON holds
     as_json = CliRunner().invoke(main, ["metrics", "--org", str(recent.id), "--json"])
     assert as_json.exit_code == 0 and json.loads(as_json.output)["total_sequences"] == 2
     bad = CliRunner().invoke(main, ["metrics", "--org", str(recent.id), "--range", "1y"])
