@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from webhooks.api import _caller, _unauthorized, _uuid
-from webhooks.inbound import BadJson, is_json_request, parse_json, read_body, refuse
+from webhooks.inbound import BadJson, parse_json, read_body, refuse, refuse_unless_json
 from worker.db import transaction
 from worker.errors import NotFound
 from worker.metrics import RANGES, org_metrics, parse_range
@@ -100,14 +100,8 @@ def _smoke_options() -> tuple[str | None, list[str] | None, float] | Response:
     raw = read_body() or b""
     if not raw.strip():
         return None, None, DEFAULT_TIMEOUT_S
-    if not is_json_request():
-        return refuse(
-            SOURCE,
-            415,
-            "unsupported_media_type",
-            "send Content-Type: application/json",
-            error_type="UnsupportedMediaType",
-        )
+    if (not_json := refuse_unless_json(SOURCE)) is not None:
+        return not_json
     try:
         body = parse_json(raw)
     except BadJson as err:

@@ -21,7 +21,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from webhooks import openapi
 from webhooks.errors import safe_headers
-from webhooks.inbound import BadJson, is_json_request, parse_json, read_body, refuse
+from webhooks.inbound import BadJson, parse_json, read_body, refuse, refuse_unless_json
 from worker.api_keys import authenticate
 from worker.config import get_settings
 from worker.db import transaction
@@ -96,15 +96,8 @@ def post_event() -> Any:
     wait_s = _wait_seconds()
     if isinstance(wait_s, str):
         return refuse(SOURCE, 400, "bad_request", wait_s, error_type="BadWait", org_id=caller.org_id)
-    if not is_json_request():
-        return refuse(
-            SOURCE,
-            415,
-            "unsupported_media_type",
-            "send Content-Type: application/json",
-            error_type="UnsupportedMediaType",
-            org_id=caller.org_id,
-        )
+    if (not_json := refuse_unless_json(SOURCE, caller.org_id)) is not None:
+        return not_json
     raw = read_body()
     if raw is None:
         return refuse(

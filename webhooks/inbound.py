@@ -82,6 +82,20 @@ def is_json_request() -> bool:
     return request.mimetype == JSON_MIMETYPE
 
 
+def refuse_unless_json(source: str, org_id: uuid.UUID | None = None) -> Response | None:
+    """The recorded 415 answer when the request does not say it is JSON; None when it does."""
+    if is_json_request():
+        return None
+    return refuse(
+        source,
+        415,
+        "unsupported_media_type",
+        "send Content-Type: application/json",
+        error_type="UnsupportedMediaType",
+        org_id=org_id,
+    )
+
+
 def refuse(
     source: str,
     status: int,

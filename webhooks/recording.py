@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from webhooks.errors import record_refusal
-from webhooks.inbound import BadJson, is_json_request, parse_json, read_body, refuse
+from webhooks.inbound import BadJson, parse_json, read_body, refuse, refuse_unless_json
 from worker.config import get_settings
 from worker.errors import InvalidEvent
 from worker.recordings import (
@@ -48,14 +48,8 @@ def recording_ready() -> Any:
     )
     if problem:
         return refuse(SOURCE, 401, "unauthorized", problem, error_type="BadSignature")
-    if not is_json_request():
-        return refuse(
-            SOURCE,
-            415,
-            "unsupported_media_type",
-            "send Content-Type: application/json",
-            error_type="UnsupportedMediaType",
-        )
+    if (not_json := refuse_unless_json(SOURCE)) is not None:
+        return not_json
     try:
         data = parse_json(raw)
     except BadJson as err:
