@@ -1,7 +1,7 @@
 """The Beat schedule: what runs when (UTC). Run with `proactive beat` (or the Procfile's `beat`).
 
 Local times are not in the schedule: each tick works out whose local time falls in its slot
-(worker/crons.py, worker/cron_slots.py). Every cron task claims a `cron_runs` slot row first (the
+(worker/crons/tasks.py, worker/crons/slots.py). Every cron task claims a `cron_runs` slot row first (the
 sweeper only makes conditional changes), so a second Beat process or a retried tick does no
 double work. PROACTIVE_BEAT_TICK_S > 0 makes every entry tick that often instead (tests, demos).
 """
@@ -17,6 +17,8 @@ from worker.config import get_settings
 
 # How often the sweeper runs (seconds): lost publishes and expired leases are repaired this fast.
 SWEEP_EVERY_S = 60.0
+# How often settled jobs are folded into the metrics roll-up (seconds).
+ROLLUP_EVERY_S = 60.0
 
 # name -> (task, UTC schedule)
 ENTRIES: dict[str, tuple[str, Any]] = {
@@ -25,6 +27,10 @@ ENTRIES: dict[str, tuple[str, Any]] = {
     "stale-deals": ("proactive.cron.stale_deals", crontab(minute=5)),  # hourly; each org at its local hour
     "gmail-watch-renewal": ("proactive.cron.gmail_watch", crontab(hour=3, minute=17)),
     "sweeper": ("proactive.sweep", schedule(SWEEP_EVERY_S)),
+    # settled jobs folded into metrics_rollups (worker/metrics/rollup.py)
+    "metrics-rollup": ("proactive.metrics_rollup", schedule(ROLLUP_EVERY_S)),
+    # content past each org's retention purged, old log rows deleted, in batches (worker/ops/retention.py)
+    "retention": ("proactive.retention", crontab(hour=3, minute=41)),
 }
 
 

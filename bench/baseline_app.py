@@ -13,9 +13,12 @@ import os
 import time
 from typing import Any
 
-from celery import Celery
+import psycopg
+import redis
+from kombu import pools
 
 import bench.ready  # noqa: F401 - worker_ready hook (ready file)
+from bench.harness import baseline_celery, transport_options
 
 BROKER_ENV = "BENCH_BROKER_URL"
 SIGNAL_ENV = "BENCH_SIGNAL_URL"
@@ -31,26 +34,7 @@ SCHEMA = (
 )
 
 
-def transport_options(broker_url: str) -> dict[str, object]:
-    """As the engine's app: Redis's visibility timeout; nothing for RabbitMQ."""
-    return {"visibility_timeout": 3600} if broker_url.startswith("redis") else {}
-
-
-app = Celery("bench_baseline", set_as_current=False)
-app.conf.update(
-    broker_url=os.environ.get(BROKER_ENV, "redis://127.0.0.1:6379/15"),
-    broker_transport_options=transport_options(os.environ.get(BROKER_ENV, "redis://")),
-    broker_connection_retry_on_startup=True,
-    result_backend=None,
-    task_ignore_result=True,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_default_queue=QUEUE,
-    task_serializer="json",
-    accept_content=["json"],
-    enable_utc=True,
-)
+app = baseline_celery("bench_baseline", QUEUE, BROKER_ENV)
 
 _clients: dict[str, Any] = {}
 _client_pid: int | None = None
@@ -64,12 +48,8 @@ def _client(kind: str) -> Any:
         _client_pid = os.getpid()
     if kind not in _clients:
         if kind == "redis":
-            import redis
-
             _clients[kind] = redis.Redis.from_url(os.environ.get(SIGNAL_ENV) or app.conf.broker_url)
         else:
-            import psycopg
-
             _clients[kind] = psycopg.connect(os.environ[DSN_ENV])
     return _clients[kind]
 
@@ -77,8 +57,6 @@ def _client(kind: str) -> Any:
 def use_broker(url: str) -> None:
     """Publish from this process to `url` from now on (the benchmark switches brokers between
     systems); pooled connections to the previous one are dropped."""
-    from kombu import pools
-
     app.conf.broker_url = url
     app.conf.broker_transport_options = transport_options(url)
     pools.reset()

@@ -15,19 +15,17 @@ Run: ``cd /work/main && .venv/bin/python -m bench.broker_sqlite [--tasks 2000] [
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.harness import ChildProcess, cpu_seconds, percentile
+from tests.support import broker_app
+
 LATENCY_TASKS, LATENCY_GAP_S = 100, 0.03
 
 
@@ -62,17 +60,10 @@ def wait_records(path: Path, count: int, timeout: float) -> list[tuple[int, floa
     return got
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(label: str, url: str, workdir: Path, n_tasks: int, idle_s: float) -> Result:
     """Start a solo worker on ``url`` and measure it."""
-    mod: Any = importlib.import_module("tests.support.broker_app")
     record_file = workdir / f"{label}.records"
-    env = {**os.environ, "BROKER_URL": url, "RECORD_FILE": str(record_file)}
+    env = {"BROKER_URL": url, "RECORD_FILE": str(record_file)}
     cmd = [
         sys.executable,
         "-m",
@@ -88,13 +79,13 @@ def run(label: str, url: str, workdir: Path, n_tasks: int, idle_s: float) -> Res
         "--without-gossip",
         "--without-heartbeat",
     ]
-    with (workdir / f"{label}.log").open("w") as log:
-        worker = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    handle = ChildProcess(label, cmd, env, workdir / f"{label}.log")
+    worker = handle.spawn()
     try:
-        with mod.app.connection_for_write(url) as conn:
+        with broker_app.app.connection_for_write(url) as conn:
 
             def publish(n: int) -> None:
-                mod.record.apply_async((n, time.time()), connection=conn)
+                broker_app.record.apply_async((n, time.time()), connection=conn)
 
             publish(-1)  # warm-up: the worker is consuming once this ran
             wait_records(record_file, 1, 60)
@@ -108,9 +99,9 @@ def run(label: str, url: str, workdir: Path, n_tasks: int, idle_s: float) -> Res
                 time.sleep(LATENCY_GAP_S)
             done = wait_records(record_file, 1 + n_tasks + LATENCY_TASKS, 60)
         lat = sorted((started - sent) * 1000 for n, sent, started in done if n >= n_tasks)
-        cpu0, t0 = cpu_seconds(worker.pid), time.monotonic()
+        cpu0, t0 = cpu_seconds([worker.pid])[worker.pid], time.monotonic()
         time.sleep(idle_s)
-        idle = (cpu_seconds(worker.pid) - cpu0) / (time.monotonic() - t0) * 100
+        idle = (cpu_seconds([worker.pid])[worker.pid] - cpu0) / (time.monotonic() - t0) * 100
         stop = time.monotonic()
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
@@ -118,10 +109,8 @@ def run(label: str, url: str, workdir: Path, n_tasks: int, idle_s: float) -> Res
         ids = sorted(r[0] for r in records(record_file))
         assert ids == list(range(-1, n_tasks + LATENCY_TASKS)), f"{label}: lost or duplicated tasks"
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-    return Result(label, tasks_per_s, statistics.median(lat), lat[int(len(lat) * 0.95) - 1], idle, exit_s)
+        handle.stop()  # the whole process group, whatever is left of it
+    return Result(label, tasks_per_s, statistics.median(lat), percentile(lat, 95), idle, exit_s)
 
 
 def main() -> None:
@@ -130,7 +119,6 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU sampling")
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))
     with tempfile.TemporaryDirectory(prefix="bench-broker-") as tmp:
         work = Path(tmp)
         stock = run("stock sqla+sqlite", f"sqla+sqlite:///{work}/stock.db", work, args.tasks, args.idle)
@@ -142,8 +130,7 @@ def main() -> None:
     print(f"{'transport':<20}{'tasks/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'idle CPU':>10}{'exit s':>8}")
     for r in (stock, ours):
         print(
-            f"{r.label:<20}{r.tasks_per_s:>9.0f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}"
-            f"{r.idle_cpu_pct:>9.1f}%{r.exit_s:>8.2f}"
+            f"{r.label:<20}{r.tasks_per_s:>9.0f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}{r.idle_cpu_pct:>9.1f}%{r.exit_s:>8.2f}"
         )
     print(
         f"ours/stock: throughput x{ours.tasks_per_s / stock.tasks_per_s:.1f}, "

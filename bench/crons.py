@@ -1,4 +1,4 @@
-"""Benchmark: the cron ticks at scale (issue 6) — 10,000 reps in 50 orgs across 20 time zones, and
+"""Benchmark: the cron ticks at scale — 10,000 reps in 50 orgs across 20 time zones, and
 50,000 calendar events, on PostgreSQL + Redis (a fresh database, a Redis DB of its own).
 
 1. Morning brief: for each of `--slots` busy 15-minute slots, the real tick
@@ -32,11 +32,20 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from bench.edge import write_section
-from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, pick_redis_db, release_backends
+from sqlalchemy import func, insert, select
+
+from bench.harness import (
+    BENCHMARKS_MD,
+    Backends,
+    bench_env,
+    fresh_db_name,
+    pick_redis_db,
+    section_text,
+    use_env,
+    write_section,
+)
 
 ZONES = [
     "UTC", "Europe/London", "Europe/Berlin", "Europe/Helsinki", "Europe/Moscow", "Asia/Dubai", "Asia/Kolkata",
@@ -56,9 +65,7 @@ def say(text: str) -> None:
 def seed(users: int, orgs: int, events: int, rng: random.Random) -> dict[str, Any]:
     """Orgs (each with a home zone), reps spread over the 20 zones (10% without a zone: the org's
     applies), and calendar events over the next 7 days (1-4 attendees)."""
-    from sqlalchemy import insert
-
-    from worker.db import transaction
+    from worker.db import transaction  # after use_env: worker modules read the settings at import
     from worker.models import CalendarEvent, Org, User
 
     org_ids = [uuid.uuid4() for _ in range(orgs)]
@@ -112,7 +119,7 @@ def seed(users: int, orgs: int, events: int, rng: random.Random) -> dict[str, An
 
 def due_by_brute_force(world: dict[str, Any], start: datetime) -> set[str]:
     """Every rep evaluated one by one (the reference answer)."""
-    from worker import cron_slots as cs
+    from worker.crons import slots as cs  # after use_env (settings read at import)
 
     org_tz = {o["id"]: o["timezone"] for o in world["orgs"]}
     due = set()
@@ -135,7 +142,7 @@ def drain(redis: Any, task: str) -> list[list[Any]]:
 
 def busiest_slots(world: dict[str, Any], count: int) -> list[datetime]:
     """The `count` 15-minute slots (of the day after NOW) with the most reps due."""
-    from worker import cron_slots as cs
+    from worker.crons import slots as cs  # after use_env (settings read at import)
 
     sizes = []
     for i in range(96):
@@ -146,11 +153,10 @@ def busiest_slots(world: dict[str, Any], count: int) -> list[datetime]:
 
 
 def bench_morning(world: dict[str, Any], redis: Any, slots: list[datetime]) -> list[str]:
-    from sqlalchemy import select
-
-    from worker import cron_slots as cs
-    from worker import crons
-    from worker.celery_app import celery_app
+    """The morning-brief tick and org bodies per slot, against the brute force; checked against it."""
+    from worker.celery_app import celery_app  # after use_env (settings read at import)
+    from worker.crons import slots as cs
+    from worker.crons import tasks as crons
     from worker.db import transaction
     from worker.models import Org, User
 
@@ -202,10 +208,9 @@ def bench_morning(world: dict[str, Any], redis: Any, slots: list[datetime]) -> l
 
 
 def bench_prep(world: dict[str, Any], redis: Any) -> list[str]:
-    from sqlalchemy import func, select
-
-    from worker import cron_slots as cs
-    from worker import crons
+    """The meeting-prep tick over every event, then the org bodies; one job per event in the window."""
+    from worker.crons import slots as cs  # after use_env (settings read at import)
+    from worker.crons import tasks as crons
     from worker.db import transaction
     from worker.models import jobs
 
@@ -243,8 +248,8 @@ def bench_prep(world: dict[str, Any], redis: Any) -> list[str]:
 
 def explain() -> list[str]:
     """EXPLAIN ANALYZE of the selecting queries, as PostgreSQL plans them here."""
-    from worker import cron_slots as cs
-    from worker import crons
+    from worker.crons import slots as cs  # after use_env (settings read at import)
+    from worker.crons import tasks as crons
     from worker.db import get_engine
 
     start = NOW + timedelta(hours=2)
@@ -263,6 +268,7 @@ def explain() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Seed the world, measure both ticks, print (and maybe write) the result."""
     p = argparse.ArgumentParser(prog="python -m bench.crons", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--orgs", type=int, default=50)
@@ -272,28 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--write", action="store_true", help="write the result into BENCHMARKS.md")
     args = p.parse_args(argv)
-
-    import psycopg
-    import redis as redis_lib
-
-    db_name = f"proactive_bench_{uuid.uuid4().hex[:10]}"
-    redis_db = pick_redis_db(args.redis_db)
-    os.environ.update(
-        DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}",
-        BROKER_URL=f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-        SLACK_BOT_TOKEN="",
-        PROACTIVE_DRY_RUN="1",
-    )
-    client = redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
-    created = False
+    db = Backends(fresh_db_name(), pick_redis_db(args.redis_db))
+    use_env(bench_env(db, SLACK_BOT_TOKEN="", PROACTIVE_DRY_RUN="1"))
     try:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{db_name}"')
-            created = True
-            pg_version = conn.execute("SHOW server_version").fetchone()[0]
-        from worker import migrate
-
-        migrate.upgrade(os.environ["DATABASE_URL"])
+        db.create()
         rng = random.Random(args.seed)
         t0 = time.perf_counter()
         world = seed(args.users, args.orgs, args.events, rng)
@@ -305,33 +293,27 @@ def main(argv: list[str] | None = None) -> int:
         head = [
             f"Crons benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores "
             f"(load avg {os.getloadavg()[0]:.2f} at start), Python {platform.python_version()}, "
-            f"PostgreSQL {pg_version}, Redis db {redis_db}",
+            f"PostgreSQL {db.pg_version()}, Redis db {db.redis_db}",
             f"{args.users:,} reps in {args.orgs} orgs, {len(ZONES)} zones (10% of reps without a zone), "
             f"{args.events:,} calendar events over 7 days; simulated day from {NOW:%Y-%m-%d %H:%M} UTC",
             "",
             "Morning brief (tick + every org body; the baseline walks every rep):",
         ]
-        body = head + bench_morning(world, client, slots) + ["", "Meeting prep:"] + bench_prep(world, client)
+        body = head + bench_morning(world, db.redis, slots) + ["", "Meeting prep:"] + bench_prep(world, db.redis)
         body += ["", *explain()]
         text = "\n".join(body)
         say(text)
         if args.write:  # the notes under the run's output are kept
-            write_section(Path("BENCHMARKS.md"), BENCH_DOC, section_text(text))
+            write_section(BENCHMARKS_MD, BENCH_DOC, section(text))
         return 0
     finally:
-        from worker.db import reset_engine
-
-        reset_engine()
-        release_backends(db_name if created else None, client, redis_db)
+        db.close()
 
 
-def section_text(output: str) -> str:
+def section(output: str) -> str:
     """This benchmark's BENCHMARKS.md section (what it measures, the command, the run's output)."""
-    return (
-        f"{BENCH_DOC}\n\nThe cron ticks at scale on PostgreSQL + Redis (no worker: messages are counted in "
-        "Redis). Command:\n\n```\n.venv/bin/python -m bench.crons --write\n```\n\n"
-        f"Run ({time.strftime('%Y-%m-%d')}):\n\n```\n{output}\n```\n"
-    )
+    about = "The cron ticks at scale on PostgreSQL + Redis (no worker: messages are counted in Redis). Command:"
+    return section_text(BENCH_DOC, about, ".venv/bin/python -m bench.crons --write", output)
 
 
 if __name__ == "__main__":

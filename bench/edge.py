@@ -4,7 +4,7 @@
 
 One run: a fresh PostgreSQL database ``proactive_bench_edge_<random>`` (migrated to head, dropped at
 the end), an empty Redis DB (flushed first and last), the fake Slack of the tests
-(``tests.fakes.slack.FakeSlack``) in this process, the demo org (``worker.seed.seed_demo``) with one
+(``tests.fakes.slack.FakeSlack``) in this process, the demo org (``worker.ops.seed.seed_demo``) with one
 org API key, and one ``celery -A worker.celery_app worker -P prefork -c 2 -Q steps,slow,edge`` for the
 whole run. ``PROACTIVE_SEQUENCE_MODULES=sequences,bench.edge_dags``: ``coaching_weekly`` is one no-op
 step (fired over ``/api/events``), ``stale_deal_revival`` is no-op -> approval -> no-op (clicked).
@@ -48,49 +48,63 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
-import resource
-import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, percentile, release_backends
-from bench.sequences import epoch, pick_redis_db, rss_mib
-from bench.workers import REPO, WorkerProcess, children_of, cpu_delta, cpu_seconds
+from sqlalchemy import update
+
+from bench.edge_baseline import COUNTER_PREFIX
+from bench.edge_baseline import QUEUE as BASELINE_QUEUE
+from bench.harness import (
+    BENCHMARKS_MD,
+    REPO,
+    Backends,
+    WorkerProcess,
+    bench_env,
+    cpu_delta,
+    cpu_seconds,
+    epoch,
+    fresh_db_name,
+    machine_line,
+    percentile,
+    pick_redis_db,
+    raise_on_signals,
+    rss_mib,
+    section_text,
+    start_py_spy,
+    stop_py_spy,
+    use_env,
+    write_section,
+)
+from bench.web import Gunicorn, exchange, http_request, procfile_options, raise_nofile
+from tests.fakes.slack import FakeSlack
+from tests.support.slack import click, form_body, signed_headers
 
 SEQUENCE_MODULES = "sequences,bench.edge_dags"
 QUEUES = "steps,slow,edge"
-BASELINE_QUEUE = "bench_edge"
 EVENTS_PATH, BASELINE_PATH, CLICK_PATH = "/api/events", "/events", "/slack/interactive"
 GTHREAD_OPTIONS = "-w 2 -k gthread --threads 8 --timeout 60"
 SYNC_OPTIONS = "-w 2 --timeout 60"  # gunicorn's default worker class, for comparison
 WRK = "/usr/bin/wrk"
 SIGNING_SECRET = "bench-edge-signing-secret"
 ADMIN_TOKEN = "bench-edge-admin-" + uuid.uuid4().hex
-# Environment variables that would make the run call real services (removed for the run).
-LIVE_ENV = ("LLM_BASE_URL", "GOOGLE_API_URL", "INSTANTLY_API_URL")
 FINAL = ("completed", "failed", "cancelled", "expired", "timeout", "skipped")
 SECTION = "## Web edge (bench/edge.py)"
-BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 
-# How long gunicorn may take to answer /healthz on a loaded 2-core box (seconds), and to stop.
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
 # Pause between two "drained yet?" checks (seconds): one cheap query each.
 POLL_S = 0.1
 # Longest wait for the worker to drain a phase (seconds, plus DRAIN_PER_JOB_S per job).
@@ -110,7 +124,7 @@ GUNICORN_INFO = re.compile(r"^\[[^]]+\] \[\d+\] \[INFO\] ")
 LOAD_GENERATOR_NICE = -5
 # Clicks on each warm-up approval after the deciding one (the "already decided" path warmed too).
 WARM_REPEATS = 3
-# Targets from the issue.
+# Targets the benchmark is measured against (each reported as met or NOT met).
 TARGET_CLICK_RATE = 200.0  # clicks/s at which the ack and click -> next step targets hold
 TARGET_ACK_P99_MS = 50.0
 TARGET_EVENTS_RPS = 1000.0
@@ -156,28 +170,6 @@ end
 def say(text: str) -> None:
     """A progress line (stderr, so the report on stdout stays clean)."""
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """A local TCP port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def procfile_options() -> str:
-    """The Procfile's gunicorn options for `web`, without the bind address and the app."""
-    line = next(x for x in (REPO / "Procfile").read_text().splitlines() if x.startswith("web:"))
-    args = shlex.split(line.removeprefix("web:"))
-    out, skip = [], False
-    for a in args[1:]:
-        if skip:
-            skip = False
-        elif a in ("-b", "--bind"):
-            skip = True
-        elif not a.endswith(")") and ":" not in a:
-            out.append(a)
-    return " ".join(out)
 
 
 def ms(values_s: Sequence[float], pct: float) -> float:
@@ -244,25 +236,6 @@ def run_wrk(script: Path, port: int, args: list[str], threads: int, connections:
     )
 
 
-def _raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-async def _exchange(host: str, port: int, raw: bytes) -> tuple[int, int]:
-    """Send one HTTP/1.1 request (``Connection: close``); (status, body length) of the answer."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(raw)
-        await writer.drain()
-        data = await reader.read(-1)
-    finally:
-        writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), len(body)
-
-
 def open_loop(
     port: int, requests: list[bytes], rate: float, start_at: float
 ) -> list[tuple[float, float, float, int, int]]:
@@ -272,7 +245,7 @@ def open_loop(
     a saturated 2-core box the requests still leave on time (the lag is reported). Returns per
     request (scheduled, sent, answered, status, body bytes), times as epoch seconds; status -1 for
     a failed or timed-out exchange."""
-    _raise_nofile()
+    raise_nofile()
     with contextlib.suppress(PermissionError, OSError):
         os.setpriority(os.PRIO_PROCESS, 0, LOAD_GENERATOR_NICE)
     return asyncio.run(_open_loop(port, requests, rate, start_at))
@@ -286,7 +259,7 @@ async def _open_loop(port: int, requests: list[bytes], rate: float, start_at: fl
     async def one(i: int, scheduled: float) -> None:
         sent = time.time()
         try:
-            status, size = await asyncio.wait_for(_exchange("127.0.0.1", port, requests[i]), REQUEST_TIMEOUT_S)
+            status, size = await asyncio.wait_for(exchange("127.0.0.1", port, requests[i]), REQUEST_TIMEOUT_S)
         except (OSError, ValueError, IndexError):
             status, size = -1, 0
         results[i] = (scheduled, sent, time.time(), status, size)
@@ -304,7 +277,7 @@ async def _open_loop(port: int, requests: list[bytes], rate: float, start_at: fl
 def closed_loop(port: int, path: str, args: list[str], connections: int, duration_s: float) -> dict[str, Any]:
     """The wrk fallback (no wrk on the machine): ``connections`` asyncio loops posting the same
     envelopes as the Lua script for ``duration_s``. Runs in a child process."""
-    _raise_nofile()
+    raise_nofile()
     return asyncio.run(_closed_loop(port, path, args, connections, duration_s))
 
 
@@ -322,7 +295,6 @@ async def _closed_loop(port: int, path: str, args: list[str], connections: int, 
             body = json.dumps(
                 {
                     "type": etype,
-                    "source": "api",
                     "org_id": org,
                     "user_id": user,
                     "payload": {"run": tag},
@@ -335,7 +307,7 @@ async def _closed_loop(port: int, path: str, args: list[str], connections: int, 
             ).encode() + body
             t0 = time.monotonic()
             try:
-                status, _ = await asyncio.wait_for(_exchange("127.0.0.1", port, raw), REQUEST_TIMEOUT_S)
+                status, _ = await asyncio.wait_for(exchange("127.0.0.1", port, raw), REQUEST_TIMEOUT_S)
             except (OSError, ValueError, IndexError):
                 errors += 1
                 continue
@@ -345,88 +317,6 @@ async def _closed_loop(port: int, path: str, args: list[str], connections: int, 
     t0 = time.monotonic()
     await asyncio.gather(*(conn(k) for k in range(connections)))
     return {"latencies": latencies, "bad": bad, "errors": errors, "seconds": time.monotonic() - t0}
-
-
-def http_request(port: int, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
-    """The raw bytes of one POST (``Connection: close``)."""
-    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{head}Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode() + body
-
-
-# --------------------------------------------------------------------------- servers
-
-
-class Gunicorn:
-    """One gunicorn master (own session/process group) and its workers on 127.0.0.1."""
-
-    def __init__(self, app: str, options: str, env: Mapping[str, str], workdir: Path, name: str) -> None:
-        self.app, self.options, self.name = app, options, name
-        self.port = free_port()
-        self.log_path = workdir / f"gunicorn-{name}.log"
-        self.env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Gunicorn:
-        """Start and return once ``GET /healthz`` answers 200 (RuntimeError with the log otherwise)."""
-        import httpx
-
-        args = [sys.executable, "-m", "gunicorn", *shlex.split(self.options), "-b", f"127.0.0.1:{self.port}", self.app]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"gunicorn {self.name} did not start:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        # Every worker booted (each answers /healthz once it is up; the master forks them at once).
-        m = re.search(r"(?:-w|--workers)[= ]?\s*(\d+)", self.options)
-        workers = int(m.group(1)) if m else 1
-        while len(self.worker_pids()) < workers and time.monotonic() < deadline:
-            time.sleep(0.1)
-        return self
-
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of gunicorn's log."""
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except FileNotFoundError:
-            return ""
-
-    def check_alive(self) -> None:
-        """Raise with the log when the master has exited."""
-        if self.proc is None or self.proc.poll() is not None:
-            raise RuntimeError(f"gunicorn {self.name} exited:\n{self.log_tail()}")
-
-    def worker_pids(self) -> list[int]:
-        """The master's children (its workers)."""
-        return children_of(self.proc.pid) if self.proc is not None else []
-
-    def pids(self) -> list[int]:
-        """Master and workers."""
-        return [self.proc.pid, *self.worker_pids()] if self.proc is not None else []
-
-    def stop(self) -> None:
-        """SIGTERM to the group (graceful), then SIGKILL whatever of the group is left."""
-        if self.proc is None:
-            return
-        pgid = self.proc.pid
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 # --------------------------------------------------------------------------- measurements
@@ -496,16 +386,12 @@ class ConfigResult:
 class Bench:
     """Owns the database, the Redis DB, the fake Slack, the worker and the measurements of one run."""
 
-    def __init__(self, args: argparse.Namespace, db_name: str, redis_db: int, workdir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, backends: Backends, workdir: Path) -> None:
         self.args = args
-        self.db_name = db_name
-        self.redis_db = redis_db
+        self.db = backends
         self.workdir = workdir
-        self.dsn = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
         self.env: dict[str, str] = {}
-        self.admin: Any = None  # psycopg autocommit connection to the bench database (main thread)
-        self.redis: Any = None
-        self.db_created = False
+        self.dags: Any = None  # bench.edge_dags, once the sequences are loaded
         self.slack: Any = None
         self.worker: WorkerProcess | None = None
         self.pool: Executor | None = None
@@ -521,29 +407,19 @@ class Bench:
 
     def setup(self, env: dict[str, str]) -> None:
         """Database, Redis, fake Slack, demo org and key, the load-generator process, the worker."""
-        import psycopg
-        import redis
-
-        from tests.fakes.slack import FakeSlack
-
         self.slack = FakeSlack().start()
         env.update(SLACK_BOT_TOKEN=self.slack.token, SLACK_API_URL=self.slack.url)
         os.environ.update(env)
         self.env = env
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        self.db_created = True
-        from worker import migrate, registry
+        self.db.create()
+        from worker.engine import registry  # after use_env: worker modules read the settings at import
 
-        migrate.upgrade(env["DATABASE_URL"])
-        self.admin = psycopg.connect(self.dsn, autocommit=True)
-        self.redis = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.redis_db)
-        self.redis.flushdb()
         registry.load()
-        from bench import edge_dags
+        from bench import edge_dags  # registered by load() (imported earlier it would register first)
 
         assert registry.get(edge_dags.EVENTS_EVENT) is edge_dags.ACCEPT
         assert registry.get(edge_dags.CLICK_EVENT) is edge_dags.CLICK
+        self.dags = edge_dags
         self.seed()
         self.script.write_text(WRK_SCRIPT)
         self.pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
@@ -554,13 +430,11 @@ class Bench:
 
     def seed(self) -> None:
         """The demo org (no quiet hours, no hourly budget: nothing held back) and its API key."""
-        from sqlalchemy import update
-
-        from worker.api_keys import create_key
+        from worker.access.api_keys import create_key  # after use_env (settings read at import)
         from worker.db import transaction
         from worker.models import User
+        from worker.ops.seed import seed_demo
         from worker.orgs import set_dry_run
-        from worker.seed import seed_demo
 
         result = seed_demo()
         self.org_id, self.users = result.org_id, dict(result.users)
@@ -571,28 +445,19 @@ class Bench:
                 .where(User.org_id == self.org_id)
                 .values(quiet_hours=None, max_notifications_per_hour=0)
             )
-        rows = self.admin.execute("SELECT id, slack_user_id FROM users WHERE org_id = %s", (self.org_id,)).fetchall()
+        rows = self.db.admin.execute("SELECT id, slack_user_id FROM users WHERE org_id = %s", (self.org_id,)).fetchall()
         self.slack_ids = {r[0]: r[1] for r in rows}
         self.key, _ = create_key(self.org_id, "bench edge")
 
     def teardown(self) -> None:
         """Stop the worker and the child process, drop the database, flush Redis (errors reported)."""
-
         if self.worker is not None:
             self.worker.stop()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         if self.slack is not None:
             self.slack.stop()
-        if self.admin is not None:
-            self.admin.close()
-        try:
-            from worker.db import reset_engine
-
-            reset_engine()
-        except Exception as exc:
-            print(f"warning: engine reset failed: {exc}", file=sys.stderr)
-        release_backends(self.db_name if self.db_created else None, self.redis, self.redis_db)
+        self.db.close()
 
     # ------------------------------------------------------------------ helpers
 
@@ -619,30 +484,22 @@ class Bench:
             base.stop()
             ours.stop()
 
-    def pg_pids(self) -> list[int]:
-        """PIDs of the PostgreSQL backends connected to the bench database, but the benchmark's own
-        (its polling is not the system's cost)."""
-        sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        return [r[0] for r in self.admin.execute(sql).fetchall()]
-
     def redis_pid(self) -> int:
         """The Redis server's PID (same machine)."""
-        return int(self.redis.info("server")["process_id"])
+        return int(self.db.redis.info("server")["process_id"])
 
     def cpu(self, web: Gunicorn, worker: WorkerProcess) -> dict[str, dict[int, float]]:
         """CPU seconds per process of the server, the worker, PostgreSQL and Redis."""
         return {
             "web": cpu_seconds(web.pids()),
             "worker": cpu_seconds(worker.pids()),
-            "pg": cpu_seconds(self.pg_pids()),
+            "pg": cpu_seconds(self.db.pg_pids(others_only=True)),  # the benchmark's polling left out
             "redis": cpu_seconds([self.redis_pid()]),
         }
 
     def wrk_args(self, path: str, tag: str) -> list[str]:
         """The Lua script's arguments: path, run tag, event type, org, user, key."""
-        from bench import edge_dags
-
-        return [path, tag, edge_dags.EVENTS_EVENT, str(self.org_id), str(self.users["alice"]), self.key]
+        return [path, tag, self.dags.EVENTS_EVENT, str(self.org_id), str(self.users["alice"]), self.key]
 
     def load(self, port: int, path: str, tag: str, duration_s: float) -> WrkResult:
         """Closed-loop load on an events endpoint: wrk, or the asyncio fallback without wrk."""
@@ -669,7 +526,7 @@ class Bench:
 
     def queues_empty(self) -> bool:
         """No message waiting or unacknowledged in any of the worker's Redis queues."""
-        pipe = self.redis.pipeline()
+        pipe = self.db.redis.pipeline()
         for q in (*QUEUES.split(","), BASELINE_QUEUE):
             pipe.llen(q)
         pipe.hlen("unacked")
@@ -688,11 +545,11 @@ class Bench:
 
     def jobs_of(self, tag: str) -> tuple[int, int, int, float | None]:
         """(jobs, final, final but not completed, last finished_at) of a run tag's jobs."""
-        row = self.admin.execute(
+        row = self.db.admin.execute(
             "SELECT count(*), count(*) FILTER (WHERE status = ANY(%s)),"
             " count(*) FILTER (WHERE status = ANY(%s) AND status <> 'completed'), max(finished_at)"
             " FROM sequence_jobs WHERE org_id = %s AND created_at >= %s AND idempotency_key LIKE %s",
-            (list(FINAL), list(FINAL), self.org_id, self.started[tag], f"edge:{tag}:%"),
+            (list(FINAL), list(FINAL), self.org_id, self.started[tag], keys_of(tag)),
         ).fetchone()
         return row[0], row[1], row[2], epoch(row[3]) if row[3] else None
 
@@ -722,14 +579,12 @@ class Bench:
     def wait_tasks(self, tag: str, expected: int, worker: WorkerProcess) -> tuple[int, float]:
         """Baseline: wait until the tasks of the tag ran (at least ``expected``, or the queue stayed
         empty for LOSS_CHECK_S); (tasks run, when the count last changed)."""
-        from bench.edge_baseline import COUNTER_PREFIX
-
         deadline = time.monotonic() + DRAIN_TIMEOUT_S + expected * DRAIN_PER_JOB_S
         key = COUNTER_PREFIX + tag
         last, seen = time.time(), -1
         empty_since: float | None = None
         while True:
-            ran = int(self.redis.get(key) or 0)
+            ran = int(self.db.redis.get(key) or 0)
             if ran != seen:
                 seen, last, empty_since = ran, time.time(), None
             empty = self.queues_empty()
@@ -769,15 +624,14 @@ class Bench:
     def open_approvals(self, n: int, label: str) -> list[Approval]:
         """Fire ``n`` click-DAG jobs (reps in turn) and wait until each awaits its approval and its
         Slack message is posted."""
-        from bench import edge_dags
-        from worker.events import fire_event
+        from worker.engine.events import fire_event  # after use_env (settings read at import)
 
         tag = f"{label}-{uuid.uuid4().hex[:8]}"
         reps = list(self.users.values())
         for i in range(n):
             fire_event(
                 {
-                    "type": edge_dags.CLICK_EVENT,
+                    "type": self.dags.CLICK_EVENT,
                     "source": "api",
                     "org_id": str(self.org_id),
                     "user_id": str(reps[i % len(reps)]),
@@ -793,7 +647,7 @@ class Bench:
         )
         deadline = time.monotonic() + DRAIN_TIMEOUT_S + n * DRAIN_PER_JOB_S
         while True:
-            rows = self.admin.execute(sql, (self.org_id, f"edge:{tag}:%")).fetchall()
+            rows = self.db.admin.execute(sql, (self.org_id, keys_of(tag))).fetchall()
             if len(rows) == n and all(r[5] == "sent" for r in rows):
                 break
             assert self.worker is not None
@@ -806,10 +660,6 @@ class Bench:
     def click_request(self, port: int, a: Approval) -> tuple[bytes, str]:
         """A signed ``orch_approve`` click on ``a`` by its approver with a fresh response_url; the raw
         request and the URL's path (to find the answer in the fake Slack)."""
-        from urllib.parse import urlsplit
-
-        from tests.support.slack import click, form_body, signed_headers
-
         url = self.slack.response_url(a.channel, a.ts)
         payload = click(
             "orch_approve",
@@ -883,7 +733,7 @@ class Bench:
         ids = list(sent_at)
         deadline = time.monotonic() + DRAIN_TIMEOUT_S + n * DRAIN_PER_JOB_S
         while True:
-            decided_n, completed = self.admin.execute(
+            decided_n, completed = self.db.admin.execute(
                 "SELECT count(*) FILTER (WHERE a.status = 'approved'), count(*) FILTER (WHERE j.status = 'completed')"
                 " FROM approvals a JOIN sequence_jobs j ON j.id = a.job_id WHERE a.id = ANY(%s)",
                 (ids,),
@@ -901,7 +751,7 @@ class Bench:
         c1 = self.cpu(web, self.worker)
         out.cpu_ms = {k: cpu_delta(c0[k], c1[k]) * 1000 / n for k in c0}
         out.decided, out.completed, out.answers, out.replaced = decided_n, completed, answers, replaced
-        rows = self.admin.execute(
+        rows = self.db.admin.execute(
             "SELECT a.id, s.started_at FROM approvals a JOIN step_runs s ON s.job_id = a.job_id AND s.step = %s"
             " WHERE a.id = ANY(%s) AND s.started_at IS NOT NULL",
             ("after", ids),
@@ -917,27 +767,7 @@ class Bench:
             return None
         path = Path(self.args.py_spy) / f"edge-config{k + 1}-{phase}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        exe = Path(sys.executable).with_name("py-spy")
-        proc = subprocess.Popen(
-            [
-                str(exe),
-                "record",
-                "--subprocesses",
-                "--nonblocking",
-                "--idle",
-                "--format",
-                "raw",
-                "--rate",
-                "200",
-                "-p",
-                str(web.proc.pid),
-                "-o",
-                str(path),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        proc = start_py_spy(web.proc.pid, path)
         time.sleep(1.0)  # py-spy attaches before the load starts
         return proc, path
 
@@ -946,12 +776,7 @@ class Bench:
         if spy is None:
             return
         proc, path = spy
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_py_spy(proc)
         say(f"    py-spy samples written to {path}")
 
     # ------------------------------------------------------------------ one configuration
@@ -1065,6 +890,14 @@ class Bench:
         return out
 
 
+def keys_of(tag: str) -> str:
+    """LIKE pattern of the stored idempotency keys of a run tag's jobs (every request sends
+    ``edge:<tag>:...``; a caller's key is stored under a prefix of its own)."""
+    from worker.engine.events import stored_key  # after use_env (settings read at import)
+
+    return stored_key("api", f"edge:{tag}:") + "%"
+
+
 def log_problems(path: Path, start: int = 0) -> tuple[list[str], list[str]]:
     """(error lines, warning lines) of a gunicorn or Celery log from byte ``start`` on. In a gunicorn
     log every line but gunicorn's own INFO lines counts: the app's warnings reach it unformatted."""
@@ -1112,19 +945,13 @@ def code_version() -> str:
 def header(args: argparse.Namespace, bench: Bench) -> list[str]:
     """What was measured, where, with which versions."""
     packages = ("gunicorn", "Flask", "slack_bolt", "celery", "kombu", "SQLAlchemy", "psycopg", "redis")
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in packages)
-    pg_version = bench.admin.execute("SHOW server_version").fetchone()[0]
-    redis_version = bench.redis.info("server")["redis_version"]
     wrk = "wrk 4.1.0" if Path(WRK).exists() else "no wrk (asyncio closed-loop fallback)"
     if Path(WRK).exists():
         first = subprocess.run([WRK, "-v"], capture_output=True, text=True).stdout.splitlines()
         wrk = first[0].split(" Copyright")[0].strip() if first else wrk
-    load = os.getloadavg()
     return [
         f"Code: {code_version()}",
-        f"Web edge benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {os.cpu_count()} cores "
-        f"(load avg {load[0]:.2f} at start), Python {platform.python_version()}, {versions}; "
-        f"PostgreSQL {pg_version}, Redis {redis_version} (db {bench.redis_db}); {wrk}",
+        machine_line("Web edge benchmark", packages, bench.db) + f"; {wrk}",
         f"worker: celery prefork -c {args.concurrency} -Q {QUEUES} (whole run); baseline: bench/edge_baseline.py "
         f"(parse JSON, send_task, 202) with its own prefork -c {args.concurrency} worker; same gunicorn options",
         f"/api/events: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, unique idempotency key per "
@@ -1298,7 +1125,7 @@ def report(args: argparse.Namespace, head: list[str], results: list[ConfigResult
         targets += tgt
     lines += [
         "",
-        "Targets (issue):",
+        "Targets:",
         *targets,
         "",
         f"(executed = jobs in the database (ours) or tasks run (baseline) for the run; it may exceed 2xx by up to "
@@ -1333,60 +1160,8 @@ def section(args: argparse.Namespace, text: str) -> str:
         'Command (full mode; `--quick` for a smoke run, `--gunicorn "OPTIONS"` (repeatable) for other '
         "configurations, `--redis-db N` when no Redis database is empty, `--py-spy DIR` to profile the web workers):"
     )
-    return "\n".join(
-        [
-            SECTION,
-            "",
-            textwrap.fill(about, width=104, break_on_hyphens=False, break_long_words=False),
-            "",
-            textwrap.fill(usage, width=104, break_on_hyphens=False, break_long_words=False),
-            "",
-            "```",
-            cmd,
-            "```",
-            "",
-            f"Run ({time.strftime('%Y-%m-%d')}):",
-            "",
-            "```",
-            text,
-            "```",
-            "",
-        ]
-    )
-
-
-def write_section(path: Path, title: str, body: str) -> None:
-    """Put ``body`` (a generated section) into ``path``: in place of the generated part of the section
-    starting with ``title`` (from the title to the end of its ``Run (...)`` output block), keeping the
-    notes written under that block (they may then need updating); appended when there is no section."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, x in enumerate(lines) if x.rstrip() == title), None)
-    if start is None:
-        path.write_text(text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    generated_end = _output_block_end(lines, start, end)
-    notes = "".join(lines[generated_end:end]).strip("\n")
-    tail = "".join(lines[end:])
-    new = (
-        "".join(lines[:start])
-        + body.rstrip("\n")
-        + "\n"
-        + (f"\n{notes}\n" if notes else "")
-        + ("\n" + tail if tail else "")
-    )
-    path.write_text(new.rstrip("\n") + "\n")
-
-
-def _output_block_end(lines: list[str], start: int, end: int) -> int:
-    """The line after the closing fence of the first code block following ``Run (`` in lines[start:end]
-    (``end`` when the section has no such block: all of it is replaced)."""
-    run = next((i for i in range(start, end) if lines[i].startswith("Run (")), None)
-    if run is None:
-        return end
-    fences = [i for i in range(run, end) if lines[i].rstrip() == "```"]
-    return fences[1] + 1 if len(fences) >= 2 else end
+    fill = {"width": 104, "break_on_hyphens": False, "break_long_words": False}
+    return section_text(SECTION, f"{textwrap.fill(about, **fill)}\n\n{textwrap.fill(usage, **fill)}", cmd, text)
 
 
 # --------------------------------------------------------------------------- main
@@ -1480,49 +1255,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def bench_env(db_name: str, redis_db: int) -> dict[str, str]:
+def edge_env(backends: Backends) -> dict[str, str]:
     """Environment of this process, gunicorn and the workers."""
-    broker = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
-    return {
-        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}",
-        "BROKER_URL": broker,
-        "BENCH_BROKER_URL": broker,
-        "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "PROACTIVE_SLACK_CHANNEL_INTERVAL_S": "0",
-    }
-
-
-def _interrupted(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    return bench_env(
+        backends,
+        SEQUENCE_MODULES,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        ADMIN_TOKEN=ADMIN_TOKEN,
+        PROACTIVE_SLACK_CHANNEL_INTERVAL_S="0",
+        # The per-org events limit stays on (its statement is part of what a request costs) but far
+        # above what wrk can send, so no request is refused.
+        PROACTIVE_ORG_EVENTS_PER_S="1000000",
+        PROACTIVE_ORG_EVENTS_BURST="1000000",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Set the environment, run every configuration, print (and maybe write) the report."""
     args = parse_args(argv)
-    # SIGTERM (and SIGINT, which a background shell leaves ignored) end the run through the `finally`
-    # blocks, so servers and workers are stopped and the database dropped.
-    signal.signal(signal.SIGTERM, _interrupted)
-    signal.signal(signal.SIGINT, _interrupted)
-    db_name = f"proactive_bench_edge_{uuid.uuid4().hex[:10]}"
-    redis_db = pick_redis_db(args.redis_db)
-    for key in LIVE_ENV:
-        os.environ.pop(key, None)
-    env = bench_env(db_name, redis_db)
-    os.environ.update(env)  # before any worker module reads its settings
-    if "worker.config" in sys.modules:
-        from worker.celery_app import reconfigure_broker
-        from worker.config import reset_settings
-        from worker.db import reset_engine
-
-        reset_settings()
-        reset_engine()
-        reconfigure_broker()
+    raise_on_signals(signal.SIGTERM, signal.SIGINT)
+    backends = Backends(fresh_db_name("proactive_bench_edge"), pick_redis_db(args.redis_db))
+    env = edge_env(backends)
+    use_env(env)  # before any worker module reads its settings
     started = time.monotonic()
     results: list[ConfigResult] = []
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
-        bench = Bench(args, db_name, redis_db, Path(tmp))
+        bench = Bench(args, backends, Path(tmp))
         try:
             bench.setup(env)
             head = header(args, bench)

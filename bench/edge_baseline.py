@@ -7,7 +7,7 @@ settings. The task INCRs ``bench:edge:<run>`` (the payload's run tag), so the be
 that every accepted request was executed. ``GET /healthz`` for readiness.
 
 gunicorn serves ``bench.edge_baseline:create_app()``; its worker is
-``celery -A bench.edge_baseline worker -Q bench_edge`` (bench.workers.WorkerProcess).
+``celery -A bench.edge_baseline worker -Q bench_edge`` (bench.harness.WorkerProcess).
 """
 
 from __future__ import annotations
@@ -17,31 +17,18 @@ import os
 import uuid
 from typing import Any
 
-from celery import Celery
+import redis
 from flask import Flask, Response, jsonify, request
 
 import bench.ready  # noqa: F401 - worker_ready hook (ready file)
+from bench.harness import baseline_celery
 
 BROKER_ENV = "BENCH_BROKER_URL"
 QUEUE = "bench_edge"
 TASK = "bench.edge_noop"
 COUNTER_PREFIX = "bench:edge:"
 
-celery_app = Celery("bench_edge_baseline", set_as_current=False)
-celery_app.conf.update(
-    broker_url=os.environ.get(BROKER_ENV, "redis://127.0.0.1:6379/15"),
-    broker_transport_options={"visibility_timeout": 3600},
-    broker_connection_retry_on_startup=True,
-    result_backend=None,
-    task_ignore_result=True,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_default_queue=QUEUE,
-    task_serializer="json",
-    accept_content=["json"],
-    enable_utc=True,
-)
+celery_app = baseline_celery("bench_edge_baseline", QUEUE, BROKER_ENV)
 app = celery_app  # `celery -A bench.edge_baseline` finds the Celery app here
 
 _redis: dict[int, Any] = {}  # pid -> client (re-created after the prefork fork)
@@ -52,8 +39,6 @@ def edge_noop(run: str, idempotency_key: str) -> None:
     """Count the executed request under its run tag (the benchmark's "nothing lost" check)."""
     client = _redis.get(os.getpid())
     if client is None:
-        import redis
-
         client = _redis[os.getpid()] = redis.Redis.from_url(celery_app.conf.broker_url)
     client.incr(COUNTER_PREFIX + run)
 

@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import ConfigDict
 
 import bench.ready  # noqa: F401 - worker_ready hook (ready file)
-from worker.context import StepContext
-from worker.dag import ApprovalSpec, Sequence, Step
-from worker.payloads import Payload
-from worker.registry import register
+from worker.engine.context import StepContext
+from worker.engine.dag import ApprovalSpec, Sequence, Step
+from worker.engine.payloads import Payload
+from worker.engine.registry import register
 
 EVENTS_EVENT = "coaching_weekly"  # fired over /api/events
 CLICK_EVENT = "stale_deal_revival"  # opens an approval for the clicks

@@ -6,7 +6,7 @@ database ``proactive_bench_<random>`` (migrated to head, dropped at the end), on
 first and last) and, for the RabbitMQ rows, a RabbitMQ vhost ``proactive_bench_<random>`` (made
 with rabbitmqctl, deleted at the end):
 
-1. ``proactive linear``: 5-step no-op chain (bench.sequences.LINEAR), N jobs fired with
+1. ``proactive linear``: 5-step no-op chain (bench.noop_dags.LINEAR), N jobs fired with
    ``fire_event`` from a few threads of this process;
 2. ``proactive fan-out``: a -> (b, c, d) -> e, the same way;
 3. ``celery chain (a)``: ``chain(t.si() x 5)`` of no-op tasks (bench.baseline_app);
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -46,16 +45,34 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.workers import WorkerProcess, cpu_delta, cpu_seconds
+import psycopg
+from celery import chain
+from kombu import Connection
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+from bench import baseline_app
+from bench.harness import (
+    BENCHMARKS_MD,
+    Backends,
+    WorkerProcess,
+    bench_env,
+    cpu_delta,
+    cpu_seconds,
+    fresh_db_name,
+    machine_line,
+    percentile,
+    pick_redis_db,
+    section_text,
+    use_env,
+    write_section,
+)
+from tests.support.services import rabbitmqctl
+
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672"
-SEQUENCE_MODULES = "sequences,bench.sequences"
+# The product's sequences, then the no-op DAGs that replace two of them (bench/noop_dags.py).
+SEQUENCE_MODULES = "sequences,bench.noop_dags"
 STEPS_PER_JOB = 5
 # Pause between two completion checks (seconds): short, the checks are one cheap query.
 POLL_S = 0.02
@@ -63,7 +80,7 @@ POLL_S = 0.02
 LATENCY_POLL_S = 0.003
 # Quiet time after a latency sample so the next one starts on an idle worker (seconds).
 LATENCY_GAP_S = 0.03
-# Targets from the issue.
+# Targets the benchmark is measured against (each reported as met or NOT met).
 TARGET_STEPS_PER_S = 450.0
 TARGET_RATIO_B = 0.85
 TARGET_P50_MS = 25.0
@@ -74,7 +91,6 @@ ON_RABBITMQ = " on RabbitMQ"  # a system whose name ends so runs with RabbitMQ a
 LINEAR_MQ, CHAIN_SQL_MQ = LINEAR + ON_RABBITMQ, CHAIN_SQL + ON_RABBITMQ
 SYSTEMS = (LINEAR, FANOUT, CHAIN, CHAIN_SQL, LINEAR_MQ, CHAIN_SQL_MQ)
 SECTION = "## Engine on RabbitMQ (bench/engine.py)"
-BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 FINAL_BAD = ("failed", "cancelled", "expired", "timeout", "skipped")
 
 
@@ -110,34 +126,18 @@ class Latency:
     fire_call_ms: list[float] = field(default_factory=list)
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, round(pct / 100 * len(ordered) + 0.4999))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 class Bench:
     """Owns the database, the Redis DB, the workers and the measurements of one benchmark run."""
 
-    def __init__(self, args: argparse.Namespace, db_name: str, redis_db: int, workdir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, backends: Backends, workdir: Path) -> None:
         self.args = args
-        self.db_name = db_name
-        self.redis_db = redis_db
+        self.db = backends
         self.workdir = workdir
-        self.dsn = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}"
-        self.broker_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
-        self.vhost = db_name if any(s.endswith(ON_RABBITMQ) for s in getattr(args, "selected", ())) else None
+        self.broker_url = backends.broker_url or ""
+        self.vhost = backends.db_name if any(s.endswith(ON_RABBITMQ) for s in getattr(args, "selected", ())) else None
         self.amqp_url = f"{RABBITMQ_URL}/{self.vhost}"
-        self.env = {
-            "DATABASE_URL": self.url, "BROKER_URL": self.broker_url,
-            "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
-            "BENCH_BROKER_URL": self.broker_url, "BENCH_DB_DSN": self.dsn,
-            "BENCH_SIGNAL_URL": self.broker_url,  # the baselines' completion signal is always Redis
-        }
-        self.admin: Any = None  # psycopg connection to the bench database (autocommit), main thread only
-        self.redis: Any = None
+        self.env = engine_env(backends)
+        self.events: dict[str, str] = {}  # system -> the event type its no-op DAG runs for (at setup)
         self._local = threading.local()
         self._conns: list[Any] = []  # every publisher connection, closed at teardown
         self._conns_lock = threading.Lock()
@@ -145,57 +145,31 @@ class Bench:
     # ------------------------------------------------------------------ set-up / tear-down
 
     def setup(self) -> None:
-        """Create and migrate the database, create the baseline tables, flush the Redis DB, make the
-        RabbitMQ vhost (when a RabbitMQ row is selected)."""
-        import psycopg
-        import redis
+        """Make the RabbitMQ vhost (when a RabbitMQ row is selected), create and migrate the database,
+        create the baseline tables, flush the Redis DB, load the sequences."""
+        if self.vhost and (error := add_vhost(self.vhost)):
+            self.vhost = None  # nothing to delete at teardown
+            raise SystemExit(f"the RabbitMQ rows need a vhost of their own: {error}")
+        self.db.create()
+        for ddl in baseline_app.SCHEMA:
+            self.db.admin.execute(ddl)
+        from worker.engine import registry  # after use_env: worker modules read the settings at import
 
-        if self.vhost:
-            from tests.support.services import rabbitmqctl
+        registry.load()  # product sequences first, then bench.noop_dags replaces two of them
+        from bench import noop_dags  # registered by load() (imported earlier it would register first)
 
-            if error := rabbitmqctl("add_vhost", self.vhost) or rabbitmqctl(
-                    "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"):
-                self.vhost = None  # nothing to delete at teardown
-                raise SystemExit(f"the RabbitMQ rows need a vhost of their own: {error}")
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        from worker import migrate
-
-        migrate.upgrade(self.url)
-        from bench.baseline_app import SCHEMA
-
-        self.admin = psycopg.connect(self.dsn, autocommit=True)
-        for ddl in SCHEMA:
-            self.admin.execute(ddl)
-        self.redis = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.redis_db)
-        self.redis.flushdb()
-        from worker import registry
-
-        registry.load()  # product sequences first, then bench.sequences replaces two of them
-        from bench import sequences
-
-        assert registry.get(sequences.LINEAR_EVENT) is sequences.LINEAR
-        assert registry.get(sequences.FANOUT_EVENT) is sequences.FANOUT
+        assert registry.get(noop_dags.LINEAR_EVENT) is noop_dags.LINEAR
+        assert registry.get(noop_dags.FANOUT_EVENT) is noop_dags.FANOUT
+        self.events = {LINEAR: noop_dags.LINEAR_EVENT, FANOUT: noop_dags.FANOUT_EVENT}
 
     def teardown(self) -> None:
-        """Close connections, drop the database, flush the Redis DB (errors are reported, not raised)."""
-
+        """Close connections, drop the database, flush the Redis DB, delete the vhost (errors are
+        reported, not raised)."""
         for conn in self._conns:
             conn.close()
-        if self.admin is not None:
-            self.admin.close()
-        try:
-            from worker.db import reset_engine
-
-            reset_engine()
-        except Exception as exc:
-            print(f"warning: engine reset failed: {exc}", file=sys.stderr)
-        release_backends(self.db_name, self.redis, self.redis_db)
-        if self.vhost:
-            from tests.support.services import rabbitmqctl
-
-            if error := rabbitmqctl("delete_vhost", self.vhost):
-                print(f"warning: {error}", file=sys.stderr)
+        self.db.close()
+        if self.vhost and (error := rabbitmqctl("delete_vhost", self.vhost)):
+            print(f"warning: {error}", file=sys.stderr)
 
     # ------------------------------------------------------------------ helpers
 
@@ -205,8 +179,7 @@ class Bench:
 
     def use_broker(self, url: str) -> None:
         """Publish from this process (fire_event and the baseline chains) to `url` from now on."""
-        from bench import baseline_app
-        from worker.celery_app import reconfigure_broker
+        from worker.celery_app import reconfigure_broker  # after use_env (settings read at import)
         from worker.config import reset_settings
 
         os.environ["BROKER_URL"] = url
@@ -215,8 +188,9 @@ class Bench:
         baseline_app.use_broker(url)
 
     @contextmanager
-    def worker(self, app: str, queues: str, name: str, whatif: str = "",
-               broker_url: str | None = None) -> Iterator[WorkerProcess]:
+    def worker(
+        self, app: str, queues: str, name: str, whatif: str = "", broker_url: str | None = None
+    ) -> Iterator[WorkerProcess]:
         """A fresh prefork worker (2 processes) for one phase; always stopped (process group).
 
         ``whatif``: bench.whatif switches for this worker only (profiling variants); ``broker_url``:
@@ -234,15 +208,24 @@ class Bench:
 
     def make_org(self) -> tuple[uuid.UUID, uuid.UUID]:
         """A fresh enabled org and one user in it (jobs are counted per org)."""
-        from worker.db import session_factory
+        from worker.db import session_factory  # after use_env (settings read at import)
         from worker.models import Org, User
 
         org_id, user_id = uuid.uuid4(), uuid.uuid4()
         with session_factory().begin() as s:
             s.add(Org(id=org_id, name=f"bench {org_id.hex[:6]}", timezone="UTC", enabled=True, settings={}))
             s.flush()
-            s.add(User(id=user_id, org_id=org_id, email=f"bench-{user_id.hex[:6]}@example.com", name="bench",
-                       role="member", timezone="UTC", opted_out_sequences=[]))
+            s.add(
+                User(
+                    id=user_id,
+                    org_id=org_id,
+                    email=f"bench-{user_id.hex[:6]}@example.com",
+                    name="bench",
+                    role="member",
+                    timezone="UTC",
+                    opted_out_sequences=[],
+                )
+            )
         return org_id, user_id
 
     def in_threads(self, n: int, one: Callable[[int], object]) -> None:
@@ -257,17 +240,19 @@ class Bench:
             for fut in [pool.submit(part, k) for k in range(threads)]:
                 fut.result()
 
-    def pg_pids(self) -> list[int]:
-        """PIDs of the PostgreSQL backends connected to the bench database."""
-        sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-        return [r[0] for r in self.admin.execute(sql).fetchall()]
-
     def sample_cpu(self, worker: WorkerProcess) -> tuple[dict[int, float], float, dict[int, float]]:
         """(worker CPU per pid, this process's CPU, PostgreSQL backend CPU per pid)."""
-        return cpu_seconds(worker.pids()), time.process_time(), cpu_seconds(self.pg_pids())
+        return cpu_seconds(worker.pids()), time.process_time(), cpu_seconds(self.db.pg_pids())
 
-    def measured(self, system: str, rnd: int, jobs: int, worker: WorkerProcess, fire: Callable[[], None],
-                 wait: Callable[[], tuple[int, float]]) -> Run:
+    def measured(
+        self,
+        system: str,
+        rnd: int,
+        jobs: int,
+        worker: WorkerProcess,
+        fire: Callable[[], None],
+        wait: Callable[[], tuple[int, float]],
+    ) -> Run:
         """Fire a batch, wait for its completion, and account time and CPU."""
         w0, c0, p0 = self.sample_cpu(worker)
         t0 = time.time()
@@ -285,26 +270,35 @@ class Bench:
 
     def fire_one(self, event_type: str, org: uuid.UUID, user: uuid.UUID, tag: str, i: int) -> Any:
         """fire_event() one benchmark job."""
-        from worker.events import fire_event
+        from worker.engine.events import fire_event  # after use_env (settings read at import)
 
-        return fire_event({
-            "type": event_type, "source": "api", "org_id": str(org), "user_id": str(user),
-            "payload": {"run": tag}, "idempotency_key": f"bench:{tag}:{i}",
-        })
+        return fire_event(
+            {
+                "type": event_type,
+                "source": "api",
+                "org_id": str(org),
+                "user_id": str(user),
+                "payload": {"run": tag},
+                "idempotency_key": f"bench:{tag}:{i}",
+            }
+        )
 
     def wait_jobs(self, org: uuid.UUID, n: int, worker: WorkerProcess) -> tuple[int, float]:
         """Wait until the org's n jobs completed; (succeeded steps, largest finished_at as epoch)."""
         until = self.deadline(n)
         while True:
-            done, bad, last = self.admin.execute(
+            done, bad, last = self.db.admin.execute(
                 "SELECT count(*) FILTER (WHERE status = 'completed'),"
                 " count(*) FILTER (WHERE status = ANY(%s)), max(finished_at)"
-                " FROM sequence_jobs WHERE org_id = %s", (list(FINAL_BAD), org),
+                " FROM sequence_jobs WHERE org_id = %s",
+                (list(FINAL_BAD), org),
             ).fetchone()
             if bad:
-                errors = self.admin.execute(
+                errors = self.db.admin.execute(
                     "SELECT status, reason, error_step, error FROM sequence_jobs WHERE org_id = %s"
-                    " AND status = ANY(%s) LIMIT 3", (org, list(FINAL_BAD))).fetchall()
+                    " AND status = ANY(%s) LIMIT 3",
+                    (org, list(FINAL_BAD)),
+                ).fetchall()
                 raise RuntimeError(f"{bad} benchmark jobs did not complete: {errors}")
             if done >= n:
                 break
@@ -312,38 +306,39 @@ class Bench:
             if time.monotonic() > until:
                 raise RuntimeError(f"only {done}/{n} jobs completed in time\n{worker.log_tail()}")
             time.sleep(POLL_S)
-        steps = self.admin.execute(
-            "SELECT count(*) FROM step_runs WHERE org_id = %s AND status = 'succeeded'", (org,)).fetchone()[0]
+        steps = self.db.admin.execute(
+            "SELECT count(*) FROM step_runs WHERE org_id = %s AND status = 'succeeded'", (org,)
+        ).fetchone()[0]
         return steps, last.timestamp()
 
     def proactive(self, system: str, rnd: int) -> Run:
         """Throughput of the linear or fan-out DAG on a fresh worker."""
-        from bench import sequences
-
         kind, _, whatif = system.partition(" [")
         whatif = whatif.rstrip("]")
-        event = sequences.LINEAR_EVENT if kind.removesuffix(ON_RABBITMQ) == LINEAR else sequences.FANOUT_EVENT
+        event = self.events[LINEAR if kind.removesuffix(ON_RABBITMQ) == LINEAR else FANOUT]
         n, tag = self.args.jobs, uuid.uuid4().hex[:8]
         warm_org, warm_user = self.make_org()
         org, user = self.make_org()
         name = f"proactive-{event}-r{rnd}" + (f"-{whatif.replace(',', '-')}" if whatif else "")
         name += "-mq" if kind.endswith(ON_RABBITMQ) else ""
         with self.worker("worker.celery_app", "steps,slow,edge", name, whatif, self.broker_of(system)) as w:
-            self.in_threads(self.args.warmup,
-                            lambda i: self.fire_one(event, warm_org, warm_user, "w" + tag, i))
+            self.in_threads(self.args.warmup, lambda i: self.fire_one(event, warm_org, warm_user, "w" + tag, i))
             self.wait_jobs(warm_org, self.args.warmup, w)
-            run = self.measured(system, rnd, n, w,
-                                lambda: self.in_threads(n, lambda i: self.fire_one(event, org, user, tag, i)),
-                                lambda: self.wait_jobs(org, n, w))
+            run = self.measured(
+                system,
+                rnd,
+                n,
+                w,
+                lambda: self.in_threads(n, lambda i: self.fire_one(event, org, user, tag, i)),
+                lambda: self.wait_jobs(org, n, w),
+            )
         if run.steps != n * STEPS_PER_JOB:
             raise RuntimeError(f"{system}: {run.steps} steps persisted, expected {n * STEPS_PER_JOB}")
         return run
 
     def latency(self, rnd: int, out: Latency) -> None:
         """Idle 5-step latency: one linear job at a time on a fresh, warmed-up worker."""
-        from bench import sequences
-
-        event, tag = sequences.LINEAR_EVENT, uuid.uuid4().hex[:8]
+        event, tag = self.events[LINEAR], uuid.uuid4().hex[:8]
         org, user = self.make_org()
         self.use_broker(self.broker_url)
         with self.worker("worker.celery_app", "steps,slow,edge", f"proactive-latency-r{rnd}") as w:
@@ -353,8 +348,9 @@ class Bench:
                 t1 = time.time()
                 until = time.monotonic() + 30
                 while True:
-                    row = self.admin.execute("SELECT status, finished_at FROM sequence_jobs WHERE id = %s",
-                                             (res.job_id,)).fetchone()
+                    row = self.db.admin.execute(
+                        "SELECT status, finished_at FROM sequence_jobs WHERE id = %s", (res.job_id,)
+                    ).fetchone()
                     if row[1] is not None:
                         break
                     if time.monotonic() > until:
@@ -374,36 +370,31 @@ class Bench:
         """This thread's autocommit psycopg connection (the publisher's INSERT of a chain row)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            import psycopg
-
-            conn = self._local.conn = psycopg.connect(self.dsn, autocommit=True)
+            conn = self._local.conn = psycopg.connect(self.db.dsn, autocommit=True)
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
 
     def publish_chain(self, with_sql: bool, tag: str, done_key: str) -> None:
         """Publish one 5-task chain (baseline b: INSERT its row first, as fire_event inserts a job)."""
-        from celery import chain
-
-        from bench import baseline_app
-
         task = baseline_app.db_step if with_sql else baseline_app.noop
         cid = str(uuid.uuid4())
         if with_sql:
             self.pg_conn().execute("INSERT INTO bench_chain (id, run) VALUES (%s, %s)", (cid, tag))
-        chain(*(task.si(cid, k, done_key if k == STEPS_PER_JOB else None)
-                for k in range(1, STEPS_PER_JOB + 1))).apply_async()
+        chain(
+            *(task.si(cid, k, done_key if k == STEPS_PER_JOB else None) for k in range(1, STEPS_PER_JOB + 1))
+        ).apply_async()
 
     def wait_chains(self, key: str, n: int, worker: WorkerProcess) -> float:
         """Wait until n chains pushed their finish time onto ``key``; the latest of them."""
         until = self.deadline(n)
-        while self.redis.llen(key) < n:
+        while self.db.redis.llen(key) < n:
             worker.check_alive()
             if time.monotonic() > until:
-                got = self.redis.llen(key)
+                got = self.db.redis.llen(key)
                 raise RuntimeError(f"only {got}/{n} chains finished in time\n{worker.log_tail()}")
             time.sleep(POLL_S)
-        return max(float(v) for v in self.redis.lrange(key, 0, -1))
+        return max(float(v) for v in self.db.redis.lrange(key, 0, -1))
 
     def baseline(self, system: str, rnd: int) -> Run:
         """Throughput of bare Celery chains, (a) no-op or (b) INSERT + UPDATE per task."""
@@ -415,18 +406,20 @@ class Bench:
             last = self.wait_chains(key, n, w)
             if not with_sql:
                 return n * STEPS_PER_JOB, last
-            steps = self.admin.execute(
+            steps = self.db.admin.execute(
                 "SELECT count(*) FROM bench_step s JOIN bench_chain c ON c.id = s.chain_id"
-                " WHERE c.run = %s AND c.step = %s", (tag, STEPS_PER_JOB)).fetchone()[0]
+                " WHERE c.run = %s AND c.step = %s",
+                (tag, STEPS_PER_JOB),
+            ).fetchone()[0]
             return steps, last
 
         name = f"baseline-{'b' if with_sql else 'a'}-r{rnd}" + ("-mq" if system.endswith(ON_RABBITMQ) else "")
         with self.worker("bench.baseline_app", "bench", name, broker_url=self.broker_of(system)) as w:
             self.in_threads(self.args.warmup, lambda i: self.publish_chain(with_sql, "w" + tag, warm_key))
             self.wait_chains(warm_key, self.args.warmup, w)
-            run = self.measured(system, rnd, n, w,
-                                lambda: self.in_threads(n, lambda i: self.publish_chain(with_sql, tag, key)),
-                                wait)
+            run = self.measured(
+                system, rnd, n, w, lambda: self.in_threads(n, lambda i: self.publish_chain(with_sql, tag, key)), wait
+            )
         if run.steps != n * STEPS_PER_JOB:
             raise RuntimeError(f"{system}: {run.steps} steps recorded, expected {n * STEPS_PER_JOB}")
         return run
@@ -442,43 +435,14 @@ class Bench:
 # --------------------------------------------------------------------------- report
 
 
-def release_backends(db_name: str | None, redis_client: Any, redis_db: int) -> None:
-    """Drop a benchmark's database (when `db_name`) and flush its Redis DB (when a client is given);
-    failures are warnings, so a teardown always finishes."""
-    import psycopg
-
-    if db_name:
-        try:
-            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        except Exception as exc:
-            print(f"warning: could not drop {db_name}: {exc}", file=sys.stderr)
-    if redis_client is not None:
-        try:
-            redis_client.flushdb()
-        except Exception as exc:
-            print(f"warning: could not flush redis db {redis_db}: {exc}", file=sys.stderr)
-
-
-def pick_redis_db(wanted: int | None) -> int:
-    """``wanted``, or the highest-numbered empty Redis DB (so no other user's queues are touched)."""
-    import redis
-
-    if wanted is not None:
-        return wanted
-    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
-    count = int(r.config_get("databases").get("databases", 16))
-    used = {int(k[2:]) for k in r.info("keyspace")}
-    free = [d for d in range(count - 1, 0, -1) if d not in used]
-    if not free:
-        raise SystemExit("no empty Redis DB; pass --redis-db N (it will be flushed)")
-    return free[0]
+def add_vhost(name: str) -> str | None:
+    """Make the RabbitMQ vhost `name` for guest; None when it worked, else the error."""
+    perms = ("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    return rabbitmqctl("add_vhost", name) or rabbitmqctl(*perms)
 
 
 def rabbitmq_version(url: str) -> str:
     """The version the RabbitMQ server at `url` announces."""
-    from kombu import Connection
-
     with Connection(url) as conn:
         conn.connect()
         return conn.connection.server_properties.get("version", "?")
@@ -486,25 +450,25 @@ def rabbitmq_version(url: str) -> str:
 
 def header(args: argparse.Namespace, bench: Bench) -> list[str]:
     """What was measured, where, with which versions and engine settings."""
-    from worker.config import get_settings
+    from worker.config import get_settings  # after use_env (settings read at import)
 
     s = get_settings()
     packages = ("celery", "kombu", "SQLAlchemy", "psycopg", "redis", *(("amqp",) if bench.vhost else ()))
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in packages)
-    pg_version = bench.admin.execute("SHOW server_version").fetchone()[0]
-    redis_version = bench.redis.info("server")["redis_version"]
     rabbitmq = f", RabbitMQ {rabbitmq_version(bench.amqp_url)} (vhost {bench.vhost})" if bench.vhost else ""
-    load = os.getloadavg()
     return [
-        f"Engine benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {os.cpu_count()} cores "
-        f"(load avg {load[0]:.2f} at start), Python {platform.python_version()}, {versions}; "
-        f"PostgreSQL {pg_version}, Redis {redis_version} (db {bench.redis_db}){rabbitmq}",
+        machine_line("Engine benchmark", packages, bench.db) + rabbitmq,
         f"{args.jobs} jobs x {STEPS_PER_JOB} steps per system and round, {args.rounds} round(s) "
         f"(order alternates), {args.warmup} warm-up jobs per worker, prefork -c {args.concurrency}, "
         f"{args.fire_threads} firing threads; engine: inline_max_steps={s.inline_max_steps}, "
         f"inline_budget_s={s.inline_budget_s}",
-        *([f"what-if rows '[{args.whatif}]' (profiling only, not the product configuration): the same "
-           "system with these bench.whatif switches in its worker processes"] if args.whatif else []),
+        *(
+            [
+                f"what-if rows '[{args.whatif}]' (profiling only, not the product configuration): the same "
+                "system with these bench.whatif switches in its worker processes"
+            ]
+            if args.whatif
+            else []
+        ),
     ]
 
 
@@ -530,11 +494,22 @@ def report(args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[s
     """The printed result: per-round table, best-of-rounds summary, ratios, latency, targets."""
     measured = list(dict.fromkeys(r.system for r in runs))
     best = {s: max((r for r in runs if r.system == s), key=lambda r: r.steps_per_s) for s in measured}
-    lines = [*head, "", "Per round:", *table(runs, with_round=True), "",
-             f"Summary (best of {args.rounds} round(s) per system):",
-             *table(list(best.values()), with_round=False)]
-    pairs = [(LINEAR, CHAIN, "linear/(a)"), (LINEAR, CHAIN_SQL, "linear/(b)"), (FANOUT, CHAIN_SQL, "fan-out/(b)"),
-             (LINEAR_MQ, CHAIN_SQL_MQ, "linear/(b) on RabbitMQ"), (LINEAR_MQ, LINEAR, "linear RabbitMQ/Redis")]
+    lines = [
+        *head,
+        "",
+        "Per round:",
+        *table(runs, with_round=True),
+        "",
+        f"Summary (best of {args.rounds} round(s) per system):",
+        *table(list(best.values()), with_round=False),
+    ]
+    pairs = [
+        (LINEAR, CHAIN, "linear/(a)"),
+        (LINEAR, CHAIN_SQL, "linear/(b)"),
+        (FANOUT, CHAIN_SQL, "fan-out/(b)"),
+        (LINEAR_MQ, CHAIN_SQL_MQ, "linear/(b) on RabbitMQ"),
+        (LINEAR_MQ, LINEAR, "linear RabbitMQ/Redis"),
+    ]
     pairs = [p for p in pairs if p[0] in best and p[1] in best]
 
     def ratio(by: dict[str, float], num: str, den: str) -> float:
@@ -542,12 +517,16 @@ def report(args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[s
 
     if pairs:
         by_best = {s: r.steps_per_s for s, r in best.items()}
-        lines += ["", "Ratios (best rounds): " + ", ".join(f"{name} = {ratio(by_best, n, d):.2f}x"
-                                                            for n, d, name in pairs)]
+        lines += [
+            "",
+            "Ratios (best rounds): " + ", ".join(f"{name} = {ratio(by_best, n, d):.2f}x" for n, d, name in pairs),
+        ]
         for rnd in range(1, args.rounds + 1):
             by = {r.system: r.steps_per_s for r in runs if r.round == rnd}
-            lines.append(f"  round {rnd} (same-round pairs): "
-                         + ", ".join(f"{name} = {ratio(by, n, d):.2f}x" for n, d, name in pairs))
+            lines.append(
+                f"  round {rnd} (same-round pairs): "
+                + ", ".join(f"{name} = {ratio(by, n, d):.2f}x" for n, d, name in pairs)
+            )
 
     def mark(ok: bool) -> str:
         return "met" if ok else "NOT met"
@@ -555,20 +534,29 @@ def report(args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[s
     targets: list[str] = []
     if LINEAR in best:
         lin = best[LINEAR].steps_per_s
-        targets.append(f"  >= {TARGET_STEPS_PER_S:.0f} persisted steps/s (linear, best)   {lin:>7.0f}      "
-                       f"{mark(lin >= TARGET_STEPS_PER_S)}")
+        targets.append(
+            f"  >= {TARGET_STEPS_PER_S:.0f} persisted steps/s (linear, best)   {lin:>7.0f}      "
+            f"{mark(lin >= TARGET_STEPS_PER_S)}"
+        )
         if CHAIN_SQL in best:
             ratio_b = lin / best[CHAIN_SQL].steps_per_s
-            targets.append(f"  >= {TARGET_RATIO_B:.2f}x baseline (b) (linear, best)       {ratio_b:>7.2f}x     "
-                           f"{mark(ratio_b >= TARGET_RATIO_B)}")
+            targets.append(
+                f"  >= {TARGET_RATIO_B:.2f}x baseline (b) (linear, best)       {ratio_b:>7.2f}x     "
+                f"{mark(ratio_b >= TARGET_RATIO_B)}"
+            )
     e2e, call = lat.end_to_end_ms, lat.fire_call_ms
     if e2e:
         p50, p95 = percentile(e2e, 50), percentile(e2e, 95)
-        lines += ["", f"Latency, idle 5-step linear job, before fire_event() -> finished_at (n={len(e2e)}, "
-                      f"all rounds pooled): p50 {p50:.1f} ms, p95 {p95:.1f} ms, min {min(e2e):.1f} ms; "
-                      f"fire_event() call itself p50 {statistics.median(call):.1f} ms"]
-        targets.append(f"  idle 5-step p50 <= {TARGET_P50_MS:.0f} ms                     {p50:>7.1f} ms  "
-                       f"{mark(p50 <= TARGET_P50_MS)}")
+        lines += [
+            "",
+            f"Latency, idle 5-step linear job, before fire_event() -> finished_at (n={len(e2e)}, "
+            f"all rounds pooled): p50 {p50:.1f} ms, p95 {p95:.1f} ms, min {min(e2e):.1f} ms; "
+            f"fire_event() call itself p50 {statistics.median(call):.1f} ms",
+        ]
+        targets.append(
+            f"  idle 5-step p50 <= {TARGET_P50_MS:.0f} ms                     {p50:>7.1f} ms  "
+            f"{mark(p50 <= TARGET_P50_MS)}"
+        )
     lines += ["", "Targets:", *targets]
     return "\n".join(lines)
 
@@ -583,25 +571,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="uncounted warm-up jobs per worker (default 8)")
     p.add_argument("--fire-threads", type=int, default=3, help="threads firing/publishing (default 3)")
     p.add_argument("--concurrency", type=int, default=2, help="prefork processes per worker (default 2)")
-    p.add_argument("--redis-db", type=int, default=None,
-                   help="Redis DB to use and flush (default: the highest empty one)")
+    p.add_argument(
+        "--redis-db", type=int, default=None, help="Redis DB to use and flush (default: the highest empty one)"
+    )
     p.add_argument("--quick", action="store_true", help="100 jobs, 1 round, 20 latency samples")
-    p.add_argument("--systems", default="linear,fanout,a,b,mq-linear,mq-b,latency",
-                   help="what to run, comma-separated subset of linear,fanout,a,b,mq-linear,mq-b,latency "
-                        "(mq-: on RabbitMQ instead of Redis; default: all)")
-    p.add_argument("--write", action="store_true",
-                   help=f"write the result into BENCHMARKS.md ('{SECTION}'; needs mq-linear and mq-b)")
-    p.add_argument("--whatif", default="",
-                   help="profiling only: also run each selected Proactive system with these comma-separated "
-                        "bench.whatif switches (no_events, no_ping) in its worker, as extra rows")
+    p.add_argument(
+        "--systems",
+        default="linear,fanout,a,b,mq-linear,mq-b,latency",
+        help="what to run, comma-separated subset of linear,fanout,a,b,mq-linear,mq-b,latency "
+        "(mq-: on RabbitMQ instead of Redis; default: all)",
+    )
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help=f"write the result into BENCHMARKS.md ('{SECTION}'; needs mq-linear and mq-b)",
+    )
+    p.add_argument(
+        "--whatif",
+        default="",
+        help="profiling only: also run each selected Proactive system with these comma-separated "
+        "bench.whatif switches (no_events, no_ping) in its worker, as extra rows",
+    )
     args = p.parse_args(argv)
     quick = {"jobs": 100, "rounds": 1, "latency": 20, "warmup": 6}
     full = {"jobs": 400, "rounds": 2, "latency": 50, "warmup": 8}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    names = {"linear": LINEAR, "fanout": FANOUT, "a": CHAIN, "b": CHAIN_SQL, "mq-linear": LINEAR_MQ,
-             "mq-b": CHAIN_SQL_MQ, "latency": "latency"}
+    names = {
+        "linear": LINEAR,
+        "fanout": FANOUT,
+        "a": CHAIN,
+        "b": CHAIN_SQL,
+        "mq-linear": LINEAR_MQ,
+        "mq-b": CHAIN_SQL_MQ,
+        "latency": "latency",
+    }
     chosen = [n.strip() for n in args.systems.split(",") if n.strip()]
     if unknown := [n for n in chosen if n not in names]:
         p.error(f"unknown --systems {unknown}")
@@ -614,28 +619,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Set the environment, run every system for every round, print the report."""
     args = parse_args(argv)
-    db_name = f"proactive_bench_{uuid.uuid4().hex[:10]}"
-    redis_db = pick_redis_db(args.redis_db)
-    # Before any worker module is imported: settings, engine and Celery app read these once.
-    bench_env = {
-        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}",
-        "BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-        "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
-        "BENCH_BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-        "BENCH_DB_DSN": f"postgresql://postgres@127.0.0.1:5432/{db_name}",
-    }
-    os.environ.update(bench_env)
-    if "worker.config" in sys.modules:  # imported already (e.g. by a caller): re-read the environment
-        from worker.celery_app import reconfigure_broker
-        from worker.config import reset_settings
-        from worker.db import reset_engine
-
-        reset_settings()
-        reset_engine()
-        reconfigure_broker()
+    backends = Backends(fresh_db_name(), pick_redis_db(args.redis_db))
+    use_env(engine_env(backends))  # before any worker module reads its settings
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
-        bench = Bench(args, db_name, redis_db, Path(tmp))
+        bench = Bench(args, backends, Path(tmp))
         runs: list[Run] = []
         lat = Latency()
         head: list[str] = []
@@ -667,19 +655,25 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             bench.teardown()
     result = report(args, runs, lat, [])
-    footer = (f"\n(total wall time {time.monotonic() - started:.0f} s; throughput = steps / (last completion - "
-              f"first fire); CPU ms/step over that window: worker = the worker's processes, client = this "
-              f"process firing/publishing + polling, pg = PostgreSQL backends of the bench database)")
+    footer = (
+        f"\n(total wall time {time.monotonic() - started:.0f} s; throughput = steps / (last completion - "
+        f"first fire); CPU ms/step over that window: worker = the worker's processes, client = this "
+        f"process firing/publishing + polling, pg = PostgreSQL backends of the bench database)"
+    )
     print(result)
     print(footer)
     output = "\n".join([*head, *progress, result, footer])
     if args.write:  # the notes under the run's output are kept
-        from bench.edge import write_section  # bench.edge imports this module
-
-        write_section(BENCHMARKS_MD, SECTION, section_text(sys.argv[1:] if argv is None else argv, output))
+        write_section(BENCHMARKS_MD, SECTION, section(sys.argv[1:] if argv is None else argv, output))
 
 
-def section_text(argv: list[str], output: str) -> str:
+def engine_env(backends: Backends) -> dict[str, str]:
+    """Environment of this process and the workers: the run's database and broker, the no-op DAGs."""
+    # The baselines' completion signal is always Redis, whatever their broker.
+    return bench_env(backends, SEQUENCE_MODULES, BENCH_SIGNAL_URL=backends.broker_url or "")
+
+
+def section(argv: list[str], output: str) -> str:
     """The RabbitMQ section of BENCHMARKS.md: what it compares, the command (`argv`), the run's output."""
     command = shlex.join([".venv/bin/python", "-m", "bench.engine", *argv])
     about = (
@@ -690,10 +684,7 @@ def section_text(argv: list[str], output: str) -> str:
         "warmed up with uncounted jobs, rounds in alternating order, best round reported (same-round\n"
         "ratios printed too)."
     )
-    return (
-        f"{SECTION}\n\n{about}\n\nCommand:\n\n```\n{command}\n```\n\n"
-        f"Run ({time.strftime('%Y-%m-%d')}):\n\n```\n{output}\n```\n"
-    )
+    return section_text(SECTION, f"{about}\n\nCommand:", command, output)
 
 
 if __name__ == "__main__":

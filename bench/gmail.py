@@ -1,4 +1,4 @@
-"""Benchmark: a burst of Gmail pushes (issue 8) — 5,000 Pub/Sub pushes for 500 mailboxes against
+"""Benchmark: a burst of Gmail pushes — 5,000 Pub/Sub pushes for 500 mailboxes against
 gunicorn (the Procfile's options) with the worker running, on PostgreSQL + Redis, Google faked
 (tests/fakes: OIDC certs, token endpoint, Gmail history/messages), every push signed as Pub/Sub
 signs it and verified by the app.
@@ -36,18 +36,25 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from bench.edge import (
-    BASELINE_QUEUE,
-    Gunicorn,
-    _exchange,
-    _interrupted,
-    _raise_nofile,
-    http_request,
-    procfile_options,
+from sqlalchemy import func, insert, select
+
+from bench.edge_baseline import QUEUE as BASELINE_QUEUE
+from bench.harness import (
+    BENCHMARKS_MD,
+    Backends,
+    WorkerProcess,
+    bench_env,
+    fresh_db_name,
+    percentile,
+    pick_redis_db,
+    raise_on_signals,
+    section_text,
+    use_env,
     write_section,
 )
-from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, pick_redis_db, release_backends
-from bench.workers import WorkerProcess
+from bench.web import Gunicorn, exchange, http_request, procfile_options, raise_nofile
+from tests.fakes.google import CLIENT_ID, CLIENT_SECRET, FakeGoogle
+from tests.fakes.google_certs import FakeGoogleCerts
 
 AUDIENCE = "https://bench.proactive.example/webhooks/gmail"
 SERVICE_ACCOUNT = "gmail-push@bench-project.iam.gserviceaccount.com"
@@ -64,10 +71,7 @@ def say(text: str) -> None:
 
 def pct(values: list[float], p: float) -> float:
     """The p-th percentile of `values` (seconds) in ms."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
+    return percentile(values, p) * 1000 if values else float("nan")
 
 
 # --------------------------------------------------------------------------- the load (child process)
@@ -75,7 +79,7 @@ def pct(values: list[float], p: float) -> float:
 
 def burst(port: int, requests: list[bytes], connections: int) -> dict[str, Any]:
     """Send every request once over `connections` concurrent loops, as fast as answers come back."""
-    _raise_nofile()
+    raise_nofile()
     return asyncio.run(_burst(port, requests, connections))
 
 
@@ -87,7 +91,7 @@ async def _burst(port: int, requests: list[bytes], connections: int) -> dict[str
         for i in queue:
             t0 = time.monotonic()
             try:
-                status, _ = await asyncio.wait_for(_exchange("127.0.0.1", port, requests[i]), REQUEST_TIMEOUT_S)
+                status, _ = await asyncio.wait_for(exchange("127.0.0.1", port, requests[i]), REQUEST_TIMEOUT_S)
             except (OSError, ValueError, IndexError, TimeoutError):
                 status = -1
             results[i] = (status, time.monotonic() - t0)
@@ -107,67 +111,45 @@ class Run:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.workdir = workdir
-        self.db_name = f"proactive_bench_{uuid.uuid4().hex[:10]}"
-        self.redis_db = pick_redis_db(args.redis_db)
-        self.created = False
+        self.db = Backends(fresh_db_name(), pick_redis_db(args.redis_db))
         self.google: Any = None
         self.certs: Any = None
-        self.redis: Any = None
         self.orgs: list[uuid.UUID] = []
         self.env: dict[str, str] = {}
 
     def setup(self) -> None:
-        import psycopg
-        import redis
-
-        from tests.fakes.google import CLIENT_ID, CLIENT_SECRET, FakeGoogle
-        from tests.fakes.google_certs import FakeGoogleCerts
-        from worker.crypto import generate_key
+        """The fake Google (OAuth, Gmail, OIDC certs), the environment, the database and Redis."""
+        from worker.crypto import generate_key  # before use_env, which re-reads any settings read by then
 
         self.google = FakeGoogle().start()
         self.certs = FakeGoogleCerts().start()
-        self.env = {
-            "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.db_name}",
-            "BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.redis_db}",
-            "BENCH_BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.redis_db}",
-            "PROACTIVE_SEQUENCE_MODULES": "sequences,bench.gmail_dags",
-            "GOOGLE_TOKEN_URI": self.google.token_uri,
-            "GOOGLE_API_URL": self.google.url,
-            "GOOGLE_CLIENT_ID": CLIENT_ID,
-            "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-            "GOOGLE_CERTS_URL": self.certs.certs_url,
-            "PUBSUB_AUDIENCE": AUDIENCE,
-            "PUBSUB_SERVICE_ACCOUNT": SERVICE_ACCOUNT,
-            "ENCRYPTION_KEYS": generate_key(),
-            "SLACK_BOT_TOKEN": "",
-            "PROACTIVE_DRY_RUN": "1",
-        }
-        os.environ.update(self.env)
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        self.created = True
-        from worker import migrate
-        from worker.config import reset_settings
-
-        reset_settings()
-        migrate.upgrade(self.env["DATABASE_URL"])
-        self.redis = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.redis_db)
-        self.redis.flushdb()
+        self.env = bench_env(
+            self.db,
+            "sequences,bench.gmail_dags",
+            GOOGLE_TOKEN_URI=self.google.token_uri,
+            GOOGLE_API_URL=self.google.url,
+            GOOGLE_CLIENT_ID=CLIENT_ID,
+            GOOGLE_CLIENT_SECRET=CLIENT_SECRET,
+            GOOGLE_CERTS_URL=self.certs.certs_url,
+            PUBSUB_AUDIENCE=AUDIENCE,
+            PUBSUB_SERVICE_ACCOUNT=SERVICE_ACCOUNT,
+            ENCRYPTION_KEYS=generate_key(),
+            SLACK_BOT_TOKEN="",
+            PROACTIVE_DRY_RUN="1",
+        )
+        use_env(self.env)
+        self.db.create()
 
     def teardown(self) -> None:
+        """Stop the fakes, drop the database, flush Redis."""
         for fake in (self.google, self.certs):
             if fake is not None:
                 fake.stop()
-        from worker.db import reset_engine
-
-        reset_engine()
-        release_backends(self.db_name if self.created else None, self.redis, self.redis_db)
+        self.db.close()
 
     def seed(self, mailboxes: int, tag: str) -> list[str]:
         """`mailboxes` reps (ORGS orgs), each with a connected Gmail integration; their addresses."""
-        from sqlalchemy import insert
-
-        from worker.crypto import encrypt_json
+        from worker.crypto import encrypt_json  # after use_env: worker modules read the settings at import
         from worker.db import transaction
         from worker.models import Integration, Org, User, utcnow
 
@@ -264,9 +246,7 @@ class Run:
 
     def events_of(self, addresses: list[str]) -> tuple[int, int, datetime | None]:
         """(email_received jobs, distinct keys, last created_at) for these mailboxes' users."""
-        from sqlalchemy import func, select
-
-        from worker.db import transaction
+        from worker.db import transaction  # after use_env (settings read at import)
         from worker.models import User, jobs
 
         with transaction() as conn:
@@ -280,9 +260,7 @@ class Run:
 
     def counts(self, addresses: list[str]) -> dict[str, int]:
         """emails rows and push rows of these mailboxes, Gmail history.list calls so far."""
-        from sqlalchemy import func, select
-
-        from worker.db import transaction
+        from worker.db import transaction  # after use_env (settings read at import)
         from worker.models import Email, GmailPush, User
 
         with transaction() as conn:
@@ -331,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--redis-db", type=int, default=None)
     p.add_argument("--write", action="store_true", help="write the result into BENCHMARKS.md")
     args = p.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupted)  # stop the servers on the way out
+    raise_on_signals(signal.SIGTERM)  # stop the servers on the way out
     options = args.gunicorn or procfile_options()
     with tempfile.TemporaryDirectory(prefix="bench-gmail-") as tmp:
         run = Run(args, Path(tmp))
@@ -407,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"Gmail history.list calls for the burst: {counts['history_calls'] - history0} "
                 f"(coalescing: {expected} pushes)",
                 "",
-                "Targets (issue 8): >= 500 pushes/s accepted with p99 < 100 ms: "
+                "Targets: >= 500 pushes/s accepted with p99 < 100 ms: "
                 f"{ours_stats['rate']:.0f}/s, p99 {ours_stats['p99']:.1f} ms -> "
                 f"{'met' if ours_stats['rate'] >= 500 and ours_stats['p99'] < 100 else 'NOT met'}; "
                 f"no duplicates: {'met' if n == distinct == expected == counts['emails'] else 'NOT met'}",
@@ -415,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             text = "\n".join(lines)
             print(text, flush=True)
             if args.write:  # the notes under the run's output are kept
-                write_section(Path("BENCHMARKS.md"), SECTION, section_text(text))
+                write_section(BENCHMARKS_MD, SECTION, section(text))
             return 0
         finally:
             for s in reversed(servers):
@@ -424,13 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             run.teardown()
 
 
-def section_text(output: str) -> str:
+def section(output: str) -> str:
     """This benchmark's BENCHMARKS.md section (what it measures, the command, the run's output)."""
     about = (__doc__ or "").split("\n\n", 1)[1].split("\n\nRun from")[0]
-    return (
-        f"{SECTION}\n\n{about}\n\nCommand:\n\n```\n.venv/bin/python -m bench.gmail --write\n```\n\n"
-        f"Run ({time.strftime('%Y-%m-%d')}):\n\n```\n{output}\n```\n"
-    )
+    return section_text(SECTION, f"{about}\n\nCommand:", ".venv/bin/python -m bench.gmail --write", output)
 
 
 if __name__ == "__main__":

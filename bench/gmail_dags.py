@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import bench.ready  # noqa: F401 - worker_ready hook (ready file)
-from worker.context import StepContext
-from worker.dag import Sequence, Step
-from worker.registry import register
+from worker.engine.context import StepContext
+from worker.engine.dag import Sequence, Step
+from worker.engine.registry import register
 
 
 def noop(ctx: StepContext, inputs: Mapping[str, Any]) -> None:

@@ -1,9 +1,9 @@
 """Benchmark DAGs with no-op skills, registered over two event types (``replace=True``).
 
-bench.engine lists ``bench.sequences`` in ``PROACTIVE_SEQUENCE_MODULES`` (after ``sequences``) for
-its own process and the workers it starts; importing ``bench.sequences`` imports this module (the
-DAGs moved here when ``bench/sequences.py`` became the nine-sequence benchmark). Import it only
-after ``worker.registry.load()`` so the product modules register first and these replace them.
+bench.engine lists this module in ``PROACTIVE_SEQUENCE_MODULES`` (after ``sequences``) for its own
+process and the workers it starts, so ``worker.engine.registry.load()`` imports it after the product
+modules and these DAGs replace theirs. Import it only after that load (an earlier import would
+register these first).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 from pydantic import ConfigDict
 
 import bench.ready  # noqa: F401 - worker_ready hook (ready file)
-from worker.context import StepContext
-from worker.dag import Sequence, Step
-from worker.payloads import Payload
-from worker.registry import register
+from worker.engine.context import StepContext
+from worker.engine.dag import Sequence, Step
+from worker.engine.payloads import Payload
+from worker.engine.registry import register
 
 # Event types the benchmark DAGs run for (org-level or not, both get a user id).
 LINEAR_EVENT = "campaign_daily_check"
@@ -35,20 +35,34 @@ def noop(ctx: StepContext, inputs: Mapping[str, Any]) -> None:
     return None
 
 
-LINEAR = register(Sequence(LINEAR_EVENT, payload_model=BenchPayload, description="bench: 5-step chain",
-                           steps=(
-    Step("s1", noop),
-    Step("s2", noop, deps=("s1",)),
-    Step("s3", noop, deps=("s2",)),
-    Step("s4", noop, deps=("s3",)),
-    Step("s5", noop, deps=("s4",)),
-)), replace=True)
+LINEAR = register(
+    Sequence(
+        LINEAR_EVENT,
+        payload_model=BenchPayload,
+        description="bench: 5-step chain",
+        steps=(
+            Step("s1", noop),
+            Step("s2", noop, deps=("s1",)),
+            Step("s3", noop, deps=("s2",)),
+            Step("s4", noop, deps=("s3",)),
+            Step("s5", noop, deps=("s4",)),
+        ),
+    ),
+    replace=True,
+)
 
-FANOUT = register(Sequence(FANOUT_EVENT, payload_model=BenchPayload, description="bench: a -> (b, c, d) -> e",
-                           steps=(
-    Step("a", noop),
-    Step("b", noop, deps=("a",)),
-    Step("c", noop, deps=("a",)),
-    Step("d", noop, deps=("a",)),
-    Step("e", noop, deps=("b", "c", "d")),
-)), replace=True)
+FANOUT = register(
+    Sequence(
+        FANOUT_EVENT,
+        payload_model=BenchPayload,
+        description="bench: a -> (b, c, d) -> e",
+        steps=(
+            Step("a", noop),
+            Step("b", noop, deps=("a",)),
+            Step("c", noop, deps=("a",)),
+            Step("d", noop, deps=("a",)),
+            Step("e", noop, deps=("b", "c", "d")),
+        ),
+    ),
+    replace=True,
+)

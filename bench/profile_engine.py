@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import tempfile
 import time
@@ -26,7 +25,10 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
-from bench.engine import REDIS_HOST, REDIS_PORT, SEQUENCE_MODULES, STEPS_PER_JOB, Bench, pick_redis_db
+from sqlalchemy import event
+
+from bench.engine import FANOUT, LINEAR, STEPS_PER_JOB, Bench, engine_env
+from bench.harness import Backends, fresh_db_name, pick_redis_db, use_env
 
 
 class Counters:
@@ -38,7 +40,6 @@ class Counters:
 
     def install(self, engine: Any) -> None:
         """Hook statements, transactions, checkouts and pre-ping pings of ``engine``."""
-        from sqlalchemy import event
 
         @event.listens_for(engine, "before_cursor_execute")
         def _stmt(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
@@ -78,6 +79,15 @@ class Counters:
 
         dialect.do_ping = counted_ping
 
+    @classmethod
+    def on_engine(cls) -> Counters:
+        """Counters hooked on this process's engine (once the benchmark set its environment)."""
+        from worker.db import get_engine  # after use_env: worker modules read the settings at import
+
+        counters = cls()
+        counters.install(get_engine())
+        return counters
+
     def snapshot(self) -> Counter[str]:
         """A copy of the counters."""
         return Counter(self.c)
@@ -86,8 +96,13 @@ class Counters:
 def per(counter: Counter[str], n: int) -> dict[str, float]:
     """Each counter divided by ``n`` (per job or per step), with the derived round trips."""
     out = {k: v / n for k, v in sorted(counter.items())}
-    trips = (counter["pre-ping pings"] + counter["transactions"] + counter["statements"]
-             + counter["commits"] + counter["rollbacks"])
+    trips = (
+        counter["pre-ping pings"]
+        + counter["transactions"]
+        + counter["statements"]
+        + counter["commits"]
+        + counter["rollbacks"]
+    )
     out["= round trips"] = trips / n
     return out
 
@@ -107,8 +122,8 @@ class Capture:
 
     def install(self) -> None:
         """Swap ``publish_steps`` where the engine and fire_event look it up."""
-        import worker.engine as engine_mod
-        import worker.events as events_mod
+        import worker.engine.driver as engine_mod  # after use_env: worker modules read the settings at import
+        import worker.engine.events as events_mod
 
         engine_mod.publish_steps = self  # type: ignore[assignment]
         events_mod.publish_steps = self  # type: ignore[assignment]
@@ -132,10 +147,18 @@ def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
     return [(pkg, t / total) for pkg, t in totals.most_common(7)]
 
 
-def profile(event_type: str, label: str, bench: Bench, jobs: int, counters: Counters, capture: Capture,
-            use_cprofile: bool, show_trace: bool) -> str:
+def profile(
+    event_type: str,
+    label: str,
+    bench: Bench,
+    jobs: int,
+    counters: Counters,
+    capture: Capture,
+    use_cprofile: bool,
+    show_trace: bool,
+) -> str:
     """Fire ``jobs`` jobs of ``event_type`` and run every captured step message here."""
-    import worker.engine as engine_mod
+    import worker.engine.driver as engine_mod  # after use_env (settings read at import)
 
     captured = capture.queue
     org, user = bench.make_org()
@@ -166,30 +189,40 @@ def profile(event_type: str, label: str, bench: Bench, jobs: int, counters: Coun
         prof.disable()
     exec_wall, exec_cpu = time.perf_counter() - t1, time.process_time() - cpu1
     c2 = counters.snapshot()
-    done = bench.admin.execute(
-        "SELECT count(*) FROM step_runs WHERE org_id = %s AND status = 'succeeded'", (org,)).fetchone()[0]
+    done = bench.db.admin.execute(
+        "SELECT count(*) FROM step_runs WHERE org_id = %s AND status = 'succeeded'", (org,)
+    ).fetchone()[0]
     steps = jobs * STEPS_PER_JOB
     assert done == steps + 5 * STEPS_PER_JOB, f"{done} succeeded steps"
     lines = [f"== {label}: {jobs} jobs, {steps} steps, in-process (no broker, no worker)"]
-    lines.append(f"fire_event(): {fire_wall / jobs * 1000:.2f} ms wall, {fire_cpu / jobs * 1000:.2f} ms CPU "
-                 "per job; per job: " + ", ".join(f"{k} {v:.1f}" for k, v in per(c1 - c0, jobs).items()))
-    lines.append(f"steps: {tasks} run_step tasks ({tasks / jobs:.1f} per job: {fire_msgs / jobs:.1f} published "
-                 f"by fire_event + {(capture.sent - fire_msgs) / jobs:.1f} by steps; the rest ran inline), "
-                 f"{exec_wall / steps * 1000:.2f} ms wall, {exec_cpu / steps * 1000:.2f} ms CPU per step")
+    lines.append(
+        f"fire_event(): {fire_wall / jobs * 1000:.2f} ms wall, {fire_cpu / jobs * 1000:.2f} ms CPU "
+        "per job; per job: " + ", ".join(f"{k} {v:.1f}" for k, v in per(c1 - c0, jobs).items())
+    )
+    lines.append(
+        f"steps: {tasks} run_step tasks ({tasks / jobs:.1f} per job: {fire_msgs / jobs:.1f} published "
+        f"by fire_event + {(capture.sent - fire_msgs) / jobs:.1f} by steps; the rest ran inline), "
+        f"{exec_wall / steps * 1000:.2f} ms wall, {exec_cpu / steps * 1000:.2f} ms CPU per step"
+    )
     lines.append("per step: " + ", ".join(f"{k} {v:.2f}" for k, v in per(c2 - c1, steps).items()))
     if prof:
-        lines.append("cProfile own CPU time by package: " + ", ".join(
-            f"{pkg} {share:.0%}" for pkg, share in by_package(pstats.Stats(prof))))
+        lines.append(
+            "cProfile own CPU time by package: "
+            + ", ".join(f"{pkg} {share:.0%}" for pkg, share in by_package(pstats.Stats(prof)))
+        )
         for title, sort, restrict in (
             ("by own CPU time", "tottime", 15),
-            ("engine functions by cumulative CPU time", "cumulative", r"worker/(engine|jobstore|db|publish|dag)\.py"),
+            ("engine functions by cumulative CPU time", "cumulative", r"worker/(engine/\w+|db)\.py"),
         ):
             buf = io.StringIO()
             pstats.Stats(prof, stream=buf).sort_stats(sort).print_stats(restrict)
             text = buf.getvalue()
             lines.append(f"cProfile (CPU timer, profiler overhead included) of the step path, {title}:")
-            lines.extend("  " + ln.replace(str(Path.cwd()) + "/", "")
-                         for ln in text[text.find("ncalls"):].splitlines()[:26] if ln.strip())
+            lines.extend(
+                "  " + ln.replace(str(Path.cwd()) + "/", "")
+                for ln in text[text.find("ncalls") :].splitlines()[:26]
+                if ln.strip()
+            )
     trace: list[str] = []
     counters.trace = trace
     bench.fire_one(event_type, org, user, "t" + tag, 0)
@@ -215,24 +248,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--redis-db", type=int, default=None)
     args = p.parse_args(argv)
     args.fire_threads, args.concurrency = 1, 1
-    db_name = f"proactive_bench_{uuid.uuid4().hex[:10]}"
-    redis_db = pick_redis_db(args.redis_db)
-    os.environ.update({
-        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}",
-        "BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-        "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
-    })
+    backends = Backends(fresh_db_name(), pick_redis_db(args.redis_db))
+    use_env(engine_env(backends))
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-        bench = Bench(args, db_name, redis_db, Path(tmp))
+        bench = Bench(args, backends, Path(tmp))
         try:
             bench.setup()
-            from bench import sequences
-            from worker.db import get_engine
-
-            counters, capture = Counters(), Capture()
-            counters.install(get_engine())
+            counters, capture = Counters.on_engine(), Capture()
             capture.install()
-            cases = ((sequences.LINEAR_EVENT, "linear 5 steps"), (sequences.FANOUT_EVENT, "fan-out a->(b,c,d)->e"))
+            linear, fanout = bench.events[LINEAR], bench.events[FANOUT]
+            cases = ((linear, "linear 5 steps"), (fanout, "fan-out a->(b,c,d)->e"))
             for event, label in cases:
                 print(profile(event, label, bench, args.jobs, counters, capture, args.cprofile, args.trace), flush=True)
                 print()

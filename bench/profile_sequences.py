@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import tempfile
 import time
@@ -26,8 +25,9 @@ from collections import Counter, defaultdict, deque
 from pathlib import Path
 from typing import Any
 
+from bench.harness import Backends, fresh_db_name, pick_redis_db, use_env
 from bench.profile_engine import Counters, by_package
-from bench.sequences import DAY_MIX, Bench, bench_env, pick_redis_db, rep_choice
+from bench.sequences import DAY_MIX, Bench, rep_choice, sequences_env
 
 
 def trips(c: Counter[str]) -> int:
@@ -54,9 +54,9 @@ class Capture:
 
     def install(self) -> None:
         """Swap the publishers where the engine, fire_event and the approvals look them up."""
-        import worker.approvals as approvals_mod
-        import worker.engine as engine_mod
-        import worker.events as events_mod
+        import worker.engine.approvals as approvals_mod  # after use_env: worker modules read the settings at import
+        import worker.engine.driver as engine_mod
+        import worker.engine.events as events_mod
 
         engine_mod.publish_steps = self.steps  # type: ignore[assignment]
         events_mod.publish_steps = self.steps  # type: ignore[assignment]
@@ -88,15 +88,16 @@ class Profiler:
 
     def step_name(self, step_run_id: uuid.UUID) -> str:
         """The step a run_step message is for (read outside the counted engine)."""
-        row = self.bench.admin.execute(
+        row = self.bench.db.admin.execute(
             "SELECT j.event_type, s.step FROM step_runs s JOIN sequence_jobs j ON j.id = s.job_id WHERE s.id = %s",
-            (step_run_id,)).fetchone()
+            (step_run_id,),
+        ).fetchone()
         return f"{row[0]}/{row[1]}" if row else "?"
 
     def drain(self, org: uuid.UUID, measure: bool) -> None:
         """Run every captured message, deciding pending approvals of ``org`` until nothing is left."""
-        import worker.engine as engine_mod
-        from worker import approvals
+        import worker.engine.driver as engine_mod  # after use_env (settings read at import)
+        from worker.engine import approvals
 
         while True:
             while self.capture.queue:
@@ -109,9 +110,10 @@ class Profiler:
                     approvals.resume(item)
                 if measure:
                     self.account("run_step tasks" if kind == "step" else "resume tasks", name, c0, cpu0)
-            pending = self.bench.admin.execute(
+            pending = self.bench.db.admin.execute(
                 "SELECT id, kind, preview, approver_user_ids FROM approvals WHERE org_id = %s AND status = 'pending'",
-                (org,)).fetchall()
+                (org,),
+            ).fetchall()
             if not pending:
                 return
             for approval_id, kind, preview, approvers in pending:
@@ -124,7 +126,7 @@ class Profiler:
 
     def run(self, event_type: str, n: int) -> tuple[int, int, float]:
         """Fire ``n`` measured events of ``event_type`` (after 3 uncounted); (jobs, steps run, wall s)."""
-        from worker.events import fire_event
+        from worker.engine.events import fire_event  # after use_env (settings read at import)
 
         org = self.bench.make_orgs(1, event_type)[0]
         template = self.bench.templates[org][event_type]
@@ -132,7 +134,7 @@ class Profiler:
         for i in range(3):
             fire_event({**template, "idempotency_key": f"warm:{tag}:{i}"})
             self.drain(org, measure=False)
-        self.bench.admin.execute("DELETE FROM sequence_jobs WHERE org_id = %s", (org,))  # count only measured
+        self.bench.db.admin.execute("DELETE FROM sequence_jobs WHERE org_id = %s", (org,))  # count only measured
         t0 = time.perf_counter()
         for i in range(n):
             c0, cpu0 = self.counters.snapshot(), time.process_time()
@@ -140,10 +142,12 @@ class Profiler:
             self.account("fire_event()", None, c0, cpu0)
             self.drain(org, measure=True)
         wall = time.perf_counter() - t0
-        jobs, bad, steps = self.bench.admin.execute(
+        jobs, bad, steps = self.bench.db.admin.execute(
             "SELECT count(*), count(*) FILTER (WHERE status NOT IN ('completed', 'skipped')),"
             " (SELECT count(*) FROM step_runs WHERE org_id = %(o)s AND status IN ('succeeded', 'failed'))"
-            " FROM sequence_jobs WHERE org_id = %(o)s", {"o": org}).fetchone()
+            " FROM sequence_jobs WHERE org_id = %(o)s",
+            {"o": org},
+        ).fetchone()
         if bad:
             raise RuntimeError(f"{event_type}: {bad} jobs did not complete")
         return jobs, steps, wall
@@ -158,22 +162,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--redis-db", type=int, default=None)
     args = p.parse_args(argv)
     args.keep = False
-    db_name = f"proactive_bench_seq_{uuid.uuid4().hex[:10]}"
-    redis_db = pick_redis_db(args.redis_db)  # nothing is published; the DB is only flushed
-    os.environ.update(bench_env(db_name, redis_db))
+    # Nothing is published; the Redis DB is only flushed.
+    backends = Backends(fresh_db_name("proactive_bench_seq"), pick_redis_db(args.redis_db))
+    use_env(sequences_env(backends))
     with tempfile.TemporaryDirectory(prefix="bench-profile-seq-") as tmp:
-        bench = Bench(args, db_name, redis_db, Path(tmp))
+        bench = Bench(args, backends, Path(tmp))
         try:
             bench.setup()
-            from worker.db import get_engine
-
-            counters, capture = Counters(), Capture()
-            counters.install(get_engine())
+            counters, capture = Counters.on_engine(), Capture()
             capture.install()
             prof = Profiler(bench, counters, capture)
             cp = cProfile.Profile(time.process_time) if args.cprofile else None
-            print(f"{'event type':<22}{'jobs/ev':>8}{'steps/ev':>9}{'trips/ev':>9}{'txns/ev':>8}{'stmts/ev':>9}"
-                  f"{'pings/ev':>9}{'CPU ms/ev':>10}{'wall ms/ev':>11}")
+            print(
+                f"{'event type':<22}{'jobs/ev':>8}{'steps/ev':>9}{'trips/ev':>9}{'txns/ev':>8}{'stmts/ev':>9}"
+                f"{'pings/ev':>9}{'CPU ms/ev':>10}{'wall ms/ev':>11}"
+            )
             for t in args.types.split(","):
                 before = {k: Counter(v) for k, v in prof.by_phase.items()}
                 cpu_before = Counter(prof.cpu)
@@ -187,31 +190,52 @@ def main(argv: list[str] | None = None) -> None:
                     total.update(v - before.get(k, Counter()))
                 cpu = sum(prof.cpu.values()) - sum(cpu_before.values())
                 n = args.events
-                print(f"{t:<22}{jobs / n:>8.1f}{steps / n:>9.1f}{trips(total) / n:>9.0f}"
-                      f"{total['transactions'] / n:>8.1f}{total['statements'] / n:>9.0f}"
-                      f"{total['pre-ping pings'] / n:>9.1f}{cpu * 1000 / n:>10.1f}{wall * 1000 / n:>11.1f}", flush=True)
-            print("\nBy phase (all types): " + "; ".join(
-                f"{k}: {trips(v)} round trips, {v['transactions']} txns, {v['statements']} statements, "
-                f"{prof.cpu[k]:.2f} s CPU" for k, v in prof.by_phase.items()))
+                print(
+                    f"{t:<22}{jobs / n:>8.1f}{steps / n:>9.1f}{trips(total) / n:>9.0f}"
+                    f"{total['transactions'] / n:>8.1f}{total['statements'] / n:>9.0f}"
+                    f"{total['pre-ping pings'] / n:>9.1f}{cpu * 1000 / n:>10.1f}{wall * 1000 / n:>11.1f}",
+                    flush=True,
+                )
+            print(
+                "\nBy phase (all types): "
+                + "; ".join(
+                    f"{k}: {trips(v)} round trips, {v['transactions']} txns, {v['statements']} statements, "
+                    f"{prof.cpu[k]:.2f} s CPU"
+                    for k, v in prof.by_phase.items()
+                )
+            )
             total_steps = sum(v["tasks"] for v in prof.by_step.values())
-            print(f"\nTop run_step tasks by round trips (a task = its step + any successor run inline; "
-                  f"{total_steps} tasks):")
-            print(f"  {'event type/step':<48}{'tasks':>6}{'trips/task':>11}{'txns':>6}{'stmts':>6}{'CPU ms':>8}"
-                  f"  statements by verb")
+            print(
+                f"\nTop run_step tasks by round trips (a task = its step + any successor run inline; "
+                f"{total_steps} tasks):"
+            )
+            print(
+                f"  {'event type/step':<48}{'tasks':>6}{'trips/task':>11}{'txns':>6}{'stmts':>6}{'CPU ms':>8}"
+                f"  statements by verb"
+            )
             ranked = sorted(prof.by_step.items(), key=lambda kv: -trips(kv[1]))
             for name, c in ranked[:25]:
                 k = c["tasks"]
                 verbs = ", ".join(f"{v.split()[1]} {c[v] / k:.1f}" for v in sorted(c) if v.startswith("stmt "))
-                print(f"  {name:<48}{k:>6}{trips(c) / k:>11.1f}{c['transactions'] / k:>6.1f}"
-                      f"{c['statements'] / k:>6.1f}{c['cpu_us'] / k / 1000:>8.2f}  {verbs}")
+                print(
+                    f"  {name:<48}{k:>6}{trips(c) / k:>11.1f}{c['transactions'] / k:>6.1f}"
+                    f"{c['statements'] / k:>6.1f}{c['cpu_us'] / k / 1000:>8.2f}  {verbs}"
+                )
             if cp:
-                print("\ncProfile own CPU time by package: " + ", ".join(
-                    f"{pkg} {share:.0%}" for pkg, share in by_package(pstats.Stats(cp))))
+                print(
+                    "\ncProfile own CPU time by package: "
+                    + ", ".join(f"{pkg} {share:.0%}" for pkg, share in by_package(pstats.Stats(cp)))
+                )
                 buf = io.StringIO()
                 pstats.Stats(cp, stream=buf).sort_stats("tottime").print_stats(20)
                 text = buf.getvalue()
-                print("\n".join("  " + ln.replace(str(Path.cwd()) + "/", "")
-                                for ln in text[text.find("ncalls"):].splitlines() if ln.strip()))
+                print(
+                    "\n".join(
+                        "  " + ln.replace(str(Path.cwd()) + "/", "")
+                        for ln in text[text.find("ncalls") :].splitlines()
+                        if ln.strip()
+                    )
+                )
         finally:
             bench.teardown()
 

@@ -1,4 +1,4 @@
-"""Benchmark: the cost of one `/metrics` scrape as history grows (issue 13) — 10,000 jobs, then
+"""Benchmark: the cost of one `/metrics` scrape as history grows — 10,000 jobs, then
 1,000,000, on PostgreSQL, in multiprocess mode as the fleet runs it.
 
 History is generated in SQL (`INSERT … SELECT generate_series`): per job one finished step run,
@@ -25,8 +25,10 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.edge import write_section
-from bench.engine import PG_ADMIN_DSN
+import psycopg
+from sqlalchemy import insert
+
+from bench.harness import BENCHMARKS_MD, Backends, bench_env, fresh_db_name, percentile, use_env, write_section
 
 BENCH_DOC = "## Prometheus scrape (bench/prom_scrape.py)"
 TARGET_MS = 50.0
@@ -40,9 +42,7 @@ def say(text: str) -> None:
 
 def seed_org(conn: object) -> tuple[uuid.UUID, uuid.UUID]:
     """One org and one rep (the history's owner)."""
-    from sqlalchemy import insert
-
-    from worker.models import Org, User
+    from worker.models import Org, User  # after use_env: worker modules read the settings at import
 
     org_id, user_id = uuid.uuid4(), uuid.uuid4()
     conn.execute(insert(Org.__table__).values(id=org_id, name="Bench org", timezone="UTC", settings={}))  # type: ignore[attr-defined]
@@ -54,8 +54,6 @@ def seed_org(conn: object) -> tuple[uuid.UUID, uuid.UUID]:
 
 def grow_history(dsn: str, org_id: uuid.UUID, start: int, stop: int) -> None:
     """Jobs `start`..`stop`-1 (completed), a step run each, an approval every tenth, a sent message each."""
-    import psycopg
-
     with psycopg.connect(dsn, autocommit=False) as conn:
         conn.execute(
             """
@@ -105,8 +103,6 @@ def grow_history(dsn: str, org_id: uuid.UUID, start: int, stop: int) -> None:
 
 def live_work(dsn: str, org_id: uuid.UUID) -> None:
     """Pending approvals and messages: the same at every history size."""
-    import psycopg
-
     with psycopg.connect(dsn) as conn:
         conn.execute(
             """
@@ -151,7 +147,8 @@ def live_work(dsn: str, org_id: uuid.UUID) -> None:
 
 def fill_value_files() -> None:
     """PROCESSES forked children each record every metric for every sequence and step (then exit)."""
-    from worker import prom, registry
+    from worker.engine import registry  # after use_env (settings read at import)
+    from worker.metrics import prom
 
     steps = [(name, step) for name, seq in registry.registered().items() for step in seq.order]
     for _ in range(PROCESSES):
@@ -186,11 +183,8 @@ def time_scrapes(client: object, n: int) -> list[float]:
     return times
 
 
-def p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20)[18]
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Scrape at each history size; print (and maybe write) the result; 1 when over the target."""
     p = argparse.ArgumentParser(prog="python -m bench.prom_scrape", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--jobs", default="10000,1000000", help="history sizes, ascending (default 10000,1000000)")
     p.add_argument("--scrapes", type=int, default=200)
@@ -198,30 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     sizes = [int(x) for x in args.jobs.split(",")]
 
-    import psycopg
-
-    db_name = f"proactive_bench_{uuid.uuid4().hex[:10]}"
+    db = Backends(fresh_db_name())
     metrics_dir = tempfile.mkdtemp(prefix="proactive-prom-")
-    dsn = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
-    os.environ.update(
-        DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}",
-        BROKER_URL="redis://127.0.0.1:6379/15",
-        PROMETHEUS_MULTIPROC_DIR=metrics_dir,  # before prometheus-client makes its first value
-    )
-    created = False
+    # Nothing is published (BROKER_URL only for the settings); the multiprocess directory is set
+    # before prometheus-client makes its first value.
+    use_env(bench_env(db, BROKER_URL="redis://127.0.0.1:6379/15", PROMETHEUS_MULTIPROC_DIR=metrics_dir))
     try:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{db_name}"')
-            created = True
-            pg_version = conn.execute("SHOW server_version").fetchone()[0]
-        from webhooks import create_app
-        from worker import migrate
+        db.create()
+        pg_version = db.pg_version()
+        from webhooks import create_app  # after use_env (settings read at import)
         from worker.db import transaction
 
-        migrate.upgrade(os.environ["DATABASE_URL"])
         with transaction() as conn:
             org_id, _user = seed_org(conn)
-        live_work(dsn, org_id)
+        live_work(db.dsn, org_id)
         fill_value_files()
         files = len(list(Path(metrics_dir).glob("*.db")))
         client = create_app().test_client()
@@ -229,17 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         have = 0
         for size in sizes:
             t0 = time.perf_counter()
-            grow_history(dsn, org_id, have, size)
+            grow_history(db.dsn, org_id, have, size)
             have = size
             say(f"history: {size:,} jobs ({time.perf_counter() - t0:.1f} s to generate)")
             times = time_scrapes(client, args.scrapes)
-            results.append((size, statistics.median(times), p95(times)))
+            results.append((size, statistics.median(times), percentile(times, 95)))
             say(f"  /metrics p50 {results[-1][1]:.2f} ms, p95 {results[-1][2]:.2f} ms")
         body_bytes = len(client.get("/metrics").data)
     finally:
-        if created:
-            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        db.close()
         for f in Path(metrics_dir).glob("*"):
             f.unlink()
         os.rmdir(metrics_dir)
@@ -263,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     report = "\n".join(lines)
     say("\n" + report)
     if args.write:
-        write_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", BENCH_DOC, report)
+        write_section(BENCHMARKS_MD, BENCH_DOC, report)
     worst = max(r[2] for r in results)
     return 0 if worst < TARGET_MS else 1
 

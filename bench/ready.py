@@ -1,6 +1,6 @@
 """Worker-side hook for benchmarks: touch ``$BENCH_READY_FILE`` when a worker starts consuming.
 
-Imported by the benchmark's worker modules (``bench.sequences``, ``bench.baseline_app``) so the
+Imported by the benchmark's worker modules (``bench.noop_dags``, ``bench.baseline_app``...) so the
 benchmark can wait for readiness without parsing INFO logs (workers run at ``-l WARNING``).
 """
 

@@ -5,31 +5,26 @@
 One run: a fresh database ``proactive_bench_seq_<random>`` (migrated to head, dropped at the end),
 an empty Redis DB (flushed first and last), one ``celery -A worker.celery_app worker -P prefork -c 2
 -Q steps,slow,edge`` with ``PROACTIVE_DRY_RUN=1`` (its process group is always killed). Several orgs
-get the smoke fixture records (``worker.smoke.ensure_fixtures``); the events are
-``worker.smoke.smoke_events`` envelopes (source ``smoke``: Slack to the console inbox, no
+get the smoke fixture records (``worker.ops.smoke.ensure_fixtures``); the events are
+``worker.ops.smoke.smoke_events`` envelopes (source ``smoke``: Slack to the console inbox, no
 email/calendar calls) with a unique idempotency key each, mixed like a working day (``--mix day``,
 default) or round-robin, fired as fast as ``--fire-threads`` threads can (or at ``--rate``).
 
 Approvals: by default a thread of this process decides every pending approval the way a rep who
-says yes would (``worker.approvals.decide``: proposal ``approve_send``, email ``send_now`` with the
+says yes would (``worker.engine.approvals.decide``: proposal ``approve_send``, email ``send_now`` with the
 undo window set to 0, calendar ``send_invite`` on the first slot), so the resumed part of each job
 and the follow-up jobs it fires (meeting_ended -> proposal_generation + calendar_find_times) are
 measured too; the run ends when every job of the measured orgs is final. ``--no-decide`` leaves
 pauses alone and counts ``awaiting_approval`` as final. An uncounted warm-up (``--warmup``) runs
 first on its own orgs; worker RSS is read from /proc after it and again after the run.
 
-bench.engine's no-op DAGs moved to bench/noop_dags.py; importing this module still registers them
-when PROACTIVE_SEQUENCE_MODULES lists ``bench.sequences`` (as bench.engine sets it), so bench.engine
-and bench.profile_engine work unchanged. ``python -m bench.profile_sequences`` counts the SQL work
-per event type in-process (no broker); ``--py-spy FILE`` samples the worker during the measured phase.
+``python -m bench.profile_sequences`` counts the SQL work per event type in-process (no broker);
+``--py-spy FILE`` samples the worker during the measured phase.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,21 +32,32 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# bench.engine (and bench.profile_engine) list ``bench.sequences`` in PROACTIVE_SEQUENCE_MODULES and use
-# its no-op DAGs: only then does importing this module register them (never when run as a script).
-if __name__ != "__main__" and "bench.sequences" in os.environ.get("PROACTIVE_SEQUENCE_MODULES", ""):
-    from bench.noop_dags import FANOUT, FANOUT_EVENT, LINEAR, LINEAR_EVENT, BenchPayload, noop  # noqa: F401
+from psycopg.rows import namedtuple_row
+from sqlalchemy import select
 
-from bench.engine import PG_ADMIN_DSN, REDIS_HOST, REDIS_PORT, percentile, release_backends
-from bench.workers import WorkerProcess, cpu_delta, cpu_seconds
+from bench.harness import (
+    Backends,
+    WorkerProcess,
+    bench_env,
+    cpu_delta,
+    cpu_seconds,
+    epoch,
+    fresh_db_name,
+    machine_line,
+    percentile,
+    pick_redis_db,
+    rss_mib,
+    start_py_spy,
+    stop_py_spy,
+    use_env,
+)
 
 # The product's sequences, plus the hook that tells the benchmark the worker consumes.
 SEQUENCE_MODULES = "sequences,bench.ready"
@@ -60,11 +66,9 @@ QUEUES = "steps,slow,edge"
 POLL_S = 0.1
 # Pause of the decider when no approval is pending (seconds).
 DECIDER_IDLE_S = 0.05
-# Targets from the issue.
+# Targets the benchmark is measured against (each reported as met or NOT met).
 TARGET_EVENTS_PER_S = 60.0
 TARGET_RSS_GROWTH_MIB = 10.0
-# Environment variables that would make the run call real services (removed for the run).
-LIVE_ENV = ("LLM_BASE_URL", "SLACK_BOT_TOKEN", "GOOGLE_API_URL", "INSTANTLY_API_URL")
 
 # A working day of a 20-rep team, per 100 events (the sources of docs/events.md: Gmail push, recorder webhook,
 # meeting-prep cron, stale-deals cron, morning brief, reps' follow-ups).
@@ -109,46 +113,6 @@ def rep_choice(kind: str, preview: Mapping[str, Any]) -> tuple[str, dict[str, An
     return "approve", None
 
 
-def rss_mib(pids: Sequence[int]) -> dict[int, float]:
-    """Resident set size (MiB) of each live process in ``pids`` (VmRSS from /proc)."""
-    out: dict[int, float] = {}
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    out[pid] = int(line.split()[1]) / 1024
-                    break
-        except OSError:
-            continue
-    return out
-
-
-def pick_redis_db(wanted: int | None) -> int:
-    """``wanted``, or a Redis DB with no keys and no client connected to it.
-
-    DB 0 first (the test suite flushes and uses 1 + pid % 15, never 0), then 15 down to 1.
-    """
-    import redis
-
-    if wanted is not None:
-        return wanted
-    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
-    me = r.client_id()
-    count = int(r.config_get("databases").get("databases", 16))
-    used = {int(k[2:]) for k in r.info("keyspace")}
-    used |= {int(c["db"]) for c in r.client_list() if int(c["id"]) != me}
-    r.close()
-    free = [d for d in (0, *range(count - 1, 0, -1)) if d not in used]
-    if not free:
-        raise SystemExit("no Redis DB without keys and clients; pass --redis-db N (it will be flushed)")
-    return free[0]
-
-
-def epoch(value: datetime) -> float:
-    """Seconds since the epoch of a stored timestamp (naive values are UTC)."""
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-
 class Decider(threading.Thread):
     """Decides every pending approval of the bench orgs, like a rep clicking in Slack."""
 
@@ -164,16 +128,18 @@ class Decider(threading.Thread):
 
     def run(self) -> None:
         """Poll pending approvals and decide them until stopped."""
-        from sqlalchemy import select
-
-        from worker.approvals import decide
-        from worker.db import transaction
+        from worker.db import transaction  # after use_env: worker modules read the settings at import
+        from worker.engine.approvals import decide
         from worker.errors import AlreadyDecided
         from worker.models import approvals
 
-        q = select(approvals.c.id, approvals.c.org_id, approvals.c.kind, approvals.c.preview,
-                   approvals.c.approver_user_ids).where(
-            approvals.c.org_id.in_(self.org_ids), approvals.c.status == "pending").order_by(approvals.c.created_at)
+        q = (
+            select(
+                approvals.c.id, approvals.c.org_id, approvals.c.kind, approvals.c.preview, approvals.c.approver_user_ids
+            )
+            .where(approvals.c.org_id.in_(self.org_ids), approvals.c.status == "pending")
+            .order_by(approvals.c.created_at)
+        )
         while not self.stop.is_set():
             pending: list[Any] = []
             try:
@@ -212,16 +178,11 @@ class Phase:
 class Bench:
     """Owns the database, the Redis DB, the worker and the measurements of one run."""
 
-    def __init__(self, args: argparse.Namespace, db_name: str, redis_db: int, workdir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, backends: Backends, workdir: Path) -> None:
         self.args = args
-        self.db_name = db_name
-        self.redis_db = redis_db
+        self.db = backends
         self.workdir = workdir
-        self.dsn = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
-        self.env = bench_env(db_name, redis_db)
-        self.admin: Any = None  # psycopg autocommit connection to the bench database (main thread)
-        self.redis: Any = None
-        self.db_created = False
+        self.env = sequences_env(backends)
         self.polls = 0  # the benchmark's own polling queries (left out of the commit count)
         self.templates: dict[uuid.UUID, dict[str, dict[str, Any]]] = {}
         self.reps: dict[uuid.UUID, uuid.UUID] = {}
@@ -230,50 +191,33 @@ class Bench:
 
     def setup(self) -> None:
         """Create and migrate the database, flush the Redis DB, load the sequences."""
-        import psycopg
-        import redis
+        self.db.create()
+        from worker.engine import registry  # after use_env (settings read at import)
 
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        self.db_created = True
-        from worker import migrate, registry
-
-        migrate.upgrade(self.env["DATABASE_URL"])
-        self.admin = psycopg.connect(self.dsn, autocommit=True)
-        self.redis = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.redis_db)
-        self.redis.flushdb()
         registry.load()
         missing = set(DAY_MIX) - set(registry.registered())
         if missing:
             raise RuntimeError(f"sequences not registered: {sorted(missing)}")
 
     def teardown(self) -> None:
-        """Close connections, drop the database, flush the Redis DB (errors reported, not raised)."""
-
-        if self.admin is not None:
-            self.admin.close()
-        try:
-            from worker.db import reset_engine
-
-            reset_engine()
-        except Exception as exc:
-            print(f"warning: engine reset failed: {exc}", file=sys.stderr)
-        if self.db_created and self.args.keep:
-            print(f"kept database {self.db_name} (--keep); drop it when done", file=sys.stderr)
-        release_backends(self.db_name if self.db_created and not self.args.keep else None, self.redis, self.redis_db)
+        """Close connections, drop the database (unless --keep), flush the Redis DB (errors reported)."""
+        if self.db.created and self.args.keep:
+            print(f"kept database {self.db.db_name} (--keep); drop it when done", file=sys.stderr)
+        self.db.close(keep=self.args.keep)
 
     def make_orgs(self, n: int, label: str) -> list[uuid.UUID]:
         """``n`` enabled orgs with the smoke fixtures; their event envelopes are kept as templates."""
-        from worker.db import session_factory
+        from worker.db import session_factory  # after use_env (settings read at import)
         from worker.models import Org
-        from worker.smoke import ensure_fixtures, smoke_events
+        from worker.ops.smoke import ensure_fixtures, smoke_events
 
         zones = ("America/New_York", "Europe/Berlin", "America/Los_Angeles", "UTC", "Asia/Singapore")
         ids = [uuid.uuid4() for _ in range(n)]
         with session_factory().begin() as s:
             for k, org_id in enumerate(ids):
-                s.add(Org(id=org_id, name=f"bench {label} {k}", timezone=zones[k % len(zones)], enabled=True,
-                          settings={}))
+                s.add(
+                    Org(id=org_id, name=f"bench {label} {k}", timezone=zones[k % len(zones)], enabled=True, settings={})
+                )
         for org_id in ids:
             fixtures = ensure_fixtures(org_id)
             self.templates[org_id] = smoke_events(fixtures, "tmpl")
@@ -284,7 +228,7 @@ class Bench:
 
     def fire(self, phase: Phase, n: int, tag: str, rate: float) -> None:
         """Fire ``n`` events over the phase's orgs from ``--fire-threads`` threads (paced at ``rate``)."""
-        from worker.events import fire_event
+        from worker.engine.events import fire_event  # after use_env (settings read at import)
 
         weights = DAY_MIX if self.args.mix == "day" else dict.fromkeys(DAY_MIX, 1)
         types = schedule(n, weights)
@@ -325,53 +269,52 @@ class Bench:
         open_states = [*ACTIVE_JOB, *([] if decider is None else ["awaiting_approval"])]
         while True:
             self.polls += 1
-            open_jobs = self.admin.execute(open_sql, {"s": open_states, "o": phase.orgs}).fetchone()[0]
+            open_jobs = self.db.admin.execute(open_sql, {"s": open_states, "o": phase.orgs}).fetchone()[0]
             steps = pending = 0
             if open_jobs == 0:
                 self.polls += 1
-                steps, pending = self.admin.execute(rest_sql, {"s": list(ACTIVE_JOB), "o": phase.orgs}).fetchone()
+                steps, pending = self.db.admin.execute(rest_sql, {"s": list(ACTIVE_JOB), "o": phase.orgs}).fetchone()
                 if steps == 0 and (decider is None or pending == 0):
                     return
             worker.check_alive()
             if decider is not None and not decider.is_alive():
                 raise RuntimeError(f"the decider stopped: {decider.errors[-3:]}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"not settled in time: {open_jobs} jobs open, {steps} steps queued/running, "
-                                   f"{pending} approvals pending\n{worker.log_tail()}")
+                raise RuntimeError(
+                    f"not settled in time: {open_jobs} jobs open, {steps} steps queued/running, "
+                    f"{pending} approvals pending\n{worker.log_tail()}"
+                )
             time.sleep(POLL_S)
 
     # ------------------------------------------------------------------ measurements
 
-    def pg_pids(self) -> list[int]:
-        """PIDs of the PostgreSQL backends connected to the bench database."""
-        sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-        return [r[0] for r in self.admin.execute(sql).fetchall()]
-
     def pg_counters(self) -> dict[str, int]:
         """Transaction and row counters of the bench database (pg_stat_database)."""
-        self.admin.execute("SELECT pg_stat_clear_snapshot()")
-        row = self.admin.execute(
+        self.db.admin.execute("SELECT pg_stat_clear_snapshot()")
+        row = self.db.admin.execute(
             "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, deadlocks"
-            " FROM pg_stat_database WHERE datname = current_database()").fetchone()
+            " FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
         return dict(zip(("commits", "rollbacks", "inserted", "updated", "deadlocks"), row, strict=True))
 
     def collect(self, phase: Phase) -> Result:
         """Read the jobs, steps and approvals of the phase's orgs."""
-        from psycopg.rows import namedtuple_row
-
         o = {"o": phase.orgs}
-        cur = self.admin.cursor(row_factory=namedtuple_row)
+        cur = self.db.admin.cursor(row_factory=namedtuple_row)
         jobs = cur.execute(
             "SELECT id, event_type, status, parent_job_id, created_at, finished_at, paused_at, error, error_step,"
-            " reason FROM sequence_jobs WHERE org_id = ANY(%(o)s)", o).fetchall()
+            " reason FROM sequence_jobs WHERE org_id = ANY(%(o)s)",
+            o,
+        ).fetchall()
         steps = cur.execute(
-            "SELECT job_id, step, status, duration_ms, error FROM step_runs WHERE org_id = ANY(%(o)s)",
-            o).fetchall()
+            "SELECT job_id, step, status, duration_ms, error FROM step_runs WHERE org_id = ANY(%(o)s)", o
+        ).fetchall()
         approvals = cur.execute(
-            "SELECT job_id, kind, status, created_at, decided_at FROM approvals WHERE org_id = ANY(%(o)s)",
-            o).fetchall()
-        scheduled = self.admin.execute(
-            "SELECT count(*) FROM scheduled_events WHERE org_id = ANY(%(o)s) AND fired_at IS NULL", o).fetchone()[0]
+            "SELECT job_id, kind, status, created_at, decided_at FROM approvals WHERE org_id = ANY(%(o)s)", o
+        ).fetchall()
+        scheduled = self.db.admin.execute(
+            "SELECT count(*) FROM scheduled_events WHERE org_id = ANY(%(o)s) AND fired_at IS NULL", o
+        ).fetchone()[0]
         return Result(phase, jobs, steps, approvals, scheduled)
 
 
@@ -402,15 +345,9 @@ class Result:
         return out
 
 
-def bench_env(db_name: str, redis_db: int) -> dict[str, str]:
+def sequences_env(backends: Backends) -> dict[str, str]:
     """Environment of this process and the worker: bench database and broker, dry-run, no undo wait."""
-    return {
-        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}",
-        "BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-        "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
-        "PROACTIVE_DRY_RUN": "1",
-        "PROACTIVE_UNDO_WINDOW_S": "0",
-    }
+    return bench_env(backends, SEQUENCE_MODULES, PROACTIVE_DRY_RUN="1", PROACTIVE_UNDO_WINDOW_S="0")
 
 
 # --------------------------------------------------------------------------- report
@@ -455,32 +392,45 @@ def report(args: argparse.Namespace, res: Result, window: Mapping[str, Any]) -> 
         + ("last job final (decisions and follow-ups included)" if not args.no_decide else "last job final or paused"),
     ]
     if not args.no_decide:
-        lines.append(f"  to first stop only (pauses counted as final): {n_events / (last_stop - phase.fire_start):.1f} "
-                     f"events/s over {last_stop - phase.fire_start:.2f} s")
+        lines.append(
+            f"  to first stop only (pauses counted as final): {n_events / (last_stop - phase.fire_start):.1f} "
+            f"events/s over {last_stop - phase.fire_start:.2f} s"
+        )
 
     # Latency of the fired events (root jobs).
     to_stop = [(epoch(first[j]) - epoch(by_id[j].created_at)) * 1000 for j in roots if first.get(j)]
-    resumed = [(epoch(by_id[j].finished_at) - epoch(decided[j])) * 1000 for j in roots
-               if j in decided and by_id[j].finished_at is not None]
-    whole = [(epoch(by_id[j].finished_at) - epoch(by_id[j].created_at)) * 1000 for j in roots
-             if by_id[j].finished_at is not None]
+    resumed = [
+        (epoch(by_id[j].finished_at) - epoch(decided[j])) * 1000
+        for j in roots
+        if j in decided and by_id[j].finished_at is not None
+    ]
+    whole = [
+        (epoch(by_id[j].finished_at) - epoch(by_id[j].created_at)) * 1000
+        for j in roots
+        if by_id[j].finished_at is not None
+    ]
     lines += [
         f"Latency per event (created_at -> ...), n={len(to_stop)}, "
         + ("burst: time queued behind earlier events included:" if not args.rate else f"paced at {args.rate:g}/s:"),
         f"  -> final or first pause (approval opened):   {ms_stats(to_stop)}",
     ]
     if not args.no_decide:
-        lines += [f"  decision -> final (resumed part, n={len(resumed)}):  {ms_stats(resumed)}",
-                  f"  -> final incl. waiting for the decision:     {ms_stats(whole)}"]
+        lines += [
+            f"  decision -> final (resumed part, n={len(resumed)}):  {ms_stats(resumed)}",
+            f"  -> final incl. waiting for the decision:     {ms_stats(whole)}",
+        ]
 
     # Final states.
     status_roots = Counter(by_id[j].status for j in roots)
     status_all = Counter(j.status for j in res.jobs)
     paused_kinds = Counter(a.kind for a in res.approvals if a.status == "pending")
-    lines.append("Final status, events: " + ", ".join(f"{n} {s}" for s, n in status_roots.most_common())
-                 + "; all jobs: " + ", ".join(f"{n} {s}" for s, n in status_all.most_common())
-                 + (f" (paused on: {', '.join(f'{n} {k}' for k, n in paused_kinds.most_common())})"
-                    if paused_kinds else ""))
+    lines.append(
+        "Final status, events: "
+        + ", ".join(f"{n} {s}" for s, n in status_roots.most_common())
+        + "; all jobs: "
+        + ", ".join(f"{n} {s}" for s, n in status_all.most_common())
+        + (f" (paused on: {', '.join(f'{n} {k}' for k, n in paused_kinds.most_common())})" if paused_kinds else "")
+    )
     decisions = Counter(f"{a.kind}:{a.status}" for a in res.approvals)
     if decisions:
         lines.append("Approvals: " + ", ".join(f"{n} {k}" for k, n in sorted(decisions.items())))
@@ -494,9 +444,11 @@ def report(args: argparse.Namespace, res: Result, window: Mapping[str, Any]) -> 
             continue
         lat = [(epoch(first[j]) - epoch(by_id[j].created_at)) * 1000 for j in ids if first.get(j)]
         st = Counter(by_id[j].status for j in ids)
-        lines.append(f"{t:<22}{len(ids):>7}{sum(steps_of[j] for j in ids) / len(ids):>9.1f}"
-                     f"{percentile(lat, 50) if lat else 0:>8.0f}{percentile(lat, 95) if lat else 0:>8.0f}  "
-                     + ", ".join(f"{n} {s}" for s, n in st.most_common()))
+        lines.append(
+            f"{t:<22}{len(ids):>7}{sum(steps_of[j] for j in ids) / len(ids):>9.1f}"
+            f"{percentile(lat, 50) if lat else 0:>8.0f}{percentile(lat, 95) if lat else 0:>8.0f}  "
+            + ", ".join(f"{n} {s}" for s, n in st.most_common())
+        )
 
     # Where the worker's time goes: step run time by step name.
     total_ms: dict[str, float] = defaultdict(float)
@@ -506,10 +458,12 @@ def report(args: argparse.Namespace, res: Result, window: Mapping[str, Any]) -> 
         count[s.step] += 1
     busy = sum(total_ms.values()) / 1000
     top = sorted(total_ms, key=lambda k: -total_ms[k])[:6]
-    lines.append("Skill time (duration_ms: the skill call with its own DB work; claim/complete not included): "
-                 f"{busy:.1f} s in total, "
-                 f"{busy / (seconds * args.concurrency):.0%} of {args.concurrency} processes x window; top: "
-                 + ", ".join(f"{k} {total_ms[k] / count[k]:.1f} ms x{count[k]}" for k in top))
+    lines.append(
+        "Skill time (duration_ms: the skill call with its own DB work; claim/complete not included): "
+        f"{busy:.1f} s in total, "
+        f"{busy / (seconds * args.concurrency):.0%} of {args.concurrency} processes x window; top: "
+        + ", ".join(f"{k} {total_ms[k] / count[k]:.1f} ms x{count[k]}" for k in top)
+    )
 
     # CPU, database work, memory.
     cpu = window["cpu"]
@@ -528,24 +482,30 @@ def report(args: argparse.Namespace, res: Result, window: Mapping[str, Any]) -> 
     r0, r1 = window["rss0"], window["rss1"]
     growth = sum(r1.values()) - sum(r0.values())
     parts0, parts1 = (" + ".join(f"{v:.1f}" for v in r.values()) for r in (r0, r1))
-    lines.append(f"Worker RSS: {sum(r0.values()):.1f} MiB after warm-up ({parts0}), "
-                 f"{sum(r1.values()):.1f} MiB after the run ({parts1}); "
-                 f"growth {growth:+.1f} MiB" + ("" if set(r0) == set(r1) else " (pool processes changed!)"))
+    lines.append(
+        f"Worker RSS: {sum(r0.values()):.1f} MiB after warm-up ({parts0}), "
+        f"{sum(r1.values()):.1f} MiB after the run ({parts1}); "
+        f"growth {growth:+.1f} MiB" + ("" if set(r0) == set(r1) else " (pool processes changed!)")
+    )
 
     # Errors: failed/unexpected jobs, failed steps, decider errors, unfired delayed follow-ups.
-    bad = [j for j in res.jobs if j.status not in GOOD_FINAL
-           and not (args.no_decide and j.status == "awaiting_approval")]
+    bad = [
+        j for j in res.jobs if j.status not in GOOD_FINAL and not (args.no_decide and j.status == "awaiting_approval")
+    ]
     failed_steps = [s for s in res.steps if s.status == "failed"]
     ok = not bad and not failed_steps and not window["decider_errors"] and not res.unfired_scheduled
     lines.append("")
     if ok:
         lines.append("Errors: none (every job completed" + (", paused" if args.no_decide else "") + " or skipped)")
     else:
-        lines.append(f"Errors: {len(bad)} jobs not completed/skipped, {len(failed_steps)} failed steps, "
-                     f"{len(window['decider_errors'])} decider errors, {res.unfired_scheduled} delayed follow-ups")
+        lines.append(
+            f"Errors: {len(bad)} jobs not completed/skipped, {len(failed_steps)} failed steps, "
+            f"{len(window['decider_errors'])} decider errors, {res.unfired_scheduled} delayed follow-ups"
+        )
         for j in bad[:15]:
-            lines.append(f"  job {j.id} {j.event_type} {j.status}: step {j.error_step}: "
-                         f"{(j.error or j.reason or '')[:200]}")
+            lines.append(
+                f"  job {j.id} {j.event_type} {j.status}: step {j.error_step}: {(j.error or j.reason or '')[:200]}"
+            )
         for (step, err), n in Counter((s.step, (s.error or "")[:160]) for s in failed_steps).most_common(10):
             lines.append(f"  step {step} failed x{n}: {err}")
         lines += [f"  decider: {e}" for e in window["decider_errors"][:5]]
@@ -553,33 +513,32 @@ def report(args: argparse.Namespace, res: Result, window: Mapping[str, Any]) -> 
     def mark(good: bool) -> str:
         return "met" if good else "NOT met"
 
-    lines += ["", "Targets:",
-              f"  >= {TARGET_EVENTS_PER_S:.0f} events/s                 {eps:>7.1f}      "
-              f"{mark(eps >= TARGET_EVENTS_PER_S)}",
-              f"  worker RSS growth < {TARGET_RSS_GROWTH_MIB:.0f} MiB       {growth:>+7.1f} MiB  "
-              f"{mark(growth < TARGET_RSS_GROWTH_MIB)}"]
+    lines += [
+        "",
+        "Targets:",
+        f"  >= {TARGET_EVENTS_PER_S:.0f} events/s                 {eps:>7.1f}      {mark(eps >= TARGET_EVENTS_PER_S)}",
+        f"  worker RSS growth < {TARGET_RSS_GROWTH_MIB:.0f} MiB       {growth:>+7.1f} MiB  "
+        f"{mark(growth < TARGET_RSS_GROWTH_MIB)}",
+    ]
     return lines, ok
 
 
 def header(args: argparse.Namespace, bench: Bench) -> list[str]:
     """What was measured, where, with which versions."""
-    packages = ("celery", "kombu", "SQLAlchemy", "psycopg", "redis")
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in packages)
-    pg_version = bench.admin.execute("SHOW server_version").fetchone()[0]
-    redis_version = bench.redis.info("server")["redis_version"]
-    load = os.getloadavg()
     mix = (", ".join(f"{t} {w}" for t, w in DAY_MIX.items()) + " per 100") if args.mix == "day" else "round-robin"
     return [
-        f"Sequences benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {os.cpu_count()} cores "
-        f"(load avg {load[0]:.2f} at start), Python {platform.python_version()}, {versions}; "
-        f"PostgreSQL {pg_version}, Redis {redis_version} (db {bench.redis_db})",
+        machine_line("Sequences benchmark", ("celery", "kombu", "SQLAlchemy", "psycopg", "redis"), bench.db),
         f"{args.events} events ({args.warmup} warm-up, uncounted) over {args.orgs} orgs with smoke fixtures, "
         f"source smoke + PROACTIVE_DRY_RUN=1, prefork -c {args.concurrency} -Q {QUEUES}, {args.fire_threads} "
         f"firing threads, " + (f"paced at {args.rate:g}/s" if args.rate else "burst (as fast as fire_event returns)"),
         f"mix: {mix}",
-        "approvals: " + ("left paused (awaiting_approval counts as final)" if args.no_decide else
-                         "decided by a thread of this process (approve_send / send_now with undo window 0 / "
-                         "send_invite first slot); resumed parts and follow-up jobs included"),
+        "approvals: "
+        + (
+            "left paused (awaiting_approval counts as final)"
+            if args.no_decide
+            else "decided by a thread of this process (approve_send / send_now with undo window 0 / "
+            "send_invite first slot); resumed parts and follow-up jobs included"
+        ),
     ]
 
 
@@ -596,8 +555,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-decide", action="store_true", help="leave approvals pending (paused counts as final)")
     p.add_argument("--redis-db", type=int, default=None, help="Redis DB to use and flush (default: highest empty)")
     p.add_argument("--quick", action="store_true", help="200 events, 20 warm-up, 5 orgs")
-    p.add_argument("--py-spy", default="", metavar="FILE",
-                   help="profiling: record the worker with py-spy during the measured phase (collapsed stacks)")
+    p.add_argument(
+        "--py-spy",
+        default="",
+        metavar="FILE",
+        help="profiling: record the worker with py-spy during the measured phase (collapsed stacks)",
+    )
     p.add_argument("--keep", action="store_true", help="profiling: keep the database (not dropped) for inspection")
     args = p.parse_args(argv)
     defaults = {"events": 200, "warmup": 20, "orgs": 5} if args.quick else {"events": 1000, "warmup": 50, "orgs": 20}
@@ -607,34 +570,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def start_py_spy(path: str, worker: WorkerProcess) -> subprocess.Popen[bytes]:
-    """Profiling: sample the worker and its pool processes with py-spy (collapsed stacks to ``path``)."""
-    assert worker.proc is not None
-    exe = Path(sys.executable).with_name("py-spy")
-    return subprocess.Popen([str(exe), "record", "--subprocesses", "--nonblocking", "--idle", "--format", "raw",
-                             "--rate", "200", "-p", str(worker.proc.pid), "-o", path],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-
-
-def stop_py_spy(spy: subprocess.Popen[bytes], path: str, say: Callable[[str], None]) -> None:
-    """Stop py-spy (SIGINT makes it write its output) and wait for the file."""
-    spy.send_signal(signal.SIGINT)
-    try:
-        spy.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        spy.kill()
-        spy.wait()
-    say(f"  py-spy samples written to {path}")
-
-
 def run(args: argparse.Namespace, bench: Bench, say: Callable[[str], None]) -> tuple[list[str], bool]:
     """Start the worker, warm up, measure, and return the report lines."""
     warm = Phase(bench.make_orgs(max(1, args.orgs // 10), "warm-up"))
     measured = Phase(bench.make_orgs(args.orgs, "measured"))
     say(f"  {len(warm.orgs) + len(measured.orgs)} orgs with fixtures ready")
     decider = None if args.no_decide else Decider([*warm.orgs, *measured.orgs], bench.reps)
-    worker = WorkerProcess("worker.celery_app", QUEUES, bench.env, bench.workdir, "sequences",
-                           concurrency=args.concurrency)
+    worker = WorkerProcess(
+        "worker.celery_app", QUEUES, bench.env, bench.workdir, "sequences", concurrency=args.concurrency
+    )
     spy: subprocess.Popen[bytes] | None = None
     try:
         worker.start()
@@ -646,19 +590,20 @@ def run(args: argparse.Namespace, bench: Bench, say: Callable[[str], None]) -> t
         time.sleep(0.5)
         rss0 = rss_mib(worker.pids())
         pg0 = bench.pg_counters()
-        w0, c0, p0 = cpu_seconds(worker.pids()), time.process_time(), cpu_seconds(bench.pg_pids())
+        w0, c0, p0 = cpu_seconds(worker.pids()), time.process_time(), cpu_seconds(bench.db.pg_pids())
         busy0 = decider.busy_s if decider else 0.0
         polls0 = bench.polls + (decider.polls if decider else 0)
         say(f"  warm-up done (worker RSS {sum(rss0.values()):.1f} MiB); firing {args.events} events")
-        spy = start_py_spy(args.py_spy, worker) if args.py_spy else None
+        spy = start_py_spy(worker.pids()[0], args.py_spy) if args.py_spy else None
         bench.fire(measured, args.events, uuid.uuid4().hex[:8], args.rate)
         say(f"  fired in {measured.fire_end - measured.fire_start:.1f} s; waiting for every job to settle")
         bench.wait_settled(measured, worker, decider)
-        w1, c1, p1 = cpu_seconds(worker.pids()), time.process_time(), cpu_seconds(bench.pg_pids())
+        w1, c1, p1 = cpu_seconds(worker.pids()), time.process_time(), cpu_seconds(bench.db.pg_pids())
         busy1 = decider.busy_s if decider else 0.0
         polls1 = bench.polls + (decider.polls if decider else 0)
         if spy is not None:
-            stop_py_spy(spy, args.py_spy, say)
+            stop_py_spy(spy)
+            say(f"  py-spy samples written to {args.py_spy}")
             spy = None
         time.sleep(1.1)  # PostgreSQL backends flush their statistics at most once a second
         rss1 = rss_mib(worker.pids())
@@ -672,36 +617,31 @@ def run(args: argparse.Namespace, bench: Bench, say: Callable[[str], None]) -> t
             spy.kill()
             spy.wait()
         worker.stop()
-    window = {"cpu": {"worker": cpu_delta(w0, w1), "client": c1 - c0, "pg": cpu_delta(p0, p1)},
-              "rss0": rss0, "rss1": rss1, "pg0": pg0, "pg1": pg1, "decider_busy": busy1 - busy0,
-              "polls": polls1 - polls0,
-              "decider_errors": decider.errors if decider else []}
+    window = {
+        "cpu": {"worker": cpu_delta(w0, w1), "client": c1 - c0, "pg": cpu_delta(p0, p1)},
+        "rss0": rss0,
+        "rss1": rss1,
+        "pg0": pg0,
+        "pg1": pg1,
+        "decider_busy": busy1 - busy0,
+        "polls": polls1 - polls0,
+        "decider_errors": decider.errors if decider else [],
+    }
     return report(args, result, window)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Set the environment, run the benchmark, print the report; 1 when a job failed."""
     args = parse_args(argv)
-    db_name = f"proactive_bench_seq_{uuid.uuid4().hex[:10]}"
-    redis_db = pick_redis_db(args.redis_db)
-    for key in LIVE_ENV:
-        os.environ.pop(key, None)
-    os.environ.update(bench_env(db_name, redis_db))  # before any worker module reads its settings
-    if "worker.config" in sys.modules:
-        from worker.celery_app import reconfigure_broker
-        from worker.config import reset_settings
-        from worker.db import reset_engine
-
-        reset_settings()
-        reset_engine()
-        reconfigure_broker()
+    backends = Backends(fresh_db_name("proactive_bench_seq"), pick_redis_db(args.redis_db))
+    use_env(sequences_env(backends))  # before any worker module reads its settings
     started = time.monotonic()
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bench-seq-") as tmp:
-        bench = Bench(args, db_name, redis_db, Path(tmp))
+        bench = Bench(args, backends, Path(tmp))
         try:
             bench.setup()
             head = header(args, bench)

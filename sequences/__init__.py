@@ -1,4 +1,4 @@
-"""One module per event type, each registering its Sequence with `worker.registry` on import."""
+"""One module per event type, each registering its Sequence with `worker.engine.registry` on import."""
 
 from sequences import (
     calendar_find_times,
@@ -11,7 +11,7 @@ from sequences import (
     proposal_generation,
     stale_deal_revival,
 )
-from sequences.skills import morning_brief  # noqa: F401 - registers the morning brief's content
+from sequences.skills.briefing import morning as morning_brief  # noqa: F401 - registers the morning brief's content
 
 __all__ = [
     "calendar_find_times",

@@ -8,9 +8,9 @@ first two steps with a window 10 days longer and opens a new approval (the old o
 
 from __future__ import annotations
 
-from sequences.skills import calendar_steps as s
-from worker.dag import ApprovalSpec, Sequence, Step
-from worker.registry import register
+from sequences.skills.calendar import steps as s
+from worker.engine.dag import ApprovalSpec, Sequence, Step
+from worker.engine.registry import register
 
 SEQUENCE = register(
     Sequence(

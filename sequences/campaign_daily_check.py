@@ -6,9 +6,10 @@ suggestions) -> deliver-campaign-slack (one report per campaign owner, with repl
 
 from __future__ import annotations
 
-from sequences.skills import campaign_steps as s
-from worker.dag import Sequence, Step
-from worker.registry import register
+from sequences.skills.campaigns import actions as campaign_actions  # noqa: F401 - registers the `camp_` buttons
+from sequences.skills.campaigns import steps as s
+from worker.engine.dag import Sequence, Step
+from worker.engine.registry import register
 
 SEQUENCE = register(
     Sequence(

@@ -6,9 +6,9 @@ configured; stored in coaching_reports) -> deliver-coaching-slack.
 
 from __future__ import annotations
 
-from sequences.skills import coaching_steps as s
-from worker.dag import Sequence, Step
-from worker.registry import register
+from sequences.skills.coaching import steps as s
+from worker.engine.dag import Sequence, Step
+from worker.engine.registry import register
 
 SEQUENCE = register(
     Sequence(

@@ -6,9 +6,9 @@ best-effort: a failed step is recorded and the rest still runs with what there i
 
 from __future__ import annotations
 
-from sequences.skills import deals
-from worker.dag import Sequence, Step
-from worker.registry import register
+from sequences.skills.deals import risk_steps as deals
+from worker.engine.dag import Sequence, Step
+from worker.engine.registry import register
 
 SEQUENCE = register(
     Sequence(

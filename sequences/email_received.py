@@ -10,9 +10,9 @@ out_of_office / unsubscribe -> record-contact-status. Steps of the branches not 
 from __future__ import annotations
 
 from sequences.skills import common
-from sequences.skills import email_steps as s
-from worker.dag import ApprovalSpec, Sequence, Step
-from worker.registry import register
+from sequences.skills.email import steps as s
+from worker.engine.dag import ApprovalSpec, Sequence, Step
+from worker.engine.registry import register
 
 MATCH = "match-to-crm-contact"
 

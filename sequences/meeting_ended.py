@@ -3,24 +3,26 @@ would otherwise do by hand.
 
 classify-call-type -> extract-action-items (critical) | detect-intents | coaching-micro-feedback ->
 suggest-next-actions, draft-followup-email, update-crm-from-meeting, create-tasks-from-actions ->
-notify-slack-summary -> review-followup-email (approval email_preview) -> send-followup-email (after
-the 30 s Undo window; critical: an approved email that cannot go out fails the job, or waits for the
-rep to connect Google, and the review message says so). Non-sales calls skip intents, suggestions,
-the draft and the email steps (reason not_sales). A rep's promise to send a proposal or to schedule a meeting becomes a
-follow-up event (proposal_generation, calendar_find_times) when the job completes.
+notify-slack-summary (after the coaching tip too) -> review-followup-email (approval email_preview) ->
+send-followup-email (after the 30 s Undo window; critical: an approved email that cannot go out fails
+the job, or waits for the rep to connect Google, and the review message says so). Non-sales calls
+skip intents, suggestions, the draft and the email steps (reason not_sales). A rep's promise to send
+a proposal or to schedule a meeting becomes a follow-up event (proposal_generation,
+calendar_find_times) when the job completes.
 """
 
 from __future__ import annotations
 
 from sequences.skills import common
-from sequences.skills import meeting_steps as s
-from worker.dag import ApprovalSpec, Sequence, Step
-from worker.registry import register
+from sequences.skills.meetings import steps as s
+from worker.engine.dag import ApprovalSpec, Sequence, Step
+from worker.engine.registry import register
 
 CLASSIFY = "classify-call-type"
 EXTRACT = "extract-action-items"
 INTENTS = "detect-intents"
 DRAFT = "draft-followup-email"
+COACHING = "coaching-micro-feedback"
 
 SEQUENCE = register(
     Sequence(
@@ -40,7 +42,7 @@ SEQUENCE = register(
                 queue="slow",
             ),
             Step(
-                "coaching-micro-feedback",
+                COACHING,
                 s.coaching_feedback,
                 deps=(CLASSIFY,),
                 critical=False,
@@ -69,7 +71,8 @@ SEQUENCE = register(
             Step(
                 "notify-slack-summary",
                 s.notify_summary,
-                deps=("suggest-next-actions", DRAFT, "create-tasks-from-actions"),
+                # coaching too: the debrief shows its tip (best-effort: a failed or skipped tip is left out)
+                deps=("suggest-next-actions", DRAFT, "create-tasks-from-actions", COACHING),
                 critical=False,
             ),
             Step(

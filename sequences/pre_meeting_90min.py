@@ -7,9 +7,9 @@ meeting starts within 2 h).
 
 from __future__ import annotations
 
-from sequences.skills import briefing_steps as s
-from worker.dag import Sequence, Step
-from worker.registry import register
+from sequences.skills.briefing import steps as s
+from worker.engine.dag import Sequence, Step
+from worker.engine.registry import register
 
 SEQUENCE = register(
     Sequence(

@@ -7,9 +7,9 @@ send-proposal. Skip ends the job cancelled.
 
 from __future__ import annotations
 
-from sequences.skills import proposal_steps as s
-from worker.dag import ApprovalSpec, Sequence, Step
-from worker.registry import register
+from sequences.skills.proposals import steps as s
+from worker.engine.dag import ApprovalSpec, Sequence, Step
+from worker.engine.registry import register
 
 SEQUENCE = register(
     Sequence(

@@ -8,9 +8,9 @@ research-trigger-events (B) -> analyse-stall-reason -> draft-reengagement (only 
 from __future__ import annotations
 
 from sequences.skills import common
-from sequences.skills import stale_steps as s
-from worker.dag import ApprovalSpec, Sequence, Step
-from worker.registry import register
+from sequences.skills.deals import stale_steps as s
+from worker.engine.dag import ApprovalSpec, Sequence, Step
+from worker.engine.registry import register
 
 SEQUENCE = register(
     Sequence(

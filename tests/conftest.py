@@ -54,11 +54,13 @@ os.environ["PROACTIVE_HOME"] = str(_HOME / "home")
 os.environ["PROACTIVE_SEQUENCE_MODULES"] = "sequences"
 os.environ["DATABASE_URL"] = f"sqlite:///{_HOME / 'default.db'}"
 os.environ["BROKER_URL"] = f"proactive+sqlite:///{_HOME / 'default-broker.db'}"
+# Hypothesis' example database and caches go to the scratch directory, not to .hypothesis/ in the checkout.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(_HOME / "hypothesis"))
 
 
 def _product_sequences() -> dict[str, Any]:
-    from worker import registry
     from worker.config import reset_settings
+    from worker.engine import registry
 
     try:
         return registry.registered()
@@ -67,6 +69,54 @@ def _product_sequences() -> dict[str, Any]:
 
 
 _PRODUCT_SEQUENCES = _product_sequences()  # before any test module is imported
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--soak`: the long versions of the fault suite (tests/chaos) and of the fuzzers, run by hand;
+    their numbers go into docs/RELIABILITY.md. CI runs the short versions."""
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the long versions of tests/chaos and the fuzzers (minutes each; by hand, not in CI)",
+    )
+
+
+# A test's time limit under --soak (seconds): the long runs take minutes, not the default 120 s.
+SOAK_TIMEOUT_S = 1800
+
+
+def runs_without_soak(item: pytest.Item) -> bool:
+    """Whether a test belongs to the default run: not marked `soak`, and, when marked
+    `ci(name=value, ...)` (one mark per combination), its parameters match one of those marks."""
+    if item.get_closest_marker("soak") is not None:
+        return False
+    combinations = [mark.kwargs for mark in item.iter_markers("ci")]
+    if not combinations:
+        return True
+    callspec = getattr(item, "callspec", None)
+    values = callspec.params if callspec is not None else {}
+    return any(all(values.get(name) == value for name, value in c.items()) for c in combinations)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under --soak, every test runs, with SOAK_TIMEOUT_S instead of the default time limit; without
+    it, the tests marked for --soak alone (`soak`, or `ci` combinations they do not match) are
+    deselected: CI's ten minutes hold one combination of each fault scenario."""
+    if config.getoption("--soak"):
+        for item in items:
+            item.add_marker(pytest.mark.timeout(SOAK_TIMEOUT_S))
+        return
+    kept = [item for item in items if runs_without_soak(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def soak(request: pytest.FixtureRequest) -> bool:
+    """True when the run asked for the long versions (`pytest --soak`)."""
+    return bool(request.config.getoption("--soak"))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -86,7 +136,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     must not swap them in for every later test of the session (a product `proposal_generation`
     fired in an e2e test once ran a test DAG here). Tests that want them use `test_sequences`.
     """
-    from worker import registry
+    from worker.engine import registry
 
     for sequence in _PRODUCT_SEQUENCES.values():
         registry.register(sequence, replace=True)
@@ -112,6 +162,24 @@ def apply_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     reset_settings()
     reset_engine()
     reconfigure_broker()
+
+
+@contextmanager
+def backend_with_slack(pg: Backend, fake_slack: Any, interval_s: float) -> Iterator[Backend]:
+    """`pg` with SLACK_BOT_TOKEN / SLACK_API_URL pointing at `fake_slack`, in this process too (and in
+    the env of workers started from the returned Backend); settings re-read when it ends."""
+    from worker.config import reset_settings
+
+    env = {
+        "SLACK_BOT_TOKEN": fake_slack.token,
+        "SLACK_API_URL": fake_slack.url,
+        "PROACTIVE_SLACK_CHANNEL_INTERVAL_S": str(interval_s),
+        "PROACTIVE_DELIVERY_MAX_ATTEMPTS": "3",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        apply_env(mp, env)
+        yield Backend(pg.name, {**pg.env, **env}, pg.log_dir)
+    reset_settings()
 
 
 @pytest.fixture(scope="session")
@@ -247,7 +315,7 @@ def test_sequences() -> Iterator[None]:
     product's sequences are back afterwards (importing tests.support.sequences registers the test
     DAGs, so what `overridden` saves may already hold them)."""
     from tests.support import sequences as test_dags
-    from worker import registry
+    from worker.engine import registry
 
     try:
         with registry.overridden(test_dags.ALL):

@@ -19,6 +19,8 @@ MAX_BODY_BYTES = 1024 * 1024
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app; `config` overrides Flask settings (tests)."""
+    # the blueprints, and the worker modules they load, load when an app is built, not whenever a module of
+    # this package is imported (gunicorn's config file, webhooks.gunicorn_conf, is one, read by the master)
     from webhooks import admin, api, errors, gmail, health, oauth, pages, recording, slack
     from worker.logs import configure_process
 

@@ -2,22 +2,31 @@
 `POST /api/admin/smoke` (runs the smoke test, README.md#smoke-test).
 
 Auth is the events API's (`webhooks/api.py`): the admin token may read any org; an org API key
-reads its own org only, and any other org answers 404 exactly as a missing one. The smoke test
-fires events, so it takes the admin token alone.
+with the admin role (`proactive keys create --role admin`) reads its own org only, and any other org
+answers 404 exactly as a missing one; a key with the (default) events role is refused with 403 and
+told how to make an admin key. The smoke test fires events into an org it picks, so it takes the
+admin token alone (an org key is 403 whatever its role).
 """
 
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
 
-from webhooks.api import _caller, _unauthorized, _uuid
+from webhooks.api import Caller, _caller, _unauthorized, _uuid
 from webhooks.inbound import BadJson, parse_json, read_body, refuse, refuse_unless_json
+from worker.access.api_keys import ApiKeyRole
+from worker.config import get_settings
 from worker.db import transaction
 from worker.errors import NotFound
-from worker.metrics import RANGES, org_metrics, parse_range
+from worker.metrics.report import RANGES, org_metrics, parse_range
+from worker.models import Org
+from worker.ops.inprocess import EmbeddedWorker
+from worker.ops.smoke import DEFAULT_TIMEOUT_S, as_dicts, run_smoke, summary
 
 blueprint = Blueprint("admin", __name__)
 
@@ -34,20 +43,44 @@ def _bad_request(message: str, org_id: uuid.UUID | None, **extra: Any) -> Respon
     return refuse(SOURCE, 400, "bad_request", message, error_type="BadRequest", org_id=org_id, **extra)
 
 
+def _lacks_admin_role(caller: Caller) -> Response:
+    """403 for an org key without the admin role (said whatever org it asks for: the answer depends
+    on the key alone, so it tells nothing about other orgs)."""
+    role = caller.role.value if caller.role is not None else None
+    return refuse(
+        SOURCE,
+        403,
+        "forbidden",
+        f"this API key has the {role!s} role; the admin API needs a key with the admin role "
+        f"(make one with `proactive keys create --org {caller.org_id} --name NAME --role admin`) "
+        "or the admin token",
+        error_type="Forbidden",
+        org_id=caller.org_id,
+        role=role,
+        required_role=ApiKeyRole.ADMIN.value,
+    )
+
+
 @blueprint.get("/api/admin/metrics")
 def get_metrics() -> Any:
-    """An org's metrics over `range` (7d, 30d or 90d; 7d by default); an org key may omit `org_id`."""
+    """An org's metrics over `range` (7d, 30d or 90d; 7d by default); an org key (admin role) may
+    omit `org_id`."""
     caller = _caller()
     if isinstance(caller, str):
         return _unauthorized(caller)
+    if not caller.may_administer:
+        return _lacks_admin_role(caller)
     given = request.args.get("org_id")
     if given is None and caller.is_admin:
         return _bad_request("give ?org_id=<org id> (the admin token reads any org)", None)
     org_id = caller.org_id if given is None else _uuid(given)
     if org_id is None or (not caller.is_admin and org_id != caller.org_id):
         return _not_found(f"org {str(given)[:60]!r}", caller.org_id)
+    name = request.args.get("range")
     try:
-        range_days = parse_range(request.args.get("range"))
+        if name is not None and name not in RANGES:  # the document's enum exactly: no `range=` or ` 7d`
+            raise ValueError(f"unknown range {name[:20]!r}: use one of {', '.join(RANGES)}")
+        range_days = parse_range(name)
     except ValueError as err:
         return _bad_request(str(err), caller.org_id, accepted=list(RANGES))
     try:
@@ -69,7 +102,7 @@ def post_smoke() -> Any:
             SOURCE,
             403,
             "forbidden",
-            "the smoke test needs the admin token",
+            "the smoke test needs the admin token (an org API key cannot run it, whatever its role)",
             error_type="Forbidden",
             org_id=caller.org_id,
         )
@@ -77,8 +110,6 @@ def post_smoke() -> Any:
     if isinstance(options, Response):
         return options
     org_ref, sequences, timeout_s = options
-    from worker.smoke import as_dicts, run_smoke, summary
-
     org_id = _smoke_org(org_ref)
     if org_id is None:
         return _not_found(f"org {str(org_ref)[:60]!r}" if org_ref else "an org (give org_id; several exist)", None)
@@ -95,8 +126,6 @@ def post_smoke() -> Any:
 
 def _smoke_options() -> tuple[str | None, list[str] | None, float] | Response:
     """(org id, sequences, timeout) from the optional JSON body, or the 4xx answer."""
-    from worker.smoke import DEFAULT_TIMEOUT_S
-
     raw = read_body() or b""
     if not raw.strip():
         return None, None, DEFAULT_TIMEOUT_S
@@ -128,10 +157,6 @@ def _smoke_options() -> tuple[str | None, list[str] | None, float] | Response:
 
 def _smoke_org(ref: str | None) -> uuid.UUID | None:
     """The org to smoke: the given id, or the only org; None when unknown or ambiguous."""
-    from sqlalchemy import select
-
-    from worker.models import Org
-
     with transaction() as conn:
         if ref is None:
             ids = list(conn.execute(select(Org.id).limit(2)).scalars())
@@ -145,11 +170,6 @@ def _smoke_org(ref: str | None) -> uuid.UUID | None:
 def _with_worker(run: Any) -> Any:
     """Call `run()`; on the embedded broker inside an in-process worker, as `proactive smoke` does
     (the fleet's workers run the jobs otherwise)."""
-    from contextlib import nullcontext
-
-    from worker.config import get_settings
-    from worker.inprocess import EmbeddedWorker
-
     in_process = get_settings().broker_url.startswith("proactive+sqlite")
     with EmbeddedWorker() if in_process else nullcontext():
         return run()

@@ -1,12 +1,19 @@
-"""The events API (docs/events.md): `POST /api/events`, `GET /api/jobs/<id>`, `GET /api/openapi.json`.
+"""The events API (docs/events.md): `POST /api/events`, `GET /api/jobs/<id>`,
+`POST /api/jobs/<id>/cancel`, `GET /api/openapi.json`.
 
-Auth: `Authorization: Bearer <token>`, either an org API key (`worker.api_keys.authenticate`: found
-by its SHA-256, refused once revoked, within AUTH_CACHE_S in other processes; it may fire and read
-for its own org only) or ADMIN_TOKEN (compared in constant time; any org). `POST /api/events`
-takes the event envelope (`worker.payloads.Event`) and answers 202 `{job_id, status, duplicate}`;
-`?wait=N` (0 < N <= 30) first waits up to N seconds for a final or paused state. Every refusal is a
-precise 4xx with one rejected_events row; an unreachable database is 503 (errors.py); an
-unreachable broker still answers 202: the job is committed and the sweeper publishes it.
+Auth: `Authorization: Bearer <token>`, either an org API key (`worker.access.api_keys.authenticate_key`:
+found by its SHA-256, refused once revoked, within AUTH_CACHE_S in other processes; it may fire and
+read for its own org only, whatever its role; a key with the admin role may also use the admin API
+for its own org, webhooks/admin.py) or ADMIN_TOKEN (compared in constant time; any org). `POST /api/events`
+takes the caller's envelope (`worker.engine.payloads.PublicEvent`: no source, depth or parent, each a 422
+naming it) and answers 202 `{job_id, status, duplicate}`; the job's source is the caller
+(`api:<key name>`, `api` for the admin token) and its key is stored under `caller:`;
+`?wait=N` (0 < N <= 30) first waits up to N seconds for a final or paused state. Each org has a
+limit on accepted events (`PROACTIVE_ORG_EVENTS_PER_S`, bursts of `PROACTIVE_ORG_EVENTS_BURST`: a
+token bucket in rate_slots, key `events:<org_id>`, shared by every web worker); over it the answer
+is 429 with Retry-After. Every refusal is a precise 4xx with one rejected_events row; an unreachable
+database is 503 (errors.py); an unreachable broker still answers 202: the job is committed and the
+sweeper publishes it.
 """
 
 from __future__ import annotations
@@ -22,12 +29,16 @@ from flask import Blueprint, Response, jsonify, request
 from webhooks import openapi
 from webhooks.errors import safe_headers
 from webhooks.inbound import BadJson, parse_json, read_body, refuse, refuse_unless_json
-from worker.api_keys import authenticate
+from worker import ratelimit
+from worker.access.api_keys import ApiKeyRole, authenticate_key
 from worker.config import get_settings
 from worker.db import transaction
-from worker.errors import NotFound
-from worker.events import fire_event
-from worker.views import SETTLED, job_detail, wait_settled
+from worker.engine.events import fire_public_event
+from worker.engine.executor import request_cancel
+from worker.engine.payloads import api_source
+from worker.errors import InvalidEvent, NotFound
+from worker.models import utcnow
+from worker.ops.views import SETTLED, job_detail, wait_settled
 
 blueprint = Blueprint("api", __name__)
 
@@ -35,18 +46,33 @@ SOURCE = "api"
 # Longest `?wait=` accepted (seconds): a web worker is held while it waits.
 MAX_WAIT_S = 30.0
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="proactive"'}
+EVENTS_KEY = "events"  # rate_slots key prefix of the per-org events limit: events:<org_id>
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: an org's key (`org_id`) or the admin token (`org_id` None: every org)."""
+    """Who is calling: an org's key (`org_id`, with the key's `role` and `name`) or the admin token
+    (`org_id` None: every org; `role` and `name` None)."""
 
     org_id: uuid.UUID | None
+    role: ApiKeyRole | None = None
+    name: str | None = None
+
+    @property
+    def source(self) -> str:
+        """The source of this caller's events and refusals: `api:<key name>`, `api` for the admin token."""
+        return api_source(self.name)
 
     @property
     def is_admin(self) -> bool:
         """True for the admin token."""
         return self.org_id is None
+
+    @property
+    def may_administer(self) -> bool:
+        """True when the org-scoped admin API is open to this caller: the admin token (any org) or a
+        key with the admin role (its own org)."""
+        return self.is_admin or self.role is ApiKeyRole.ADMIN
 
 
 def _caller() -> Caller | str:
@@ -58,8 +84,8 @@ def _caller() -> Caller | str:
     admin = get_settings().admin_token
     if admin and hmac.compare_digest(token.encode("utf-8", "replace"), admin.encode()):
         return Caller(None)
-    org_id = authenticate(token)
-    return Caller(org_id) if org_id is not None else "unknown or revoked API key"
+    auth = authenticate_key(token)
+    return Caller(auth.org_id, auth.role, auth.name) if auth is not None else "unknown or revoked API key"
 
 
 def _unauthorized(reason: str) -> Response:
@@ -93,15 +119,16 @@ def post_event() -> Any:
     caller = _caller()
     if isinstance(caller, str):
         return _unauthorized(caller)
+    source = caller.source
     wait_s = _wait_seconds()
     if isinstance(wait_s, str):
-        return refuse(SOURCE, 400, "bad_request", wait_s, error_type="BadWait", org_id=caller.org_id)
-    if (not_json := refuse_unless_json(SOURCE, caller.org_id)) is not None:
+        return refuse(source, 400, "bad_request", wait_s, error_type="BadWait", org_id=caller.org_id)
+    if (not_json := refuse_unless_json(source, caller.org_id)) is not None:
         return not_json
     raw = read_body()
     if raw is None:
         return refuse(
-            SOURCE,
+            source,
             413,
             "payload_too_large",
             "the body is over 1 MiB",
@@ -111,26 +138,75 @@ def post_event() -> Any:
     try:
         data = parse_json(raw)
     except BadJson as err:
-        return refuse(SOURCE, 400, "bad_request", str(err), error_type="BadJson", org_id=caller.org_id)
+        return refuse(source, 400, "bad_request", str(err), error_type="BadJson", org_id=caller.org_id)
     if not caller.is_admin and isinstance(data, dict):
         target = _uuid(data.get("org_id"))
         if target is not None and target != caller.org_id:
             return refuse(
-                SOURCE,
+                source,
                 403,
                 "forbidden",
                 f"this API key may not fire events for org {target}",
                 error_type="Forbidden",
                 org_id=caller.org_id,
             )
-    # InvalidEvent (422 with the field errors) is recorded by fire_event and answered by errors.py
-    result = fire_event(data, raw_body=raw.decode("utf-8"), headers=safe_headers())
+    org_id = caller.org_id or (_uuid(data.get("org_id")) if isinstance(data, dict) else None)
+    if org_id is not None and (limited := _over_limit(source, org_id)) is not None:
+        return limited
+    try:
+        # InvalidEvent (422 with the field errors) is recorded by fire_public_event and answered by errors.py
+        result = fire_public_event(data, source=source, raw_body=raw.decode("utf-8"), headers=safe_headers())
+    except InvalidEvent:
+        if org_id is not None:
+            _give_back(org_id)  # only accepted events use the org's budget
+        raise
     out = result.as_dict()
     if wait_s is not None and result.status not in SETTLED:
         out["status"] = wait_settled(result.job_id, wait_s)
     response = jsonify(out)
     response.status_code = 202
     return response
+
+
+def _events_bucket() -> tuple[float, float] | None:
+    """(interval_s, burst_s) of each org's events bucket; None when the limit is off (rate 0)."""
+    settings = get_settings()
+    if settings.org_events_per_s <= 0:
+        return None
+    return ratelimit.bucket(settings.org_events_per_s, settings.org_events_burst)
+
+
+def _over_limit(source: str, org_id: uuid.UUID) -> Response | None:
+    """Take a token of the org's events bucket (one statement); the recorded 429 with Retry-After
+    (whole seconds, at least 1) when it has none, None when the event may go on."""
+    shape = _events_bucket()
+    if shape is None:
+        return None
+    with transaction() as conn:
+        got = ratelimit.take(conn, f"{EVENTS_KEY}:{org_id}", shape[0], utcnow(), shape[1])
+    if got.taken:
+        return None
+    settings = get_settings()
+    retry_after = max(1, math.ceil(got.wait_s))
+    return refuse(
+        source,
+        429,
+        "rate_limited",
+        f"org {org_id} is over its events limit ({settings.org_events_per_s:g}/s, bursts of "
+        f"{settings.org_events_burst}): retry in {retry_after} s",
+        error_type="RateLimited",
+        org_id=org_id,
+        headers={"Retry-After": str(retry_after)},
+        retry_after_s=retry_after,
+    )
+
+
+def _give_back(org_id: uuid.UUID) -> None:
+    """Return the token a refused event took (a 422 does not use the org's budget)."""
+    shape = _events_bucket()
+    if shape is not None:
+        with transaction() as conn:
+            ratelimit.give_back(conn, f"{EVENTS_KEY}:{org_id}", shape[0])
 
 
 @blueprint.get("/api/jobs/<job_id>")
@@ -156,6 +232,24 @@ def get_job(job_id: str) -> Any:
     except NotFound as err:  # another org's job looks exactly like a missing one
         return refuse(SOURCE, 404, "not_found", str(err), error_type="NotFound", org_id=caller.org_id)
     return jsonify(detail)
+
+
+@blueprint.post("/api/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> Any:
+    """Cancel a job of the caller's org (a delayed one before it starts, a live one to free its
+    deal): 200 `{job_id, status, immediate}`; honoured now if no step runs, else at the next step
+    boundary. An ended job answers its final status with `immediate` false."""
+    caller = _caller()
+    if isinstance(caller, str):
+        return _unauthorized(caller)
+    jid = _uuid(job_id)
+    try:
+        if jid is None:
+            raise NotFound(f"job {job_id[:60]!r} not found (not a UUID)")
+        result = request_cancel(jid, org_id=caller.org_id, actor=caller.source)
+    except NotFound as err:  # another org's job looks exactly like a missing one
+        return refuse(caller.source, 404, "not_found", str(err), error_type="NotFound", org_id=caller.org_id)
+    return jsonify({"job_id": str(result.job_id), "status": result.status, "immediate": result.immediate})
 
 
 @blueprint.get("/api/openapi.json")

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from worker import logs
+from worker.engine.events import record_rejected
 from worker.errors import ProactiveError, UserError
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,6 @@ def record_refusal(
 ) -> None:
     """Keep refused input in rejected_events (never a silent drop); a failure to record is logged,
     never turned into a 500 for the sender."""
-    from worker.events import record_rejected
-
     try:
         raw = request.get_data(cache=True) if body is None else body
         record_rejected(source, reason, error_type, body=raw, headers=safe_headers(), org_id=org_id)

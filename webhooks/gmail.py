@@ -1,6 +1,6 @@
 """`POST /webhooks/gmail`: Gmail's Pub/Sub push ("something changed in this mailbox").
 
-Verify (the push's OIDC token, `worker.pubsub_auth`), parse (strict JSON, `worker.gmail_push`),
+Verify (the push's OIDC token, `worker.google.pubsub_auth`), parse (strict JSON, `worker.google.push`),
 hand over (`accept_push`: one transaction recording the push once per messageId and requesting a
 sync of each mailbox), answer 204. Refusals: 401 with one rejected_events row when the token fails.
 A verified push that is malformed or names an unknown mailbox is recorded in rejected_events and
@@ -17,9 +17,9 @@ from flask import Blueprint, Response, current_app, request
 
 from webhooks.errors import RETRY_AFTER_S, error, safe_headers
 from webhooks.inbound import BadJson, parse_json, read_body, refuse
-from worker.events import record_rejected
-from worker.gmail_push import InvalidPush, PushStatus, accept_push, parse_push
-from worker.pubsub_auth import CertsUnavailable, PushUnauthenticated, verify_push
+from worker.engine.events import record_rejected
+from worker.google.pubsub_auth import CertsUnavailable, PushUnauthenticated, verify_push
+from worker.google.push import InvalidPush, PushStatus, accept_push, parse_push
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """`/oauth/google/start` and `/oauth/google/callback`: a person connecting their Google account.
 
-`start?token=` checks the connect link (worker.google_oauth) and redirects to Google's consent
+`start?token=` checks the connect link (worker.google.oauth) and redirects to Google's consent
 screen, leaving the state's nonce in a short-lived cookie; `callback?code&state` hands the code to
 `google_oauth.complete` and shows a small page naming the connected mailbox. Google's
 `?error=access_denied` (the person said no) shows a "cancelled" page. Every refusal is one
@@ -19,10 +19,11 @@ from typing import Any
 from flask import Blueprint, Response, redirect, request
 
 from webhooks.errors import error, record_refusal
-from worker import google_oauth
 from worker.config import get_settings
 from worker.crypto import EncryptionKeyError
 from worker.errors import TransientError, UserError
+from worker.google import links
+from worker.google import oauth as google_oauth
 
 blueprint = Blueprint("oauth", __name__)
 
@@ -30,7 +31,7 @@ SOURCE = "oauth:google"
 REDACTED_PARAMS = frozenset({"token", "code"})  # bearer credentials: never stored in rejected_events
 
 
-@blueprint.get(google_oauth.START_PATH)
+@blueprint.get(links.START_PATH)
 def start() -> Any:
     """Verify the connect link and send the browser to Google's consent screen."""
     token = request.args.get("token", "")

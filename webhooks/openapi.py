@@ -11,11 +11,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from worker.payloads import PAYLOAD_MODELS, Event
-from worker.recordings import SIGNATURE_HEADER, SIGNATURE_WINDOW_S, TIMESTAMP_HEADER, RecordingReady
-from worker.states import JobStatus
+from worker.engine.payloads import INTERNAL_FIELDS, ORG_LEVEL_TYPES, PAYLOAD_MODELS, EventType, PublicEvent
+from worker.engine.states import JobStatus
+from worker.recorder.callback import SIGNATURE_HEADER, SIGNATURE_WINDOW_S, TIMESTAMP_HEADER, RecordingReady
 
 REF = "#/components/schemas/{model}"
 
@@ -29,24 +30,57 @@ def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
 
 
 def _model_schemas() -> dict[str, Any]:
-    """Event, the nine payloads and the recording body as JSON Schema 2020-12 (OpenAPI 3.1's)."""
-    models = [Event, *PAYLOAD_MODELS.values(), RecordingReady]
+    """The caller's event envelope (`PublicEvent`, published as `Event`), the nine payloads and the
+    recording body as JSON Schema 2020-12 (OpenAPI 3.1's)."""
+    models = [PublicEvent, *PAYLOAD_MODELS.values(), RecordingReady]
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas: dict[str, Any] = top["$defs"]
-    event = schemas["Event"]
+    event = schemas["Event"] = schemas.pop(PublicEvent.__name__)  # nothing refers to it by the class name
     event["description"] = (
-        "The event envelope (docs/events.md). `payload` must match the schema of the event's `type`; "
-        "`idempotency_key` defaults to the type's key, and an existing key answers the existing job."
+        "The event envelope a caller sends (docs/events.md). `payload` must match the schema of the event's "
+        "`type`. No other field is accepted: the server sets the source (`api:<key name>`, `api` for the admin "
+        f"token) and the follow-up fields; sending {', '.join(INTERNAL_FIELDS)} is a 422 naming the field."
     )
-    event["properties"]["payload"]["description"] = "The payload of `type`: see the `allOf` conditions."
+    props = event["properties"]
+    props["payload"]["description"] = "The payload of `type`: see the `allOf` conditions."
+    props["idempotency_key"]["description"] = (
+        "One job per key per org: the same key again answers that job (`duplicate`). Default: the type's key "
+        "(docs/events.md). Stored as `caller:<key>`, so it never meets a key the server's own producers "
+        "(crons, webhooks, follow-ups) use."
+    )
+    props["delay_minutes"]["description"] = (
+        "Start the job's steps this many minutes from now (at most 30 days). The job exists at once "
+        "(`queued`, `scheduled_for` set) and can be cancelled with POST /api/jobs/{job_id}/cancel."
+    )
+    props["replace"]["description"] = (
+        "proposal_generation, stale_deal_revival and calendar_find_times with a `deal_id` allow one live job per "
+        "rep and deal. A second one is a `skipped` job (reason `already_live`, `live_job_id`) unless `replace` "
+        "is true: then the live job is cancelled (at its step boundary) and this one starts. A 422 on other events."
+    )
     event["allOf"] = [
         {
             "if": {"properties": {"type": {"const": event_type}}, "required": ["type"]},
-            "then": {"properties": {"payload": _ref(model.__name__)}},
+            "then": _event_condition(event_type, model),
         }
         for event_type, model in PAYLOAD_MODELS.items()
     ]
     return schemas
+
+
+def _event_condition(event_type: EventType, model: type[BaseModel]) -> dict[str, Any]:
+    """What an envelope of `event_type` must also hold: a payload of its model, there at all when
+    the model refuses `{}` (an omitted payload is `{}`), and a rep (`user_id`) unless the type
+    concerns the whole org."""
+    properties: dict[str, Any] = {"payload": _ref(model.__name__)}
+    required: list[str] = []
+    if event_type not in ORG_LEVEL_TYPES:
+        properties["user_id"] = {"type": "string", "format": "uuid", "description": "The rep (required)."}
+        required.append("user_id")
+    try:
+        model.model_validate({})
+    except ValidationError:
+        required.append("payload")
+    return {"properties": properties, "required": required} if required else {"properties": properties}
 
 
 def _response_schemas() -> dict[str, Any]:
@@ -60,7 +94,33 @@ def _response_schemas() -> dict[str, Any]:
                 "job_id": uuid_,
                 "status": {"type": "string", "enum": [s.value for s in JobStatus]},
                 "duplicate": {"type": "boolean", "description": "The key already had a job: this is that job."},
-                "reason": {"type": "string", "description": "Why the job was skipped (gated events only)."},
+                "reason": {
+                    "type": "string",
+                    "description": "Why the job was skipped (gated events only; `already_live` when another job "
+                    "of the same rep and deal is live).",
+                },
+                "live_job_id": {
+                    **uuid_,
+                    "description": "With reason `already_live`: the live job (fire with `replace: true` to "
+                    "cancel it and start a new one).",
+                },
+                "scheduled_for": {
+                    **iso,
+                    "description": "With `delay_minutes`: when the job's steps start (it is `queued` until then).",
+                },
+            },
+        },
+        "CancelResult": {
+            "type": "object",
+            "required": ["job_id", "status", "immediate"],
+            "properties": {
+                "job_id": uuid_,
+                "status": {"type": "string", "enum": [s.value for s in JobStatus]},
+                "immediate": {
+                    "type": "boolean",
+                    "description": "True when the job ended now (no step was running); false when it ends at "
+                    "its next step boundary, or had already ended (`status` says how).",
+                },
             },
         },
         "Error": {
@@ -71,7 +131,8 @@ def _response_schemas() -> dict[str, Any]:
                     "type": "string",
                     "pattern": "^[a-z][a-z0-9_]*$",
                     "description": "A snake_case code a client may switch on: `invalid_event` (422), "
-                    "`unauthorized` (401), `not_found` (404), `payload_too_large` (413), `unavailable` (503)...",
+                    "`unauthorized` (401), `not_found` (404), `payload_too_large` (413), `rate_limited` (429), "
+                    "`unavailable` (503)...",
                 },
                 "message": {"type": "string", "description": "One line for a person: what is wrong, what to do."},
                 "request_id": {"type": "string"},
@@ -83,6 +144,21 @@ def _response_schemas() -> dict[str, Any]:
                         "required": ["field", "message"],
                         "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
                     },
+                },
+                "role": {
+                    "type": "string",
+                    "enum": ["events", "admin"],
+                    "description": "The API key's role (a 403 from the admin API only).",
+                },
+                "required_role": {
+                    "type": "string",
+                    "enum": ["admin"],
+                    "description": "The role the endpoint needs (a 403 from the admin API only).",
+                },
+                "retry_after_s": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Seconds to wait, as the Retry-After header says (a 429 only).",
                 },
             },
         },
@@ -108,8 +184,12 @@ def _response_schemas() -> dict[str, Any]:
                 "queued_at": _nullable("string", format="date-time"),
                 "started_at": _nullable("string", format="date-time"),
                 "finished_at": _nullable("string", format="date-time"),
-                "output": {"description": "The skill's JSON output."},
+                "output": {"description": "The skill's JSON output (null once purged)."},
                 "cost_usd": _nullable("number"),
+                "purged_at": {
+                    **_nullable("string", format="date-time"),
+                    "description": "When retention cleared its output.",
+                },
             },
         },
         "Approval": {
@@ -126,6 +206,10 @@ def _response_schemas() -> dict[str, Any]:
                 "decided_at": _nullable("string", format="date-time"),
                 "expires_at": _nullable("string", format="date-time"),
                 "created_at": iso,
+                "purged_at": {
+                    **_nullable("string", format="date-time"),
+                    "description": "When retention cleared its preview and decision_data.",
+                },
             },
         },
         "Message": {
@@ -217,7 +301,28 @@ def _response_schemas() -> dict[str, Any]:
                 "finished_at": _nullable("string", format="date-time"),
                 "duration_ms": _nullable("integer"),
                 "cancel_requested": {"type": "boolean"},
-                "payload": {"type": "object"},
+                "live_job_id": {
+                    **_nullable("string", format="uuid"),
+                    "description": "A job skipped `already_live`: the live job of the same rep and deal.",
+                },
+                "scheduled_for": {
+                    **_nullable("string", format="date-time"),
+                    "description": "A job fired with `delay_minutes`: when its steps start.",
+                },
+                "payload": {"type": "object", "description": "The event's payload ({} once purged)."},
+                "purged_at": {
+                    **_nullable("string", format="date-time"),
+                    "description": "When retention cleared the payload, step outputs and approval drafts "
+                    "(the org's `retention_days`); null while the content is kept.",
+                },
+                "retention_days": {
+                    **_nullable("integer"),
+                    "description": "A purged job: the org's retention in days.",
+                },
+                "purged": {
+                    **_nullable("string"),
+                    "description": "A purged job: 'content purged on <date> (retention N days): ...'.",
+                },
                 "steps": {"type": "array", "items": _ref("Step")},
                 "approvals": {"type": "array", "items": _ref("Approval")},
                 "messages": {"type": "array", "items": _ref("Message")},
@@ -332,13 +437,30 @@ UNAVAILABLE = {
 }
 
 
+_JOB_OPERATIONS = {"GetJob": "getJob", "CancelJob": "cancelJob"}
+
+
+def _job_links(*names: str) -> dict[str, Any]:
+    """OpenAPI links from an answer carrying `job_id` to the operations on that job (clients and
+    stateful test tools follow them: fire an event, then read or cancel its job)."""
+    return {
+        name: {
+            "operationId": _JOB_OPERATIONS[name],
+            "parameters": {"job_id": "$response.body#/job_id"},
+            "description": f"{_JOB_OPERATIONS[name]} on the job this answer names.",
+        }
+        for name in names
+    }
+
+
 def _paths() -> dict[str, Any]:
     return {
         "/api/events": {
             "post": {
                 "operationId": "fireEvent",
                 "summary": "Fire one event (runs its sequence).",
-                "description": "An org API key may fire for its own org only; the admin token for any org.",
+                "description": "An org API key (either role) may fire for its own org only; the admin token for "
+                "any org. The job's source is the caller: `api:<key name>`, or `api` for the admin token.",
                 "parameters": [
                     {
                         "name": "wait",
@@ -354,6 +476,7 @@ def _paths() -> dict[str, Any]:
                     "202": {
                         "description": "Accepted (or the existing job for this idempotency key).",
                         "content": {"application/json": {"schema": _ref("FireResult")}},
+                        "links": _job_links("GetJob", "CancelJob"),
                     },
                     "400": _error("Invalid JSON or an invalid `wait`."),
                     "401": _error("Missing, unknown or revoked key."),
@@ -361,8 +484,22 @@ def _paths() -> dict[str, Any]:
                     "413": _error("The body is over 1 MiB."),
                     "415": _error("Content-Type is not application/json."),
                     "422": _error(
-                        "`invalid_event`: the envelope or payload does not validate (`errors` lists every field)."
+                        "`invalid_event`: the envelope or payload does not validate (`errors` lists every field; "
+                        "a field only the server sets, such as `source` or `depth`, is named as such)."
                     ),
+                    "429": {
+                        **_error(
+                            "`rate_limited`: the org is over its events limit (PROACTIVE_ORG_EVENTS_PER_S, bursts of "
+                            "PROACTIVE_ORG_EVENTS_BURST, shared by every key of the org and the admin token); "
+                            "nothing was accepted: send it again after Retry-After."
+                        ),
+                        "headers": {
+                            "Retry-After": {
+                                "schema": {"type": "integer", "minimum": 1},
+                                "description": "Seconds to wait.",
+                            }
+                        },
+                    },
                     "503": UNAVAILABLE,
                 },
             }
@@ -382,12 +519,33 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/jobs/{job_id}/cancel": {
+            "post": {
+                "operationId": "cancelJob",
+                "summary": "Cancel a job: at once when no step is running (a delayed job before it starts), else "
+                "at its next step boundary.",
+                "parameters": [
+                    {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Cancelled, or cancel requested; an ended job answers its final status.",
+                        "content": {"application/json": {"schema": _ref("CancelResult")}},
+                        "links": _job_links("GetJob"),
+                    },
+                    "401": _error("Missing, unknown or revoked key."),
+                    "404": _error("No such job in the key's org."),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
         "/api/admin/metrics": {
             "get": {
                 "operationId": "getOrgMetrics",
                 "summary": "An org's metrics over 7, 30 or 90 days (docs/metrics.md).",
-                "description": "The admin token reads any org (`org_id` required); an org API key reads its own "
-                "org only (`org_id` optional), and another org answers 404 like a missing one.",
+                "description": "The admin token reads any org (`org_id` required); an org API key with the admin "
+                "role (`proactive keys create --role admin`) reads its own org only (`org_id` optional), and "
+                "another org answers 404 like a missing one. A key with the events role (the default) is 403.",
                 "parameters": [
                     {
                         "name": "org_id",
@@ -409,6 +567,10 @@ def _paths() -> dict[str, Any]:
                     },
                     "400": _error("Unknown `range` (`accepted` lists the values) or no `org_id` with the admin token."),
                     "401": _error("Missing, unknown or revoked key."),
+                    "403": _error(
+                        "`forbidden`: the key has the events role, not admin (`role`, `required_role`); the message "
+                        "says how to make an admin key (`proactive keys create --role admin`)."
+                    ),
                     "404": _error("No such org, a malformed id, or another org than the key's."),
                     "503": UNAVAILABLE,
                 },
@@ -457,7 +619,7 @@ def _paths() -> dict[str, Any]:
                     },
                     "400": _error("Invalid JSON or option."),
                     "401": _error("Missing or unknown token."),
-                    "403": _error("An org API key: the smoke test needs the admin token."),
+                    "403": _error("An org API key (whatever its role): the smoke test needs the admin token."),
                     "404": _error("No such org (or several orgs and no `org_id`)."),
                     "415": _error("A body that is not application/json."),
                     "422": _error("`invalid_event`: an unknown sequence in `sequences`."),
@@ -570,7 +732,7 @@ def document() -> dict[str, Any]:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An org API key (`proactive keys create`) or ADMIN_TOKEN.",
+                    "description": "An org API key (`proactive keys create`; role events or admin) or ADMIN_TOKEN.",
                 },
                 "recordingSignature": {"type": "apiKey", "in": "header", "name": SIGNATURE_HEADER},
                 "recordingTimestamp": {"type": "apiKey", "in": "header", "name": TIMESTAMP_HEADER},

@@ -2,7 +2,7 @@
 list, one job's timeline.
 
 A browser signs in with a one-time link from `proactive admin link` (`GET /admin/login?token=`,
-worker/admin_auth.py) and then carries an HttpOnly, SameSite=Strict session cookie scoped to one
+worker/access/admin_auth.py) and then carries an HttpOnly, SameSite=Strict session cookie scoped to one
 org or to every org (Secure when APP_URL is https). A page without a session redirects to the
 sign-in page, which says how to get a link. Pages only read; the one form that changes state
 (cancel a job) and sign-out carry a CSRF token, refused with 403 without it. Another org's job,
@@ -28,9 +28,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+import blocks
 from webhooks import dashboard, timeline
 from webhooks.errors import request_id
-from worker.admin_auth import (
+from worker.access.admin_auth import (
     HOME_PATH,
     LINK_MINUTES,
     SESSION_MAX_AGE,
@@ -46,11 +47,12 @@ from worker.admin_auth import (
 )
 from worker.config import get_settings
 from worker.db import transaction
+from worker.engine.executor import request_cancel
+from worker.engine.states import JOB_FINAL, JobStatus
 from worker.errors import NotFound
-from worker.metrics import RANGES, org_metrics, parse_range
+from worker.metrics.report import RANGES, org_metrics, parse_range
 from worker.models import Org, utcnow
-from worker.states import JOB_FINAL, JobStatus
-from worker.views import job_detail, list_jobs, org_names
+from worker.ops.views import job_detail, list_jobs, org_names
 
 log = logging.getLogger(__name__)
 
@@ -295,8 +297,6 @@ def job_page(job_id: str) -> Any:
 
 
 def _decision_label(decision: str | None) -> str:
-    import blocks
-
     return blocks.decision_label(decision) if decision else timeline.UNKNOWN
 
 
@@ -304,8 +304,6 @@ def _decision_label(decision: str | None) -> str:
 @changes_state
 def cancel_job(job_id: str) -> Any:
     """Cancel the job (now if nothing runs, else at the next step boundary), then show it again."""
-    from worker.engine import request_cancel
-
     jid = _job_id(job_id)
     if jid is None:
         return _problem(404, "Job not found", "That is not a job id (a job id is a UUID).")
@@ -324,7 +322,7 @@ ORG_SWITCH_LIMIT = 200  # orgs listed in the all-orgs switcher
 @blueprint.get("/admin/orchestrator")
 @signed_in
 def orchestrator_page() -> Any:
-    """The orchestrator dashboard: one org's metrics over 7, 30 or 90 days (worker/metrics.py)."""
+    """The orchestrator dashboard: one org's metrics over 7, 30 or 90 days (worker/metrics/report.py)."""
     g.admin_scope = _scope_name(g.admin)
     range_name = request.args.get("range") or "7d"
     try:

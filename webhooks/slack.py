@@ -1,7 +1,7 @@
 """Slack's two endpoints: `POST /slack/interactive` (buttons, modals) and `POST /slack/events`.
 
 A slack-bolt `App` behind its Flask adapter routes each request to a listener; this module only
-verifies, parses, hands over to `worker.slack_actions` and answers:
+verifies, parses, hands over to `worker/slack/` and answers:
 
 1. verify: `v0=HMAC-SHA256(SLACK_SIGNING_SECRET, "v0:{timestamp}:{raw body}")` and a numeric
    timestamp within 300 s of now. Bolt checks the signature again, but it answers a non-numeric
@@ -9,9 +9,9 @@ verifies, parses, hands over to `worker.slack_actions` and answers:
    check runs here first: every refusal is a 401 and a rejected_events row, nothing else happens.
 2. parse: the content type (form-encoded `payload=` for interactivity, JSON for events) and a JSON
    object with a `type`; a signed but malformed request is a 415 / 400, recorded.
-3. hand over: a click is `slack_actions.handle_click` (a decision is one conditional UPDATE;
-   every Slack call is queued on `edge`), a modal submission `slack_actions.submit_edit`, an event
-   `slack_actions.first_delivery` (retries of an event already seen are ignored). An `*_edit` click
+3. hand over: a click is `route.handle_click` (a decision is one conditional UPDATE; every Slack
+   call is queued on `edge`), a modal submission `modals.submit_edit`, an event
+   `dedupe.first_delivery` (retries of an event already seen are ignored). An `*_edit` click
    is acknowledged first and its modal opened right after (a bolt lazy listener): `views.open` needs
    the trigger id, which dies 3 s after the click, so it cannot wait in a queue.
 4. answer: 200 with an empty body (Slack shows nothing), the modal's `response_action: errors`,
@@ -29,7 +29,6 @@ import threading
 import time
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qs
 
 from flask import Blueprint, Response, request
 from slack_bolt import Ack, App, BoltRequest, BoltResponse
@@ -41,8 +40,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 import blocks
 from webhooks.errors import RETRY_AFTER_S, error, record_refusal
-from worker import slack_actions
 from worker.config import get_settings
+from worker.slack.clicks import Click, Submission
+from worker.slack.dedupe import first_delivery
+from worker.slack.modals import open_editor, submit_edit
+from worker.slack.requests import FORM, JSON_BODY, body_problem
+from worker.slack.route import handle_click
 
 log = logging.getLogger(__name__)
 # Bolt's own logger: errors only. Its warnings are about what this module already handles: the
@@ -58,14 +61,9 @@ ACTION_SOURCE = "slack:action"
 EVENTS_SOURCE = "slack:events"
 MAX_AGE_S = 300  # a signed request older (or newer) than this is a replay (Slack's own rule)
 TIMESTAMP_DIGITS_MAX = 12  # epoch seconds have 10 digits until the year 2286
-FORM = "application/x-www-form-urlencoded"
-JSON_BODY = "application/json"
 API_TIMEOUT_S = 2  # bolt's Web API client: views.open must be done within the trigger's 3 s
 EDIT_ACTIONS = re.compile(r"^(orch|prop|email)_edit$")
 ANY = re.compile(r".*", re.DOTALL)
-# Fields bolt reads without checking: objects when present (Slack sends "team": null from org-wide apps).
-OBJECT_FIELDS = ("view", "event", "state", "container")
-NULLABLE_OBJECT_FIELDS = ("team", "user", "channel", "message", "enterprise")
 
 
 # --------------------------------------------------------------------------- verify and parse (pure)
@@ -94,52 +92,21 @@ def signature_problem(secret: str, body: bytes, timestamp: str | None, signature
     return None
 
 
-def body_problem(body: bytes, mimetype: str, expected: str) -> tuple[int, str] | None:
-    """(status, reason) when a verified body is not what Slack sends to this endpoint, else None."""
-    if mimetype != expected:
-        return 415, f"expected {expected}, got {mimetype or 'no content type'}"
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return 400, "the body is not UTF-8"
-    if expected == FORM:
-        if text.startswith("{"):
-            return 400, "a form body must not start with '{'"
-        values = parse_qs(text, keep_blank_values=True).get("payload") or []
-        if len(values) != 1:
-            return 400, "expected exactly one payload= field"
-        text = values[0]
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        return 400, "the payload is not valid JSON"
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        return 400, "the payload is not a Slack payload (a JSON object with a type)"
-    for key in OBJECT_FIELDS:
-        if key in data and not isinstance(data[key], dict):
-            return 400, f"the payload's {key!r} is not a JSON object"
-    for key in NULLABLE_OBJECT_FIELDS:
-        if data.get(key) is not None and not isinstance(data[key], dict):
-            return 400, f"the payload's {key!r} is not a JSON object or null"
-    actions = data.get("actions", [])
-    if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
-        return 400, "the payload's 'actions' is not a list of JSON objects"
-    return None
-
-
 # --------------------------------------------------------------------------- the bolt app
 
 
 def _authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
     """Every workspace gets the bot token of the settings; which org and user clicked is decided
-    by slack_actions (an unknown team is refused there, with an answer)."""
+    by the click's routing (worker/slack/route.py: an unknown team is refused there, with an answer)."""
     token = get_settings().slack_bot_token or None
     return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
 
 
 def _click(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-    outcome = slack_actions.handle_click(slack_actions.Click.from_payload(body, action))
-    log.debug("click %s: %s", action.get("action_id"), outcome)
+    click = Click.from_payload(body, action)
+    outcome = handle_click(click)
+    # under the job's trace id once the approval was found (worker/logs.py join_trace), the request's as origin
+    log.info("Slack click %s on %s: %s", str(action.get("action_id"))[:64], click.value[:64], outcome)
     ack()
 
 
@@ -149,11 +116,11 @@ def _ack(ack: Ack) -> None:
 
 def _open_editor(body: dict[str, Any], action: dict[str, Any]) -> None:
     """Runs after the ack, in bolt's executor thread."""
-    slack_actions.open_editor(slack_actions.Click.from_payload(body, action))
+    open_editor(Click.from_payload(body, action))
 
 
 def _submit_edit(ack: Ack, body: dict[str, Any]) -> None:
-    errors = slack_actions.submit_edit(slack_actions.Submission.from_payload(body))
+    errors = submit_edit(Submission.from_payload(body))
     if errors:
         ack(response_action="errors", errors=errors)
     else:
@@ -167,7 +134,7 @@ def _other_view(ack: Ack, body: dict[str, Any]) -> None:
 
 
 def _event(ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
-    if not slack_actions.first_delivery(body.get("event_id"), body.get("team_id")):
+    if not first_delivery(body.get("event_id"), body.get("team_id")):
         retry = (request.headers.get("x-slack-retry-num") or ["-"])[0]
         log.info("Slack event %s delivered again (retry %s): ignored", body.get("event_id"), retry)
     ack()

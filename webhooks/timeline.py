@@ -1,4 +1,4 @@
-"""What the job timeline page draws, decided from a job's detail (`worker.views.job_detail`) and the
+"""What the job timeline page draws, decided from a job's detail (`worker.ops.views.job_detail`) and the
 time: no I/O, so the geometry is unit-tested with plain values.
 
 Each step becomes one bar on a shared time axis from the job's creation to its end (or now while it

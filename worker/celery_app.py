@@ -2,7 +2,7 @@
 
 State lives in the database, not in Celery: step tasks ignore results, acknowledge late, and are
 re-published by the sweeper if the broker loses them. The embedded default uses our SQLite
-transport (`worker.broker_sqlite`, URL scheme `proactive+sqlite://`), the fleet uses Redis
+transport (`worker.brokers.sqlite`, URL scheme `proactive+sqlite://`), the fleet uses Redis
 (`redis://`) or RabbitMQ (`amqp://`); only the URL changes.
 """
 
@@ -14,11 +14,11 @@ from celery import Celery
 from celery.signals import worker_process_shutdown
 from kombu import Queue
 
-import worker.broker_redis  # redis:// uses our one-client-per-channel transport
-import worker.broker_sqlite  # noqa: F401 - registers the proactive+sqlite:// transport
+import worker.brokers.redis  # redis:// uses our one-client-per-channel transport
+import worker.brokers.sqlite  # noqa: F401 - registers the proactive+sqlite:// transport
 from worker import logs
 from worker.config import get_settings
-from worker.dag import DEFAULT_TIMEOUT_S, HARD_LIMIT_GRACE_S, QUEUES
+from worker.engine.dag import DEFAULT_TIMEOUT_S, HARD_LIMIT_GRACE_S, QUEUES
 
 # Redis re-delivers an unacknowledged message after this long (seconds); steps are idempotent.
 REDIS_VISIBILITY_TIMEOUT_S = 3600
@@ -29,10 +29,57 @@ REDIS_VISIBILITY_TIMEOUT_S = 3600
 # the database, not the broker, is what survives a crash.
 
 
-def _transport_options(broker_url: str) -> dict[str, object]:
+# RabbitMQ and the worker check each other this often (seconds): a broker that stops answering is
+# noticed by a consumer within two beats. Producers (the web edge) send none; the retry below
+# reopens a connection the broker closed meanwhile.
+AMQP_HEARTBEAT_S = 60
+# Celery's own defaults, kept for the embedded SQLite broker (no network to hang on).
+CELERY_DEFAULTS: dict[str, object] = {
+    "broker_connection_timeout": 4.0,
+    "broker_heartbeat": 120,
+    "task_publish_retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+}
+
+
+def broker_conf(broker_url: str, timeout_s: float) -> dict[str, object]:
+    """The app's broker settings for `broker_url`, bounded so that a publish to a broker that does
+    not answer gives up within about `timeout_s` (the caller logs it; the sweeper re-publishes).
+
+    Redis: one attempt, its socket and connect timeouts at `timeout_s`; redis-py itself reopens a
+    connection the server closed (a Redis restart), and `retry_on_timeout` stays off so a command
+    that may have run is never sent twice. The consumer is unaffected: it reads BRPOP replies (1 s
+    server-side timeout) only once they are there. RabbitMQ: an attempt and one retry after
+    reconnecting, each connect bounded by half of `timeout_s` (a publish without confirms is a
+    socket write, bounded by the write timeout).
+    """
     if broker_url.startswith(("redis://", "rediss://")):
-        return {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S}
-    return {}
+        return {
+            **CELERY_DEFAULTS,
+            "broker_transport_options": {
+                "visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S,
+                "socket_timeout": timeout_s,
+                "socket_connect_timeout": timeout_s,
+                "socket_keepalive": True,
+                "retry_on_timeout": False,
+            },
+            "broker_connection_timeout": timeout_s,
+            "task_publish_retry_policy": {"max_retries": 0},
+        }
+    if broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        half = timeout_s / 2
+        return {
+            **CELERY_DEFAULTS,
+            "broker_transport_options": {"write_timeout": half},
+            "broker_connection_timeout": half,
+            "broker_heartbeat": AMQP_HEARTBEAT_S,
+            # The remote-control mailbox `<node>.celery.pidbox` shared, not exclusive: after a network
+            # cut RabbitMQ holds the old connection until its heartbeat check (2 x 60 s), and a
+            # worker reconnecting (or restarted) under the same name would otherwise die on
+            # RESOURCE_LOCKED redeclaring it (tests/chaos/test_partition.py)
+            "control_queue_exclusive": False,
+            "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0},
+        }
+    return {**CELERY_DEFAULTS, "broker_transport_options": {}}
 
 
 def make_celery() -> Celery:
@@ -41,7 +88,7 @@ def make_celery() -> Celery:
     app = Celery("proactive", set_as_current=True)
     app.conf.update(
         broker_url=settings.broker_url,
-        broker_transport_options=_transport_options(settings.broker_url),
+        **broker_conf(settings.broker_url, settings.broker_timeout_s),
         broker_connection_retry_on_startup=True,
         result_backend=None,
         task_ignore_result=True,
@@ -62,6 +109,8 @@ def make_celery() -> Celery:
             "proactive.slack_replace": {"queue": "edge"},
             "proactive.slack_respond": {"queue": "edge"},
             "proactive.sweep": {"queue": "beat"},
+            "proactive.metrics_rollup": {"queue": "beat"},
+            "proactive.retention": {"queue": "beat"},
             # Cron ticks run where Beat's tasks run; the per-org / per-rep work they fan out to
             # runs on `steps`, shared by every worker.
             "proactive.cron.morning_brief": {"queue": "beat"},
@@ -82,10 +131,13 @@ def make_celery() -> Celery:
         enable_utc=True,
         timezone="UTC",
         imports=(
-            "worker.runner",
-            "worker.sweeper",
-            "worker.crons",
-            "worker.gmail_sync",
+            "worker.engine.tasks",
+            "worker.engine.sweeper",
+            "worker.engine.heartbeat",
+            "worker.metrics.rollup",
+            "worker.ops.retention",
+            "worker.crons.tasks",
+            "worker.google.sync",
             *settings.sequence_module_list,
         ),
     )
@@ -102,9 +154,9 @@ def reconfigure_broker() -> None:
     For a process that switches databases/brokers at run time (the test suite); workers and web
     processes read their settings once at start.
     """
-    url = get_settings().broker_url
-    celery_app.conf.broker_url = url
-    celery_app.conf.broker_transport_options = _transport_options(url)
+    settings = get_settings()
+    celery_app.conf.broker_url = settings.broker_url
+    celery_app.conf.update(broker_conf(settings.broker_url, settings.broker_timeout_s))
     from kombu import pools
 
     pools.reset()  # per-connection producer pools are global in kombu
@@ -112,11 +164,14 @@ def reconfigure_broker() -> None:
     amqp = celery_app.__dict__.get("amqp")
     if amqp is not None:
         amqp._producer_pool = None
+        amqp.__dict__.pop("send_task_message", None)  # it holds the publish retry policy it was built with
 
 
 @worker_process_shutdown.connect
 def _forget_process_metrics(pid: int | None = None, **_kwargs: object) -> None:
-    """A prefork child is exiting: its live metric files go (worker/prom.py)."""
-    from worker import prom
+    """A prefork child is exiting: its live metric files go (worker/metrics/prom.py)."""
+    # the metrics (prometheus-client and the database layer) load only in an exiting prefork child: every
+    # process imports this module, the CLI and the web included
+    from worker.metrics import prom
 
     prom.mark_process_dead(pid or os.getpid())

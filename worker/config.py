@@ -55,12 +55,12 @@ class Settings(BaseSettings):
     gmail_pubsub_topic: str = ""
 
     recording_webhook_secret: str = ""
-    # Signs Google connect links and OAuth `state` (worker/google_oauth.py): comma-separated, the first
+    # Signs Google connect links and OAuth `state` (worker/google/oauth.py): comma-separated, the first
     # signs, every one verifies (rotation); at least 32 characters each.
     oauth_state_secret: str = ""
     encryption_keys: str = ""
     admin_token: str = ""
-    # Signs the admin pages' login links, session cookies and CSRF tokens (worker/admin_auth.py):
+    # Signs the admin pages' login links, session cookies and CSRF tokens (worker/access/admin_auth.py):
     # comma-separated, the first signs, every one verifies (rotation); at least 32 characters each.
     admin_session_secret: str = ""
     app_url: str = "http://127.0.0.1:8000"
@@ -73,32 +73,49 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 30.0  # one chat completion; the step's soft limit (60 s) stays above it
     llm_max_tokens: int = 1024  # completion budget per call
     llm_price_per_1k_tokens: float = 0.0  # USD per 1,000 tokens (in + out); 0 = cost not tracked
+    # Calls to the LLM endpoint per minute, shared by every worker (one rate_slots key); 0 = unpaced.
+    # 300 stays under the usual first-tier account limit (500 requests/min for small models).
+    llm_requests_per_min: float = 300.0
     google_timeout_s: float = 20.0  # per Google HTTP request, token refresh included
     google_pacing: bool = Field(default=True, alias="PROACTIVE_GOOGLE_PACING")  # per-user quota slots (DB)
     instantly_api_url: str = "https://api.instantly.ai/api/v2"
     instantly_timeout_s: float = 20.0  # per Instantly HTTP request
+    # Calls per second to one org's Instantly workspace, shared by every worker; 0 = unpaced. Instantly
+    # allows 100/s and 6,000/min per workspace, shared with the customer's other tools: we take a fifth.
+    instantly_requests_per_s: float = 20.0
 
     # Engine tunables (not part of the public contract; docs/architecture.md explains the defaults).
     sequence_modules: str = Field(default="sequences", alias="PROACTIVE_SEQUENCE_MODULES")
     job_deadline_s: int = Field(default=15 * 60, alias="PROACTIVE_JOB_DEADLINE_S")
     lease_grace_s: int = Field(default=15, alias="PROACTIVE_LEASE_GRACE_S")
     requeue_after_s: int = Field(default=30, alias="PROACTIVE_REQUEUE_AFTER_S")
+    # each worker beats this often; a claimant silent for worker_dead_after_s loses its running steps
+    worker_heartbeat_s: float = Field(default=2.0, alias="PROACTIVE_WORKER_HEARTBEAT_S")
+    worker_dead_after_s: float = Field(default=10.0, alias="PROACTIVE_WORKER_DEAD_AFTER_S")
     retry_base_s: float = Field(default=2.0, alias="PROACTIVE_RETRY_BASE_S")
     inline_max_steps: int = Field(default=20, alias="PROACTIVE_INLINE_MAX_STEPS")
     inline_budget_s: float = Field(default=5.0, alias="PROACTIVE_INLINE_BUDGET_S")
     dry_run: bool = Field(default=False, alias="PROACTIVE_DRY_RUN")
     undo_window_s: float = Field(default=30.0, alias="PROACTIVE_UNDO_WINDOW_S")  # "Send now" -> actual send
     task_events: bool = Field(default=False, alias="PROACTIVE_TASK_EVENTS")
+    # The longest a publish waits for a broker that does not answer (seconds): then it gives up, logged,
+    # and the sweeper re-publishes the committed step (worker/celery_app.py sets the socket timeouts).
+    broker_timeout_s: float = Field(default=2.0, gt=0, alias="PROACTIVE_BROKER_TIMEOUT_S")
     recover_on_start: bool = Field(default=True, alias="PROACTIVE_RECOVER_ON_START")
     sql_echo: bool = Field(default=False, alias="PROACTIVE_SQL_ECHO")
     # Log lines (worker/logs.py): "text" for people (the demo, the CLI), "json" for the fleet.
     log_format: str = "text"
 
-    # Crons (worker/crons.py, beat_schedule.py). Both are for tests and demos; leave unset in production.
+    # Crons (worker/crons/tasks.py, beat_schedule.py). Both are for tests and demos; leave unset in production.
     cron_clock_file: str = Field(default="", alias="PROACTIVE_CRON_CLOCK_FILE")  # file holding "now" (ISO)
     beat_tick_s: float = Field(default=0.0, alias="PROACTIVE_BEAT_TICK_S")  # > 0: every cron ticks this often
 
-    # Slack delivery (worker/delivery.py). Slack allows about one message per second per channel.
+    # Events API limit per org (webhooks/api.py): a token bucket in rate_slots shared by every web
+    # worker; over it POST /api/events answers 429 with Retry-After. Rate 0 = no limit.
+    org_events_per_s: float = Field(default=20.0, alias="PROACTIVE_ORG_EVENTS_PER_S")
+    org_events_burst: int = Field(default=100, alias="PROACTIVE_ORG_EVENTS_BURST")
+
+    # Slack delivery (worker/slack/delivery.py). Slack allows about one message per second per channel.
     slack_channel_interval_s: float = Field(default=1.0, alias="PROACTIVE_SLACK_CHANNEL_INTERVAL_S")
     delivery_max_attempts: int = Field(default=5, alias="PROACTIVE_DELIVERY_MAX_ATTEMPTS")  # 5xx/network tries
 

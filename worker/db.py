@@ -8,14 +8,16 @@ transaction cannot upgrade its read lock once another writer has committed (docs
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -23,6 +25,9 @@ from worker.config import get_settings, state_dir
 
 # SQLite waits this long for another writer before "database is locked" (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -67,8 +72,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
-    # No ping on every checkout (a round trip each time): connections are recycled after an hour and
-    # a dropped one fails its step with a transient error, which the step's retry absorbs.
+    # No ping on every checkout (a round trip each time): connections are recycled after an hour, and
+    # a task that meets a dropped one runs once more on a new one (`once_more_on_disconnect`).
     kwargs.setdefault("pool_recycle", 3600)
     return create_engine(url, echo=settings.sql_echo, **kwargs)
 
@@ -112,6 +117,11 @@ def commit_hooks() -> Iterator[None]:
         hook()
 
 
+def in_transaction_scope() -> bool:
+    """True inside a `transaction()` or `begin()` block: `on_commit` callbacks wait for its commit."""
+    return _after_commit.get() is not None
+
+
 def on_commit(callback: Callable[[], None]) -> None:
     """Run `callback` after the current transaction commits (at once when none is open): how work
     is handed to the broker only once the rows it refers to are visible."""
@@ -135,6 +145,30 @@ def transaction() -> Iterator[Connection]:
     registered with `on_commit` inside it run after the commit."""
     with commit_hooks(), get_engine().begin() as conn:
         yield conn
+
+
+def is_disconnect(err: BaseException) -> bool:
+    """True when `err` is a lost database connection (a PostgreSQL restart or failover, a session
+    terminated by an admin, an idle timeout): SQLAlchemy has then invalidated the pooled connections
+    opened before it, so the next checkout gets a new one."""
+    return isinstance(err, DBAPIError) and bool(err.connection_invalidated)
+
+
+def once_more_on_disconnect(work: Callable[[], T], what: str) -> T:
+    """Run `work`, and once more when it fails on a lost connection (see `is_disconnect`).
+
+    Why: the pool hands out its connections without a ping (a round trip per checkout), so after a
+    database restart each process meets one dead connection; without this, the task that met it would
+    fail and wait a minute for the sweeper. Only for work that starts with a conditional claim
+    (a step run, a decision, an outbox row): a second run never repeats what the first one did.
+    """
+    try:
+        return work()
+    except DBAPIError as err:
+        if not is_disconnect(err):
+            raise
+        log.warning("%s: database connection lost (%s); once more on a new connection", what, err.orig)
+    return work()
 
 
 def reset_engine() -> None:

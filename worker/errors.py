@@ -49,6 +49,12 @@ class RateLimited(TransientError):
         self.retry_after_s = max(0.0, float(retry_after_s))
 
 
+class AnswerLost(TransientError):
+    """A write reached the provider and the connection closed before its answer: it may have acted.
+    Retried like any transient error; an effect's row stays `started`, so the retry asks the provider
+    before acting again (worker/engine/effects.py)."""
+
+
 class AuthRevoked(StepError):
     """The user's credentials were revoked (`invalid_grant`, `token_revoked`): no retry."""
 
@@ -129,13 +135,42 @@ class NotAuthorized(UserError):
     http_status = 403
 
 
+# What a decision (or an approval's final status) did, in the past tense: "already <words> by X".
+DONE_WORDS: dict[str, str] = {
+    "approve": "approved",
+    "approved": "approved",
+    "approve_send": "approved and sent",
+    "reject": "rejected",
+    "rejected": "rejected",
+    "edit": "edited and sent",
+    "send_now": "sent",
+    "send_later": "scheduled for later",
+    "cancel": "cancelled",
+    "cancelled": "closed",
+    "skip": "skipped",
+    "share_link": "answered with a link",
+    "send_invite": "answered with an invite",
+    "send_times": "answered with times by email",
+    "more": "sent back for more options",
+    "handle": "taken over",
+    "expired": "expired",
+    "superseded": "sent back for more options",
+}
+
+
+def done_words(decision: str) -> str:
+    """A decision in the past tense ("approve" -> "approved"; an unknown one with its _ as spaces)."""
+    return DONE_WORDS.get(decision, decision.replace("_", " "))
+
+
 class AlreadyDecided(UserError):
-    """Someone else decided this approval first."""
+    """Someone else decided this approval first: a refusal (exit 1, HTTP 409), not bad input."""
 
     http_status = 409
+    exit_code = 1
 
     def __init__(self, decision: str, by: str, at: datetime) -> None:
-        super().__init__(f"already {decision} by {by} at {at:%Y-%m-%d %H:%M:%S} UTC")
+        super().__init__(f"already {done_words(decision)} by {by} at {at:%Y-%m-%d %H:%M:%S} UTC")
         self.decision = decision
         self.by = by
         self.at = at

@@ -9,21 +9,38 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Connection, update
 
+from worker.engine.states import predecessors
 from worker.errors import AuthRevoked
+from worker.google.links import OAuthNotConfigured, connect_url, reconnect_link
 from worker.models import Integration
+from worker.slack.delivery import enqueue_message
 
 MAX_ERROR_CHARS = 2000
 integrations = Integration.__table__
 
 
+class IntegrationStatus(StrEnum):
+    """Values of integrations.status."""
+
+    ACTIVE = "active"  # its credentials are used
+    REVOKED = "revoked"  # the provider refused them for good: nothing uses them until the user reconnects
+
+
+# A revocation marks an active integration; connecting again (OAuth, a stored secret) makes it active.
+INTEGRATION_TRANSITIONS: dict[IntegrationStatus, frozenset[IntegrationStatus]] = {
+    IntegrationStatus.ACTIVE: frozenset({IntegrationStatus.REVOKED}),
+    IntegrationStatus.REVOKED: frozenset({IntegrationStatus.ACTIVE}),
+}
+_REVOCABLE = [s.value for s in predecessors(INTEGRATION_TRANSITIONS, IntegrationStatus.REVOKED)]
+
+
 def google_connect_link(org_id: uuid.UUID, user_id: uuid.UUID | None) -> str | None:
     """The user's signed Google connect link (absolute, from APP_URL, valid 7 days), or None when
     links cannot be signed here (OAUTH_STATE_SECRET unset) or nobody is named."""
-    from worker.google_oauth import OAuthNotConfigured, connect_url
-
     if user_id is None:
         return None
     try:
@@ -48,8 +65,6 @@ def ask_to_connect(
     connect link; at most one a day per user. True when a DM was queued."""
     if user_id is None:
         return False
-    from worker.delivery import enqueue_message
-
     link = google_connect_link(org_id, user_id)
     where = f"connect here: {link}" if link else NO_LINK
     queued = enqueue_message(
@@ -88,16 +103,13 @@ def mark_revoked(
         .where(
             integrations.c.id == integration_id,
             integrations.c.org_id == org_id,
-            integrations.c.status != "revoked",  # only the transition tells the user
+            integrations.c.status.in_(_REVOCABLE),  # only the transition tells the user
         )
-        .values(status="revoked", last_error=str(err)[:MAX_ERROR_CHARS], updated_at=now)
+        .values(status=IntegrationStatus.REVOKED.value, last_error=str(err)[:MAX_ERROR_CHARS], updated_at=now)
         .returning(integrations.c.user_id, integrations.c.provider)
     ).first()
     if row is None:
         return False
-    from worker.delivery import enqueue_message
-    from worker.google_oauth import reconnect_link
-
     provider = (row.provider or err.provider or "the integration").capitalize()
     link = reconnect_link(row.provider or err.provider, org_id, row.user_id or user_id)
     enqueue_message(

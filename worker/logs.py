@@ -1,10 +1,16 @@
 """Log lines: the trace id, org, job and step of the work in hand on every line, as text or JSON.
 
 A trace id follows one event from its edge to its last Slack post. The web edge takes it from a W3C
-`traceparent` header (or makes one) and answers it in `X-Trace-Id`; `worker.events.accept` stores
+`traceparent` header (or makes one) and answers it in `X-Trace-Id`; `worker.engine.events.accept` stores
 it on the job; every Celery message carries it in its `trace_id` header (`before_task_publish`);
 a task starts with the id of its message (`task_prerun`) and the engine, once it knows the job,
 takes the job's own id, org and step. Follow-up jobs inherit their parent's id.
+
+Work that arrives under its own trace but turns out to be about an existing job (a Slack click on a
+job's approval, the worker task resuming that job) joins the job's trace (`join_trace`): its lines
+carry the job's `trace_id` from then on, and the id they started under as `origin_trace_id`, so
+`grep <job trace id>` finds the click and `grep <click trace id>` still finds its lines too. Celery
+messages carry the origin in a second header (`origin_trace_id`), so the resume task keeps it.
 
 What is known is kept in a context variable (one per thread / task) and copied onto every log
 record by `ContextFilter`. `LOG_FORMAT=text` (the default: demo, CLI) leaves the console output as
@@ -25,10 +31,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from worker.config import get_settings
+
 # The Celery message header that carries the trace id.
 TRACE_HEADER = "trace_id"
+# The Celery message header that carries the trace id the work started under before it joined a job's.
+ORIGIN_HEADER = "origin_trace_id"
 # The record attributes the context fills in (and the JSON keys they are written under).
-CONTEXT_FIELDS = ("trace_id", "org_id", "job_id", "step")
+CONTEXT_FIELDS = ("trace_id", "org_id", "job_id", "step", "origin_trace_id")
 # `version-trace_id-parent_id-flags`, lowercase hex (W3C Trace Context, level 1); a version above 00
 # may append fields after the flags.
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
@@ -45,6 +55,7 @@ class LogContext:
     org_id: str | None = None
     job_id: str | None = None
     step: str | None = None
+    origin_trace_id: str | None = None  # the trace this work started under, once it joined another
 
 
 NOTHING_KNOWN = LogContext()  # frozen: safe to share as the default
@@ -102,12 +113,27 @@ def start_trace(trace_id: str | None = None) -> str:
 
 
 def bind(**fields: Any) -> None:
-    """Add what became known (`org_id`, `job_id`, `step`, `trace_id`); None values are ignored."""
+    """Add what became known (`org_id`, `job_id`, `step`, `trace_id`, `origin_trace_id`); None values
+    are ignored."""
     known = {k: str(v) for k, v in fields.items() if v is not None}
     unknown = set(known) - set(CONTEXT_FIELDS)
     if unknown:
         raise TypeError(f"unknown log context fields: {sorted(unknown)}")
     _context.set(replace(_context.get(), **known))
+
+
+def join_trace(trace_id: Any, **fields: Any) -> None:
+    """The work in hand turns out to belong to an existing trace (a Slack click on a job's approval, the
+    task resuming that job): from now on its lines carry `trace_id`, and the id they carried so far as
+    `origin_trace_id` (the first origin is kept: joining twice does not lose it). `fields` (`org_id`,
+    `job_id`) are bound as by `bind`. A malformed or absent `trace_id` (a job stored before trace ids)
+    leaves the trace as it is."""
+    bind(**fields)
+    joined = valid_trace_id(trace_id)
+    ctx = _context.get()
+    if joined is None or joined == ctx.trace_id:
+        return
+    _context.set(replace(ctx, trace_id=joined, origin_trace_id=ctx.origin_trace_id or ctx.trace_id))
 
 
 def bind_job(job: Mapping[str, Any], step: str | None = None) -> None:
@@ -166,8 +192,6 @@ class JsonFormatter(logging.Formatter):
 
 def json_enabled() -> bool:
     """True when this process writes JSON lines (`LOG_FORMAT=json`)."""
-    from worker.config import get_settings
-
     return get_settings().log_format == "json"
 
 
@@ -211,15 +235,21 @@ def connect_celery() -> None:
 
 
 def _add_trace_header(headers: dict[str, Any] | None = None, **_: Any) -> None:
-    trace_id = current_trace_id()
-    if headers is not None and trace_id and TRACE_HEADER not in headers:
-        headers[TRACE_HEADER] = trace_id
+    ctx = _context.get()
+    if headers is not None and ctx.trace_id and TRACE_HEADER not in headers:
+        headers[TRACE_HEADER] = ctx.trace_id
+        if ctx.origin_trace_id:
+            headers.setdefault(ORIGIN_HEADER, ctx.origin_trace_id)
+
+
+def _header(request: Any, name: str) -> Any:
+    return getattr(request, name, None) or (getattr(request, "headers", None) or {}).get(name)
 
 
 def _start_task_trace(task: Any = None, **_: Any) -> None:
     request = getattr(task, "request", None)
-    incoming = getattr(request, TRACE_HEADER, None) or (getattr(request, "headers", None) or {}).get(TRACE_HEADER)
-    start_trace(valid_trace_id(incoming))
+    start_trace(valid_trace_id(_header(request, TRACE_HEADER)))
+    bind(origin_trace_id=valid_trace_id(_header(request, ORIGIN_HEADER)))
 
 
 def _celery_logger_ready(logger: logging.Logger | None = None, **_: Any) -> None:

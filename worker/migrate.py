@@ -4,7 +4,8 @@ in code, no alembic.ini needed once installed).
 What goes wrong with DATABASE_URL is one error naming what to do: `BadDatabaseUrl` (exit 2) when
 the variable cannot work as written (unparseable, a host name that does not resolve, credentials or
 a database the server refuses), `DatabaseUnavailable` (exit 1) when nothing answers at the host and
-port, the database does not exist yet, or the server refuses to create it.
+port, the server does not take connections (starting, stopping), the database does not exist yet, or
+the server refuses to create it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from worker.errors import ProactiveError, UserError
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # How long PostgreSQL may take to accept a connection before it counts as unreachable (seconds).
 CONNECT_TIMEOUT_S = 5
+# What libpq says when the server refused who we are (not when it was down or going down).
+CREDENTIALS_REFUSED = re.compile(r"authentication|password|role \".*\" does not exist|pg_hba", re.IGNORECASE)
 # The database every PostgreSQL server has: a missing database is created through it.
 MAINTENANCE_DB = "postgres"
 DEFAULT_PG_PORT = 5432
@@ -60,6 +63,11 @@ class PgTarget:
 
     def __str__(self) -> str:
         return f"database {self.name} on {self.host or 'the local socket'}:{self.port}"
+
+    @property
+    def where(self) -> str:
+        """host:port/name, for one-line errors (never the credentials)."""
+        return f"{self.host or 'the local socket'}:{self.port}/{self.name}"
 
 
 def pg_target(url: str | None = None) -> PgTarget | None:
@@ -104,7 +112,7 @@ def _check_reachable(t: PgTarget) -> None:
         socket.create_connection((t.host, t.port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as err:
         raise DatabaseUnavailable(
-            f"no PostgreSQL answers at {t.host}:{t.port} ({err.strerror or err}): start it, "
+            f"no PostgreSQL answers at {t.where} ({err.strerror or err}): start it, "
             "or point DATABASE_URL at a running server"
         ) from None
 
@@ -133,6 +141,10 @@ def ensure_database(url: str | None = None, *, create: bool = True) -> bool:
     except psycopg.OperationalError:
         if t.host is None or t.host.startswith("/"):
             raise DatabaseUnavailable(f"cannot connect to {t}: {_server_said(refused)}") from None
+        if not CREDENTIALS_REFUSED.search(str(refused)):  # starting, stopping, crashed: not our URL's fault
+            raise DatabaseUnavailable(
+                f"PostgreSQL at {t.where} did not take the connection: {_server_said(refused)}; retry once it is up"
+            ) from None
         raise BadDatabaseUrl(
             f"PostgreSQL at {t.host}:{t.port} refused the connection: {_server_said(refused)}; "
             "fix the user or password in DATABASE_URL"
@@ -173,7 +185,12 @@ def explain_connection_error(err: Exception, url: str | None = None) -> Proactiv
     except ProactiveError as known:
         return known
     first = " ".join(str(getattr(err, "orig", None) or err).split())[:300]
-    return DatabaseUnavailable(f"database error: {first}; retry, or check DATABASE_URL")
+    try:
+        target = pg_target(url)
+    except BadDatabaseUrl:
+        target = None
+    where = f" at {target.where}" if target else ""
+    return DatabaseUnavailable(f"database error{where}: {first}; retry, or check DATABASE_URL")
 
 
 def known_revisions() -> list[str]:

@@ -26,11 +26,13 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -132,7 +134,18 @@ class User(Base):
 
 class Integration(Base):
     __tablename__ = "integrations"
-    __table_args__ = (Index(None, "provider", "status"), Index(None, "provider", "account"))
+    __table_args__ = (
+        Index(None, "provider", "status"),
+        Index(None, "provider", "account"),
+        # one recorder integration per org, found by org on every recording (worker/recorder/secrets.py; 0013)
+        Index(
+            "ix_integrations_recorder_org",
+            "org_id",
+            unique=True,
+            postgresql_where=text("provider = 'recorder'"),
+            sqlite_where=text("provider = 'recorder'"),
+        ),
+    )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -146,7 +159,7 @@ class Integration(Base):
     resource_id: Mapped[str | None] = mapped_column(String(200))
     last_error: Mapped[str | None] = mapped_column(Text)
     # Gmail history sync, one at a time per mailbox: a push stamps sync_wanted_at; the syncing task
-    # holds sync_lease_until and syncs again when a push came in while it ran (worker/gmail_sync.py).
+    # holds sync_lease_until and syncs again when a push came in while it ran (worker/google/sync.py).
     sync_wanted_at: Mapped[datetime | None] = mapped_column()
     sync_lease_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = _created()
@@ -206,7 +219,17 @@ class Deal(Base):
 
 class Meeting(Base):
     __tablename__ = "meetings"
-    __table_args__ = (UniqueConstraint("org_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "external_id"),
+        # rows whose transcript retention has not purged yet, by age (worker/ops/retention.py; migration 0012)
+        Index(
+            "ix_meetings_unpurged",
+            "org_id",
+            "created_at",
+            postgresql_where=text("purged_at IS NULL"),
+            sqlite_where=text("purged_at IS NULL"),
+        ),
+    )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -222,6 +245,8 @@ class Meeting(Base):
     call_type: Mapped[str | None] = mapped_column(String(64))
     call_type_confidence: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = _created()
+    # when retention purged the transcript (worker/ops/retention.py; migration 0012); NULL before
+    purged_at: Mapped[datetime | None] = mapped_column()
 
 
 class CalendarEvent(Base):
@@ -259,7 +284,17 @@ class Activity(Base):
 
 class Email(Base):
     __tablename__ = "emails"
-    __table_args__ = (UniqueConstraint("org_id", "message_id"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "message_id"),
+        # rows whose body retention has not purged yet, by age (worker/ops/retention.py; migration 0012)
+        Index(
+            "ix_emails_unpurged",
+            "org_id",
+            "created_at",
+            postgresql_where=text("purged_at IS NULL"),
+            sqlite_where=text("purged_at IS NULL"),
+        ),
+    )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -275,6 +310,8 @@ class Email(Base):
     body: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = _created()
+    # when retention purged the body and snippet (worker/ops/retention.py; migration 0012); NULL before
+    purged_at: Mapped[datetime | None] = mapped_column()
 
 
 class Task(Base):
@@ -294,6 +331,16 @@ class Task(Base):
 
 class Proposal(Base):
     __tablename__ = "proposals"
+    # rows whose content retention has not purged yet, by age (worker/ops/retention.py; migration 0012)
+    __table_args__ = (
+        Index(
+            "ix_proposals_unpurged",
+            "org_id",
+            "created_at",
+            postgresql_where=text("purged_at IS NULL"),
+            sqlite_where=text("purged_at IS NULL"),
+        ),
+    )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
     deal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"))
@@ -304,6 +351,8 @@ class Proposal(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | sent | shared | skipped
     link: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = _created()
+    # when retention purged the content (worker/ops/retention.py; migration 0012); NULL before
+    purged_at: Mapped[datetime | None] = mapped_column()
 
 
 class Campaign(Base):
@@ -321,7 +370,17 @@ class Campaign(Base):
 
 class CampaignReply(Base):
     __tablename__ = "campaign_replies"
-    __table_args__ = (UniqueConstraint("org_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "external_id"),
+        # rows whose body retention has not purged yet, by age (worker/ops/retention.py; migration 0012)
+        Index(
+            "ix_campaign_replies_unpurged",
+            "org_id",
+            "created_at",
+            postgresql_where=text("purged_at IS NULL"),
+            sqlite_where=text("purged_at IS NULL"),
+        ),
+    )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
     campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
@@ -334,6 +393,8 @@ class CampaignReply(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed | nurture | drafted
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = _created()
+    # when retention purged the body (worker/ops/retention.py; migration 0012); NULL before
+    purged_at: Mapped[datetime | None] = mapped_column()
 
 
 class NurtureEntry(Base):
@@ -379,6 +440,10 @@ class CoachingReport(Base):
 # --------------------------------------------------------------------------- engine
 
 
+# The jobs that hold their live key (ux_sequence_jobs_live): still live, no cancel requested.
+LIVE_WHERE = "live_key IS NOT NULL AND status IN ('queued', 'running', 'awaiting_approval') AND NOT cancel_requested"
+
+
 class SequenceJob(Base):
     __tablename__ = "sequence_jobs"
     __table_args__ = (
@@ -386,14 +451,48 @@ class SequenceJob(Base):
         Index(None, "org_id", "created_at"),
         Index(None, "status", "deadline_at"),
         Index(None, "parent_job_id"),  # a job's follow-ups (timeline page; migration 0007)
+        # Jobs not folded into metrics_rollups yet: the metrics' live part, and the roll-up's work
+        # (worker/metrics/rollup.py; migration 0009). Partial, so they stay small.
+        Index(
+            "ix_sequence_jobs_unrolled",
+            "org_id",
+            "created_at",
+            postgresql_where=text("rolled_up_at IS NULL"),
+            sqlite_where=text("rolled_up_at IS NULL"),
+        ),
+        Index(
+            "ix_sequence_jobs_rollup_due",
+            "finished_at",
+            postgresql_where=text("rolled_up_at IS NULL AND finished_at IS NOT NULL"),
+            sqlite_where=text("rolled_up_at IS NULL AND finished_at IS NOT NULL"),
+        ),
+        # One live job per (rep, deal) for the deal-bound sequences (worker/engine/one_live.py; migration 0010):
+        # unique over the jobs still live, so the database refuses a second one, whatever the race.
+        Index(
+            "ux_sequence_jobs_live",
+            "org_id",
+            "live_key",
+            unique=True,
+            postgresql_where=text(LIVE_WHERE),
+            sqlite_where=text(LIVE_WHERE),
+        ),
+        # Jobs whose content retention has not purged yet, by age (worker/ops/retention.py; migration 0012).
+        Index(
+            "ix_sequence_jobs_unpurged",
+            "org_id",
+            "created_at",
+            postgresql_where=text("purged_at IS NULL"),
+            sqlite_where=text("purged_at IS NULL"),
+        ),
     )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     event_type: Mapped[str] = mapped_column(String(64))
-    source: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(120))  # a Source, or api:<key name> (migration 0010)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    idempotency_key: Mapped[str] = mapped_column(String(300))
+    # a caller's keys are stored as caller:<key> (up to 300 + the prefix; migration 0010)
+    idempotency_key: Mapped[str] = mapped_column(String(320))
     parent_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
     depth: Mapped[int] = mapped_column(Integer, default=0)
     iteration: Mapped[int] = mapped_column(Integer, default=0)  # bumped when a decision re-runs steps
@@ -413,6 +512,29 @@ class SequenceJob(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # when the job was folded into metrics_rollups (settled: final, its messages sent); NULL before
+    rolled_up_at: Mapped[datetime | None] = mapped_column()
+    # deal-bound jobs: <type>:<user_id>:<deal_id> (worker/engine/one_live.py); NULL for the other types
+    live_key: Mapped[str | None] = mapped_column(String(120))
+    # a job skipped `already_live`: the live job it met
+    live_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
+    # an event fired with delay_minutes: when its first steps may start (they wait until then)
+    scheduled_for: Mapped[datetime | None] = mapped_column()
+    # when retention purged the payload and its steps' outputs, approvals' drafts and effects' results
+    # (worker/ops/retention.py; migration 0012); NULL before. The metadata stays.
+    purged_at: Mapped[datetime | None] = mapped_column()
+
+
+class SequenceDefinition(Base):
+    """A sequence definition as data, stored once per hash (no org: definitions are code, not tenant
+    data). A job plans from the one its `definition_hash` names, so a deploy never changes the DAG of
+    a job already running (worker/engine/definitions.py, worker/engine/pinned.py)."""
+
+    __tablename__ = "sequence_definitions"
+    definition_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)  # worker/engine/definitions.py to_json
+    created_at: Mapped[datetime] = _created()
 
 
 class StepRun(Base):
@@ -444,11 +566,20 @@ class StepRun(Base):
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     tokens: Mapped[int | None] = mapped_column(Integer)
+    # when retention purged the output and follow-ups, with its job's (migration 0012); NULL before
+    purged_at: Mapped[datetime | None] = mapped_column()
+    # the worker process (WorkerHeartbeat.instance) that last claimed it; NULL when claimed outside a
+    # worker (a test, a CLI). A running step whose claimant stopped beating is re-queued (migration 0014)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Approval(Base):
     __tablename__ = "approvals"
-    __table_args__ = (Index(None, "status", "expires_at"), Index(None, "org_id", "job_id"))
+    __table_args__ = (
+        Index(None, "status", "expires_at"),
+        Index(None, "org_id", "job_id"),
+        Index(None, "org_id", "status"),  # an org's pending approvals: metrics, dashboard (migration 0009)
+    )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sequence_jobs.id", ondelete="CASCADE"))
@@ -473,6 +604,29 @@ class Approval(Base):
     response_url_uses: Mapped[int] = mapped_column(Integer, default=0)
     response_url_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = _created()
+    # when retention purged the preview and decision data, with its job's (migration 0012); NULL before
+    purged_at: Mapped[datetime | None] = mapped_column()
+
+
+class MetricsRollup(Base):
+    """Settled jobs' metrics per org, local day (the org's zone when rolled up) and kind: counts,
+    failures, a sum of milliseconds, a quantile sketch, an example job (worker/metrics/fold.py
+    lists the kinds; worker/metrics/rollup.py writes them; migration 0009). The sketched kinds also
+    have week cells (span 7), so a long window merges few sketches."""
+
+    __tablename__ = "metrics_rollups"
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    span: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 1: a day; 7: the week from `day`
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    detail: Mapped[str] = mapped_column(String(100), primary_key=True)  # an error's message prefix, else ""
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    sum_ms: Mapped[float] = mapped_column(Double, default=0.0)
+    sketch: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # worker/metrics/sketch.py's JSON
+    example_job_id: Mapped[str | None] = mapped_column(String(36))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiKey(Base):
@@ -487,6 +641,9 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = _created()
     revoked_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
+    # what the key may do (worker.access.api_keys.ApiKeyRole): "events" sends events and reads jobs; "admin" can also
+    # use the org-scoped admin API for its own org (migration 0008)
+    role: Mapped[str] = mapped_column(String(16), default="events", server_default="events")
 
 
 class AdminLogin(Base):
@@ -517,6 +674,7 @@ class SlackOutbox(Base):
         Index(None, "status", "not_before"),
         Index(None, "user_id", "admitted_at"),
         Index(None, "approval_id"),  # a click finds its approval's message by it (migration 0004)
+        Index(None, "job_id"),  # a job's messages: metrics, the roll-up's settle check (migration 0009)
     )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
@@ -534,7 +692,7 @@ class SlackOutbox(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     sent_at: Mapped[datetime | None] = mapped_column()
-    # Delivery (worker/delivery.py): urgent rows skip quiet hours and the hourly budget.
+    # Delivery (worker/slack/delivery.py): urgent rows skip quiet hours and the hourly budget.
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     error_code: Mapped[str | None] = mapped_column(String(64))  # Slack's error code, e.g. channel_not_found
     not_before: Mapped[datetime | None] = mapped_column()  # deferred (quiet hours, budget, 429, backoff)
@@ -543,6 +701,9 @@ class SlackOutbox(Base):
     slot_at: Mapped[datetime | None] = mapped_column()  # the channel's 1 msg/s slot this row holds
     revision: Mapped[int] = mapped_column(Integer, default=0)  # bumped by replace_message
     updated_at: Mapped[datetime | None] = mapped_column()
+    # the worker process (or `<instance>/<pid>` pool child) whose delivery holds the lease; meaningful
+    # while lease_expires_at is set. A lease whose claimant stopped beating is given back (migration 0015)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class RateSlot(Base):
@@ -555,6 +716,22 @@ class RateSlot(Base):
     __tablename__ = "rate_slots"
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     next_at_s: Mapped[float] = mapped_column(Double)
+
+
+class WorkerHeartbeat(Base):
+    """One running worker process, beating every few seconds (worker/engine/heartbeat.py): a running
+    step whose claimant's beat stopped is re-queued within seconds instead of waiting for its lease.
+
+    Not tenant data, so no org_id: a worker serves every org (migration 0014).
+    """
+
+    __tablename__ = "worker_heartbeats"
+    instance: Mapped[str] = mapped_column(String(64), primary_key=True)  # random, new at each start
+    name: Mapped[str] = mapped_column(String(200), index=True)  # the Celery node name (`-n`)
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column()
+    beat_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Effect(Base):
@@ -616,7 +793,7 @@ class GmailPush(Base):
     status: Mapped[str] = mapped_column(String(24), default="accepted")  # accepted | unknown_mailbox | invalid
     integrations: Mapped[int] = mapped_column(Integer, default=0)  # mailboxes (integrations) it concerns
     error: Mapped[str | None] = mapped_column(Text)
-    received_at: Mapped[datetime] = _created()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # retention deletes by it (0012)
 
 
 class CronRun(Base):
@@ -627,13 +804,23 @@ class CronRun(Base):
     slot_key: Mapped[str] = mapped_column(String(300), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="running")
     counts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # retention deletes by it (0012)
     finished_at: Mapped[datetime | None] = mapped_column()
 
 
 class AuditLog(Base):
     __tablename__ = "audit_log"
-    __table_args__ = (Index(None, "org_id", "created_at"),)
+    __table_args__ = (
+        Index(None, "org_id", "created_at"),
+        # rows whose data retention has not purged yet, by age (worker/ops/retention.py; migration 0012)
+        Index(
+            "ix_audit_log_unpurged",
+            "org_id",
+            "created_at",
+            postgresql_where=text("purged_at IS NULL"),
+            sqlite_where=text("purged_at IS NULL"),
+        ),
+    )
     id: Mapped[uuid.UUID] = _id()
     org_id: Mapped[uuid.UUID] = _org()
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
@@ -643,8 +830,11 @@ class AuditLog(Base):
     target_id: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = _created()
+    # when retention purged `data` (e.g. an edited draft); who, what and when stay (migration 0012)
+    purged_at: Mapped[datetime | None] = mapped_column()
 
 
 jobs = SequenceJob.__table__
 steps = StepRun.__table__
 approvals = Approval.__table__
+worker_heartbeats = WorkerHeartbeat.__table__

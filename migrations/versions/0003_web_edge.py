@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Tables and columns for the web edge (issue 5)."""
+    """Tables and columns for the web edge."""
     op.create_table(
         "slack_events_seen",
         sa.Column("event_id", sa.String(length=64), nullable=False),

@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Tables and columns for Gmail push and history sync (issue 8)."""
+    """Tables and columns for Gmail push and history sync."""
     op.create_table(
         "gmail_pushes",
         sa.Column("id", sa.Uuid(), nullable=False),

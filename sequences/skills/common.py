@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import Uuid, bindparam, select
+from sqlalchemy import Uuid, bindparam, or_, select
+from sqlalchemy.orm import Session
 
-from worker.context import StepContext, StepResult
+from worker.clients import llm
+from worker.config import get_settings
+from worker.engine.context import StepContext, StepResult
 from worker.errors import PermanentError, TransientError
-from worker.models import Org, User
-from worker.worktime import zone
+from worker.models import Activity, Org, User
+from worker.slack import delivery
+from worker.worktime import next_working_morning, zone
 
 M = TypeVar("M")
 T = TypeVar("T", bound=BaseModel)
@@ -54,6 +59,50 @@ def load(ctx: StepContext, model: type[M], record_id: Any, what: str) -> M:
     if row is None:
         raise PermanentError(f"{what} {rid} not found in this org (deleted?)")
     return row  # type: ignore[return-value]
+
+
+def org_row(session: Session, ctx: StepContext, model: type[M], record_id: Any) -> M | None:
+    """The org's `model` row with this id in an ORM session, or None (unknown, or another org's).
+    Use it instead of `session.get`, which finds a row by its id alone."""
+    if not record_id:
+        return None
+    return session.execute(
+        select(model).where(model.id == record_id, model.org_id == ctx.org_id)  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
+
+
+def recent_activities(
+    session: Session,
+    ctx: StepContext,
+    *,
+    since: datetime,
+    limit: int,
+    contact_ids: Iterable[uuid.UUID] = (),
+    company_id: uuid.UUID | None = None,
+    deal_id: Any = None,
+) -> list[Activity]:
+    """The org's activities since `since` with any of these contacts, this company or this deal,
+    newest first (at most `limit`); none when nobody is named (not the whole org's activity)."""
+    contacts = list(contact_ids)
+    who = [
+        cond
+        for cond in (
+            Activity.contact_id.in_(contacts) if contacts else None,
+            Activity.company_id == company_id if company_id else None,
+            Activity.deal_id == deal_id if deal_id else None,
+        )
+        if cond is not None
+    ]
+    if not who:
+        return []
+    return list(
+        session.execute(
+            select(Activity)
+            .where(Activity.org_id == ctx.org_id, or_(*who), Activity.occurred_at >= since)
+            .order_by(Activity.occurred_at.desc())
+            .limit(limit)
+        ).scalars()
+    )
 
 
 def load_optional(ctx: StepContext, model: type[M], record_id: Any) -> M | None:
@@ -113,8 +162,6 @@ def first_name(name: str | None) -> str:
 def think(ctx: StepContext, schema: type[T], system: str, user: str, offline: Callable[[], T]) -> StepResult:
     """Ask the LLM for `schema` when one is configured, else (or on the last attempt after bad
     output) use the offline logic (invalid JSON -> transient error, then the offline result)."""
-    from worker.clients import llm
-
     if not llm.llm_enabled():
         return StepResult(output=offline())
     ctx.checkpoint()  # no transaction stays open across the model's answer
@@ -149,9 +196,6 @@ SEND_DECISIONS = frozenset({"send_now", "edit", "approve", "approve_send"})
 def send_after(review_step: str) -> Callable[[Any], Any]:
     """A `start_after` for a send step behind an email approval: 30 s after "send now"/"edit" (the
     Undo window), the chosen instant or the rep's next working morning for "send later"."""
-    from datetime import datetime, timedelta
-
-    from worker.worktime import next_working_morning
 
     def start_after(w: Any) -> datetime | None:
         decided = w.output(review_step, "decided_at")
@@ -172,8 +216,6 @@ def send_after(review_step: str) -> Callable[[Any], Any]:
                     return send_at if send_at.tzinfo else send_at.replace(tzinfo=tz)  # a bare time is the rep's
             return next_working_morning(decided_at, tz)
         if decision in SEND_DECISIONS:  # the Undo window (30 s; PROACTIVE_UNDO_WINDOW_S)
-            from worker.config import get_settings
-
             return decided_at + timedelta(seconds=get_settings().undo_window_s)
         return None
 
@@ -205,8 +247,6 @@ def notify(
     """Queue a Slack message to a user once per job step (and `key`); delivery is handed to a worker
     when the transaction commits. In dry-run (smoke, demo) it only reaches the console inbox.
     Returns the outbox id, or None when this step already queued it (a retry)."""
-    from worker import delivery
-
     dedupe = f"{kind}:{ctx.job_id}:{ctx.step}:{ctx.iteration}:{key}"
     with ctx.transaction() as conn:
         return delivery.enqueue_message(

@@ -1,21 +1,25 @@
 """Acting in the world for a rep: send an email, create a calendar event, read free/busy.
 
-Every send goes through `ctx.effect` (at most once per job step, even when retried) and, in dry-run
-(smoke, demo), records the request it would have made instead of calling Google. Reading free/busy
-uses the rep's Google calendar when connected, else the calendar events stored for the rep.
+Every send goes through `ctx.effect` (exactly once per job step, even when retried after a crash:
+the preparation runs before the effect is marked started, an email's deterministic Message-ID lets a
+retry find the first attempt's message, an event's deterministic id makes Calendar refuse a repeat)
+and, in dry-run (smoke, demo), records the request it would have made instead of calling Google.
+Reading free/busy uses the rep's Google calendar when connected, else the calendar events stored for
+the rep.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 
-from worker.context import StepContext
-from worker.effects import record
+from worker.engine.context import StepContext
+from worker.engine.effects import Prepared, effect_key, record
 from worker.errors import GoogleNotConnected, PermanentError
 from worker.models import Activity, CalendarEvent, Deal, Integration, User, utcnow
 
@@ -70,15 +74,25 @@ def send_email(
         return record(ctx, name, {"dry_run": True, "request": request})
     integration = _require_google(ctx, user)
 
-    def perform() -> dict[str, Any]:
-        from worker.clients.gmail_send import build_mime, send
-        from worker.clients.google import credentials_for, gmail_service
+    @contextmanager
+    def prepare() -> Iterator[Prepared]:
+        # googleapiclient (about a second to import) loads only in the steps that call Google
+        from worker.google.client import credentials_for, gmail_service, wait_for_quota
+        from worker.google.gmail_send import SEND_METHOD, build_mime, find_sent, message_id_for, send
 
-        raw = build_mime(user.email, list(to), subject, body, in_reply_to=in_reply_to, references=references)
+        message_id = message_id_for(effect_key(ctx, name), user.email)
+        raw = build_mime(
+            user.email, list(to), subject, body, in_reply_to=in_reply_to, references=references, message_id=message_id
+        )
         with gmail_service(credentials_for(integration)) as service:
-            return send(service, raw, thread_id)
+            wait_for_quota(integration.id, SEND_METHOD)  # before the `started` mark: a crash here sent nothing
+            yield Prepared(
+                call=lambda: send(service, raw, thread_id, quota_taken=True),
+                find=lambda: find_sent(service, message_id),
+                check=f"the Sent folder of {user.email} for Message-ID {message_id}",
+            )
 
-    return ctx.effect(name, perform)
+    return ctx.effect(name, prepare=prepare)
 
 
 def create_event(
@@ -105,32 +119,38 @@ def create_event(
         return record(ctx, name, {"dry_run": True, "request": request})
     integration = _require_google(ctx, user)
 
-    def perform() -> dict[str, Any]:
-        from worker.clients.calendar import insert_event
-        from worker.clients.google import calendar_service, credentials_for
+    @contextmanager
+    def prepare() -> Iterator[Prepared]:
+        # googleapiclient (about a second to import) loads only in the steps that call Google
+        from worker.google.calendar import insert_event
+        from worker.google.client import calendar_service, credentials_for
 
         with calendar_service(credentials_for(integration)) as service:
-            return insert_event(
-                service,
-                "primary",
-                summary,
-                start,
-                end,
-                list(attendees),
-                description,
-                request_id=f"{ctx.job_id}:{ctx.step}:{ctx.iteration}:{name}",
+            yield Prepared(
+                call=lambda: insert_event(
+                    service,
+                    "primary",
+                    summary,
+                    start,
+                    end,
+                    list(attendees),
+                    description,
+                    request_id=effect_key(ctx, name),
+                ),
+                check=f"the calendar of {user.email}",
             )
 
     # Calendar deduplicates on our deterministic event id, so repeating a half-done insert is safe.
-    return ctx.effect(name, perform, retry_safe=True)
+    return ctx.effect(name, prepare=prepare, retry_safe=True)
 
 
 def busy_intervals(ctx: StepContext, user: User, time_min: datetime, time_max: datetime) -> tuple[list, str]:
     """The rep's busy intervals in [time_min, time_max) and where they came from (google|stored)."""
     integration = google_integration(ctx, user)
     if integration is not None and integration.credentials is not None:
-        from worker.clients.calendar import free_busy
-        from worker.clients.google import calendar_service, credentials_for
+        # googleapiclient (about a second to import) loads only in the steps that call Google
+        from worker.google.calendar import free_busy
+        from worker.google.client import calendar_service, credentials_for
 
         ctx.checkpoint()  # no transaction stays open across Google's answer
         with calendar_service(credentials_for(integration)) as service:

@@ -5,7 +5,9 @@ worker` running the jobs.
 A person signs in through a `proactive admin link` URL and reads a finished job's timeline (steps,
 the approval and who decided it, its Slack message, the trace id); another org's job is not found,
 a used link is refused, a browser without a session is told how to get a link, the Cancel button
-works through its CSRF-protected form. No page logs a console error. Screenshots of every page a
+works through its CSRF-protected form. No page logs a console error, and every page passes axe-core's
+automated accessibility check (WCAG 2.0/2.1 A and AA and best practices; axe-core is vendored under
+tests/support/vendor). Screenshots of every page a
 test reaches are written under tests/artifacts/ (git-ignored) on every run.
 """
 
@@ -23,15 +25,16 @@ from werkzeug.serving import make_server
 
 from tests.conftest import Backend, apply_env
 from tests.integration.conftest import TEST_ENGINE_ENV
+from tests.support.axe import axe_violations, format_violations
 from tests.support.browser import INSTALL_BUDGET_S, Chromium, chrome, chromium  # noqa: F401 (chromium: the fixture)
 from tests.support.engine import TestOrg, event, job_row, make_org, pending_approval, reached, settled
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 from webhooks import create_app
-from worker.admin_auth import create_link
-from worker.approvals import decide
+from worker.access.admin_auth import create_link
 from worker.config import reset_settings
-from worker.events import fire_event
+from worker.engine.approvals import decide
+from worker.engine.events import fire_event
 
 pytestmark = [
     pytest.mark.slow,
@@ -140,15 +143,30 @@ def open_page(driver: Any, url: str, path: str) -> None:
     )
 
 
+def assert_accessible(driver: Any) -> None:
+    """The page the browser shows passes axe-core's check (WCAG 2.0/2.1 A and AA, best practices);
+    a failure lists each violation with the elements it found."""
+    violations = axe_violations(driver)
+    assert not violations, format_violations(violations, url=driver.current_url)
+
+
 def text_of(driver: Any, css: str) -> list[str]:
-    """The visible text of the elements matching `css` ([] while the page is being replaced)."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """The visible text of the elements matching `css` ([] while the page is being replaced).
+
+    While a form post navigates, an element found a moment ago can leave the document before its
+    text is read: Selenium says so as a stale reference, or chromedriver passes on DevTools'
+    "Node with given id does not belong to the document". Both mean "ask again"."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
 
     try:
         return [e.text for e in driver.find_elements(By.CSS_SELECTOR, css)]
     except StaleElementReferenceException:
         return []
+    except WebDriverException as exc:
+        if "does not belong to the document" in (exc.msg or ""):
+            return []
+        raise
 
 
 def test_a_login_link_opens_the_jobs_timeline(browser, server, org_a, decided_job):
@@ -177,12 +195,14 @@ def test_a_login_link_opens_the_jobs_timeline(browser, server, org_a, decided_jo
     assert text_of(browser, "tr.message"), "the approval's Slack message is listed"
     assert text_of(browser, "#trace-id") == [job_row(decided_job).trace_id]
     assert console_errors(browser) == []
+    assert_accessible(browser)
 
     browser.find_element(By.LINK_TEXT, "Jobs").click()
     wait_for(lambda: browser.current_url.endswith("/admin/jobs"), timeout_s=PAGE_S, what="the job list")
     screenshot(browser, "jobs")
     assert any("calendar find times" in row and "completed" in row for row in text_of(browser, "table.jobs tbody tr"))
     assert console_errors(browser) == []
+    assert_accessible(browser)
 
 
 def test_another_orgs_job_is_not_found(browser, server, org_a, worker):
@@ -193,6 +213,7 @@ def test_another_orgs_job_is_not_found(browser, server, org_a, worker):
     assert text_of(browser, "h1") == ["Job not found"]
     assert str(theirs) in browser.page_source and "campaign" not in text_of(browser, "main")[0]
     assert console_errors(browser, 404) == []
+    assert_accessible(browser)
 
 
 def test_a_used_link_is_refused(browser, server, org_a):
@@ -204,6 +225,7 @@ def test_a_used_link_is_refused(browser, server, org_a):
     assert text_of(browser, "h1") == ["Sign in to the admin pages"]
     assert "already used" in text_of(browser, "[role=alert]")[0]
     assert console_errors(browser, 401) == []
+    assert_accessible(browser)
 
 
 def test_without_a_session_the_page_says_how_to_get_a_link(browser, server, decided_job):
@@ -214,6 +236,7 @@ def test_without_a_session_the_page_says_how_to_get_a_link(browser, server, deci
     assert text_of(browser, "h1") == ["Sign in to the admin pages"]
     assert text_of(browser, "pre.command") == [f"proactive admin link --next '{page}'"]
     assert console_errors(browser, 401) == []
+    assert_accessible(browser)
 
 
 def test_the_cancel_button_cancels_a_paused_job(browser, server, org_a, worker):
@@ -224,6 +247,7 @@ def test_the_cancel_button_cancels_a_paused_job(browser, server, org_a, worker):
     page = f"/admin/jobs/{job_id}"
     open_page(browser, create_link(org_a.id, next_path=page).url, page)
     assert text_of(browser, "#job-status") == ["awaiting approval"]
+    assert_accessible(browser)  # the timeline with its Cancel form
     csrf = browser.find_element(By.CSS_SELECTOR, "input[name=csrf_token]").get_attribute("value")
     assert re.fullmatch(r"[\w.\-]+", csrf)
     browser.find_element(By.CSS_SELECTOR, "button.danger").click()
@@ -235,8 +259,8 @@ def test_the_cancel_button_cancels_a_paused_job(browser, server, org_a, worker):
 
 
 def test_every_control_and_chart_is_labelled(browser, server, org_a, decided_job):
-    """A quick accessibility pass: one h1, labelled form controls, charts with a text alternative,
-    a language and a title on every page reached."""
+    """A quick accessibility pass besides axe-core's: one h1, labelled form controls, charts with a
+    text alternative, a language and a title on every page reached."""
     from selenium.webdriver.common.by import By
 
     page = f"/admin/jobs/{decided_job}"

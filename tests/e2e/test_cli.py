@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-PROACTIVE = [sys.executable, "-m", "worker.cli"]
+PROACTIVE = [sys.executable, "-m", "worker.ops.cli"]
 
 
 @dataclass
@@ -137,7 +138,14 @@ def test_fire_wait_without_a_worker_says_so_and_a_later_smoke_keeps_the_leftover
     again = h.run("fire", "meeting_ended", "--user", "alice@northwind.example", "--payload", json.dumps(another))
     text = h.run("smoke", "--sequences", "coaching_weekly")
     assert text.returncode == 0 and "ERROR" not in text.stderr
-    assert f"also ran 1 job left from earlier: {again.stdout.split()[1]} meeting_ended failed" in text.stdout
+    again_id = again.stdout.split()[1]
+    also = next(line for line in text.stdout.splitlines() if line.startswith("also ran "))
+    assert f"{again_id} meeting_ended failed" in also
+    # on a loaded machine an earlier job's message may still be in the queue (a re-publish of a step
+    # that was slow to start, delivered at least once): this smoke's worker takes it and names that job
+    # too. What matters: only jobs fired before it, never one of its own.
+    named = set(re.findall(r"[0-9a-f]{8}-[0-9a-f-]{27}", also))
+    assert again_id in named and named <= {again_id, waited_id, left}, also
     assert text.stdout.strip().endswith("1 passed, 0 paused, 0 skipped, 0 failed")
 
 
@@ -220,7 +228,7 @@ def test_pause_approve_and_the_decision_rules(home: Home):
     ok = home.run("approve", approval_id, "--as", alice, "--data", '{"slot": "tomorrow 10:00"}')
     assert ok.returncode == 0, ok.stderr
     late = home.run("reject", approval_id, "--as", maya)
-    assert late.returncode == 2 and "already approve by Alice Moreau" in late.stderr
+    assert late.returncode == 1 and "already approved by Alice Moreau" in late.stderr  # a refusal, not bad usage
 
     wait_for(
         lambda: home.run("job", job["job_id"], "--json").stdout.count('"status": "completed"') >= 1,

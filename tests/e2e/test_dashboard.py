@@ -1,7 +1,8 @@
 """The orchestrator dashboard in headless Chromium (Debian's packages, driven by Selenium) against the
 real app over HTTP on PostgreSQL: a person signs in through a login link, reads the cards, switches
 the range, follows a stuck job's link to its timeline, and sees a new job appear by the page's own
-auto-refresh (1 s here through `?refresh=1`). No console error; the page's screenshot is written to
+auto-refresh (1 s here through `?refresh=1`). No console error, and the page passes axe-core's
+accessibility check with data and in an org's empty state; the page's screenshot is written to
 tests/artifacts/dashboard.png (and copied by hand to docs/dashboard.png for the README)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from tests.e2e.test_admin_pages import (  # noqa: F401 (env, server, browser: fixtures)
     ARTIFACTS,
     PAGE_S,
+    assert_accessible,
     browser,
     console_errors,
     env,
@@ -25,7 +27,7 @@ from tests.support.browser import INSTALL_BUDGET_S, chromium  # noqa: F401 (chro
 from tests.support.engine import TestOrg, make_org
 from tests.support.metrics import Rows
 from tests.support.waiting import wait_for
-from worker.admin_auth import create_link
+from worker.access.admin_auth import create_link
 from worker.models import utcnow
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(INSTALL_BUDGET_S)]
@@ -82,6 +84,7 @@ def test_the_dashboard_in_a_browser(browser, server):  # noqa: F811
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
     browser.set_window_size(1366, 900)
     assert console_errors(browser) == []
+    assert_accessible(browser)
 
     browser.find_element(By.LINK_TEXT, "30 days").click()
     wait_for(lambda: card(browser, "total") == "4", timeout_s=PAGE_S, what="the 30-day cards")
@@ -92,6 +95,7 @@ def test_the_dashboard_in_a_browser(browser, server):  # noqa: F811
     wait_for(lambda: browser.current_url.endswith(f"/admin/jobs/{ids['stuck']}"), timeout_s=PAGE_S, what="the timeline")
     wait_for(lambda: text_of(browser, "#job-status") == ["running"], timeout_s=PAGE_S, what="the stuck job's status")
     assert console_errors(browser) == []
+    assert_accessible(browser)  # a running job's timeline
 
     refreshing = f"{page}?range=7d&refresh=1"
     open_page(browser, server + refreshing, refreshing)
@@ -99,3 +103,10 @@ def test_the_dashboard_in_a_browser(browser, server):  # noqa: F811
     rows.job("completed", utcnow(), seconds=1)  # a new job: the page picks it up by itself
     wait_for(lambda: card(browser, "total") == "4", timeout_s=PAGE_S, what="the refreshed total")
     assert console_errors(browser) == []
+
+    empty = make_org()  # an org without jobs: the dashboard's empty state, in the same browser
+    open_page(browser, create_link(empty.id, next_path=page).url, page)
+    assert text_of(browser, "#empty")[0].startswith("No jobs in this window.")
+    assert card(browser, "total") == "0"
+    assert console_errors(browser) == []
+    assert_accessible(browser)

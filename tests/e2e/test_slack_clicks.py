@@ -33,9 +33,9 @@ from tests.support.engine import pending_approval, step_rows
 from tests.support.slack import SIGNING_SECRET, click, form_body, sample, signed_headers, submission
 from tests.support.waiting import wait_for
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.events import fire_event
 from worker.models import AuditLog, approvals, utcnow
-from worker.seed import demo_id
+from worker.ops.seed import demo_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -1,8 +1,9 @@
 """One trace id through the logs: the Procfile's gunicorn and a real `celery worker`, both with
 `LOG_FORMAT=json`, over PostgreSQL + Redis. An event is fired over HTTP with a W3C `traceparent`;
 the web's and the worker's logs are parsed as JSON, and every line about the job must carry the
-caller's trace id (a header that is not W3C-shaped gets a new id instead). Processes are always
-stopped by process group."""
+caller's trace id (a header that is not W3C-shaped gets a new id instead). A Slack click on a job's
+approval, which arrives under its own trace id, is logged (web and worker) under the job's, with the
+click's own as `origin_trace_id`. Processes are always stopped by process group."""
 
 from __future__ import annotations
 
@@ -15,17 +16,18 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.conftest import Backend, apply_env
 from tests.integration.conftest import TEST_ENGINE_ENV
-from tests.support.engine import TestOrg, make_org
+from tests.support.engine import TestOrg, make_org, pending_approval, reached
 from tests.support.gunicorn import procfile_web, procfile_web_env
+from tests.support.slack import SIGNING_SECRET, click, form_body, signed_headers
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 from worker import logs
 from worker.db import transaction
-from worker.models import jobs
+from worker.models import Org, User, jobs
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
@@ -58,7 +60,12 @@ class JsonLog:
 @pytest.fixture(scope="module")
 def env(postgres_backend: Backend) -> Iterator[dict[str, str]]:
     """PostgreSQL + Redis for this process (org set-up, reading jobs) and for the servers."""
-    chosen = {**postgres_backend.env, **TEST_ENGINE_ENV, "ADMIN_TOKEN": ADMIN_TOKEN}
+    chosen = {
+        **postgres_backend.env,
+        **TEST_ENGINE_ENV,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+    }
     with pytest.MonkeyPatch.context() as mp:
         apply_env(mp, chosen)
         yield chosen
@@ -92,13 +99,13 @@ def org(env: dict[str, str]) -> TestOrg:
     return make_org()
 
 
-def _fire(url: str, org: TestOrg, headers: dict[str, str]) -> httpx.Response:
+def _fire(url: str, org: TestOrg, headers: dict[str, str], **extra: Any) -> httpx.Response:
     event = {
         "type": "campaign_daily_check",
-        "source": "api",
         "org_id": str(org.id),
         "payload": {},
         "idempotency_key": f"trace:{uuid.uuid4().hex}",
+        **extra,
     }
     response = httpx.post(
         f"{url}/api/events", json=event, headers={"Authorization": f"Bearer {ADMIN_TOKEN}", **headers}, timeout=10
@@ -140,7 +147,7 @@ def _follow(url: str, org: TestOrg, worker: WorkerProcess, web_log: JsonLog, hea
     assert not [line for line in worker_text if job_id in line]  # the worker's banner is text, and says nothing of it
     accepted = [r for r in _about(web_records, job_id) if "accepted" in r["message"]]
     assert len(accepted) == 1 and accepted[0]["trace_id"] == trace_id
-    assert accepted[0]["org_id"] == str(org.id) and accepted[0]["logger"] == "worker.events"
+    assert accepted[0]["org_id"] == str(org.id) and accepted[0]["logger"] == "worker.engine.events"
     lines = _about(web_records, job_id) + _about(worker_records, job_id)
     assert lines and {r.get("trace_id") for r in lines} == {trace_id}, [
         r for r in lines if r.get("trace_id") != trace_id
@@ -173,3 +180,59 @@ def test_a_trace_header_that_is_not_w3c_shaped_gets_a_new_id(web, worker, org, h
     url, web_log = web
     made = _follow(url, org, worker, web_log, headers)
     assert made not in headers.get("traceparent", "")
+
+
+def test_a_slack_click_is_logged_under_its_jobs_trace_id(web, worker, org):
+    """The engine test DAG of calendar_find_times pauses on an approval; the click comes with its own
+    traceparent, yet every line about the job (the web's handling of the click, the worker's resume
+    and the steps after it) carries the job's trace id, and the click's lines keep their own."""
+    url, web_log = web
+    team, slack_user = f"T{uuid.uuid4().hex[:10].upper()}", "U0TRACE01"
+    with transaction() as conn:
+        conn.execute(update(Org).where(Org.id == org.id).values(slack_team_id=team))
+        conn.execute(update(User).where(User.id == org.admin).values(slack_user_id=slack_user))
+    job_trace, click_trace = uuid.uuid4().hex, uuid.uuid4().hex
+    fired = _fire(
+        url,
+        org,
+        {"traceparent": f"00-{job_trace}-00f067aa0ba902b7-01"},
+        type="calendar_find_times",
+        user_id=str(org.rep),
+    )
+    job_id = fired.json()["job_id"]
+    approval = wait_for(lambda: pending_approval(uuid.UUID(job_id)), timeout_s=30, what="the job's approval")
+
+    body = form_body(click("cal_send_times", str(approval.id), user=slack_user, team=team))
+    headers = {**signed_headers(body), "traceparent": f"00-{click_trace}-00f067aa0ba902b7-01"}
+    clicked = httpx.post(f"{url}/slack/interactive", content=body, headers=headers, timeout=10)
+    assert clicked.status_code == 200, clicked.text
+    assert wait_for(lambda: reached(uuid.UUID(job_id), "completed"), timeout_s=30, what="the job completing")
+    worker_log = JsonLog(worker.log_path)
+
+    def resume_logged() -> bool:
+        # Celery writes its "Task proactive.resume_approval[...] succeeded" line after the task returns,
+        # i.e. after the inline step `act` logged: wait for both, not just the step's
+        records, _ = worker_log.read()
+        act = [r for r in _about(records, job_id) if r.get("step") == "act" and "succeeded" in r["message"]]
+        task = [r for r in records if "proactive.resume_approval" in r["message"] and "succeeded" in r["message"]]
+        return bool(act and task)
+
+    wait_for(resume_logged, timeout_s=30, what="the worker's lines of the resume and the step after it")
+    web_records, _ = web_log.read()
+    worker_records, _ = worker_log.read()
+
+    # the web's handling of the click: under the job's trace, the click's own id kept as the origin
+    click_lines = [r for r in web_records if r.get("origin_trace_id") == click_trace]
+    handled = [r for r in click_lines if r["message"].startswith("Slack click cal_send_times")]
+    assert len(handled) == 1, click_lines
+    assert (handled[0]["trace_id"], handled[0]["job_id"], handled[0]["org_id"]) == (job_trace, job_id, str(org.id))
+    assert {r["trace_id"] for r in click_lines} == {job_trace}
+    # the worker's resume of the job (and what ran after it): the job's trace, the click as the origin
+    resumed = [r for r in worker_records if r.get("origin_trace_id") == click_trace]
+    assert {r["trace_id"] for r in resumed} == {job_trace}
+    assert any("proactive.resume_approval" in r["message"] for r in resumed), resumed
+    assert any(r.get("step") == "act" for r in resumed)
+    # so `grep <job trace id>` finds the click: every line about the job carries the job's trace id
+    lines = _about(web_records, job_id) + _about(worker_records, job_id)
+    assert handled[0] in lines
+    assert {r.get("trace_id") for r in lines} == {job_trace}, [r for r in lines if r.get("trace_id") != job_trace]

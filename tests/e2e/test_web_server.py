@@ -1,10 +1,12 @@
 """The real web edge: the Procfile's `gunicorn -k gthread -w 2 ... 'webhooks:create_app()'` on 127.0.0.1 over
 PostgreSQL + Redis with a real `celery worker`; an org key fires an event over HTTP and the job is
-followed through `GET /api/jobs/<id>` until it completes. gunicorn is always stopped (its whole
-process group)."""
+followed through `GET /api/jobs/<id>` until it completes; requests gunicorn refuses itself (a control
+character in a header) get the app's JSON error. gunicorn is always stopped (its whole process group)."""
 
 from __future__ import annotations
 
+import json
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from tests.support.engine import TestOrg, make_org
 from tests.support.gunicorn import Gunicorn, procfile_web, procfile_web_command
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
-from worker.api_keys import create_key
+from worker.access.api_keys import create_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
@@ -63,7 +65,6 @@ def event(org: TestOrg, **extra: object) -> dict[str, object]:
     """A five-step no-op job (the engine test DAG for campaign_daily_check) with a unique key."""
     return {
         "type": "campaign_daily_check",
-        "source": "api",
         "org_id": str(org.id),
         "payload": {},
         "idempotency_key": f"e2e:{uuid.uuid4().hex}",
@@ -121,8 +122,46 @@ def test_refusals_over_http(server, org):
 
 def test_gunicorn_outlives_the_longest_wait():
     from webhooks.api import MAX_WAIT_S
-    from worker.cli import WEB_TIMEOUT_S
+    from worker.ops.cli import WEB_TIMEOUT_S
 
     args = procfile_web_command("127.0.0.1:0")
     assert float(args[args.index("--timeout") + 1]) > MAX_WAIT_S  # else a ?wait=30 request is killed mid-wait
     assert WEB_TIMEOUT_S > MAX_WAIT_S  # `proactive web`
+
+
+def _raw_request(url: str, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send `request` as is over a socket (no client would send it) and read the whole answer:
+    status line, headers (lower-case names) and body."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        raw = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v for k, v in (line.split(": ", 1) for line in lines)}, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: proactive\r\nX-Request-Id: abc\x01def\r\n\r\n",  # a control character
+        b"GET /healthz HTTP/1.1\r\nHost: proactive\r\nX-Note: \x7f\r\n\r\n",
+        b"GET /hea lthz HTTP/1.1\r\nHost: proactive\r\n\r\n",  # a malformed request line
+    ],
+)
+def test_a_request_gunicorn_refuses_before_the_app_gets_a_json_error(server, request_bytes):
+    status, headers, body = _raw_request(server.url, request_bytes)
+
+    assert status.startswith("HTTP/1.1 400 "), (status, body)
+    assert headers["content-type"] == "application/json"
+    answer = json.loads(body)
+    assert answer["error"] == "bad_request" and answer["message"]
+    assert answer["request_id"] == headers["x-request-id"]
+    assert f"request {answer['request_id']} refused before the app" in server.log()  # findable in the log
+
+
+def test_metrics_names_its_charset_once(server):
+    answer = httpx.get(f"{server.url}/metrics", timeout=10)
+
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"

@@ -1,5 +1,6 @@
 """Gmail's read side for FakeGoogle: `users.history.list` (paged, 404 when the start is too old),
-`users.messages.get` (format=metadata, metadataHeaders filter) and `users.messages.list`.
+`users.messages.get` (format=metadata, metadataHeaders filter) and `users.messages.list` (by label,
+or a `q=rfc822msgid:` search that also finds what the mailbox sent through messages.send).
 
 Google publishes no concrete JSON for these (real-payloads/SOURCES.md); the shapes follow the
 Gmail discovery document bundled with google-api-python-client (History, Message, MessagePart,
@@ -179,9 +180,49 @@ class GmailInbox:
         box = self._mailbox(request, match.group(1))
         if isinstance(box, Reply):
             return box
+        if request.arg("q") is not None:
+            return self._search(request, box)
         labels = request.query.get("labelIds") or []
         limit = int(request.arg("maxResults") or 100)
         found = [m for m in reversed(box.messages) if all(lb in m.labels for lb in labels)][:limit]
         return Reply(
             200, {"messages": [{"id": m.id, "threadId": m.thread_id} for m in found], "resultSizeEstimate": len(found)}
         )
+
+    def _search(self, request: Recorded, box: Mailbox) -> Reply:
+        """messages.list with `q=rfc822msgid:<id>` (the only search operator the fake knows): the
+        delivered messages and the ones this mailbox sent through messages.send whose Message-ID is
+        that id, trash and spam only with includeSpamTrash=true. ListMessagesResponse: `messages`
+        [{id, threadId}] (absent when none), `resultSizeEstimate`."""
+        from tests.fakes.google import google_error
+
+        wanted = RFC822MSGID.fullmatch((request.arg("q") or "").strip())
+        if wanted is None:
+            message = f"the fake Gmail search knows only rfc822msgid:, not {request.arg('q')!r}"
+            return google_error(400, message, "invalidArgument", state="INVALID_ARGUMENT")
+        msgid = _bare(wanted.group(1))
+        hidden = set() if request.arg("includeSpamTrash") == "true" else {"TRASH", "SPAM"}
+        address = next((a for a, b in self.boxes.items() if b is box), "")
+        found = [
+            {"id": m.id, "threadId": m.thread_id}
+            for m in box.messages
+            if _bare(m.headers.get("Message-ID", "")) == msgid and not hidden & set(m.labels)
+        ]
+        found += [
+            {"id": m.id, "threadId": m.thread_id}
+            for m in self.fake.sent
+            if m.mailbox.lower() == address and _bare(m.mime.get("Message-ID", "")) == msgid
+        ]
+        limit = int(request.arg("maxResults") or 100)
+        answer: dict[str, Any] = {"resultSizeEstimate": len(found)}
+        if found:
+            answer["messages"] = found[:limit]
+        return Reply(200, answer)
+
+
+RFC822MSGID = re.compile(r"rfc822msgid:(\S+)")
+
+
+def _bare(message_id: str) -> str:
+    """A Message-ID without its angle brackets and surrounding space (Gmail matches it either way)."""
+    return message_id.strip().strip("<>").strip()

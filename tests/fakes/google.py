@@ -1,6 +1,7 @@
 """A fake Google: the OAuth token endpoint (refresh and authorization-code grants), Calendar v3 (freeBusy,
 events.insert/get) and Gmail v1 users.messages.send, users.watch and users.getProfile, at Google's own
-paths, driven by the real google-auth and googleapiclient.
+paths, driven by the real google-auth and googleapiclient. Sent messages are found again by
+users.messages.list with `q=rfc822msgid:<id>` (tests/fakes/gmail_inbox.py).
 
 Point the clients at it with GOOGLE_TOKEN_URI=`token_uri` and GOOGLE_API_URL=`url`. Bodies follow
 the samples in tests/fixtures/real-payloads/google (token answers, copied below) and the discovery schemas
@@ -33,7 +34,7 @@ REFRESH_OK_SAMPLE = {
 # Google Identity "Using OAuth 2.0 for Web Server Applications", step 5 (exchange an authorization code):
 # the refresh answer's fields plus `refresh_token` (no file in real-payloads: the shape, as documented).
 CODE_EXCHANGE_SAMPLE = dict(REFRESH_OK_SAMPLE, refresh_token="1//xEoDL4iW3cxlI7yDbSRFYNG01kVKM2C-259HOF2aQbI")
-# The scopes Proactive asks for (worker.google_oauth.SCOPES): what a code grants unless told otherwise.
+# The scopes Proactive asks for (worker.google.oauth.SCOPES): what a code grants unless told otherwise.
 CONNECT_SCOPES = (
     "https://www.googleapis.com/auth/gmail.readonly https://www.googleapis.com/auth/gmail.send "
     "https://www.googleapis.com/auth/calendar.events https://www.googleapis.com/auth/calendar.freebusy"
@@ -102,6 +103,7 @@ class SentMessage:
     thread_id: str
     raw: str
     mime: Message = field(repr=False)
+    mailbox: str = ""  # whose mailbox sent it (the access token's), "" when unknown
 
 
 class FakeGoogle(FakeServer):
@@ -307,7 +309,8 @@ class FakeGoogle(FakeServer):
             return google_error(400, "Invalid To header", "invalidArgument", state="INVALID_ARGUMENT")
         message_id = f"18c{next(self._seq):013x}"
         thread_id = body.get("threadId") or message_id
-        self.sent.append(SentMessage(message_id, thread_id, raw, mime))
+        mailbox = self.mailboxes.get(self._bearer(request), "") if match.group(1) == "me" else unquote(match.group(1))
+        self.sent.append(SentMessage(message_id, thread_id, raw, mime, mailbox))
         return Reply(200, {"id": message_id, "threadId": thread_id, "labelIds": ["SENT"]})
 
     def _profile(self, request: Recorded, match: re.Match[str]) -> Reply:

@@ -9,6 +9,10 @@ a malformed body) that win over the routes, once each, in order.
 
 A scripted `delay_s` makes the fake hold its answer (to provoke a client timeout); the wait ends at
 once when the server stops, so no test waits on a stalled handler.
+
+A scripted `Reply(drop=True)` lets the route act as usual (the message is sent, the event created),
+then closes the connection without a status line: the server did the work and the answer was lost
+(a client sees RemoteDisconnected). A route may return a dropping reply too.
 """
 
 from __future__ import annotations
@@ -53,12 +57,14 @@ class Recorded:
 
 @dataclass
 class Reply:
-    """An answer: status, body (dict/list -> JSON, str/bytes as is), headers, optional delay."""
+    """An answer: status, body (dict/list -> JSON, str/bytes as is), headers, optional delay; `drop`:
+    no answer at all (scripted: after the route acted), the connection is closed instead."""
 
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    drop: bool = False
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, bytes):
@@ -188,7 +194,12 @@ class FakeServer:
             reply = self._take_scripted(request)
         if reply is None:
             reply = self._route(request)
+        elif reply.drop:
+            self._route(request)  # the route acts; its answer is lost
         if reply.delay_s and self._stopping.wait(reply.delay_s):
+            return
+        if reply.drop:
+            handler.close_connection = True  # the socket closes with nothing written: no status line
             return
         payload, content_type = reply.encoded()
         handler.send_response(reply.status)

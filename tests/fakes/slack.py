@@ -9,6 +9,14 @@ have the shapes of the vendor samples in real-payloads/slack/api/ (`chat.postMes
 failures can be scripted per method and channel: a 429 with `retry-after`, a Slack error such as
 `channel_not_found`, or a 5xx.
 
+Posted messages keep their `metadata` and are served back by `conversations.history` (a GET, as
+slack_sdk sends it) in Slack's documented shape (docs.slack.dev/reference/methods/conversations.history:
+newest first, `has_more`, `pin_count`, `response_metadata.next_cursor`; a message's `metadata`
+{event_type, event_payload} only with `include_all_metadata`, as in java-slack-sdk's
+json-logs/samples/api/conversations.history.json). `hold_next(method)` makes the next such call take
+effect (the message is posted) and then keeps its answer back until `release()`, so a test can kill
+the caller between Slack's side effect and the caller learning of it.
+
     with FakeSlack() as slack:
         slack.ratelimit_next("chat.postMessage", retry_after_s=1)
         ... WebClient(token=slack.token, base_url=slack.url) ...
@@ -23,6 +31,7 @@ recorded as a call of method "response_url" (`responses()`). Like Slack, a URL t
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
@@ -41,6 +50,8 @@ JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 BOT = {"bot_id": "B19LU7CSY", "username": "proactive", "user": "U0FAKEBOT", "team": "T0FAKETEAM"}
 RESPONSE_URL_PREFIX = "/actions/"
 RESPONSE_URL_MAX_USES = 5  # Slack: 5 posts to one response_url, within 30 minutes
+HISTORY_DEFAULT_LIMIT = 100  # conversations.history without `limit`
+HELD_ANSWER_TIMEOUT_S = 60.0  # a held answer goes out after this long even if nobody releases it
 
 
 @dataclass(frozen=True)
@@ -88,17 +99,28 @@ class FakeSlack:
         self._hook_uses: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._holds: list[tuple[str, str | None]] = []  # (method, channel) whose next answer is held
+        self.held = threading.Event()  # set once a held call took effect and waits for release()
+        self._release = threading.Event()
+        # Seconds every Web API answer is held after the call took effect (a slow network or a busy
+        # Slack): the window between "Slack posted it" and "we stored the ts" a crash can fall into.
+        self.latency_s = 0.0
+        self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> FakeSlack:
         """Listen on a free port in a daemon thread."""
+        self._stopping.clear()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
+                fake._handle(self)
+
+            def do_GET(self) -> None:
                 fake._handle(self)
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -112,6 +134,7 @@ class FakeSlack:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -143,6 +166,35 @@ class FakeSlack:
     def server_error_next(self, method: str, status: int = 500, channel: str | None = None) -> None:
         """The next call of `method` (to `channel`) gets an HTML 5xx page, as a load balancer sends."""
         self._push(_Scripted(method, channel, status, "<html><body><h1>Internal Server Error</h1></body></html>"))
+
+    def hold_next(self, method: str, channel: str | None = None) -> None:
+        """The next call of `method` (to `channel`) takes effect, sets `held`, and answers only after
+        `release()` (or HELD_ANSWER_TIMEOUT_S): the caller can die between the two."""
+        with self._lock:
+            self.held.clear()
+            self._release.clear()
+            self._holds.append((method, channel))
+
+    def release(self) -> None:
+        """Let a held answer go (to a caller that may no longer listen)."""
+        self._release.set()
+
+    def _take_hold(self, method: str, params: Mapping[str, Any]) -> bool:
+        with self._lock:
+            for i, (m, channel) in enumerate(self._holds):
+                if m == method and (channel is None or channel == params.get("channel")):
+                    del self._holds[i]
+                    return True
+        return False
+
+    def messages_with_metadata(self, key: str, value: str) -> list[tuple[str, str]]:
+        """(channel, ts) of every posted message whose metadata payload has `key` == `value`."""
+        with self._lock:
+            return [
+                where
+                for where, msg in self.messages.items()
+                if str(((msg.get("metadata") or {}).get("event_payload") or {}).get(key)) == value
+            ]
 
     def _push(self, item: _Scripted) -> None:
         with self._lock:
@@ -189,6 +241,7 @@ class FakeSlack:
             self._calls.clear()
             self._script.clear()
             self.messages.clear()
+            self._holds.clear()
 
     # ------------------------------------------------------------------ the HTTP side
 
@@ -241,13 +294,21 @@ class FakeSlack:
             parsed = {"ok": False, "raw": body}
         with self._lock:
             self._calls.append(Call(method, params, headers, time.time(), time.monotonic(), status, parsed))
+        if not token_error and scripted is None and self._take_hold(method, params):
+            self.held.set()
+            self._release.wait(HELD_ANSWER_TIMEOUT_S)
+        elif self.latency_s:
+            self._stopping.wait(self.latency_s)  # ends at once when the fake stops
         data = body.encode("utf-8")
-        handler.send_response(status)
-        for key, value in extra.items():
-            handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.send_response(status)
+            for key, value in extra.items():
+                handler.send_header(key, value)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except OSError:  # the caller is gone (killed while its answer was held)
+            handler.close_connection = True
 
     def _hook(self, handler: BaseHTTPRequestHandler) -> None:
         """A POST to a response_url: replace the clicked message, or answer ephemerally."""
@@ -289,6 +350,7 @@ class FakeSlack:
             "views.open": self._views_open,
             "chat.postEphemeral": self._post_ephemeral,
             "auth.test": self._auth_test,
+            "conversations.history": self._history,
         }
         fn = handlers.get(method)
         return fn(params) if fn else {"ok": False, "error": "unknown_method"}
@@ -352,6 +414,62 @@ class FakeSlack:
             "ts": key[1],
         }
 
+    def _history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """conversations.history: the channel's messages between `oldest` and `latest` (exclusive
+        unless `inclusive`), newest first, `limit` per page, paged by `cursor`."""
+        channel = params.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        inclusive = _flag(params.get("inclusive"))
+        oldest = float(params.get("oldest") or 0)
+        latest = float(params.get("latest") or "inf")
+        cursor = str(params.get("cursor") or "")
+        if cursor:
+            try:
+                latest = float(base64.b64decode(cursor).decode().removeprefix("next_ts:"))
+                inclusive = False
+            except ValueError:
+                return {"ok": False, "error": "invalid_cursor"}
+        limit = max(1, min(int(params.get("limit") or HISTORY_DEFAULT_LIMIT), 999))
+        with self._lock:
+            found = [
+                (ts, dict(msg))
+                for (ch, ts), msg in self.messages.items()
+                if ch == channel
+                and (oldest <= float(ts) if inclusive else oldest < float(ts))
+                and (float(ts) <= latest if inclusive else float(ts) < latest)
+            ]
+        found.sort(key=lambda item: _ts_key(item[0]), reverse=True)
+        page, more = found[:limit], len(found) > limit
+        with_metadata = _flag(params.get("include_all_metadata"))
+        messages = [self._history_message(ts, msg, with_metadata) for ts, msg in page]
+        next_cursor = base64.b64encode(f"next_ts:{page[-1][0]}".encode()).decode() if more else ""
+        return {
+            "ok": True,
+            "messages": messages,
+            "has_more": more,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    @staticmethod
+    def _history_message(ts: str, msg: Mapping[str, Any], with_metadata: bool) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "message",
+            "subtype": "bot_message",
+            "text": msg.get("text", ""),
+            "ts": ts,
+            "bot_id": BOT["bot_id"],
+            "username": BOT["username"],
+        }
+        if msg.get("blocks"):
+            message["blocks"] = msg["blocks"]
+        if msg.get("edits"):
+            message["edited"] = {"user": BOT["user"], "ts": ts}
+        if with_metadata and msg.get("metadata"):
+            message["metadata"] = msg["metadata"]
+        return message
+
     def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
@@ -399,3 +517,14 @@ class FakeSlack:
             "user_id": BOT["user"],
             "bot_id": BOT["bot_id"],
         }
+
+
+def _flag(value: Any) -> bool:
+    """A boolean argument as slack_sdk sends it (`1`/`0`, or true/false in a JSON body)."""
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    """A message ts as a sortable pair (seconds, sequence)."""
+    seconds, _, fraction = ts.partition(".")
+    return int(seconds), int(fraction or 0)

@@ -17,11 +17,11 @@ from tests.conftest import Backend
 from tests.support.engine import TestOrg, event, make_org
 from webhooks import create_app
 from webhooks.pages import COOKIE
-from worker import admin_auth
-from worker.admin_auth import LOGIN_SALT, LoginRefused, create_link, redeem
+from worker.access import admin_auth
+from worker.access.admin_auth import LOGIN_SALT, LoginRefused, create_link, redeem
 from worker.config import reset_settings
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.events import fire_event
 from worker.models import AdminLogin, jobs, utcnow
 
 SECRET = "test-admin-session-" + uuid.uuid4().hex  # 51 characters
@@ -227,7 +227,7 @@ def test_admin_link_command_prints_a_link_for_one_org_or_every_org():
 
 
 def main_cli():
-    from worker.cli import main
+    from worker.ops.cli import main
 
     return main
 

@@ -22,15 +22,18 @@ from tests.support.edge import closed_port, db_counts, env_changed, latest_rejec
 from tests.support.engine import TestOrg, job_row, make_org, settled, step_rows
 from tests.support.waiting import wait_for
 from webhooks import create_app
-from worker import registry
-from worker.api_keys import create_key, org_for_key, revoke
+from worker.access.api_keys import create_key, org_for_key, revoke
 from worker.config import reset_settings
 from worker.db import transaction
+from worker.engine import registry
 from worker.models import ApiKey, jobs
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("edge_env")]
 
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
+# The source of the `org_key` fixture's events and refusals: the key's name (its events are stored
+# as `api:<key name>`, never a source the caller picked).
+KEY_SOURCE = "api:tests"
 PRODUCT_TYPES = (
     "calendar_find_times",
     "campaign_daily_check",
@@ -75,10 +78,10 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def envelope(org: TestOrg, event_type: str = "deal_risk_scan", **extra: Any) -> dict[str, Any]:
-    """An API event for `org` with a unique key (deal_risk_scan: org-level, no user needed)."""
+    """An API event for `org` with a unique key (deal_risk_scan: org-level, no user needed). No
+    source: the server sets it."""
     return {
         "type": event_type,
-        "source": "api",
         "org_id": str(org.id),
         "payload": {},
         "idempotency_key": f"api-test:{uuid.uuid4().hex}",
@@ -125,8 +128,8 @@ def test_org_key_fires_an_event_and_gets_202(client, org, org_key, edge_env):
     assert (job.org_id, job.event_type, job.source, job.idempotency_key) == (
         org.id,
         "deal_risk_scan",
-        "api",
-        ev["idempotency_key"],
+        KEY_SOURCE,  # the key's name, set by the server
+        "caller:" + ev["idempotency_key"],  # a caller's keys live in their own namespace
     )
 
 
@@ -138,7 +141,9 @@ def test_the_same_key_twice_is_one_job(client, org, org_key):
     assert second.get_json() == {**first, "duplicate": True}
     with transaction() as conn:
         found = conn.execute(
-            select(jobs.c.id).where(jobs.c.org_id == org.id, jobs.c.idempotency_key == ev["idempotency_key"])
+            select(jobs.c.id).where(
+                jobs.c.org_id == org.id, jobs.c.idempotency_key == "caller:" + ev["idempotency_key"]
+            )
         ).all()
     assert [r.id for r in found] == [uuid.UUID(first["job_id"])]
 
@@ -155,14 +160,17 @@ def test_admin_token_fires_and_reads_for_any_org(client, edge_env):
         assert detail.status_code == 200 and detail.get_json()["org_id"] == str(o.id)
 
 
-def test_a_gated_event_answers_skipped_with_the_reason(client, org, org_key):
+def test_a_gated_event_answers_skipped_with_the_reason():
+    gated = make_org(enabled_sequences=["deal_risk_scan"])
+    key, _ = create_key(gated.id, "gated")
+    client = create_app().test_client()
     response = post_event(
         client,
-        org_key,
-        envelope(org, "proposal_generation", user_id=str(org.rep), depth=6, payload={"deal_id": str(uuid.uuid4())}),
+        key,
+        envelope(gated, "proposal_generation", user_id=str(gated.rep), payload={"deal_id": str(uuid.uuid4())}),
     )
     assert response.status_code == 202
-    assert response.get_json()["status"] == "skipped" and response.get_json()["reason"] == "chain_too_deep"
+    assert response.get_json()["status"] == "skipped" and response.get_json()["reason"] == "sequence_disabled"
 
 
 def test_job_detail_has_steps_approvals_and_messages(client, org, org_key):
@@ -228,7 +236,7 @@ def test_a_completed_job_with_failed_best_effort_steps_counts_them(client, org, 
     fresh = client.get(f"/api/jobs/{clean.get_json()['job_id']}", headers=bearer(org_key)).get_json()
     assert (fresh["errors"], fresh["failed_steps"]) == (0, [])
 
-    from worker.cli import main  # the CLI reads the same counts
+    from worker.ops.cli import main  # the CLI reads the same counts
 
     listed = CliRunner().invoke(main, ["jobs", "--org", str(org.id), "--type", "meeting_ended"])
     assert listed.exit_code == 0, listed.output
@@ -265,7 +273,7 @@ def test_a_key_cannot_fire_for_another_org(client, org, org_key):
     other = make_org()
     before = db_counts()
     response = post_event(client, org_key, envelope(other))
-    body = assert_refused(response, 403, before, "Forbidden")
+    body = assert_refused(response, 403, before, "Forbidden", source=KEY_SOURCE)
     assert str(other.id) in body["message"]
 
 
@@ -308,7 +316,7 @@ def test_a_revoked_key_is_401(client, org):
 
 
 def test_a_key_revoked_elsewhere_stops_working_within_the_cache_window(client, org, monkeypatch):
-    from worker import api_keys
+    from worker.access import api_keys
 
     monkeypatch.setattr(api_keys, "AUTH_CACHE_S", 0.5)
     key, info = create_key(org.id, "revoked-by-another-process")
@@ -331,7 +339,7 @@ def test_invalid_json_is_400(client, org, org_key):
     ):
         before = db_counts()
         response = client.post("/api/events", data=raw, headers={**bearer(org_key), "Content-Type": "application/json"})
-        assert_refused(response, 400, before, "BadJson")
+        assert_refused(response, 400, before, "BadJson", source=KEY_SOURCE)
 
 
 def test_unsupported_content_type_is_415(client, org, org_key):
@@ -339,20 +347,21 @@ def test_unsupported_content_type_is_415(client, org, org_key):
         before = db_counts()
         headers = {**bearer(org_key), **({"Content-Type": content_type} if content_type else {})}
         response = client.post("/api/events", data=json.dumps(envelope(org)), headers=headers)
-        assert_refused(response, 415, before, "UnsupportedMediaType")
+        assert_refused(response, 415, before, "UnsupportedMediaType", source=KEY_SOURCE)
 
 
 def test_schema_errors_are_422_listing_every_field(client, org, org_key):
     before = db_counts()
     bad = {**envelope(org, "meeting_ended"), "source": "carrier-pigeon", "colour": "red", "depth": 10**12}
     del bad["type"]
-    body = assert_refused(post_event(client, org_key, bad), 422, before, "InvalidEvent", source="carrier-pigeon")
+    # recorded under the key's source, not the one the body claims
+    body = assert_refused(post_event(client, org_key, bad), 422, before, "InvalidEvent", source=KEY_SOURCE)
     assert body["error"] == "invalid_event"  # snake_case like every other code; the row keeps the class name
     assert {e["field"] for e in body["errors"]} == {"type", "source", "colour", "depth"}
 
     before = db_counts()
     bad_payload = envelope(org, "meeting_ended", user_id=str(org.rep), payload={"meeting_id": "x", "extra": 1})
-    body = assert_refused(post_event(client, org_key, bad_payload), 422, before, "InvalidEvent")
+    body = assert_refused(post_event(client, org_key, bad_payload), 422, before, "InvalidEvent", source=KEY_SOURCE)
     assert {e["field"] for e in body["errors"]} == {"payload.meeting_id", "payload.extra"}
 
     for not_an_object in (b"[1, 2]", b'"text"', b"null"):
@@ -360,14 +369,14 @@ def test_schema_errors_are_422_listing_every_field(client, org, org_key):
         response = client.post(
             "/api/events", data=not_an_object, headers={**bearer(org_key), "Content-Type": "application/json"}
         )
-        assert_refused(response, 422, before, "InvalidEvent", source="unknown")
+        assert_refused(response, 422, before, "InvalidEvent", source=KEY_SOURCE)
 
 
 def test_a_user_of_another_org_is_422(client, org, org_key):
     other = make_org()
     before = db_counts()
     ev = envelope(org, "meeting_ended", user_id=str(other.rep), payload={"meeting_id": str(uuid.uuid4())})
-    body = assert_refused(post_event(client, org_key, ev), 422, before, "InvalidEvent")
+    body = assert_refused(post_event(client, org_key, ev), 422, before, "InvalidEvent", source=KEY_SOURCE)
     assert "not a member" in body["message"]
 
 
@@ -375,7 +384,7 @@ def test_an_oversized_body_is_413_json(client, org, org_key):
     ev = envelope(org, payload={"blob": "x" * (1024 * 1024)})
     before = db_counts()
     response = post_event(client, org_key, ev)
-    body = assert_refused(response, 413, before, "PayloadTooLarge")
+    body = assert_refused(response, 413, before, "PayloadTooLarge", source=KEY_SOURCE)
     assert body["error"] == "payload_too_large"
     assert "over the" in latest_rejected().body
 
@@ -383,7 +392,9 @@ def test_an_oversized_body_is_413_json(client, org, org_key):
 @pytest.mark.parametrize("wait", ["0", "-1", "31", "abc", "nan", "inf", ""])
 def test_a_bad_wait_is_400(client, org, org_key, wait):
     before = db_counts()
-    body = assert_refused(post_event(client, org_key, envelope(org), f"?wait={wait}"), 400, before, "BadWait")
+    body = assert_refused(
+        post_event(client, org_key, envelope(org), f"?wait={wait}"), 400, before, "BadWait", source=KEY_SOURCE
+    )
     assert "wait" in body["message"]
 
 
@@ -398,7 +409,7 @@ def test_openapi_document_is_valid_and_generated_from_the_models(client):
     doc = response.get_json()
     validate(doc)
     assert doc["openapi"].startswith("3.1")
-    assert {"/api/events", "/api/jobs/{job_id}"} <= set(doc["paths"])
+    assert {"/api/events", "/api/jobs/{job_id}", "/api/jobs/{job_id}/cancel"} <= set(doc["paths"])
     schemas = doc["components"]["schemas"]
     for name in (
         "Event",
@@ -419,6 +430,18 @@ def test_openapi_document_is_valid_and_generated_from_the_models(client):
     assert set(conditions) == set(PRODUCT_TYPES)
     assert conditions["meeting_ended"]["properties"]["payload"]["$ref"] == "#/components/schemas/MeetingEnded"
     assert schemas["MeetingEnded"]["required"] == ["meeting_id"]
+    # the caller's envelope: no field only the server sets
+    assert set(schemas["Event"]["properties"]) == {
+        "type",
+        "org_id",
+        "user_id",
+        "payload",
+        "idempotency_key",
+        "delay_minutes",
+        "replace",
+    }
+    assert schemas["Event"]["additionalProperties"] is False
+    assert {"live_job_id", "scheduled_for"} <= set(schemas["FireResult"]["properties"])
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     responses = doc["paths"]["/api/events"]["post"]["responses"]
     assert {"202", "400", "401", "403", "413", "415", "422", "503"} <= set(responses)
@@ -428,7 +451,7 @@ def test_openapi_document_is_valid_and_generated_from_the_models(client):
 
 
 def test_keys_cli_creates_lists_and_revokes(client, org):
-    from worker.cli import main
+    from worker.ops.cli import main
 
     runner = CliRunner()
     made = runner.invoke(main, ["keys", "create", "--org", str(org.id), "--name", "crm-sync", "--json"])
@@ -453,7 +476,7 @@ def test_keys_cli_creates_lists_and_revokes(client, org):
 
 
 def test_keys_cli_refuses_an_unknown_org_and_an_empty_name(org):
-    from worker.cli import main
+    from worker.ops.cli import main
 
     runner = CliRunner()
     assert runner.invoke(main, ["keys", "create", "--org", str(uuid.uuid4()), "--name", "x"]).exit_code == 2
@@ -474,7 +497,8 @@ def test_database_down_is_503_for_key_and_admin_callers(client, org, org_key, ed
             assert int(response.headers["Retry-After"]) > 0
         assert client.get(f"/api/jobs/{uuid.uuid4()}", headers=bearer(ADMIN_TOKEN)).status_code == 503
     with transaction() as conn:  # nothing slipped through while it was down
-        assert conn.execute(select(jobs.c.id).where(jobs.c.idempotency_key == ev["idempotency_key"])).first() is None
+        stored = "caller:" + ev["idempotency_key"]
+        assert conn.execute(select(jobs.c.id).where(jobs.c.idempotency_key == stored)).first() is None
 
 
 def test_broker_down_still_commits_and_answers_202_then_the_sweeper_publishes(client, org, org_key, edge_env, workers):

@@ -1,4 +1,4 @@
-"""Integration tests for the embedded SQLite broker transport (worker/broker_sqlite.py)."""
+"""Integration tests for the embedded SQLite broker transport (worker/brokers/sqlite.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from kombu import Connection, Consumer, Queue
 
-from worker import broker_sqlite
+from worker.brokers import sqlite as broker_sqlite
 
 REPO = Path(__file__).resolve().parents[2]
 FORK = multiprocessing.get_context("fork")
@@ -58,7 +58,7 @@ def test_url_selects_our_transport(db: Path, conn: Connection) -> None:
     assert isinstance(conn.transport, broker_sqlite.Transport)
     assert conn.hostname == f"sqlite:///{db}"
     assert conn.as_uri() == broker_url(db)
-    alt = Connection(f"sqlite:///{db}", transport="worker.broker_sqlite:Transport")
+    alt = Connection(f"sqlite:///{db}", transport="worker.brokers.sqlite:Transport")
     assert isinstance(alt.transport, broker_sqlite.Transport)
     # the stock transport would hand this to create_engine() and crash
     with Connection(broker_url(db), transport_options={"polling_interval": 0.01}) as c:

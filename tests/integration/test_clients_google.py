@@ -23,11 +23,11 @@ from tests.fakes.google import (
     rate_limited,
 )
 from tests.fakes.server import Reply
-from worker.clients import calendar, gmail_send
-from worker.clients.google import calendar_service, call, credentials_for, credentials_json, gmail_service
 from worker.config import reset_settings
 from worker.crypto import encrypt_json
 from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
+from worker.google import calendar, gmail_send
+from worker.google.client import calendar_service, call, credentials_for, credentials_json, gmail_service
 from worker.models import Integration
 
 CAL = "rep@example.com"
@@ -396,7 +396,7 @@ def test_gmail_rate_limit_is_rate_limited(fake_google: FakeGoogle, opened: Calla
 
 
 def test_quota_costs_follow_googles_per_user_limits() -> None:
-    from worker.clients.google import CALENDAR_CALL_S, quota_cost_s
+    from worker.google.client import CALENDAR_CALL_S, quota_cost_s
 
     assert quota_cost_s("gmail.users.messages.send") == 100 / 250  # 2.5 sends/s per user
     assert quota_cost_s("gmail.users.messages.get") == 5 / 250
@@ -408,7 +408,7 @@ def test_quota_costs_follow_googles_per_user_limits() -> None:
 def test_calls_of_one_user_share_one_quota_across_processes(pg) -> None:
     from datetime import UTC, datetime
 
-    from worker.clients.google import pace
+    from worker.google.client import pace
 
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     mine, theirs = uuid.uuid4(), uuid.uuid4()

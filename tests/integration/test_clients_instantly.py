@@ -21,6 +21,16 @@ ANALYTICS = r"/api/v2/campaigns/analytics"
 EMAILS = r"/api/v2/emails"
 
 
+@pytest.fixture(autouse=True)
+def _unpaced() -> Iterator[None]:
+    """No database here: the shared pacing (a database row) is off; test_rate_limits.py tests it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INSTANTLY_REQUESTS_PER_S", "0")
+        reset_settings()
+        yield
+    reset_settings()
+
+
 @pytest.fixture
 def fake_instantly() -> Iterator[FakeInstantly]:
     """A running fake Instantly with two active campaigns, one paused, and a page size of 2."""

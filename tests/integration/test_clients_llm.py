@@ -14,8 +14,8 @@ from tests.fakes.llm import API_KEY, PATH, FakeLLM, openai_error
 from tests.fakes.server import Reply
 from worker.clients import llm
 from worker.config import reset_settings
+from worker.engine.retry import decide_retry
 from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
-from worker.retry import decide_retry
 
 
 class Intent(BaseModel):
@@ -24,6 +24,16 @@ class Intent(BaseModel):
 
 
 GOOD = json.dumps({"intent": "reply_required", "confidence": 0.9})
+
+
+@pytest.fixture(autouse=True)
+def _unpaced() -> Iterator[None]:
+    """No database here: the shared pacing (a database row) is off; test_rate_limits.py tests it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLM_REQUESTS_PER_MIN", "0")
+        reset_settings()
+        yield
+    reset_settings()
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ from sqlalchemy import insert, select, update
 
 from tests.conftest import Backend
 from tests.support.private_backend import private_backend
-from worker import cron_slots as cs
-from worker import crons
-from worker.cli import main
+from worker.crons import slots as cs
+from worker.crons import tasks as crons
 from worker.db import transaction
 from worker.models import CalendarEvent, CronRun, Deal, Integration, Org, SlackOutbox, User, jobs, utcnow
+from worker.ops.cli import main
 
 pytestmark = pytest.mark.postgres
 

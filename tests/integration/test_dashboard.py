@@ -15,9 +15,9 @@ from tests.integration.test_metrics import NOW, env, fixture  # noqa: F401 (fixt
 from tests.support.engine import make_org
 from webhooks import create_app
 from webhooks.dashboard import daily_chart, nice_max, percent, refresh_seconds
-from worker import metrics
-from worker.admin_auth import create_link
+from worker.access.admin_auth import create_link
 from worker.config import reset_settings
+from worker.metrics import report as metrics
 
 pytestmark = pytest.mark.postgres
 

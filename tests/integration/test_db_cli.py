@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 
 from tests.support.services import ensure_postgres
 from worker import migrate
-from worker.cli import main
 from worker.config import reset_settings
 from worker.db import reset_engine
+from worker.ops.cli import main
 
 pytestmark = pytest.mark.postgres
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import Backend, apply_env
+from tests.conftest import Backend, apply_env, backend_with_slack
 from tests.fakes.slack import FakeSlack
 from tests.support.engine import TestOrg, make_org
 from tests.support.waiting import wait_for
@@ -30,7 +30,10 @@ from worker import logs, migrate
 from worker.celery_app import reconfigure_broker
 from worker.config import reset_settings
 from worker.db import make_engine, reset_engine, session_factory, transaction
-from worker.delivery import (
+from worker.engine.events import fire_event
+from worker.models import SlackOutbox, User, utcnow
+from worker.ratelimit import reserve
+from worker.slack.delivery import (
     SLACK_METADATA_EVENT,
     deliver,
     deliver_due,
@@ -38,9 +41,6 @@ from worker.delivery import (
     publish_delivery,
     replace_message,
 )
-from worker.events import fire_event
-from worker.models import SlackOutbox, User, utcnow
-from worker.ratelimit import reserve
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -64,16 +64,8 @@ def fake_slack() -> Iterator[FakeSlack]:
 @pytest.fixture(scope="module")
 def slack_pg(pg: Backend, fake_slack: FakeSlack) -> Iterator[Backend]:
     """PostgreSQL + Redis with SLACK_BOT_TOKEN / SLACK_API_URL pointing at the fake (this process too)."""
-    env = {
-        "SLACK_BOT_TOKEN": fake_slack.token,
-        "SLACK_API_URL": fake_slack.url,
-        "PROACTIVE_SLACK_CHANNEL_INTERVAL_S": str(INTERVAL_S),
-        "PROACTIVE_DELIVERY_MAX_ATTEMPTS": "3",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        apply_env(mp, env)
-        yield Backend(pg.name, {**pg.env, **env}, pg.log_dir)
-    reset_settings()
+    with backend_with_slack(pg, fake_slack, INTERVAL_S) as backend:
+        yield backend
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +126,7 @@ def enqueue(
 ) -> uuid.UUID:
     """One outbox row, committed; its delivery is published after the commit, or lost on purpose
     (`publish=False`: the broker is unreachable at that moment, as in an outage)."""
-    with (contextlib.nullcontext() if publish else broker_unreachable()), transaction() as conn:
+    with contextlib.nullcontext() if publish else broker_unreachable(), transaction() as conn:
         outbox_id = enqueue_message(
             conn,
             org.id,
@@ -373,6 +365,7 @@ def test_a_message_names_its_trace_in_slack_metadata(edge_workers, fake_slack, o
         sent = wait_for(lambda oid=outbox_id: status_is(oid, "sent", "failed"), what="message sent")
         assert sent.status == "sent", (sent.error_code, sent.error)
         post = fake_slack.calls("chat.postMessage", channel=sent.channel)[0]
+        payload = {"outbox_id": str(outbox_id), "revision": 0, **payload}  # the outbox row it delivers, too
         assert post.params["metadata"] == {"event_type": SLACK_METADATA_EVENT, "event_payload": payload}
         assert fake_slack.messages[(sent.channel, sent.ts)]["metadata"] == post.params["metadata"]
 

@@ -21,9 +21,9 @@ from tests.support.engine import (
     step_rows,
 )
 from tests.support.waiting import wait_for
-from worker.approvals import decide
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.approvals import decide
+from worker.engine.events import fire_event, stored_key
 from worker.models import jobs
 
 pytestmark = [
@@ -60,7 +60,7 @@ def test_same_key_fired_50_times_concurrently_makes_one_job(backend, shared_work
         count = conn.execute(
             select(func.count())
             .select_from(jobs)
-            .where(jobs.c.org_id == org.id, jobs.c.idempotency_key == ev["idempotency_key"])
+            .where(jobs.c.org_id == org.id, jobs.c.idempotency_key == stored_key("api", ev["idempotency_key"]))
         ).scalar_one()
     assert count == 1
     job_id = job_ids.pop()
@@ -109,11 +109,13 @@ def test_pause_resume_hands_the_decision_to_the_next_step(backend, shared_worker
 
 
 def test_gated_event_is_a_visible_skipped_job(backend, shared_worker, org):
-    deep = fire_event(event(org, "proposal_generation", depth=6))
+    first = event(org, "proposal_generation", depth=6)
+    deep = fire_event(first)
     assert (deep.status, deep.reason) == ("skipped", "chain_too_deep")
     assert job_status(deep.job_id) == "skipped"
     assert step_rows(deep.job_id) == {}
-    again = fire_event(event(org, "proposal_generation", depth=6, idempotency_key=job_row(deep.job_id).idempotency_key))
+    assert job_row(deep.job_id).idempotency_key == stored_key("api", first["idempotency_key"])
+    again = fire_event(event(org, "proposal_generation", depth=6, idempotency_key=first["idempotency_key"]))
     assert again.duplicate and again.job_id == deep.job_id
 
 

@@ -12,7 +12,7 @@ import pytest
 from tests.support.engine import event, executions, reached, step_rows
 from tests.support.services import close_rabbitmq_connections
 from tests.support.waiting import wait_for
-from worker.events import fire_event
+from worker.engine.events import fire_event
 
 pytestmark = [
     pytest.mark.slow,

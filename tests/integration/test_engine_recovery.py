@@ -27,13 +27,14 @@ from tests.support.engine import (
 )
 from tests.support.waiting import wait_for
 from worker import logs
-from worker.approvals import decide
 from worker.db import transaction
-from worker.engine import request_cancel
+from worker.engine.approvals import decide
+from worker.engine.events import fire_event
+from worker.engine.executor import request_cancel
+from worker.engine.sweeper import sweep
 from worker.errors import AlreadyDecided
-from worker.events import fire_event
 from worker.models import ScheduledEvent, jobs, steps, utcnow
-from worker.sweeper import sweep
+from worker.worktime import working_hours_after, zone
 
 pytestmark = [
     pytest.mark.slow,
@@ -87,7 +88,7 @@ def test_twenty_concurrent_decisions_resume_the_job_once(workers, org):
     with ThreadPoolExecutor(max_workers=20) as pool:
         outcomes = list(pool.map(click, deciders))
     assert outcomes.count("won") == 1
-    assert all(o.startswith("lost: already approve by") for o in outcomes if o != "won")
+    assert all(o.startswith("lost: already approved by") for o in outcomes if o != "won")
     assert wait_for(lambda: done(result.job_id)) == "completed"
     assert executions(result.job_id, "act") == 1
     assert approvals_of(result.job_id)[0].resumed_at is not None
@@ -206,7 +207,7 @@ def test_best_effort_failure_continues_critical_failure_fails_the_job(workers, o
 
 def test_poison_step_fails_after_max_attempts(pg, org):
     """A step whose worker died on every attempt is given up when claimed past max_attempts."""
-    from worker.engine import execute
+    from worker.engine.driver import execute
 
     result = fire_event(event(org, "coaching_weekly"))  # no worker: runs in this process below
     sid = step_rows(result.job_id)["flaky"].id
@@ -230,10 +231,11 @@ def test_cancel_is_honoured_at_the_next_step_boundary(workers, org, tmp_path: Pa
         event(org, "campaign_daily_check", {"started_file": str(started), "release_file": str(release)}, user_id=None)
     )
     wait_for(started.exists, what="s3 running")
-    cancelled = request_cancel(result.job_id)
+    cancelled = request_cancel(result.job_id, reason="smoke")
     assert not cancelled.immediate and cancelled.status == "running"
     release.touch()
     assert wait_for(lambda: done(result.job_id)) == "cancelled"
+    assert job_row(result.job_id).reason == "smoke"  # the reason given with the request, at the boundary
     rows = step_rows(result.job_id)
     assert rows["s3"].status == "succeeded"  # the running step finished
     assert rows["s4"].status == "skipped" and rows["s5"].status == "skipped"
@@ -269,11 +271,11 @@ def test_more_options_supersedes_and_reruns(workers, org):
 
 
 def test_expiry_best_effort_continues_critical_expires(pg, org):
-    from worker.approvals import expire_due
+    from worker.engine.approvals import expire_due
 
     optional = fire_event(event(org, "stale_deal_revival"))
     critical = fire_event(event(org, "calendar_find_times"))
-    from worker.engine import execute
+    from worker.engine.driver import execute
 
     for job_id in (optional.job_id, critical.job_id):  # run the steps before the approval in-process
         while queued := [r for r in step_rows(job_id).values() if r.status == "queued"]:
@@ -347,7 +349,7 @@ def test_approvers_are_reminded_once(workers, org):
     result = fire_event(event(org, "calendar_find_times"))
     assert wait_for(lambda: settled(result.job_id)) == "awaiting_approval"
     approval = pending_approval(result.job_id)
-    later = approval.created_at + timedelta(hours=5)
+    later = working_hours_after(approval.created_at, zone("UTC"), 5)  # the rep's zone; weekends do not count
     sweep(now=approval.created_at + timedelta(hours=1))
     assert approvals_of(result.job_id)[0].nudged_at is None  # too early
     sweep(now=later)
@@ -362,7 +364,7 @@ def test_approvers_are_reminded_once(workers, org):
 
 def test_revoked_google_credentials_park_the_job_until_the_user_reconnects(workers, org):
     from worker.db import session_factory
-    from worker.engine import REVOKED_RETRY_S, WAITING_FOR_RECONNECT, wake_parked
+    from worker.engine.executor import REVOKED_RETRY_S, WAITING_FOR_RECONNECT, wake_parked
     from worker.models import Integration, SlackOutbox
 
     integration_id = uuid.uuid4()
@@ -394,7 +396,7 @@ def test_revoked_google_credentials_park_the_job_until_the_user_reconnects(worke
     assert status == "revoked"
     assert len(dms) == 1 and dms[0].user_id == org.rep and "/oauth/google/start" in dms[0].text  # one DM
 
-    # The user reconnects (what worker.google_oauth.complete stores), the parked steps are due at once.
+    # The user reconnects (what worker.google.oauth.complete stores), the parked steps are due at once.
     with transaction() as conn:
         conn.execute(
             update(Integration.__table__)
@@ -415,7 +417,7 @@ def test_revoked_google_credentials_park_the_job_until_the_user_reconnects(worke
 
 
 def test_undo_inside_the_window_cancels_the_delayed_send(workers, org):
-    from worker.approvals import undo
+    from worker.engine.approvals import undo
     from worker.errors import TooLate
 
     workers()

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.engine import make_org
-from worker.cli import main
 from worker.config import reset_settings
-from worker.google_oauth import read_connect_token
+from worker.google.oauth import read_connect_token
 from worker.models import utcnow
+from worker.ops.cli import main
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("pg")]
 SECRET = "s" * 40

@@ -26,10 +26,10 @@ from tests.support.edge import closed_port, db_counts, env_changed, latest_rejec
 from tests.support.engine import TestOrg, make_org
 from tests.support.pubsub import AUDIENCE, SERVICE_ACCOUNT, deliver, good_claims, push_body
 from webhooks import create_app
-from worker import pubsub_auth
 from worker.config import reset_settings
 from worker.db import transaction
-from worker.gmail_sync import SYNC_TASK
+from worker.google import pubsub_auth
+from worker.google.sync import SYNC_TASK
 from worker.models import GmailPush, Integration
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("edge_env")]

@@ -1,4 +1,4 @@
-"""Gmail history sync (worker.gmail_sync) on PostgreSQL, through google-auth and googleapiclient
+"""Gmail history sync (worker.google.sync) on PostgreSQL, through google-auth and googleapiclient
 against the fake Google (history.list pages and 404, messages.get, messages.list)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from tests.fakes.google import FakeGoogle
 from tests.support.engine import TestOrg, make_org
 from tests.support.google import connect, credentials
-from worker import gmail_sync
 from worker.db import transaction
+from worker.google import sync as gmail_sync
 from worker.models import Email, Integration, SlackOutbox, jobs, utcnow
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("pg")]

@@ -1,12 +1,13 @@
-"""Gmail watch renewal (worker.gmail_watch, `proactive gmail renew`) on PostgreSQL, through the real
-google-auth and googleapiclient against the fake Google."""
+"""Gmail watch renewal (worker.google.watch, `proactive gmail renew`, the daily task's body with its
+retries within the day) on PostgreSQL, through the real google-auth and googleapiclient against the
+fake Google."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -16,12 +17,13 @@ from sqlalchemy import select
 from tests.fakes.google import FakeGoogle, google_error
 from tests.support.engine import TestOrg, make_org
 from tests.support.google import connect, credentials
-from worker import gmail_watch
-from worker.cli import main
 from worker.config import reset_settings
+from worker.crons import tasks as crons
 from worker.db import transaction
-from worker.gmail_watch import due, renew_due, renew_one
-from worker.models import Integration, SlackOutbox, utcnow
+from worker.google import watch as gmail_watch
+from worker.google.watch import due, renew_due, renew_one
+from worker.models import CronRun, Integration, SlackOutbox, utcnow
+from worker.ops.cli import main
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("pg")]
 
@@ -285,3 +287,124 @@ def test_cli_with_nothing_due_exits_0(google: FakeGoogle, org: TestOrg) -> None:
 
     assert (result.exit_code, result.output.strip()) == (0, "no Gmail watch to renew")
     assert google.requests == []
+
+
+# --------------------------------------------------------------------------- the daily task: retried within the day
+
+
+def slot(org: TestOrg, integration_id: uuid.UUID, now: datetime) -> Any:
+    """The day's cron_runs row of one integration's renewal."""
+    with transaction() as conn:
+        return conn.execute(
+            select(CronRun.status, CronRun.counts).where(
+                CronRun.slot_key == f"gmail-watch:{now.date().isoformat()}:{integration_id}"
+            )
+        ).one()
+
+
+def told(org: TestOrg) -> list[Any]:
+    """The DMs queued in the org: kind, user and text."""
+    with transaction() as conn:
+        return conn.execute(
+            select(SlackOutbox.kind, SlackOutbox.user_id, SlackOutbox.text).where(SlackOutbox.org_id == org.id)
+        ).all()
+
+
+def test_a_failed_renewal_is_retried_within_the_day_and_the_user_told_after_two(
+    google: FakeGoogle, org: TestOrg
+) -> None:
+    now = datetime.combine(utcnow().date(), time(12), tzinfo=UTC)  # the retries below stay in one UTC day
+    integration_id = connect(
+        org, "rep@example.com", now + timedelta(hours=2), creds=credentials(google, "rep@example.com")
+    )
+    google.watch_errors["rep@example.com"] = google_error(
+        403, "Topic not found", "forbidden", state="PERMISSION_DENIED"
+    )
+
+    first = crons.gmail_watch_one(org.id, integration_id, now)
+
+    assert (first["ok"], first["failures"], first["retry_in_s"]) == (False, 1, gmail_watch.RETRY_DELAYS_S[0])
+    assert slot(org, integration_id, now).status == "failed"  # not done: the retry takes the row over
+    assert told(org) == []  # one failure: nobody bothered yet
+
+    second = crons.gmail_watch_one(org.id, integration_id, now + timedelta(minutes=1))
+
+    assert (second["failures"], second["retry_in_s"], second["told_user"]) == (2, gmail_watch.RETRY_DELAYS_S[1], True)
+    ((kind, user_id, text),) = told(org)
+    assert (kind, user_id) == ("reconnect", org.rep)
+    assert "rep@example.com" in text and "2 failures today" in text and "Topic not found" in text
+    assert "/oauth/google/start" in text or "/oauth/google/connect" in text  # what to do if it goes on
+
+    third = crons.gmail_watch_one(org.id, integration_id, now + timedelta(minutes=6))
+    assert third["failures"] == 3 and "told_user" not in third and len(told(org)) == 1  # told once
+
+    del google.watch_errors["rep@example.com"]
+    fixed = crons.gmail_watch_one(org.id, integration_id, now + timedelta(minutes=16))
+
+    assert fixed["ok"] and "retry_in_s" not in fixed
+    assert slot(org, integration_id, now).status == "done"
+    assert crons.gmail_watch_one(org.id, integration_id, now + timedelta(minutes=30)) == {
+        "skipped": "slot already handled"
+    }
+    assert len(google.watches) == 1
+
+
+def test_the_last_retry_of_the_day_schedules_no_other(google: FakeGoogle, org: TestOrg) -> None:
+    now = utcnow()
+    integration_id = connect(org, "rep@example.com", None, creds=credentials(google, "rep@example.com"))
+    google.watch_errors["rep@example.com"] = google_error(500, "Backend Error", "backendError")
+
+    delays = [crons.gmail_watch_one(org.id, integration_id, now)["retry_in_s"] for _ in range(4)]
+
+    assert delays == [*gmail_watch.RETRY_DELAYS_S, None]  # tomorrow's renewal tries again
+    assert slot(org, integration_id, now).counts["failures"] == 4
+
+
+def test_missing_credentials_ask_the_user_to_reconnect(google: FakeGoogle, org: TestOrg) -> None:
+    now = utcnow()
+    integration_id = connect(org, "rep@example.com", None, creds=None)
+
+    for minutes in (0, 1):
+        crons.gmail_watch_one(org.id, integration_id, now + timedelta(minutes=minutes))
+
+    ((kind, user_id, text),) = told(org)
+    assert (kind, user_id) == ("reconnect", org.rep) and "Reconnect Google to fix it: " in text
+
+
+def test_a_revoked_integration_is_not_retried(google: FakeGoogle, org: TestOrg) -> None:
+    now = utcnow()
+    revoked = connect(org, "gone@example.com", None, creds=credentials(google, "gone@example.com", revoked=True))
+
+    counts = crons.gmail_watch_one(org.id, revoked, now)
+
+    assert counts["ok"] is False and "retry_in_s" not in counts  # its user was asked to reconnect already
+    assert slot(org, revoked, now).status == "done"
+    assert [(k, u) for k, u, _t in told(org)] == [("reconnect", org.rep)]
+
+
+def test_the_task_puts_the_retry_on_the_broker_with_its_delay(google: FakeGoogle, org: TestOrg, pg: Any) -> None:
+    """The Celery task (run here, in-process) publishes the next try with the delay as its ETA; the
+    message is taken back off the broker so no later worker runs it."""
+    import base64
+
+    import redis
+
+    integration_id = connect(org, "rep@example.com", None, creds=credentials(google, "rep@example.com"))
+    google.watch_errors["rep@example.com"] = google_error(500, "Backend Error", "backendError")
+    broker = redis.Redis.from_url(pg.env["BROKER_URL"])
+    before = utcnow()
+
+    counts = crons.gmail_watch_one_task(str(org.id), str(integration_id))
+
+    ours = []
+    for raw in broker.lrange("steps", 0, -1):
+        message = json.loads(raw)
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        if message["headers"]["task"] == "proactive.cron.gmail_watch_one" and args[1] == str(integration_id):
+            ours.append((raw, args, datetime.fromisoformat(message["headers"]["eta"])))
+    for raw, _args, _eta in ours:
+        broker.lrem("steps", 0, raw)
+    assert counts["retry_in_s"] == gmail_watch.RETRY_DELAYS_S[0]
+    ((_raw, args, eta),) = ours
+    assert args == [str(org.id), str(integration_id)]
+    assert before + timedelta(seconds=gmail_watch.RETRY_DELAYS_S[0]) <= eta <= utcnow() + timedelta(minutes=1)

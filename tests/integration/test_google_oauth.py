@@ -1,4 +1,4 @@
-"""Google OAuth connect (`/oauth/google/start|callback`, worker.google_oauth) through the Flask test
+"""Google OAuth connect (`/oauth/google/start|callback`, worker.google.oauth) through the Flask test
 client on PostgreSQL, against the fake Google: the consent redirect, the full round trip (encrypted
 credentials, scopes, Gmail watch), reconnecting, every refusal (recorded, nothing stored, the code
 not spent when the state is bad) and the reconnect DM's signed link."""
@@ -24,12 +24,13 @@ from tests.fakes.google import CLIENT_ID, CLIENT_SECRET, FakeGoogle, google_erro
 from tests.support.edge import latest_rejected
 from tests.support.engine import TestOrg
 from webhooks import create_app
-from worker import google_oauth
 from worker.config import reset_settings
 from worker.crypto import decrypt_json
 from worker.db import transaction
-from worker.engine import _mark_revoked
+from worker.engine.executor import _mark_revoked
 from worker.errors import AuthRevoked
+from worker.google import links
+from worker.google import oauth as google_oauth
 from worker.models import Integration, SlackOutbox
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("pg")]
@@ -84,7 +85,7 @@ def with_payload(token: str, payload: dict[str, str]) -> str:
 
 def start(client: FlaskClient, org: TestOrg, user_id: uuid.UUID | None = None) -> dict[str, str]:
     """Open the connect link; the consent URL's query."""
-    token = google_oauth.connect_token(org.id, user_id or org.rep)
+    token = links.connect_token(org.id, user_id or org.rep)
     response = client.get(f"/oauth/google/start?token={token}")
     assert response.status_code == 302, response.get_data(as_text=True)
     return query(response.headers["Location"])
@@ -124,7 +125,7 @@ def assert_refused(response: Any, status: int, error_type: str, *, org: TestOrg 
 
 
 def test_start_redirects_to_the_consent_screen_with_a_signed_state(client: FlaskClient, org: TestOrg) -> None:
-    token = google_oauth.connect_token(org.id, org.rep)
+    token = links.connect_token(org.id, org.rep)
     response = client.get(f"/oauth/google/start?token={token}")
 
     assert response.status_code == 302
@@ -148,7 +149,7 @@ def test_start_without_a_token_is_400(client: FlaskClient) -> None:
 
 
 def test_start_with_an_altered_token_is_403(client: FlaskClient, org: TestOrg) -> None:
-    token = google_oauth.connect_token(org.id, org.rep)
+    token = links.connect_token(org.id, org.rep)
     response = client.get(f"/oauth/google/start?token={token[:-3]}xyz")
     body = assert_refused(response, 403, "TokenInvalid")
     assert "not valid" in body["message"]
@@ -157,13 +158,13 @@ def test_start_with_an_altered_token_is_403(client: FlaskClient, org: TestOrg) -
 
 def test_start_with_an_expired_token_is_403_and_names_the_org(client: FlaskClient, org: TestOrg) -> None:
     with signed_days_ago(8):
-        token = google_oauth.connect_token(org.id, org.rep)
+        token = links.connect_token(org.id, org.rep)
     body = assert_refused(client.get(f"/oauth/google/start?token={token}"), 403, "TokenExpired", org=org)
     assert "expired" in body["message"]
 
 
 def test_missing_secret_is_a_503_naming_the_setting(client: FlaskClient, org: TestOrg) -> None:
-    token = google_oauth.connect_token(org.id, org.rep)
+    token = links.connect_token(org.id, org.rep)
     state = start(client, org)["state"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OAUTH_STATE_SECRET", "")

@@ -14,13 +14,13 @@ from sqlalchemy import insert
 from tests.conftest import Backend
 from tests.support.engine import event, make_org
 from webhooks import create_app
-from worker.admin_auth import create_link
-from worker.cli import main
+from worker.access.admin_auth import create_link
 from worker.config import reset_settings
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.events import fire_event
 from worker.models import Effect, utcnow
-from worker.views import job_detail
+from worker.ops.cli import main
+from worker.ops.views import job_detail
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,9 @@ from sqlalchemy import update
 
 from tests.support.engine import event, step_rows
 from tests.support.waiting import wait_for
-from worker import jobstore as store
 from worker.db import get_engine
-from worker.events import fire_event
+from worker.engine import jobstore as store
+from worker.engine.events import fire_event
 from worker.models import steps
 
 pytestmark = pytest.mark.usefixtures("test_sequences")
@@ -27,12 +27,12 @@ def test_a_completion_waiting_for_the_job_lock_sees_the_sibling_that_held_it(pg,
 
     with get_engine().connect() as first:
         tx = first.begin()
-        store.lock_job_with_steps(first, job_id)
+        store.lock_job_with_steps(first, job_id, org_id=org.id)
         first.execute(update(steps).where(steps.c.id == start).values(status="succeeded"))
 
         def second_branch() -> None:
             with get_engine().connect() as second, second.begin():
-                _job, states = store.lock_job_with_steps(second, job_id)  # blocks until `first` commits
+                _job, states = store.lock_job_with_steps(second, job_id, org_id=org.id)  # blocks until `first` commits
                 seen.update({s.step: s.status for s in states})
 
         t = threading.Thread(target=second_branch)

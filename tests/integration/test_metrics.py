@@ -14,20 +14,22 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from tests.support.engine import TestOrg, make_org
 from tests.support.metrics import Rows, at, berlin_org
 from tests.support.workers import WorkerProcess
 from webhooks import create_app
-from worker.api_keys import create_key
+from worker.access.api_keys import create_key
 from worker.config import reset_settings
 from worker.db import transaction
-from worker.metrics import org_metrics
-from worker.models import RejectedEvent
+from worker.metrics.report import org_metrics
+from worker.metrics.rollup import roll_up
+from worker.models import MetricsRollup, RejectedEvent, SlackOutbox, jobs
 
 pytestmark = pytest.mark.postgres
 
+outbox_table = SlackOutbox.__table__
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
 # Berlin: summer time starts on Sunday 29 March 2026 (a 23-hour local day).
 NOW = datetime(2026, 3, 31, 10, 0, tzinfo=UTC)
@@ -205,6 +207,61 @@ def test_another_orgs_rows_do_not_count_and_an_org_without_jobs_is_all_zeros(fix
     assert empty["slack"]["outbox_pending"] == 0 and empty["slack"]["outbox_oldest_pending_age_ms"] is None
 
 
+def test_rolled_up_days_give_the_same_numbers_and_each_settled_job_is_folded_once(fixture):
+    """The roll-up folds the settled jobs (final, finished 5 min ago, no message waiting) and the
+    answer does not change: every field of the 7- and 30-day windows is the same before and after."""
+    org, ids = fixture["org"], fixture["ids"]
+    before = {days: metrics_of(org.id, days) for days in (7, 30)}
+    assert roll_up(now=NOW) >= 5
+    with transaction() as conn:
+        rolled = {
+            str(job_id)
+            for (job_id,) in conn.execute(
+                select(jobs.c.id).where(jobs.c.org_id == org.id, jobs.c.rolled_up_at.is_not(None))
+            )
+        }
+        stored = conn.execute(
+            select(func.count()).select_from(MetricsRollup).where(MetricsRollup.org_id == org.id)
+        ).scalar_one()
+    # J2's message is still pending; J6-J9 are not final
+    assert rolled == {str(ids[j]) for j in ("j1", "j3", "j4", "j5", "j10")}
+    assert stored > 0
+    assert roll_up(now=NOW) == 0  # nothing folded twice
+    after = {days: metrics_of(org.id, days) for days in (7, 30)}
+    assert after == before
+
+
+def test_a_job_is_folded_once_it_settles(fixture):
+    """A job that finished a minute ago, and one whose message is still pending, wait; a later
+    roll-up folds them once their time has come (the message sent) and the counts move by one."""
+    org = make_org()
+    r = Rows(org)
+    recent = r.job("completed", NOW - timedelta(minutes=2), seconds=60)
+    queued = r.job("completed", at(30, 9), seconds=5)
+    r.message(queued, at(30, 9), "pending", None)
+    roll_up(now=NOW)
+    with transaction() as conn:
+        unrolled = set(
+            conn.execute(select(jobs.c.id).where(jobs.c.org_id == org.id, jobs.c.rolled_up_at.is_(None))).scalars()
+        )
+    assert unrolled == {recent, queued}
+    first = metrics_of(org.id)
+    with transaction() as conn:
+        conn.execute(
+            update(outbox_table).where(outbox_table.c.job_id == queued).values(status="sent", sent_at=at(30, 9, 0, 1))
+        )
+    roll_up(now=NOW + timedelta(minutes=10))
+    later = metrics_of(org.id)
+    with transaction() as conn:
+        left = conn.execute(
+            select(func.count()).where(jobs.c.org_id == org.id, jobs.c.rolled_up_at.is_(None))
+        ).scalar_one()
+    assert left == 0
+    assert first["total_sequences"] == later["total_sequences"] == 2
+    assert first["sequences_by_status"] == later["sequences_by_status"] == {"completed": 2}
+    assert later["slack"]["first_message_sent_p50_ms"] == 1000 and first["slack"]["first_message_sent_p50_ms"] is None
+
+
 # --------------------------------------------------------------------------- the admin API and the CLI
 
 
@@ -238,7 +295,7 @@ def test_admin_token_reads_any_org_and_an_org_key_only_its_own(client, recent, f
     admin = client.get(f"/api/admin/metrics?org_id={recent.id}&range=30d", headers=bearer(ADMIN_TOKEN))
     assert admin.status_code == 200, admin.json
     assert admin.json["range_days"] == 30 and admin.json["total_sequences"] == 2 and admin.json["success_rate"] == 0.5
-    key, _info = create_key(recent.id, "metrics")
+    key, _info = create_key(recent.id, "metrics", role="admin")
     own = client.get(f"/api/admin/metrics?org_id={recent.id}", headers=bearer(key))
     assert own.status_code == 200 and own.json["range_days"] == 7 and own.json["total_sequences"] == 2
     assert client.get("/api/admin/metrics", headers=bearer(key)).json["org_id"] == str(recent.id)  # its org by default
@@ -258,6 +315,7 @@ def test_admin_token_reads_any_org_and_an_org_key_only_its_own(client, recent, f
         ("org_id={org}", None, 401, "unauthorized"),
         ("org_id={org}", "pk_unknown", 401, "unauthorized"),
     ],
+    ids=["unknown-range", "admin-without-org", "malformed-org", "unknown-org", "no-token", "unknown-token"],
 )
 def test_refusals(client, recent, query, token, status, code):
     headers = {} if token is None else bearer(token)
@@ -276,7 +334,7 @@ def test_openapi_documents_the_admin_endpoints(client):
 
 
 def test_proactive_metrics_prints_a_table_and_json(recent):
-    from worker.cli import main, ms
+    from worker.ops.cli import main, ms
 
     text = CliRunner().invoke(main, ["metrics", "--org", str(recent.id), "--range", "30d"])
     assert text.exit_code == 0, text.output
@@ -290,6 +348,33 @@ def test_proactive_metrics_prints_a_table_and_json(recent):
     assert as_json.exit_code == 0 and json.loads(as_json.output)["total_sequences"] == 2
     bad = CliRunner().invoke(main, ["metrics", "--org", str(recent.id), "--range", "1y"])
     assert bad.exit_code == 2 and "1y" in bad.output
+
+
+def test_proactive_metrics_rollup_folds_the_settled_jobs_with_progress_and_the_numbers_stay(recent):
+    from worker.ops.cli import main
+
+    def shown() -> dict[str, Any]:
+        m = json.loads(
+            CliRunner().invoke(main, ["metrics", "--org", str(recent.id), "--range", "30d", "--json"]).output
+        )
+        return {
+            k: m[k] for k in ("total_sequences", "sequences_by_status", "top_skills", "error_summary", "daily_counts")
+        }
+
+    before = shown()
+    run = CliRunner().invoke(main, ["metrics-rollup", "--batch", "100"])
+    assert run.exit_code == 0, run.output
+    assert "jobs not rolled up yet" in run.output and "jobs folded in" in run.output
+    assert "folded (" in run.output  # a progress line per batch
+    with transaction() as conn:
+        waiting = conn.execute(
+            select(func.count()).where(jobs.c.org_id == recent.id, jobs.c.rolled_up_at.is_(None))
+        ).scalar_one()
+    assert waiting == 0 and shown() == before
+    again = CliRunner().invoke(main, ["metrics-rollup", "--json"])
+    assert again.exit_code == 0 and json.loads(again.output)["folded"] == 0
+    bad = CliRunner().invoke(main, ["metrics-rollup", "--batch", "0"])
+    assert bad.exit_code == 2 and "--batch" in bad.output
 
 
 @pytest.fixture

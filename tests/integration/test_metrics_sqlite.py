@@ -1,5 +1,6 @@
 """Org metrics on the embedded default (SQLite): the same queries give the same numbers, ids in
-their canonical form and approvers by name (SQLite keeps UUIDs as 32 hex digits)."""
+their canonical form and approvers by name (SQLite keeps UUIDs as 32 hex digits), before and after
+the roll-up."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 from tests.support.metrics import Rows, at, berlin_org
 from worker.db import transaction
-from worker.metrics import org_metrics
+from worker.metrics.report import org_metrics
+from worker.metrics.rollup import roll_up
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True, scope="module")
 
@@ -47,3 +49,6 @@ def test_metrics_on_sqlite(backend):
     assert pending == [{"user_id": str(org.other_rep), "name": "other_rep", "pending": 1, "oldest_age_ms": 7_200_000}]
     assert m["slack"]["jobs_with_messages"] == 1 and m["slack"]["first_message_queued_p50_ms"] == 4000
     assert m["slack"]["outbox_pending"] == 1
+    assert roll_up(now=NOW) >= 2  # the two final jobs (the waiting one stays live)
+    with transaction() as conn:
+        assert org_metrics(conn, org.id, 7, now=NOW) == m

@@ -21,11 +21,11 @@ from sqlalchemy import select
 from tests.support.edge import closed_port, db_counts, env_changed, latest_rejected, refusal_delta
 from tests.support.engine import TestOrg, job_row, make_org
 from webhooks import create_app
-from worker import registry
 from worker.config import reset_settings
 from worker.db import transaction
+from worker.engine import registry
 from worker.models import Meeting, jobs
-from worker.recordings import sign
+from worker.recorder.callback import sign
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("edge_env")]
 

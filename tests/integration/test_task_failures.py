@@ -8,9 +8,9 @@ import pytest
 
 from tests.support.engine import event, reached, step_rows
 from tests.support.waiting import wait_for
+from worker.engine.events import fire_event
+from worker.engine.tasks import run_step
 from worker.errors import StepFailed
-from worker.events import fire_event
-from worker.runner import run_step
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("test_sequences")]
 

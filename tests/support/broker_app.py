@@ -11,7 +11,7 @@ import time
 
 from celery import Celery
 
-import worker.broker_sqlite  # noqa: F401  (registers the proactive+ transport alias)
+import worker.brokers.sqlite  # noqa: F401  (registers the proactive+ transport alias)
 
 app = Celery("broker_app", broker=os.environ.get("BROKER_URL", "memory://"))
 app.conf.update(

@@ -17,11 +17,11 @@ from typing import Any
 from pydantic import ConfigDict
 
 from worker.audit import record
-from worker.context import FollowUp, StepContext, StepResult
-from worker.dag import ApprovalSpec, Sequence, Step
+from worker.engine.context import FollowUp, StepContext, StepResult
+from worker.engine.dag import ApprovalSpec, Sequence, Step
+from worker.engine.payloads import Payload
+from worker.engine.registry import load, register
 from worker.errors import AuthRevoked, PermanentError, TransientError
-from worker.payloads import Payload
-from worker.registry import load, register
 
 # Longest a blocking test step waits for its release file (seconds) before giving up.
 BLOCK_LIMIT_S = 60.0

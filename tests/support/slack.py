@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "real-payloads" / "slack"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5-tests"
-TEAM = "T0DEMO0001"  # the demo org's workspace (worker/seed.py)
+TEAM = "T0DEMO0001"  # the demo org's workspace (worker/ops/seed.py)
 FORM = "application/x-www-form-urlencoded"
 
 

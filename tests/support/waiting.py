@@ -27,3 +27,14 @@ def wait_for(check: Callable[[], T], *, timeout_s: float = 20.0, what: str = "co
         if time.monotonic() >= deadline:
             raise WaitTimeout(f"{what} not reached within {timeout_s} s; last value: {last!r}")
         time.sleep(POLL_S)
+
+
+def holds_for(check: Callable[[], object], *, duration_s: float, what: str = "condition") -> None:
+    """Check that `check` stays truthy for a whole window of `duration_s` (what must NOT happen while
+    time passes, e.g. an idle consumer must outlive several socket timeouts); raise at the first
+    falsy value. An observation window, not a way to synchronise with something."""
+    until = time.monotonic() + duration_s
+    while time.monotonic() < until:
+        if not check():
+            raise AssertionError(f"{what} stopped holding within {duration_s} s")
+        time.sleep(POLL_S)

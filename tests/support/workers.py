@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.support.waiting import wait_for
@@ -39,7 +39,10 @@ class WorkerProcess:
         concurrency: int = 2,
         queues: str = "steps,slow,edge",
         start_recovery: bool = True,
+        prefix: Sequence[str] = (),
     ) -> None:
+        """`prefix`: a command the worker runs under, e.g. `ip netns exec NS` (its pid stays the
+        worker's: the prefix must exec the command)."""
         self.env = {
             **os.environ,
             **env,
@@ -49,6 +52,7 @@ class WorkerProcess:
         self.log_path = log_dir / f"{name}.log"
         self.name = name
         self.args = [
+            *prefix,
             sys.executable,
             "-m",
             "celery",
@@ -114,20 +118,33 @@ class WorkerProcess:
 
     def stop(self) -> None:
         """Warm shutdown (SIGTERM); SIGKILL after STOP_TIMEOUT_S."""
+        self.terminate(STOP_TIMEOUT_S)
+
+    def terminate(self, grace_s: float, *, group: bool = True) -> bool:
+        """What a container platform does to stop a worker (`docker stop -t`, Kubernetes'
+        terminationGracePeriodSeconds): SIGTERM to the whole process group (`group`; an init such as
+        `tini -g` forwards it so), or to the main process alone (the container's PID 1 without an
+        init: the pool children keep running their tasks), then SIGKILL to the group if the worker
+        still runs after `grace_s`. True when it exited within the grace (pool children left in the
+        group are killed then too)."""
         if self.proc is None or self.proc.poll() is not None:
-            return
+            return True
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            if group:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            else:
+                self.proc.send_signal(signal.SIGTERM)
         except ProcessLookupError:
-            return
-        deadline = time.monotonic() + STOP_TIMEOUT_S
+            return True
+        deadline = time.monotonic() + grace_s
         while self.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # poll until the deadline
         if self.proc.poll() is None:
             self.kill()
-        else:  # reap pool children left in the group
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+            return False
+        with contextlib.suppress(ProcessLookupError):  # reap pool children left in the group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return True
 
 
 class BeatProcess(WorkerProcess):

@@ -1,5 +1,5 @@
 """What an approval's message says once its approved action has an outcome: the words chosen from the
-attempt (worker/approvals.py `action_report`), the message built from them (blocks/outcome.py), and
+attempt (worker/engine/approvals.py `action_report`), the message built from them (blocks/outcome.py), and
 which failures wait for Google instead of failing (engine `_parks`, retry classes)."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from blocks.email import email_sent, email_sent_with_undo
 from blocks.outcome import action_outcome, offers_action, shows_state
 from tests.unit.test_blocks_messages import assert_valid
-from worker.approvals import ActionReport, action_report, approval_step_of
-from worker.dag import ApprovalSpec, Sequence, Step
-from worker.engine import REVOKED_GIVE_UP, _parks
+from worker.engine.approval_records import ActionReport, action_report, approval_step_of
+from worker.engine.dag import ApprovalSpec, Sequence, Step
+from worker.engine.executor import REVOKED_GIVE_UP, _parks
+from worker.engine.retry import classify, decide_retry
 from worker.errors import AuthRevoked, EffectUncertain, GoogleNotConnected, PermanentError
-from worker.retry import classify, decide_retry
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LINK = "https://proactive.example/oauth/google/start?token=abc.def.ghi"
@@ -188,7 +188,7 @@ def test_the_outcome_line_names_its_state_so_sent_replaces_only_waiting() -> Non
 def test_a_completed_job_with_failed_steps_never_reads_like_a_clean_run() -> None:
     import click
 
-    from worker.cli import job_status_text
+    from worker.ops.cli import job_status_text
 
     assert click.unstyle(job_status_text("completed", 2)) == "completed · 2 errors"
     assert click.unstyle(job_status_text("completed", 1)) == "completed · 1 error"

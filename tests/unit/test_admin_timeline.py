@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from webhooks.timeline import MIN_BAR, SCALE, bar, duration_text, status_label, tone, window
-from worker.admin_auth import HOME_PATH, safe_next
+from worker.access.admin_auth import HOME_PATH, safe_next
 
 T0 = datetime(2026, 12, 5, 14, 0, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sequences.skills.briefing_rules import (
+from sequences.skills.briefing.rules import (
     HISTORY_MAX,
     MORNING_LIST_CAP,
     QUESTIONS_MAX,

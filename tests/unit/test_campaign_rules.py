@@ -8,20 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sequences.skills.campaign_rules import (
-    SNIPPET_MAX,
-    CampaignCounts,
-    CampaignStatus,
-    ReplyClass,
-    ReplyIn,
-    ReplyLabel,
-    build_report,
-    campaign_health,
-    classify_reply,
-    delivered_base,
-    reply_text,
-    snippet,
-)
+from sequences.skills.campaigns.health import CampaignCounts, CampaignStatus, campaign_health, delivered_base
+from sequences.skills.campaigns.replies import ReplyClass, ReplyLabel, classify_reply, reply_text
+from sequences.skills.campaigns.report import SNIPPET_MAX, ReplyIn, build_report, snippet
 
 U, W, H, N = (
     CampaignStatus.UNDERPERFORMING,

@@ -7,9 +7,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from worker.cli import main
-from worker.payloads import EventType
-from worker.states import JobStatus
+from worker.engine.payloads import EventType
+from worker.engine.states import JobStatus
+from worker.ops.cli import main
 
 
 @pytest.mark.parametrize(
@@ -52,8 +52,8 @@ def test_every_json_flag_has_a_help_text():
 
 
 def test_the_decisions_an_approval_offers_follow_its_kind():
-    from worker.cli import offered_decisions
-    from worker.dag import ApprovalSpec
+    from worker.engine.dag import ApprovalSpec
+    from worker.ops.cli import offered_decisions
 
     slots = offered_decisions("calendar_slots", ApprovalSpec("calendar_slots", rerun_from={"more": "prepare"}))
     assert slots == {
@@ -66,3 +66,14 @@ def test_the_decisions_an_approval_offers_follow_its_kind():
     assert "more" not in email["rerun"]  # no re-run declared: not offered
     generic = offered_decisions("crm_update", ApprovalSpec("crm_update"))
     assert generic == {"proceed": ["approve", "edit"], "rerun": [], "stop": ["reject"]}
+
+
+def test_keys_create_refuses_an_unknown_role_listing_the_roles():
+    from worker.access.api_keys import ApiKeyRole
+    from worker.ops.cli import KEY_ROLES
+
+    assert tuple(r.value for r in ApiKeyRole) == KEY_ROLES  # the CLI's choices are the roles the API knows
+    result = CliRunner().invoke(main, ["keys", "create", "--org", "x", "--name", "n", "--role", "root"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--role'" in result.output
+    assert all(role in result.output for role in KEY_ROLES)

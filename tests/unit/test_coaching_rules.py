@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from sequences.skills.coaching_rules import (
+from sequences.skills.coaching.rules import (
     CoachingDigest,
     DealOutcome,
     MeetingStats,

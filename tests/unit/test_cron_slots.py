@@ -1,4 +1,4 @@
-"""Cron slot arithmetic (worker/cron_slots.py): slots, briefing instants across DST, defaults."""
+"""Cron slot arithmetic (worker/crons/slots.py): slots, briefing instants across DST, defaults."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from worker import cron_slots as cs
+from worker.crons import slots as cs
 
 NY, BERLIN, KOLKATA, TOKYO = (ZoneInfo(z) for z in ("America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo"))
 

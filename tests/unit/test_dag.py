@@ -1,4 +1,4 @@
-"""worker.dag: definition errors, topological order, definition hash, and plan() (docs/sequences.md)."""
+"""worker.engine.dag: definition errors, topological order, definition hash, and plan() (docs/sequences.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.dag import (
+from worker.engine.dag import (
     DEFAULT_TIMEOUT_S,
     HARD_LIMIT_GRACE_S,
     ApprovalSpec,
@@ -20,7 +20,7 @@ from worker.dag import (
     topological_order,
     validate,
 )
-from worker.states import StepStatus
+from worker.engine.states import StepStatus
 
 S = StepStatus
 ENDED = (S.SUCCEEDED, S.FAILED, S.SKIPPED)

@@ -1,4 +1,4 @@
-"""worker.delivery rules (quiet hours, hourly budget, urgency) and worker.clients.slack's error
+"""worker.slack.delivery rules (quiet hours, hourly budget, urgency) and worker.slack.client's error
 mapping: plain values in, decisions out."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from worker.clients.slack import (
+from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
+from worker.slack.client import (
     DEFAULT_RETRY_AFTER_S,
     SlackAuthRevoked,
     SlackCallFailed,
@@ -20,7 +21,7 @@ from worker.clients.slack import (
     SlackServerError,
     map_error,
 )
-from worker.delivery import (
+from worker.slack.delivery import (
     URGENT_KINDS,
     Hold,
     delivery_hold,
@@ -28,7 +29,6 @@ from worker.delivery import (
     in_quiet_hours,
     is_urgent,
 )
-from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientError
 
 NY = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")

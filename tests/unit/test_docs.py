@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from worker import registry
 from worker.config import Settings
-from worker.payloads import PAYLOAD_MODELS
+from worker.engine import registry
+from worker.engine.payloads import PAYLOAD_MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"

@@ -9,9 +9,9 @@ import hmac
 import pytest
 
 from webhooks.inbound import MAX_JSON_DEPTH, BadJson, parse_json
-from worker.api_keys import KEY_PREFIX, generate_key, hash_key
+from worker.access.api_keys import KEY_PREFIX, generate_key, hash_key
 from worker.errors import InvalidEvent
-from worker.recordings import SIGNATURE_WINDOW_S, parse_recording, sign, signature_problem
+from worker.recorder.callback import SIGNATURE_WINDOW_S, parse_recording, sign, signature_problem
 
 NOW = 1_800_000_000
 BODY = b'{"external_id": "m-1"}'

@@ -8,20 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sequences.skills.email_rules import (
-    FREE_MAIL_DOMAINS,
-    EmailDraft,
-    EmailIntent,
-    EmailIntentKind,
-    classify_email,
-    domain_of,
-    draft_reply,
-    is_free_mail,
-    ooo_until,
-    parse_address,
-    reply_subject,
-    strip_quoted,
-)
+from sequences.skills.email.addresses import FREE_MAIL_DOMAINS, domain_of, is_free_mail, parse_address
+from sequences.skills.email.drafts import EmailDraft, draft_reply, reply_subject
+from sequences.skills.email.intents import EmailIntent, EmailIntentKind, classify_email
+from sequences.skills.email.out_of_office import ooo_until
+from sequences.skills.email.quoted_text import strip_quoted
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # a Wednesday
 TODAY = NOW.date()

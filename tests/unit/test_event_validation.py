@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker import events, registry
-from worker.dag import Sequence, Step
-from worker.errors import InvalidEvent
-from worker.events import default_idempotency_key, gate_reason, validate_event
-from worker.payloads import (
+from worker.engine import events, registry
+from worker.engine.dag import Sequence, Step
+from worker.engine.events import default_idempotency_key, gate_reason, stored_key, validate_event, validate_public
+from worker.engine.payloads import (
     MAX_CHAIN_DEPTH,
     MAX_PAYLOAD_BYTES,
     ORG_LEVEL_TYPES,
@@ -24,8 +23,13 @@ from worker.payloads import (
     Event,
     EventType,
     MeetingEnded,
+    PublicEvent,
     Source,
+    api_source,
+    is_caller_source,
 )
+from worker.errors import InvalidEvent
+from worker.metrics.prom import source_label
 
 ORG = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 USER = uuid.UUID("00000000-0000-4000-8000-00000000000b")
@@ -146,7 +150,7 @@ def test_unknown_type():
     assert fields(exc.value) == {"type"}
 
 
-@pytest.mark.parametrize("source", ["webhook:zoom", "cron", "API", ""])
+@pytest.mark.parametrize("source", ["webhook:zoom", "cron", "API", "", "api:", "api:" + "k" * 97])
 def test_bad_source(source):
     with pytest.raises(InvalidEvent) as exc:
         validate_event(envelope(source=source))
@@ -219,6 +223,69 @@ def test_the_limits_themselves_are_accepted():
         envelope(depth=MAX_CHAIN_DEPTH + 3, item_index=0, delay_minutes=60 * 24 * 30, idempotency_key="k" * 300)
     )
     assert event.depth == 8  # accepted here; refused later by the gate, as a visible skipped job
+
+
+# --------------------------------------------------------------------------- the caller's envelope
+
+
+def test_the_public_envelope_has_only_the_callers_fields():
+    assert set(PublicEvent.model_fields) == {
+        "type",
+        "org_id",
+        "user_id",
+        "payload",
+        "idempotency_key",
+        "delay_minutes",
+        "replace",
+    }
+
+
+def test_a_public_event_gets_the_edges_source():
+    data = {"type": "deal_risk_scan", "org_id": str(ORG), "payload": {}, "delay_minutes": 5}
+    event, _ = validate_public(data, "api:crm-sync")
+    assert (event.source, event.depth, event.parent_job_id, event.delay_minutes) == ("api:crm-sync", 0, None, 5)
+    assert validate_public(data, "cli")[0].source is Source.CLI
+
+
+@pytest.mark.parametrize(
+    "internal", [{"source": "smoke"}, {"depth": 6}, {"parent_job_id": str(PARENT)}, {"item_index": 0}]
+)
+def test_a_field_only_the_server_sets_is_refused_naming_it(internal):
+    data = {"type": "deal_risk_scan", "org_id": str(ORG), "payload": {}, **internal}
+    with pytest.raises(InvalidEvent) as exc:
+        validate_public(data, "api:crm-sync")
+    [(name, message)] = [(e["field"], e["message"]) for e in exc.value.errors]
+    assert name == next(iter(internal))
+    assert message.startswith("set by the server") and "not by the caller" in message
+
+
+def test_replace_needs_a_deal_bound_event():
+    deal_bound = {"type": "stale_deal_revival", "org_id": str(ORG), "user_id": str(USER), "replace": True}
+    assert validate_public({**deal_bound, "payload": {"deal_id": str(DEAL)}}, "cli")[0].replace is True
+    for data in (
+        {**deal_bound, "type": "deal_risk_scan", "payload": {}},
+        {**deal_bound, "type": "calendar_find_times", "payload": {"scheduling_text": "soon"}},  # not from a deal
+    ):
+        with pytest.raises(InvalidEvent) as exc:
+            validate_public(data, "cli")
+        assert fields(exc.value) == {"replace"}
+
+
+def test_sources_of_callers_and_their_key_namespace():
+    assert api_source("crm-sync") == "api:crm-sync" and api_source(None) == "api"
+    assert len(api_source("k" * 500)) == 100  # cut to fit the metrics roll-up's key
+    assert [s for s in ("api", "api:x", "cli", "cron:daily", "chain", "smoke") if is_caller_source(s)] == [
+        "api",
+        "api:x",
+        "cli",
+    ]
+    assert stored_key("api:x", "deal_risk_scan:o:2026-03-15") == "caller:deal_risk_scan:o:2026-03-15"
+    assert stored_key("cron:daily", "deal_risk_scan:o:2026-03-15") == "deal_risk_scan:o:2026-03-15"
+
+
+def test_every_api_key_is_one_prometheus_series():
+    assert source_label("api:crm-sync") == source_label("api:dashboards") == "api"
+    assert source_label("cron:daily") == "cron:daily" and source_label("carrier-pigeon") == "other"
 
 
 @pytest.mark.parametrize("data", [["type", "deal_risk_scan"], "deal_risk_scan", None, 7])

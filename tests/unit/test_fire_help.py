@@ -1,13 +1,13 @@
 """`proactive fire --help` lists the nine event types and their payload fields, generated from the
-payload models in worker/payloads.py (so the help cannot drift from what `fire` accepts)."""
+payload models in worker/engine/payloads.py (so the help cannot drift from what `fire` accepts)."""
 
 from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
 
-from worker.cli import field_kind, main
-from worker.payloads import PAYLOAD_MODELS, EventType
+from worker.engine.payloads import PAYLOAD_MODELS, EventType
+from worker.ops.cli import field_kind, main
 
 # One field of each type as an operator reads it in the help (required ones starred).
 EXPECTED = {

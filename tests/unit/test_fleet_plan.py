@@ -1,4 +1,4 @@
-"""`proactive fleet`'s checks and honcho command line (worker/fleet.py), without starting anything."""
+"""`proactive fleet`'s checks and honcho command line (worker/ops/fleet.py), without starting anything."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.fleet import REPO_ROOT, FleetError, find_procfile, plan_fleet, procfile_processes
+from worker.ops.fleet import REPO_ROOT, FleetError, find_procfile, plan_fleet, procfile_processes
 
 PROCFILE = "web: gunicorn app\n# a comment\n\nworker: celery worker\nflower: celery flower --basic-auth=$X\n"
 

@@ -1,5 +1,5 @@
-"""Pure parts of the Gmail push: Pub/Sub's envelope and the notification in it (worker.gmail_push),
-and the token checks that need no network (worker.pubsub_auth): the Bearer header, the claims,
+"""Pure parts of the Gmail push: Pub/Sub's envelope and the notification in it (worker.google.push),
+and the token checks that need no network (worker.google.pubsub_auth): the Bearer header, the claims,
 Cache-Control, and the certificate cache's fetch/refetch decisions on a fake clock."""
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.config import Settings
-from worker.gmail_push import MAX_DATA_CHARS, InvalidPush, PushNotice, decode_data, parse_push
-from worker.pubsub_auth import (
+from worker.google.pubsub_auth import (
     DEFAULT_CERTS_MAX_AGE_S,
     MIN_REFETCH_INTERVAL_S,
     CertCache,
@@ -28,6 +27,7 @@ from worker.pubsub_auth import (
     max_age_s,
     verify_push,
 )
+from worker.google.push import MAX_DATA_CHARS, InvalidPush, PushNotice, decode_data, parse_push
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "real-payloads" / "google"
 AUDIENCE = "https://proactive.example.com/webhooks/gmail"

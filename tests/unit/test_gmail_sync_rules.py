@@ -1,10 +1,10 @@
-"""The pure parts of the Gmail sync (worker/gmail_sync.py): reading metadata, history pages, ids."""
+"""The pure parts of the Gmail sync (worker/google/sync.py): reading metadata, history pages, ids."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from worker.gmail_sync import added_ids, message_facts, newer
+from worker.google.sync import added_ids, message_facts, newer
 
 MESSAGE = {
     "id": "19abc",

@@ -1,4 +1,4 @@
-"""The pure parts of worker.gmail_watch: Gmail's watch answer and the renewal table."""
+"""The pure parts of worker.google.watch: Gmail's watch answer and the renewal table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from worker.errors import PermanentError
-from worker.gmail_watch import RenewResult, format_table, parse_watch_response, watch_body
+from worker.google.watch import RenewResult, format_table, parse_watch_response, watch_body
 
 OLD = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
 NEW = datetime(2026, 3, 8, 9, 15, 42, tzinfo=UTC)

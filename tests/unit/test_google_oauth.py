@@ -1,6 +1,6 @@
-"""worker.google_oauth without services: signed connect links and states (expiry, tampering,
+"""worker.google.oauth without services: signed connect links and states (expiry, tampering,
 purposes, rotation, missing secret), the consent URL, the token answer -> stored credentials, the
-reconnect link; and worker.clients.google refreshing 5 minutes before expiry."""
+reconnect link; and worker.google.client refreshing 5 minutes before expiry."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from worker import google_oauth as oauth
-from worker.clients.google import credentials_for, credentials_json
 from worker.config import reset_settings
+from worker.google import links, oauth
+from worker.google.client import credentials_for, credentials_json
 
 SECRET = "s" * 40
 OTHER_SECRET = "t" * 40
@@ -45,14 +45,14 @@ def query(url: str) -> dict[str, str]:
 
 
 def test_connect_url_round_trip(env: pytest.MonkeyPatch) -> None:
-    url = oauth.connect_url(ORG, USER)
+    url = links.connect_url(ORG, USER)
     assert url.startswith("https://proactive.example.com/oauth/google/start?token=")
     grant = oauth.read_connect_token(query(url)["token"], datetime.now(UTC))
     assert (grant.org_id, grant.user_id) == (ORG, USER)
 
 
 def test_connect_token_lasts_seven_days(env: pytest.MonkeyPatch) -> None:
-    token = oauth.connect_token(ORG, USER)
+    token = links.connect_token(ORG, USER)
     now = datetime.now(UTC)
     oauth.read_connect_token(token, now + timedelta(days=7) - timedelta(minutes=1))
     with pytest.raises(oauth.TokenExpired) as caught:
@@ -72,20 +72,20 @@ def test_connect_token_lasts_seven_days(env: pytest.MonkeyPatch) -> None:
 )
 def test_altered_connect_token_is_invalid(env: pytest.MonkeyPatch, mangle) -> None:
     with pytest.raises(oauth.TokenInvalid):
-        oauth.read_connect_token(mangle(oauth.connect_token(ORG, USER)), datetime.now(UTC))
+        oauth.read_connect_token(mangle(links.connect_token(ORG, USER)), datetime.now(UTC))
 
 
 def test_a_token_signed_with_another_secret_is_invalid(env: pytest.MonkeyPatch) -> None:
-    token = oauth.connect_token(ORG, USER)
+    token = links.connect_token(ORG, USER)
     set_secret(env, OTHER_SECRET)
     with pytest.raises(oauth.TokenInvalid):
         oauth.read_connect_token(token, datetime.now(UTC))
 
 
 def test_rotation_first_key_signs_every_key_verifies(env: pytest.MonkeyPatch) -> None:
-    old = oauth.connect_token(ORG, USER)
+    old = links.connect_token(ORG, USER)
     set_secret(env, f"{OTHER_SECRET},{SECRET}")
-    new = oauth.connect_token(ORG, USER)
+    new = links.connect_token(ORG, USER)
     assert oauth.read_connect_token(old, datetime.now(UTC)).user_id == USER
     set_secret(env, OTHER_SECRET)  # the old key removed: only tokens signed by the new one remain valid
     assert oauth.read_connect_token(new, datetime.now(UTC)).user_id == USER
@@ -96,7 +96,7 @@ def test_rotation_first_key_signs_every_key_verifies(env: pytest.MonkeyPatch) ->
 def test_a_connect_token_is_not_a_state_and_back(env: pytest.MonkeyPatch) -> None:
     state = query(oauth.authorization_url(ORG, USER, nonce="n1"))["state"]
     with pytest.raises(oauth.TokenInvalid):
-        oauth.read_state(oauth.connect_token(ORG, USER), datetime.now(UTC), nonce="n1")
+        oauth.read_state(links.connect_token(ORG, USER), datetime.now(UTC), nonce="n1")
     with pytest.raises(oauth.TokenInvalid):
         oauth.read_connect_token(state, datetime.now(UTC))
 
@@ -105,18 +105,18 @@ def test_a_connect_token_is_not_a_state_and_back(env: pytest.MonkeyPatch) -> Non
 def test_missing_or_weak_secret_is_a_clear_configuration_error(env: pytest.MonkeyPatch, secret: str) -> None:
     set_secret(env, secret)
     with pytest.raises(oauth.OAuthNotConfigured, match="OAUTH_STATE_SECRET"):
-        oauth.connect_url(ORG, USER)
+        links.connect_url(ORG, USER)
     with pytest.raises(oauth.OAuthNotConfigured, match="OAUTH_STATE_SECRET"):
         oauth.authorization_url(ORG, USER, nonce="n")
 
 
 def test_reconnect_link_carries_a_token_only_for_google_with_a_secret(env: pytest.MonkeyPatch) -> None:
-    google = oauth.reconnect_link("google", ORG, USER)
+    google = links.reconnect_link("google", ORG, USER)
     assert oauth.read_connect_token(query(google)["token"], datetime.now(UTC)).user_id == USER
-    assert oauth.reconnect_link("google", ORG, None) == "https://proactive.example.com/oauth/google/start"
-    assert oauth.reconnect_link("instantly", ORG, USER) == "https://proactive.example.com/oauth/instantly/start"
+    assert links.reconnect_link("google", ORG, None) == "https://proactive.example.com/oauth/google/start"
+    assert links.reconnect_link("instantly", ORG, USER) == "https://proactive.example.com/oauth/instantly/start"
     set_secret(env, "")
-    assert oauth.reconnect_link("google", ORG, USER) == "https://proactive.example.com/oauth/google/start"
+    assert links.reconnect_link("google", ORG, USER) == "https://proactive.example.com/oauth/google/start"
 
 
 # --------------------------------------------------------------------------- consent URL and state

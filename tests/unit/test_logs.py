@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker import logs
-from worker.delivery import SLACK_METADATA_EVENT, slack_metadata
+from worker.slack.delivery import SLACK_METADATA_EVENT, slack_metadata
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -181,3 +181,43 @@ def test_slack_metadata_names_the_trace_and_job() -> None:
     }
     assert slack_metadata(TRACE, None) == {"event_type": SLACK_METADATA_EVENT, "event_payload": {"trace_id": TRACE}}
     assert slack_metadata(None, job_id) is None
+
+
+def test_joining_a_jobs_trace_keeps_the_first_trace_as_the_origin() -> None:
+    click, job, other = "c" * 32, "d" * 32, "e" * 32
+    logs.start_trace(click)
+    logs.join_trace(job, org_id="org", job_id="job")
+    assert logs.current() == logs.LogContext(trace_id=job, org_id="org", job_id="job", origin_trace_id=click)
+    logs.join_trace(job)  # the same trace again: nothing changes
+    logs.join_trace(None)  # a job stored before trace ids: the trace stays
+    logs.join_trace("not-a-trace")
+    assert logs.current_trace_id() == job and logs.current().origin_trace_id == click
+    logs.join_trace(other)  # joined twice: the first origin is kept
+    assert logs.current() == logs.LogContext(trace_id=other, org_id="org", job_id="job", origin_trace_id=click)
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "clicked", None, None)
+    logs.ContextFilter().filter(record)
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert (line["trace_id"], line["origin_trace_id"]) == (other, click)
+    logs.start_trace(TRACE)  # the next unit of work forgets it
+    assert logs.current() == logs.LogContext(trace_id=TRACE)
+
+
+def test_the_origin_travels_in_its_own_celery_header_to_the_task() -> None:
+    click, job = "c" * 32, "d" * 32
+    logs.start_trace(click)
+    logs.join_trace(job)
+    headers: dict[str, object] = {}
+    logs._add_trace_header(headers=headers)
+    assert headers == {logs.TRACE_HEADER: job, logs.ORIGIN_HEADER: click}
+
+    class Task:
+        class request:  # noqa: N801 - Celery's attribute name
+            trace_id = job
+            origin_trace_id = click
+
+    logs.start_trace()
+    logs._start_task_trace(task=Task())
+    assert logs.current() == logs.LogContext(trace_id=job, origin_trace_id=click)
+    Task.request.origin_trace_id = "DROP TABLE"
+    logs._start_task_trace(task=Task())
+    assert logs.current() == logs.LogContext(trace_id=job)

@@ -1,6 +1,6 @@
 """Meeting notes a rep reads: the offline summary and the action items as tasks.
 
-On the demo org's transcripts (worker/seed_content.py) and on two more calls with the habits of real
+On the demo org's transcripts (worker/ops/seed_content.py) and on two more calls with the habits of real
 ones: filler promises ("I'll be quick", "I'll share my screen"), promises about the call itself,
 "I'll send them over" answering a request, and a person named as the one who does it.
 """
@@ -10,16 +10,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from blocks import meeting_debrief, render_text
-from sequences.skills.transcripts import (
-    Owner,
-    detect_intents,
-    draft_followup_email,
-    extract_action_items,
-    parse_transcript,
-    summarize,
-    task_line,
-)
-from worker import seed_content
+from sequences.skills.meetings.action_items import Owner, extract_action_items
+from sequences.skills.meetings.followup_email import draft_followup_email
+from sequences.skills.meetings.intents import detect_intents
+from sequences.skills.meetings.summary import summarize, task_line
+from sequences.skills.meetings.transcript import parse_transcript
+from worker.ops import seed_content
 
 REPS = {"Alice Moreau", "Bruno Keller", "Maya Chen", "Sam Patel"}
 FRIDAY = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)  # a Friday afternoon
@@ -153,8 +149,8 @@ def test_the_follow_up_email_recaps_in_the_second_person():
 
 
 def test_a_proposal_after_the_call_reads_back_what_the_prospect_said():
-    from sequences.skills.proposals import ProposalFacts, executive_summary
-    from sequences.skills.transcripts import what_they_said
+    from sequences.skills.meetings.summary import what_they_said
+    from sequences.skills.proposals.templates import ProposalFacts, executive_summary
 
     _, _, intents = _meeting(seed_content.GLOBEX_DISCOVERY)
     heard = what_they_said(intents.buying_signals)

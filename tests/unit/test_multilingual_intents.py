@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from sequences.skills.campaign_rules import ReplyLabel, classify_reply
-from sequences.skills.email_rules import EmailIntentKind, classify_email
+from sequences.skills.campaigns.replies import ReplyLabel, classify_reply
+from sequences.skills.email.intents import EmailIntentKind, classify_email
 
 SENDER = "contact@prospect.example"
 QUOTE_EN = (

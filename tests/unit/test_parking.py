@@ -1,10 +1,10 @@
-"""Which failures wait for a reconnect instead of failing the job (worker/engine.py `_parks`)."""
+"""Which failures wait for a reconnect instead of failing the job (worker/engine/executor.py `_parks`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from worker.engine import REVOKED_GIVE_UP, _parks
+from worker.engine.executor import REVOKED_GIVE_UP, _parks
 from worker.errors import AuthRevoked, PermanentError
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

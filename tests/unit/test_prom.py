@@ -1,4 +1,4 @@
-"""worker/prom.py: bounded labels, elapsed seconds, the multiprocess directory's clean-up, the
+"""worker/metrics/prom.py: bounded labels, elapsed seconds, the multiprocess directory's clean-up, the
 exit hooks (gunicorn's child_exit, Celery's worker_process_shutdown), and recording into this
 process's registry (no multiprocess directory in unit tests)."""
 
@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from worker import prom
-from worker.payloads import Source
+from worker.engine.payloads import Source
+from worker.metrics import prom
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
@@ -100,7 +100,7 @@ def test_a_metric_that_cannot_be_written_is_logged_not_raised(caplog: pytest.Log
     def broken() -> None:
         raise OSError("No space left on device")
 
-    with caplog.at_level(logging.WARNING, logger="worker.prom"):
+    with caplog.at_level(logging.WARNING, logger="worker.metrics.prom"):
         broken()
     assert "metric broken not recorded: OSError: No space left on device" in caplog.text
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sequences.skills.proposals import (
+from sequences.skills.deals.risk_rules import STAGES
+from sequences.skills.proposals.templates import (
     DEFAULT_TEMPLATES,
     NEUTRAL,
     UNKNOWN_PLACEHOLDER,
@@ -23,7 +24,6 @@ from sequences.skills.proposals import (
     select_template,
     template_by_key,
 )
-from sequences.skills.risk_rules import STAGES
 
 FULL = ProposalFacts(
     deal_name="Acme sales onboarding",

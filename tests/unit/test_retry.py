@@ -1,4 +1,4 @@
-"""worker.retry: error classes and the retry decision (docs/architecture.md)."""
+"""worker.engine.retry: error classes and the retry decision (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.errors import AuthRevoked, PermanentError, RateLimited, StepError, TransientError
-from worker.retry import (
+from worker.engine.retry import (
     BASE_DELAY_S,
     JITTER,
     MAX_DELAY_S,
@@ -17,6 +16,7 @@ from worker.retry import (
     classify,
     decide_retry,
 )
+from worker.errors import AuthRevoked, PermanentError, RateLimited, StepError, TransientError
 
 
 def rng(value: float):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sequences.skills.risk_rules import (
+from sequences.skills.deals.risk_rules import (
     LATE_STAGES,
     OPEN_STAGES,
     STAGES,

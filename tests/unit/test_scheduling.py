@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sequences.skills.scheduling import (
+from sequences.skills.calendar.scheduling import (
     ALLOWED_DURATIONS,
     LEAD_TIME,
     SchedulingRequest,

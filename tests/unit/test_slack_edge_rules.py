@@ -15,18 +15,11 @@ import blocks
 from tests.support.slack import click, sample, signature, slot_state, submission
 from webhooks.slack import FORM, JSON_BODY, body_problem, sign, signature_problem
 from worker.errors import AlreadyDecided
-from worker.slack_actions import (
-    VERBS,
-    ActionRef,
-    Click,
-    EditorState,
-    Submission,
-    already_text,
-    editable_draft,
-    parse_action_id,
-    response_url_usable,
-    trusted_response_url,
-)
+from worker.slack.action_registry import parse_action_id
+from worker.slack.answers import already_text
+from worker.slack.clicks import VERBS, ActionRef, Click, Submission
+from worker.slack.modals import EditorState, editable_draft
+from worker.slack.replace import response_url_usable, trusted_response_url
 
 NOW = 1_800_000_000.0
 SECRET = "shhh-secret"

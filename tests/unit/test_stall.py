@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sequences.skills.risk_rules import STAGES
-from sequences.skills.stall import (
+from sequences.skills.deals.risk_rules import STAGES
+from sequences.skills.deals.stall_rules import (
     REENGAGE_THRESHOLD,
     SIGNAL_POINTS,
     StallAnalysis,

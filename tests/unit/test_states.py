@@ -1,4 +1,4 @@
-"""worker.states: the status enums and their transition tables (docs/architecture.md#states)."""
+"""worker.engine.states: the status enums and their transition tables (docs/architecture.md#states)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from itertools import product
 
 import pytest
 
-from worker.states import (
+from worker.engine.states import (
     APPROVAL_TRANSITIONS,
     JOB_ACTIVE,
     JOB_FINAL,

@@ -9,37 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sequences.skills.transcripts import (
-    DEFAULT_CALL_TYPES,
-    MAX_NEXT_ACTIONS,
-    MAX_SUMMARY_CHARS,
-    UNKNOWN_SPEAKER,
-    ActionItem,
-    BuyingSignal,
-    Intents,
-    Owner,
-    SentenceRef,
-    SignalKind,
-    Transcript,
-    Utterance,
-    classify_call_type,
-    coaching_stats,
-    detect_intents,
-    draft_followup_email,
-    due_from_text,
-    estimate_duration_s,
-    extract_action_items,
-    is_commitment,
-    is_rep_speaker,
-    is_sales_call_type,
-    parse_transcript,
-    rep_speakers,
-    split_sentences,
-    suggest_next_actions,
-    summarize,
-    task_line,
-    word_count,
-)
+from sequences.skills.meetings.action_items import ActionItem, Owner, extract_action_items
+from sequences.skills.meetings.call_coaching import coaching_stats
+from sequences.skills.meetings.call_types import DEFAULT_CALL_TYPES, classify_call_type, is_sales_call_type
+from sequences.skills.meetings.commitments import is_commitment
+from sequences.skills.meetings.due_dates import due_from_text
+from sequences.skills.meetings.followup_email import draft_followup_email
+from sequences.skills.meetings.intents import BuyingSignal, Intents, SentenceRef, SignalKind, detect_intents
+from sequences.skills.meetings.next_actions import MAX_NEXT_ACTIONS, suggest_next_actions
+from sequences.skills.meetings.speakers import is_rep_speaker, rep_speakers
+from sequences.skills.meetings.summary import MAX_SUMMARY_CHARS, summarize, task_line
+from sequences.skills.meetings.text import estimate_duration_s, split_sentences, word_count
+from sequences.skills.meetings.transcript import UNKNOWN_SPEAKER, Transcript, Utterance, parse_transcript
 
 # --- realistic transcripts -----------------------------------------------------------------------------
 
@@ -806,7 +787,7 @@ def test_praise_never_counts_questions_below_the_target():
 
 
 def test_the_debrief_and_the_digest_share_one_question_target():
-    from sequences.skills.coaching_rules import MeetingStats, aggregate_week, coaching_digest, question_target
+    from sequences.skills.coaching.rules import MeetingStats, aggregate_week, coaching_digest, question_target
 
     assert [question_target(m) for m in (None, 0, 3, 10, 45, 60)] == [11, 11, 2, 3, 11, 15]
     stats = coaching_stats(parse_transcript(DISCOVERY), {"Alex Morgan"})

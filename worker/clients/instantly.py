@@ -24,7 +24,12 @@ https://api.instantly.ai/openapi/api_v2.json, pages "List campaign", "Get campai
   public code) and the meaning of each `ue_type` value. So we send `email_type=received` and also
   keep only emails whose sender is not the Instantly mailbox (`from_address_email != eaccount`),
   which needs no undocumented field.
-- Errors: JSON `{"statusCode", "error", "message"}`; 429 on rate limits (Retry-After not documented).
+- Errors: JSON `{"statusCode", "error", "message"}`; 429 on rate limits (Retry-After not documented:
+  `RateLimited` after it, else 1 s).
+- Rate limits ("Rate Limit" page): 100 requests/s and 6,000/min per workspace, shared by API v1 and
+  v2 and every key of it. Our calls are paced per integration (the org's workspace) with
+  `INSTANTLY_REQUESTS_PER_S`, one `rate_slots` key shared by every worker: a call waits for its slot
+  up to 2 s, or the step is retried later (`RateLimited`, which does not use up its attempts).
 
 Every wire field name lives in ANALYTICS_FIELDS / REPLY_FIELDS below; change them there only.
 """
@@ -38,6 +43,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from worker import ratelimit
 from worker.clients.http import api_error_message, error_for_status
 from worker.config import get_settings
 from worker.crypto import decrypt_json
@@ -48,6 +54,7 @@ CAMPAIGN_STATUS_ACTIVE = 1
 PAGE_LIMIT = 100  # the API refuses limit > 100
 MAX_PAGES = 20  # stop paginating after this many pages (2,000 items) per call
 USER_AGENT = "proactive/0.1"  # Cloudflare in front of the API is reported to block some default agents
+PACE_BURST_S = 1.0  # an idle workspace may take one second of our per-second budget at once
 
 # Our name -> wire names in order of preference (the first present wins).
 ANALYTICS_FIELDS: dict[str, tuple[str, ...]] = {
@@ -173,8 +180,17 @@ class InstantlyClient:
         """Close the connection pool."""
         self._http.close()
 
+    def _pace(self) -> None:
+        """Wait for this workspace's next call slot (none without an integration id: nothing to key on)."""
+        if self.integration_id is None:
+            return
+        rate = get_settings().instantly_requests_per_s
+        what = f"instantly integration {self.integration_id} ({rate:g} requests/s)"
+        ratelimit.pace(f"instantly:{self.integration_id}", rate, rate * PACE_BURST_S, what)
+
     def _get(self, path: str, params: Mapping[str, Any]) -> Any:
         query = {k: v for k, v in params.items() if v is not None}
+        self._pace()
         try:
             response = self._http.get(path.lstrip("/"), params=query)
         except httpx.TimeoutException as exc:

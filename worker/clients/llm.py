@@ -8,6 +8,10 @@ timeouts and connection errors -> `TransientError`, 401/403 -> `AuthRevoked(prov
 4xx -> `PermanentError` with the API's message, an answer that is not JSON of the schema ->
 `InvalidLLMOutput` (transient: retried, and on the last attempt the skill falls back to offline).
 
+Calls are paced for the whole deployment (`LLM_REQUESTS_PER_MIN`, one `rate_slots` key `llm`
+shared by every worker, as Google's per-user quotas are): a call waits for its slot up to 2 s, or
+the step is retried later (`RateLimited`, which does not use up the step's attempts).
+
 `parse_retry_after` and `error_for_status` are shared with the other HTTP clients (Instantly,
 Google): one mapping from an HTTP answer to an error family.
 """
@@ -22,6 +26,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from worker import ratelimit
 from worker.clients.http import (  # noqa: F401 - re-exported for callers and tests
     api_error_message,
     error_for_status,
@@ -35,6 +40,8 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_RETRY_AFTER_S = 1.0  # seconds to wait on a 429 that names no delay
 MAX_ERROR_MESSAGE_CHARS = 500  # an API error message longer than this is cut in our errors
 MAX_RAW_OUTPUT_CHARS = 2000  # how much of an invalid model answer an InvalidLLMOutput keeps
+PACE_KEY = "llm"  # the rate_slots key of the endpoint's calls (one account for the deployment)
+PACE_BURST_S = 5.0  # an idle endpoint may take 5 seconds of its per-minute budget at once
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 
@@ -117,6 +124,8 @@ def complete_json(
         "temperature": temperature,
     }
     headers = {"Accept": "application/json"}
+    per_s = settings.llm_requests_per_min / 60.0
+    ratelimit.pace(PACE_KEY, per_s, per_s * PACE_BURST_S, f"llm ({settings.llm_requests_per_min:g} requests/min)")
     if settings.llm_api_key:
         headers["Authorization"] = f"Bearer {settings.llm_api_key}"
     try:

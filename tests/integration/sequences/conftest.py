@@ -28,8 +28,8 @@ from tests.support.workers import WorkerProcess
 from worker.crypto import encrypt_json, generate_key
 from worker.db import transaction
 from worker.models import Approval, Integration, ScheduledEvent, SlackOutbox, StepRun, User, jobs, utcnow
+from worker.ops.seed import SeedResult, demo_id, seed_demo
 from worker.orgs import set_dry_run
-from worker.seed import SeedResult, demo_id, seed_demo
 
 ENCRYPTION_KEY = generate_key()
 CLIENT_ID, CLIENT_SECRET = "client-id.apps.googleusercontent.com", "client-secret"

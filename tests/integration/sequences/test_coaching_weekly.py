@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
-from sequences.skills.coaching_rules import iso_week_bounds, iso_week_of
+from sequences.skills.coaching.rules import iso_week_bounds, iso_week_of
 from tests.integration.sequences.conftest import World, wait_delivered, wait_job
 from tests.support.engine import step_rows
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.events import fire_event
 from worker.models import CoachingReport, Meeting
-from worker.seed import demo_id
+from worker.ops.seed import demo_id
 
 pytestmark = pytest.mark.slow
 STEPS = ("aggregate-weekly-metrics", "correlate-win-loss", "generate-coaching-digest", "deliver-coaching-slack")

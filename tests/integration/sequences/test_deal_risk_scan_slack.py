@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from tests.integration.sequences.conftest import World, wait_delivered, wait_job
 from tests.support.engine import step_rows
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.events import fire_event
 from worker.models import Contact, Deal, DealRiskScore, SlackOutbox, utcnow
 
 pytestmark = pytest.mark.slow

@@ -20,12 +20,12 @@ from tests.fakes.slack import Call
 from tests.integration.sequences.conftest import World, children, wait_delivered, wait_job
 from tests.support.engine import job_row, pending_approval, step_rows
 from tests.support.waiting import wait_for
-from worker.approvals import decide
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.approvals import decide
+from worker.engine.events import fire_event
 from worker.models import Activity, Company, Contact
-from worker.seed import demo_id
-from worker.seed_content import EMAILS
+from worker.ops.seed import demo_id
+from worker.ops.seed_content import EMAILS
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ NO_REPLY = [
 
 
 def stored_email(key: str) -> dict[str, Any]:
-    """The seeded email `key` as the event handles it (see worker/seed.py)."""
+    """The seeded email `key` as the event handles it (see worker/ops/seed.py)."""
     _key, _user, _contact, sender, subject, body, _hours = next(e for e in EMAILS if e[0] == key)
     return {
         "from": sender.split("<")[-1].rstrip(">"),

@@ -22,7 +22,7 @@ from worker.config import reset_settings
 from worker.crypto import encrypt_json
 from worker.db import transaction
 from worker.models import Email, Integration, jobs, utcnow
-from worker.seed import demo_id
+from worker.ops.seed import demo_id
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import pytest
 from tests.fakes.llm import API_KEY, FakeLLM
 from tests.integration.sequences.conftest import World, children, wait_job
 from tests.support.engine import step_rows
-from worker.events import fire_event
-from worker.seed import demo_id
+from worker.engine.events import fire_event
+from worker.ops.seed import demo_id
 
 pytestmark = pytest.mark.slow
 GLOBEX_QUESTION = {"email_id": str(demo_id("email", "email-globex-question"))}  # a question: reply_required by rules

@@ -21,11 +21,11 @@ from tests.fakes.slack import Call
 from tests.integration.sequences.conftest import World, children, wait_delivered, wait_job
 from tests.support.engine import approvals_of, job_row, pending_approval, step_rows
 from tests.support.waiting import wait_for
-from worker.approvals import decide, undo
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.approvals import decide, undo
+from worker.engine.events import fire_event
 from worker.models import Activity, AuditLog, Deal, Meeting, SlackOutbox, Task, User, steps, utcnow
-from worker.seed import demo_id
+from worker.ops.seed import demo_id
 
 pytestmark = pytest.mark.slow
 

@@ -13,11 +13,11 @@ from sqlalchemy import select
 from tests.integration.sequences.conftest import World, wait_delivered, wait_job
 from tests.support.engine import step_rows
 from worker.db import transaction
-from worker.delivery import enqueue_message
-from worker.events import fire_event
+from worker.engine.events import fire_event
 from worker.models import AuditLog, SlackOutbox, jobs, utcnow
+from worker.ops.seed import seed_demo
 from worker.orgs import org_mode, set_dry_run
-from worker.seed import seed_demo
+from worker.slack.delivery import enqueue_message
 
 pytestmark = pytest.mark.slow
 

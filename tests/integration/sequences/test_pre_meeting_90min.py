@@ -18,9 +18,9 @@ from tests.integration.sequences.conftest import World, wait_delivered, wait_job
 from tests.support.engine import job_row, step_rows
 from tests.support.waiting import wait_for
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.events import fire_event
 from worker.models import CalendarEvent, SlackOutbox, User, steps, utcnow
-from worker.seed import demo_id
+from worker.ops.seed import demo_id
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,11 @@ from sqlalchemy import select
 from tests.integration.sequences.conftest import World, wait_delivered, wait_job
 from tests.support.engine import pending_approval, step_rows
 from tests.support.waiting import wait_for
-from worker.approvals import decide
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.approvals import decide
+from worker.engine.events import fire_event
 from worker.models import Proposal
-from worker.seed import demo_id
+from worker.ops.seed import demo_id
 
 pytestmark = pytest.mark.slow
 INITECH = {"deal_id": str(demo_id("deal", "initech-platform")), "contact_id": str(demo_id("contact", "bill"))}
@@ -34,8 +34,16 @@ def test_approve_and_send_emails_the_contact_the_proposal_link(w: World):
     decide(approval.id, "approve_send", user_id=w.user("alice"))
     assert wait_job(job) == "completed"
     rows = step_rows(job)
-    assert [rows[s].status for s in ("select-proposal-template", "populate-proposal", "generate-custom-sections",
-                                     "present-for-review", "send-proposal")] == ["succeeded"] * 5
+    assert [
+        rows[s].status
+        for s in (
+            "select-proposal-template",
+            "populate-proposal",
+            "generate-custom-sections",
+            "present-for-review",
+            "send-proposal",
+        )
+    ] == ["succeeded"] * 5
     assert len(w.google.sent) == 1
     sent = email.message_from_bytes(base64.urlsafe_b64decode(w.google.sent[0].raw + "=="))
     assert sent["To"] == "bill@initech.example"

@@ -28,15 +28,15 @@ from tests.integration.sequences.test_meeting_ended import demo_data_restored  #
 from tests.support.engine import approvals_of, job_row, pending_approval, step_rows
 from tests.support.waiting import wait_for
 from webhooks import create_app
-from worker import google_oauth
-from worker.approvals import decide
 from worker.config import get_settings
 from worker.db import transaction
-from worker.engine import REVOKED_GIVE_UP, WAITING_FOR_CONNECT, request_cancel
-from worker.events import fire_event
+from worker.engine.approvals import decide
+from worker.engine.events import fire_event
+from worker.engine.executor import REVOKED_GIVE_UP, WAITING_FOR_CONNECT, request_cancel
+from worker.google import oauth as google_oauth
 from worker.models import Integration, SlackOutbox, jobs, utcnow
-from worker.seed import demo_id
-from worker.views import job_detail
+from worker.ops.seed import demo_id
+from worker.ops.views import job_detail
 
 pytestmark = pytest.mark.slow
 

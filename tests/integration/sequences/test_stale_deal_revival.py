@@ -15,11 +15,11 @@ from sqlalchemy import delete, select, update
 from tests.integration.sequences.conftest import World, wait_delivered, wait_job
 from tests.support.engine import approvals_of, job_row, pending_approval, step_rows
 from tests.support.waiting import wait_for
-from worker.approvals import decide
 from worker.db import transaction
-from worker.events import fire_event
+from worker.engine.approvals import decide
+from worker.engine.events import fire_event
 from worker.models import Activity, Deal, utcnow
-from worker.seed import demo_id
+from worker.ops.seed import demo_id
 
 pytestmark = pytest.mark.slow
 HOOLI = demo_id("deal", "hooli-rollout")  # bruno's, silent for 21 days, 31 days in demo

@@ -1,0 +1,306 @@
+"""email_received steps: what the email wants, who sent it, and the branch that answers it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, time
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, select, update
+
+from sequences.skills import common, outbound
+from sequences.skills.email.addresses import domain_of, is_free_mail, parse_address
+from sequences.skills.email.drafts import EmailDraft, draft_reply, reply_subject
+from sequences.skills.email.intents import EmailIntent, classify_email
+from sequences.skills.email.out_of_office import ooo_until
+from worker.engine.context import FollowUp, StepContext, StepResult
+from worker.errors import PermanentError, SkipStep
+from worker.models import CampaignReply, Company, Contact, Deal, Email
+
+OPEN_DEAL_EXCLUDED = ("closed_won", "closed_lost")
+
+
+class InboundEmail(BaseModel):
+    """The email being handled (from the emails table, or the event's own content)."""
+
+    email_id: str | None
+    from_name: str | None
+    from_email: str
+    subject: str
+    body: str
+    thread_id: str | None
+    rfc822_message_id: str | None
+    references: str | None
+
+
+class Classified(BaseModel):
+    email: InboundEmail
+    intent: EmailIntent
+
+
+class Match(BaseModel):
+    contact_id: str | None
+    contact_name: str | None
+    company_id: str | None
+    company_name: str | None
+    deal_id: str | None
+    free_mail: bool
+
+
+class ReplyPreview(BaseModel):
+    to: str
+    subject: str
+    body: str
+    thread: bool
+    context: str
+    title: str
+    timezone: str
+    deal_id: str | None
+    approver_user_ids: list[str]
+
+
+class ReplySent(BaseModel):
+    to: str
+    subject: str
+    result: dict[str, Any]
+
+
+class BookingHandOff(BaseModel):
+    scheduling_text: str
+
+
+class ContactStatus(BaseModel):
+    contact_id: str | None
+    status: str
+    until: str | None
+
+
+def _inbound(ctx: StepContext) -> InboundEmail:
+    p = ctx.payload
+    if p.get("email_id"):
+        email = common.load(ctx, Email, p["email_id"], "email")
+        name, address = parse_address(email.from_addr)
+        return InboundEmail(
+            email_id=str(email.id),
+            from_name=name or None,
+            from_email=address or email.from_addr,
+            subject=email.subject or "",
+            body=email.body or email.snippet or "",
+            thread_id=email.thread_id,
+            rfc822_message_id=email.rfc822_message_id,
+            references=email.references,
+        )
+    name, address = parse_address(p.get("from_email"))
+    if not address:
+        raise PermanentError("the event has neither an email_id nor a valid from_email")
+    return InboundEmail(
+        email_id=None,
+        from_name=name or None,
+        from_email=address,
+        subject=p.get("subject") or "",
+        body=p.get("body") or "",
+        thread_id=p.get("thread_id"),
+        rfc822_message_id=p.get("message_id"),
+        references=None,
+    )
+
+
+def classify_email_intent(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
+    """reply_required | booking_request | out_of_office | unsubscribe | fyi | spam (LLM when configured)."""
+    email = _inbound(ctx)
+    user = common.rep(ctx)
+    answer = common.think(
+        ctx,
+        EmailIntent,
+        "Classify this inbound sales email as reply_required, booking_request, out_of_office, unsubscribe, fyi or "
+        "spam. Answer with JSON {intent, confidence, signals, scheduling_text}.",
+        f"From: {email.from_email}\nSubject: {email.subject}\n\n{email.body[:8000]}",
+        lambda: classify_email(email.subject, email.body, email.from_email, to_user_email=user.email),
+    )
+    return StepResult(
+        output=Classified(email=email, intent=EmailIntent.model_validate(answer.output)),
+        cost_usd=answer.cost_usd,
+        tokens=answer.tokens,
+    )
+
+
+def match_to_crm_contact(ctx: StepContext, inputs: Mapping[str, Any]) -> Match:
+    """The sender as a contact of this org (never another org's), its company by domain unless the
+    domain is free mail, and the contact's (or company's) open deal."""
+    email = Classified.model_validate(inputs["classify-email-intent"]).email
+    free = is_free_mail(email.from_email)
+    with ctx.session() as session:
+        contact = session.execute(
+            select(Contact).where(Contact.org_id == ctx.org_id, func.lower(Contact.email) == email.from_email.lower())
+        ).scalar()
+        company = None
+        if contact is not None and contact.company_id:
+            company = common.org_row(session, ctx, Company, contact.company_id)
+        elif not free and domain_of(email.from_email):
+            company = (
+                session.execute(
+                    select(Company).where(Company.org_id == ctx.org_id, Company.domain == domain_of(email.from_email))
+                )
+                .scalars()
+                .first()
+            )
+        deal = None
+        if contact is not None:
+            deal = (
+                session.execute(
+                    select(Deal)
+                    .where(
+                        Deal.org_id == ctx.org_id,
+                        Deal.primary_contact_id == contact.id,
+                        Deal.stage.not_in(OPEN_DEAL_EXCLUDED),
+                    )
+                    .order_by(Deal.value.desc())
+                )
+                .scalars()
+                .first()
+            )
+        if deal is None and company is not None:
+            deal = (
+                session.execute(
+                    select(Deal)
+                    .where(
+                        Deal.org_id == ctx.org_id, Deal.company_id == company.id, Deal.stage.not_in(OPEN_DEAL_EXCLUDED)
+                    )
+                    .order_by(Deal.value.desc())
+                )
+                .scalars()
+                .first()
+            )
+    if company is not None and company.org_id != ctx.org_id:
+        company = None
+    return Match(
+        contact_id=str(contact.id) if contact else None,
+        contact_name=contact.name if contact else None,
+        company_id=str(company.id) if company else None,
+        company_name=company.name if company else None,
+        deal_id=str(deal.id) if deal else None,
+        free_mail=free,
+    )
+
+
+def intent_is(*intents: str) -> Any:
+    """A `when` predicate: the classified intent is one of `intents`."""
+    return lambda w: (w.output("classify-email-intent", "intent") or {}).get("intent") in intents
+
+
+def draft_email_reply(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
+    """A reply for the rep to review (LLM when configured)."""
+    classified = Classified.model_validate(inputs["classify-email-intent"])
+    match = Match.model_validate(inputs["match-to-crm-contact"])
+    user = common.rep(ctx)
+    email = classified.email
+    answer = common.think(
+        ctx,
+        EmailDraft,
+        "Draft a short, helpful reply from a salesperson. Answer with JSON {subject, body}.",
+        f"From: {email.from_name or email.from_email}\nSubject: {email.subject}\n\n{email.body[:8000]}",
+        lambda: draft_reply(
+            classified.intent, email.subject, email.body, match.contact_name or email.from_name, user.name
+        ),
+    )
+    if ctx.payload.get("campaign_reply_id"):
+        with ctx.session() as session:
+            session.execute(
+                update(CampaignReply)
+                .where(
+                    CampaignReply.id == common.as_uuid(ctx.payload["campaign_reply_id"], "campaign reply"),
+                    CampaignReply.org_id == ctx.org_id,
+                )
+                .values(status="drafted")
+            )
+    return answer
+
+
+def review_email_reply(ctx: StepContext, inputs: Mapping[str, Any]) -> ReplyPreview:
+    """The reply as the rep reviews it (approval email_preview, in the email's thread)."""
+    if not inputs.get("draft-reply"):
+        raise SkipStep("no_draft")  # the best-effort draft failed: nothing to review
+    email = Classified.model_validate(inputs["classify-email-intent"]).email
+    draft = EmailDraft.model_validate(inputs["draft-reply"])
+    match = Match.model_validate(inputs["match-to-crm-contact"])
+    user = common.rep(ctx)
+    who = match.contact_name or email.from_name or email.from_email
+    return ReplyPreview(
+        to=email.from_email,
+        subject=draft.subject,
+        body=draft.body,
+        thread=bool(email.thread_id),
+        context=f"Reply to {who}" + (f" ({match.company_name})" if match.company_name else ""),
+        title=f"Reply to {who}: {reply_subject(email.subject).removeprefix('Re: ')}",
+        timezone=common.rep_zone(ctx, user).key,
+        deal_id=match.deal_id,
+        approver_user_ids=[str(user.id)],
+    )
+
+
+def send_email_reply(ctx: StepContext, inputs: Mapping[str, Any]) -> ReplySent:
+    """Send the approved reply in the same thread (In-Reply-To / References) after the Undo window."""
+    review = inputs["review-reply"]
+    preview = review.get("preview") or {}
+    email = Classified.model_validate(inputs["classify-email-intent"]).email
+    match = Match.model_validate(inputs["match-to-crm-contact"])
+    user = common.rep(ctx)
+    subject = common.edited(review, "subject", preview.get("subject"))
+    body = common.edited(review, "body", preview.get("body"))
+    references = " ".join(r for r in (email.references, email.rfc822_message_id) if r) or None
+    result = outbound.send_email(
+        ctx,
+        user,
+        [email.from_email],
+        subject,
+        body,
+        thread_id=email.thread_id,
+        in_reply_to=email.rfc822_message_id,
+        references=references,
+    )
+    outbound.record_activity(
+        ctx,
+        kind="email",
+        subject=subject,
+        body=body,
+        deal_id=match.deal_id,
+        contact_id=match.contact_id,
+        company_id=match.company_id,
+    )
+    return ReplySent(to=email.from_email, subject=subject, result=result)
+
+
+def hand_off_booking(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
+    """A booking request becomes a calendar_find_times follow-up with the email as scheduling text."""
+    classified = Classified.model_validate(inputs["classify-email-intent"])
+    match = Match.model_validate(inputs["match-to-crm-contact"])
+    text = (classified.intent.scheduling_text or classified.email.body or classified.email.subject).strip()
+    payload: dict[str, Any] = {"scheduling_text": text[:20_000] or "find a time"}
+    if match.contact_id:
+        payload["contact_id"] = match.contact_id
+    if match.deal_id:
+        payload["deal_id"] = match.deal_id
+    return StepResult(
+        output=BookingHandOff(scheduling_text=payload["scheduling_text"]),
+        follow_ups=[FollowUp("calendar_find_times", payload)],
+    )
+
+
+def record_contact_status(ctx: StepContext, inputs: Mapping[str, Any]) -> ContactStatus:
+    """Out of office or unsubscribe: record it on the contact, and stop."""
+    classified = Classified.model_validate(inputs["classify-email-intent"])
+    match = Match.model_validate(inputs["match-to-crm-contact"])
+    status = classified.intent.intent.value
+    until = ooo_until(classified.email.body, ctx.now) if status == "out_of_office" else None
+    if match.contact_id:
+        with ctx.session() as session:
+            session.execute(
+                update(Contact)
+                .where(Contact.id == common.as_uuid(match.contact_id, "contact"), Contact.org_id == ctx.org_id)
+                .values(
+                    status="unsubscribed" if status == "unsubscribe" else "out_of_office",
+                    status_until=datetime.combine(until, time(9), tzinfo=UTC) if until else None,
+                )
+            )
+    return ContactStatus(contact_id=match.contact_id, status=status, until=until.isoformat() if until else None)

@@ -1,0 +1,67 @@
+"""State moves through worker/engine/jobstore.py on the database: a move the transition table forbids
+raises IllegalTransition before any SQL; a guarded move that lost its race is a value (False/None),
+and the row keeps the status the winner gave it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.support.engine import TestOrg, event, job_status, step_rows
+from worker.db import transaction
+from worker.engine import executor
+from worker.engine import jobstore as store
+from worker.engine.events import fire_event
+from worker.engine.states import ApprovalStatus, IllegalTransition, JobStatus, StepStatus
+from worker.models import utcnow
+
+pytestmark = pytest.mark.usefixtures("test_sequences")
+
+J, S, A = JobStatus, StepStatus, ApprovalStatus
+
+
+def _completed_job(org: TestOrg) -> uuid.UUID:
+    """A job (no worker runs it) moved to completed through the store."""
+    job_id = fire_event(event(org, "proposal_generation")).job_id
+    with transaction() as conn:
+        assert store.set_job_status(conn, job_id, J.COMPLETED, utcnow(), old=J.QUEUED, org_id=org.id)
+    return job_id
+
+
+def test_ending_an_ended_job_raises_and_changes_nothing(pg, org):
+    """end_job on a completed job is a caller's bug: it raises instead of doing nothing silently."""
+    job_id = _completed_job(org)
+    with transaction() as conn:
+        job = dict(store.lock_job(conn, job_id, org_id=org.id)._mapping)
+        with pytest.raises(IllegalTransition, match="completed -> failed is not allowed"):
+            executor.end_job(conn, job, J.FAILED, utcnow(), error="boom")
+    assert job_status(job_id) == J.COMPLETED
+
+
+def test_a_move_the_table_forbids_raises_before_any_sql(pg, org):
+    job_id = _completed_job(org)
+    start = step_rows(job_id)["start"].id
+    with transaction() as conn:
+        with pytest.raises(IllegalTransition, match="completed -> running is not allowed"):
+            store.set_job_status(conn, job_id, J.RUNNING, utcnow(), old=J.COMPLETED, org_id=org.id)
+        with pytest.raises(IllegalTransition, match="completed -> cancelled is not allowed"):
+            store.request_job_cancel(conn, job_id, "too late", old=J.COMPLETED, org_id=org.id)
+        with pytest.raises(IllegalTransition, match="nothing may move to queued"):
+            store.set_job_status(conn, job_id, J.QUEUED, utcnow(), org_id=org.id)
+        with pytest.raises(IllegalTransition, match="queued -> succeeded is not allowed"):
+            store.set_step_status(conn, start, S.SUCCEEDED, utcnow(), old=S.QUEUED, org_id=org.id)
+        with pytest.raises(IllegalTransition, match="nothing may move to pending"):
+            store.set_approval_status(conn, uuid.uuid4(), A.PENDING, utcnow(), org_id=org.id)
+    assert job_status(job_id) == J.COMPLETED
+    assert step_rows(job_id)["start"].status == S.QUEUED
+
+
+def test_losing_a_race_is_a_value_not_an_error(pg, org):
+    """The caller read `running`, another process completed the job meanwhile: the guarded UPDATE
+    matches no row and says so; the winner's status stays."""
+    job_id = _completed_job(org)
+    with transaction() as conn:
+        assert store.set_job_status(conn, job_id, J.FAILED, utcnow(), old=J.RUNNING, org_id=org.id) is False
+        assert store.request_job_cancel(conn, job_id, "late", old=J.RUNNING, org_id=org.id) is False
+    assert job_status(job_id) == J.COMPLETED

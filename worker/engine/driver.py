@@ -1,0 +1,101 @@
+"""Run a step run to its end: the body of the `proactive.run_step` task (and of the first step an
+approval's resume made ready), looping over the engine's transitions (worker/engine/executor.py).
+
+Each transition returns what it leaves to do (`Advance`); this loop carries it out: the follow-ups of
+a job it completed are fired in its transaction (worker/engine/events.py `carry_out`), the messages
+are published once it commits, and a ready step claimed inline is run here next.
+
+Fast path (docs/architecture.md): when a completion leaves a ready successor on a queue this worker
+consumes, the same transaction inserts one of them already claimed and this task runs it inline
+(the others are published), bounded by a step count and a time budget. Every step is still
+persisted; a crash resumes from the last commit because the inline step holds an ordinary lease that
+the sweeper re-claims when it expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from worker import logs
+from worker.celery_app import celery_app
+from worker.config import get_settings
+from worker.db import begin, get_engine
+from worker.engine.events import carry_out
+from worker.engine.executor import claim, complete, limits, run_skill
+from worker.engine.publish import Publish, publish_steps
+from worker.engine.states import StepStatus
+from worker.models import utcnow
+
+log = logging.getLogger(__name__)
+S = StepStatus
+
+
+def consumed_queues() -> frozenset[str]:
+    """The queues this worker process consumes (its `-Q`): a ready step on one of them may run inline
+    here; a step for a queue this worker does not serve (e.g. `slow` on a `steps`-only worker) is
+    published for the workers that do."""
+    return frozenset(celery_app.amqp.queues.consume_from or ())
+
+
+def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> list[str]:
+    """Claim and run one step run, then any steps that become ready inline (the task body).
+
+    One pooled connection serves every transaction of the task (one checkout, one pre-ping);
+    skills use their own. Returns the steps that failed for good here ("step: error"; already
+    recorded), so the task can show Celery and Flower a failure instead of a success.
+    """
+    settings = get_settings()
+    started = time.monotonic()
+    with get_engine().connect() as conn:
+        with begin(conn):
+            now = utcnow()
+            claimed, left = claim(conn, step_run_id, now, lease_s)
+            pubs = carry_out(conn, left, now)
+        publish_steps(pubs)
+        if claimed is None:
+            return []
+        soft_limit = limits(claimed.step)[0]
+        inline_runs = 0
+        failures: list[str] = []
+        while claimed is not None:
+            logs.bind_job(claimed.job, claimed.step.name)  # this step's lines carry its job's trace id
+            outcome = run_skill(claimed, conn)
+            log.info(
+                "step %s of %s: %s (attempt %d, %d ms)",
+                claimed.step.name,
+                claimed.job["event_type"],
+                outcome.status.value,
+                claimed.attempt,
+                outcome.duration_ms,
+            )
+            if outcome.status == S.FAILED:
+                failures.append(f"{claimed.step.name}: {outcome.error}")
+            elapsed = time.monotonic() - started
+            inline_ok = inline_runs < settings.inline_max_steps and elapsed < settings.inline_budget_s
+            with begin(conn):
+                now = utcnow()
+                adv = complete(
+                    conn,
+                    claimed,
+                    outcome,
+                    now,
+                    inline_queues=consumed_queues() if inline_ok else frozenset(),
+                    inline_budget_s=soft_limit - elapsed,
+                )
+                pubs = carry_out(conn, adv, now)  # a completed job's follow-ups, in its transaction
+            publish_steps(pubs)
+            claimed = adv.inline
+            inline_runs += 1
+    return failures
+
+
+def run_first(pubs: list[Publish]) -> list[str]:
+    """Publish all but one of `pubs` and run that one in this task (a step without a delay, on a
+    queue this worker consumes); all of them are published when none qualifies. Returns the steps
+    that failed for good here, as `execute` does."""
+    queues = consumed_queues()
+    here = next((p for p in pubs if p.queue in queues and not p.countdown_s), None)
+    publish_steps([p for p in pubs if p is not here])
+    return execute(here.step_run_id, here.lease_s) if here is not None else []

@@ -1,0 +1,286 @@
+"""Replacing the clicked message with its decision, and answering the clicker only: the work of
+the `edge` tasks `proactive.slack_replace` (`replace_clicked_message`) and `proactive.slack_respond`
+(`respond_ephemeral`) that a click queues (worker/slack/answers.py).
+
+Who replaces the approval message
+---------------------------------
+The approval's outbox row (worker/slack/delivery.py) is the one record of what its Slack message shows,
+and its delivery lease lets one sender at a time touch it. Two senders exist:
+
+1. the click's answer, `replace_clicked_message` (task `proactive.slack_replace`, queue `edge`,
+   carrying the approval id and the clicker's org, which scopes every statement it makes),
+   right after a winning click: unless the worker has already replaced the content, it writes the
+   decided content (`approvals.decided_content`, exactly what the resume writes) into the row, takes
+   the row's lease and sends it through the click's `response_url` (first 5 uses within 30 min,
+   counted in `approvals.response_url_uses` / `response_url_at`), else `chat.update` with the
+   stored channel + ts;
+2. the delivery (`delivery.deliver`), after the worker's own replacement (`approvals._apply` /
+   `undo` / expiry -> `replace_message`): `chat.update` with the stored channel + ts.
+
+They cannot fight: a sender that finds the lease taken leaves the row to its holder; when the click
+answer releases the lease it marks the row sent only if the revision it sent is still the newest,
+else it re-publishes the delivery, so the newest content always lands last. Both write the same
+decided content, so the message reads the same whichever comes first. Ephemeral answers (the loser
+of a race, not yours, expired, unknown) go only to the clicker: their own `response_url`, else
+`chat.postEphemeral` in the click's channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import Row, case, select, update
+
+from worker.config import get_settings
+from worker.db import transaction
+from worker.engine import approvals as approval_rules
+from worker.errors import ProactiveError
+from worker.models import approvals, utcnow
+from worker.slack.client import post_ephemeral, post_to_response_url, slack_client, update_message
+from worker.slack.delivery import LEASE_S, DeliveryStatus, outbox, publish_delivery
+
+log = logging.getLogger(__name__)
+
+RESPONSE_URL_MAX_USES = 5  # Slack accepts 5 posts to one response_url...
+RESPONSE_URL_TTL = timedelta(minutes=30)  # ...within 30 minutes of the click
+TRUSTED_RESPONSE_URL_HOST = "hooks.slack.com"  # where Slack's response_urls point (else the API host)
+CLICK_CLOCK_SKEW = timedelta(hours=1)  # a click time further from ours than this is not trusted
+
+
+def response_url_usable(uses: int, issued_at: datetime | None, now: datetime) -> bool:
+    """Whether a stored response_url may take one more post (5 uses within 30 min)."""
+    return issued_at is not None and uses < RESPONSE_URL_MAX_USES and now - issued_at < RESPONSE_URL_TTL
+
+
+def trusted_response_url(url: str) -> bool:
+    """Only Slack's hooks host (or the configured Slack API host: tests, proxies) gets our posts."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname == TRUSTED_RESPONSE_URL_HOST:
+        return True
+    api = urlsplit(get_settings().slack_api_url)
+    return bool(parts.netloc) and (parts.scheme, parts.netloc) == (api.scheme, api.netloc)
+
+
+@dataclass(frozen=True)
+class _Route:
+    """How the replacement reaches Slack: a response_url, or chat.update at (channel, ts)."""
+
+    url: str | None = None
+    channel: str | None = None
+    ts: str | None = None
+
+
+def _issued_at(clicked_at: float | None, now: datetime) -> datetime:
+    if clicked_at is not None:
+        try:
+            at = datetime.fromtimestamp(clicked_at, UTC)
+        except (OverflowError, OSError, ValueError):
+            return now
+        if abs(at - now) <= CLICK_CLOCK_SKEW:
+            return at
+    return now
+
+
+def _remember(approval_id: uuid.UUID, org_id: uuid.UUID, url: str, issued_at: datetime) -> None:
+    """Keep the click's response_url on the approval; a new URL starts a new count of uses."""
+    with transaction() as conn:
+        # not a state move (the response_url and its uses; the approval's status stays): written here,
+        # not in worker/engine/jobstore.py, as is the use taken in _route
+        conn.execute(
+            update(approvals)
+            .where(
+                approvals.c.id == approval_id,
+                approvals.c.org_id == org_id,
+                approvals.c.response_url.is_distinct_from(url),
+            )
+            .values(response_url=url, response_url_uses=0, response_url_at=issued_at)
+        )
+
+
+def _route(approval_id: uuid.UUID, org_id: uuid.UUID, row: Row | None, now: datetime) -> _Route:
+    """Take one use of the approval's stored response_url when it has uses left, else chat.update
+    at the stored channel + ts."""
+    with transaction() as conn:
+        a = conn.execute(select(approvals).where(approvals.c.id == approval_id, approvals.c.org_id == org_id)).one()
+        url = None
+        if a.response_url and response_url_usable(a.response_url_uses or 0, a.response_url_at, now):
+            won = conn.execute(  # not a state move: one use of the stored response_url
+                update(approvals)
+                .where(
+                    approvals.c.id == a.id,
+                    approvals.c.org_id == a.org_id,
+                    approvals.c.response_url == a.response_url,
+                    approvals.c.response_url_uses == (a.response_url_uses or 0),
+                )
+                .values(response_url_uses=approvals.c.response_url_uses + 1)
+                .returning(approvals.c.id)
+            ).first()
+            url = a.response_url if won is not None else None
+    channel = a.slack_channel or (row.channel if row is not None else None)
+    ts = a.slack_ts or (row.ts if row is not None else None)
+    return _Route(url=url, channel=channel, ts=ts)
+
+
+def _managed(row: Row | None) -> bool:
+    """An outbox row whose message is in Slack (so leasing it and marking it sent mean something)."""
+    return row is not None and row.ts is not None and row.status in (DeliveryStatus.SENT, DeliveryStatus.PENDING)
+
+
+def _take_message(
+    approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime
+) -> tuple[str, Row | None, dict[str, Any] | None]:
+    """Lock the approval's outbox row, write the decision into it unless the worker already did,
+    and take its lease. Only the outbox row is locked here (never the approval with it), so this
+    cannot deadlock with a resume, which locks the approval, then the row."""
+    with transaction() as conn:
+        row = conn.execute(
+            select(outbox)
+            .where(outbox.c.approval_id == approval_id, outbox.c.org_id == org_id, outbox.c.kind == "approval")
+            .order_by(outbox.c.created_at)
+            .limit(1)
+            .with_for_update()
+        ).first()
+        a = conn.execute(select(approvals).where(approvals.c.id == approval_id, approvals.c.org_id == org_id)).first()
+        if a is None:
+            return "gone", None, None
+        if row is not None and row.lease_expires_at is not None and row.lease_expires_at > now:
+            return "delivering", None, None  # the holder sends the newest content when it gets there
+        if a.resumed_at is not None and row is not None and row.status == DeliveryStatus.SENT:
+            return "delivered", None, None  # the worker's replacement is already what Slack shows
+        if a.resumed_at is None or row is None:  # ahead of the worker: write the decision ourselves
+            message = approval_rules.decided_content(conn, a)
+            if message is None:
+                return "pending", None, None
+            if row is not None:
+                row = conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id == row.id, outbox.c.org_id == row.org_id)
+                    .values(
+                        text=str(message.get("text") or ""),
+                        blocks=list(message.get("blocks") or []),
+                        revision=outbox.c.revision + 1,
+                        updated_at=now,
+                    )
+                    .returning(*outbox.c)
+                ).one()
+        else:
+            message = {"text": row.text, "blocks": row.blocks}
+        if _managed(row):
+            assert row is not None
+            row = conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row.id, outbox.c.org_id == row.org_id)
+                .values(lease_expires_at=now + timedelta(seconds=LEASE_S))
+                .returning(*outbox.c)
+            ).one()
+        return "taken", row, message
+
+
+def replace_clicked_message(
+    approval_id: uuid.UUID,
+    response_url: str | None,
+    clicked_at: float | None = None,
+    now: datetime | None = None,
+    *,
+    org_id: uuid.UUID,
+) -> str:
+    """Show the decision on the clicked message now (see the module docstring); returns the outcome:
+    response_url, chat.update, failed (left to the delivery), delivering (the delivery holds the
+    row), delivered (the worker's replacement is already shown), no_route, pending or gone (no such
+    approval in `org_id`, the clicker's org). Four short transactions, none open while Slack answers."""
+    now = now or utcnow()
+    if response_url and trusted_response_url(response_url):
+        _remember(approval_id, org_id, response_url, _issued_at(clicked_at, now))
+    state, row, message = _take_message(approval_id, org_id, now)
+    if state != "taken" or message is None:
+        log.info("approval %s: click answer left to the delivery (%s)", approval_id, state)
+        return state
+    route = _route(approval_id, org_id, row, now)
+    outcome = _send_replacement(route, message)
+    if _managed(row):
+        assert row is not None
+        _release(row, sent=outcome in ("response_url", "chat.update"))
+    log.info("approval %s: message replaced by the click answer (%s)", approval_id, outcome)
+    return outcome
+
+
+def org_of_approval(approval_id: uuid.UUID) -> uuid.UUID | None:
+    """The org of an approval found by its id alone: the entry lookup for a slack_replace message
+    published before messages carried the clicker's org (a deploy mid-click); None when it is gone."""
+    with transaction() as conn:
+        row = conn.execute(select(approvals.c.org_id).where(approvals.c.id == approval_id)).first()
+    return row.org_id if row is not None else None
+
+
+def _send_replacement(route: _Route, message: Mapping[str, Any]) -> str:
+    text, blocks_ = str(message.get("text") or ""), list(message.get("blocks") or [])
+    if route.url:
+        try:
+            post_to_response_url(route.url, {"replace_original": True, "text": text, "blocks": blocks_})
+            return "response_url"
+        except ProactiveError as err:
+            log.info("response_url refused the replacement (%s); trying chat.update", err)
+    token = get_settings().slack_bot_token
+    if not (route.channel and route.ts and token):
+        return "no_route"
+    try:
+        update_message(slack_client(token), route.channel, route.ts, text, blocks_)
+        return "chat.update"
+    except ProactiveError as err:
+        log.warning("chat.update of %s/%s failed (%s); the delivery retries it", route.channel, route.ts, err)
+        return "failed"
+
+
+def _release(row: Row, *, sent: bool) -> None:
+    """Give the row's lease back: sent when what we sent is still the newest content, else pending
+    again with its delivery published (newer content arrived, or our call failed)."""
+    now = utcnow()
+    mine = (
+        (outbox.c.id == row.id) & (outbox.c.org_id == row.org_id) & (outbox.c.lease_expires_at == row.lease_expires_at)
+    )
+    with transaction() as conn:
+        if sent:
+            done = conn.execute(
+                update(outbox)
+                .where(mine, outbox.c.revision == row.revision)
+                .values(status=DeliveryStatus.SENT, lease_expires_at=None, updated_at=now, error=None)
+                .returning(outbox.c.id)
+            ).first()
+            if done is not None:
+                return
+        conn.execute(
+            update(outbox)
+            .where(mine)
+            .values(
+                lease_expires_at=None,
+                updated_at=now,
+                status=case((outbox.c.ts.is_not(None), DeliveryStatus.PENDING), else_=outbox.c.status),
+            )
+        )
+        publish_delivery([row.id])  # after this transaction commits
+
+
+def respond_ephemeral(response_url: str | None, text: str, channel: str | None, slack_user_id: str | None) -> str:
+    """Show `text` to the clicker only: their response_url, else chat.postEphemeral; returns how."""
+    if response_url and trusted_response_url(response_url):
+        try:
+            post_to_response_url(response_url, {"response_type": "ephemeral", "replace_original": False, "text": text})
+            return "response_url"
+        except ProactiveError as err:
+            log.info("response_url refused an ephemeral answer (%s)", err)
+    elif response_url:
+        log.warning("not posting to an untrusted response_url host: %s", urlsplit(response_url).netloc)
+    token = get_settings().slack_bot_token
+    if channel and slack_user_id and token:
+        try:
+            post_ephemeral(slack_client(token), channel, slack_user_id, text)
+            return "chat.postEphemeral"
+        except ProactiveError as err:
+            log.warning("chat.postEphemeral to %s in %s failed: %s", slack_user_id, channel, err)
+    return "undelivered"
