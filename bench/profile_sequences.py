@@ -74,6 +74,37 @@ class Profiler:
         self.by_phase: dict[str, Counter[str]] = defaultdict(Counter)
         self.by_step: dict[str, Counter[str]] = defaultdict(Counter)
         self.cpu: Counter[str] = Counter()
+        self.by_skill: dict[str, Counter[str]] = defaultdict(Counter)  # the skill call alone
+        self.skill_sql: dict[str, Counter[str]] = defaultdict(Counter)  # its statements, by text
+        self.measuring = False
+        self.skill_profile: cProfile.Profile | None = None  # --cprofile-skills: the skill calls only
+
+    def wrap_skills(self) -> None:
+        """Count each skill call on its own (its statements and CPU, claim/complete left out)."""
+        import worker.engine.driver as driver_mod  # after use_env (settings read at import)
+
+        original = driver_mod.run_skill
+
+        def counted(claimed: Any, connection: Any = None) -> Any:
+            if not self.measuring:
+                return original(claimed, connection)
+            name = f"{claimed.job['event_type']}/{claimed.step.name}"
+            c0, cpu0, self.counters.trace = self.counters.snapshot(), time.process_time(), []
+            if self.skill_profile is not None:
+                self.skill_profile.enable()
+            try:
+                return original(claimed, connection)
+            finally:
+                if self.skill_profile is not None:
+                    self.skill_profile.disable()
+                cpu = time.process_time() - cpu0
+                self.by_skill[name].update(self.counters.snapshot() - c0)
+                self.by_skill[name]["calls"] += 1
+                self.by_skill[name]["cpu_us"] += int(cpu * 1e6)
+                self.skill_sql[name].update(t for t in self.counters.trace if t.startswith("  "))
+                self.counters.trace = None
+
+        driver_mod.run_skill = counted  # type: ignore[assignment]
 
     def account(self, key: str, step: str | None, c0: Counter[str], cpu0: float) -> None:
         """Add the counters and CPU since ``c0``/``cpu0`` to phase ``key`` (and step ``step``)."""
@@ -104,10 +135,12 @@ class Profiler:
                 kind, item = self.capture.queue.popleft()
                 name = self.step_name(item.step_run_id) if kind == "step" and measure else None
                 c0, cpu0 = self.counters.snapshot(), time.process_time()
+                self.measuring = measure
                 if kind == "step":
                     engine_mod.execute(item.step_run_id, item.lease_s)
                 else:
                     approvals.resume(item)
+                self.measuring = False
                 if measure:
                     self.account("run_step tasks" if kind == "step" else "resume tasks", name, c0, cpu0)
             pending = self.bench.db.admin.execute(
@@ -153,12 +186,57 @@ class Profiler:
         return jobs, steps, wall
 
 
+def print_cprofile(cp: cProfile.Profile, top: int) -> None:
+    """Own CPU time by package, then the ``top`` functions by own time."""
+    print(
+        "\ncProfile own CPU time by package: "
+        + ", ".join(f"{pkg} {share:.0%}" for pkg, share in by_package(pstats.Stats(cp)))
+    )
+    for sort in ("tottime", "cumulative"):
+        buf = io.StringIO()
+        pstats.Stats(cp, stream=buf).sort_stats(sort).print_stats(top)
+        text = buf.getvalue()
+        print(
+            "\n".join(
+                "  " + ln.replace(str(Path.cwd()) + "/", "")
+                for ln in text[text.find("ncalls") :].splitlines()
+                if ln.strip()
+            )
+        )
+
+
+def print_skills(prof: Profiler, events: int, sql: bool) -> None:
+    """The skill calls alone: statements, transactions and CPU per call and per event, by step."""
+    calls = sum(c["calls"] for c in prof.by_skill.values())
+    stmts = sum(c["statements"] for c in prof.by_skill.values())
+    cpu_ms = sum(c["cpu_us"] for c in prof.by_skill.values()) / 1000
+    n_types = len({k.split("/")[0] for k in prof.by_skill})
+    print(
+        f"\nSkills alone (the skill call inside run_step, claim/complete left out): {calls} calls, "
+        f"{stmts} statements, {cpu_ms:.0f} ms CPU over {events * n_types} events "
+        f"({stmts / max(calls, 1):.1f} statements and {cpu_ms / max(calls, 1):.2f} ms CPU per call)"
+    )
+    print(f"  {'event type/step':<48}{'calls':>6}{'stmts':>6}{'txns':>6}{'CPU ms':>8}  statements by verb")
+    for name, c in sorted(prof.by_skill.items(), key=lambda kv: -kv[1]["cpu_us"]):
+        k = c["calls"]
+        verbs = ", ".join(f"{v.split()[1]} {c[v] / k:.1f}" for v in sorted(c) if v.startswith("stmt "))
+        print(
+            f"  {name:<48}{k:>6}{c['statements'] / k:>6.1f}{c['transactions'] / k:>6.1f}"
+            f"{c['cpu_us'] / k / 1000:>8.2f}  {verbs}"
+        )
+        if sql:
+            for text, n in prof.skill_sql[name].most_common():
+                print(f"      {n / k:>4.1f}x {text.strip()[:140]}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Profile each event type on a fresh database; print per-event and per-step SQL work."""
     p = argparse.ArgumentParser(prog="python -m bench.profile_sequences", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--events", type=int, default=20, help="measured events per type (default 20)")
     p.add_argument("--types", default=",".join(DAY_MIX), help="event types, comma-separated (default all nine)")
     p.add_argument("--cprofile", action="store_true", help="also print CPU by package and the top functions")
+    p.add_argument("--cprofile-skills", action="store_true", help="print the skill calls' top functions by CPU")
+    p.add_argument("--sql", action="store_true", help="also print each skill's statements (per call, by text)")
     p.add_argument("--redis-db", type=int, default=None)
     args = p.parse_args(argv)
     args.keep = False
@@ -172,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
             counters, capture = Counters.on_engine(), Capture()
             capture.install()
             prof = Profiler(bench, counters, capture)
+            prof.wrap_skills()
+            if args.cprofile_skills:
+                prof.skill_profile = cProfile.Profile(time.process_time)
             cp = cProfile.Profile(time.process_time) if args.cprofile else None
             print(
                 f"{'event type':<22}{'jobs/ev':>8}{'steps/ev':>9}{'trips/ev':>9}{'txns/ev':>8}{'stmts/ev':>9}"
@@ -221,21 +302,12 @@ def main(argv: list[str] | None = None) -> None:
                     f"  {name:<48}{k:>6}{trips(c) / k:>11.1f}{c['transactions'] / k:>6.1f}"
                     f"{c['statements'] / k:>6.1f}{c['cpu_us'] / k / 1000:>8.2f}  {verbs}"
                 )
+            print_skills(prof, args.events, args.sql)
+            if prof.skill_profile is not None:
+                print("\nSkill calls only:")
+                print_cprofile(prof.skill_profile, 30)
             if cp:
-                print(
-                    "\ncProfile own CPU time by package: "
-                    + ", ".join(f"{pkg} {share:.0%}" for pkg, share in by_package(pstats.Stats(cp)))
-                )
-                buf = io.StringIO()
-                pstats.Stats(cp, stream=buf).sort_stats("tottime").print_stats(20)
-                text = buf.getvalue()
-                print(
-                    "\n".join(
-                        "  " + ln.replace(str(Path.cwd()) + "/", "")
-                        for ln in text[text.find("ncalls") :].splitlines()
-                        if ln.strip()
-                    )
-                )
+                print_cprofile(cp, 20)
         finally:
             bench.teardown()
 

@@ -1,6 +1,6 @@
 """Benchmark: the nine real sequences on PostgreSQL + Redis with a real prefork worker, in dry-run.
 
-``.venv/bin/python -m bench.sequences [--events 1000] [--quick] [--no-decide]``
+``.venv/bin/python -m bench.sequences [--events 1000] [--quick] [--no-decide] [--baseline-ref f989315]``
 
 One run: a fresh database ``proactive_bench_seq_<random>`` (migrated to head, dropped at the end),
 an empty Redis DB (flushed first and last), one ``celery -A worker.celery_app worker -P prefork -c 2
@@ -18,6 +18,11 @@ measured too; the run ends when every job of the measured orgs is final. ``--no-
 pauses alone and counts ``awaiting_approval`` as final. An uncounted warm-up (``--warmup``) runs
 first on its own orgs; worker RSS is read from /proc after it and again after the run.
 
+``--baseline-ref REF`` compares with the code of commit REF in the same invocation: the benchmark
+runs ``--rounds`` times from this tree and from a git worktree of REF (made once under /tmp, its own
+worker, client, database and migrations), alternating which goes first, and prints both and the
+ratios (events/s, worker CPU per event, worker RSS per process).
+
 ``python -m bench.profile_sequences`` counts the SQL work per event type in-process (no broker);
 ``--py-spy FILE`` samples the worker during the measured phase.
 """
@@ -25,6 +30,9 @@ first on its own orgs; worker RSS is read from /proc after it and again after th
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -562,12 +570,128 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="profiling: record the worker with py-spy during the measured phase (collapsed stacks)",
     )
     p.add_argument("--keep", action="store_true", help="profiling: keep the database (not dropped) for inspection")
+    p.add_argument(
+        "--baseline-ref",
+        default="",
+        metavar="REF",
+        help="also run the code of commit REF (a git worktree) in this invocation and print the ratios",
+    )
+    p.add_argument("--rounds", type=int, default=2, help="with --baseline-ref: runs of each system (default 2)")
     args = p.parse_args(argv)
     defaults = {"events": 200, "warmup": 20, "orgs": 5} if args.quick else {"events": 1000, "warmup": 50, "orgs": 20}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args
+
+
+# The lines of a run's report the comparison reads (the format of f989315 and of today).
+_PATTERNS = {
+    "events_s": r"Throughput: ([\d.]+) events/s",
+    "steps_s": r"events/s, [\d.]+ jobs/s, (\d+) steps/s",
+    "first_stop_s": r"to first stop only \(pauses counted as final\): ([\d.]+) events/s",
+    "worker_cpu_ms": r"CPU ms per event: worker ([\d.]+)",
+    "pg_cpu_ms": r"CPU ms per event: .*PostgreSQL ([\d.]+);",
+    "commits": r"PostgreSQL per event .*?: ([\d.]+) commits",
+    "load": r"load avg ([\d.]+) at start",
+}
+
+
+def parse_report(text: str) -> dict[str, Any]:
+    """The numbers the comparison needs from one run's printed report."""
+    out: dict[str, Any] = {}
+    for key, pattern in _PATTERNS.items():
+        m = re.search(pattern, text)
+        out[key] = float(m.group(1)) if m else None
+    m = re.search(r"Worker RSS: [\d.]+ MiB after warm-up \(([^)]*)\), [\d.]+ MiB after the run \(([^)]*)\)", text)
+    after = [float(v) for v in m.group(2).split(" + ")] if m else []
+    out["rss"] = " + ".join(f"{v:.0f}" for v in after) or "?"
+    out["rss_max"] = max(after) if after else None
+    out["rss_total"] = sum(after) if after else None
+    out["ok"] = "\nErrors: none" in text
+    return out
+
+
+def worktree(ref: str) -> Path:
+    """A git worktree of ``ref`` under /tmp (made once, reused; checked to be at ``ref``)."""
+    repo = Path(__file__).resolve().parents[1]
+    sha = subprocess.run(["git", "rev-parse", ref], cwd=repo, check=True, capture_output=True, text=True).stdout
+    path = Path(tempfile.gettempdir()) / f"proactive-bench-seq-{sha.strip()[:12]}"
+    if not (path / "bench" / "sequences.py").exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), sha.strip()], cwd=repo, check=True)
+    return path
+
+
+def child_argv(argv: list[str]) -> list[str]:
+    """``argv`` without the comparison's own options (what each run of the benchmark gets)."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--baseline-ref", "--rounds"):
+            skip = True
+        elif not a.startswith(("--baseline-ref=", "--rounds=")):
+            out.append(a)
+    return out
+
+
+def compare(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run the benchmark from this tree and from a worktree of ``--baseline-ref``, ``--rounds`` times
+    each in alternating order; print every run's summary, the medians and their ratios."""
+    here = Path(__file__).resolve().parents[1]
+    trees = {"today": here, f"base {args.baseline_ref}": worktree(args.baseline_ref)}
+    print(
+        f"Sequences benchmark, same-run comparison, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: "
+        f"{os.cpu_count()} cores (load avg {os.getloadavg()[0]:.2f} at start); {args.rounds} rounds, "
+        f"alternating order; each run: python -m bench.sequences {' '.join(child_argv(argv))}",
+        flush=True,
+    )
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in trees}
+    ok = True
+    for r in range(args.rounds):
+        order = list(trees) if r % 2 == 0 else list(reversed(trees))
+        for name in order:
+            tree = trees[name]
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            cmd = [sys.executable, "-m", "bench.sequences", *child_argv(argv)]
+            proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+            res = parse_report(proc.stdout)
+            res["ok"] = res["ok"] and proc.returncode == 0
+            ok = ok and res["ok"]
+            runs[name].append(res)
+            print(
+                f"  round {r + 1} {name:<14} {_fmt(res['events_s'], '.1f')} events/s, "
+                f"worker {_fmt(res['worker_cpu_ms'], '.1f')} CPU ms/event, PostgreSQL "
+                f"{_fmt(res['pg_cpu_ms'], '.1f')}, {_fmt(res['commits'], '.1f')} commits/event, RSS "
+                f"{res['rss']} MiB, load {_fmt(res['load'], '.2f')}"
+                + ("" if res["ok"] else f"  FAILED (exit {proc.returncode}): {proc.stderr[-600:]}{proc.stdout[-600:]}"),
+                flush=True,
+            )
+    keys = (
+        ("events_s", "events/s", True),
+        ("first_stop_s", "events/s to first stop", True),
+        ("steps_s", "steps/s", True),
+        ("worker_cpu_ms", "worker CPU ms/event", False),
+        ("pg_cpu_ms", "PostgreSQL CPU ms/event", False),
+        ("commits", "commits/event", False),
+        ("rss_max", "worker RSS MiB/process (max)", False),
+    )
+    base, today = list(trees)[1], "today"
+    print(f"\nMedians of {args.rounds} runs each:  {'':<30}{today:>10}{base:>18}   ratio today/base")
+    for key, label, _higher in keys:
+        a = [v[key] for v in runs[today] if v[key] is not None]
+        b = [v[key] for v in runs[base] if v[key] is not None]
+        if not a or not b:
+            continue
+        ma, mb = statistics.median(a), statistics.median(b)
+        print(f"  {label:<46}{ma:>10.1f}{mb:>18.1f}   {ma / mb:.2f}x")
+    print("" if ok else "\nSome runs failed (see above).")
+    return 0 if ok else 1
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "?" if value is None else format(value, spec)
 
 
 def run(args: argparse.Namespace, bench: Bench, say: Callable[[str], None]) -> tuple[list[str], bool]:
@@ -633,6 +757,8 @@ def run(args: argparse.Namespace, bench: Bench, say: Callable[[str], None]) -> t
 def main(argv: list[str] | None = None) -> int:
     """Set the environment, run the benchmark, print the report; 1 when a job failed."""
     args = parse_args(argv)
+    if args.baseline_ref:
+        return compare(args, list(sys.argv[1:] if argv is None else argv))
     backends = Backends(fresh_db_name("proactive_bench_seq"), pick_redis_db(args.redis_db))
     use_env(sequences_env(backends))  # before any worker module reads its settings
     started = time.monotonic()
