@@ -1,7 +1,8 @@
 """Slack's two endpoints: `POST /slack/interactive` (buttons, modals) and `POST /slack/events`.
 
-A slack-bolt `App` behind its Flask adapter routes each request to a listener; this module only
-verifies, parses, hands over to `worker/slack/` and answers:
+This module verifies, parses (once), hands over to `worker/slack/` and answers. A button click goes
+straight to its handler; everything else (modals, the `*_edit` clicks, events) is routed by a
+slack-bolt `App` behind its Flask adapter:
 
 1. verify: `v0=HMAC-SHA256(SLACK_SIGNING_SECRET, "v0:{timestamp}:{raw body}")` and a numeric
    timestamp within 300 s of now. Bolt checks the signature again, but it answers a non-numeric
@@ -10,7 +11,8 @@ verifies, parses, hands over to `worker/slack/` and answers:
 2. parse: the content type (form-encoded `payload=` for interactivity, JSON for events) and a JSON
    object with a `type`; a signed but malformed request is a 415 / 400, recorded.
 3. hand over: a click is `route.handle_click` (a decision is one conditional UPDATE; every Slack
-   call is queued on `edge`), a modal submission `modals.submit_edit`, an event
+   call is queued on `edge`) without bolt (whose dispatch parsed and checked the body a second
+   time), a modal submission `modals.submit_edit`, an event
    `dedupe.first_delivery` (retries of an event already seen are ignored). An `*_edit` click
    is acknowledged first and its modal opened right after (a bolt lazy listener): `views.open` needs
    the trigger id, which dies 3 s after the click, so it cannot wait in a queue.
@@ -44,7 +46,7 @@ from worker.config import get_settings
 from worker.slack.clicks import Click, Submission
 from worker.slack.dedupe import first_delivery
 from worker.slack.modals import open_editor, submit_edit
-from worker.slack.requests import FORM, JSON_BODY, body_problem
+from worker.slack.requests import FORM, JSON_BODY, parse_body
 from worker.slack.route import handle_click
 
 log = logging.getLogger(__name__)
@@ -103,11 +105,41 @@ def _authorize(enterprise_id: str | None, team_id: str | None, user_id: str | No
 
 
 def _click(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+    take_click(body, action)
+    ack()
+
+
+def take_click(body: dict[str, Any], action: dict[str, Any]) -> None:
+    """Hand one click over to worker/slack/route.py and log what it led to."""
     click = Click.from_payload(body, action)
     outcome = handle_click(click)
     # under the job's trace id once the approval was found (worker/logs.py join_trace), the request's as origin
     log.info("Slack click %s on %s: %s", str(action.get("action_id"))[:64], click.value[:64], outcome)
-    ack()
+
+
+def plain_click(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The clicked action of a `block_actions` payload that needs no bolt (no modal to open after
+    the ack), or None: a button click is handled here directly, everything else goes to bolt."""
+    if payload.get("type") != "block_actions":
+        return None
+    actions = payload.get("actions") or []
+    action_id = actions[0].get("action_id") if actions else None
+    if not isinstance(action_id, str) or EDIT_ACTIONS.match(action_id):
+        return None
+    return actions[0]
+
+
+def _answer_click(source: str, payload: dict[str, Any], action: dict[str, Any]) -> Response:
+    """A button click without bolt: handled, then acknowledged with an empty 200 (bolt's `ack()`)."""
+    try:
+        take_click(payload, action)
+    except (OperationalError, DBAPIError):
+        raise  # 503 (webhooks.errors)
+    except Exception:  # a signed payload with fields of types we cannot read
+        log.exception("could not handle a signed Slack click")
+        record_refusal(source, "signed Slack payload with fields of unexpected types", "InvalidPayload")
+        return error(400, "invalid_payload", "the Slack payload could not be read")
+    return Response(status=200)
 
 
 def _ack(ack: Ack) -> None:
@@ -213,11 +245,14 @@ def _handle(source: str, expected: str) -> Response:
     if problem is not None:
         record_refusal(source, problem, "InvalidSignature")
         return error(401, "invalid_signature", problem)
-    bad = body_problem(raw, request.mimetype, expected)
+    bad, payload = parse_body(raw, request.mimetype, expected)
     if bad is not None:
         status, reason = bad
         record_refusal(source, reason, "InvalidPayload")
         return error(status, "invalid_payload", reason)
+    action = plain_click(payload) if source == ACTION_SOURCE else None
+    if action is not None:
+        return _answer_click(source, payload, action)
     api_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
     app = bolt_app(settings.slack_signing_secret, settings.slack_bot_token, api_url)
     try:

@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 
 import blocks
 from tests.support.slack import click, sample, signature, slot_state, submission
-from webhooks.slack import FORM, JSON_BODY, body_problem, sign, signature_problem
+from webhooks.slack import sign, signature_problem
 from worker.errors import AlreadyDecided
 from worker.slack.action_registry import parse_action_id
 from worker.slack.answers import already_text
 from worker.slack.clicks import VERBS, ActionRef, Click, Submission
 from worker.slack.modals import EditorState, editable_draft
 from worker.slack.replace import response_url_usable, trusted_response_url
+from worker.slack.requests import FORM, JSON_BODY, body_problem
 
 NOW = 1_800_000_000.0
 SECRET = "shhh-secret"

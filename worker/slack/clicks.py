@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -115,7 +115,12 @@ class Click:
     channel_id: str | None = None
     clicked_at: float | None = None  # action_ts, epoch seconds
     selected_slot: str | None = None
-    raw: str = ""  # the payload, kept when the click is refused
+    payload: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def raw(self) -> str:
+        """The payload as JSON, kept when the click is refused (serialised only then)."""
+        return _raw(self.payload) if self.payload is not None else ""
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any], action: Mapping[str, Any]) -> Click:
@@ -136,7 +141,7 @@ class Click:
             or nonempty_text(_dig(payload, "container", "channel_id")),
             clicked_at=as_seconds(action.get("action_ts")),
             selected_slot=nonempty_text(slot),
-            raw=_raw(payload),
+            payload=payload,
         )
 
 
@@ -157,15 +162,15 @@ class Submission:
         """Build from a view_submission payload (the inputs of `blocks.edit_modal`)."""
         values = _dig(payload, "view", "state", "values")
 
-        def field(block: str) -> str | None:
+        def text_of(block: str) -> str | None:
             value = _dig(values, block, block, "value")
             return value if isinstance(value, str) else None
 
         return cls(
             callback_id=nonempty_text(_dig(payload, "view", "callback_id")) or "",
             private_metadata=nonempty_text(_dig(payload, "view", "private_metadata")) or "",
-            subject=field(SUBJECT_BLOCK),
-            body=field(BODY_BLOCK),
+            subject=text_of(SUBJECT_BLOCK),
+            body=text_of(BODY_BLOCK),
             team_id=_team(payload),
             slack_user_id=nonempty_text(_dig(payload, "user", "id")),
             raw=_raw(payload),

@@ -87,44 +87,20 @@ def _issued_at(clicked_at: float | None, now: datetime) -> datetime:
     return now
 
 
-def _remember(approval_id: uuid.UUID, org_id: uuid.UUID, url: str, issued_at: datetime) -> None:
-    """Keep the click's response_url on the approval; a new URL starts a new count of uses."""
-    with transaction() as conn:
-        # not a state move (the response_url and its uses; the approval's status stays): written here,
-        # not in worker/engine/jobstore.py, as is the use taken in _route
-        conn.execute(
-            update(approvals)
-            .where(
-                approvals.c.id == approval_id,
-                approvals.c.org_id == org_id,
-                approvals.c.response_url.is_distinct_from(url),
-            )
-            .values(response_url=url, response_url_uses=0, response_url_at=issued_at)
-        )
+# The outbox columns the click answer reads and fences with (its text and blocks only when it sends them).
+_HELD = (outbox.c.id, outbox.c.org_id, outbox.c.status, outbox.c.ts, outbox.c.channel)
+_HELD += (outbox.c.lease_expires_at, outbox.c.revision)
 
 
-def _route(approval_id: uuid.UUID, org_id: uuid.UUID, row: Row | None, now: datetime) -> _Route:
-    """Take one use of the approval's stored response_url when it has uses left, else chat.update
-    at the stored channel + ts."""
-    with transaction() as conn:
-        a = conn.execute(select(approvals).where(approvals.c.id == approval_id, approvals.c.org_id == org_id)).one()
-        url = None
-        if a.response_url and response_url_usable(a.response_url_uses or 0, a.response_url_at, now):
-            won = conn.execute(  # not a state move: one use of the stored response_url
-                update(approvals)
-                .where(
-                    approvals.c.id == a.id,
-                    approvals.c.org_id == a.org_id,
-                    approvals.c.response_url == a.response_url,
-                    approvals.c.response_url_uses == (a.response_url_uses or 0),
-                )
-                .values(response_url_uses=approvals.c.response_url_uses + 1)
-                .returning(approvals.c.id)
-            ).first()
-            url = a.response_url if won is not None else None
-    channel = a.slack_channel or (row.channel if row is not None else None)
-    ts = a.slack_ts or (row.ts if row is not None else None)
-    return _Route(url=url, channel=channel, ts=ts)
+@dataclass(frozen=True)
+class _Taken:
+    """What `_take_message` found: its outcome, and when "taken" the message to send, the outbox
+    row whose lease it holds (None: no managed row) and the approval as read under the row's lock."""
+
+    state: str
+    message: Mapping[str, Any] | None = None
+    row: Row | None = None
+    approval: Row | None = None
 
 
 def _managed(row: Row | None) -> bool:
@@ -132,15 +108,14 @@ def _managed(row: Row | None) -> bool:
     return row is not None and row.ts is not None and row.status in (DeliveryStatus.SENT, DeliveryStatus.PENDING)
 
 
-def _take_message(
-    approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime
-) -> tuple[str, Row | None, dict[str, Any] | None]:
+def _take_message(approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime) -> _Taken:
     """Lock the approval's outbox row, write the decision into it unless the worker already did,
-    and take its lease. Only the outbox row is locked here (never the approval with it), so this
-    cannot deadlock with a resume, which locks the approval, then the row."""
+    and take its lease, in one UPDATE. Only the outbox row is locked here (never the approval with
+    it), so this cannot deadlock with a resume, which locks the approval, then the row; the approval
+    is read after the lock, so a resume that held it is seen."""
     with transaction() as conn:
         row = conn.execute(
-            select(outbox)
+            select(*_HELD, outbox.c.text, outbox.c.blocks)
             .where(outbox.c.approval_id == approval_id, outbox.c.org_id == org_id, outbox.c.kind == "approval")
             .order_by(outbox.c.created_at)
             .limit(1)
@@ -148,38 +123,65 @@ def _take_message(
         ).first()
         a = conn.execute(select(approvals).where(approvals.c.id == approval_id, approvals.c.org_id == org_id)).first()
         if a is None:
-            return "gone", None, None
+            return _Taken("gone")
         if row is not None and row.lease_expires_at is not None and row.lease_expires_at > now:
-            return "delivering", None, None  # the holder sends the newest content when it gets there
+            return _Taken("delivering", approval=a)  # the holder sends the newest content when it gets there
         if a.resumed_at is not None and row is not None and row.status == DeliveryStatus.SENT:
-            return "delivered", None, None  # the worker's replacement is already what Slack shows
+            return _Taken("delivered", approval=a)  # the worker's replacement is already what Slack shows
+        values: dict[str, Any] = {}
         if a.resumed_at is None or row is None:  # ahead of the worker: write the decision ourselves
             message = approval_rules.decided_content(conn, a)
             if message is None:
-                return "pending", None, None
-            if row is not None:
-                row = conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id == row.id, outbox.c.org_id == row.org_id)
-                    .values(
-                        text=str(message.get("text") or ""),
-                        blocks=list(message.get("blocks") or []),
-                        revision=outbox.c.revision + 1,
-                        updated_at=now,
-                    )
-                    .returning(*outbox.c)
-                ).one()
+                return _Taken("pending", approval=a)
+            values = {
+                "text": str(message.get("text") or ""),
+                "blocks": list(message.get("blocks") or []),
+                "revision": outbox.c.revision + 1,
+                "updated_at": now,
+            }
         else:
             message = {"text": row.text, "blocks": row.blocks}
         if _managed(row):
-            assert row is not None
+            values["lease_expires_at"] = now + timedelta(seconds=LEASE_S)
+        if row is not None and values:
             row = conn.execute(
                 update(outbox)
                 .where(outbox.c.id == row.id, outbox.c.org_id == row.org_id)
-                .values(lease_expires_at=now + timedelta(seconds=LEASE_S))
-                .returning(*outbox.c)
+                .values(values)
+                .returning(*_HELD)
             ).one()
-        return "taken", row, message
+        return _Taken("taken", message, row, a)
+
+
+def _route(a: Row, url: str | None, issued_at: datetime, row: Row | None, now: datetime, *, send: bool) -> _Route:
+    """Keep the click's response_url on the approval (a new URL starts a new count of uses) and,
+    when `send`, take one use of the stored URL if it has uses left, else route to chat.update at
+    the stored channel + ts. One conditional UPDATE on what `a` read (a concurrent writer wins)."""
+    new_url = url is not None and url != a.response_url
+    stored = url if new_url else a.response_url
+    uses = 0 if new_url else a.response_url_uses or 0
+    at = issued_at if new_url else a.response_url_at
+    take = send and stored is not None and response_url_usable(uses, at, now)
+    channel = a.slack_channel or (row.channel if row is not None else None)
+    ts = a.slack_ts or (row.ts if row is not None else None)
+    if not (new_url or take):
+        return _Route(channel=channel, ts=ts)
+    values: dict[str, Any] = {"response_url_uses": uses + (1 if take else 0)}
+    if new_url:
+        values |= {"response_url": url, "response_url_at": issued_at}
+    with transaction() as conn:  # not a state move (the response_url and its uses): written here
+        won = conn.execute(
+            update(approvals)
+            .where(
+                approvals.c.id == a.id,
+                approvals.c.org_id == a.org_id,
+                approvals.c.response_url.is_not_distinct_from(a.response_url),
+                approvals.c.response_url_uses.is_not_distinct_from(a.response_url_uses),
+            )
+            .values(values)
+            .returning(approvals.c.id)
+        ).first()
+    return _Route(url=stored if take and won is not None else None, channel=channel, ts=ts)
 
 
 def replace_clicked_message(
@@ -193,19 +195,22 @@ def replace_clicked_message(
     """Show the decision on the clicked message now (see the module docstring); returns the outcome:
     response_url, chat.update, failed (left to the delivery), delivering (the delivery holds the
     row), delivered (the worker's replacement is already shown), no_route, pending or gone (no such
-    approval in `org_id`, the clicker's org). Four short transactions, none open while Slack answers."""
+    approval in `org_id`, the clicker's org). Three short transactions, none open while Slack
+    answers: take the row (its lease), take a use of the response_url, give the lease back."""
     now = now or utcnow()
-    if response_url and trusted_response_url(response_url):
-        _remember(approval_id, org_id, response_url, _issued_at(clicked_at, now))
-    state, row, message = _take_message(approval_id, org_id, now)
-    if state != "taken" or message is None:
-        log.info("approval %s: click answer left to the delivery (%s)", approval_id, state)
-        return state
-    route = _route(approval_id, org_id, row, now)
-    outcome = _send_replacement(route, message)
-    if _managed(row):
-        assert row is not None
-        _release(row, sent=outcome in ("response_url", "chat.update"))
+    url = response_url if response_url and trusted_response_url(response_url) else None
+    taken = _take_message(approval_id, org_id, now)
+    sending = taken.state == "taken" and taken.message is not None
+    route = None
+    if taken.approval is not None:
+        route = _route(taken.approval, url, _issued_at(clicked_at, now), taken.row, now, send=sending)
+    if not sending or route is None or taken.message is None:
+        log.info("approval %s: click answer left to the delivery (%s)", approval_id, taken.state)
+        return taken.state
+    outcome = _send_replacement(route, taken.message)
+    if _managed(taken.row):
+        assert taken.row is not None
+        _release(taken.row, sent=outcome in ("response_url", "chat.update"))
     log.info("approval %s: message replaced by the click answer (%s)", approval_id, outcome)
     return outcome
 
