@@ -51,7 +51,7 @@ from enum import StrEnum
 from typing import Any
 
 from slack_sdk import WebClient
-from sqlalchemy import Connection, Row, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Row, and_, case, func, literal, or_, select, update
 
 from worker import logs
 from worker.config import get_settings
@@ -303,14 +303,25 @@ def replace_message(
 
     Console rows change in place. A message already posted to Slack becomes `pending` again so the
     delivery edits it with chat.update (stored channel + ts); one not posted yet is posted with the
-    new content (published once the caller's transaction commits). Returns those outbox ids.
+    new content (published once the caller's transaction commits). Returns those outbox ids. A row
+    that holds this content already (the click's answer, worker/slack/replace.py, wrote the same
+    decision first) is left alone: its message is, or is being, replaced by it.
     """
+    text, blocks_ = str(message.get("text") or "")[:40_000], list(message.get("blocks") or [])
     rows = conn.execute(
         update(outbox)
-        .where(outbox.c.org_id == org_id, outbox.c.approval_id == approval_id, outbox.c.kind == "approval")
+        .where(
+            outbox.c.org_id == org_id,
+            outbox.c.approval_id == approval_id,
+            outbox.c.kind == "approval",
+            or_(
+                outbox.c.text.is_distinct_from(text),
+                outbox.c.blocks.is_distinct_from(literal(blocks_, outbox.c.blocks.type)),
+            ),
+        )
         .values(
-            text=str(message.get("text") or "")[:40_000],
-            blocks=list(message.get("blocks") or []),
+            text=text,
+            blocks=blocks_,
             revision=outbox.c.revision + 1,
             updated_at=now or utcnow(),
             status=case(
