@@ -15,7 +15,11 @@ with rabbitmqctl, deleted at the end):
 5. latency: one 5-step linear job at a time on an idle worker; before ``fire_event()`` -> the
    job's ``finished_at``;
 6. ``proactive linear on RabbitMQ`` and ``celery chain+SQL (b) on RabbitMQ``: 1. and 4. with
-   PostgreSQL + RabbitMQ (``amqp://``) instead of Redis as the broker, both apps' settings unchanged.
+   PostgreSQL + RabbitMQ (``amqp://``) instead of Redis as the broker, both apps' settings unchanged;
+7. decision: one no-op -> approval -> no-op job (bench.noop_dags.DECISION) at a time on an idle
+   worker, paused on its approval; ``approvals.decide()`` called here as a rep's click would, then
+   from decide() returning (its transaction committed, its message published) -> the next step's
+   ``started_at`` and ``finished_at``, with the decision's own time and where the rest went.
 
 Throughput = steps / (last completion - first fire), where the last completion is the largest
 ``finished_at`` (Proactive) or the time the last chain's final task pushed to Redis (baselines,
@@ -27,7 +31,8 @@ Rounds alternate the order of the systems; the summary reports the best round of
 Run from the repo root: ``.venv/bin/python -m bench.engine [--jobs 400] [--rounds 2] [--quick]``
 (``--systems linear,b`` runs a subset; ``--systems linear,b,mq-linear,mq-b --write`` puts the
 Redis/RabbitMQ comparison into BENCHMARKS.md; ``--whatif no_events,no_ping`` adds profiling rows, see
-bench/whatif.py; ``python -m bench.profile_engine`` counts statements and round trips per step).
+bench/whatif.py; ``--systems decision`` runs only the decision row; ``python -m bench.profile_engine``
+counts statements and round trips per step and per decision).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from bench.harness import (
     bench_env,
     cpu_delta,
     cpu_seconds,
+    epoch,
     fresh_db_name,
     machine_line,
     percentile,
@@ -84,8 +90,12 @@ LATENCY_GAP_S = 0.03
 TARGET_STEPS_PER_S = 450.0
 TARGET_RATIO_B = 0.85
 TARGET_P50_MS = 25.0
+# Decision -> next step started (issue 17 target 3), milliseconds.
+TARGET_DECISION_P50_MS = 5.0
+TARGET_DECISION_P99_MS = 10.0
 
 LINEAR, FANOUT = "proactive linear", "proactive fan-out"
+DECISION = "decision"
 CHAIN, CHAIN_SQL = "celery chain (a)", "celery chain+SQL (b)"
 ON_RABBITMQ = " on RabbitMQ"  # a system whose name ends so runs with RabbitMQ as its broker
 LINEAR_MQ, CHAIN_SQL_MQ = LINEAR + ON_RABBITMQ, CHAIN_SQL + ON_RABBITMQ
@@ -126,6 +136,18 @@ class Latency:
     fire_call_ms: list[float] = field(default_factory=list)
 
 
+@dataclass
+class Decisions:
+    """Idle decision samples (milliseconds): decide() itself, then from decide() returning to the
+    approval's ``resumed_at`` (the resume applied it), to the next step's ``started_at`` and to its
+    ``finished_at``."""
+
+    decide_ms: list[float] = field(default_factory=list)
+    resumed_ms: list[float] = field(default_factory=list)
+    started_ms: list[float] = field(default_factory=list)
+    finished_ms: list[float] = field(default_factory=list)
+
+
 class Bench:
     """Owns the database, the Redis DB, the workers and the measurements of one benchmark run."""
 
@@ -160,7 +182,12 @@ class Bench:
 
         assert registry.get(noop_dags.LINEAR_EVENT) is noop_dags.LINEAR
         assert registry.get(noop_dags.FANOUT_EVENT) is noop_dags.FANOUT
-        self.events = {LINEAR: noop_dags.LINEAR_EVENT, FANOUT: noop_dags.FANOUT_EVENT}
+        assert registry.get(noop_dags.DECISION_EVENT) is noop_dags.DECISION
+        self.events = {
+            LINEAR: noop_dags.LINEAR_EVENT,
+            FANOUT: noop_dags.FANOUT_EVENT,
+            DECISION: noop_dags.DECISION_EVENT,
+        }
 
     def teardown(self) -> None:
         """Close connections, drop the database, flush the Redis DB, delete the vhost (errors are
@@ -364,6 +391,63 @@ class Bench:
                     out.fire_call_ms.append((t1 - t0) * 1000)
                 time.sleep(LATENCY_GAP_S)
 
+    def wait_paused(self, job_id: uuid.UUID, worker: WorkerProcess) -> uuid.UUID:
+        """Wait until the job is awaiting_approval with a pending approval; that approval's id."""
+        until = time.monotonic() + 30
+        while True:
+            row = self.db.admin.execute(
+                "SELECT a.id, j.status FROM sequence_jobs j LEFT JOIN approvals a ON a.job_id = j.id"
+                " AND a.status = 'pending' WHERE j.id = %s",
+                (job_id,),
+            ).fetchone()
+            if row is not None and row[0] is not None and row[1] == "awaiting_approval":
+                return row[0]
+            if row is not None and row[1] in FINAL_BAD:
+                raise RuntimeError(f"decision job {job_id} ended {row[1]} before its approval")
+            if time.monotonic() > until:
+                worker.check_alive()
+                raise RuntimeError(f"decision job {job_id} did not pause: {row}")
+            time.sleep(LATENCY_POLL_S)
+
+    def decisions(self, rnd: int, out: Decisions) -> None:
+        """Idle decision -> next step: one job at a time on a fresh, warmed-up worker, paused on its
+        approval; decide() here (as a rep's click would), then wait for the step after it."""
+        from worker.engine.approvals import decide  # after use_env (settings read at import)
+
+        event, tag = self.events[DECISION], uuid.uuid4().hex[:8]
+        org, user = self.make_org()
+        self.use_broker(self.broker_url)
+        with self.worker("worker.celery_app", "steps,slow,edge", f"proactive-decision-r{rnd}") as w:
+            for i in range(self.args.warmup + self.args.decisions):
+                job_id = self.fire_one(event, org, user, tag, i).job_id
+                approval_id = self.wait_paused(job_id, w)
+                time.sleep(LATENCY_GAP_S)  # the worker is idle again (the paused step's task ended)
+                t0 = time.time()
+                decide(approval_id, "approve", user_id=user, org_id=org, actor="bench")
+                t1 = time.time()
+                until = time.monotonic() + 30
+                while True:
+                    row = self.db.admin.execute(
+                        "SELECT s.status, s.started_at, s.finished_at, a.resumed_at FROM approvals a"
+                        " LEFT JOIN step_runs s ON s.job_id = a.job_id AND s.step = 'after'"
+                        " WHERE a.id = %s",
+                        (approval_id,),
+                    ).fetchone()
+                    if row[2] is not None:
+                        break
+                    if time.monotonic() > until:
+                        w.check_alive()
+                        raise RuntimeError(f"the step after approval {approval_id} did not finish: {row}")
+                    time.sleep(LATENCY_POLL_S)
+                if row[0] != "succeeded":
+                    raise RuntimeError(f"the step after approval {approval_id} ended {row[0]}")
+                if i >= self.args.warmup:
+                    out.decide_ms.append((t1 - t0) * 1000)
+                    out.resumed_ms.append((epoch(row[3]) - t1) * 1000)
+                    out.started_ms.append((epoch(row[1]) - t1) * 1000)
+                    out.finished_ms.append((epoch(row[2]) - t1) * 1000)
+                time.sleep(LATENCY_GAP_S)
+
     # ------------------------------------------------------------------ baselines
 
     def pg_conn(self) -> Any:
@@ -490,19 +574,47 @@ def table(runs: list[Run], with_round: bool) -> list[str]:
     return lines
 
 
-def report(args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[str]) -> str:
-    """The printed result: per-round table, best-of-rounds summary, ratios, latency, targets."""
+def decision_lines(dec: Decisions) -> list[str]:
+    """The decision row: percentiles of each interval, pooled over the rounds."""
+
+    def pcts(values: list[float]) -> str:
+        return "  ".join(f"{percentile(values, p):7.2f}" for p in (50, 95, 99)) + f"  {max(values):7.2f}"
+
+    gaps = [s - r for s, r in zip(dec.started_ms, dec.resumed_ms, strict=True)]
+    runs = [f - s for f, s in zip(dec.finished_ms, dec.started_ms, strict=True)]
+    rows = (
+        ("decide() call itself", dec.decide_ms),
+        ("decide() returned -> resume applied", dec.resumed_ms),
+        ("resume applied -> next step started", gaps),
+        ("next step started -> finished", runs),
+        ("decide() returned -> next step started", dec.started_ms),
+        ("decide() returned -> next step finished", dec.finished_ms),
+    )
+    return [
+        "",
+        f"Decision, idle no-op -> approval -> no-op job, decide() here -> the step after it (n={len(dec.started_ms)}, "
+        "all rounds pooled; ms; resume applied = approvals.resumed_at, started/finished = step_runs):",
+        f"  {'interval':<42}{'p50':>7}  {'p95':>7}  {'p99':>7}  {'max':>7}",
+        *(f"  {name:<42}{pcts(values)}" for name, values in rows),
+    ]
+
+
+def report(
+    args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[str], dec: Decisions | None = None
+) -> str:
+    """The printed result: per-round table, best-of-rounds summary, ratios, latency, decisions, targets."""
     measured = list(dict.fromkeys(r.system for r in runs))
     best = {s: max((r for r in runs if r.system == s), key=lambda r: r.steps_per_s) for s in measured}
-    lines = [
-        *head,
-        "",
-        "Per round:",
-        *table(runs, with_round=True),
-        "",
-        f"Summary (best of {args.rounds} round(s) per system):",
-        *table(list(best.values()), with_round=False),
-    ]
+    lines = [*head]
+    if runs:
+        lines += [
+            "",
+            "Per round:",
+            *table(runs, with_round=True),
+            "",
+            f"Summary (best of {args.rounds} round(s) per system):",
+            *table(list(best.values()), with_round=False),
+        ]
     pairs = [
         (LINEAR, CHAIN, "linear/(a)"),
         (LINEAR, CHAIN_SQL, "linear/(b)"),
@@ -557,6 +669,15 @@ def report(args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[s
             f"  idle 5-step p50 <= {TARGET_P50_MS:.0f} ms                     {p50:>7.1f} ms  "
             f"{mark(p50 <= TARGET_P50_MS)}"
         )
+    if dec is not None and dec.started_ms:
+        lines += decision_lines(dec)
+        p50, p99 = percentile(dec.started_ms, 50), percentile(dec.started_ms, 99)
+        targets += [
+            f"  decision -> next step started p50 <= {TARGET_DECISION_P50_MS:.0f} ms   {p50:>7.2f} ms  "
+            f"{mark(p50 <= TARGET_DECISION_P50_MS)}",
+            f"  decision -> next step started p99 <= {TARGET_DECISION_P99_MS:.0f} ms  {p99:>7.2f} ms  "
+            f"{mark(p99 <= TARGET_DECISION_P99_MS)}",
+        ]
     lines += ["", "Targets:", *targets]
     return "\n".join(lines)
 
@@ -569,6 +690,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=None, help="rounds, order alternating (default 2)")
     p.add_argument("--latency", type=int, default=None, help="latency samples per round (default 50)")
     p.add_argument("--warmup", type=int, default=None, help="uncounted warm-up jobs per worker (default 8)")
+    p.add_argument("--decisions", type=int, default=None, help="decision samples per round (default 100; --quick 100)")
     p.add_argument("--fire-threads", type=int, default=3, help="threads firing/publishing (default 3)")
     p.add_argument("--concurrency", type=int, default=2, help="prefork processes per worker (default 2)")
     p.add_argument(
@@ -577,8 +699,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="100 jobs, 1 round, 20 latency samples")
     p.add_argument(
         "--systems",
-        default="linear,fanout,a,b,mq-linear,mq-b,latency",
-        help="what to run, comma-separated subset of linear,fanout,a,b,mq-linear,mq-b,latency "
+        default="linear,fanout,a,b,mq-linear,mq-b,latency,decision",
+        help="what to run, comma-separated subset of linear,fanout,a,b,mq-linear,mq-b,latency,decision "
         "(mq-: on RabbitMQ instead of Redis; default: all)",
     )
     p.add_argument(
@@ -593,8 +715,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "bench.whatif switches (no_events, no_ping) in its worker, as extra rows",
     )
     args = p.parse_args(argv)
-    quick = {"jobs": 100, "rounds": 1, "latency": 20, "warmup": 6}
-    full = {"jobs": 400, "rounds": 2, "latency": 50, "warmup": 8}
+    quick = {"jobs": 100, "rounds": 1, "latency": 20, "warmup": 6, "decisions": 100}
+    full = {"jobs": 400, "rounds": 2, "latency": 50, "warmup": 8, "decisions": 100}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -606,6 +728,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "mq-linear": LINEAR_MQ,
         "mq-b": CHAIN_SQL_MQ,
         "latency": "latency",
+        "decision": DECISION,
     }
     chosen = [n.strip() for n in args.systems.split(",") if n.strip()]
     if unknown := [n for n in chosen if n not in names]:
@@ -625,7 +748,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         bench = Bench(args, backends, Path(tmp))
         runs: list[Run] = []
-        lat = Latency()
+        lat, dec = Latency(), Decisions()
         head: list[str] = []
         progress: list[str] = []  # the per-system lines printed while it runs (kept for --write)
 
@@ -652,9 +775,13 @@ def main(argv: list[str] | None = None) -> None:
                 if "latency" in args.selected:
                     bench.latency(rnd, lat)
                     note(f"  round {rnd}: latency p50 so far {percentile(lat.end_to_end_ms, 50):.1f} ms")
+                if DECISION in args.selected:
+                    bench.decisions(rnd, dec)
+                    p50 = percentile(dec.started_ms, 50)
+                    note(f"  round {rnd}: decision -> next step started p50 so far {p50:.2f} ms")
         finally:
             bench.teardown()
-    result = report(args, runs, lat, [])
+    result = report(args, runs, lat, [], dec)
     footer = (
         f"\n(total wall time {time.monotonic() - started:.0f} s; throughput = steps / (last completion - "
         f"first fire); CPU ms/step over that window: worker = the worker's processes, client = this "

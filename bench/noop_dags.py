@@ -15,13 +15,15 @@ from pydantic import ConfigDict
 
 import bench.ready  # noqa: F401 - worker_ready hook (ready file)
 from worker.engine.context import StepContext
-from worker.engine.dag import Sequence, Step
+from worker.engine.dag import ApprovalSpec, Sequence, Step
 from worker.engine.payloads import Payload
 from worker.engine.registry import register
 
 # Event types the benchmark DAGs run for (org-level or not, both get a user id).
 LINEAR_EVENT = "campaign_daily_check"
 FANOUT_EVENT = "proposal_generation"
+DECISION_EVENT = "deal_risk_scan"
+DECISION_KIND = "bench_review"  # no Block Kit builder of its own: the generic approval message
 
 
 class BenchPayload(Payload):
@@ -33,6 +35,11 @@ class BenchPayload(Payload):
 def noop(ctx: StepContext, inputs: Mapping[str, Any]) -> None:
     """Do nothing: the step costs only what the engine spends on it."""
     return None
+
+
+def preview(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The approval step's preview (its job's user decides)."""
+    return {"title": "bench approval"}
 
 
 LINEAR = register(
@@ -62,6 +69,20 @@ FANOUT = register(
             Step("c", noop, deps=("a",)),
             Step("d", noop, deps=("a",)),
             Step("e", noop, deps=("b", "c", "d")),
+        ),
+    ),
+    replace=True,
+)
+
+DECISION = register(
+    Sequence(
+        DECISION_EVENT,
+        payload_model=BenchPayload,
+        description="bench: no-op -> approval -> no-op",
+        steps=(
+            Step("before", noop),
+            Step("review", preview, deps=("before",), approval=ApprovalSpec(DECISION_KIND)),
+            Step("after", noop, deps=("review",)),
         ),
     ),
     replace=True,

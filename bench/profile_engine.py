@@ -9,6 +9,10 @@ BEGIN as its own command, so round trips = pings + BEGINs + statements + COMMITs
 ``--cprofile`` adds the top functions of the step path by CPU time (execute() only, fire_event
 excluded); ``--trace`` prints every round trip of one job in order.
 
+The decision case pauses no-op -> approval -> no-op jobs (bench.noop_dags.DECISION) on their
+approval, then counts ``approvals.decide()`` (as a rep's click) and the ``proactive.resume_approval``
+task body it asks for (the resume and the step after it), per decision.
+
 Run from the repo root: ``.venv/bin/python -m bench.profile_engine [--jobs 200] [--cprofile]``
 """
 
@@ -27,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.engine import FANOUT, LINEAR, STEPS_PER_JOB, Bench, engine_env
+from bench.engine import DECISION, FANOUT, LINEAR, STEPS_PER_JOB, Bench, engine_env
 from bench.harness import Backends, fresh_db_name, pick_redis_db, use_env
 
 
@@ -112,6 +116,7 @@ class Capture:
 
     def __init__(self) -> None:
         self.queue: deque[Any] = deque()
+        self.resumes: deque[uuid.UUID] = deque()
         self.sent = 0
 
     def __call__(self, items: Any) -> int:
@@ -120,13 +125,22 @@ class Capture:
         self.queue.extend(items)
         return len(items)
 
+    def resume(self, approval_id: uuid.UUID) -> bool:
+        """``publish_resume`` replacement: keeps the approval id."""
+        self.resumes.append(approval_id)
+        return True
+
     def install(self) -> None:
-        """Swap ``publish_steps`` where the engine and fire_event look it up."""
-        import worker.engine.driver as engine_mod  # after use_env: worker modules read the settings at import
+        """Swap ``publish_steps`` where the engine, the resume and fire_event look it up, and
+        ``publish_resume`` where decide() does."""
+        import worker.engine.approvals as approvals_mod  # after use_env: worker modules read the settings at import
+        import worker.engine.driver as engine_mod
         import worker.engine.events as events_mod
 
         engine_mod.publish_steps = self  # type: ignore[assignment]
         events_mod.publish_steps = self  # type: ignore[assignment]
+        approvals_mod.publish_steps = self  # type: ignore[assignment]
+        approvals_mod.publish_resume = self.resume  # type: ignore[assignment]
 
 
 def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
@@ -206,23 +220,7 @@ def profile(
     )
     lines.append("per step: " + ", ".join(f"{k} {v:.2f}" for k, v in per(c2 - c1, steps).items()))
     if prof:
-        lines.append(
-            "cProfile own CPU time by package: "
-            + ", ".join(f"{pkg} {share:.0%}" for pkg, share in by_package(pstats.Stats(prof)))
-        )
-        for title, sort, restrict in (
-            ("by own CPU time", "tottime", 15),
-            ("engine functions by cumulative CPU time", "cumulative", r"worker/(engine/\w+|db)\.py"),
-        ):
-            buf = io.StringIO()
-            pstats.Stats(prof, stream=buf).sort_stats(sort).print_stats(restrict)
-            text = buf.getvalue()
-            lines.append(f"cProfile (CPU timer, profiler overhead included) of the step path, {title}:")
-            lines.extend(
-                "  " + ln.replace(str(Path.cwd()) + "/", "")
-                for ln in text[text.find("ncalls") :].splitlines()[:26]
-                if ln.strip()
-            )
+        lines.extend(cprofile_lines(prof, "the step path"))
     trace: list[str] = []
     counters.trace = trace
     bench.fire_one(event_type, org, user, "t" + tag, 0)
@@ -238,14 +236,127 @@ def profile(
     return "\n".join(lines)
 
 
+def cprofile_lines(prof: cProfile.Profile, what: str) -> list[str]:
+    """Own CPU time by package, then the top functions by own and by cumulative CPU time."""
+    lines = [
+        "cProfile own CPU time by package: "
+        + ", ".join(f"{pkg} {share:.0%}" for pkg, share in by_package(pstats.Stats(prof)))
+    ]
+    for title, sort, restrict in (
+        ("by own CPU time", "tottime", 15),
+        ("engine functions by cumulative CPU time", "cumulative", r"worker/(engine/\w+|db)\.py"),
+    ):
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats(sort).print_stats(restrict)
+        text = buf.getvalue()
+        lines.append(f"cProfile (CPU timer, profiler overhead included) of {what}, {title}:")
+        lines.extend(
+            "  " + ln.replace(str(Path.cwd()) + "/", "")
+            for ln in text[text.find("ncalls") :].splitlines()[:26]
+            if ln.strip()
+        )
+    return lines
+
+
+class DecisionProfile:
+    """Counts decide() and the resume task it asks for, per decision (jobs paused one by one)."""
+
+    def __init__(self, bench: Bench, counters: Counters, capture: Capture) -> None:
+        self.bench, self.counters, self.capture = bench, counters, capture
+        self.org, self.user = bench.make_org()
+
+    def run_steps(self) -> None:
+        """Run every captured run_step message here, as a solo worker would."""
+        import worker.engine.driver as engine_mod  # after use_env (settings read at import)
+
+        while self.capture.queue:
+            item = self.capture.queue.popleft()
+            engine_mod.execute(item.step_run_id, item.lease_s)
+
+    def paused(self, tag: str, i: int) -> uuid.UUID:
+        """Fire one DECISION job, run it to its approval; the pending approval's id (read uncounted)."""
+        job_id = self.bench.fire_one(self.bench.events[DECISION], self.org, self.user, tag, i).job_id
+        self.run_steps()
+        return self.bench.db.admin.execute(
+            "SELECT id FROM approvals WHERE job_id = %s AND status = 'pending'", (job_id,)
+        ).fetchone()[0]
+
+    def decide(self, approval_id: uuid.UUID) -> None:
+        """What a rep's click does: the decision (publishing the resume, captured)."""
+        from worker.engine import approvals  # after use_env (settings read at import)
+
+        approvals.decide(approval_id, "approve", user_id=self.user, org_id=self.org, actor="bench")
+
+    def resume(self) -> None:
+        """The resume_approval task body for each captured resume, then any step messages left."""
+        from worker.engine import tasks  # after use_env (settings read at import)
+
+        while self.capture.resumes:
+            tasks.resume_approval.run(str(self.capture.resumes.popleft()))
+        self.run_steps()
+
+    def profile(self, jobs: int, use_cprofile: bool, show_trace: bool) -> str:
+        """Pause ``jobs`` jobs, then decide and resume each; statements, round trips and CPU per decision."""
+        tag = uuid.uuid4().hex[:8]
+        for i in range(5):  # warm caches (statement compilation, psycopg prepared statements)
+            self.decide(self.paused("w" + tag, i))
+            self.resume()
+        ids = [self.paused(tag, i) for i in range(jobs)]
+        totals: dict[str, tuple[Counter[str], float, float]] = {}
+        prof = cProfile.Profile(time.process_time) if use_cprofile else None
+        for approval_id in ids:
+            for part, call in (("decide()", lambda a=approval_id: self.decide(a)), ("resume task", self.resume)):
+                c0, t0, cpu0 = self.counters.snapshot(), time.perf_counter(), time.process_time()
+                if prof:
+                    prof.enable()
+                call()
+                if prof:
+                    prof.disable()
+                c, wall, cpu = totals.get(part, (Counter(), 0.0, 0.0))
+                totals[part] = (
+                    c + (self.counters.snapshot() - c0),
+                    wall + time.perf_counter() - t0,
+                    cpu + time.process_time() - cpu0,
+                )
+        done = self.bench.db.admin.execute(
+            "SELECT count(*) FROM step_runs WHERE org_id = %s AND step = 'after' AND status = 'succeeded'",
+            (self.org,),
+        ).fetchone()[0]
+        assert done == jobs + 5, f"{done} steps after an approval succeeded"
+        lines = [f"== decision: {jobs} approvals decided (no-op -> approval -> no-op), in-process"]
+        for part, (c, wall, cpu) in totals.items():
+            lines.append(
+                f"{part}: {wall / jobs * 1000:.2f} ms wall, {cpu / jobs * 1000:.2f} ms CPU per decision; "
+                + ", ".join(f"{k} {v:.1f}" for k, v in per(c, jobs).items())
+            )
+        if prof:
+            lines.extend(cprofile_lines(prof, "decide() + the resume task"))
+        if show_trace:
+            approval_id = self.paused("t" + tag, 0)
+            trace: list[str] = ["-- decide()"]
+            self.counters.trace = trace
+            self.decide(approval_id)
+            trace.append("-- resume task (the resume, then the step after the approval)")
+            self.resume()
+            self.counters.trace = None
+            lines.append("Round trips of one decision, in order:")
+            lines.extend("  " + t for t in trace)
+        return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Profile the linear and the fan-out benchmark DAGs on a fresh database."""
+    """Profile the linear and the fan-out benchmark DAGs and the decision path on a fresh database."""
     doc = (__doc__ or "").splitlines()[0]
     p = argparse.ArgumentParser(prog="python -m bench.profile_engine", description=doc)
     p.add_argument("--jobs", type=int, default=200)
     p.add_argument("--cprofile", action="store_true", help="also print the top functions by CPU time")
     p.add_argument("--trace", action="store_true", help="also print the statements of one job in order")
     p.add_argument("--redis-db", type=int, default=None)
+    p.add_argument(
+        "--cases",
+        default="steps,decision",
+        help="comma-separated: steps (the linear and fan-out DAGs), decision (decide + resume)",
+    )
     args = p.parse_args(argv)
     args.fire_threads, args.concurrency = 1, 1
     backends = Backends(fresh_db_name(), pick_redis_db(args.redis_db))
@@ -258,9 +369,12 @@ def main(argv: list[str] | None = None) -> None:
             capture.install()
             linear, fanout = bench.events[LINEAR], bench.events[FANOUT]
             cases = ((linear, "linear 5 steps"), (fanout, "fan-out a->(b,c,d)->e"))
-            for event, label in cases:
+            for event, label in cases if "steps" in args.cases else ():
                 print(profile(event, label, bench, args.jobs, counters, capture, args.cprofile, args.trace), flush=True)
                 print()
+            if "decision" in args.cases:
+                decisions = DecisionProfile(bench, counters, capture)
+                print(decisions.profile(args.jobs, args.cprofile, args.trace), flush=True)
         finally:
             bench.teardown()
 

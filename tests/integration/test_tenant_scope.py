@@ -40,8 +40,8 @@ ALLOWED = {
         "worker/engine/jobstore.py:job_for_step < worker/engine/executor.py:claim",
         "SELECT",
     ): "a run_step message: a step run id",
-    ("worker/engine/approvals.py:resume", "SELECT approvals.job_id, approvals.org_id FROM approvals"): (
-        "a resume message: an approval id"
+    ("worker/engine/approvals.py:resume", "SELECT sequence_jobs.id, sequence_jobs.org_id"): (
+        "a resume message: an approval id (its job, locked, found through the approval's row)"
     ),
     ("worker/ops/inprocess.py:_job_of_task", "SELECT"): "the in-process worker labels which job a task is for",
     ("worker/ops/demo.py:_family", "SELECT"): "the demo loop's progress reads",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, Uuid, bindparam, select
 
 import blocks
 import blocks.outcome
@@ -200,6 +200,27 @@ def action_report(
     )
 
 
+# The approved approval of a step (its latest) with the blocks its outbox message shows now: one
+# statement, built once with bound parameters (a step after an approval reads it on every success).
+_APPROVED_WITH_MESSAGE = (
+    select(approvals, outbox.c.blocks.label("shown_blocks"))
+    .outerjoin(
+        outbox,
+        (outbox.c.approval_id == approvals.c.id)
+        & (outbox.c.org_id == approvals.c.org_id)
+        & (outbox.c.kind == "approval"),
+    )
+    .where(
+        approvals.c.job_id == bindparam("b_job", type_=Uuid()),
+        approvals.c.org_id == bindparam("b_org", type_=Uuid()),
+        approvals.c.step == bindparam("b_step", type_=String()),
+        approvals.c.status == A.APPROVED.value,
+    )
+    .order_by(approvals.c.created_at.desc())
+    .limit(1)
+)
+
+
 def report_action(
     conn: Connection,
     job: Mapping[str, Any],
@@ -218,26 +239,13 @@ def report_action(
     approval_step = approval_step_of(sequence, step)
     if approval_step is None:
         return False
-    a = conn.execute(
-        select(approvals)
-        .where(
-            approvals.c.job_id == job["id"],
-            approvals.c.org_id == job["org_id"],
-            approvals.c.step == approval_step.name,
-            approvals.c.status == A.APPROVED.value,
-        )
-        .order_by(approvals.c.created_at.desc())
-        .limit(1)
-    ).first()
+    params = {"b_job": job["id"], "b_org": job["org_id"], "b_step": approval_step.name}
+    a = conn.execute(_APPROVED_WITH_MESSAGE, params).first()
     if a is None:
         return False
     preview, data = a.preview or {}, a.decision_data or {}
     if report.state == "sent":
-        shown = conn.execute(
-            select(outbox.c.blocks)
-            .where(outbox.c.approval_id == a.id, outbox.c.org_id == a.org_id, outbox.c.kind == "approval")
-            .limit(1)
-        ).scalar()
+        shown = a.shown_blocks
         if not (blocks.outcome.shows_state(shown, "waiting") or blocks.outcome.offers_action(shown, "email_undo")):
             return False  # "Approved by …" (or "Sent") is still true: nothing to replace
     if report.state == "sent" and a.kind == "email_preview":

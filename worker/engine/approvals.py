@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, func, select, update
+from sqlalchemy import Connection, Row, Select, Uuid, bindparam, func, select, update
 
 import blocks
 from worker import logs
@@ -98,14 +98,12 @@ def _one(conn: Connection, q: Select[Any], approval_id: uuid.UUID, org_id: uuid.
 
 
 _clicker, _decider = users.alias("clicker"), users.alias("decider")
+_AID, _USER, _ORG = (bindparam(name, type_=Uuid()) for name in ("b_aid", "b_user", "b_org"))
 
 
-def _load_for_decision(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None, user_id: uuid.UUID) -> Row:
-    """Everything a decision reads, in one query: the approval, its job's event type and definition,
-    the deciding user (`user_*`, NULL when not a member of the approval's org) and the name of
-    whoever decided already (`decider_name`), so a lost race is answered without another read.
-    `org_id` None (a CLI, demo or bench decision by id) makes it the entry lookup: the approval's
-    org then scopes every later statement."""
+def _decision_query(scoped: bool) -> Select[Any]:
+    """What a decision reads (see `_load_for_decision`), built once with bound parameters: building
+    it and its cache key on every click cost about as much CPU as running it."""
     q = (
         select(
             approvals,
@@ -120,11 +118,27 @@ def _load_for_decision(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UU
             func.coalesce(_decider.c.name, _decider.c.email).label("decider_name"),
         )
         .join(jobs, (jobs.c.id == approvals.c.job_id) & (jobs.c.org_id == approvals.c.org_id))
-        .outerjoin(_clicker, (_clicker.c.id == user_id) & (_clicker.c.org_id == approvals.c.org_id))
+        .outerjoin(_clicker, (_clicker.c.id == _USER) & (_clicker.c.org_id == approvals.c.org_id))
         .outerjoin(_decider, (_decider.c.id == approvals.c.decided_by) & (_decider.c.org_id == approvals.c.org_id))
-        .where(approvals.c.id == approval_id)
+        .where(approvals.c.id == _AID)
     )
-    return _one(conn, q, approval_id, org_id)
+    return q.where(approvals.c.org_id == _ORG) if scoped else q
+
+
+_FOR_DECISION = {scoped: _decision_query(scoped) for scoped in (False, True)}
+
+
+def _load_for_decision(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None, user_id: uuid.UUID) -> Row:
+    """Everything a decision reads, in one query: the approval, its job's event type and definition,
+    the deciding user (`user_*`, NULL when not a member of the approval's org) and the name of
+    whoever decided already (`decider_name`), so a lost race is answered without another read.
+    `org_id` None (a CLI, demo or bench decision by id) makes it the entry lookup: the approval's
+    org then scopes every later statement."""
+    params = {"b_aid": approval_id, "b_user": user_id, "b_org": org_id}
+    row = conn.execute(_FOR_DECISION[org_id is not None], params).first()
+    if row is None:
+        raise NotFound(f"approval {approval_id} not found")
+    return row
 
 
 @dataclass(frozen=True)
@@ -293,6 +307,34 @@ def _decide(
 # --------------------------------------------------------------------------- resume
 
 
+_decided_by = users.alias("decided_by")
+
+
+def _resume_head(scoped: bool) -> Select[Any]:
+    """The job of an approval, locked (`FOR UPDATE OF` the job row only), with the approval's
+    `decided_by` and that user's name and email: the resume's first statement, built once."""
+    q = (
+        select(
+            *store.JOB_COLUMNS,
+            approvals.c.decided_by.label("approval_decided_by"),
+            _decided_by.c.name.label("decider_name"),
+            _decided_by.c.email.label("decider_email"),
+        )
+        .select_from(approvals)
+        .join(jobs, (jobs.c.id == approvals.c.job_id) & (jobs.c.org_id == approvals.c.org_id))
+        .outerjoin(
+            _decided_by, (_decided_by.c.id == approvals.c.decided_by) & (_decided_by.c.org_id == approvals.c.org_id)
+        )
+        .where(approvals.c.id == _AID)
+        .with_for_update(of=jobs)
+    )
+    return q.where(approvals.c.org_id == _ORG) if scoped else q
+
+
+_RESUME_HEAD = {scoped: _resume_head(scoped) for scoped in (False, True)}
+_HEAD_ONLY = ("approval_decided_by", "decider_name", "decider_email")
+
+
 def resume(
     approval_id: uuid.UUID, now: datetime | None = None, *, org_id: uuid.UUID | None = None, publish: bool = True
 ) -> list[Publish]:
@@ -300,36 +342,37 @@ def resume(
     publishes what became ready (or, with `publish=False`, returns it for the caller to publish or run).
 
     `org_id` is the approval's org when the caller knows it (the sweeper); a resume message carries
-    only the approval id, so without it the first read finds the org by that id, and every statement
-    after it is scoped by the org it found."""
+    only the approval id, so without it the first read (which also locks the job) finds the org by
+    that id, and every statement after it is scoped by the org it found."""
     now = now or utcnow()
     with transaction() as conn:
-        q = select(approvals.c.job_id, approvals.c.org_id).where(approvals.c.id == approval_id)
-        if org_id is not None:
-            q = q.where(approvals.c.org_id == org_id)
-        head = conn.execute(q).first()
+        head = conn.execute(_RESUME_HEAD[org_id is not None], {"b_aid": approval_id, "b_org": org_id}).first()
         if head is None:
             return []
-        locked = store.lock_job(conn, head.job_id, org_id=head.org_id)
-        if locked is None:
-            return []
-        job = dict(locked._mapping)
+        job = {k: v for k, v in head._mapping.items() if k not in _HEAD_ONLY}
         logs.join_trace(job.get("trace_id"), org_id=job["org_id"], job_id=job["id"])  # the job's trace
-        claimed = store.claim_decision(conn, approval_id, DECIDED, now, org_id=head.org_id)
+        claimed = store.claim_decision(conn, approval_id, DECIDED, now, org_id=job["org_id"])
         if claimed is None or job["status"] in JOB_FINAL:
             return []
+        if claimed.decided_by is None:
+            who = display_name(conn, claimed.org_id, None)
+        elif claimed.decided_by == head.approval_decided_by:  # read with the lock: no other query
+            who = head.decider_name or head.decider_email or str(claimed.decided_by)
+        else:
+            who = display_name(conn, claimed.org_id, claimed.decided_by)
         try:
             sequence = pinned.for_job(conn, job)  # the definition the job started with, not the deployed one
         except registry.UnknownSequence as err:
             pubs = engine.end_job(conn, job, J.FAILED, now, error=str(err), error_step=claimed.step)
         else:
-            pubs = _apply(conn, job, sequence, claimed, now)
+            pubs = _apply(conn, job, sequence, claimed, who, now)
     if publish:
         publish_steps(pubs)
     return pubs
 
 
-def _apply(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime) -> list[Publish]:
+def _apply(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, who: str, now: datetime) -> list[Publish]:
+    """Apply the claimed decision or expiry `a` (decided by `who`) to the locked `job`."""
     try:
         step = sequence.step(a.step)
     except KeyError:  # not in the definition the job started with (its row names another step)
@@ -342,7 +385,6 @@ def _apply(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, no
             f"the job started with ({(job.get('definition_hash') or '')[:8]})",
             error_step=a.step,
         )
-    who = display_name(conn, a.org_id, a.decided_by)
     when = a.decided_at or now
     if a.status == A.EXPIRED:
         replace_message(
