@@ -144,9 +144,6 @@ def publish_for(step: Step, step_run_id: uuid.UUID, countdown_s: float | None = 
     return Publish(step_run_id, step.queue, lease, soft, hard, countdown_s)
 
 
-LOCKED_KEYS = frozenset(c.name for c in store.LOCK_COLUMNS)
-
-
 def _job_dict(row: Row) -> dict[str, Any]:
     return dict(row._mapping)
 
@@ -158,11 +155,10 @@ def claim(
     conn: Connection, step_run_id: uuid.UUID, now: datetime, lease_s: float | None = None
 ) -> tuple[Claimed | None, Advance]:
     """Claim `step_run_id` for this process; (None, what is left to do) when there is nothing to run."""
-    row = store.job_for_step(conn, step_run_id)
-    if row is None:
+    job = store.job_for_step(conn, step_run_id)
+    if job is None:
         log.warning("step run %s does not exist (deleted job?); message dropped", step_run_id)
         return None, Advance()
-    job = _job_dict(row)
     if job["status"] in JOB_FINAL:
         if job["step_status"] == S.QUEUED:
             store.set_step_status(
@@ -369,7 +365,7 @@ def complete(
     locked, states = store.lock_job_with_steps(conn, claimed.job["id"], org_id=claimed.job["org_id"])
     if locked is None:
         return Advance()
-    job = {**claimed.job, **{k: v for k, v in locked._mapping.items() if k in LOCKED_KEYS}}
+    job = {**claimed.job, **locked}
     step = claimed.step
     if outcome.status == S.QUEUED:  # retry later
         parked = outcome.revoked is not None  # waiting for a reconnect: this attempt does not count
@@ -426,7 +422,10 @@ def complete(
         approval_records.open_approval(conn, job, claimed.step_run_id, step, outcome.output or {}, now)
     if job["cancel_requested"]:
         return Advance(finish_cancel_if_idle(conn, job, claimed.sequence, now))
-    known = {step.name: outcome.output} if outcome.status == S.SUCCEEDED else {}
+    # What the next inline step's inputs need and this task already holds: the outputs its claim read
+    # for every step upstream of this one, and this step's own.
+    known = {**claimed.inputs, step.name: outcome.output} if outcome.status == S.SUCCEEDED else claimed.inputs
+    settled = {*claimed.sequence.ancestors(step.name), step.name}
     mine = store.StepState(
         step.name, outcome.status.value, claimed.iteration, claimed.step_run_id, step.queue, bool(outcome.follow_ups)
     )
@@ -439,6 +438,7 @@ def complete(
         inline_queues=inline_queues,
         inline_budget_s=inline_budget_s,
         known_outputs=known,
+        settled=settled,
         states=states,
     )
 
@@ -549,13 +549,16 @@ def advance(
     inline_queues: frozenset[str] = frozenset(),
     inline_budget_s: float = 0.0,
     known_outputs: Mapping[str, Any] | None = None,
+    settled: frozenset[str] | set[str] = frozenset(),
     states: list[store.StepState] | None = None,
     new_job: bool = False,
 ) -> Advance:
     """Plan the job's next steps from its current step states and persist the plan.
 
     The caller holds the job row lock, or has just inserted the job (`new_job`: no rows to read).
-    `states`, when given, are the job's step states as read under that lock. Inserts queued and
+    `states`, when given, are the job's step states as read under that lock. `known_outputs` are the
+    outputs of the succeeded steps among `settled` (steps whose output the caller already read or
+    produced): a step run inline here reads from the database only the inputs outside `settled`. Inserts queued and
     skipped rows, finishes or pauses the job, and returns what to publish after commit and the
     follow-ups of a job it completed (the caller fires them in this transaction).
     """
@@ -622,7 +625,7 @@ def advance(
                 lease_expires_at=now + timedelta(seconds=lease),
                 claimed_by=claimant.current(),
             )
-            inputs = _inputs_for(conn, job, sequence, step, known_outputs or {})
+            inputs = _inputs_for(conn, job, sequence, step, known_outputs or {}, settled)
             result.inline = Claimed(job, sequence, step, row["id"], 1, iteration, inputs, now)
         else:
             result.publish.append(publish_for(step, row["id"]))
@@ -705,12 +708,18 @@ class _LazyOutputs(Mapping[str, Any]):
 
 
 def _inputs_for(
-    conn: Connection, job: Mapping[str, Any], sequence: Sequence, step: Step, known: Mapping[str, Any]
+    conn: Connection,
+    job: Mapping[str, Any],
+    sequence: Sequence,
+    step: Step,
+    known: Mapping[str, Any],
+    settled: frozenset[str] | set[str],
 ) -> dict[str, Any]:
-    """Outputs of every step upstream of `step` (those just produced are known without a query)."""
+    """Outputs of every succeeded step upstream of `step`, as `outputs_of` reads them: those of the
+    `settled` steps come from `known` (a linear chain run inline reads none), the others in one query."""
     upstream = sequence.ancestors(step.name)
-    missing = [d for d in upstream if d not in known]
-    inputs = {d: known[d] for d in upstream if d in known and known[d] is not None}
+    missing = [d for d in upstream if d not in settled]
+    inputs = {d: known[d] for d in upstream if d in known}
     if missing:
         inputs.update(store.outputs_of(conn, job["id"], missing, org_id=job["org_id"]))
     return inputs

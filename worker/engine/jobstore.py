@@ -3,7 +3,9 @@
 The one module that moves that state: every UPDATE of a job's, step run's or approval's status (and
 of the columns that move with it: the cancel request, the supersession of re-run steps, the claim
 that applies a decision) is a function here. Each takes an open connection, so the caller decides
-the transaction boundaries (a step costs at most two short transactions).
+the transaction boundaries (a step costs at most two short transactions). The statements of the
+step path (claim, lock, states, finish, insert) are built once and run through
+worker/precompiled.py: compiled once, straight on the driver's cursor on PostgreSQL.
 
 A state change is a conditional UPDATE whose WHERE names the legal predecessors of the target status
 (`states.predecessors`), so races resolve in the database: the loser matches no row and gets False
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Row, String, Table, Uuid, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Integer, Row, String, Table, Uuid, and_, bindparam, or_, select, update
 
 from worker.engine import claimant
 from worker.engine.claimant import CHILD_SEP
@@ -36,6 +38,7 @@ from worker.engine.states import (
     predecessors,
 )
 from worker.models import SequenceDefinition, UTCDateTime, approvals, jobs, steps
+from worker.precompiled import Precompiled, PrecompiledInsert
 
 J, S, A = JobStatus, StepStatus, ApprovalStatus
 
@@ -172,9 +175,13 @@ _JOB_FOR_STEP = (
 )
 
 
-def job_for_step(conn: Connection, step_run_id: uuid.UUID) -> Row | None:
-    """The step run joined with its job (no lock): what a claim needs to know first."""
-    return conn.execute(_JOB_FOR_STEP, {"b_sid": step_run_id}).first()
+_JOB_FOR_STEP_RUN = Precompiled(_JOB_FOR_STEP)
+
+
+def job_for_step(conn: Connection, step_run_id: uuid.UUID) -> dict[str, Any] | None:
+    """The step run joined with its job (no lock), as a dict: what a claim needs to know first."""
+    row = _JOB_FOR_STEP_RUN.first(conn, {"b_sid": step_run_id})
+    return None if row is None else dict(zip(_JOB_FOR_STEP_RUN.keys(conn), row, strict=True))
 
 
 # --------------------------------------------------------------------------- steps
@@ -208,6 +215,9 @@ _CLAIM = (
 )
 
 
+_CLAIM_RUN = Precompiled(_CLAIM)
+
+
 def claim_step(
     conn: Connection,
     step_run_id: uuid.UUID,
@@ -216,14 +226,14 @@ def claim_step(
     *,
     org_id: uuid.UUID,
     claimant: str | None = None,
-) -> Row | None:
+) -> tuple[int, int] | None:
     """Claim a queued step (or one whose lease expired): running, attempt + 1, new lease, held by
-    `claimant` (this worker's heartbeat instance; None outside a worker).
+    `claimant` (this worker's heartbeat instance; None outside a worker). Returns (attempt, iteration).
 
     None when another worker holds it, it already ended, or its retry delay has not passed.
     """
     params = {"b_sid": step_run_id, "b_now": now, "b_lease": lease_until, "b_org": org_id, "b_claimant": claimant}
-    return conn.execute(_CLAIM, params).first()
+    return _CLAIM_RUN.first(conn, params)
 
 
 # A claimant that stopped beating gives its running steps back: running -> queued.
@@ -267,14 +277,14 @@ def child_claimants(conn: Connection, instance: str) -> list[str]:
     return [r.claimed_by for r in res]
 
 
-_FINISH: dict[frozenset[str], Any] = {}
+_FINISH: dict[frozenset[str], Precompiled] = {}
 
 
-def _finish_statement(columns: frozenset[str]) -> Any:
+def _finish_statement(columns: frozenset[str]) -> Precompiled:
     """`UPDATE step_runs SET <columns> WHERE id, org_id, attempt, status = running`, built once per
     column set."""
     if columns not in _FINISH:
-        _FINISH[columns] = (
+        _FINISH[columns] = Precompiled(
             update(steps)
             .where(
                 steps.c.id == bindparam("b_sid", type_=Uuid()),
@@ -308,11 +318,8 @@ def finish_step(
     if new in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED):
         values.setdefault("finished_at", now)
     params = {f"v_{k}": v for k, v in values.items()}
-    res = conn.execute(
-        _finish_statement(frozenset(values)),
-        {"b_sid": step_run_id, "b_attempt": attempt, "b_org": org_id, **params},
-    )
-    return res.rowcount == 1
+    finish = _finish_statement(frozenset(values))
+    return finish.count(conn, {"b_sid": step_run_id, "b_attempt": attempt, "b_org": org_id, **params}) == 1
 
 
 def set_step_status(
@@ -364,20 +371,28 @@ STATE_COLUMNS = (
 )
 
 
-_STATES = select(*STATE_COLUMNS).where(
-    steps.c.job_id == bindparam("b_job", type_=Uuid()), steps.c.org_id == _ORG, steps.c.superseded.is_(False)
+_STATES = Precompiled(
+    select(*STATE_COLUMNS).where(
+        steps.c.job_id == bindparam("b_job", type_=Uuid()), steps.c.org_id == _ORG, steps.c.superseded.is_(False)
+    )
 )
 
 
 def step_states(conn: Connection, job_id: uuid.UUID, *, org_id: uuid.UUID) -> list[StepState]:
     """Current (not superseded) step runs of a job."""
-    return [StepState(*r) for r in conn.execute(_STATES, {"b_job": job_id, "b_org": org_id})]
+    return [StepState(*r) for r in _STATES.rows(conn, {"b_job": job_id, "b_org": org_id})]
+
+
+_LOCK_FOR_COMPLETION = Precompiled(
+    select(*LOCK_COLUMNS).where(jobs.c.id == bindparam("b_job", type_=Uuid()), jobs.c.org_id == _ORG).with_for_update()
+)
 
 
 def lock_job_with_steps(
     conn: Connection, job_id: uuid.UUID, *, org_id: uuid.UUID
-) -> tuple[Row | None, list[StepState]]:
-    """Lock the job row, then read its current step states (the completion path).
+) -> tuple[dict[str, Any] | None, list[StepState]]:
+    """Lock the job row (`LOCK_COLUMNS` of it, as a dict), then read its current step states (the
+    completion path).
 
     Two statements on purpose. One `SELECT ... JOIN step_runs ... FOR UPDATE OF sequence_jobs`
     would save a round trip but is wrong under READ COMMITTED: when it waits for the lock held by
@@ -386,10 +401,10 @@ def lock_job_with_steps(
     each see the other still running and nobody queues the join (measured: 4 of 400 fan-out jobs
     stuck). A statement issued after the lock is granted takes a fresh snapshot.
     """
-    locked = lock_job(conn, job_id, LOCK_COLUMNS, org_id=org_id)
-    if locked is None:
+    row = _LOCK_FOR_COMPLETION.first(conn, {"b_job": job_id, "b_org": org_id})
+    if row is None:
         return None, []
-    return locked, step_states(conn, job_id, org_id=org_id)
+    return dict(zip(_LOCK_FOR_COMPLETION.keys(conn), row, strict=True)), step_states(conn, job_id, org_id=org_id)
 
 
 def supersede_steps(conn: Connection, job_id: uuid.UUID, names: Iterable[str], *, org_id: uuid.UUID) -> int:
@@ -429,10 +444,12 @@ def outputs_of(
     return {name: output for name, output in conn.execute(statement, params)}
 
 
+_INSERT_STEPS = PrecompiledInsert(steps)
+
+
 def insert_steps(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert step runs (one multi-row INSERT)."""
-    if rows:
-        conn.execute(insert(steps), [dict(r) for r in rows])
+    """Insert step runs (rows of `step_row`: one multi-row INSERT, or one pipelined executemany)."""
+    _INSERT_STEPS.run(conn, rows)
 
 
 def step_row(

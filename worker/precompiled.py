@@ -1,0 +1,163 @@
+"""Core statements compiled once per dialect and run straight on the DBAPI cursor (the step path).
+
+A statement executed through `Connection.execute` costs about three times the CPU of the same SQL on
+the driver's cursor: SQLAlchemy builds an execution context, looks up its compiled cache, constructs
+the parameters and a `CursorResult` on every call (bench/profile_engine.py measured ~180 us against
+~50 us per statement). The engine runs a handful of statements several times per step, so its hot
+statements (worker/engine/jobstore.py) stay Core, written once, and run here on PostgreSQL: compiled
+for the connection's dialect on first use, their bind and result processors (UTC timestamps, JSON,
+UUIDs) applied as SQLAlchemy would, the SQL passed to psycopg (which prepares it after a few runs).
+
+Observability and error handling stay SQLAlchemy's: `before_cursor_execute` listeners see each
+statement (the statement counters of bench/profile_engine.py, the tenant-scope test), and a DBAPI
+error is wrapped and handled by the connection (a dropped connection invalidates the pool entry and
+raises `sqlalchemy.exc.OperationalError` as before). On SQLite, and for any statement with an
+expanding (IN-list) parameter, `Connection.execute` runs the statement as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, insert
+from sqlalchemy.sql.compiler import SQLCompiler
+
+# Dialects whose statements run on the cursor; the others go through Connection.execute.
+DIRECT_DIALECTS = frozenset({"postgresql"})
+
+
+class _Plan:
+    """One statement compiled for one dialect: its SQL, bind processors and result column processors."""
+
+    __slots__ = ("binds", "compiled", "keys", "results", "sql")
+
+    def __init__(self, statement: Any, conn: Connection) -> None:
+        dialect = conn.dialect
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.compiled = compiled
+        self.sql: str = compiled.string
+        self.binds: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
+        columns = compiled._result_columns
+        self.keys: tuple[str, ...] = tuple(c[0] for c in columns)
+        self.results: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            c[3]._cached_result_processor(dialect, None) for c in columns
+        )
+
+    def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The statement's parameters from `values`, converted by the bind processors."""
+        params = self.compiled.construct_params(values, _check=False)
+        for name, process in self.binds.items():
+            if name in params:
+                params[name] = process(params[name])
+        return params
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        """A result row with the result processors applied."""
+        return tuple(v if p is None or v is None else p(v) for p, v in zip(self.results, raw, strict=True))
+
+
+class Precompiled:
+    """A Core statement run on the DBAPI cursor where the dialect allows (see the module docstring).
+
+    `rows()` returns plain tuples in the statement's column order (`keys` names them); `count()` the
+    number of rows a write matched.
+    """
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._plans: dict[str, _Plan] = {}
+
+    def _plan(self, conn: Connection) -> _Plan | None:
+        name = conn.dialect.name
+        if name not in DIRECT_DIALECTS:
+            return None
+        plan = self._plans.get(name)
+        if plan is None:
+            plan = self._plans[name] = _Plan(self.statement, conn)
+        return plan
+
+    def keys(self, conn: Connection) -> tuple[str, ...]:
+        """The result columns' names."""
+        plan = self._plan(conn)
+        return plan.keys if plan is not None else tuple(self.statement.selected_columns.keys())
+
+    def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the statement; its result rows as tuples."""
+        plan = self._plan(conn)
+        if plan is None:
+            return [tuple(r) for r in conn.execute(self.statement, dict(values))]
+        cursor = _run(conn, plan, plan.params(values))
+        try:
+            return [plan.row(r) for r in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def first(self, conn: Connection, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """Run the statement; its first row as a tuple, or None."""
+        found = self.rows(conn, values)
+        return found[0] if found else None
+
+    def count(self, conn: Connection, values: Mapping[str, Any]) -> int:
+        """Run a write; how many rows it matched."""
+        plan = self._plan(conn)
+        if plan is None:
+            return conn.execute(self.statement, dict(values)).rowcount
+        cursor = _run(conn, plan, plan.params(values))
+        try:
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
+
+def _run(conn: Connection, plan: _Plan, params: Any, many: bool = False) -> Any:
+    """Execute `plan` with `params` (a list of them when `many`) on a cursor of the connection's DBAPI
+    connection, as SQLAlchemy would: the listeners told first, a DBAPI error handled (and re-raised
+    wrapped) by the connection. Returns the open cursor."""
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    cursor = dbapi_conn.cursor()
+    try:
+        if conn._has_events or conn.engine._has_events:
+            for listener in conn.dispatch.before_cursor_execute:
+                listener(conn, cursor, plan.sql, params, None, many)
+        if many:
+            cursor.executemany(plan.sql, params)
+        else:
+            cursor.execute(plan.sql, params)
+    except conn.dialect.loaded_dbapi.Error as err:
+        cursor.close()
+        conn._handle_dbapi_exception(err, plan.sql, params, cursor, None)
+    except BaseException:
+        cursor.close()
+        raise
+    return cursor
+
+
+class PrecompiledInsert:
+    """`INSERT INTO table` of whole rows (every column with a Python-side default given), run as one
+    `executemany` on the cursor (psycopg pipelines it: one round trip); rows without those columns,
+    and other dialects, go through Connection.execute (which fills the defaults in)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._needed = frozenset(c.key for c in table.columns if c.default is not None)
+        self._by_keys: dict[tuple[str, ...], Precompiled] = {}
+
+    def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert `rows` (all with the same keys)."""
+        if not rows:
+            return
+        keys = tuple(sorted(rows[0]))
+        whole = self._needed.issubset(keys) and all(len(r) == len(keys) and r.keys() >= set(keys) for r in rows)
+        if conn.dialect.name not in DIRECT_DIALECTS or not whole:
+            conn.execute(insert(self.table), [dict(r) for r in rows])
+            return
+        pre = self._by_keys.get(keys)
+        if pre is None:
+            values = {k: bindparam(k, type_=self.table.c[k].type) for k in keys}
+            pre = self._by_keys[keys] = Precompiled(insert(self.table).values(values))
+        plan = pre._plan(conn)
+        assert plan is not None
+        _run(conn, plan, [plan.params(r) for r in rows], many=True).close()
