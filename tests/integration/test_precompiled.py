@@ -1,0 +1,108 @@
+"""worker/precompiled.py against Connection.execute on both backends: the same rows and types back,
+the same rowcounts, listeners told, DBAPI errors wrapped as SQLAlchemy's (a terminated
+connection: tests/integration/test_db_reconnect.py), defaults filled where a row leaves them out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Uuid, bindparam, event, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tests.conftest import Backend
+from worker.db import get_engine, transaction
+from worker.models import JSONType, UTCDateTime
+from worker.precompiled import Precompiled, PrecompiledInsert
+
+scratch = MetaData()
+things = Table(
+    f"precompiled_probe_{uuid.uuid4().hex[:8]}",
+    scratch,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(40), nullable=False),
+    Column("n", Integer, default=7),
+    Column("at", UTCDateTime, nullable=True),
+    Column("doc", JSONType, nullable=True),
+    Column("flag", Boolean, default=False),
+)
+BY_ID = select(things).where(things.c.id == bindparam("b_id", type_=Uuid()))
+RENAME = update(things).where(things.c.n >= bindparam("b_min", type_=Integer())).values(name=bindparam("b_name"))
+WHEN = datetime(2026, 12, 6, 6, 30, 1, 123456, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def table(backend: Backend) -> Iterator[Table]:
+    scratch.create_all(get_engine())
+    try:
+        yield things
+    finally:
+        scratch.drop_all(get_engine())
+
+
+def row(**values: object) -> dict[str, object]:
+    return {"id": uuid.uuid4(), "name": "a", "n": 1, "at": WHEN, "doc": {"k": [1, "two", None]}, "flag": True} | values
+
+
+def test_rows_and_types_are_those_of_connection_execute(table: Table):
+    full, empty = row(), row(at=None, doc=None, flag=False)
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [full, empty])
+    by_id = Precompiled(BY_ID)
+    with transaction() as conn:
+        for r in (full, empty):
+            fast = by_id.first(conn, {"b_id": r["id"]})
+            slow = tuple(conn.execute(BY_ID, {"b_id": r["id"]}).one())
+            assert fast == slow == tuple(r.values())
+            assert fast is not None and [type(v) for v in fast] == [type(v) for v in slow]
+        assert by_id.keys(conn) == ("id", "name", "n", "at", "doc", "flag")
+        assert by_id.first(conn, {"b_id": uuid.uuid4()}) is None
+    got = dict(zip(("id", "name", "n", "at", "doc", "flag"), fast, strict=True))
+    assert got["at"] is None and got["doc"] is None
+
+
+def test_a_write_counts_the_rows_it_matched(table: Table):
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [row(n=100), row(n=101), row(n=5)])
+        assert Precompiled(RENAME).count(conn, {"b_min": 100, "b_name": "big"}) == 2
+        assert Precompiled(RENAME).count(conn, {"b_min": 10_000, "b_name": "none"}) == 0
+        names = conn.execute(select(things.c.name).where(things.c.n >= 100)).scalars().all()
+    assert names == ["big", "big"]
+
+
+def test_listeners_see_each_statement(table: Table):
+    seen: list[str] = []
+
+    def listen(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement.split()[0])
+
+    event.listen(get_engine(), "before_cursor_execute", listen)
+    try:
+        with transaction() as conn:
+            r = row()
+            PrecompiledInsert(table).run(conn, [r])
+            Precompiled(BY_ID).first(conn, {"b_id": r["id"]})
+            Precompiled(RENAME).count(conn, {"b_min": 0, "b_name": "x"})
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", listen)
+    assert [s for s in seen if s in ("INSERT", "SELECT", "UPDATE")] == ["INSERT", "SELECT", "UPDATE"]
+
+
+def test_a_driver_error_is_sqlalchemys_and_the_connection_recovers(table: Table):
+    r = row()
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [r])
+    with pytest.raises(IntegrityError), transaction() as conn:
+        PrecompiledInsert(table).run(conn, [row(id=r["id"])])
+    with transaction() as conn:
+        assert Precompiled(BY_ID).first(conn, {"b_id": r["id"]}) is not None
+
+
+def test_rows_without_their_defaults_get_them_filled(table: Table):
+    r = {"id": uuid.uuid4(), "name": "defaults", "at": WHEN + timedelta(hours=1)}
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [r])
+        got = Precompiled(BY_ID).first(conn, {"b_id": r["id"]})
+    assert got is not None and got[2] == 7 and got[5] is False
