@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -164,25 +165,25 @@ def test_two_consumer_processes_get_each_message_once(db: Path, tmp_path: Path) 
     assert rows(db) == 0
 
 
-def test_forked_child_gets_its_own_engine(db: Path, conn: Connection) -> None:
+def test_forked_child_gets_its_own_connection(db: Path, conn: Connection) -> None:
     q = conn.SimpleQueue("fork")
     q.put("from parent")
-    parent_engine = broker_sqlite.get_engine(conn.hostname)
+    parent_conn = broker_sqlite.connection(str(db))
     pid = os.fork()
     if pid == 0:  # child: never return into pytest
         code = 1
         try:
-            child_engine = broker_sqlite.get_engine(f"sqlite:///{db}")
+            child_conn = broker_sqlite.connection(str(db))
             with Connection(broker_url(db)) as c:
                 c.SimpleQueue("fork").put("from child")
-            code = 0 if child_engine is not parent_engine else 2
+            code = 0 if child_conn is not parent_conn else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert broker_sqlite.get_engine(conn.hostname) is parent_engine
+    assert broker_sqlite.connection(str(db)) is parent_conn
     got = []
-    for _ in range(2):  # the parent's pooled connection still works after the child exited
+    for _ in range(2):  # the parent's connection still works after the child exited
         m = q.get(timeout=2)
         got.append(m.payload)
         m.ack()
@@ -190,34 +191,106 @@ def test_forked_child_gets_its_own_engine(db: Path, conn: Connection) -> None:
     q.close()
 
 
-def test_close_wakes_a_blocked_drain(conn: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What WorkController.stop() from another thread relies on: close() ends the poll wait."""
-    Consumer(conn, [Queue("idle")], callbacks=[lambda body, msg: None]).consume()
-    closing, waiting = conn.transport._closing, threading.Event()
-    real_wait = closing.wait
-
-    def spy_wait(timeout: float | None = None) -> bool:
-        waiting.set()
-        return real_wait(timeout)
-
-    monkeypatch.setattr(closing, "wait", spy_wait)
+def _drain_in_thread(conn: Connection, timeout: float) -> tuple[threading.Thread, list[BaseException]]:
     errors: list[BaseException] = []
 
     def drain() -> None:
         try:
-            conn.drain_events(timeout=20)
+            conn.drain_events(timeout=timeout)
         except Exception as exc:
             errors.append(exc)
 
     t = threading.Thread(target=drain, daemon=True)
     t.start()
-    wait_for(waiting.is_set, 2, "drain_events to wait between polls")
+    return t, errors
+
+
+def _waiting(conn: Connection) -> bool:
+    bell = conn.transport._doorbell
+    return bell is not None and bell.path is not None and Path(bell.path).exists()
+
+
+def test_close_wakes_a_blocked_drain(conn: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What WorkController.stop() from another thread relies on: close() ends the wait at once."""
+    monkeypatch.setattr(conn.transport, "polling_interval", 30.0)  # only a wake-up can end the wait early
+    Consumer(conn, [Queue("idle")], callbacks=[lambda body, msg: None]).consume()
+    t, errors = _drain_in_thread(conn, 60)
+    wait_for(lambda: _waiting(conn), 2, "drain_events to wait on its doorbell")
+    bell_path = conn.transport._doorbell.path
     started = time.monotonic()
     conn.transport.close_connection(conn.connection)
     t.join(2)
     assert not t.is_alive()
     assert time.monotonic() - started < 0.5
     assert [type(e) for e in errors] == [TimeoutError]
+    assert not Path(bell_path).exists()  # the waiter removed its socket
+
+
+def _publish_from_child(url: str) -> None:
+    with Connection(url) as c:
+        c.SimpleQueue("wake").put("from another process")
+
+
+def test_a_publish_from_another_process_wakes_a_waiting_consumer(
+    db: Path, conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(conn.transport, "polling_interval", 30.0)  # only a wake-up delivers in time
+    got: list[object] = []
+
+    def on_message(body: object, msg: object) -> None:
+        got.append(body)
+        msg.ack()
+
+    Consumer(conn, [Queue("wake")], callbacks=[on_message]).consume()
+    t, errors = _drain_in_thread(conn, 20)
+    wait_for(lambda: _waiting(conn), 2, "drain_events to wait on its doorbell")
+    started = time.monotonic()
+    child = FORK.Process(target=_publish_from_child, args=(broker_url(db),))
+    child.start()
+    child.join(20)
+    t.join(5)
+    assert not t.is_alive() and not errors
+    assert got == ["from another process"]
+    assert time.monotonic() - started < 5  # woken, not the 30 s poll
+
+
+def test_an_ack_wakes_a_consumer_held_back_by_its_prefetch_limit(
+    conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A threads-pool worker: the consumer waits while its prefetch window is full; the ack (from
+    another thread) must let it fetch the next message at once, not after a poll interval."""
+    monkeypatch.setattr(conn.transport, "polling_interval", 30.0)
+    held: list[object] = []
+    channel = conn.channel()
+    channel.basic_qos(0, 1, False)
+    Consumer(channel, [Queue("held")], callbacks=[lambda body, msg: held.append(msg)]).consume()
+    producer = conn.SimpleQueue("held")
+    producer.put(1)
+    producer.put(2)
+    conn.drain_events(timeout=5)  # the first message: the window (1) is full now
+    assert len(held) == 1
+    t, errors = _drain_in_thread(conn, 20)
+    wait_for(lambda: _waiting(conn), 2, "drain_events to wait on its doorbell")
+    started = time.monotonic()
+    held[0].ack()
+    t.join(5)
+    assert not t.is_alive() and not errors
+    assert len(held) == 2 and time.monotonic() - started < 5
+    held[1].ack()
+    producer.close()
+
+
+def test_stale_doorbells_are_removed_by_a_publisher(db: Path, conn: Connection) -> None:
+    wake = broker_sqlite.wake_dir(str(db))
+    assert wake is not None
+    conn.SimpleQueue("stale").put(0)  # makes the file (and its directory), no consumer yet
+    wake.mkdir(parents=True, exist_ok=True)
+    stale = wake / "999999999-dead"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(stale))
+    sock.close()  # the file stays, nobody listens: what a killed consumer leaves
+    conn.SimpleQueue("stale").put(1)
+    assert not stale.exists()
 
 
 def _record_count(path: Path) -> int:
