@@ -14,10 +14,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import Uuid, bindparam, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Executable, Row, Uuid, bindparam, or_, select
 
-from worker.clients import llm
 from worker.config import get_settings
 from worker.engine.context import StepContext, StepResult
 from worker.errors import PermanentError, TransientError
@@ -50,6 +48,30 @@ def _loader(model: type) -> Any:
     return _LOADERS[model]
 
 
+def rows(ctx: StepContext, statement: Executable, **params: Any) -> list[Row[Any]]:
+    """Every row of a Core statement (built once, with bind parameters) in the step's transaction."""
+    with ctx.transaction() as conn:
+        return list(conn.execute(statement, params))
+
+
+def first(ctx: StepContext, statement: Executable, **params: Any) -> Row[Any] | None:
+    """The first row of a Core statement in the step's transaction, or None."""
+    with ctx.transaction() as conn:
+        return conn.execute(statement, params).first()
+
+
+def scalars(ctx: StepContext, statement: Executable, **params: Any) -> list[Any]:
+    """The first column of every row of a Core statement in the step's transaction."""
+    with ctx.transaction() as conn:
+        return list(conn.execute(statement, params).scalars())
+
+
+def execute(ctx: StepContext, statement: Executable, **params: Any) -> int:
+    """Run a Core write statement in the step's transaction; the number of rows it touched."""
+    with ctx.transaction() as conn:
+        return conn.execute(statement, params).rowcount
+
+
 def load(ctx: StepContext, model: type[M], record_id: Any, what: str) -> M:
     """The org's `model` row with this id (a read-only row with the model's attribute names);
     PermanentError("<what> <id> not found") if none."""
@@ -61,18 +83,10 @@ def load(ctx: StepContext, model: type[M], record_id: Any, what: str) -> M:
     return row  # type: ignore[return-value]
 
 
-def org_row(session: Session, ctx: StepContext, model: type[M], record_id: Any) -> M | None:
-    """The org's `model` row with this id in an ORM session, or None (unknown, or another org's).
-    Use it instead of `session.get`, which finds a row by its id alone."""
-    if not record_id:
-        return None
-    return session.execute(
-        select(model).where(model.id == record_id, model.org_id == ctx.org_id)  # type: ignore[attr-defined]
-    ).scalar_one_or_none()
+_ACTIVITIES: dict[tuple[bool, bool, bool, int], Any] = {}
 
 
 def recent_activities(
-    session: Session,
     ctx: StepContext,
     *,
     since: datetime,
@@ -80,29 +94,42 @@ def recent_activities(
     contact_ids: Iterable[uuid.UUID] = (),
     company_id: uuid.UUID | None = None,
     deal_id: Any = None,
-) -> list[Activity]:
-    """The org's activities since `since` with any of these contacts, this company or this deal,
-    newest first (at most `limit`); none when nobody is named (not the whole org's activity)."""
+) -> list[Row[Any]]:
+    """The org's activities (kind, direction, subject, body, occurred_at) since `since` with any of
+    these contacts, this company or this deal, newest first (at most `limit`); none when nobody is
+    named (not the whole org's activity)."""
     contacts = list(contact_ids)
-    who = [
-        cond
-        for cond in (
-            Activity.contact_id.in_(contacts) if contacts else None,
-            Activity.company_id == company_id if company_id else None,
-            Activity.deal_id == deal_id if deal_id else None,
-        )
-        if cond is not None
-    ]
-    if not who:
+    shape = (bool(contacts), bool(company_id), bool(deal_id), limit)
+    if not any(shape[:3]):
         return []
-    return list(
-        session.execute(
-            select(Activity)
-            .where(Activity.org_id == ctx.org_id, or_(*who), Activity.occurred_at >= since)
+    if shape not in _ACTIVITIES:
+        who = [
+            cond
+            for cond, wanted in (
+                (Activity.contact_id.in_(bindparam("b_contacts", expanding=True)), shape[0]),
+                (Activity.company_id == bindparam("b_company", type_=Uuid()), shape[1]),
+                (Activity.deal_id == bindparam("b_deal", type_=Uuid()), shape[2]),
+            )
+            if wanted
+        ]
+        _ACTIVITIES[shape] = (
+            select(Activity.kind, Activity.direction, Activity.subject, Activity.body, Activity.occurred_at)
+            .where(
+                Activity.org_id == bindparam("b_org", type_=Uuid()),
+                or_(*who),
+                Activity.occurred_at >= bindparam("b_since", type_=Activity.occurred_at.type),
+            )
             .order_by(Activity.occurred_at.desc())
             .limit(limit)
-        ).scalars()
-    )
+        )
+    params: dict[str, Any] = {"b_org": ctx.org_id, "b_since": since}
+    if contacts:
+        params["b_contacts"] = contacts
+    if company_id:
+        params["b_company"] = company_id
+    if deal_id:
+        params["b_deal"] = as_uuid(deal_id, "deal")
+    return rows(ctx, _ACTIVITIES[shape], **params)
 
 
 def load_optional(ctx: StepContext, model: type[M], record_id: Any) -> M | None:
@@ -134,24 +161,40 @@ def rep(ctx: StepContext, user_id: Any = None) -> User:
     return _memo(ctx, f"user:{uid}", lambda: load(ctx, User, uid, "user"))
 
 
+_ORG = select(Org.timezone, Org.settings).where(Org.id == bindparam("b_org", type_=Uuid()))
+_ORG_USERS = select(User.name, User.email).where(User.org_id == bindparam("b_org", type_=Uuid()))
+
+
+def org(ctx: StepContext) -> Row[Any] | None:
+    """The org's (timezone, settings); read once per step."""
+    return _memo(ctx, "org", lambda: first(ctx, _ORG, b_org=ctx.org_id))
+
+
+def org_settings(ctx: StepContext) -> dict[str, Any]:
+    """The org's settings ({} when none)."""
+    row = org(ctx)
+    return (row.settings if row is not None else None) or {}
+
+
 def rep_zone(ctx: StepContext, user: User | None = None) -> ZoneInfo:
     """The rep's time zone (the org's when the rep has none or an invalid one)."""
+    row = org(ctx)
+    return zone(user.timezone if user else None, (row.timezone if row is not None else None) or "UTC")
 
-    def org_tz() -> str | None:
-        with ctx.session() as session:
-            return session.execute(select(Org.timezone).where(Org.id == ctx.org_id)).scalar()
 
-    return zone(user.timezone if user else None, _memo(ctx, "org_tz", org_tz) or "UTC")
+def _org_users(ctx: StepContext) -> list[Row[Any]]:
+    """(name, email) of the org's users; read once per step."""
+    return _memo(ctx, "org_users", lambda: rows(ctx, _ORG_USERS, b_org=ctx.org_id))
 
 
 def internal_names(ctx: StepContext) -> set[str]:
     """Full names of the org's users (the reps), to tell rep speech from prospect speech."""
+    return {u.name for u in _org_users(ctx) if u.name}
 
-    def names() -> set[str]:
-        with ctx.session() as session:
-            return {n for n in session.execute(select(User.name).where(User.org_id == ctx.org_id)).scalars() if n}
 
-    return _memo(ctx, "internal_names", names)
+def internal_emails(ctx: StepContext) -> set[str]:
+    """The org's users' email addresses, lower-cased."""
+    return {u.email.lower() for u in _org_users(ctx)}
 
 
 def first_name(name: str | None) -> str:
@@ -162,8 +205,10 @@ def first_name(name: str | None) -> str:
 def think(ctx: StepContext, schema: type[T], system: str, user: str, offline: Callable[[], T]) -> StepResult:
     """Ask the LLM for `schema` when one is configured, else (or on the last attempt after bad
     output) use the offline logic (invalid JSON -> transient error, then the offline result)."""
-    if not llm.llm_enabled():
+    if not get_settings().llm_base_url.strip():  # llm.llm_enabled(), without importing the client
         return StepResult(output=offline())
+    from worker.clients import llm  # httpx (~7 MiB) loads only in a worker that talks to a model
+
     ctx.checkpoint()  # no transaction stays open across the model's answer
     try:
         result = llm.complete_json(schema, system, user)

@@ -16,25 +16,37 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import Connection, Uuid, bindparam, select, update
+from sqlalchemy.exc import MultipleResultsFound
 
+from sequences.skills import common
 from worker.engine.context import StepContext
 from worker.engine.effects import Prepared, effect_key, record
+from worker.engine.jobstore import insert_ignoring_conflicts
 from worker.errors import GoogleNotConnected, PermanentError
 from worker.models import Activity, CalendarEvent, Deal, Integration, User, utcnow
 
+_ORG, _USER = bindparam("b_org", type_=Uuid()), bindparam("b_user", type_=Uuid())
+_GOOGLE = select(Integration.__table__).where(
+    Integration.org_id == _ORG,
+    Integration.user_id == _USER,
+    Integration.provider == "google",
+    Integration.status == "active",
+)
+_STORED_BUSY = select(CalendarEvent.start_at, CalendarEvent.end_at).where(
+    CalendarEvent.org_id == _ORG,
+    CalendarEvent.user_id == _USER,
+    CalendarEvent.end_at > bindparam("b_min", type_=CalendarEvent.end_at.type),
+    CalendarEvent.start_at < bindparam("b_max", type_=CalendarEvent.start_at.type),
+)
+
 
 def google_integration(ctx: StepContext, user: User) -> Integration | None:
-    """The rep's active Google integration in this org, if any."""
-    with ctx.session() as session:
-        return session.execute(
-            select(Integration).where(
-                Integration.org_id == ctx.org_id,
-                Integration.user_id == user.id,
-                Integration.provider == "google",
-                Integration.status == "active",
-            )
-        ).scalar_one_or_none()
+    """The rep's active Google integration in this org, if any (a read-only row)."""
+    found = common.rows(ctx, _GOOGLE, b_org=ctx.org_id, b_user=user.id)
+    if len(found) > 1:  # as scalar_one_or_none would: one active Google connection per rep
+        raise MultipleResultsFound("more than one active Google integration for this rep")
+    return found[0] if found else None  # type: ignore[return-value]
 
 
 def _require_google(ctx: StepContext, user: User) -> Integration:
@@ -155,14 +167,7 @@ def busy_intervals(ctx: StepContext, user: User, time_min: datetime, time_max: d
         ctx.checkpoint()  # no transaction stays open across Google's answer
         with calendar_service(credentials_for(integration)) as service:
             return free_busy(service, "primary", time_min, time_max), "google"
-    with ctx.session() as session:
-        rows = session.execute(
-            select(CalendarEvent.start_at, CalendarEvent.end_at).where(
-                CalendarEvent.org_id == ctx.org_id,
-                CalendarEvent.user_id == user.id,
-                and_(CalendarEvent.end_at > time_min, CalendarEvent.start_at < time_max),
-            )
-        ).all()
+    rows = common.rows(ctx, _STORED_BUSY, b_org=ctx.org_id, b_user=user.id, b_min=time_min, b_max=time_max)
     return [(start, end) for start, end in rows], "stored"
 
 
@@ -176,34 +181,69 @@ def record_activity(
     contact_id: Any = None,
     company_id: Any = None,
     direction: str | None = "outbound",
-) -> None:
-    """Log what was done on the deal (and touch its last activity) in one transaction, once per step."""
+    touch_deal: bool = True,
+) -> datetime | None:
+    """Log what was done on the deal (and touch its last activity, unless `touch_deal` is False because
+    the caller writes the deal itself) in one transaction, once per step. Returns when it was logged,
+    None when this step had already logged it (a retry)."""
     activity_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{ctx.job_id}:{ctx.step}:{ctx.iteration}:{kind}")
     now = utcnow()
     deal_id, contact_id, company_id = (uuid.UUID(str(v)) if v else None for v in (deal_id, contact_id, company_id))
     with ctx.transaction() as conn:
-        exists = conn.execute(
-            select(Activity.id).where(Activity.id == activity_id, Activity.org_id == ctx.org_id)
-        ).first()
-        if exists:
-            return
-        conn.execute(
-            insert(Activity.__table__).values(
-                id=activity_id,
-                org_id=ctx.org_id,
-                deal_id=deal_id,
-                contact_id=contact_id,
-                company_id=company_id,
-                user_id=ctx.user_id,
-                kind=kind,
-                direction=direction,
-                subject=subject[:500],
-                body=body,
-                occurred_at=now,
-                created_at=now,
-            )
+        inserted = conn.execute(
+            _activity_insert(conn),
+            {
+                "id": activity_id,
+                "org_id": ctx.org_id,
+                "deal_id": deal_id,
+                "contact_id": contact_id,
+                "company_id": company_id,
+                "user_id": ctx.user_id,
+                "kind": kind,
+                "direction": direction,
+                "subject": subject[:500],
+                "body": body,
+                "occurred_at": now,
+                "created_at": now,
+            },
+        ).rowcount
+        if not inserted:  # the id is this step's own: it was logged by an earlier attempt
+            return None
+        if deal_id and touch_deal:
+            conn.execute(_TOUCH_DEAL, {"b_at": now, "b_id": deal_id, "b_org": ctx.org_id})
+    return now
+
+
+_ACTIVITY_INSERTS: dict[str, Any] = {}
+_TOUCH_DEAL = (
+    update(Deal.__table__)
+    .where(Deal.id == bindparam("b_id", type_=Uuid()), Deal.org_id == bindparam("b_org", type_=Uuid()))
+    .values(last_activity_at=bindparam("b_at"))
+)
+
+
+def _activity_insert(conn: Connection) -> Any:
+    """`INSERT INTO activities ... ON CONFLICT (id) DO NOTHING` for the connection's dialect, built once."""
+    name = conn.dialect.name
+    if name not in _ACTIVITY_INSERTS:
+        table = Activity.__table__
+        _ACTIVITY_INSERTS[name] = insert_ignoring_conflicts(conn, table, ["id"]).values(
+            {c: bindparam(c, type_=table.c[c].type) for c in _ACTIVITY_COLUMNS}
         )
-        if deal_id:
-            conn.execute(
-                update(Deal.__table__).where(Deal.id == deal_id, Deal.org_id == ctx.org_id).values(last_activity_at=now)
-            )
+    return _ACTIVITY_INSERTS[name]
+
+
+_ACTIVITY_COLUMNS = (
+    "id",
+    "org_id",
+    "deal_id",
+    "contact_id",
+    "company_id",
+    "user_id",
+    "kind",
+    "direction",
+    "subject",
+    "body",
+    "occurred_at",
+    "created_at",
+)

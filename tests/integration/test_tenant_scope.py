@@ -26,8 +26,13 @@ SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True, scope="mo
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_DIRS = ("worker", "sequences", "webhooks", "blocks")
-# Frames that only carry a statement to the database (the issuer is the frame below them).
-CARRIERS = {"worker/db.py"}
+# Frames that only carry a statement to the database (the issuer is the frame below them): whole files,
+# or path:function (the skills' statement runners).
+CARRIERS = {
+    "worker/db.py",
+    "worker/precompiled.py",
+    *(f"sequences/skills/common.py:{f}" for f in ("rows", "first", "scalars", "execute")),
+}
 # Modules whose functions take the ids (and the org) from their caller: the caller is named too.
 STORES = ("worker/engine/jobstore.py",)
 TENANT_TABLES = frozenset(t.name for t in Base.metadata.sorted_tables if "org_id" in t.c)
@@ -100,7 +105,7 @@ def _issuer() -> str:
             rel = path.resolve().relative_to(REPO).as_posix()
         except ValueError:
             rel = ""
-        if rel.startswith(PROJECT_DIRS) and rel not in CARRIERS:
+        if rel.startswith(PROJECT_DIRS) and rel not in CARRIERS and f"{rel}:{frame.f_code.co_name}" not in CARRIERS:
             found.append(f"{rel}:{frame.f_code.co_name}")
             if not rel.startswith(STORES):
                 break

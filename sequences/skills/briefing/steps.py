@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import Uuid, bindparam, func, select
 
 import blocks
 from sequences.skills import common
@@ -22,13 +22,43 @@ from sequences.skills.briefing.rules import (
 )
 from sequences.skills.email.addresses import domain_of, is_free_mail
 from worker.engine.context import StepContext, StepResult
-from worker.models import Activity, CalendarEvent, Company, Contact, Deal, DealRiskScore, Task, User
+from worker.models import Activity, CalendarEvent, Company, Contact, Deal, DealRiskScore, Task
 
 # How far back the CRM history and the "news" reach (days).
 HISTORY_D = 180
 NEWS_D = 30
 # A briefing for a meeting starting within this long is delivered even in quiet hours.
 ALWAYS_DELIVER_H = 2
+
+# Statements built once (bind parameters b_*).
+_ID, _ORG = bindparam("b_id", type_=Uuid()), bindparam("b_org", type_=Uuid())
+_CONTACTS_BY_EMAIL = select(Contact.id, Contact.email, Contact.name, Contact.title, Contact.company_id).where(
+    Contact.org_id == _ORG, func.lower(Contact.email).in_(bindparam("b_emails", expanding=True))
+)
+_COMPANY = select(Company.id, Company.name, Company.domain, Company.industry, Company.employees, Company.notes)
+_COMPANY_BY_IDS = _COMPANY.where(Company.org_id == _ORG, Company.id.in_(bindparam("b_ids", expanding=True))).limit(1)
+_COMPANY_BY_DOMAINS = _COMPANY.where(
+    Company.org_id == _ORG, Company.domain.in_(bindparam("b_domains", expanding=True))
+).limit(1)
+_OPEN_DEAL_OF_COMPANY = (
+    select(Deal)
+    .where(Deal.org_id == _ORG, Deal.company_id == _ID, Deal.stage.not_in(["closed_won", "closed_lost"]))
+    .order_by(Deal.value.desc())
+    .limit(1)
+)
+_LATEST_RISK = (
+    select(DealRiskScore.score, DealRiskScore.level, DealRiskScore.factors)
+    .where(DealRiskScore.org_id == _ORG, DealRiskScore.deal_id == _ID)
+    .order_by(DealRiskScore.scored_at.desc())
+    .limit(1)
+)
+_OPEN_TASK_TITLES = select(Task.title).where(Task.org_id == _ORG, Task.status == "open", Task.deal_id == _ID)
+_RECENT_NOTES = select(Activity.subject).where(
+    Activity.org_id == _ORG,
+    Activity.company_id == _ID,
+    Activity.kind == "note",
+    Activity.occurred_at >= bindparam("b_since", type_=Activity.occurred_at.type),
+)
 
 
 class Enriched(BaseModel):
@@ -70,29 +100,15 @@ def enrich_attendees(ctx: StepContext, inputs: Mapping[str, Any]) -> Enriched:
     event = _event(ctx)
     people = [a for a in event.attendees or [] if isinstance(a, Mapping)]
     emails = [str(a.get("email", "")).lower() for a in people if a.get("email")]
-    with ctx.session() as session:
-        contacts = {
-            c.email.lower(): c
-            for c in session.execute(
-                select(Contact).where(Contact.org_id == ctx.org_id, func.lower(Contact.email).in_(emails))
-            ).scalars()
-        }
-        internal = {e.lower() for e in session.execute(select(User.email).where(User.org_id == ctx.org_id)).scalars()}
-        company_ids = {c.company_id for c in contacts.values() if c.company_id}
-        domains = {d for d in (domain_of(e) for e in emails if e not in internal) if d and not is_free_mail(d)}
-        company = None
-        if company_ids:
-            company = (
-                session.execute(select(Company).where(Company.org_id == ctx.org_id, Company.id.in_(company_ids)))
-                .scalars()
-                .first()
-            )
-        elif domains:
-            company = (
-                session.execute(select(Company).where(Company.org_id == ctx.org_id, Company.domain.in_(domains)))
-                .scalars()
-                .first()
-            )
+    contacts = {c.email.lower(): c for c in common.rows(ctx, _CONTACTS_BY_EMAIL, b_org=ctx.org_id, b_emails=emails)}
+    internal = common.internal_emails(ctx)
+    company_ids = {c.company_id for c in contacts.values() if c.company_id}
+    domains = {d for d in (domain_of(e) for e in emails if e not in internal) if d and not is_free_mail(d)}
+    company = None
+    if company_ids:
+        company = common.first(ctx, _COMPANY_BY_IDS, b_org=ctx.org_id, b_ids=sorted(company_ids))
+    elif domains:
+        company = common.first(ctx, _COMPANY_BY_DOMAINS, b_org=ctx.org_id, b_domains=sorted(domains))
     names = {}
     if company is not None:
         names[company.id] = company.name
@@ -132,47 +148,19 @@ def pull_crm_history(ctx: StepContext, inputs: Mapping[str, Any]) -> CrmHistory:
     contact_ids = [common.as_uuid(c, "contact") for c in enriched.contact_ids]
     company_id = common.as_uuid(enriched.company_id, "company") if enriched.company_id else None
     since = ctx.now - timedelta(days=HISTORY_D)
-    with ctx.session() as session:
-        rows = common.recent_activities(
-            session, ctx, since=since, limit=20, contact_ids=contact_ids, company_id=company_id, deal_id=event.deal_id
-        )
-        deal = common.org_row(session, ctx, Deal, event.deal_id)
-        if deal is None and company_id:
-            deal = (
-                session.execute(
-                    select(Deal)
-                    .where(
-                        Deal.org_id == ctx.org_id,
-                        Deal.company_id == company_id,
-                        Deal.stage.not_in(["closed_won", "closed_lost"]),
-                    )
-                    .order_by(Deal.value.desc())
-                )
-                .scalars()
-                .first()
-            )
-        risk = None
-        if deal is not None and deal.org_id == ctx.org_id:
-            risk = (
-                session.execute(
-                    select(DealRiskScore)
-                    .where(DealRiskScore.org_id == ctx.org_id, DealRiskScore.deal_id == deal.id)
-                    .order_by(DealRiskScore.scored_at.desc())
-                )
-                .scalars()
-                .first()
-            )
-        tasks = (
-            session.execute(
-                select(Task.title).where(Task.org_id == ctx.org_id, Task.status == "open", Task.deal_id == deal.id)
-            )
-            .scalars()
-            .all()
-            if deal
-            else []
-        )
+    rows = common.recent_activities(
+        ctx, since=since, limit=20, contact_ids=contact_ids, company_id=company_id, deal_id=event.deal_id
+    )
+    deal = common.load_optional(ctx, Deal, event.deal_id)
+    if deal is None and company_id:
+        deal = common.first(ctx, _OPEN_DEAL_OF_COMPANY, b_org=ctx.org_id, b_id=company_id)
+    risk = None
+    tasks: list[str] = []
+    if deal is not None:
+        risk = common.first(ctx, _LATEST_RISK, b_org=ctx.org_id, b_id=deal.id)
+        tasks = common.scalars(ctx, _OPEN_TASK_TITLES, b_org=ctx.org_id, b_id=deal.id)
     deal_info = None
-    if deal is not None and deal.org_id == ctx.org_id:
+    if deal is not None:
         deal_info = DealInfo(
             name=deal.name,
             stage=deal.stage,
@@ -198,19 +186,13 @@ def research_company_news(ctx: StepContext, inputs: Mapping[str, Any]) -> News:
     if enriched.company and enriched.company.notes:
         news += [line.strip() for line in enriched.company.notes.splitlines() if line.strip()]
     if enriched.company_id:
-        with ctx.session() as session:
-            notes = (
-                session.execute(
-                    select(Activity.subject).where(
-                        Activity.org_id == ctx.org_id,
-                        Activity.company_id == common.as_uuid(enriched.company_id, "company"),
-                        Activity.kind == "note",
-                        Activity.occurred_at >= ctx.now - timedelta(days=NEWS_D),
-                    )
-                )
-                .scalars()
-                .all()
-            )
+        notes = common.scalars(
+            ctx,
+            _RECENT_NOTES,
+            b_org=ctx.org_id,
+            b_id=common.as_uuid(enriched.company_id, "company"),
+            b_since=ctx.now - timedelta(days=NEWS_D),
+        )
         news += [n for n in notes if n]
     return News(news=common.unique(news)[:5])
 

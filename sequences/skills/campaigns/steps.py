@@ -9,22 +9,58 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import Uuid, bindparam, select, update
 
 import blocks
 from sequences.skills import common
 from sequences.skills.campaigns.health import CampaignCounts
 from sequences.skills.campaigns.replies import ReplyClass, classify_reply
 from sequences.skills.campaigns.report import ReplyIn, build_report
-from worker.clients.instantly import InstantlyClient
 from worker.engine.context import StepContext, StepResult
 from worker.engine.jobstore import insert_ignoring_conflicts
 from worker.errors import PermanentError
-from worker.models import Campaign, CampaignReply, Contact, Integration, Org, User
+from worker.models import Campaign, CampaignReply, Contact, Integration, User
 from worker.worktime import zone
 
 # Replies newer than this are reported (hours): the day since the last daily check, plus slack.
 REPLY_WINDOW_H = 26
+
+# Statements built once (bind parameters b_*).
+_ORG = bindparam("b_org", type_=Uuid())
+_INSTANTLY = (
+    select(Integration.__table__)
+    .where(Integration.org_id == _ORG, Integration.provider == "instantly", Integration.status == "active")
+    .limit(1)
+)
+_ACTIVE_CAMPAIGNS = (
+    select(Campaign.id, Campaign.name, Campaign.metrics, Campaign.owner_id)
+    .where(Campaign.org_id == _ORG, Campaign.status == "active")
+    .order_by(Campaign.name)
+)
+_RECENT_REPLIES = (
+    select(
+        CampaignReply.id,
+        CampaignReply.campaign_id,
+        CampaignReply.from_email,
+        CampaignReply.subject,
+        CampaignReply.body,
+        CampaignReply.received_at,
+        Contact.name.label("contact_name"),
+    )
+    .outerjoin(Contact, (Contact.org_id == CampaignReply.org_id) & (Contact.email == CampaignReply.from_email))
+    .where(
+        CampaignReply.org_id == _ORG,
+        CampaignReply.campaign_id.in_(bindparam("b_ids", expanding=True)),
+        CampaignReply.received_at >= bindparam("b_since", type_=CampaignReply.received_at.type),
+    )
+    .order_by(CampaignReply.received_at.desc())
+)
+_SET_CLASSIFICATION = (
+    update(CampaignReply)
+    .where(CampaignReply.id == bindparam("b_id", type_=Uuid()), CampaignReply.org_id == _ORG)
+    .values(classification=bindparam("b_label"))
+)
+_ADMINS = select(User.id).where(User.org_id == _ORG, User.role == "admin").order_by(User.name)
 
 
 class FetchedCampaigns(BaseModel):
@@ -50,27 +86,18 @@ class Delivered(BaseModel):
 
 
 def _integration(ctx: StepContext) -> Integration:
-    with ctx.session() as session:
-        row = (
-            session.execute(
-                select(Integration).where(
-                    Integration.org_id == ctx.org_id,
-                    Integration.provider == "instantly",
-                    Integration.status == "active",
-                )
-            )
-            .scalars()
-            .first()
-        )
+    row = common.first(ctx, _INSTANTLY, b_org=ctx.org_id)
     if row is None:
         raise PermanentError("this org has no active Instantly integration (connect Instantly first)")
-    return row
+    return row  # type: ignore[return-value]
 
 
 def _refresh_from_instantly(ctx: StepContext, integration: Integration) -> None:
     """Pull analytics and recent replies from the Instantly API into our rows."""
     since = ctx.now - timedelta(hours=REPLY_WINDOW_H)
     ctx.checkpoint()  # no transaction stays open across Instantly's answers
+    from worker.clients.instantly import InstantlyClient  # httpx (~7 MiB) loads only in a worker that calls Instantly
+
     with InstantlyClient.for_integration(integration) as client:
         analytics = client.active_campaign_analytics()
         replies = client.recent_replies(since)
@@ -143,33 +170,13 @@ def fetch_campaign_metrics(ctx: StepContext, inputs: Mapping[str, Any]) -> Fetch
         source = "instantly"
     wanted = {str(x) for x in ctx.payload.get("campaign_ids") or []}
     since = ctx.now - timedelta(hours=REPLY_WINDOW_H)
-    with ctx.session() as session:
-        campaigns = [
-            c
-            for c in session.execute(
-                select(Campaign)
-                .where(Campaign.org_id == ctx.org_id, Campaign.status == "active")
-                .order_by(Campaign.name)
-            ).scalars()
-            if not wanted or str(c.id) in wanted
-        ]
-        ids = [c.id for c in campaigns]
-        replies = (
-            session.execute(
-                select(CampaignReply, Contact.name)
-                .outerjoin(
-                    Contact, (Contact.org_id == CampaignReply.org_id) & (Contact.email == CampaignReply.from_email)
-                )
-                .where(
-                    CampaignReply.org_id == ctx.org_id,
-                    CampaignReply.campaign_id.in_(ids),
-                    CampaignReply.received_at >= since,
-                )
-                .order_by(CampaignReply.received_at.desc())
-            ).all()
-            if ids
-            else []
-        )
+    campaigns = [c for c in common.rows(ctx, _ACTIVE_CAMPAIGNS, b_org=ctx.org_id) if not wanted or str(c.id) in wanted]
+    ids = [c.id for c in campaigns]
+    replies = (
+        [(r, r.contact_name) for r in common.rows(ctx, _RECENT_REPLIES, b_org=ctx.org_id, b_ids=ids, b_since=since)]
+        if ids
+        else []
+    )
     names = {c.id: c.name for c in campaigns}
     m = {c.id: c.metrics or {} for c in campaigns}
     return FetchedCampaigns(
@@ -230,13 +237,14 @@ def classify_replies(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
             label = rule.label.value
         cls = rule if rule.label.value == label else ReplyClass(label=label, confidence=0.8, signals=["llm"])
         classified.append(r.model_copy(update={"classification": cls}))
-    with ctx.session() as session:
-        for r in classified:
-            session.execute(
-                update(CampaignReply)
-                .where(CampaignReply.id == uuid.UUID(r.reply_id), CampaignReply.org_id == ctx.org_id)
-                .values(classification=r.classification.label.value)
-            )
+    with ctx.transaction() as conn:  # one executemany
+        conn.execute(
+            _SET_CLASSIFICATION,
+            [
+                {"b_id": uuid.UUID(r.reply_id), "b_org": ctx.org_id, "b_label": r.classification.label.value}
+                for r in classified
+            ],
+        )
     return StepResult(output=ClassifiedReplies(replies=classified), cost_usd=answer.cost_usd, tokens=answer.tokens)
 
 
@@ -244,20 +252,13 @@ def build_campaign_report(ctx: StepContext, inputs: Mapping[str, Any]) -> Any:
     """Rates, health status and suggestions per campaign, replies first-positive (in the org's day)."""
     fetched = FetchedCampaigns.model_validate(inputs["fetch-campaign-metrics"])
     classified = ClassifiedReplies.model_validate(inputs["classify-replies"])
-    with ctx.session() as session:
-        org_tz = session.execute(select(Org.timezone).where(Org.id == ctx.org_id)).scalar()
-    day = ctx.now.astimezone(zone(org_tz)).date()
+    org = common.org(ctx)
+    day = ctx.now.astimezone(zone(org.timezone if org is not None else None)).date()
     return build_report(day, fetched.campaigns, classified.replies)
 
 
 def _admins(ctx: StepContext) -> list[str]:
-    with ctx.session() as session:
-        return [
-            str(u)
-            for u in session.execute(
-                select(User.id).where(User.org_id == ctx.org_id, User.role == "admin").order_by(User.name)
-            ).scalars()
-        ]
+    return [str(u) for u in common.scalars(ctx, _ADMINS, b_org=ctx.org_id)]
 
 
 def deliver_campaign_slack(ctx: StepContext, inputs: Mapping[str, Any]) -> Delivered:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Row, Uuid, bindparam, select
 
 import blocks
 from sequences.skills import common
@@ -34,6 +34,34 @@ from worker.models import CoachingReport, Deal, Meeting
 # Closed deals looked at for the win/loss comparison (days).
 WIN_LOSS_WINDOW_D = 90
 
+# Statements built once (bind parameters b_*).
+_ORG, _USER = bindparam("b_org", type_=Uuid()), bindparam("b_user", type_=Uuid())
+_MEETING = select(
+    Meeting.id,
+    Meeting.title,
+    Meeting.transcript,
+    Meeting.call_type,
+    Meeting.call_type_confidence,
+    Meeting.start_at,
+    Meeting.deal_id,
+)
+_MEETINGS_OF_WEEK = _MEETING.where(
+    Meeting.org_id == _ORG,
+    Meeting.user_id == _USER,
+    Meeting.start_at >= bindparam("b_start", type_=Meeting.start_at.type),
+    Meeting.start_at < bindparam("b_end", type_=Meeting.start_at.type),
+)
+_MEETINGS_OF_DEALS = _MEETING.where(Meeting.org_id == _ORG, Meeting.deal_id.in_(bindparam("b_deals", expanding=True)))
+_CLOSED_DEALS = select(Deal.id, Deal.stage).where(
+    Deal.org_id == _ORG,
+    Deal.owner_id == _USER,
+    Deal.stage.in_(["closed_won", "closed_lost"]),
+    Deal.stage_changed_at >= bindparam("b_since", type_=Deal.stage_changed_at.type),
+)
+_REPORT = (CoachingReport.org_id == _ORG, CoachingReport.user_id == _USER, CoachingReport.week == bindparam("b_week"))
+_REPORT_METRICS = select(CoachingReport.metrics).where(*_REPORT)
+_REPORT_ID = select(CoachingReport.id).where(*_REPORT)
+
 
 class Weekly(BaseModel):
     week: str
@@ -47,7 +75,7 @@ class Delivered(BaseModel):
     report_id: str
 
 
-def _stats(meetings: list[Meeting], reps: set[str]) -> list[MeetingStats]:
+def _stats(meetings: list[Row[Any]], reps: set[str]) -> list[MeetingStats]:
     out = []
     for m in meetings:
         transcript = parse_transcript(m.transcript)
@@ -77,24 +105,11 @@ def aggregate_weekly_metrics(ctx: StepContext, inputs: Mapping[str, Any]) -> Wee
     tz = common.rep_zone(ctx, user)
     week = ctx.payload.get("week") or previous_iso_week(ctx.now, tz)
     start, end = iso_week_bounds(week, tz)
-    with ctx.session() as session:
-        meetings = list(
-            session.execute(
-                select(Meeting).where(
-                    Meeting.org_id == ctx.org_id,
-                    Meeting.user_id == user.id,
-                    Meeting.start_at >= start,
-                    Meeting.start_at < end,
-                )
-            ).scalars()
-        )
-        previous_report = session.execute(
-            select(CoachingReport.metrics).where(
-                CoachingReport.org_id == ctx.org_id,
-                CoachingReport.user_id == user.id,
-                CoachingReport.week == previous_iso_week(start + timedelta(days=1), tz),
-            )
-        ).scalar()
+    meetings = common.rows(ctx, _MEETINGS_OF_WEEK, b_org=ctx.org_id, b_user=user.id, b_start=start, b_end=end)
+    previous_report = common.first(
+        ctx, _REPORT_METRICS, b_org=ctx.org_id, b_user=user.id, b_week=previous_iso_week(start + timedelta(days=1), tz)
+    )
+    previous_report = previous_report.metrics if previous_report else None
     metrics = aggregate_week(_stats(meetings, common.internal_names(ctx)), week, tz)
     previous = WeeklyMetrics.model_validate(previous_report) if previous_report else None
     return Weekly(week=week, timezone=tz.key, metrics=metrics, previous=previous)
@@ -104,26 +119,8 @@ def correlate_win_loss_step(ctx: StepContext, inputs: Mapping[str, Any]) -> WinL
     """Deals the rep won and lost in the last 90 days against the stats of their meetings."""
     user = common.rep(ctx)
     since = ctx.now - timedelta(days=WIN_LOSS_WINDOW_D)
-    with ctx.session() as session:
-        deals = list(
-            session.execute(
-                select(Deal).where(
-                    Deal.org_id == ctx.org_id,
-                    Deal.owner_id == user.id,
-                    Deal.stage.in_(["closed_won", "closed_lost"]),
-                    Deal.stage_changed_at >= since,
-                )
-            ).scalars()
-        )
-        meetings = (
-            list(
-                session.execute(
-                    select(Meeting).where(Meeting.org_id == ctx.org_id, Meeting.deal_id.in_([d.id for d in deals]))
-                ).scalars()
-            )
-            if deals
-            else []
-        )
+    deals = common.rows(ctx, _CLOSED_DEALS, b_org=ctx.org_id, b_user=user.id, b_since=since)
+    meetings = common.rows(ctx, _MEETINGS_OF_DEALS, b_org=ctx.org_id, b_deals=[d.id for d in deals]) if deals else []
     stats = _stats(meetings, common.internal_names(ctx))
     return correlate_win_loss(
         [
@@ -166,13 +163,7 @@ def deliver_coaching_slack(ctx: StepContext, inputs: Mapping[str, Any]) -> Deliv
     """DM the digest to the rep."""
     digest = inputs["generate-coaching-digest"]
     weekly = Weekly.model_validate(inputs["aggregate-weekly-metrics"])
-    with ctx.session() as session:
-        report_id = session.execute(
-            select(CoachingReport.id).where(
-                CoachingReport.org_id == ctx.org_id,
-                CoachingReport.user_id == ctx.user_id,
-                CoachingReport.week == weekly.week,
-            )
-        ).scalar()
+    report = common.first(ctx, _REPORT_ID, b_org=ctx.org_id, b_user=ctx.user_id, b_week=weekly.week)
+    report_id = report.id if report else None
     outbox_id = common.notify(ctx, "coaching_digest", blocks.coaching_digest(digest), user_id=ctx.user_id)
     return Delivered(outbox_id=str(outbox_id) if outbox_id else None, report_id=str(report_id))

@@ -78,10 +78,7 @@ def research_trigger_events(ctx: StepContext, inputs: Mapping[str, Any]) -> Trig
     events: list[str] = []
     signals: list[str] = []
     if contacts or deal.company_id:
-        with ctx.session() as session:
-            rows = common.recent_activities(
-                session, ctx, since=since, limit=50, contact_ids=contacts, company_id=deal.company_id
-            )
+        rows = common.recent_activities(ctx, since=since, limit=50, contact_ids=contacts, company_id=deal.company_id)
         silent_since = deal.last_activity_at or deal.created_at
         for a in rows:
             text = f"{a.subject or ''} {a.body or ''}"

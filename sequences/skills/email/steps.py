@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import Uuid, bindparam, func, select, update
 
 from sequences.skills import common, outbound
 from sequences.skills.email.addresses import domain_of, is_free_mail, parse_address
@@ -19,6 +19,32 @@ from worker.errors import PermanentError, SkipStep
 from worker.models import CampaignReply, Company, Contact, Deal, Email
 
 OPEN_DEAL_EXCLUDED = ("closed_won", "closed_lost")
+
+# Statements built once (bind parameters b_*).
+_ID, _ORG = bindparam("b_id", type_=Uuid()), bindparam("b_org", type_=Uuid())
+_CONTACT_BY_EMAIL = select(Contact.id, Contact.name, Contact.company_id).where(
+    Contact.org_id == _ORG, func.lower(Contact.email) == bindparam("b_email")
+)
+_COMPANY_BY_ID = select(Company.id, Company.name).where(Company.id == _ID, Company.org_id == _ORG)
+_COMPANY_BY_DOMAIN = select(Company.id, Company.name).where(
+    Company.org_id == _ORG, Company.domain == bindparam("b_domain")
+)
+# The biggest open deal of a contact (as its primary contact) or of a company.
+_OPEN_DEAL_OF_CONTACT, _OPEN_DEAL_OF_COMPANY = (
+    select(Deal.id)
+    .where(Deal.org_id == _ORG, column == _ID, Deal.stage.not_in(OPEN_DEAL_EXCLUDED))
+    .order_by(Deal.value.desc())
+    .limit(1)
+    for column in (Deal.primary_contact_id, Deal.company_id)
+)
+_REPLY_DRAFTED = (
+    update(CampaignReply).where(CampaignReply.id == _ID, CampaignReply.org_id == _ORG).values(status="drafted")
+)
+_SET_CONTACT_STATUS = (
+    update(Contact)
+    .where(Contact.id == _ID, Contact.org_id == _ORG)
+    .values(status=bindparam("b_status"), status_until=bindparam("b_until"))
+)
 
 
 class InboundEmail(BaseModel):
@@ -130,50 +156,17 @@ def match_to_crm_contact(ctx: StepContext, inputs: Mapping[str, Any]) -> Match:
     domain is free mail, and the contact's (or company's) open deal."""
     email = Classified.model_validate(inputs["classify-email-intent"]).email
     free = is_free_mail(email.from_email)
-    with ctx.session() as session:
-        contact = session.execute(
-            select(Contact).where(Contact.org_id == ctx.org_id, func.lower(Contact.email) == email.from_email.lower())
-        ).scalar()
-        company = None
-        if contact is not None and contact.company_id:
-            company = common.org_row(session, ctx, Company, contact.company_id)
-        elif not free and domain_of(email.from_email):
-            company = (
-                session.execute(
-                    select(Company).where(Company.org_id == ctx.org_id, Company.domain == domain_of(email.from_email))
-                )
-                .scalars()
-                .first()
-            )
-        deal = None
-        if contact is not None:
-            deal = (
-                session.execute(
-                    select(Deal)
-                    .where(
-                        Deal.org_id == ctx.org_id,
-                        Deal.primary_contact_id == contact.id,
-                        Deal.stage.not_in(OPEN_DEAL_EXCLUDED),
-                    )
-                    .order_by(Deal.value.desc())
-                )
-                .scalars()
-                .first()
-            )
-        if deal is None and company is not None:
-            deal = (
-                session.execute(
-                    select(Deal)
-                    .where(
-                        Deal.org_id == ctx.org_id, Deal.company_id == company.id, Deal.stage.not_in(OPEN_DEAL_EXCLUDED)
-                    )
-                    .order_by(Deal.value.desc())
-                )
-                .scalars()
-                .first()
-            )
-    if company is not None and company.org_id != ctx.org_id:
-        company = None
+    contact = common.first(ctx, _CONTACT_BY_EMAIL, b_org=ctx.org_id, b_email=email.from_email.lower())
+    company = None
+    if contact is not None and contact.company_id:
+        company = common.first(ctx, _COMPANY_BY_ID, b_org=ctx.org_id, b_id=contact.company_id)
+    elif not free and domain_of(email.from_email):
+        company = common.first(ctx, _COMPANY_BY_DOMAIN, b_org=ctx.org_id, b_domain=domain_of(email.from_email))
+    deal = None
+    if contact is not None:
+        deal = common.first(ctx, _OPEN_DEAL_OF_CONTACT, b_org=ctx.org_id, b_id=contact.id)
+    if deal is None and company is not None:
+        deal = common.first(ctx, _OPEN_DEAL_OF_COMPANY, b_org=ctx.org_id, b_id=company.id)
     return Match(
         contact_id=str(contact.id) if contact else None,
         contact_name=contact.name if contact else None,
@@ -205,15 +198,8 @@ def draft_email_reply(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult
         ),
     )
     if ctx.payload.get("campaign_reply_id"):
-        with ctx.session() as session:
-            session.execute(
-                update(CampaignReply)
-                .where(
-                    CampaignReply.id == common.as_uuid(ctx.payload["campaign_reply_id"], "campaign reply"),
-                    CampaignReply.org_id == ctx.org_id,
-                )
-                .values(status="drafted")
-            )
+        reply_id = common.as_uuid(ctx.payload["campaign_reply_id"], "campaign reply")
+        common.execute(ctx, _REPLY_DRAFTED, b_id=reply_id, b_org=ctx.org_id)
     return answer
 
 
@@ -294,13 +280,12 @@ def record_contact_status(ctx: StepContext, inputs: Mapping[str, Any]) -> Contac
     status = classified.intent.intent.value
     until = ooo_until(classified.email.body, ctx.now) if status == "out_of_office" else None
     if match.contact_id:
-        with ctx.session() as session:
-            session.execute(
-                update(Contact)
-                .where(Contact.id == common.as_uuid(match.contact_id, "contact"), Contact.org_id == ctx.org_id)
-                .values(
-                    status="unsubscribed" if status == "unsubscribe" else "out_of_office",
-                    status_until=datetime.combine(until, time(9), tzinfo=UTC) if until else None,
-                )
-            )
+        common.execute(
+            ctx,
+            _SET_CONTACT_STATUS,
+            b_id=common.as_uuid(match.contact_id, "contact"),
+            b_org=ctx.org_id,
+            b_status="unsubscribed" if status == "unsubscribe" else "out_of_office",
+            b_until=datetime.combine(until, time(9), tzinfo=UTC) if until else None,
+        )
     return ContactStatus(contact_id=match.contact_id, status=status, until=until.isoformat() if until else None)

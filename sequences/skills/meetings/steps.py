@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Uuid, bindparam, func, insert, or_, select, update
 
 import blocks
 from sequences.skills import common, outbound
@@ -26,7 +26,7 @@ from worker.audit import record
 from worker.engine.context import FollowUp, StepContext, StepResult
 from worker.engine.payloads import Event
 from worker.errors import PermanentError, SkipStep
-from worker.models import Contact, Deal, Meeting, Org, Task, User, steps
+from worker.models import Contact, Deal, Meeting, Task, steps
 
 
 class ActionItems(BaseModel):
@@ -84,6 +84,22 @@ class FollowupSent(BaseModel):
     result: dict[str, Any]
 
 
+# --------------------------------------------------------------------------- statements (built once)
+
+_ID, _ORG = bindparam("b_id", type_=Uuid()), bindparam("b_org", type_=Uuid())
+_SET_CALL_TYPE = (
+    update(Meeting)
+    .where(Meeting.id == _ID, Meeting.org_id == _ORG)
+    .values(call_type=bindparam("b_call_type"), call_type_confidence=bindparam("b_confidence"))
+)
+_CONTACT_BY_EMAIL = select(Contact.id).where(Contact.org_id == _ORG, func.lower(Contact.email) == bindparam("b_email"))
+_DEAL_NEXT_STEP = select(Deal.next_step).where(Deal.id == _ID, Deal.org_id == _ORG)
+_FAILED_OR_CALL_TYPE = select(steps.c.step, steps.c.status, steps.c.output).where(
+    steps.c.job_id == bindparam("b_job", type_=Uuid()),
+    steps.c.org_id == _ORG,
+    or_(steps.c.status == "failed", steps.c.step == "classify-call-type"),
+)
+
 # --------------------------------------------------------------------------- gate and loading
 
 
@@ -114,8 +130,7 @@ def _start(meeting: Meeting) -> datetime:
 
 def _primary_external(ctx: StepContext, meeting: Meeting) -> tuple[str | None, str | None]:
     """(name, email) of the first attendee who is not one of the org's users."""
-    with ctx.session() as session:
-        internal = {e.lower() for e in session.execute(select(User.email).where(User.org_id == ctx.org_id)).scalars()}
+    internal = common.internal_emails(ctx)
     for person in meeting.attendees or []:
         if isinstance(person, Mapping) and person.get("email") and str(person["email"]).lower() not in internal:
             return person.get("name"), str(person["email"])
@@ -138,17 +153,18 @@ def coaching_on(w: Any) -> bool:
 def classify_call(ctx: StepContext, inputs: Mapping[str, Any]) -> CallTypeResult:
     """Keep a confident existing call type, else match the org's call types; stored on the meeting."""
     meeting = _meeting(ctx)
-    with ctx.session() as session:
-        settings = session.execute(select(Org.settings).where(Org.id == ctx.org_id)).scalar() or {}
+    settings = common.org_settings(ctx)
     result = classify_call_type(
         meeting.title, meeting.transcript, meeting.call_type, meeting.call_type_confidence, settings.get("call_types")
     )
-    with ctx.session() as session:
-        session.execute(
-            update(Meeting)
-            .where(Meeting.id == meeting.id, Meeting.org_id == ctx.org_id)
-            .values(call_type=result.call_type, call_type_confidence=result.confidence)
-        )
+    common.execute(
+        ctx,
+        _SET_CALL_TYPE,
+        b_id=meeting.id,
+        b_org=ctx.org_id,
+        b_call_type=result.call_type,
+        b_confidence=result.confidence,
+    )
     return result
 
 
@@ -225,11 +241,8 @@ def _contact_id(ctx: StepContext, meeting: Meeting) -> str | None:
     _name, email = _primary_external(ctx, meeting)
     if not email:
         return None
-    with ctx.session() as session:
-        found = session.execute(
-            select(Contact.id).where(Contact.org_id == ctx.org_id, func.lower(Contact.email) == email.lower())
-        ).scalar()
-    return str(found) if found else None
+    found = common.first(ctx, _CONTACT_BY_EMAIL, b_org=ctx.org_id, b_email=email.lower())
+    return str(found.id) if found else None
 
 
 def coaching_feedback(ctx: StepContext, inputs: Mapping[str, Any]) -> CoachingStats:
@@ -279,19 +292,26 @@ def update_crm(ctx: StepContext, inputs: Mapping[str, Any]) -> CrmUpdate:
     rep_items = [i for i in items if i.owner == "rep"] or items
     next_step = rep_items[0].text[:500] if rep_items else None
     due = min((i.due for i in items if i.due), default=None)
-    with ctx.session() as session:
-        deal = session.execute(select(Deal).where(Deal.id == meeting.deal_id, Deal.org_id == ctx.org_id)).scalar()
-        if deal is None:
-            raise PermanentError(f"deal {meeting.deal_id} of meeting {meeting.id} not found (deleted?)")
-        before = {"next_step": deal.next_step}
-        changes: dict[str, Any] = {"last_activity_at": meeting.end_at or ctx.now}
-        if next_step:
-            changes["next_step"] = next_step
-        session.execute(update(Deal).where(Deal.id == deal.id, Deal.org_id == ctx.org_id).values(**changes))
-    outbound.record_activity(
-        ctx, kind="meeting", subject=meeting.title, body=next_step, deal_id=meeting.deal_id, direction=None
+    deal = common.first(ctx, _DEAL_NEXT_STEP, b_id=meeting.deal_id, b_org=ctx.org_id)
+    if deal is None:
+        raise PermanentError(f"deal {meeting.deal_id} of meeting {meeting.id} not found (deleted?)")
+    before = {"next_step": deal.next_step}
+    # The activity first: the deal is then written once, its last activity being the one just logged
+    # (the meeting's end when this step's activity was already there).
+    logged_at = outbound.record_activity(
+        ctx,
+        kind="meeting",
+        subject=meeting.title,
+        body=next_step,
+        deal_id=meeting.deal_id,
+        direction=None,
+        touch_deal=False,
     )
+    changes: dict[str, Any] = {"last_activity_at": logged_at or meeting.end_at or ctx.now}
+    if next_step:
+        changes["next_step"] = next_step
     with ctx.transaction() as conn:
+        conn.execute(update(Deal).where(Deal.id == meeting.deal_id, Deal.org_id == ctx.org_id).values(**changes))
         record(
             conn,
             ctx.org_id,
@@ -351,22 +371,13 @@ def notify_summary(ctx: StepContext, inputs: Mapping[str, Any]) -> Debrief:
     extracted = inputs.get("extract-action-items") or {}
     intents = (inputs.get("detect-intents") or {}).get("intents") or {}
     coaching = inputs.get("coaching-micro-feedback") or {}  # a dependency: ended before this step ran
-    with ctx.transaction() as conn:
-        failed = list(
-            conn.execute(
-                select(steps.c.step).where(
-                    steps.c.job_id == ctx.job_id, steps.c.org_id == ctx.org_id, steps.c.status == "failed"
-                )
-            ).scalars()
-        )
-        call_type = (
-            conn.execute(
-                select(steps.c.output).where(
-                    steps.c.job_id == ctx.job_id, steps.c.org_id == ctx.org_id, steps.c.step == "classify-call-type"
-                )
-            ).scalar()
-            or {}
-        )
+    # One read for both: the job's failed steps and classify-call-type's output.
+    failed, call_type = [], {}
+    for row in common.rows(ctx, _FAILED_OR_CALL_TYPE, b_job=ctx.job_id, b_org=ctx.org_id):
+        if row.status == "failed":
+            failed.append(row.step)
+        if row.step == "classify-call-type":
+            call_type = row.output or {}
     data = {
         "meeting_title": meeting.title,
         "meeting_start": meeting.start_at.isoformat(),

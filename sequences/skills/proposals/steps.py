@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import update
+from sqlalchemy import Uuid, bindparam, update
 
 from sequences.skills import common, outbound
 from sequences.skills.proposals.templates import (
@@ -220,8 +220,12 @@ def send_proposal(ctx: StepContext, inputs: Mapping[str, Any]) -> ProposalSent:
     return ProposalSent(action="sent", proposal_id=str(proposal_id), result=result)
 
 
+_SET_STATUS = (
+    update(Proposal)
+    .where(Proposal.id == bindparam("b_id", type_=Uuid()), Proposal.org_id == bindparam("b_org", type_=Uuid()))
+    .values(status=bindparam("b_status"))
+)
+
+
 def _set_status(ctx: StepContext, proposal_id: uuid.UUID, status: str) -> None:
-    with ctx.session() as session:
-        session.execute(
-            update(Proposal).where(Proposal.id == proposal_id, Proposal.org_id == ctx.org_id).values(status=status)
-        )
+    common.execute(ctx, _SET_STATUS, b_id=proposal_id, b_org=ctx.org_id, b_status=status)
