@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert
+from sqlalchemy import Connection, Table, Update, bindparam, insert
 from sqlalchemy.sql.compiler import SQLCompiler
 
 # Dialects whose statements run on the cursor; the others go through Connection.execute.
@@ -66,6 +66,12 @@ class Precompiled:
     """
 
     def __init__(self, statement: Any) -> None:
+        if isinstance(statement, Update):
+            table = statement.table
+            given = {getattr(c, "key", c) for c in statement._values or ()}
+            missed = [c.key for c in getattr(table, "columns", ()) if c.onupdate is not None and c.key not in given]
+            if missed:  # Connection.execute would fill them in; the cursor would not
+                raise ValueError(f"an UPDATE of {table} must set its onupdate columns itself: {missed}")
         self.statement = statement
         self._plans: dict[str, _Plan] = {}
 

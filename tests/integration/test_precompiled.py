@@ -106,3 +106,12 @@ def test_rows_without_their_defaults_get_them_filled(table: Table):
         PrecompiledInsert(table).run(conn, [r])
         got = Precompiled(BY_ID).first(conn, {"b_id": r["id"]})
     assert got is not None and got[2] == 7 and got[5] is False
+
+
+def test_an_update_that_leaves_an_onupdate_column_out_is_refused_when_built():
+    from worker.models import Integration
+
+    table = Integration.__table__
+    with pytest.raises(ValueError, match="onupdate columns itself: \\['updated_at'\\]"):
+        Precompiled(update(table).values(status="revoked"))
+    Precompiled(update(table).values(status="revoked", updated_at=WHEN))  # sets it: accepted

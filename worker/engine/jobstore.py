@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Row, String, Table, Uuid, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Integer, Row, String, Table, Uuid, and_, bindparam, literal, or_, select, update
 
 from worker.engine import claimant
 from worker.engine.claimant import CHILD_SEP
@@ -137,11 +137,25 @@ def set_job_status(
     values: dict[str, Any] = {"status": new.value, "updated_at": now, **fields}
     if new in (J.COMPLETED, J.FAILED, J.CANCELLED, J.EXPIRED, J.TIMEOUT):
         values.setdefault("finished_at", now)
-    allowed = [s.value for s in predecessors(JOB_TRANSITIONS, new)]
-    res = conn.execute(
-        update(jobs).where(jobs.c.id == job_id, jobs.c.org_id == org_id, jobs.c.status.in_(allowed)).values(**values)
-    )
-    return res.rowcount == 1
+    params = {f"v_{k}": v for k, v in values.items()}
+    return _job_move(new, frozenset(values)).count(conn, {"b_job": job_id, "b_org": org_id, **params}) == 1
+
+
+_JOB_MOVES: dict[tuple[JobStatus, frozenset[str]], Precompiled] = {}
+
+
+def _job_move(new: JobStatus, columns: frozenset[str]) -> Precompiled:
+    """`UPDATE sequence_jobs SET <columns> WHERE id, org_id, status IN (new's predecessors)`, built once
+    per target status and column set."""
+    key = (new, columns)
+    if key not in _JOB_MOVES:
+        allowed = [literal(s.value, String()) for s in predecessors(JOB_TRANSITIONS, new)]
+        _JOB_MOVES[key] = Precompiled(
+            update(jobs)
+            .where(jobs.c.id == bindparam("b_job", type_=Uuid()), jobs.c.org_id == _ORG, jobs.c.status.in_(allowed))
+            .values({c: bindparam(f"v_{c}", type_=jobs.c[c].type) for c in sorted(columns)})
+        )
+    return _JOB_MOVES[key]
 
 
 def request_job_cancel(
