@@ -10,16 +10,18 @@ naming it) and answers 202 `{job_id, status, duplicate}`; the job's source is th
 (`api:<key name>`, `api` for the admin token) and its key is stored under `caller:`;
 `?wait=N` (0 < N <= 30) first waits up to N seconds for a final or paused state. Each org has a
 limit on accepted events (`PROACTIVE_ORG_EVENTS_PER_S`, bursts of `PROACTIVE_ORG_EVENTS_BURST`: a
-token bucket in rate_slots, key `events:<org_id>`, shared by every web worker); over it the answer
-is 429 with Retry-After. Every refusal is a precise 4xx with one rejected_events row; an unreachable
-database is 503 (errors.py); an unreachable broker still answers 202: the job is committed and the
-sweeper publishes it.
+token bucket in rate_slots, key `events:<org_id>`, shared by every web worker, which takes its tokens
+in small batches, `allowance_batch`); over it the answer is 429 with Retry-After. Every refusal is
+a precise 4xx with one rejected_events row; an unreachable database is 503 (errors.py); an
+unreachable broker still answers 202: the job is committed and the sweeper publishes it.
 """
 
 from __future__ import annotations
 
 import hmac
 import math
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -176,17 +178,72 @@ def _events_bucket() -> tuple[float, float] | None:
     return ratelimit.bucket(settings.org_events_per_s, settings.org_events_burst)
 
 
+# A web process takes up to this many of an org's events tokens from the shared bucket in one
+# statement and spends them itself (see `_Allowance`): at most ALLOWANCE_S of the org's rate and a tenth
+# of its burst, so the bucket is never overdrawn and unspent tokens, which lapse after ALLOWANCE_S, cost
+# an org at its limit little.
+ALLOWANCE_S = 0.5
+ALLOWANCE_MAX = 64
+
+
+@dataclass
+class _Allowance:
+    """Tokens of an org's events bucket this process took and has not spent yet, until `until`
+    (time.monotonic()); after a refused batch (`tight`), tokens are taken one at a time till then."""
+
+    tokens: int
+    until: float
+    tight: bool = False
+
+
+_allowances: dict[uuid.UUID, _Allowance] = {}
+_allowances_lock = threading.Lock()
+
+
+def allowance_batch(rate_per_s: float, burst: int) -> int:
+    """Tokens taken per statement for a bucket of `rate_per_s` and `burst` (pure; 1 = one per event)."""
+    return max(1, min(ALLOWANCE_MAX, int(rate_per_s * ALLOWANCE_S), burst // 10))
+
+
+def _spend_allowance(org_id: uuid.UUID, now: float) -> bool | None:
+    """Spend a token this process holds for the org: True; None when it holds none but may take a
+    batch; False when a batch was refused lately (take one token at a time)."""
+    with _allowances_lock:
+        held = _allowances.get(org_id)
+        if held is None or held.until <= now:
+            return None
+        if held.tokens > 0:
+            held.tokens -= 1
+            return True
+        return None if not held.tight else False
+
+
 def _over_limit(source: str, org_id: uuid.UUID) -> Response | None:
-    """Take a token of the org's events bucket (one statement); the recorded 429 with Retry-After
-    (whole seconds, at least 1) when it has none, None when the event may go on."""
+    """Take a token of the org's events bucket (one statement per batch, `allowance_batch`); the
+    recorded 429 with Retry-After (whole seconds, at least 1) when it has none, None when the event
+    may go on."""
     shape = _events_bucket()
     if shape is None:
         return None
-    with transaction() as conn:
-        got = ratelimit.take(conn, f"{EVENTS_KEY}:{org_id}", shape[0], utcnow(), shape[1])
-    if got.taken:
+    now = time.monotonic()
+    local = _spend_allowance(org_id, now)
+    if local:
         return None
     settings = get_settings()
+    batch = 1 if local is False else allowance_batch(settings.org_events_per_s, settings.org_events_burst)
+    key = f"{EVENTS_KEY}:{org_id}"
+    with transaction() as conn:
+        got = ratelimit.take(conn, key, shape[0] * batch, utcnow(), shape[1])
+        if not got.taken and batch > 1:  # fewer tokens left than a batch: one at a time for a while
+            with _allowances_lock:
+                _allowances[org_id] = _Allowance(0, now + ALLOWANCE_S, tight=True)
+            batch = 1
+            got = ratelimit.take(conn, key, shape[0], utcnow(), shape[1])
+    if got.taken:
+        if batch > 1:
+            with _allowances_lock:
+                _allowances[org_id] = _Allowance(batch - 1, now + ALLOWANCE_S)
+        return None
     retry_after = max(1, math.ceil(got.wait_s))
     return refuse(
         source,
@@ -202,11 +259,18 @@ def _over_limit(source: str, org_id: uuid.UUID) -> Response | None:
 
 
 def _give_back(org_id: uuid.UUID) -> None:
-    """Return the token a refused event took (a 422 does not use the org's budget)."""
+    """Return the token a refused event took (a 422 does not use the org's budget): to this
+    process's allowance while it lasts, else to the bucket."""
     shape = _events_bucket()
-    if shape is not None:
-        with transaction() as conn:
-            ratelimit.give_back(conn, f"{EVENTS_KEY}:{org_id}", shape[0])
+    if shape is None:
+        return
+    with _allowances_lock:
+        held = _allowances.get(org_id)
+        if held is not None and not held.tight and held.until > time.monotonic():
+            held.tokens += 1
+            return
+    with transaction() as conn:
+        ratelimit.give_back(conn, f"{EVENTS_KEY}:{org_id}", shape[0])
 
 
 @blueprint.get("/api/jobs/<job_id>")

@@ -1,5 +1,5 @@
 """Pure parts of the web edge: the recorder's signature check, strict JSON bodies, the recording
-body's rules and API key material (no services)."""
+body's rules, API key material and the events limit's batches (no services)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import hmac
 
 import pytest
 
+from webhooks.api import ALLOWANCE_MAX, allowance_batch
 from webhooks.inbound import MAX_JSON_DEPTH, BadJson, parse_json
 from worker.access.api_keys import KEY_PREFIX, generate_key, hash_key
 from worker.errors import InvalidEvent
@@ -115,3 +116,11 @@ def test_keys_are_random_prefixed_and_stored_as_sha256():
     one, two = generate_key(), generate_key()
     assert one != two and one.startswith(KEY_PREFIX) and len(one) > 40
     assert hash_key(one) == hashlib.sha256(one.encode()).hexdigest() and len(hash_key(one)) == 64
+
+
+def test_the_events_limit_takes_tokens_in_batches_only_where_they_are_small_against_the_bucket():
+    assert allowance_batch(20, 100) == 10  # the defaults: half a second of the rate, a tenth of the burst
+    assert allowance_batch(20, 30) == 3
+    assert allowance_batch(0.2, 3) == 1  # a small bucket: one token per event, exactly as before
+    assert allowance_batch(1, 1000) == 1
+    assert allowance_batch(1_000_000, 1_000_000) == ALLOWANCE_MAX
