@@ -65,14 +65,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+import psycopg
 from sqlalchemy import update
 
 from bench.edge_baseline import COUNTER_PREFIX
 from bench.edge_baseline import QUEUE as BASELINE_QUEUE
 from bench.harness import (
     BENCHMARKS_MD,
+    PG_ADMIN_DSN,
     REPO,
     Backends,
+    ChildProcess,
     WorkerProcess,
     bench_env,
     cpu_delta,
@@ -125,16 +129,45 @@ LOAD_GENERATOR_NICE = -5
 # Clicks on each warm-up approval after the deciding one (the "already decided" path warmed too).
 WARM_REPEATS = 3
 # Targets the benchmark is measured against (each reported as met or NOT met).
-TARGET_CLICK_RATE = 200.0  # clicks/s at which the ack and click -> next step targets hold
+TARGET_CLICK_RATE = 100.0  # clicks/s at which the ack and click -> next step targets hold
 TARGET_ACK_P99_MS = 50.0
-TARGET_EVENTS_RPS = 1000.0
-TARGET_EVENTS_P99_MS = 50.0
 TARGET_NEXT_STEP_P99_MS = 150.0
+TARGET_IDLE_RATE = 20.0  # clicks/s of the idle target: a paused job's next step started quickly
+TARGET_IDLE_NEXT_STEP_P99_MS = 25.0
+TARGET_CPU_RATIO = 0.5  # CPU per deciding click (web + worker + pg), ours / today's code
+TARGET_EVENTS_RATIO = 0.8  # /api/events throughput, ours / the bare Flask + publish baseline
 # Largest RSS growth per web worker after warm-up that still reads "no growth" (MiB): allocator
 # noise; a leak of 1 KB per request would show ~45 MiB over 45k requests.
 TARGET_RSS_GROWTH_MIB = 5.0
 
 OURS, BASE = "proactive /api/events", "bare Flask + publish"
+OURS_CODE, BASE_CODE = "this tree", "today's code"  # the systems whose clicks are measured
+UNPINNED, PINNED = "unpinned", "pinned (gunicorn taskset -c 0, workers taskset -c 1)"
+
+# Today's system (a worktree of --baseline-ref): its database migrated and seeded by its own code,
+# as Bench.seed does for ours; prints one line with the org, its users and the API key.
+SEED_SCRIPT = """
+import json, os
+import httpx
+import psycopg
+from sqlalchemy import update
+from worker import migrate
+migrate.upgrade(os.environ["DATABASE_URL"])
+from worker.access.api_keys import create_key
+from worker.db import transaction
+from worker.models import User
+from worker.ops.seed import seed_demo
+from worker.orgs import set_dry_run
+r = seed_demo()
+set_dry_run(r.org_id, False, actor="bench")
+with transaction() as conn:
+    conn.execute(
+        update(User.__table__).where(User.org_id == r.org_id).values(quiet_hours=None, max_notifications_per_hour=0)
+    )
+key, _ = create_key(r.org_id, "bench edge")
+users = {k: str(v) for k, v in dict(r.users).items()}
+print("EDGE-SEED " + json.dumps({"org_id": str(r.org_id), "users": users, "key": key}))
+"""
 
 # wrk: every request a unique envelope (thread id + counter in the idempotency key); done() prints
 # one JSON line with the summary and the latency percentiles (microseconds).
@@ -152,7 +185,7 @@ end
 function request()
   counter = counter + 1
   local body = string.format(
-    '{"type":"%s","source":"api","org_id":"%s","user_id":"%s","payload":{"run":"%s"},' ..
+    '{"type":"%s","org_id":"%s","user_id":"%s","payload":{"run":"%s"},' ..
     '"idempotency_key":"edge:%s:%d:%d"}', etype, org, user, tag, tag, tid, counter)
   return wrk.format("POST", path, headers, body)
 end
@@ -348,8 +381,9 @@ class Approval:
 
 @dataclass
 class Clicks:
-    """One open-loop click phase (one rate) of one configuration."""
+    """One open-loop click phase (one rate, one system) of one configuration."""
 
+    system: str = ""  # OURS_CODE, or BASE_CODE with its ref
     decide_ms: list[float] = field(default_factory=list)  # ack latency of deciding clicks
     repeat_ms: list[float] = field(default_factory=list)  # ack latency of clicks on decided approvals
     lag_ms: list[float] = field(default_factory=list)  # sent - scheduled (the load generator behind)
@@ -363,6 +397,7 @@ class Clicks:
     completed: int = 0  # their jobs completed
     answers: int = 0  # ephemeral answers the fake Slack got for the repeat clicks
     replaced: int = 0  # response_url replacements for the deciding clicks
+    chat_updates: int = 0  # chat.update calls on the decided approvals' messages
     settle_s: float = 0.0  # end of the load -> everything above done
 
 
@@ -371,6 +406,7 @@ class ConfigResult:
     """Everything measured for one gunicorn configuration."""
 
     options: str
+    mode: str  # UNPINNED or PINNED
     runs: list[Throughput] = field(default_factory=list)
     clicks: list[Clicks] = field(default_factory=list)
     rss0: dict[int, float] = field(default_factory=dict)
@@ -383,34 +419,113 @@ class ConfigResult:
     log_warnings: list[str] = field(default_factory=list)
 
 
-class Bench:
-    """Owns the database, the Redis DB, the fake Slack, the worker and the measurements of one run."""
+class InTree:
+    """Mixin of a benchmark process that runs a given code tree (cwd and PYTHONPATH), optionally
+    pinned to CPUs (``taskset -c``)."""
 
-    def __init__(self, args: argparse.Namespace, backends: Backends, workdir: Path) -> None:
+    tree: Path = REPO
+    proc: subprocess.Popen[bytes] | None
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+
+    def place(self, tree: Path, cpus: str | None) -> None:
+        """Run from ``tree``, on ``cpus`` (None: anywhere)."""
+        self.tree = tree
+        self.env["PYTHONPATH"] = str(tree)
+        if cpus is not None:
+            self.args = ["taskset", "-c", cpus, *self.args]
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process in its tree (own session, output appended to the log)."""
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.args, cwd=self.tree, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self.proc
+
+
+class TreeGunicorn(InTree, Gunicorn):
+    """A gunicorn of a code tree (see InTree)."""
+
+    def __init__(self, app: str, options: str, system: System, workdir: Path, name: str, cpus: str | None) -> None:
+        super().__init__(app, options, system.env, workdir, name)
+        self.place(system.tree, cpus)
+
+
+class TreeWorker(InTree, WorkerProcess):
+    """A celery worker of a code tree (see InTree)."""
+
+    def __init__(
+        self, app: str, queues: str, system: System, workdir: Path, name: str, concurrency: int, cpus: str | None
+    ) -> None:
+        super().__init__(app, queues, system.env, workdir, name, concurrency=concurrency)
+        self.place(system.tree, cpus)
+
+
+@dataclass
+class System:
+    """A system whose clicks are measured: this tree's code, or today's (a worktree of
+    ``--baseline-ref``), each with its own database, Redis DB, worker and web server."""
+
+    label: str
+    tree: Path
+    db: Backends
+    env: dict[str, str] = field(default_factory=dict)
+    worker: WorkerProcess | None = None
+    web: Gunicorn | None = None
+    org_id: uuid.UUID | None = None
+    users: dict[str, uuid.UUID] = field(default_factory=dict)
+    slack_ids: dict[uuid.UUID, str] = field(default_factory=dict)
+    key: str = ""
+
+    def queues_empty(self) -> bool:
+        """No message waiting or unacknowledged in any of the system's Redis queues."""
+        pipe = self.db.redis.pipeline()
+        for q in (*QUEUES.split(","), BASELINE_QUEUE):
+            pipe.llen(q)
+        pipe.hlen("unacked")
+        return not any(pipe.execute())
+
+
+class Bench:
+    """Owns the databases, the Redis DBs, the fake Slack, the workers and the measurements of one run."""
+
+    def __init__(self, args: argparse.Namespace, backends: Backends, workdir: Path, base: Backends | None) -> None:
         self.args = args
-        self.db = backends
         self.workdir = workdir
-        self.env: dict[str, str] = {}
+        self.ours = System(OURS_CODE, REPO, backends)
+        self.base = System(f"{BASE_CODE} ({args.baseline_ref})", args.baseline_tree, base) if base else None
         self.dags: Any = None  # bench.edge_dags, once the sequences are loaded
         self.slack: Any = None
-        self.worker: WorkerProcess | None = None
         self.pool: Executor | None = None
-        self.org_id: uuid.UUID | None = None
-        self.users: dict[str, uuid.UUID] = {}
-        self.slack_ids: dict[uuid.UUID, str] = {}
-        self.key = ""
         self.script = workdir / "events.lua"
-        self.served = 0  # requests answered by the current configuration's server
+        self.served = 0  # requests answered by the current configuration's server (ours)
         self.started: dict[str, datetime] = {}  # run tag -> a time before its first job
+
+    @property
+    def db(self) -> Backends:
+        """Our system's database and Redis DB."""
+        return self.ours.db
+
+    @property
+    def worker(self) -> WorkerProcess | None:
+        """Our system's worker (one per configuration)."""
+        return self.ours.worker
+
+    @property
+    def systems(self) -> list[System]:
+        """The systems whose clicks are measured: ours, then today's when ``--baseline-ref`` is given."""
+        return [self.ours, *([self.base] if self.base else [])]
 
     # ------------------------------------------------------------------ set-up / tear-down
 
     def setup(self, env: dict[str, str]) -> None:
-        """Database, Redis, fake Slack, demo org and key, the load-generator process, the worker."""
+        """Databases, Redis, fake Slack, demo org and key of each system, the load-generator process."""
         self.slack = FakeSlack().start()
         env.update(SLACK_BOT_TOKEN=self.slack.token, SLACK_API_URL=self.slack.url)
         os.environ.update(env)
-        self.env = env
+        self.ours.env = env
         self.db.create()
         from worker.engine import registry  # after use_env: worker modules read the settings at import
 
@@ -421,12 +536,11 @@ class Bench:
         assert registry.get(edge_dags.CLICK_EVENT) is edge_dags.CLICK
         self.dags = edge_dags
         self.seed()
+        if self.base is not None:
+            self.seed_in_tree(self.base, env)
         self.script.write_text(WRK_SCRIPT)
         self.pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
         self.pool.submit(time.time).result()  # the child is up before anything is timed
-        self.worker = WorkerProcess(
-            "worker.celery_app", QUEUES, env, self.workdir, "edge-worker", concurrency=self.args.concurrency
-        ).start()
 
     def seed(self) -> None:
         """The demo org (no quiet hours, no hourly budget: nothing held back) and its API key."""
@@ -445,55 +559,105 @@ class Bench:
                 .where(User.org_id == self.org_id)
                 .values(quiet_hours=None, max_notifications_per_hour=0)
             )
-        rows = self.db.admin.execute("SELECT id, slack_user_id FROM users WHERE org_id = %s", (self.org_id,)).fetchall()
-        self.slack_ids = {r[0]: r[1] for r in rows}
         self.key, _ = create_key(self.org_id, "bench edge")
+        self.ours.org_id, self.ours.users, self.ours.key = self.org_id, self.users, self.key
+        self.ours.slack_ids = slack_ids_of(self.ours)
+
+    def seed_in_tree(self, system: System, env: dict[str, str]) -> None:
+        """Today's system: its database made, migrated and seeded as ``seed`` does, by its own code."""
+        db = system.db
+        system.env = {
+            **env,
+            "DATABASE_URL": db.url,
+            "BENCH_DB_DSN": db.dsn,
+            "BROKER_URL": db.broker_url or "",
+            "BENCH_BROKER_URL": db.broker_url or "",
+        }
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db.db_name}"')
+        db.created = True
+        out = subprocess.run(
+            [sys.executable, "-c", SEED_SCRIPT],
+            cwd=system.tree,
+            env={**os.environ, **system.env, "PYTHONPATH": str(system.tree)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        line = next((x for x in out.stdout.splitlines() if x.startswith("EDGE-SEED ")), None)
+        if out.returncode != 0 or line is None:
+            raise RuntimeError(f"seeding {system.label} failed: {out.stdout[-2000:]} {out.stderr[-3000:]}")
+        seeded = json.loads(line.removeprefix("EDGE-SEED "))
+        db.connect()
+        system.org_id = uuid.UUID(seeded["org_id"])
+        system.users = {k: uuid.UUID(v) for k, v in seeded["users"].items()}
+        system.key = seeded["key"]
+        system.slack_ids = slack_ids_of(system)
 
     def teardown(self) -> None:
-        """Stop the worker and the child process, drop the database, flush Redis (errors reported)."""
-        if self.worker is not None:
-            self.worker.stop()
+        """Stop the child process, drop the databases, flush Redis (errors reported)."""
+        for system in self.systems:
+            if system.worker is not None:
+                system.worker.stop()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         if self.slack is not None:
             self.slack.stop()
-        self.db.close()
+        for system in reversed(self.systems):
+            system.db.close()
 
     # ------------------------------------------------------------------ helpers
 
     @contextlib.contextmanager
-    def servers(self, options: str, k: int) -> Iterator[tuple[Gunicorn, Gunicorn, WorkerProcess]]:
-        """Our gunicorn, the baseline's gunicorn and the baseline's worker for one configuration."""
-        ours = Gunicorn("webhooks:create_app()", options, self.env, self.workdir, f"ours-{k}")
-        base = Gunicorn("bench.edge_baseline:create_app()", options, self.env, self.workdir, f"base-{k}")
-        base_worker = WorkerProcess(
-            "bench.edge_baseline",
-            BASELINE_QUEUE,
-            self.env,
-            self.workdir,
-            f"edge-baseline-{k}",
-            concurrency=self.args.concurrency,
-        )
+    def servers(self, options: str, k: int, pinned: bool) -> Iterator[tuple[Gunicorn, Gunicorn, WorkerProcess]]:
+        """Each system's worker and gunicorn, and the bare baseline's gunicorn and worker, for one
+        configuration (pinned: every gunicorn on CPU 0, every worker on CPU 1); ours, the bare
+        baseline's gunicorn and its worker."""
+        a = self.args
+        web_cpus, worker_cpus = ("0", "1") if pinned else (None, None)
+        started: list[ChildProcess] = []
         try:
-            ours.start()
-            base.start()
-            base_worker.start()
-            yield ours, base, base_worker
+            for s, system in enumerate(self.systems):
+                name = f"{'ours' if s == 0 else 'today'}-{k}"
+                system.worker = TreeWorker(
+                    "worker.celery_app", QUEUES, system, self.workdir, f"edge-worker-{name}", a.concurrency, worker_cpus
+                )
+                started.append(system.worker.start())
+                system.web = TreeGunicorn("webhooks:create_app()", options, system, self.workdir, name, web_cpus)
+                started.append(system.web.start())
+            bare = TreeGunicorn(
+                "bench.edge_baseline:create_app()", options, self.ours, self.workdir, f"bare-{k}", web_cpus
+            )
+            started.append(bare.start())
+            bare_worker = TreeWorker(
+                "bench.edge_baseline",
+                BASELINE_QUEUE,
+                self.ours,
+                self.workdir,
+                f"edge-bare-{k}",
+                a.concurrency,
+                worker_cpus,
+            )
+            started.append(bare_worker.start())
+            assert self.ours.web is not None
+            yield self.ours.web, bare, bare_worker
         finally:
-            base_worker.stop()
-            base.stop()
-            ours.stop()
+            for process in reversed(started):
+                process.stop()
+            for system in self.systems:
+                system.worker, system.web = None, None
 
     def redis_pid(self) -> int:
         """The Redis server's PID (same machine)."""
         return int(self.db.redis.info("server")["process_id"])
 
-    def cpu(self, web: Gunicorn, worker: WorkerProcess) -> dict[str, dict[int, float]]:
-        """CPU seconds per process of the server, the worker, PostgreSQL and Redis."""
+    def cpu(self, web: Gunicorn, worker: WorkerProcess, db: Backends | None = None) -> dict[str, dict[int, float]]:
+        """CPU seconds per process of the server, the worker, PostgreSQL (backends of ``db``'s
+        database, ours by default) and Redis."""
         return {
             "web": cpu_seconds(web.pids()),
             "worker": cpu_seconds(worker.pids()),
-            "pg": cpu_seconds(self.db.pg_pids(others_only=True)),  # the benchmark's polling left out
+            "pg": cpu_seconds((db or self.db).pg_pids(others_only=True)),  # the benchmark's polling left out
             "redis": cpu_seconds([self.redis_pid()]),
         }
 
@@ -525,22 +689,22 @@ class Bench:
         )
 
     def queues_empty(self) -> bool:
-        """No message waiting or unacknowledged in any of the worker's Redis queues."""
-        pipe = self.db.redis.pipeline()
-        for q in (*QUEUES.split(","), BASELINE_QUEUE):
-            pipe.llen(q)
-        pipe.hlen("unacked")
-        return not any(pipe.execute())
+        """No message waiting or unacknowledged in any of our worker's Redis queues."""
+        return self.ours.queues_empty()
 
     def wait_idle(self, what: str, timeout_s: float = DRAIN_TIMEOUT_S) -> float:
-        """Wait until the worker has nothing queued or running; seconds waited."""
+        """Wait until every system's worker has nothing queued or running; seconds waited."""
         t0 = time.monotonic()
-        while not self.queues_empty():
-            assert self.worker is not None
-            self.worker.check_alive()
-            if time.monotonic() - t0 > timeout_s:
-                raise RuntimeError(f"the worker did not drain ({what}) in {timeout_s:.0f} s\n{self.worker.log_tail()}")
-            time.sleep(POLL_S)
+        for system in self.systems:
+            while not system.queues_empty():
+                assert system.worker is not None
+                system.worker.check_alive()
+                if time.monotonic() - t0 > timeout_s:
+                    raise RuntimeError(
+                        f"the worker of {system.label} did not drain ({what}) in {timeout_s:.0f} s\n"
+                        f"{system.worker.log_tail()}"
+                    )
+                time.sleep(POLL_S)
         return time.monotonic() - t0
 
     def jobs_of(self, tag: str) -> tuple[int, int, int, float | None]:
@@ -621,41 +785,44 @@ class Bench:
 
     # ------------------------------------------------------------------ clicks
 
-    def open_approvals(self, n: int, label: str) -> list[Approval]:
-        """Fire ``n`` click-DAG jobs (reps in turn) and wait until each awaits its approval and its
-        Slack message is posted."""
-        from worker.engine.events import fire_event  # after use_env (settings read at import)
-
+    def open_approvals(self, system: System, n: int, label: str) -> list[Approval]:
+        """Fire ``n`` click-DAG jobs over the system's ``/api/events`` (reps in turn) and wait until
+        each awaits its approval and its Slack message is posted."""
+        assert system.web is not None and system.worker is not None
         tag = f"{label}-{uuid.uuid4().hex[:8]}"
-        reps = list(self.users.values())
-        for i in range(n):
-            fire_event(
-                {
+        reps = list(system.users.values())
+        with httpx.Client(base_url=f"http://127.0.0.1:{system.web.port}", timeout=REQUEST_TIMEOUT_S) as client:
+            for i in range(n):
+                event = {
                     "type": self.dags.CLICK_EVENT,
-                    "source": "api",
-                    "org_id": str(self.org_id),
+                    "org_id": str(system.org_id),
                     "user_id": str(reps[i % len(reps)]),
                     "payload": {"run": tag},
                     "idempotency_key": f"edge:{tag}:{i}",
                 }
-            )
+                answer = client.post(EVENTS_PATH, json=event, headers={"Authorization": f"Bearer {system.key}"})
+                if answer.status_code != 202:
+                    raise RuntimeError(
+                        f"{system.label}: opening an approval answered {answer.status_code} {answer.text}"
+                    )
         sql = (
             "SELECT a.id, a.job_id, j.user_id, o.channel, o.ts, o.status FROM sequence_jobs j"
             " JOIN approvals a ON a.job_id = j.id AND a.status = 'pending'"
             " LEFT JOIN slack_outbox o ON o.approval_id = a.id AND o.kind = 'approval'"
-            " WHERE j.org_id = %s AND j.idempotency_key LIKE %s"
+            " WHERE j.org_id = %s AND j.payload->>'run' = %s"
         )
         deadline = time.monotonic() + DRAIN_TIMEOUT_S + n * DRAIN_PER_JOB_S
         while True:
-            rows = self.db.admin.execute(sql, (self.org_id, keys_of(tag))).fetchall()
+            rows = system.db.admin.execute(sql, (system.org_id, tag)).fetchall()
             if len(rows) == n and all(r[5] == "sent" for r in rows):
                 break
-            assert self.worker is not None
-            self.worker.check_alive()
+            system.worker.check_alive()
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(rows)}/{n} approvals open ({sum(r[5] == 'sent' for r in rows)} posted)")
+                raise RuntimeError(
+                    f"{system.label}: {len(rows)}/{n} approvals open ({sum(r[5] == 'sent' for r in rows)} posted)"
+                )
             time.sleep(POLL_S)
-        return [Approval(r[0], r[1], self.slack_ids[r[2]], r[3], r[4]) for r in rows]
+        return [Approval(r[0], r[1], system.slack_ids[r[2]], r[3], r[4]) for r in rows]
 
     def click_request(self, port: int, a: Approval) -> tuple[bytes, str]:
         """A signed ``orch_approve`` click on ``a`` by its approver with a fresh response_url; the raw
@@ -678,15 +845,18 @@ class Bench:
         start_at = time.time() + OPEN_LOOP_LEAD_S
         return self.pool.submit(open_loop, port, requests, rate, start_at).result()
 
-    def warm_clicks(self, web: Gunicorn, pool: list[Approval]) -> None:
+    def warm_clicks(self, system: System, pool: list[Approval]) -> None:
         """Decide each warm-up approval with a click, then click each again ``WARM_REPEATS`` times."""
+        web = system.web
+        assert web is not None
         reqs = [self.click_request(web.port, a)[0] for a in pool]
         reqs += [self.click_request(web.port, a)[0] for _ in range(WARM_REPEATS) for a in pool]
-        res = self.send_clicks(web.port, reqs, self.args.click_rates[0])
-        self.served += len(res)
+        res = self.send_clicks(web.port, reqs, min(self.args.click_rates))
+        if system is self.ours:
+            self.served += len(res)
         bad = [(r[3], r[4]) for r in res if r[3] != 200]
         if bad:
-            raise RuntimeError(f"warm-up clicks answered {bad[:5]}\n{web.log_tail()}")
+            raise RuntimeError(f"{system.label}: warm-up clicks answered {bad[:5]}\n{web.log_tail()}")
 
     def n_fresh(self, rate: float) -> int:
         """Fresh approvals a click phase at ``rate`` decides."""
@@ -694,9 +864,11 @@ class Bench:
         every = max(1, round(1 / self.args.decide_share))
         return -(-n // every)
 
-    def clicks(self, web: Gunicorn, rate: float, fresh: list[Approval], decided: list[Approval]) -> Clicks:
-        """One measured open-loop click phase at ``rate`` (see the module docstring)."""
+    def clicks(self, system: System, rate: float, fresh: list[Approval], decided: list[Approval]) -> Clicks:
+        """One measured open-loop click phase of a system at ``rate`` (see the module docstring)."""
         a = self.args
+        web, worker = system.web, system.worker
+        assert web is not None and worker is not None
         n = round(rate * a.click_duration)
         every = max(1, round(1 / a.decide_share))
         plan: list[tuple[bool, Approval]] = []
@@ -711,13 +883,13 @@ class Bench:
         built = [self.click_request(web.port, ap) for _, ap in plan]
         reqs, paths = [b[0] for b in built], [b[1] for b in built]
         calls0 = len(self.slack.calls("response_url"))
-        assert self.worker is not None
-        c0 = self.cpu(web, self.worker)
+        c0 = self.cpu(web, worker, system.db)
         res = self.send_clicks(web.port, reqs, rate)
         end = time.time()
-        self.served += len(res)
+        if system is self.ours:
+            self.served += len(res)
         web.check_alive()
-        out = Clicks(offered_rps=rate, seconds=n / rate)
+        out = Clicks(system=system.label, offered_rps=rate, seconds=n / rate)
         out.answered_rps = len(res) / max(1e-9, max(r[2] for r in res) - min(r[0] for r in res))
         sent_at: dict[uuid.UUID, float] = {}
         for (deciding, ap), (scheduled, sent, answered, status, size) in zip(plan, res, strict=True):
@@ -733,7 +905,7 @@ class Bench:
         ids = list(sent_at)
         deadline = time.monotonic() + DRAIN_TIMEOUT_S + n * DRAIN_PER_JOB_S
         while True:
-            decided_n, completed = self.db.admin.execute(
+            decided_n, completed = system.db.admin.execute(
                 "SELECT count(*) FILTER (WHERE a.status = 'approved'), count(*) FILTER (WHERE j.status = 'completed')"
                 " FROM approvals a JOIN sequence_jobs j ON j.id = a.job_id WHERE a.id = ANY(%s)",
                 (ids,),
@@ -741,17 +913,19 @@ class Bench:
             calls = self.slack.calls("response_url")[calls0:]
             answers = sum(1 for c in calls if c.params["_path"] in repeat_paths and c.status == 200)
             replaced = sum(1 for c in calls if c.params["_path"] in decide_paths and c.status == 200)
-            done = completed == len(ids) and answers >= len(repeat_paths) and self.queues_empty()
+            done = completed == len(ids) and answers >= len(repeat_paths) and system.queues_empty()
             if done or time.monotonic() > deadline:
                 break
-            assert self.worker is not None
-            self.worker.check_alive()
+            worker.check_alive()
             time.sleep(POLL_S)
         out.settle_s = time.time() - end
-        c1 = self.cpu(web, self.worker)
+        c1 = self.cpu(web, worker, system.db)
         out.cpu_ms = {k: cpu_delta(c0[k], c1[k]) * 1000 / n for k in c0}
         out.decided, out.completed, out.answers, out.replaced = decided_n, completed, answers, replaced
-        rows = self.db.admin.execute(
+        out.chat_updates = sum(
+            1 for c in self.slack.calls("chat.update") if c.params.get("ts") in {ap.ts for ap in fresh}
+        )
+        rows = system.db.admin.execute(
             "SELECT a.id, s.started_at FROM approvals a JOIN step_runs s ON s.job_id = a.job_id AND s.step = %s"
             " WHERE a.id = ANY(%s) AND s.started_at IS NOT NULL",
             ("after", ids),
@@ -815,27 +989,32 @@ class Bench:
             last = max(last, finished or t0)
         out.soak_drain_s = self.wait_idle("soak") + max(0.0, last - t0)
 
-    def configuration(self, k: int, options: str) -> ConfigResult:
-        """Every phase for one gunicorn configuration."""
+    def configuration(self, k: int, options: str, pinned: bool) -> ConfigResult:
+        """Every phase for one gunicorn configuration and CPU placement."""
         a = self.args
-        out = ConfigResult(options)
-        say(f"config {k + 1}: gunicorn {options}")
-        pool = self.open_approvals(a.warm_approvals, "warm")
-        fresh = {rate: self.open_approvals(self.n_fresh(rate), "fresh") for rate in a.click_rates}
-        self.wait_idle("approvals")
-        say(f"  {len(pool)} warm-up and {sum(map(len, fresh.values()))} fresh approvals open and posted")
+        mode = PINNED if pinned else UNPINNED
+        out = ConfigResult(options, mode)
+        say(f"config {k + 1}: gunicorn {options}, {mode}")
         self.served = 0
-        assert self.worker is not None
-        worker_log_start = self.worker.log_path.stat().st_size if self.worker.log_path.exists() else 0
-        with self.servers(options, k) as (ours, base, base_worker):
-            assert self.worker is not None
+        logs: list[Path] = []
+        with self.servers(options, k, pinned) as (ours, bare, bare_worker):
+            pools = {s.label: self.open_approvals(s, a.warm_approvals, "warm") for s in self.systems}
+            fresh = {
+                (s.label, rate): self.open_approvals(s, self.n_fresh(rate), "fresh")
+                for s in self.systems
+                for rate in a.click_rates
+            }
+            self.wait_idle("approvals")
+            say(f"  {len(pools)} x {a.warm_approvals} warm-up and {sum(map(len, fresh.values()))} fresh approvals open")
             # Warm-up: clicks first (they decide the pool), then events until ~--warm-requests.
-            self.warm_clicks(ours, pool)
+            for system in self.systems:
+                self.warm_clicks(system, pools[system.label])
+            self.served = 0
             warm_tags = []
             while self.served < a.warm_requests:
                 tag, res = self.events_load(ours, a.warm_chunk, "warm")
                 warm_tags.append((tag, res.ok))
-            self.load(base.port, BASELINE_PATH, "warm" + uuid.uuid4().hex[:8], a.warm_chunk)
+            self.load(bare.port, BASELINE_PATH, "warm" + uuid.uuid4().hex[:8], a.warm_chunk)
             for tag, ok in warm_tags:
                 self.wait_jobs(tag, ok)
             self.wait_idle("warm-up")
@@ -846,48 +1025,66 @@ class Bench:
                 + " + ".join(f"{v:.1f}" for v in out.rss0.values())
                 + " MiB"
             )
-            systems = [OURS, BASE]
+            order = [OURS, BASE]
             for rnd in range(1, a.rounds + 1):
-                for system in systems if rnd % 2 else reversed(systems):
-                    web, worker = (ours, self.worker) if system == OURS else (base, base_worker)
-                    spy = self.spy(ours, "events", k) if system == OURS and rnd == 1 else None
-                    run = self.throughput(system, rnd, web, worker)
+                for name in order if rnd % 2 else reversed(order):
+                    assert self.worker is not None
+                    web, worker = (ours, self.worker) if name == OURS else (bare, bare_worker)
+                    spy = self.spy(ours, "events", k) if name == OURS and rnd == 1 else None
+                    run = self.throughput(name, rnd, web, worker)
                     self.unspy(spy)
                     out.runs.append(run)
-                    self.wait_idle(system)
+                    self.wait_idle(name)
                     say(
-                        f"  round {rnd}: {system:<22} {run.wrk.rps:6.0f} req/s, p99 {run.wrk.p99_ms:.1f} ms, "
+                        f"  round {rnd}: {name:<22} {run.wrk.rps:6.0f} req/s, p99 {run.wrk.p99_ms:.1f} ms, "
                         f"{run.executed}/{run.wrk.ok} executed, drained {run.drain_s:.1f} s after the load"
                     )
-            for rate in a.click_rates:
-                say(f"  clicks: {rate:g}/s for {a.click_duration:g} s, every {every(a)}th one deciding")
-                spy = self.spy(ours, f"clicks-{rate:g}", k)
-                c = self.clicks(ours, rate, fresh[rate], pool)
-                self.unspy(spy)
-                out.clicks.append(c)
+            for i, rate in enumerate(a.click_rates):
+                for system in self.systems if i % 2 == 0 else reversed(self.systems):
+                    say(
+                        f"  clicks on {system.label}: {rate:g}/s for {a.click_duration:g} s, "
+                        f"every {every(a)}th deciding"
+                    )
+                    assert system.web is not None
+                    spy = self.spy(system.web, f"clicks-{rate:g}-{'ours' if system is self.ours else 'today'}", k)
+                    c = self.clicks(system, rate, fresh[(system.label, rate)], pools[system.label])
+                    self.unspy(spy)
+                    out.clicks.append(c)
+                    say(
+                        f"  clicks done: ack p99 deciding {ms_or(c.decide_ms, 99)}, already decided "
+                        f"{ms_or(c.repeat_ms, 99)}; click -> next step p99 {ms_or(c.next_step_ms, 99)}; answered "
+                        f"{c.answered_rps:.0f}/s; settled {c.settle_s:.1f} s after the load; CPU ms/click "
+                        + ", ".join(f"{name} {v:.2f}" for name, v in c.cpu_ms.items())
+                    )
+                    self.wait_idle("clicks")
+            if a.total_requests > 0:
+                say(f"  soak to {a.total_requests} requests")
+                self.soak(ours, pools[self.ours.label], out)
+                time.sleep(0.5)
+                out.rss1, out.requests1 = rss_mib(ours.worker_pids()), self.served
                 say(
-                    f"  clicks done: ack p99 deciding {ms_or(c.decide_ms, 99)}, already decided "
-                    f"{ms_or(c.repeat_ms, 99)}; click -> next step p99 {ms_or(c.next_step_ms, 99)}; answered "
-                    f"{c.answered_rps:.0f}/s; settled {c.settle_s:.1f} s after the load"
+                    "  web worker RSS "
+                    + " + ".join(f"{v:.1f}" for v in out.rss1.values())
+                    + f" MiB after {self.served} requests"
                 )
-                self.wait_idle("clicks")
-            say(f"  soak to {a.total_requests} requests")
-            self.soak(ours, pool, out)
-            time.sleep(0.5)
-            out.rss1, out.requests1 = rss_mib(ours.worker_pids()), self.served
-            say(
-                "  web worker RSS "
-                + " + ".join(f"{v:.1f}" for v in out.rss1.values())
-                + f" MiB after {self.served} requests"
-            )
-            logs = [ours.log_path, base.log_path, base_worker.log_path]
-        assert self.worker is not None
-        for path, start in [*((p, 0) for p in logs), (self.worker.log_path, worker_log_start)]:
-            errors, warnings = log_problems(path, start)
+            logs = [ours.log_path, bare.log_path, bare_worker.log_path]
+            logs += [
+                p.log_path for s in self.systems for p in (s.web, s.worker) if p is not None and s is not self.ours
+            ]
+            assert self.worker is not None
+            logs.append(self.worker.log_path)
+        for path in logs:
+            errors, warnings = log_problems(path)
             out.log_errors += errors
             out.log_warnings += warnings
         self.slack.reset()  # the fake's call log grows with every answer; counted per phase already
         return out
+
+
+def slack_ids_of(system: System) -> dict[uuid.UUID, str]:
+    """user id -> Slack user id of the system's org."""
+    rows = system.db.admin.execute("SELECT id, slack_user_id FROM users WHERE org_id = %s", (system.org_id,)).fetchall()
+    return {r[0]: r[1] for r in rows}
 
 
 def keys_of(tag: str) -> str:
@@ -952,17 +1149,31 @@ def header(args: argparse.Namespace, bench: Bench) -> list[str]:
     return [
         f"Code: {code_version()}",
         machine_line("Web edge benchmark", packages, bench.db) + f"; {wrk}",
-        f"worker: celery prefork -c {args.concurrency} -Q {QUEUES} (whole run); baseline: bench/edge_baseline.py "
-        f"(parse JSON, send_task, 202) with its own prefork -c {args.concurrency} worker; same gunicorn options",
+        f"worker: celery prefork -c {args.concurrency} -Q {QUEUES} per system and configuration; bare baseline: "
+        f"bench/edge_baseline.py (parse JSON, send_task, 202) with its own prefork -c {args.concurrency} worker; "
+        "same gunicorn options",
+        f"clicks measured on {OURS_CODE}"
+        + (
+            f" and on {BASE_CODE} ({args.baseline_ref}, a worktree at {args.baseline_tree}: its own database, "
+            "Redis DB, worker and gunicorn), order alternating"
+            if args.baseline_ref
+            else ""
+        ),
         f"/api/events: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, unique idempotency key per "
         f"request, 1-step no-op job; {args.rounds} round(s) per configuration, order alternating",
         f"/slack/interactive: open loop at {', '.join(f'{r:g}' for r in args.click_rates)} req/s, "
-        f"{args.click_duration:g} s each, signed, every {every(args)}th click deciding a fresh approval, the "
-        f"others on approvals already decided; latency from the scheduled send time; Slack channel pacing off "
-        f"(PROACTIVE_SLACK_CHANNEL_INTERVAL_S=0)",
-        f"RSS: web workers after ~{args.warm_requests} warm-up requests and after {args.total_requests} in all "
-        f"(wrk on /api/events + clicks at {args.soak_click_rate:g}/s)",
-    ]
+        f"{args.click_duration:g} s each, signed, every {every(args)}th click deciding a fresh approval (an idle "
+        f"job paused on it), the others on approvals already decided; latency from the scheduled send time; "
+        f"Slack channel pacing off (PROACTIVE_SLACK_CHANNEL_INTERVAL_S=0)",
+        f"modes: {', '.join(args.modes)}",
+    ] + (
+        [
+            f"RSS: web workers after ~{args.warm_requests} warm-up requests and after {args.total_requests} in all "
+            f"(wrk on /api/events + clicks at {args.soak_click_rate:g}/s)"
+        ]
+        if args.total_requests
+        else []
+    )
 
 
 def throughput_table(runs: list[Throughput], with_round: bool) -> list[str]:
@@ -997,7 +1208,8 @@ def config_report(args: argparse.Namespace, k: int, res: ConfigResult, connectio
     """The lines of one configuration and its target lines."""
     lines = [
         f"Configuration {k + 1}: gunicorn {res.options}"
-        + (" (the Procfile's)" if res.options == procfile_options() else ""),
+        + (" (the Procfile's)" if res.options == procfile_options() else "")
+        + f", {res.mode}",
         "",
         "/api/events, per round:",
         *throughput_table(res.runs, with_round=True),
@@ -1034,7 +1246,7 @@ def config_report(args: argparse.Namespace, k: int, res: ConfigResult, connectio
         cpu = ", ".join(f"{name} {v:.2f}" for name, v in c.cpu_ms.items())
         lines += [
             "",
-            f"/slack/interactive at {c.offered_rps:g} req/s for {c.seconds:g} s (open loop; answered at "
+            f"/slack/interactive, {c.system}, at {c.offered_rps:g} req/s for {c.seconds:g} s (open loop; answered at "
             f"{c.answered_rps:.0f}/s), ms:",
             f"{'':<26}{'n':>6}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}",
             stats_row("ack, deciding click", c.decide_ms),
@@ -1043,29 +1255,40 @@ def config_report(args: argparse.Namespace, k: int, res: ConfigResult, connectio
             stats_row("click -> next step started", c.next_step_ms),
             stats_row("load generator lag", c.lag_ms),
             f"answers: {len(c.bad)} not '200, empty body'; {c.decided}/{len(c.decide_ms)} approvals approved, "
-            f"{c.completed} jobs completed; {c.answers}/{n_rep} ephemeral answers and {c.replaced} message "
-            f"replacements reached the fake Slack; settled {c.settle_s:.1f} s after the load",
-            f"CPU ms per click (load + settling): {cpu}",
+            f"{c.completed} jobs completed; {c.answers}/{n_rep} ephemeral answers, {c.replaced} response_url "
+            f"replacements and {c.chat_updates} chat.update of the decided messages reached the fake Slack; settled "
+            f"{c.settle_s:.1f} s after the load",
+            f"CPU ms per click (load + settling): {cpu}; web + worker + pg {click_cpu(c):.2f}",
         ]
         if c.bad:
-            problems.append(f"clicks at {c.offered_rps:g}/s: {len(c.bad)} wrong answers, e.g. {c.bad[:5]}")
+            problems.append(f"{c.system}, clicks at {c.offered_rps:g}/s: {len(c.bad)} wrong answers, e.g. {c.bad[:5]}")
         if c.decided != len(c.decide_ms) or c.completed != len(c.decide_ms) or c.answers < n_rep:
-            problems.append(f"clicks at {c.offered_rps:g}/s: not every decision/answer landed (see the answers line)")
+            problems.append(f"{c.system}, clicks at {c.offered_rps:g}/s: not every decision/answer landed")
+    for rate in args.click_rates:
+        pair = [c for c in res.clicks if c.offered_rps == rate]
+        ours = next((c for c in pair if c.system == OURS_CODE), None)
+        base = next((c for c in pair if c.system != OURS_CODE), None)
+        if ours is not None and base is not None:
+            lines.append(
+                f"at {rate:g}/s, ours / today's: CPU per click (web + worker + pg) {click_cpu(ours):.2f} / "
+                f"{click_cpu(base):.2f} ms = {click_cpu(ours) / click_cpu(base):.2f}x; ack p99 "
+                f"{ms_or(ours.decide_ms + ours.repeat_ms, 99)} / {ms_or(base.decide_ms + base.repeat_ms, 99)}; "
+                f"click -> next step p99 {ms_or(ours.next_step_ms, 99)} / {ms_or(base.next_step_ms, 99)}"
+            )
     growth = {pid: res.rss1.get(pid, float("nan")) - v for pid, v in res.rss0.items()}
-    lines += [
-        "",
-        f"Web worker RSS (MiB): after warm-up ({res.requests0} requests) -> after {res.requests1} requests",
-        *(
-            f"  pid {pid}: {v:.1f} -> {res.rss1.get(pid, float('nan')):.1f}  ({growth[pid]:+.1f})"
-            for pid, v in res.rss0.items()
-        ),
-    ]
-    if set(res.rss0) != set(res.rss1):
-        problems.append("RSS: the web worker processes changed during the run (a worker restarted?)")
-    lines.append(
-        f"soak: {res.soak_errors} errors (non-2xx, socket errors, jobs not completed); "
-        f"drained {res.soak_drain_s:.1f} s after its last chunk"
-    )
+    if res.rss1:  # a soak ran (--total-requests)
+        lines += [
+            "",
+            f"Web worker RSS (MiB): after warm-up ({res.requests0} requests) -> after {res.requests1} requests",
+            *(
+                f"  pid {pid}: {v:.1f} -> {res.rss1.get(pid, float('nan')):.1f}  ({growth[pid]:+.1f})"
+                for pid, v in res.rss0.items()
+            ),
+            f"soak: {res.soak_errors} errors (non-2xx, socket errors, jobs not completed); "
+            f"drained {res.soak_drain_s:.1f} s after its last chunk",
+        ]
+        if set(res.rss0) != set(res.rss1):
+            problems.append("RSS: the web worker processes changed during the run (a worker restarted?)")
     if res.soak_errors:
         problems.append(f"soak: {res.soak_errors} errors")
     lines.append(
@@ -1079,31 +1302,37 @@ def config_report(args: argparse.Namespace, k: int, res: ConfigResult, connectio
     def target(label: str, value: str, good: bool) -> str:
         return f"  {label:<48}{value:>12}  {'met' if good else 'NOT met'}"
 
-    targets = [f"Configuration {k + 1} ({res.options}):"]
-    at_rate = next((c for c in res.clicks if c.offered_rps == TARGET_CLICK_RATE), None)
+    targets = [f"Configuration {k + 1} ({res.options}, {res.mode}):"]
+
+    def ours_at(rate: float) -> Clicks | None:
+        return next((c for c in res.clicks if c.offered_rps == rate and c.system == OURS_CODE), None)
+
+    idle = ours_at(TARGET_IDLE_RATE)
+    if idle is not None and idle.next_step_ms:
+        p99 = percentile(idle.next_step_ms, 99)
+        label = f"click -> next step p99 <= {TARGET_IDLE_NEXT_STEP_P99_MS:.0f} ms at {TARGET_IDLE_RATE:g}/s"
+        targets.append(target(label, f"{p99:.1f} ms", p99 <= TARGET_IDLE_NEXT_STEP_P99_MS))
+    at_rate = ours_at(TARGET_CLICK_RATE)
     if at_rate is not None and at_rate.decide_ms + at_rate.repeat_ms:
         p99 = percentile(at_rate.decide_ms + at_rate.repeat_ms, 99)
         label = f"/slack/interactive ack p99 < {TARGET_ACK_P99_MS:.0f} ms at {TARGET_CLICK_RATE:g}/s"
         targets.append(target(label, f"{p99:.1f} ms", p99 < TARGET_ACK_P99_MS))
-    if OURS in best:
-        o = best[OURS].wrk
-        targets.append(
-            target(
-                f"/api/events >= {TARGET_EVENTS_RPS:.0f} req/s (best round)", f"{o.rps:.0f}", o.rps >= TARGET_EVENTS_RPS
-            )
-        )
-        targets.append(
-            target(
-                f"/api/events p99 < {TARGET_EVENTS_P99_MS:.0f} ms (that round)",
-                f"{o.p99_ms:.1f} ms",
-                o.p99_ms < TARGET_EVENTS_P99_MS,
-            )
-        )
     if at_rate is not None and at_rate.next_step_ms:
         p99 = percentile(at_rate.next_step_ms, 99)
-        label = f"click -> next step started p99 < {TARGET_NEXT_STEP_P99_MS:.0f} ms at {TARGET_CLICK_RATE:g}/s"
+        label = f"click -> next step p99 < {TARGET_NEXT_STEP_P99_MS:.0f} ms at {TARGET_CLICK_RATE:g}/s"
         targets.append(target(label, f"{p99:.1f} ms", p99 < TARGET_NEXT_STEP_P99_MS))
-    if growth:
+    for rate in args.click_rates:
+        ours = ours_at(rate)
+        base = next((c for c in res.clicks if c.offered_rps == rate and c.system != OURS_CODE), None)
+        if ours is not None and base is not None:
+            ratio = click_cpu(ours) / click_cpu(base)
+            label = f"CPU per deciding click <= {TARGET_CPU_RATIO:g}x today's at {rate:g}/s"
+            targets.append(target(label, f"{ratio:.2f}x", ratio <= TARGET_CPU_RATIO))
+    if OURS in best and BASE in best:
+        ratio = best[OURS].wrk.rps / best[BASE].wrk.rps
+        label = f"/api/events >= {TARGET_EVENTS_RATIO:g}x bare Flask + publish"
+        targets.append(target(label, f"{ratio:.2f}x", ratio >= TARGET_EVENTS_RATIO))
+    if growth and res.rss1:
         worst = max(growth.values())
         targets.append(
             target(
@@ -1113,6 +1342,11 @@ def config_report(args: argparse.Namespace, k: int, res: ConfigResult, connectio
             )
         )
     return lines, targets
+
+
+def click_cpu(c: Clicks) -> float:
+    """CPU ms per click of the web, the worker and PostgreSQL (Redis, shared by every system, left out)."""
+    return c.cpu_ms["web"] + c.cpu_ms["worker"] + c.cpu_ms["pg"]
 
 
 def report(args: argparse.Namespace, head: list[str], results: list[ConfigResult]) -> str:
@@ -1142,23 +1376,27 @@ def report(args: argparse.Namespace, head: list[str], results: list[ConfigResult
 def section(args: argparse.Namespace, text: str) -> str:
     """The BENCHMARKS.md section: what is measured, the command, the output."""
     cmd = ".venv/bin/python -m bench.edge" + (" --quick" if args.quick else "")
+    cmd += f" --baseline-ref {args.baseline_ref}" if args.baseline_ref else ""
     configs = ", ".join(f"`{o}`" + (" (the Procfile's)" if o == procfile_options() else "") for o in args.gunicorn)
     about = (
-        "The web edge under load with the worker running, for each gunicorn configuration (by default the "
-        f"Procfile's, then `{SYNC_OPTIONS}` or `{GTHREAD_OPTIONS}`, whichever differs; this run: {configs}), on "
-        "127.0.0.1 over PostgreSQL + Redis with one real `celery worker -P prefork -c 2 -Q steps,slow,edge`, the "
-        "fake Slack of the tests, the demo org and an org API key. `/api/events` is measured with wrk (unique "
-        "idempotency key per request, a 1-step no-op job) against a bare Flask endpoint that only parses the JSON "
-        "and publishes one Celery task (bench/edge_baseline.py, same gunicorn options, its own worker), same run, "
-        "order alternating; every 2xx is checked to have become a job (a task) and the worker's drain time after "
-        "the load is reported. `/slack/interactive` gets signed clicks at fixed rates (open loop): deciding clicks "
-        "on fresh approvals and clicks on approvals already decided; click -> next step started is the deciding "
-        "click's send time to the `started_at` of the step after the approval. Web worker RSS is read after a "
-        "warm-up and after the total request count."
+        f"The web edge under load with the workers running, for each gunicorn configuration (this run: {configs}) "
+        "in two modes: unpinned, and pinned as a fleet runs them (every gunicorn `taskset -c 0`, every celery "
+        "worker `taskset -c 1`); on 127.0.0.1 over PostgreSQL + Redis with real `celery worker -P prefork -c 2 "
+        "-Q steps,slow,edge` processes, the fake Slack of the tests, the demo org and an org API key. "
+        "`/api/events` is measured with wrk (unique idempotency key per request, a 1-step no-op job) against a "
+        "bare Flask endpoint that only parses the JSON and publishes one Celery task (bench/edge_baseline.py, "
+        "same gunicorn options, its own worker), same run, order alternating; every 2xx is checked to have become "
+        "a job (a task). `/slack/interactive` gets signed clicks at fixed rates (open loop), by default every one "
+        "deciding a fresh approval of an idle job paused on it, on this tree and, with `--baseline-ref REF`, on "
+        "today's code (a git worktree of REF, created once under /tmp, with its own database, Redis DB, worker "
+        "and gunicorn), order alternating: CPU per click of the web, the worker and PostgreSQL, the ack latency, "
+        "and click -> next step started (the deciding click's send time to the `started_at` of the step after "
+        "the approval). `--total-requests N` adds a soak with web worker RSS read before and after."
     )
     usage = (
-        'Command (full mode; `--quick` for a smoke run, `--gunicorn "OPTIONS"` (repeatable) for other '
-        "configurations, `--redis-db N` when no Redis database is empty, `--py-spy DIR` to profile the web workers):"
+        "Command (`--quick` for a smoke run, `--modes unpinned` or `--modes pinned` for one mode, `--gunicorn "
+        '"OPTIONS"` (repeatable) for other configurations, `--redis-db N` when no Redis database is empty, '
+        "`--py-spy DIR` to profile the web workers):"
     )
     fill = {"width": 104, "break_on_hyphens": False, "break_long_words": False}
     return section_text(SECTION, f"{textwrap.fill(about, **fill)}\n\n{textwrap.fill(usage, **fill)}", cmd, text)
@@ -1183,16 +1421,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=None, help="seconds of wrk per measured run (default 10)")
     p.add_argument(
         "--click-rates",
-        default="200,50",
-        help="clicks per second of the measured click phases, open loop, comma-separated (default 200,50: the "
-        "target rate, then a rate the server keeps up with)",
+        default="20,100",
+        help="clicks per second of the measured click phases, open loop, comma-separated (default 20,100: an "
+        "idle system, then the target rate)",
+    )
+    p.add_argument(
+        "--baseline-ref",
+        default="",
+        metavar="REF",
+        help="also measure the clicks on today's code: a git worktree of REF (e.g. f989315) under /tmp, its own "
+        "database, Redis DB, worker and gunicorn, in the same run",
+    )
+    p.add_argument(
+        "--modes",
+        default=f"{UNPINNED},pinned",
+        help="CPU placements, comma-separated: unpinned, pinned (gunicorn on CPU 0, workers on CPU 1); default both",
     )
     p.add_argument("--click-duration", type=float, default=None, help="seconds of measured clicks (default 10)")
     p.add_argument(
         "--decide-share",
         type=float,
-        default=0.25,
-        help="share of the clicks deciding a fresh approval (default 0.25: every 4th)",
+        default=1.0,
+        help="share of the clicks deciding a fresh approval (default 1: every click; 0.25: every 4th, the others "
+        "on approvals already decided)",
     )
     p.add_argument(
         "--warm-approvals",
@@ -1206,7 +1457,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--total-requests",
         type=int,
         default=None,
-        help="requests answered by our server before the second RSS reading (default 50000)",
+        help="soak: requests answered by our server before the second RSS reading (default 0: no soak)",
     )
     p.add_argument("--soak-chunk", type=float, default=None, help="seconds per soak chunk (default 10)")
     p.add_argument("--soak-click-rate", type=float, default=50.0, help="clicks per second while soaking (default 50)")
@@ -1228,7 +1479,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "click_duration": 3.0,
         "warm_approvals": 30,
         "warm_requests": 1000,
-        "total_requests": 4000,
+        "total_requests": 0,
         "soak_chunk": 3.0,
     }
     full = {
@@ -1237,13 +1488,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "click_duration": 10.0,
         "warm_approvals": 100,
         "warm_requests": 5000,
-        "total_requests": 50000,
+        "total_requests": 0,
         "soak_chunk": 10.0,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.gunicorn = args.gunicorn or list(dict.fromkeys([procfile_options(), SYNC_OPTIONS, GTHREAD_OPTIONS]))[:2]
+    args.gunicorn = args.gunicorn or [procfile_options()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - {UNPINNED, "pinned"}:
+        p.error(f"--modes takes unpinned and/or pinned (got {args.modes!r})")
+    args.modes = [UNPINNED if m == UNPINNED else PINNED for m in modes]
+    args.baseline_tree = (
+        Path(tempfile.gettempdir()) / f"proactive-edge-{args.baseline_ref}" if args.baseline_ref else None
+    )
     try:
         args.click_rates = [float(r) for r in args.click_rates.split(",") if r.strip()]
     except ValueError:
@@ -1270,23 +1528,53 @@ def edge_env(backends: Backends) -> dict[str, str]:
     )
 
 
+def make_worktree(ref: str, path: Path) -> None:
+    """A detached git worktree of ``ref`` at ``path`` (kept between runs; made when missing)."""
+    if (path / "worker").is_dir():
+        return
+    out = subprocess.run(
+        ["git", "worktree", "add", "--detach", str(path), ref], cwd=REPO, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"git worktree add {path} {ref} failed: {out.stderr.strip()}")
+
+
+def other_redis_db(taken: Backends) -> int:
+    """A Redis DB for today's system: empty, no client on it, not ours."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379, db=taken.redis_db or 0)  # holds ours while picking
+    try:
+        client.ping()
+        return pick_redis_db(None)
+    finally:
+        client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Set the environment, run every configuration, print (and maybe write) the report."""
     args = parse_args(argv)
     raise_on_signals(signal.SIGTERM, signal.SIGINT)
     backends = Backends(fresh_db_name("proactive_bench_edge"), pick_redis_db(args.redis_db))
+    base = None
+    if args.baseline_ref:
+        make_worktree(args.baseline_ref, args.baseline_tree)
+        base = Backends(fresh_db_name("proactive_bench_edge_today"), other_redis_db(backends))
     env = edge_env(backends)
     use_env(env)  # before any worker module reads its settings
     started = time.monotonic()
     results: list[ConfigResult] = []
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
-        bench = Bench(args, backends, Path(tmp))
+        bench = Bench(args, backends, Path(tmp), base)
         try:
             bench.setup(env)
             head = header(args, bench)
             say("\n".join(head))
-            for k, options in enumerate(args.gunicorn):
-                results.append(bench.configuration(k, options))
+            k = 0
+            for options in args.gunicorn:
+                for mode in args.modes:
+                    results.append(bench.configuration(k, options, mode == PINNED))
+                    k += 1
         finally:
             bench.teardown()
     text = report(args, head, results) + f"\n\n(total wall time {time.monotonic() - started:.0f} s)"
