@@ -38,9 +38,12 @@ counts statements and round trips per step and per decision).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -60,6 +63,7 @@ from kombu import Connection
 from bench import baseline_app
 from bench.harness import (
     BENCHMARKS_MD,
+    REPO,
     Backends,
     WorkerProcess,
     bench_env,
@@ -146,6 +150,46 @@ class Decisions:
     resumed_ms: list[float] = field(default_factory=list)
     started_ms: list[float] = field(default_factory=list)
     finished_ms: list[float] = field(default_factory=list)
+
+    def extend(self, other: Decisions) -> None:
+        """Add `other`'s samples (another round)."""
+        for name, values in vars(other).items():
+            getattr(self, name).extend(values)
+
+
+# --------------------------------------------------------------------------- the same run on older code
+
+
+def baseline_tree(ref: str) -> Path:
+    """A checkout of `ref` (a git worktree in /tmp, made once and reused) with this tree's bench/
+    copied over it, so the same benchmark code drives that commit's engine; an existing directory
+    is used as it is (bench/ copied over it too)."""
+    tree = Path(ref) if Path(ref).is_dir() else Path(tempfile.gettempdir()) / f"proactive-bench-base-{ref}"
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), ref], check=True)
+    shutil.copytree(REPO / "bench", tree / "bench", dirs_exist_ok=True)
+    return tree
+
+
+def run_in_tree(tree: Path, module: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` with `tree` as its directory and import path (its workers too)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=tree, env=env, capture_output=True, text=True, check=True
+    )
+
+
+def baseline_decisions(args: argparse.Namespace, redis_db: int | None) -> Decisions:
+    """One round of the decision row on ``--baseline-ref``'s code (its own database and worker)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        argv = ["--systems", "decision", "--rounds", "1", "--decisions", str(args.decisions)]
+        argv += ["--warmup", str(args.warmup), "--json-out", out.name]
+        argv += ["--redis-db", str(redis_db)] if redis_db is not None else []
+        try:
+            run_in_tree(baseline_tree(args.baseline_ref), "bench.engine", argv)
+        except subprocess.CalledProcessError as err:
+            raise RuntimeError(f"the baseline run failed:\n{err.stderr[-3000:]}") from err
+        return Decisions(**json.loads(Path(out.name).read_text()))
 
 
 class Bench:
@@ -574,7 +618,7 @@ def table(runs: list[Run], with_round: bool) -> list[str]:
     return lines
 
 
-def decision_lines(dec: Decisions) -> list[str]:
+def decision_lines(dec: Decisions, label: str) -> list[str]:
     """The decision row: percentiles of each interval, pooled over the rounds."""
 
     def pcts(values: list[float]) -> str:
@@ -592,15 +636,21 @@ def decision_lines(dec: Decisions) -> list[str]:
     )
     return [
         "",
-        f"Decision, idle no-op -> approval -> no-op job, decide() here -> the step after it (n={len(dec.started_ms)}, "
-        "all rounds pooled; ms; resume applied = approvals.resumed_at, started/finished = step_runs):",
+        f"Decision ({label}), idle no-op -> approval -> no-op job, decide() here -> the step after it "
+        f"(n={len(dec.started_ms)}, all rounds pooled; ms; resume applied = approvals.resumed_at, "
+        "started/finished = step_runs):",
         f"  {'interval':<42}{'p50':>7}  {'p95':>7}  {'p99':>7}  {'max':>7}",
         *(f"  {name:<42}{pcts(values)}" for name, values in rows),
     ]
 
 
 def report(
-    args: argparse.Namespace, runs: list[Run], lat: Latency, head: list[str], dec: Decisions | None = None
+    args: argparse.Namespace,
+    runs: list[Run],
+    lat: Latency,
+    head: list[str],
+    dec: Decisions | None = None,
+    base: Decisions | None = None,
 ) -> str:
     """The printed result: per-round table, best-of-rounds summary, ratios, latency, decisions, targets."""
     measured = list(dict.fromkeys(r.system for r in runs))
@@ -670,7 +720,14 @@ def report(
             f"{mark(p50 <= TARGET_P50_MS)}"
         )
     if dec is not None and dec.started_ms:
-        lines += decision_lines(dec)
+        lines += decision_lines(dec, "this tree")
+        if base is not None and base.started_ms:
+            lines += decision_lines(base, f"baseline {args.baseline_ref}")
+            pairs = (("started", dec.started_ms, base.started_ms), ("finished", dec.finished_ms, base.finished_ms))
+            ratios = [
+                f"{name} p{p} {percentile(b, p) / percentile(t, p):.2f}x" for name, t, b in pairs for p in (50, 99)
+            ]
+            lines.append(f"  baseline / this tree (same run): {', '.join(ratios)}")
         p50, p99 = percentile(dec.started_ms, 50), percentile(dec.started_ms, 99)
         targets += [
             f"  decision -> next step started p50 <= {TARGET_DECISION_P50_MS:.0f} ms   {p50:>7.2f} ms  "
@@ -703,6 +760,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="what to run, comma-separated subset of linear,fanout,a,b,mq-linear,mq-b,latency,decision "
         "(mq-: on RabbitMQ instead of Redis; default: all)",
     )
+    p.add_argument(
+        "--baseline-ref",
+        default=None,
+        help="also run the decision row on this commit's engine (e.g. f989315; a git worktree in /tmp "
+        "with this bench/ copied over it), in the same run, rounds alternating",
+    )
+    p.add_argument("--json-out", default=None, help=argparse.SUPPRESS)  # the decision samples (baseline runs)
     p.add_argument(
         "--write",
         action="store_true",
@@ -748,7 +812,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         bench = Bench(args, backends, Path(tmp))
         runs: list[Run] = []
-        lat, dec = Latency(), Decisions()
+        lat, dec, base = Latency(), Decisions(), Decisions()
         head: list[str] = []
         progress: list[str] = []  # the per-system lines printed while it runs (kept for --write)
 
@@ -776,12 +840,20 @@ def main(argv: list[str] | None = None) -> None:
                     bench.latency(rnd, lat)
                     note(f"  round {rnd}: latency p50 so far {percentile(lat.end_to_end_ms, 50):.1f} ms")
                 if DECISION in args.selected:
-                    bench.decisions(rnd, dec)
-                    p50 = percentile(dec.started_ms, 50)
-                    note(f"  round {rnd}: decision -> next step started p50 so far {p50:.2f} ms")
+                    for which in ("this", "base") if rnd % 2 else ("base", "this"):
+                        if which == "this":
+                            bench.decisions(rnd, dec)
+                            p50 = percentile(dec.started_ms, 50)
+                            note(f"  round {rnd}: decision -> next step started p50 so far {p50:.2f} ms")
+                        elif args.baseline_ref:
+                            base.extend(baseline_decisions(args, backends.redis_db))
+                            p50 = percentile(base.started_ms, 50)
+                            note(f"  round {rnd}: decision on {args.baseline_ref}: p50 so far {p50:.2f} ms")
         finally:
             bench.teardown()
-    result = report(args, runs, lat, [], dec)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(vars(dec)))
+    result = report(args, runs, lat, [], dec, base)
     footer = (
         f"\n(total wall time {time.monotonic() - started:.0f} s; throughput = steps / (last completion - "
         f"first fire); CPU ms/step over that window: worker = the worker's processes, client = this "

@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
+import sys
 import tempfile
 import time
 import uuid
@@ -31,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.engine import DECISION, FANOUT, LINEAR, STEPS_PER_JOB, Bench, engine_env
+from bench.engine import DECISION, FANOUT, LINEAR, STEPS_PER_JOB, Bench, baseline_tree, engine_env, run_in_tree
 from bench.harness import Backends, fresh_db_name, pick_redis_db, use_env
 
 
@@ -136,10 +138,11 @@ class Capture:
         import worker.engine.approvals as approvals_mod  # after use_env: worker modules read the settings at import
         import worker.engine.driver as engine_mod
         import worker.engine.events as events_mod
+        import worker.engine.tasks as tasks_mod
 
-        engine_mod.publish_steps = self  # type: ignore[assignment]
-        events_mod.publish_steps = self  # type: ignore[assignment]
-        approvals_mod.publish_steps = self  # type: ignore[assignment]
+        for module in (engine_mod, events_mod, approvals_mod, tasks_mod):
+            if hasattr(module, "publish_steps"):  # each module that imported it
+                module.publish_steps = self  # type: ignore[attr-defined]
         approvals_mod.publish_resume = self.resume  # type: ignore[assignment]
 
 
@@ -357,8 +360,14 @@ def main(argv: list[str] | None = None) -> None:
         default="steps,decision",
         help="comma-separated: steps (the linear and fan-out DAGs), decision (decide + resume)",
     )
+    p.add_argument(
+        "--baseline-ref",
+        default=None,
+        help="then profile the same cases on this commit's engine (e.g. f989315; see bench.engine)",
+    )
     args = p.parse_args(argv)
     args.fire_threads, args.concurrency = 1, 1
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
     backends = Backends(fresh_db_name(), pick_redis_db(args.redis_db))
     use_env(engine_env(backends))
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
@@ -377,6 +386,13 @@ def main(argv: list[str] | None = None) -> None:
                 print(decisions.profile(args.jobs, args.cprofile, args.trace), flush=True)
         finally:
             bench.teardown()
+    if args.baseline_ref:  # the same cases on the older engine, right after (its own database)
+        rest = sys.argv[1:] if argv is None else list(argv)
+        if "--baseline-ref" in rest:
+            del rest[rest.index("--baseline-ref") : rest.index("--baseline-ref") + 2]
+        rest = [a for a in rest if not a.startswith("--baseline-ref=")]
+        print(f"\n==== the same on {args.baseline_ref}", flush=True)
+        print(run_in_tree(baseline_tree(args.baseline_ref), "bench.profile_engine", rest).stdout, flush=True)
 
 
 if __name__ == "__main__":

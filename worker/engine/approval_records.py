@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, String, Uuid, bindparam, select
@@ -27,6 +28,7 @@ from worker.engine.states import ApprovalStatus
 from worker.integrations import NO_LINK, google_connect_link
 from worker.metrics import prom
 from worker.models import Org, SlackOutbox, User, approvals
+from worker.precompiled import Precompiled
 from worker.slack.delivery import enqueue_message, replace_message
 from worker.worktime import working_hours_after, zone
 
@@ -202,7 +204,7 @@ def action_report(
 
 # The approved approval of a step (its latest) with the blocks its outbox message shows now: one
 # statement, built once with bound parameters (a step after an approval reads it on every success).
-_APPROVED_WITH_MESSAGE = (
+_APPROVED_WITH_MESSAGE = Precompiled(
     select(approvals, outbox.c.blocks.label("shown_blocks"))
     .outerjoin(
         outbox,
@@ -240,9 +242,10 @@ def report_action(
     if approval_step is None:
         return False
     params = {"b_job": job["id"], "b_org": job["org_id"], "b_step": approval_step.name}
-    a = conn.execute(_APPROVED_WITH_MESSAGE, params).first()
-    if a is None:
+    row = _APPROVED_WITH_MESSAGE.first(conn, params)
+    if row is None:
         return False
+    a = SimpleNamespace(**dict(zip(_APPROVED_WITH_MESSAGE.keys(conn), row, strict=True)))
     preview, data = a.preview or {}, a.decision_data or {}
     if report.state == "sent":
         shown = a.shown_blocks

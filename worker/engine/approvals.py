@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, Uuid, bindparam, func, select, update
@@ -57,6 +58,7 @@ from worker.errors import (
 )
 from worker.metrics import prom
 from worker.models import Deal, User, approvals, jobs, utcnow
+from worker.precompiled import Precompiled
 from worker.slack.delivery import replace_message
 
 A, J, S = ApprovalStatus, JobStatus, StepStatus
@@ -125,20 +127,22 @@ def _decision_query(scoped: bool) -> Select[Any]:
     return q.where(approvals.c.org_id == _ORG) if scoped else q
 
 
-_FOR_DECISION = {scoped: _decision_query(scoped) for scoped in (False, True)}
+_FOR_DECISION = {scoped: Precompiled(_decision_query(scoped)) for scoped in (False, True)}
 
 
-def _load_for_decision(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None, user_id: uuid.UUID) -> Row:
+def _load_for_decision(
+    conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None, user_id: uuid.UUID
+) -> SimpleNamespace:
     """Everything a decision reads, in one query: the approval, its job's event type and definition,
     the deciding user (`user_*`, NULL when not a member of the approval's org) and the name of
     whoever decided already (`decider_name`), so a lost race is answered without another read.
     `org_id` None (a CLI, demo or bench decision by id) makes it the entry lookup: the approval's
     org then scopes every later statement."""
-    params = {"b_aid": approval_id, "b_user": user_id, "b_org": org_id}
-    row = conn.execute(_FOR_DECISION[org_id is not None], params).first()
+    query = _FOR_DECISION[org_id is not None]
+    row = query.first(conn, {"b_aid": approval_id, "b_user": user_id, "b_org": org_id})
     if row is None:
         raise NotFound(f"approval {approval_id} not found")
-    return row
+    return SimpleNamespace(**dict(zip(query.keys(conn), row, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -312,7 +316,12 @@ _decided_by = users.alias("decided_by")
 
 def _resume_head(scoped: bool) -> Select[Any]:
     """The job of an approval, locked (`FOR UPDATE OF` the job row only), with the approval's
-    `decided_by` and that user's name and email: the resume's first statement, built once."""
+    `decided_by` and that user's name and email: the resume's first statement, built once.
+
+    After a wait for the lock, PostgreSQL re-reads only the locked job row; the joined approval and
+    user rows come from the snapshot taken before the wait. That is enough here: a decision or an
+    expiry commits before its resume is asked for, and `resume` compares `decided_by` with the row
+    `claim_decision` returns (read after the lock) before it uses the name."""
     q = (
         select(
             *store.JOB_COLUMNS,
@@ -331,7 +340,7 @@ def _resume_head(scoped: bool) -> Select[Any]:
     return q.where(approvals.c.org_id == _ORG) if scoped else q
 
 
-_RESUME_HEAD = {scoped: _resume_head(scoped) for scoped in (False, True)}
+_RESUME_HEAD = {scoped: Precompiled(_resume_head(scoped)) for scoped in (False, True)}
 _HEAD_ONLY = ("approval_decided_by", "decider_name", "decider_email")
 
 
@@ -346,10 +355,12 @@ def resume(
     that id, and every statement after it is scoped by the org it found."""
     now = now or utcnow()
     with transaction() as conn:
-        head = conn.execute(_RESUME_HEAD[org_id is not None], {"b_aid": approval_id, "b_org": org_id}).first()
-        if head is None:
+        query = _RESUME_HEAD[org_id is not None]
+        row = query.first(conn, {"b_aid": approval_id, "b_org": org_id})
+        if row is None:
             return []
-        job = {k: v for k, v in head._mapping.items() if k not in _HEAD_ONLY}
+        job = dict(zip(query.keys(conn), row, strict=True))
+        head = SimpleNamespace(**{k: job.pop(k) for k in _HEAD_ONLY})
         logs.join_trace(job.get("trace_id"), org_id=job["org_id"], job_id=job["id"])  # the job's trace
         claimed = store.claim_decision(conn, approval_id, DECIDED, now, org_id=job["org_id"])
         if claimed is None or job["status"] in JOB_FINAL:
