@@ -57,6 +57,8 @@ from bench.harness import (
     percentile,
     raise_on_signals,
     section_text,
+    start_py_spy,
+    stop_py_spy,
     write_section,
 )
 
@@ -274,10 +276,13 @@ def proactive(args: argparse.Namespace, system: str, tree: Path, rnd: int, work:
         wait_jobs(db, warm["org"], args.warmup, w)
         org = client.ask(cmd="org")
         pids = [w.proc.pid, client.proc.pid]  # type: ignore[union-attr]
+        spy = start_py_spy(w.proc.pid, f"{args.py_spy}/{name}.txt") if args.py_spy else None  # type: ignore[union-attr]
         cpu0 = cpu_seconds(pids)
         fired = client.ask(cmd="fire", tag=tag, n=args.jobs, threads=args.fire_threads, **org)
         steps, last = wait_jobs(db, org["org"], args.jobs, w)
         cpu1 = cpu_seconds(pids)
+        if spy is not None:
+            stop_py_spy(spy)
         if steps != args.jobs * STEPS_PER_JOB:
             raise RuntimeError(f"{system}: {steps} steps persisted, expected {args.jobs * STEPS_PER_JOB}")
         latency = idle_latency(args, client, db, w, tag)
@@ -488,6 +493,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="profiling only: run each worker under cProfile, stats to DIR/<worker>.prof (the main thread's: "
         "use --pool solo to see the tasks too)",
     )
+    p.add_argument("--py-spy", default="", help="profiling only: py-spy the linear worker's measured window into DIR")
     p.add_argument("--no-chain", action="store_true", help="skip the bare Celery chain baseline")
     p.add_argument("--write", action="store_true", help=f"write the result into BENCHMARKS.md ('{SECTION}')")
     return p.parse_args(argv)

@@ -8,7 +8,6 @@ transaction cannot upgrade its read lock once another writer has committed (docs
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -37,13 +36,10 @@ _sessionmaker: sessionmaker[Session] | None = None
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """WAL + busy timeout on every connection; BEGIN IMMEDIATE on every transaction, after taking the
-    database's writer lock file (``_WriterLock``)."""
-    path = engine.url.database
-    writers = _WriterLock(path) if path and path != ":memory:" else None
+    """WAL + busy timeout on every connection; BEGIN IMMEDIATE on every transaction."""
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -54,90 +50,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        info = conn.connection.info
-        if writers is not None:
-            writers.acquire(info)
-        try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            if writers is not None:
-                writers.release(info)
-            raise
-
-    if writers is not None:
-        writers.release_after(engine)
-
-
-def _pool_info(conn: Any) -> dict[str, Any]:
-    """The pool's info dict of a proxied connection (empty for the ad-hoc one of dialect set-up)."""
-    try:
-        return conn.info
-    except (AttributeError, NotImplementedError):
-        return {}
-
-
-class _WriterLock:
-    """Transactions queue on an ``flock`` of ``<database>-writer.lock`` before ``BEGIN IMMEDIATE``.
-
-    Why: every transaction here takes SQLite's write lock, and a connection that finds it taken
-    sleeps in SQLite's busy handler (1, 2, 5, 10 ms... whatever the holder does meanwhile); two
-    processes (a worker and the CLI or the web) and the threads of each lose most of their time
-    so. A blocked ``flock`` is woken by the kernel the moment the holder releases it (after its
-    COMMIT or ROLLBACK, or when its process dies). Each pooled connection has its own open file (locks
-    of one exclude the others, threads included). A transaction begun while this thread already
-    holds the lock on another connection does not queue (it would wait for itself): it meets SQLite's
-    busy timeout, as without the lock file. Writers that do not take the lock file (the sqlite3
-    shell) still meet the busy timeout.
-    """
-
-    def __init__(self, db_path: str) -> None:
-        self.path = f"{os.path.abspath(db_path)}-writer.lock"
-        self.local = threading.local()
-
-    def acquire(self, info: dict[str, Any]) -> None:
-        """Take the lock for the connection whose pool ``info`` this is (blocks until free)."""
-        if getattr(self.local, "held", 0):
-            return  # this thread holds it already (a nested transaction on another connection)
-        fd = info.get("writer_lock_fd")
-        if fd is None:
-            fd = info["writer_lock_fd"] = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        info["writer_lock_held"] = True
-        self.local.held = getattr(self.local, "held", 0) + 1
-
-    def release(self, info: dict[str, Any]) -> None:
-        """Release the lock if this connection holds it."""
-        if info.pop("writer_lock_held", False):
-            fcntl.flock(info["writer_lock_fd"], fcntl.LOCK_UN)
-            self.local.held = max(0, getattr(self.local, "held", 1) - 1)
-
-    def release_after(self, engine: Engine) -> None:
-        """Release after every COMMIT and ROLLBACK of ``engine``, and close a connection's lock file
-        with the connection."""
-        dialect = engine.dialect
-        do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
-
-        def commit_then_release(conn: Any) -> None:
-            try:
-                do_commit(conn)
-            finally:
-                self.release(_pool_info(conn))
-
-        def rollback_then_release(conn: Any) -> None:
-            try:
-                do_rollback(conn)
-            finally:
-                self.release(_pool_info(conn))
-
-        dialect.do_commit = commit_then_release  # type: ignore[method-assign]
-        dialect.do_rollback = rollback_then_release  # type: ignore[method-assign]
-
-        @event.listens_for(engine, "close")
-        def _close_lock_file(_dbapi_conn: Any, record: Any) -> None:
-            self.release(record.info)
-            fd = record.info.pop("writer_lock_fd", None)
-            if fd is not None:
-                os.close(fd)
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
