@@ -13,18 +13,28 @@ statement (the statement counters of bench/profile_engine.py, the tenant-scope t
 error is wrapped and handled by the connection (a dropped connection invalidates the pool entry and
 raises `sqlalchemy.exc.OperationalError` as before). On SQLite, and for any statement with an
 expanding (IN-list) parameter, `Connection.execute` runs the statement as usual.
+
+`batch()` sends several such statements in one round trip on PostgreSQL (psycopg's pipeline mode,
+the transaction's BEGIN included): the server still runs them one after the other, each with its own
+snapshot, so a read sent after a `FOR UPDATE` sees what the lock holder committed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Table, Update, bindparam, insert
 from sqlalchemy.sql.compiler import SQLCompiler
 
 # Dialects whose statements run on the cursor; the others go through Connection.execute.
 DIRECT_DIALECTS = frozenset({"postgresql"})
+# What this process sent in pipelines: `batches` round trips that carried `batched` statements (and
+# the BEGIN of each batch that opened its transaction), for bench/profile_engine.py's round-trip count.
+stats: Counter[str] = Counter()
 
 
 class _Plan:
@@ -167,3 +177,84 @@ class PrecompiledInsert:
         plan = pre._plan(conn)
         assert plan is not None
         _run(conn, plan, [plan.params(r) for r in rows], many=True).close()
+
+
+class Pending:
+    """The result of a statement sent in a `batch()`: read it once the batch block has ended."""
+
+    __slots__ = ("_count", "_cursor", "_plan", "_rows")
+
+    def __init__(self, plan: _Plan | None, cursor: Any = None, rows: list[tuple[Any, ...]] | None = None) -> None:
+        self._plan, self._cursor, self._rows, self._count = plan, cursor, rows, -1
+
+    def _collect(self) -> None:
+        if self._cursor is not None:
+            assert self._plan is not None
+            cursor, self._cursor = self._cursor, None
+            try:
+                self._count = cursor.rowcount
+                self._rows = [self._plan.row(r) for r in cursor.fetchall()] if cursor.description else []
+            finally:
+                cursor.close()
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The statement's rows as tuples."""
+        self._collect()
+        assert self._rows is not None
+        return self._rows
+
+    def first(self) -> tuple[Any, ...] | None:
+        """Its first row, or None."""
+        found = self.rows()
+        return found[0] if found else None
+
+    def count(self) -> int:
+        """How many rows the write matched."""
+        self._collect()
+        return self._count
+
+
+class Batch:
+    """Statements queued by `batch()`; each call returns its `Pending` result."""
+
+    def __init__(self, conn: Connection, pipelined: bool) -> None:
+        self.conn, self.pipelined = conn, pipelined
+        self._sent: list[tuple[_Plan, dict[str, Any], Any]] = []
+
+    def send(self, pre: Precompiled, values: Mapping[str, Any]) -> Pending:
+        """Send `pre` with `values` (run at once where there is no pipeline)."""
+        plan = pre._plan(self.conn)
+        if plan is None:
+            result = self.conn.execute(pre.statement, dict(values))
+            pending = Pending(None, rows=[tuple(r) for r in result] if result.returns_rows else [])
+            pending._count = result.rowcount
+            return pending
+        params = plan.params(values)
+        cursor = _run(self.conn, plan, params)
+        self._sent.append((plan, params, cursor))
+        return Pending(plan, cursor)
+
+
+@contextmanager
+def batch(conn: Connection) -> Iterator[Batch]:
+    """Send the statements of the block together: in one round trip on PostgreSQL (their results are
+    read once the block ends), one after the other elsewhere. Only `Batch.send` may run SQL inside
+    the block (a statement through Connection.execute would find no result yet)."""
+    if conn.dialect.name not in DIRECT_DIALECTS:
+        yield Batch(conn, pipelined=False)
+        return
+    driver = conn.connection.driver_connection  # psycopg's Connection
+    assert driver is not None
+    b = Batch(conn, pipelined=True)
+    opens = driver.info.transaction_status == TransactionStatus.IDLE  # its BEGIN goes in the batch
+    try:
+        with driver.pipeline():
+            yield b
+        stats["batches"] += 1
+        stats["batched"] += len(b._sent)
+        stats["batched_begins"] += opens and bool(b._sent)
+    except conn.dialect.loaded_dbapi.Error as err:
+        plan, params, cursor = b._sent[-1] if b._sent else (None, None, None)
+        for _plan, _params, sent in b._sent:
+            sent.close()
+        conn._handle_dbapi_exception(err, plan.sql if plan else None, params, cursor, None)

@@ -13,9 +13,10 @@ from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Uuid, 
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import Backend
+from worker import precompiled
 from worker.db import get_engine, transaction
 from worker.models import JSONType, UTCDateTime
-from worker.precompiled import Precompiled, PrecompiledInsert
+from worker.precompiled import Precompiled, PrecompiledInsert, batch
 
 scratch = MetaData()
 things = Table(
@@ -115,3 +116,44 @@ def test_an_update_that_leaves_an_onupdate_column_out_is_refused_when_built():
     with pytest.raises(ValueError, match="onupdate columns itself: \\['updated_at'\\]"):
         Precompiled(update(table).values(status="revoked"))
     Precompiled(update(table).values(status="revoked", updated_at=WHEN))  # sets it: accepted
+
+
+def test_a_batch_returns_what_the_statements_return_one_by_one(table: Table, backend: Backend):
+    r = row(n=500)
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [r])
+    before = dict(precompiled.stats)
+    with transaction() as conn:
+        with batch(conn) as b:
+            got = b.send(Precompiled(BY_ID), {"b_id": r["id"]})
+            renamed = b.send(Precompiled(RENAME), {"b_min": 500, "b_name": "batched"})
+            again = b.send(Precompiled(BY_ID), {"b_id": r["id"]})  # runs after the UPDATE: sees it
+            nothing = b.send(Precompiled(BY_ID), {"b_id": uuid.uuid4()})
+        assert got.first() == tuple(r.values())
+        assert renamed.count() == 1
+        assert again.rows() == [(r["id"], "batched", *tuple(r.values())[2:])]
+        assert nothing.first() is None and nothing.rows() == []
+    sent = {k: precompiled.stats[k] - before.get(k, 0) for k in ("batches", "batched", "batched_begins")}
+    pipelined = backend.name == "postgres"
+    assert sent == ({"batches": 1, "batched": 4, "batched_begins": 1} if pipelined else dict.fromkeys(sent, 0))
+
+
+def test_an_error_in_a_batch_is_sqlalchemys_and_rolls_the_transaction_back(table: Table):
+    r = row(n=600)
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [r])
+    clash = Precompiled(update(things).where(things.c.n == 600).values(id=bindparam("b_other", type_=Uuid())))
+    other = row(n=601)
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [other])
+
+    def rename_then_clash() -> None:
+        with transaction() as conn, batch(conn) as b:
+            b.send(Precompiled(RENAME), {"b_min": 600, "b_name": "rolled back"})
+            b.send(clash, {"b_other": other["id"]})  # primary key taken
+
+    with pytest.raises(IntegrityError):
+        rename_then_clash()
+    with transaction() as conn:
+        names = conn.execute(select(things.c.name).where(things.c.n >= 600).order_by(things.c.n)).scalars().all()
+    assert names == ["a", "a"]
