@@ -29,19 +29,22 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import namedtuple
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, case, select, update
+from sqlalchemy import Connection, bindparam, case, select, update
 
 from worker.config import get_settings
 from worker.db import transaction
 from worker.engine import approvals as approval_rules
 from worker.errors import ProactiveError
 from worker.models import approvals, utcnow
+from worker.precompiled import Precompiled, batch
 from worker.slack.client import post_ephemeral, post_to_response_url, slack_client, update_message
 from worker.slack.delivery import LEASE_S, DeliveryStatus, outbox, publish_delivery
 
@@ -91,6 +94,78 @@ def _issued_at(clicked_at: float | None, now: datetime) -> datetime:
 _HELD = (outbox.c.id, outbox.c.org_id, outbox.c.status, outbox.c.ts, outbox.c.channel)
 _HELD += (outbox.c.lease_expires_at, outbox.c.revision)
 
+# The click answer's statements, compiled once (worker/precompiled.py): it runs once per decided click.
+_LOCK_ROW = Precompiled(
+    select(*_HELD, outbox.c.text, outbox.c.blocks)
+    .where(
+        outbox.c.approval_id == bindparam("approval_id"),
+        outbox.c.org_id == bindparam("org_id"),
+        outbox.c.kind == "approval",
+    )
+    .order_by(outbox.c.created_at)
+    .limit(1)
+    .with_for_update()
+)
+_APPROVAL = Precompiled(
+    select(approvals).where(approvals.c.id == bindparam("approval_id"), approvals.c.org_id == bindparam("org_id"))
+)
+_ROW = (outbox.c.id == bindparam("row_id")) & (outbox.c.org_id == bindparam("org_id"))
+_CONTENT = {
+    "text": bindparam("new_text"),
+    "blocks": bindparam("new_blocks", type_=outbox.c.blocks.type),
+    "revision": outbox.c.revision + 1,
+    "updated_at": bindparam("now"),
+}
+_LEASE = {"lease_expires_at": bindparam("lease_until")}
+# (writes the content, takes the lease) -> the UPDATE of the row
+_WRITE = {
+    (True, True): Precompiled(update(outbox).where(_ROW).values(_CONTENT | _LEASE).returning(*_HELD)),
+    (True, False): Precompiled(update(outbox).where(_ROW).values(_CONTENT).returning(*_HELD)),
+    (False, True): Precompiled(update(outbox).where(_ROW).values(_LEASE).returning(*_HELD)),
+}
+# One use of the response_url, remembering a new one (a new URL starts a new count): a conditional
+# UPDATE on what the click answer read, so a concurrent writer wins. Not a state move: written here.
+_AS_READ = (
+    (approvals.c.id == bindparam("approval_id"))
+    & (approvals.c.org_id == bindparam("org_id"))
+    & approvals.c.response_url.is_not_distinct_from(bindparam("read_url", type_=approvals.c.response_url.type))
+    & approvals.c.response_url_uses.is_not_distinct_from(
+        bindparam("read_uses", type_=approvals.c.response_url_uses.type)
+    )
+)
+_USES = {"response_url_uses": bindparam("uses")}
+_NEW_URL = {"response_url": bindparam("url"), "response_url_at": bindparam("issued_at")}
+_TAKE_USE = {
+    True: Precompiled(update(approvals).where(_AS_READ).values(_USES | _NEW_URL).returning(approvals.c.id)),
+    False: Precompiled(update(approvals).where(_AS_READ).values(_USES).returning(approvals.c.id)),
+}
+_MINE = _ROW & (outbox.c.lease_expires_at == bindparam("held_until"))
+_MARK_SENT = Precompiled(
+    update(outbox)
+    .where(_MINE, outbox.c.revision == bindparam("sent_revision"))
+    .values(status=DeliveryStatus.SENT, lease_expires_at=None, updated_at=bindparam("now"), error=None)
+    .returning(outbox.c.id)
+)
+_GIVE_BACK = Precompiled(
+    update(outbox)
+    .where(_MINE)
+    .values(
+        lease_expires_at=None,
+        updated_at=bindparam("now"),
+        status=case((outbox.c.ts.is_not(None), DeliveryStatus.PENDING), else_=outbox.c.status),
+    )
+)
+
+
+@lru_cache(maxsize=8)
+def _record_type(keys: tuple[str, ...]) -> Any:
+    return namedtuple("Record", keys)  # built from a statement's columns
+
+
+def _record(pre: Precompiled, conn: Connection, found: tuple[Any, ...] | None) -> Any:
+    """A row of `pre` with its columns as attributes, or None."""
+    return None if found is None else _record_type(pre.keys(conn))(*found)
+
 
 @dataclass(frozen=True)
 class _Taken:
@@ -99,11 +174,11 @@ class _Taken:
 
     state: str
     message: Mapping[str, Any] | None = None
-    row: Row | None = None
-    approval: Row | None = None
+    row: Any = None
+    approval: Any = None
 
 
-def _managed(row: Row | None) -> bool:
+def _managed(row: Any) -> bool:
     """An outbox row whose message is in Slack (so leasing it and marking it sent mean something)."""
     return row is not None and row.ts is not None and row.status in (DeliveryStatus.SENT, DeliveryStatus.PENDING)
 
@@ -112,48 +187,38 @@ def _take_message(approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime) -> _
     """Lock the approval's outbox row, write the decision into it unless the worker already did,
     and take its lease, in one UPDATE. Only the outbox row is locked here (never the approval with
     it), so this cannot deadlock with a resume, which locks the approval, then the row; the approval
-    is read after the lock, so a resume that held it is seen."""
+    is read after the lock (the server runs the two reads in order, sent together), so a resume that
+    held the row is seen."""
+    ids = {"approval_id": approval_id, "org_id": org_id}
     with transaction() as conn:
-        row = conn.execute(
-            select(*_HELD, outbox.c.text, outbox.c.blocks)
-            .where(outbox.c.approval_id == approval_id, outbox.c.org_id == org_id, outbox.c.kind == "approval")
-            .order_by(outbox.c.created_at)
-            .limit(1)
-            .with_for_update()
-        ).first()
-        a = conn.execute(select(approvals).where(approvals.c.id == approval_id, approvals.c.org_id == org_id)).first()
+        with batch(conn) as sent:
+            locked, read = sent.send(_LOCK_ROW, ids), sent.send(_APPROVAL, ids)
+        row, a = _record(_LOCK_ROW, conn, locked.first()), _record(_APPROVAL, conn, read.first())
         if a is None:
             return _Taken("gone")
         if row is not None and row.lease_expires_at is not None and row.lease_expires_at > now:
             return _Taken("delivering", approval=a)  # the holder sends the newest content when it gets there
         if a.resumed_at is not None and row is not None and row.status == DeliveryStatus.SENT:
             return _Taken("delivered", approval=a)  # the worker's replacement is already what Slack shows
-        values: dict[str, Any] = {}
-        if a.resumed_at is None or row is None:  # ahead of the worker: write the decision ourselves
+        values: dict[str, Any] = {"row_id": row.id if row is not None else None, "org_id": org_id, "now": now}
+        content = a.resumed_at is None or row is None
+        if content:  # ahead of the worker: write the decision ourselves
             message = approval_rules.decided_content(conn, a)
             if message is None:
                 return _Taken("pending", approval=a)
-            values = {
-                "text": str(message.get("text") or ""),
-                "blocks": list(message.get("blocks") or []),
-                "revision": outbox.c.revision + 1,
-                "updated_at": now,
-            }
+            values |= {"new_text": str(message.get("text") or ""), "new_blocks": list(message.get("blocks") or [])}
         else:
             message = {"text": row.text, "blocks": row.blocks}
-        if _managed(row):
-            values["lease_expires_at"] = now + timedelta(seconds=LEASE_S)
-        if row is not None and values:
-            row = conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row.id, outbox.c.org_id == row.org_id)
-                .values(values)
-                .returning(*_HELD)
-            ).one()
+        lease = _managed(row)
+        if lease:
+            values["lease_until"] = now + timedelta(seconds=LEASE_S)
+        if row is not None and (content or lease):
+            write = _WRITE[(content, lease)]
+            row = _record(write, conn, write.first(conn, values))
         return _Taken("taken", message, row, a)
 
 
-def _route(a: Row, url: str | None, issued_at: datetime, row: Row | None, now: datetime, *, send: bool) -> _Route:
+def _route(a: Any, url: str | None, issued_at: datetime, row: Any, now: datetime, *, send: bool) -> _Route:
     """Keep the click's response_url on the approval (a new URL starts a new count of uses) and,
     when `send`, take one use of the stored URL if it has uses left, else route to chat.update at
     the stored channel + ts. One conditional UPDATE on what `a` read (a concurrent writer wins)."""
@@ -166,21 +231,17 @@ def _route(a: Row, url: str | None, issued_at: datetime, row: Row | None, now: d
     ts = a.slack_ts or (row.ts if row is not None else None)
     if not (new_url or take):
         return _Route(channel=channel, ts=ts)
-    values: dict[str, Any] = {"response_url_uses": uses + (1 if take else 0)}
-    if new_url:
-        values |= {"response_url": url, "response_url_at": issued_at}
-    with transaction() as conn:  # not a state move (the response_url and its uses): written here
-        won = conn.execute(
-            update(approvals)
-            .where(
-                approvals.c.id == a.id,
-                approvals.c.org_id == a.org_id,
-                approvals.c.response_url.is_not_distinct_from(a.response_url),
-                approvals.c.response_url_uses.is_not_distinct_from(a.response_url_uses),
-            )
-            .values(values)
-            .returning(approvals.c.id)
-        ).first()
+    values = {
+        "approval_id": a.id,
+        "org_id": a.org_id,
+        "read_url": a.response_url,
+        "read_uses": a.response_url_uses,
+        "uses": uses + (1 if take else 0),
+        "url": url,
+        "issued_at": issued_at,
+    }
+    with transaction() as conn:
+        won = _TAKE_USE[new_url].first(conn, values)
     return _Route(url=stored if take and won is not None else None, channel=channel, ts=ts)
 
 
@@ -242,32 +303,20 @@ def _send_replacement(route: _Route, message: Mapping[str, Any]) -> str:
         return "failed"
 
 
-def _release(row: Row, *, sent: bool) -> None:
+def _release(row: Any, *, sent: bool) -> None:
     """Give the row's lease back: sent when what we sent is still the newest content, else pending
     again with its delivery published (newer content arrived, or our call failed)."""
-    now = utcnow()
-    mine = (
-        (outbox.c.id == row.id) & (outbox.c.org_id == row.org_id) & (outbox.c.lease_expires_at == row.lease_expires_at)
-    )
+    values = {
+        "row_id": row.id,
+        "org_id": row.org_id,
+        "held_until": row.lease_expires_at,
+        "sent_revision": row.revision,
+        "now": utcnow(),
+    }
     with transaction() as conn:
-        if sent:
-            done = conn.execute(
-                update(outbox)
-                .where(mine, outbox.c.revision == row.revision)
-                .values(status=DeliveryStatus.SENT, lease_expires_at=None, updated_at=now, error=None)
-                .returning(outbox.c.id)
-            ).first()
-            if done is not None:
-                return
-        conn.execute(
-            update(outbox)
-            .where(mine)
-            .values(
-                lease_expires_at=None,
-                updated_at=now,
-                status=case((outbox.c.ts.is_not(None), DeliveryStatus.PENDING), else_=outbox.c.status),
-            )
-        )
+        if sent and _MARK_SENT.first(conn, values) is not None:
+            return
+        _GIVE_BACK.count(conn, values)
         publish_delivery([row.id])  # after this transaction commits
 
 
