@@ -1,44 +1,53 @@
-"""Benchmark: the web edge (gunicorn + `webhooks:create_app()`) under load, with the worker running.
+"""Benchmark: the web edge (gunicorn + `webhooks:create_app()`) under load, with the workers running.
 
-``.venv/bin/python -m bench.edge [--quick] [--write] [--gunicorn "OPTIONS"]...``
+``.venv/bin/python -m bench.edge [--quick] [--write] [--baseline-ref REF] [--modes M,...] [--gunicorn "OPTIONS"]...``
 
-One run: a fresh PostgreSQL database ``proactive_bench_edge_<random>`` (migrated to head, dropped at
-the end), an empty Redis DB (flushed first and last), the fake Slack of the tests
-(``tests.fakes.slack.FakeSlack``) in this process, the demo org (``worker.ops.seed.seed_demo``) with one
-org API key, and one ``celery -A worker.celery_app worker -P prefork -c 2 -Q steps,slow,edge`` for the
-whole run. ``PROACTIVE_SEQUENCE_MODULES=sequences,bench.edge_dags``: ``coaching_weekly`` is one no-op
-step (fired over ``/api/events``), ``stale_deal_revival`` is no-op -> approval -> no-op (clicked).
+One run: a private ``redis-server`` on a free port (no persistence; no other user of the machine's
+Redis can flush its queues), the fake Slack of the tests (``tests.fakes.slack.FakeSlack``) in this
+process and, for each system measured, a fresh PostgreSQL database (migrated to head, dropped at the
+end), its own Redis DB, the demo org (``worker.ops.seed.seed_demo``) with one org API key.
+The systems: this tree, and with ``--baseline-ref REF`` today's code, a git worktree of REF (made
+once at ``/tmp/proactive-edge-REF``) whose database is migrated and seeded by its own code and whose
+worker and gunicorn run from it. ``PROACTIVE_SEQUENCE_MODULES=sequences,bench.edge_dags``:
+``coaching_weekly`` is one no-op step (fired over ``/api/events``), ``stale_deal_revival`` is no-op
+-> approval -> no-op (clicked).
 
-Each gunicorn configuration (``--gunicorn``, repeatable; default: the Procfile's, then the first of
-``SYNC_OPTIONS`` / ``GTHREAD_OPTIONS`` that differs from it) gets its own servers, started in their
-own process group on 127.0.0.1 (always killed by group) and ready on ``GET /healthz``:
+Each gunicorn configuration (``--gunicorn``, repeatable; default: the Procfile's) runs in each mode of
+``--modes`` (default both): unpinned, and pinned as a fleet runs them (every gunicorn under
+``taskset -c 0``, every celery worker under ``taskset -c 1``). Per configuration and mode each system
+gets one ``celery -A worker.celery_app worker -P prefork -c 2 -Q steps,slow,edge`` and one gunicorn,
+the bare baseline (bench/edge_baseline.py) its gunicorn and worker, all in their own process groups on
+127.0.0.1 (always killed by group), ready on ``GET /healthz`` / the worker's ready file:
 
-1. set-up: approvals opened for the clicks (events fired in-process, waited until
-   ``awaiting_approval`` and their Slack message posted);
-2. warm-up (uncounted, ~``--warm-requests``): wrk on ``/api/events`` and signed clicks (each warm-up
-   approval decided once, then clicked again); web worker RSS read from /proc (VmRSS);
+1. set-up: approvals opened for the clicks over each system's ``/api/events``, waited until
+   ``awaiting_approval`` and their Slack message posted;
+2. warm-up (uncounted): signed clicks on each system (each warm-up approval decided once, then
+   clicked again), then ~``--warm-requests`` of wrk on our ``/api/events``; web worker RSS read
+   from /proc (VmRSS);
 3. ``/api/events`` throughput: wrk (``-t``/``-c``/``-d``, a Lua script giving every request a
-   unique idempotency key) against ours and against the bare Flask baseline (bench/edge_baseline.py,
-   same gunicorn options: parse the JSON, publish one Celery task, answer 202; its own worker), order
-   alternating over ``--rounds``; then the wait until the worker drained the run (every job final)
-   and the count of jobs (tasks, for the baseline) against the 2xx answers;
-4. ``/slack/interactive``: open-loop load at each of ``--click-rates`` (default 200/s, the target,
-   then 50/s, a rate the server keeps up with; one request every 1/rate s whatever the answers, from
-   a separate process so the fake Slack's threads do not delay it), each request signed as Slack
-   signs it: a share (``--decide-share``) are deciding clicks on fresh approvals
-   (one conditional UPDATE + a queued slack_replace), the rest clicks on approvals already decided
-   (the "already decided" ephemeral answer). Ack latency is measured from the scheduled send
-   time. Click -> next step started: the deciding click's send time -> ``started_at`` of the step
-   after the approval (``step_runs``; both this machine's wall clock);
-5. soak: wrk on ``/api/events`` plus clicks at ``--soak-click-rate`` until the server has answered
-   ``--total-requests`` in all; web worker RSS read again. Error and warning lines of the gunicorn and
-   worker logs are counted.
+   unique idempotency key) against ours and against the bare Flask baseline (same gunicorn options:
+   parse the JSON, publish one Celery task, answer 202; its own worker), order alternating over
+   ``--rounds``; then the wait until the worker drained the run (every job final) and the count of
+   jobs (tasks, for the baseline) against the 2xx answers;
+4. ``/slack/interactive``: open-loop load at each of ``--click-rates`` (default 20/s, an idle
+   system, then 100/s, the target; one request every 1/rate s whatever the answers, from a separate
+   process so the fake Slack's threads do not delay it) on each system, order alternating, each
+   request signed as Slack signs it: a share (``--decide-share``, default all) are deciding clicks
+   on fresh approvals of idle jobs (one conditional UPDATE + a queued slack_replace), the rest
+   clicks on approvals already decided (the "already decided" ephemeral answer). Ack latency is
+   measured from the scheduled send time. Click -> next step started: the deciding click's send
+   time -> ``started_at`` of the step after the approval (``step_runs``; both this machine's wall
+   clock). CPU per click of the system's web, worker and PostgreSQL backends over the load and the
+   settling, and ours / today's;
+5. with ``--total-requests N``, a soak: wrk on ``/api/events`` plus clicks at ``--soak-click-rate``
+   until our server has answered N requests in all; web worker RSS read again. Error and warning
+   lines of the gunicorn and worker logs are counted.
 
 ``--py-spy DIR`` records the web workers during the first measured ``/api/events`` run and each
 click phase (profiling only; not for the reported numbers).
 
-The machine has 2 cores shared by PostgreSQL, Redis, gunicorn, the worker and the load generators,
-so ours and the baseline run in the same run and the ratio is the reading.
+The machine has 2 cores shared by PostgreSQL, Redis, gunicorn, the workers and the load generators,
+so ours and the baselines run in the same run and the ratios are the reading.
 """
 
 from __future__ import annotations
@@ -85,7 +94,6 @@ from bench.harness import (
     fresh_db_name,
     machine_line,
     percentile,
-    pick_redis_db,
     raise_on_signals,
     rss_mib,
     section_text,
@@ -94,7 +102,7 @@ from bench.harness import (
     use_env,
     write_section,
 )
-from bench.web import Gunicorn, exchange, http_request, procfile_options, raise_nofile
+from bench.web import Gunicorn, exchange, free_port, http_request, procfile_options, raise_nofile
 from tests.fakes.slack import FakeSlack
 from tests.support.slack import click, form_body, signed_headers
 
@@ -116,6 +124,8 @@ DRAIN_TIMEOUT_S = 120.0
 DRAIN_PER_JOB_S = 0.02
 # How long the queues must stay empty with fewer jobs than 2xx answers before they count as lost (s).
 LOSS_CHECK_S = 2.0
+# Longest wait for the run's private redis-server to answer (seconds).
+REDIS_START_S = 10.0
 # One HTTP request of the open-loop client may take this long before it counts as failed (seconds).
 REQUEST_TIMEOUT_S = 30.0
 # Lead time before the first open-loop request (seconds): the bodies reach the client process first.
@@ -1395,7 +1405,7 @@ def section(args: argparse.Namespace, text: str) -> str:
     )
     usage = (
         "Command (`--quick` for a smoke run, `--modes unpinned` or `--modes pinned` for one mode, `--gunicorn "
-        '"OPTIONS"` (repeatable) for other configurations, `--redis-db N` when no Redis database is empty, '
+        '"OPTIONS"` (repeatable) for other configurations, '
         "`--py-spy DIR` to profile the web workers):"
     )
     fill = {"width": 104, "break_on_hyphens": False, "break_long_words": False}
@@ -1462,7 +1472,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--soak-chunk", type=float, default=None, help="seconds per soak chunk (default 10)")
     p.add_argument("--soak-click-rate", type=float, default=50.0, help="clicks per second while soaking (default 50)")
     p.add_argument("--concurrency", type=int, default=2, help="prefork processes of each celery worker (default 2)")
-    p.add_argument("--redis-db", type=int, default=None, help="Redis DB to use and flush (default: an empty one)")
     p.add_argument("--quick", action="store_true", help="a few seconds per phase (smoke run)")
     p.add_argument(
         "--py-spy",
@@ -1539,44 +1548,80 @@ def make_worktree(ref: str, path: Path) -> None:
         raise SystemExit(f"git worktree add {path} {ref} failed: {out.stderr.strip()}")
 
 
-def other_redis_db(taken: Backends) -> int:
-    """A Redis DB for today's system: empty, no client on it, not ours."""
-    import redis
+class PrivateRedis(ChildProcess):
+    """The run's own redis-server on a free port, no persistence: no other user of the machine's
+    Redis (a test suite flushing its DB) can touch the run's queues."""
 
-    client = redis.Redis(host="127.0.0.1", port=6379, db=taken.redis_db or 0)  # holds ours while picking
-    try:
-        client.ping()
-        return pick_redis_db(None)
-    finally:
-        client.close()
+    kind = "redis"
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        super().__init__("redis", args, {}, workdir / "redis.log")
+
+    def start(self) -> PrivateRedis:
+        """Start it and return once it answers PING."""
+        import redis
+
+        proc = self.spawn()
+        deadline = time.monotonic() + REDIS_START_S
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise self.failed_to_start()
+            with contextlib.suppress(redis.exceptions.ConnectionError):
+                if redis.Redis(host="127.0.0.1", port=self.port).ping():
+                    return self
+            time.sleep(0.05)
+
+
+class RunBackends(Backends):
+    """A system's database and its DB of the run's private Redis server."""
+
+    def __init__(self, db_name: str, redis_port: int, redis_db: int) -> None:
+        super().__init__(db_name, redis_db)
+        self.redis_port = redis_port
+        self.broker_url = f"redis://127.0.0.1:{redis_port}/{redis_db}"
+
+    def connect(self) -> None:
+        """Open the admin connection and the Redis client; flush the Redis DB."""
+        import redis
+
+        self.admin = psycopg.connect(self.dsn, autocommit=True)
+        self.redis = redis.Redis(host="127.0.0.1", port=self.redis_port, db=self.redis_db)
+        self.redis.flushdb()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Set the environment, run every configuration, print (and maybe write) the report."""
     args = parse_args(argv)
     raise_on_signals(signal.SIGTERM, signal.SIGINT)
-    backends = Backends(fresh_db_name("proactive_bench_edge"), pick_redis_db(args.redis_db))
-    base = None
     if args.baseline_ref:
         make_worktree(args.baseline_ref, args.baseline_tree)
-        base = Backends(fresh_db_name("proactive_bench_edge_today"), other_redis_db(backends))
-    env = edge_env(backends)
-    use_env(env)  # before any worker module reads its settings
     started = time.monotonic()
     results: list[ConfigResult] = []
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
-        bench = Bench(args, backends, Path(tmp), base)
+        server = PrivateRedis(Path(tmp)).start()
         try:
-            bench.setup(env)
-            head = header(args, bench)
-            say("\n".join(head))
-            k = 0
-            for options in args.gunicorn:
-                for mode in args.modes:
-                    results.append(bench.configuration(k, options, mode == PINNED))
-                    k += 1
+            backends = RunBackends(fresh_db_name("proactive_bench_edge"), server.port, 0)
+            base = (
+                RunBackends(fresh_db_name("proactive_bench_edge_today"), server.port, 1) if args.baseline_ref else None
+            )
+            env = edge_env(backends)
+            use_env(env)  # before any worker module reads its settings
+            bench = Bench(args, backends, Path(tmp), base)
+            try:
+                bench.setup(env)
+                head = header(args, bench)
+                say("\n".join(head))
+                k = 0
+                for options in args.gunicorn:
+                    for mode in args.modes:
+                        results.append(bench.configuration(k, options, mode == PINNED))
+                        k += 1
+            finally:
+                bench.teardown()
         finally:
-            bench.teardown()
+            server.stop()
     text = report(args, head, results) + f"\n\n(total wall time {time.monotonic() - started:.0f} s)"
     print(text)
     if args.write:
