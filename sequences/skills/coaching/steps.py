@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Row, Uuid, bindparam, select
+from sqlalchemy import Row, Uuid, bindparam, or_, select
 
 import blocks
 from sequences.skills import common
@@ -55,7 +55,7 @@ _MEETINGS_OF_DEALS = _MEETING.where(Meeting.org_id == _ORG, Meeting.deal_id.in_(
 _CLOSED_DEALS = select(Deal.id, Deal.stage).where(
     Deal.org_id == _ORG,
     Deal.owner_id == _USER,
-    Deal.stage.in_(["closed_won", "closed_lost"]),
+    or_(Deal.stage == "closed_won", Deal.stage == "closed_lost"),  # not IN, whose list is rendered at each run
     Deal.stage_changed_at >= bindparam("b_since", type_=Deal.stage_changed_at.type),
 )
 _REPORT = (CoachingReport.org_id == _ORG, CoachingReport.user_id == _USER, CoachingReport.week == bindparam("b_week"))

@@ -29,10 +29,11 @@ _COMPANY_BY_ID = select(Company.id, Company.name).where(Company.id == _ID, Compa
 _COMPANY_BY_DOMAIN = select(Company.id, Company.name).where(
     Company.org_id == _ORG, Company.domain == bindparam("b_domain")
 )
-# The biggest open deal of a contact (as its primary contact) or of a company.
+# The biggest open deal of a contact (as its primary contact) or of a company (`!=` for each closed stage
+# rather than NOT IN, whose list would be rendered at each run).
 _OPEN_DEAL_OF_CONTACT, _OPEN_DEAL_OF_COMPANY = (
     select(Deal.id)
-    .where(Deal.org_id == _ORG, column == _ID, Deal.stage.not_in(OPEN_DEAL_EXCLUDED))
+    .where(Deal.org_id == _ORG, column == _ID, *(Deal.stage != stage for stage in OPEN_DEAL_EXCLUDED))
     .order_by(Deal.value.desc())
     .limit(1)
     for column in (Deal.primary_contact_id, Deal.company_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Mapping
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -96,9 +97,16 @@ def is_sales_call_type(call_type: str) -> bool:
     return name == "unknown" or bool(_SALES_NAME_RE.search(name))
 
 
-def _keyword_hits(text: str, keywords: Iterable[str]) -> list[str]:
-    folded = fold(text)
-    return [k for k in dict.fromkeys(fold(k) for k in keywords) if k and rx(re.escape(k)).search(folded)]
+@lru_cache(maxsize=256)
+def _keyword_patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """Each distinct folded keyword with its whole-word pattern (compiled once per keyword list)."""
+    return tuple((k, rx(re.escape(k))) for k in dict.fromkeys(fold(k) for k in keywords) if k)
+
+
+def _keyword_hits(folded: str, keywords: Iterable[str]) -> list[str]:
+    """The keywords found as whole words in `folded` (text already folded)."""
+    # the substring test first: a keyword absent from the text needs no whole-word search
+    return [k for k, pattern in _keyword_patterns(tuple(keywords)) if k in folded and pattern.search(folded)]
 
 
 def classify_call_type(
@@ -127,10 +135,11 @@ def classify_call_type(
         return result(existing_type.strip(), existing_confidence or 0.0, ["existing"])
     table = DEFAULT_CALL_TYPES if org_call_types is None else org_call_types
     body = transcript.text if isinstance(transcript, Transcript) else (transcript or "")
+    folded_title, folded_body = fold(title or ""), fold(body)
     best: tuple[int, str, list[str], list[str]] | None = None
     for call_type, keywords in table.items():
-        in_title = _keyword_hits(title or "", keywords)
-        in_body = _keyword_hits(body, keywords)
+        in_title = _keyword_hits(folded_title, keywords)
+        in_body = _keyword_hits(folded_body, keywords)
         if not in_title and len(in_body) < TRANSCRIPT_MIN_KEYWORDS:
             continue
         score = TITLE_KEYWORD_POINTS * len(in_title) + len(in_body)

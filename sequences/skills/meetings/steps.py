@@ -93,6 +93,7 @@ _SET_CALL_TYPE = (
     .values(call_type=bindparam("b_call_type"), call_type_confidence=bindparam("b_confidence"))
 )
 _CONTACT_BY_EMAIL = select(Contact.id).where(Contact.org_id == _ORG, func.lower(Contact.email) == bindparam("b_email"))
+_TASK_TITLES = select(Task.title).where(Task.org_id == _ORG, Task.meeting_id == _ID)
 _DEAL_NEXT_STEP = select(Deal.next_step).where(Deal.id == _ID, Deal.org_id == _ORG)
 _FAILED_OR_CALL_TYPE = select(steps.c.step, steps.c.status, steps.c.output).where(
     steps.c.job_id == bindparam("b_job", type_=Uuid()),
@@ -334,34 +335,31 @@ def create_tasks(ctx: StepContext, inputs: Mapping[str, Any]) -> TasksCreated:
     meeting = _meeting(ctx)
     items = [i for i in ActionItems.model_validate(inputs["extract-action-items"]).items if i.owner == "rep"]
     titles = []
-    with ctx.transaction() as conn:
-        existing = {
-            t.lower()
-            for t in conn.execute(
-                select(Task.title).where(Task.org_id == ctx.org_id, Task.meeting_id == meeting.id)
-            ).scalars()
-        }
-        for item in items:
-            title = item.text[:500]
-            if title.lower() in existing:
-                continue
-            existing.add(title.lower())
-            due = datetime.combine(item.due, time(17), tzinfo=UTC) if item.due else None
-            conn.execute(
-                insert(Task.__table__).values(
-                    id=uuid.uuid4(),
-                    org_id=ctx.org_id,
-                    user_id=meeting.user_id or ctx.user_id,
-                    deal_id=meeting.deal_id,
-                    meeting_id=meeting.id,
-                    title=title,
-                    due_at=due,
-                    status="open",
-                    source_job_id=ctx.job_id,
-                    created_at=ctx.now,
-                )
-            )
-            titles.append(title)
+    new_rows = []
+    existing = {t.lower() for t in common.scalars(ctx, _TASK_TITLES, b_org=ctx.org_id, b_id=meeting.id)}
+    for item in items:
+        title = item.text[:500]
+        if title.lower() in existing:
+            continue
+        existing.add(title.lower())
+        new_rows.append(
+            {
+                "id": uuid.uuid4(),
+                "org_id": ctx.org_id,
+                "user_id": meeting.user_id or ctx.user_id,
+                "deal_id": meeting.deal_id,
+                "meeting_id": meeting.id,
+                "title": title,
+                "due_at": datetime.combine(item.due, time(17), tzinfo=UTC) if item.due else None,
+                "status": "open",
+                "source_job_id": ctx.job_id,
+                "created_at": ctx.now,
+            }
+        )
+        titles.append(title)
+    if new_rows:
+        with ctx.transaction() as conn:
+            conn.execute(insert(Task.__table__), new_rows)  # one statement for every new task
     return TasksCreated(created=len(titles), titles=titles)
 
 
