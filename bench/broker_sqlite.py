@@ -9,21 +9,29 @@ a fresh SQLite file, then:
   transport's delivered-row history is in the table);
 * exit: SIGTERM -> process exit.
 
-Run: ``cd /work/main && .venv/bin/python -m bench.broker_sqlite [--tasks 2000] [--idle 5]``
+With ``--baseline-ref REF`` (e.g. ``f989315``) our transport as it was at REF runs too, its worker
+started from a git worktree of REF (this process publishes with today's code: the table layout is
+the same).
+
+Run: ``cd /work/main && .venv/bin/python -m bench.broker_sqlite [--tasks 2000] [--idle 5]
+[--baseline-ref f989315]``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import ChildProcess, cpu_seconds, percentile
+from bench.embedded import worktree
+from bench.harness import REPO, ChildProcess, cpu_seconds, percentile
 from tests.support import broker_app
 
 LATENCY_TASKS, LATENCY_GAP_S = 100, 0.03
@@ -60,9 +68,26 @@ def wait_records(path: Path, count: int, timeout: float) -> list[tuple[int, floa
     return got
 
 
-def run(label: str, url: str, workdir: Path, n_tasks: int, idle_s: float) -> Result:
-    """Start a solo worker on ``url`` and measure it."""
-    record_file = workdir / f"{label}.records"
+class TreeChild(ChildProcess):
+    """A child process run from ``tree`` (this repo or a baseline worktree) instead of this repo."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path, tree: Path) -> None:
+        super().__init__(name, args, env, log_path)
+        self.tree = tree
+        self.env["PYTHONPATH"] = str(tree)
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process in ``tree`` (output appended to the log, its own process group)."""
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.args, cwd=self.tree, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self.proc
+
+
+def run(label: str, url: str, workdir: Path, n_tasks: int, idle_s: float, tree: Path = REPO) -> Result:
+    """Start a solo worker on ``url`` (from ``tree``) and measure it."""
+    record_file = workdir / f"{label.replace(' ', '_')}.records"
     env = {"BROKER_URL": url, "RECORD_FILE": str(record_file)}
     cmd = [
         sys.executable,
@@ -79,7 +104,7 @@ def run(label: str, url: str, workdir: Path, n_tasks: int, idle_s: float) -> Res
         "--without-gossip",
         "--without-heartbeat",
     ]
-    handle = ChildProcess(label, cmd, env, workdir / f"{label}.log")
+    handle = TreeChild(label, cmd, env, workdir / f"{label.replace(' ', '_')}.log", tree)
     worker = handle.spawn()
     try:
         with broker_app.app.connection_for_write(url) as conn:
@@ -118,17 +143,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU sampling")
+    parser.add_argument("--baseline-ref", default=None, help="also run our transport as it was at this commit")
     args = parser.parse_args()
+    print(f"load avg {os.getloadavg()[0]:.2f} at start", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-broker-") as tmp:
         work = Path(tmp)
         stock = run("stock sqla+sqlite", f"sqla+sqlite:///{work}/stock.db", work, args.tasks, args.idle)
         ours = run("proactive+sqlite", f"proactive+sqlite:///{work}/ours.db", work, args.tasks, args.idle)
+        then = None
+        if args.baseline_ref:
+            label, url = f"ours @{args.baseline_ref}", f"proactive+sqlite:///{work}/then.db"
+            then = run(label, url, work, args.tasks, args.idle, worktree(args.baseline_ref))
     print(
         f"{args.tasks} no-op tasks, solo worker; latency over {LATENCY_TASKS} tasks "
         f"published {LATENCY_GAP_S * 1000:.0f} ms apart; idle CPU over {args.idle:.0f} s"
     )
     print(f"{'transport':<20}{'tasks/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'idle CPU':>10}{'exit s':>8}")
-    for r in (stock, ours):
+    for r in (stock, ours, *([then] if then else [])):
         print(
             f"{r.label:<20}{r.tasks_per_s:>9.0f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}{r.idle_cpu_pct:>9.1f}%{r.exit_s:>8.2f}"
         )
@@ -136,6 +167,11 @@ def main() -> None:
         f"ours/stock: throughput x{ours.tasks_per_s / stock.tasks_per_s:.1f}, "
         f"p50 latency x{ours.p50_ms / stock.p50_ms:.2f}, exit time x{ours.exit_s / stock.exit_s:.2f}"
     )
+    if then:
+        print(
+            f"ours/ours @{args.baseline_ref}: throughput x{ours.tasks_per_s / then.tasks_per_s:.1f}, "
+            f"p50 latency x{ours.p50_ms / then.p50_ms:.2f}, exit time x{ours.exit_s / then.exit_s:.2f}"
+        )
 
 
 if __name__ == "__main__":
