@@ -161,22 +161,39 @@ class PrecompiledInsert:
         self._needed = frozenset(c.key for c in table.columns if c.default is not None)
         self._by_keys: dict[tuple[str, ...], Precompiled] = {}
 
-    def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert `rows` (all with the same keys)."""
-        if not rows:
-            return
+    def _statement(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> Precompiled | None:
+        """The compiled INSERT for `rows`' keys, or None when they go through Connection.execute."""
         keys = tuple(sorted(rows[0]))
         whole = self._needed.issubset(keys) and all(len(r) == len(keys) and r.keys() >= set(keys) for r in rows)
         if conn.dialect.name not in DIRECT_DIALECTS or not whole:
-            conn.execute(insert(self.table), [dict(r) for r in rows])
-            return
+            return None
         pre = self._by_keys.get(keys)
         if pre is None:
             values = {k: bindparam(k, type_=self.table.c[k].type) for k in keys}
             pre = self._by_keys[keys] = Precompiled(insert(self.table).values(values))
-        plan = pre._plan(conn)
-        assert plan is not None
+        return pre
+
+    def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert `rows` (all with the same keys)."""
+        if not rows:
+            return
+        pre = self._statement(conn, rows)
+        plan = pre._plan(conn) if pre is not None else None
+        if plan is None:
+            conn.execute(insert(self.table), [dict(r) for r in rows])
+            return
         _run(conn, plan, [plan.params(r) for r in rows], many=True).close()
+
+    def queue(self, b: Batch, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Send the insert of `rows` in batch `b` (one statement per row in the pipeline)."""
+        if not rows:
+            return
+        pre = self._statement(b.conn, rows)
+        if pre is None or not b.pipelined:
+            self.run(b.conn, rows)
+            return
+        for r in rows:
+            b.send(pre, r)
 
 
 class Pending:
@@ -258,3 +275,52 @@ def batch(conn: Connection) -> Iterator[Batch]:
         for _plan, _params, sent in b._sent:
             sent.close()
         conn._handle_dbapi_exception(err, plan.sql if plan else None, params, cursor, None)
+
+
+class LeaseLost(Exception):
+    """A deferred write that had to match one row matched none (see `Deferred.flush`)."""
+
+
+class Deferred:
+    """Writes queued now and sent together at `flush()` (one round trip on PostgreSQL), each with the
+    row count it must match; a mismatch raises LeaseLost, and the caller rolls the transaction back.
+
+    How a completion stores its step's outcome and the steps that follow in one round trip: the
+    finish (`... WHERE attempt = ours AND status = running`, exactly one row) is queued with what
+    planning decided, and checked before the commit. Whoever runs other SQL on the connection
+    before the flush must flush first (the queued writes come first in the transaction).
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._queued: list[tuple[Precompiled | PrecompiledInsert, Any, int | None, str]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._queued)
+
+    def write(self, pre: Precompiled, values: Mapping[str, Any], *, expect: int | None = None, what: str = "") -> None:
+        """Queue a write; `expect`: the row count it must match (None: any)."""
+        self._queued.append((pre, values, expect, what))
+
+    def insert(self, pre: PrecompiledInsert, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Queue a PrecompiledInsert of `rows`."""
+        if rows:
+            self._queued.append((pre, rows, None, ""))
+
+    def flush(self) -> None:
+        """Send the queued writes in order (one pipeline on PostgreSQL) and check their counts."""
+        queued, self._queued = self._queued, []
+        if not queued:
+            return
+        checks: list[tuple[Pending, int, str]] = []
+        with batch(self.conn) as b:
+            for pre, values, expect, what in queued:
+                if isinstance(pre, PrecompiledInsert):
+                    pre.queue(b, values)
+                    continue
+                pending = b.send(pre, values)
+                if expect is not None:
+                    checks.append((pending, expect, what))
+        for pending, expect, what in checks:
+            if (got := pending.count()) != expect:
+                raise LeaseLost(f"{what}: matched {got} rows, expected {expect}")

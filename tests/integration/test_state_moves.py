@@ -5,6 +5,7 @@ and the row keeps the status the winner gave it."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -15,6 +16,7 @@ from worker.engine import jobstore as store
 from worker.engine.events import fire_event
 from worker.engine.states import ApprovalStatus, IllegalTransition, JobStatus, StepStatus
 from worker.models import utcnow
+from worker.precompiled import LeaseLost
 
 pytestmark = pytest.mark.usefixtures("test_sequences")
 
@@ -65,3 +67,24 @@ def test_losing_a_race_is_a_value_not_an_error(pg, org):
         assert store.set_job_status(conn, job_id, J.FAILED, utcnow(), old=J.RUNNING, org_id=org.id) is False
         assert store.request_job_cancel(conn, job_id, "late", old=J.RUNNING, org_id=org.id) is False
     assert job_status(job_id) == J.COMPLETED
+
+
+def test_a_completion_whose_attempt_was_reclaimed_meanwhile_stores_nothing(pg, org):
+    """The finish and the plan after it go in one round trip (worker/precompiled.py `Deferred`): when
+    another worker re-claimed the step while this attempt ran, the finish matches no row, LeaseLost
+    is raised before the commit and nothing of the plan (the successors, the job's move) is stored."""
+    job_id = fire_event(event(org, "proposal_generation")).job_id
+    start = step_rows(job_id)["start"].id
+    with transaction() as conn:
+        claimed, _ = executor.claim(conn, start, utcnow())
+    assert claimed is not None and claimed.attempt == 1
+    with transaction() as conn:  # the lease ran out; another worker takes the step over
+        later = utcnow() + timedelta(hours=1)
+        assert store.claim_step(conn, start, later, later + timedelta(minutes=5), org_id=org.id) == (2, 0)
+    outcome = executor.Outcome(S.SUCCEEDED, output={"from": "the first attempt"})
+    with pytest.raises(LeaseLost, match=f"step run {start} attempt 1: matched 0 rows"), transaction() as conn:
+        executor.complete(conn, claimed, outcome, utcnow(), inline_queues=frozenset({"steps"}), inline_budget_s=60)
+    rows = step_rows(job_id)
+    assert list(rows) == ["start"]  # no successor planned from the lost attempt
+    assert (rows["start"].status, rows["start"].attempt, rows["start"].output) == (S.RUNNING, 2, None)
+    assert job_status(job_id) == J.RUNNING

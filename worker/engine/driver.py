@@ -27,6 +27,7 @@ from worker.engine.executor import claim, complete, limits, run_skill
 from worker.engine.publish import Publish, publish_steps
 from worker.engine.states import StepStatus
 from worker.models import utcnow
+from worker.precompiled import LeaseLost
 
 log = logging.getLogger(__name__)
 S = StepStatus
@@ -74,17 +75,21 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> list[str]:
                 failures.append(f"{claimed.step.name}: {outcome.error}")
             elapsed = time.monotonic() - started
             inline_ok = inline_runs < settings.inline_max_steps and elapsed < settings.inline_budget_s
-            with begin(conn):
-                now = utcnow()
-                adv = complete(
-                    conn,
-                    claimed,
-                    outcome,
-                    now,
-                    inline_queues=consumed_queues() if inline_ok else frozenset(),
-                    inline_budget_s=soft_limit - elapsed,
-                )
-                pubs = carry_out(conn, adv, now)  # a completed job's follow-ups, in its transaction
+            try:
+                with begin(conn):
+                    now = utcnow()
+                    adv = complete(
+                        conn,
+                        claimed,
+                        outcome,
+                        now,
+                        inline_queues=consumed_queues() if inline_ok else frozenset(),
+                        inline_budget_s=soft_limit - elapsed,
+                    )
+                    pubs = carry_out(conn, adv, now)  # a completed job's follow-ups, in its transaction
+            except LeaseLost as lost:  # another worker re-claimed it: this attempt's result is discarded
+                log.warning("%s: the attempt lost its lease; its result is discarded", lost)
+                break
             publish_steps(pubs)
             claimed = adv.inline
             inline_runs += 1

@@ -48,6 +48,7 @@ from worker.errors import AuthRevoked, GoogleNotConnected, NotFound, SkipStep
 from worker.integrations import ask_to_connect, mark_revoked
 from worker.metrics import prom
 from worker.models import jobs, steps, utcnow
+from worker.precompiled import Deferred
 
 log = logging.getLogger(__name__)
 J, S = JobStatus, StepStatus
@@ -391,6 +392,9 @@ def complete(
         return Advance()
     # A success keeps the error of the attempt before it, so the timeline shows why it was retried.
     errors = {} if outcome.status == S.SUCCEEDED else {"error": outcome.error, "error_class": outcome.error_class}
+    # The common case (a step that succeeded or skipped, nothing else to record) stores its outcome
+    # and what planning decides in one round trip: queued, then checked at the flush below.
+    later = Deferred(conn) if _plain(job, claimed, outcome) else None
     stored = store.finish_step(
         conn,
         claimed.step_run_id,
@@ -404,6 +408,7 @@ def complete(
         duration_ms=outcome.duration_ms,
         cost_usd=outcome.cost_usd,
         tokens=outcome.tokens,
+        later=later,
         **errors,
     )
     if not stored:
@@ -411,6 +416,26 @@ def complete(
             "step run %s attempt %d lost its lease; its result is discarded", claimed.step_run_id, claimed.attempt
         )
         return Advance()
+    adv = _move_on(conn, job, claimed, outcome, states, now, inline_queues, inline_budget_s, later)
+    if later is not None:
+        later.flush()  # LeaseLost when the attempt lost its lease meanwhile: the caller rolls back
+    return adv
+
+
+def _move_on(
+    conn: Connection,
+    job: dict[str, Any],
+    claimed: Claimed,
+    outcome: Outcome,
+    states: list[store.StepState],
+    now: datetime,
+    inline_queues: frozenset[str],
+    inline_budget_s: float,
+    later: Deferred | None,
+) -> Advance:
+    """What follows a stored outcome: the action reported, an approval opened, a cancel honoured, the
+    next steps planned (their writes queued in `later` when given)."""
+    step = claimed.step
     _count_step(claimed, outcome.status.value, outcome)
     if outcome.revoked is not None:
         _mark_revoked(conn, job, outcome.revoked, now)
@@ -440,6 +465,20 @@ def complete(
         known_outputs=known,
         settled=settled,
         states=states,
+        later=later,
+    )
+
+
+def _plain(job: Mapping[str, Any], claimed: Claimed, outcome: Outcome) -> bool:
+    """True when completing this attempt records nothing but the step and the plan that follows it:
+    it succeeded or skipped, met no revoked credentials, carries out no approval and its job is
+    running on (not ended, no cancel asked)."""
+    return (
+        outcome.status in (S.SUCCEEDED, S.SKIPPED)
+        and outcome.revoked is None
+        and job["status"] not in JOB_FINAL
+        and not job["cancel_requested"]
+        and approval_records.approval_step_of(claimed.sequence, claimed.step) is None
     )
 
 
@@ -552,13 +591,16 @@ def advance(
     settled: frozenset[str] | set[str] = frozenset(),
     states: list[store.StepState] | None = None,
     new_job: bool = False,
+    later: Deferred | None = None,
 ) -> Advance:
     """Plan the job's next steps from its current step states and persist the plan.
 
     The caller holds the job row lock, or has just inserted the job (`new_job`: no rows to read).
     `states`, when given, are the job's step states as read under that lock. `known_outputs` are the
     outputs of the succeeded steps among `settled` (steps whose output the caller already read or
-    produced): a step run inline here reads from the database only the inputs outside `settled`. Inserts queued and
+    produced): a step run inline here reads from the database only the inputs outside `settled`.
+    `later`: writes queued by the caller (its step's finish) that this plan's writes join; reads of
+    other rows may run before they are sent, anything else sends them first. Inserts queued and
     skipped rows, finishes or pauses the job, and returns what to publish after commit and the
     follow-ups of a job it completed (the caller fires them in this transaction).
     """
@@ -568,16 +610,21 @@ def advance(
         sequence = pinned.for_job(conn, job, sequence)  # a deploy since it started does not change its DAG
     rows = [] if new_job else states if states is not None else store.step_states(conn, job["id"], org_id=job["org_id"])
     statuses = {r.step: r.status for r in rows}
-    outputs = _LazyOutputs(conn, job["id"], job["org_id"])  # read only if a `when` or `start_after` looks at them
+    # read only if a `when` or `start_after` looks at them; the outputs just produced are known
+    outputs = _LazyOutputs(conn, job["id"], job["org_id"], known_outputs or {})
     try:
         p: Plan = plan(sequence, statuses, job["payload"] or {}, outputs)
         gone = next((e for e in (definitions.missing(sequence.step(n)) for n in p.queue) if e is not None), None)
         if gone is not None:
             raise gone
     except definitions.MissingCode as err:
+        if later is not None:
+            later.flush()
         return Advance(_fail_missing(conn, job, sequence, err, statuses, now), job_status=J.FAILED.value)
 
     if p.failed_step:
+        if later is not None:
+            later.flush()
         err = conn.execute(
             select(steps.c.error).where(
                 steps.c.job_id == job["id"],
@@ -630,22 +677,31 @@ def advance(
         else:
             result.publish.append(publish_for(step, row["id"]))
         new_rows.append(row)
-    store.insert_steps(conn, new_rows)
+    store.insert_steps(conn, new_rows, later)
 
     if p.finished:
         with_follow_ups = any(r.has_follow_ups for r in rows)
-        completed = _complete_job(conn, job, now, with_follow_ups)
+        if with_follow_ups and later is not None:
+            later.flush()  # the follow-ups are read back from the step rows
+        completed = _complete_job(conn, job, now, with_follow_ups, None if with_follow_ups else later)
         if completed is not None:
             result.follow_ups.append(completed)
         result.job_status = J.COMPLETED.value
     elif p.waiting:
         if job["status"] != J.AWAITING_APPROVAL:
             store.set_job_status(
-                conn, job["id"], J.AWAITING_APPROVAL, now, old=job["status"], org_id=job["org_id"], paused_at=now
+                conn,
+                job["id"],
+                J.AWAITING_APPROVAL,
+                now,
+                old=job["status"],
+                org_id=job["org_id"],
+                paused_at=now,
+                later=later,
             )
             result.job_status = J.AWAITING_APPROVAL.value
     elif job["status"] == J.AWAITING_APPROVAL:
-        unpause(conn, job, now)
+        unpause(conn, job, now, later)
         result.job_status = J.RUNNING.value
     return result
 
@@ -686,15 +742,16 @@ def _fail_missing(
 
 
 class _LazyOutputs(Mapping[str, Any]):
-    """The job's step outputs, read from the database on first access (most plans never look)."""
+    """The job's step outputs, read from the database on first access (most plans never look), with
+    `known` (outputs the caller holds, maybe not stored yet) over them."""
 
-    def __init__(self, conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID) -> None:
-        self._conn, self._job_id, self._org_id = conn, job_id, org_id
+    def __init__(self, conn: Connection, job_id: uuid.UUID, org_id: uuid.UUID, known: Mapping[str, Any]) -> None:
+        self._conn, self._job_id, self._org_id, self._known = conn, job_id, org_id, known
         self._data: dict[str, Any] | None = None
 
     def _load(self) -> dict[str, Any]:
         if self._data is None:
-            self._data = store.outputs_of(self._conn, self._job_id, org_id=self._org_id)
+            self._data = {**store.outputs_of(self._conn, self._job_id, org_id=self._org_id), **self._known}
         return self._data
 
     def __getitem__(self, key: str) -> Any:
@@ -725,8 +782,9 @@ def _inputs_for(
     return inputs
 
 
-def unpause(conn: Connection, job: Mapping[str, Any], now: datetime) -> None:
-    """awaiting_approval -> running; the time spent waiting does not count against the deadline."""
+def unpause(conn: Connection, job: Mapping[str, Any], now: datetime, later: Deferred | None = None) -> None:
+    """awaiting_approval -> running; the time spent waiting does not count against the deadline
+    (queued in `later` when given)."""
     paused_at = job.get("paused_at")
     waited = (now - paused_at) if paused_at else timedelta(0)
     deadline = job.get("deadline_at")
@@ -740,15 +798,18 @@ def unpause(conn: Connection, job: Mapping[str, Any], now: datetime) -> None:
         paused_at=None,
         paused_ms=(job.get("paused_ms") or 0) + int(waited.total_seconds() * 1000),
         deadline_at=(deadline + waited) if deadline else now + timedelta(seconds=get_settings().job_deadline_s),
+        later=later,
     )
 
 
-def _complete_job(conn: Connection, job: Mapping[str, Any], now: datetime, with_follow_ups: bool) -> FollowUps | None:
-    """Mark the job completed; its follow-up events, if it has any, for the caller to fire in this
-    transaction."""
+def _complete_job(
+    conn: Connection, job: Mapping[str, Any], now: datetime, with_follow_ups: bool, later: Deferred | None = None
+) -> FollowUps | None:
+    """Mark the job completed (queued in `later` when given: a job without follow-ups); its follow-up
+    events, if it has any, for the caller to fire in this transaction."""
     if (
         not store.set_job_status(
-            conn, job["id"], J.COMPLETED, now, old=job.get("status"), org_id=job["org_id"], paused_at=None
+            conn, job["id"], J.COMPLETED, now, old=job.get("status"), org_id=job["org_id"], paused_at=None, later=later
         )
         or not with_follow_ups
     ):

@@ -38,7 +38,7 @@ from worker.engine.states import (
     predecessors,
 )
 from worker.models import SequenceDefinition, UTCDateTime, approvals, jobs, steps
-from worker.precompiled import Precompiled, PrecompiledInsert, batch
+from worker.precompiled import Deferred, Precompiled, PrecompiledInsert, batch
 
 J, S, A = JobStatus, StepStatus, ApprovalStatus
 
@@ -127,18 +127,23 @@ def set_job_status(
     *,
     old: JobStatus | str | None = None,
     org_id: uuid.UUID,
+    later: Deferred | None = None,
     **fields: Any,
 ) -> bool:
     """Move the job to `new` if its current status allows it; True when it moved, False when another
     process moved it first. `old`: the status the caller read under the job's lock (or branched on);
-    IllegalTransition when `old -> new` is not in the table, or nothing may move to `new`."""
+    IllegalTransition when `old -> new` is not in the table, or nothing may move to `new`. With
+    `later` (a caller holding the job lock), the move is queued there and True returned."""
     if old is not None:
         check_transition(JOB_TRANSITIONS, old, new)
     values: dict[str, Any] = {"status": new.value, "updated_at": now, **fields}
     if new in (J.COMPLETED, J.FAILED, J.CANCELLED, J.EXPIRED, J.TIMEOUT):
         values.setdefault("finished_at", now)
-    params = {f"v_{k}": v for k, v in values.items()}
-    return _job_move(new, frozenset(values)).count(conn, {"b_job": job_id, "b_org": org_id, **params}) == 1
+    params = {"b_job": job_id, "b_org": org_id, **{f"v_{k}": v for k, v in values.items()}}
+    if later is not None:
+        later.write(_job_move(new, frozenset(values)), params)
+        return True
+    return _job_move(new, frozenset(values)).count(conn, params) == 1
 
 
 _JOB_MOVES: dict[tuple[JobStatus, frozenset[str]], Precompiled] = {}
@@ -320,11 +325,13 @@ def finish_step(
     *,
     uncount: bool = False,
     org_id: uuid.UUID,
+    later: Deferred | None = None,
     **fields: Any,
 ) -> bool:
     """Record the outcome of `attempt` of a running step; False if that attempt lost its lease.
     `uncount` gives the attempt back (a step that waits for a reconnect did not really try).
-    The attempt is running: IllegalTransition when `running -> new` is not in the table."""
+    The attempt is running: IllegalTransition when `running -> new` is not in the table. With
+    `later`, the write is queued there and True returned: a lost lease raises LeaseLost at its flush."""
     check_transition(STEP_TRANSITIONS, S.RUNNING, new)
     values: dict[str, Any] = {"status": new.value, "lease_expires_at": None, **fields}
     if uncount:
@@ -333,7 +340,11 @@ def finish_step(
         values.setdefault("finished_at", now)
     params = {f"v_{k}": v for k, v in values.items()}
     finish = _finish_statement(frozenset(values))
-    return finish.count(conn, {"b_sid": step_run_id, "b_attempt": attempt, "b_org": org_id, **params}) == 1
+    where = {"b_sid": step_run_id, "b_attempt": attempt, "b_org": org_id, **params}
+    if later is not None:
+        later.write(finish, where, expect=1, what=f"step run {step_run_id} attempt {attempt}")
+        return True
+    return finish.count(conn, where) == 1
 
 
 def set_step_status(
@@ -465,9 +476,13 @@ def outputs_of(
 _INSERT_STEPS = PrecompiledInsert(steps)
 
 
-def insert_steps(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert step runs (rows of `step_row`: one multi-row INSERT, or one pipelined executemany)."""
-    _INSERT_STEPS.run(conn, rows)
+def insert_steps(conn: Connection, rows: Sequence[Mapping[str, Any]], later: Deferred | None = None) -> None:
+    """Insert step runs (rows of `step_row`: one multi-row INSERT, or one pipelined executemany);
+    queued in `later` when given."""
+    if later is not None:
+        later.insert(_INSERT_STEPS, rows)
+    else:
+        _INSERT_STEPS.run(conn, rows)
 
 
 def step_row(
