@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
@@ -51,7 +52,7 @@ from enum import StrEnum
 from typing import Any
 
 from slack_sdk import WebClient
-from sqlalchemy import Connection, Row, and_, case, func, literal, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, func, literal, or_, select, update
 
 from worker import logs
 from worker.config import get_settings
@@ -66,6 +67,7 @@ from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientErr
 from worker.metrics import prom
 from worker.models import Org, SlackOutbox, User, approvals, jobs, utcnow
 from worker.orgs import org_dry_run
+from worker.precompiled import Precompiled
 from worker.ratelimit import reserve
 from worker.slack.client import (
     SlackCallFailed,
@@ -497,7 +499,32 @@ def _seconds(delta: timedelta) -> float:
     return delta.total_seconds()
 
 
-def _claim(conn: Connection, outbox_id: uuid.UUID, now: datetime) -> Row | None:
+_INTERRUPTED = and_(outbox.c.lease_expires_at.is_not(None), outbox.c.ts.is_(None))
+# The claim of every delivery, compiled once (worker/precompiled.py).
+_CLAIM = Precompiled(
+    update(outbox)
+    .where(
+        outbox.c.id == bindparam("outbox_id"),
+        outbox.c.status == DeliveryStatus.PENDING,
+        or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < bindparam("now")),
+    )
+    .ordered_values(  # the lease first: the statement reads as the claim it is
+        (outbox.c.lease_expires_at, bindparam("lease_until")),
+        (outbox.c.claimed_by, bindparam("claimant")),
+        (outbox.c.updated_at, bindparam("now")),
+        # a lease never given back: its delivery died, perhaps after Slack posted the message
+        (outbox.c.error_code, case((_INTERRUPTED, INTERRUPTED), else_=outbox.c.error_code)),
+        (outbox.c.error, case((_INTERRUPTED, INTERRUPTED_ERROR), else_=outbox.c.error)),
+    )
+    .returning(*outbox.c)
+)
+
+
+# A claimed row: the outbox's columns as attributes.
+_Claimed = namedtuple("_Claimed", tuple(_CLAIM.statement.exported_columns.keys()))
+
+
+def _claim(conn: Connection, outbox_id: uuid.UUID, now: datetime) -> Any:
     """Take the lease of a pending row (None: delivered, failed or leased by another worker).
 
     The entry lookup of a `proactive.deliver` message, which carries only the outbox id, so it is
@@ -505,24 +532,16 @@ def _claim(conn: Connection, outbox_id: uuid.UUID, now: datetime) -> Row | None:
     A lease left by a delivery that died marks the row INTERRUPTED (see `may_have_posted`); so does
     `release_orphaned`, which gives such a lease back before it runs out.
     """
-    interrupted = and_(outbox.c.lease_expires_at.is_not(None), outbox.c.ts.is_(None))
-    return conn.execute(
-        update(outbox)
-        .where(
-            outbox.c.id == outbox_id,
-            outbox.c.status == DeliveryStatus.PENDING,
-            or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < now),
-        )
-        .ordered_values(  # the lease first: the statement reads as the claim it is
-            (outbox.c.lease_expires_at, now + timedelta(seconds=LEASE_S)),
-            (outbox.c.claimed_by, claimant.current()),
-            (outbox.c.updated_at, now),
-            # a lease never given back: its delivery died, perhaps after Slack posted the message
-            (outbox.c.error_code, case((interrupted, INTERRUPTED), else_=outbox.c.error_code)),
-            (outbox.c.error, case((interrupted, INTERRUPTED_ERROR), else_=outbox.c.error)),
-        )
-        .returning(*outbox.c)
-    ).first()
+    found = _CLAIM.first(
+        conn,
+        {
+            "outbox_id": outbox_id,
+            "now": now,
+            "lease_until": now + timedelta(seconds=LEASE_S),
+            "claimant": claimant.current(),
+        },
+    )
+    return None if found is None else _Claimed(*found)
 
 
 def _bind_log_context(conn: Connection, row: Row) -> None:

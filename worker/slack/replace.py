@@ -37,7 +37,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, bindparam, case, select, update
+from sqlalchemy import bindparam, case, select, update
 
 from worker.config import get_settings
 from worker.db import transaction
@@ -158,13 +158,13 @@ _GIVE_BACK = Precompiled(
 
 
 @lru_cache(maxsize=8)
-def _record_type(keys: tuple[str, ...]) -> Any:
-    return namedtuple("Record", keys)  # built from a statement's columns
+def _record_type(pre: Precompiled) -> Any:
+    return namedtuple("Record", tuple(pre.statement.exported_columns.keys()))  # the statement's columns
 
 
-def _record(pre: Precompiled, conn: Connection, found: tuple[Any, ...] | None) -> Any:
-    """A row of `pre` with its columns as attributes, or None."""
-    return None if found is None else _record_type(pre.keys(conn))(*found)
+def _record(pre: Precompiled, found: tuple[Any, ...] | None) -> Any:
+    """A row of `pre` (a SELECT, or a write RETURNING) with its columns as attributes, or None."""
+    return None if found is None else _record_type(pre)(*found)
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def _take_message(approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime) -> _
     with transaction() as conn:
         with batch(conn) as sent:
             locked, read = sent.send(_LOCK_ROW, ids), sent.send(_APPROVAL, ids)
-        row, a = _record(_LOCK_ROW, conn, locked.first()), _record(_APPROVAL, conn, read.first())
+        row, a = _record(_LOCK_ROW, locked.first()), _record(_APPROVAL, read.first())
         if a is None:
             return _Taken("gone")
         if row is not None and row.lease_expires_at is not None and row.lease_expires_at > now:
@@ -214,7 +214,7 @@ def _take_message(approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime) -> _
             values["lease_until"] = now + timedelta(seconds=LEASE_S)
         if row is not None and (content or lease):
             write = _WRITE[(content, lease)]
-            row = _record(write, conn, write.first(conn, values))
+            row = _record(write, write.first(conn, values))
         return _Taken("taken", message, row, a)
 
 
