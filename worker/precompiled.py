@@ -307,20 +307,23 @@ class Deferred:
         if rows:
             self._queued.append((pre, rows, None, ""))
 
-    def flush(self) -> None:
-        """Send the queued writes in order (one pipeline on PostgreSQL) and check their counts."""
+    def flush(self, then: Precompiled | None = None, values: Mapping[str, Any] | None = None) -> Pending | None:
+        """Send the queued writes in order (one pipeline on PostgreSQL) and check their counts; `then`
+        (with `values`) goes last in the same round trip, and its result is returned."""
         queued, self._queued = self._queued, []
-        if not queued:
-            return
+        if not queued and then is None:
+            return None
         checks: list[tuple[Pending, int, str]] = []
         with batch(self.conn) as b:
-            for pre, values, expect, what in queued:
+            for pre, args, expect, what in queued:
                 if isinstance(pre, PrecompiledInsert):
-                    pre.queue(b, values)
+                    pre.queue(b, args)
                     continue
-                pending = b.send(pre, values)
+                pending = b.send(pre, args)
                 if expect is not None:
                     checks.append((pending, expect, what))
+            last = b.send(then, values or {}) if then is not None else None
         for pending, expect, what in checks:
             if (got := pending.count()) != expect:
                 raise LeaseLost(f"{what}: matched {got} rows, expected {expect}")
+        return last

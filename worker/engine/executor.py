@@ -203,6 +203,7 @@ def claim(
     held = job["step_status"] == S.QUEUED and job["step_not_before"] is not None and job["step_not_before"] > now
     if job["status"] == J.QUEUED and held:  # a delayed job's first step, delivered early: not started yet
         return None, Advance()
+    starting = Deferred(conn)  # the job's start goes in one round trip with the claim
     if job["status"] == J.QUEUED:
         store.set_job_status(
             conn,
@@ -213,12 +214,19 @@ def claim(
             org_id=job["org_id"],
             started_at=now,
             deadline_at=now + timedelta(seconds=get_settings().job_deadline_s),
+            later=starting,
         )
     elif poison:
         store.lock_job(conn, job["id"], org_id=job["org_id"])
     lease = lease_s if lease_s else limits(step)[2]
     got = store.claim_step(
-        conn, step_run_id, now, now + timedelta(seconds=lease), org_id=job["org_id"], claimant=claimant.current()
+        conn,
+        step_run_id,
+        now,
+        now + timedelta(seconds=lease),
+        org_id=job["org_id"],
+        claimant=claimant.current(),
+        later=starting,
     )
     if got is None:
         return None, Advance()  # another worker holds it, or it already ended, or its delay has not passed

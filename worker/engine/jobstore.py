@@ -199,7 +199,9 @@ _JOB_FOR_STEP_RUN = Precompiled(_JOB_FOR_STEP)
 
 def job_for_step(conn: Connection, step_run_id: uuid.UUID) -> dict[str, Any] | None:
     """The step run joined with its job (no lock), as a dict: what a claim needs to know first."""
-    row = _JOB_FOR_STEP_RUN.first(conn, {"b_sid": step_run_id})
+    with batch(conn) as b:  # with the transaction's BEGIN: one round trip
+        pending = b.send(_JOB_FOR_STEP_RUN, {"b_sid": step_run_id})
+    row = pending.first()
     return None if row is None else dict(zip(_JOB_FOR_STEP_RUN.keys(conn), row, strict=True))
 
 
@@ -245,13 +247,19 @@ def claim_step(
     *,
     org_id: uuid.UUID,
     claimant: str | None = None,
+    later: Deferred | None = None,
 ) -> tuple[int, int] | None:
     """Claim a queued step (or one whose lease expired): running, attempt + 1, new lease, held by
     `claimant` (this worker's heartbeat instance; None outside a worker). Returns (attempt, iteration).
+    The writes queued in `later` are sent first, in the same round trip.
 
     None when another worker holds it, it already ended, or its retry delay has not passed.
     """
     params = {"b_sid": step_run_id, "b_now": now, "b_lease": lease_until, "b_org": org_id, "b_claimant": claimant}
+    if later is not None:  # the writes queued before it go in the same round trip
+        pending = later.flush(_CLAIM_RUN, params)
+        assert pending is not None
+        return pending.first()
     return _CLAIM_RUN.first(conn, params)
 
 
