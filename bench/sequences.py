@@ -577,6 +577,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run the code of commit REF (a git worktree) in this invocation and print the ratios",
     )
     p.add_argument("--rounds", type=int, default=2, help="with --baseline-ref: runs of each system (default 2)")
+    p.add_argument(
+        "--current-ref",
+        default="",
+        metavar="REF",
+        help="with --baseline-ref: run today's side from a worktree of REF (e.g. HEAD) instead of this tree",
+    )
     args = p.parse_args(argv)
     defaults = {"events": 200, "warmup": 20, "orgs": 5} if args.quick else {"events": 1000, "warmup": 50, "orgs": 20}
     for key, value in defaults.items():
@@ -629,9 +635,9 @@ def child_argv(argv: list[str]) -> list[str]:
     for a in argv:
         if skip:
             skip = False
-        elif a in ("--baseline-ref", "--rounds"):
+        elif a in ("--baseline-ref", "--rounds", "--current-ref"):
             skip = True
-        elif not a.startswith(("--baseline-ref=", "--rounds=")):
+        elif not a.startswith(("--baseline-ref=", "--rounds=", "--current-ref=")):
             out.append(a)
     return out
 
@@ -639,12 +645,13 @@ def child_argv(argv: list[str]) -> list[str]:
 def compare(args: argparse.Namespace, argv: list[str]) -> int:
     """Run the benchmark from this tree and from a worktree of ``--baseline-ref``, ``--rounds`` times
     each in alternating order; print every run's summary, the medians and their ratios."""
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[1] if not args.current_ref else worktree(args.current_ref)
     trees = {"today": here, f"base {args.baseline_ref}": worktree(args.baseline_ref)}
     print(
         f"Sequences benchmark, same-run comparison, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: "
         f"{os.cpu_count()} cores (load avg {os.getloadavg()[0]:.2f} at start); {args.rounds} rounds, "
-        f"alternating order; each run: python -m bench.sequences {' '.join(child_argv(argv))}",
+        f"alternating order; today = {args.current_ref or 'this working tree'}; each run: "
+        f"python -m bench.sequences {' '.join(child_argv(argv))}",
         flush=True,
     )
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in trees}
@@ -656,6 +663,8 @@ def compare(args: argparse.Namespace, argv: list[str]) -> int:
             env = {**os.environ, "PYTHONPATH": str(tree)}
             cmd = [sys.executable, "-m", "bench.sequences", *child_argv(argv)]
             proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+            log = Path(tempfile.gettempdir()) / f"bench-seq-{name.split()[0]}-round{r + 1}-{os.getpid()}.log"
+            log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
             res = parse_report(proc.stdout)
             res["ok"] = res["ok"] and proc.returncode == 0
             ok = ok and res["ok"]
@@ -665,7 +674,7 @@ def compare(args: argparse.Namespace, argv: list[str]) -> int:
                 f"worker {_fmt(res['worker_cpu_ms'], '.1f')} CPU ms/event, PostgreSQL "
                 f"{_fmt(res['pg_cpu_ms'], '.1f')}, {_fmt(res['commits'], '.1f')} commits/event, RSS "
                 f"{res['rss']} MiB, load {_fmt(res['load'], '.2f')}"
-                + ("" if res["ok"] else f"  FAILED (exit {proc.returncode}): {proc.stderr[-600:]}{proc.stdout[-600:]}"),
+                + ("" if res["ok"] else f"  FAILED (exit {proc.returncode}), its output: {log}"),
                 flush=True,
             )
     keys = (
