@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shlex
 import signal
 import sqlite3
@@ -114,12 +115,14 @@ class TreeWorker(WorkerProcess):
         tree: Path,
         pool: str,
         profile: str,
+        concurrency: int | None = None,
     ) -> None:
         super().__init__(app, queues, env, workdir, name)
         self.tree = tree
         self.env["PYTHONPATH"] = str(tree)
         python = [sys.executable] + (["-m", "cProfile", "-o", f"{profile}/{name}.prof"] if profile else [])
         self.args = [*python, "-m", "celery", "-A", app, "worker", "-Q", queues, "-P", pool]
+        self.args += ["-c", str(concurrency)] if concurrency else []
         self.args += ["-n", f"{name}@%h", "-l", "WARNING"]
 
     def spawn(self) -> subprocess.Popen[bytes]:
@@ -267,7 +270,9 @@ def proactive(args: argparse.Namespace, system: str, tree: Path, rnd: int, work:
     env = system_env(home, name)
     client = Client(tree, env, work / f"{name}-client.log")
     db = JobsDb(home / "proactive.db")
-    w = TreeWorker("worker.celery_app", "steps,slow,edge", env, work, name, tree, args.pool, args.profile)
+    w = TreeWorker(
+        "worker.celery_app", "steps,slow,edge", env, work, name, tree, args.pool, args.profile, args.concurrency
+    )
     try:
         w.start()
         tag = uuid.uuid4().hex[:8]
@@ -359,7 +364,17 @@ def baseline(args: argparse.Namespace, rnd: int, work: Path) -> Run:
             time.sleep(POLL_S)
         return max(got)
 
-    w = TreeWorker("bench.embedded_baseline", embedded_baseline.QUEUE, env, work, name, REPO, args.pool, args.profile)
+    w = TreeWorker(
+        "bench.embedded_baseline",
+        embedded_baseline.QUEUE,
+        env,
+        work,
+        name,
+        REPO,
+        args.pool,
+        args.profile,
+        args.concurrency,
+    )
     try:
         w.start()
         publish(args.warmup, "w" + tag)
@@ -465,15 +480,15 @@ def report(args: argparse.Namespace, runs: list[Run], ref_label: str | None) -> 
 def header(args: argparse.Namespace, ref: str | None) -> str:
     """When, where, with what."""
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("celery", "kombu", "SQLAlchemy"))
-    import platform
-
     return (
         f"Embedded engine benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {os.cpu_count()} cores "
         f"(load avg {os.getloadavg()[0]:.2f} at start), Python {platform.python_version()}, SQLite "
         f"{sqlite3.sqlite_version}, {versions}\n"
         f"{args.jobs} jobs x {STEPS_PER_JOB} steps per system and round, {args.rounds} round(s) (order "
         f"alternates), {args.warmup} warm-up jobs, {args.latency} latency samples, worker -P {args.pool} "
-        f"(default concurrency), {args.fire_threads} firing threads" + (f"; baseline ref {ref}" if ref else "")
+        + (f"-c {args.concurrency}" if args.concurrency else "(default concurrency)")
+        + f", {args.fire_threads} firing threads"
+        + (f"; baseline ref {ref}" if ref else "")
     )
 
 
@@ -486,6 +501,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency", type=int, default=30, help="idle latency samples per Proactive run")
     p.add_argument("--fire-threads", type=int, default=3)
     p.add_argument("--pool", default="threads", help="worker pool (the product's embedded default: threads)")
+    p.add_argument(
+        "--concurrency", type=int, default=None, help="worker -c (default: none given, Celery's: the CPU count)"
+    )
     p.add_argument("--baseline-ref", default=None, help="also run the engine from a worktree of this commit")
     p.add_argument(
         "--profile",
