@@ -11,7 +11,7 @@ import uuid
 from collections import namedtuple
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -188,13 +188,38 @@ def _memo(ctx: StepContext, key: str, compute: Callable[[], Any]) -> Any:
     return ctx.memo[key]
 
 
-def rep(ctx: StepContext, user_id: Any = None) -> User:
-    """The rep the job is for (or `user_id`); looked up once per step."""
-    uid = user_id or require(ctx.user_id, "this job has no user")
-    return _memo(ctx, f"user:{uid}", lambda: load(ctx, User, uid, "user"))
-
-
 _ORG = select(Org.timezone, Org.settings).where(Org.id == bindparam("b_org", type_=Uuid()))
+# The rep's row with the org's time zone and settings (the org row `org()` would read next).
+_REP = select(
+    User.__table__,
+    _ORG.where(Org.id == User.org_id).with_only_columns(Org.timezone).scalar_subquery().label("org_timezone"),
+    _ORG.where(Org.id == User.org_id).with_only_columns(Org.settings).scalar_subquery().label("org_settings"),
+).where(User.id == bindparam("b_id", type_=Uuid()), User.org_id == bindparam("b_org", type_=Uuid()))
+
+
+def rep(ctx: StepContext, user_id: Any = None) -> User:
+    """The rep the job is for (or `user_id`); looked up once per step, with the org's time zone and
+    settings (so `rep_zone` and `org_settings` need no read of their own)."""
+    uid = user_id or require(ctx.user_id, "this job has no user")
+
+    def read() -> User:
+        rid = as_uuid(uid, "user")
+        row = first(ctx, _REP, b_id=rid, b_org=ctx.org_id)
+        if row is None:
+            raise PermanentError(f"user {rid} not found in this org (deleted?)")
+        ctx.memo.setdefault("org", _OrgRow(row.org_timezone, row.org_settings))
+        return row  # type: ignore[no-any-return]
+
+    return _memo(ctx, f"user:{uid}", read)
+
+
+class _OrgRow(NamedTuple):
+    """The org's columns the skills read (as `org()` returns them)."""
+
+    timezone: str | None
+    settings: dict[str, Any] | None
+
+
 _ORG_USERS = select(User.name, User.email).where(User.org_id == bindparam("b_org", type_=Uuid()))
 
 
