@@ -97,7 +97,7 @@ class Precompiled:
     def keys(self, conn: Connection) -> tuple[str, ...]:
         """The result columns' names."""
         plan = self._plan(conn)
-        return plan.keys if plan is not None else tuple(self.statement.selected_columns.keys())
+        return plan.keys if plan is not None else tuple(self.statement.exported_columns.keys())
 
     def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement; its result rows as tuples."""
@@ -206,6 +206,8 @@ class Pending:
 
     def _collect(self) -> None:
         if self._cursor is not None:
+            if self._cursor.connection._pipeline is not None:
+                raise RuntimeError("a batched statement's result is read once its batch block has ended")
             assert self._plan is not None
             cursor, self._cursor = self._cursor, None
             try:

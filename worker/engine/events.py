@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -55,6 +56,7 @@ from worker.errors import InvalidEvent
 from worker.metrics import prom
 from worker.models import Org, RejectedEvent, ScheduledEvent, User, jobs, steps, utcnow
 from worker.orgs import job_dry_run
+from worker.precompiled import Precompiled, batch
 from worker.slack.redaction import redact_slack_body
 from worker.worktime import zone
 
@@ -221,8 +223,8 @@ def default_idempotency_key(event: Event, payload: BaseModel, now: datetime, tz_
 
 _users = User.__table__
 _ORG_COLUMNS = (Org.enabled, Org.settings, Org.timezone)
-_ORG_ONLY = select(*_ORG_COLUMNS).where(Org.id == bindparam("b_org", type_=Uuid()))
-_ORG_AND_USER = (
+_ORG_ONLY = Precompiled(select(*_ORG_COLUMNS).where(Org.id == bindparam("b_org", type_=Uuid())))
+_ORG_AND_USER = Precompiled(
     select(
         *_ORG_COLUMNS, _users.c.id.label("user_id"), _users.c.timezone.label("user_tz"), _users.c.opted_out_sequences
     )
@@ -233,21 +235,28 @@ _ORG_AND_USER = (
     )
     .where(Org.id == bindparam("b_org", type_=Uuid()))
 )
-_JOB_INSERTS: dict[str, Any] = {}
+_JOB_INSERTS: dict[tuple[str, tuple[str, ...]], Precompiled] = {}
+# Columns a job insert must name itself: the cursor fills in no Python-side default.
+_JOB_DEFAULTS = frozenset(c.key for c in jobs.columns if c.default is not None)
 
 
-def _job_insert(conn: Connection) -> Any:
-    """`INSERT INTO sequence_jobs ... ON CONFLICT DO NOTHING RETURNING id`, built once per dialect
-    (the values come as parameters). No conflict target: a conflict on the key (a duplicate) and on
-    the live index (another live job for the rep and deal) are both told apart after the insert."""
-    dialect = conn.dialect.name
-    if dialect not in _JOB_INSERTS:
+def _job_insert(conn: Connection, columns: Iterable[str]) -> Precompiled:
+    """`INSERT INTO sequence_jobs (columns) ... ON CONFLICT DO NOTHING RETURNING id`, built once per
+    dialect and column set (the values come as parameters). No conflict target: a conflict on the key
+    (a duplicate) and on the live index (another live job for the rep and deal) are both told apart
+    after the insert."""
+    dialect, keys = conn.dialect.name, tuple(sorted(columns))
+    if (dialect, keys) not in _JOB_INSERTS:
+        if missing := _JOB_DEFAULTS.difference(keys):
+            raise ValueError(f"a job insert must give {sorted(missing)}")
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        _JOB_INSERTS[dialect] = dialect_insert(jobs).on_conflict_do_nothing().returning(jobs.c.id)
-    return _JOB_INSERTS[dialect]
+        values = {k: bindparam(k, type_=jobs.c[k].type) for k in keys}
+        statement = dialect_insert(jobs).values(values).on_conflict_do_nothing().returning(jobs.c.id)
+        _JOB_INSERTS[(dialect, keys)] = Precompiled(statement)
+    return _JOB_INSERTS[(dialect, keys)]
 
 
 def accept(
@@ -262,9 +271,12 @@ def accept(
         q, params = _ORG_ONLY, {"b_org": event.org_id}
     else:  # one round trip for both: the user must belong to the org
         q, params = _ORG_AND_USER, {"b_org": event.org_id, "b_user": event.user_id}
-    org = conn.execute(q, params).first()
-    if org is None:
+    with batch(conn) as b:  # with the transaction's BEGIN
+        gate = b.send(q, params)
+    found = gate.first()
+    if found is None:
         raise InvalidEvent(f"unknown org {event.org_id}")
+    org = SimpleNamespace(**dict(zip(q.keys(conn), found, strict=True)))
     tz_name = org.timezone
     opted_out: list[str] | None = None
     if event.user_id is not None:
@@ -370,7 +382,7 @@ def _insert_job(conn: Connection, values: dict[str, Any], *, replace: bool, now:
             one_live.release(
                 conn, org_id, live_key, replaced_by=values["id"], actor=f"event:{values['source']}"[:200], now=now
             )
-        if conn.execute(_job_insert(conn), values).first() is not None:
+        if _job_insert(conn, values).first(conn, values) is not None:
             return None
         if (existing := _job_with_key(conn, org_id, values["idempotency_key"])) is not None:
             return existing
