@@ -52,7 +52,7 @@ from enum import StrEnum
 from typing import Any
 
 from slack_sdk import WebClient
-from sqlalchemy import Connection, Row, and_, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, func, or_, select, update
 
 from worker import logs
 from worker.config import get_settings
@@ -294,6 +294,34 @@ def enqueue_message(
     return row[0]
 
 
+_NEW_TEXT = bindparam("new_text", type_=outbox.c.text.type)
+_NEW_BLOCKS = bindparam("new_blocks", type_=outbox.c.blocks.type)
+# The replacement of an approval's message (once per decision), compiled once (worker/precompiled.py).
+_REPLACE = Precompiled(
+    update(outbox)
+    .where(
+        outbox.c.org_id == bindparam("in_org"),
+        outbox.c.approval_id == bindparam("in_approval"),
+        outbox.c.kind == "approval",
+        or_(outbox.c.text.is_distinct_from(_NEW_TEXT), outbox.c.blocks.is_distinct_from(_NEW_BLOCKS)),
+    )
+    .values(
+        text=_NEW_TEXT,
+        blocks=_NEW_BLOCKS,
+        revision=outbox.c.revision + 1,
+        updated_at=bindparam("now"),
+        status=case(
+            (
+                and_(or_(*(outbox.c.status == s for s in _REPOSTABLE)), outbox.c.ts.is_not(None)),
+                DeliveryStatus.PENDING.value,
+            ),
+            else_=outbox.c.status,
+        ),
+    )
+    .returning(outbox.c.id, outbox.c.status)
+)
+
+
 def replace_message(
     conn: Connection,
     org_id: uuid.UUID,
@@ -309,34 +337,15 @@ def replace_message(
     that holds this content already (the click's answer, worker/slack/replace.py, wrote the same
     decision first) is left alone: its message is, or is being, replaced by it.
     """
-    text, blocks_ = str(message.get("text") or "")[:40_000], list(message.get("blocks") or [])
-    rows = conn.execute(
-        update(outbox)
-        .where(
-            outbox.c.org_id == org_id,
-            outbox.c.approval_id == approval_id,
-            outbox.c.kind == "approval",
-            or_(
-                outbox.c.text.is_distinct_from(text),
-                outbox.c.blocks.is_distinct_from(literal(blocks_, outbox.c.blocks.type)),
-            ),
-        )
-        .values(
-            text=text,
-            blocks=blocks_,
-            revision=outbox.c.revision + 1,
-            updated_at=now or utcnow(),
-            status=case(
-                (
-                    and_(outbox.c.status.in_(_REPOSTABLE), outbox.c.ts.is_not(None)),
-                    DeliveryStatus.PENDING.value,
-                ),
-                else_=outbox.c.status,
-            ),
-        )
-        .returning(outbox.c.id, outbox.c.status)
-    ).all()
-    pending = [r.id for r in rows if r.status == DeliveryStatus.PENDING]
+    values = {
+        "in_org": org_id,
+        "in_approval": approval_id,
+        "new_text": str(message.get("text") or "")[:40_000],
+        "new_blocks": list(message.get("blocks") or []),
+        "now": now or utcnow(),
+    }
+    rows = _REPLACE.rows(conn, values)
+    pending = [outbox_id for outbox_id, status in rows if status == DeliveryStatus.PENDING]
     if pending:
         publish_delivery(pending)  # after the caller's commit
     return pending

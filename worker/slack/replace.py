@@ -98,8 +98,8 @@ _HELD += (outbox.c.lease_expires_at, outbox.c.revision)
 _LOCK_ROW = Precompiled(
     select(*_HELD, outbox.c.text, outbox.c.blocks)
     .where(
-        outbox.c.approval_id == bindparam("approval_id"),
-        outbox.c.org_id == bindparam("org_id"),
+        outbox.c.approval_id == bindparam("in_approval"),
+        outbox.c.org_id == bindparam("in_org"),
         outbox.c.kind == "approval",
     )
     .order_by(outbox.c.created_at)
@@ -107,9 +107,9 @@ _LOCK_ROW = Precompiled(
     .with_for_update()
 )
 _APPROVAL = Precompiled(
-    select(approvals).where(approvals.c.id == bindparam("approval_id"), approvals.c.org_id == bindparam("org_id"))
+    select(approvals).where(approvals.c.id == bindparam("in_approval"), approvals.c.org_id == bindparam("in_org"))
 )
-_ROW = (outbox.c.id == bindparam("row_id")) & (outbox.c.org_id == bindparam("org_id"))
+_ROW = (outbox.c.id == bindparam("row_id")) & (outbox.c.org_id == bindparam("in_org"))
 _CONTENT = {
     "text": bindparam("new_text"),
     "blocks": bindparam("new_blocks", type_=outbox.c.blocks.type),
@@ -126,8 +126,8 @@ _WRITE = {
 # One use of the response_url, remembering a new one (a new URL starts a new count): a conditional
 # UPDATE on what the click answer read, so a concurrent writer wins. Not a state move: written here.
 _AS_READ = (
-    (approvals.c.id == bindparam("approval_id"))
-    & (approvals.c.org_id == bindparam("org_id"))
+    (approvals.c.id == bindparam("in_approval"))
+    & (approvals.c.org_id == bindparam("in_org"))
     & approvals.c.response_url.is_not_distinct_from(bindparam("read_url", type_=approvals.c.response_url.type))
     & approvals.c.response_url_uses.is_not_distinct_from(
         bindparam("read_uses", type_=approvals.c.response_url_uses.type)
@@ -189,7 +189,7 @@ def _take_message(approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime) -> _
     it), so this cannot deadlock with a resume, which locks the approval, then the row; the approval
     is read after the lock (the server runs the two reads in order, sent together), so a resume that
     held the row is seen."""
-    ids = {"approval_id": approval_id, "org_id": org_id}
+    ids = {"in_approval": approval_id, "in_org": org_id}
     with transaction() as conn:
         with batch(conn) as sent:
             locked, read = sent.send(_LOCK_ROW, ids), sent.send(_APPROVAL, ids)
@@ -200,7 +200,7 @@ def _take_message(approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime) -> _
             return _Taken("delivering", approval=a)  # the holder sends the newest content when it gets there
         if a.resumed_at is not None and row is not None and row.status == DeliveryStatus.SENT:
             return _Taken("delivered", approval=a)  # the worker's replacement is already what Slack shows
-        values: dict[str, Any] = {"row_id": row.id if row is not None else None, "org_id": org_id, "now": now}
+        values: dict[str, Any] = {"row_id": row.id if row is not None else None, "in_org": org_id, "now": now}
         content = a.resumed_at is None or row is None
         if content:  # ahead of the worker: write the decision ourselves
             message = approval_rules.decided_content(conn, a)
@@ -232,8 +232,8 @@ def _route(a: Any, url: str | None, issued_at: datetime, row: Any, now: datetime
     if not (new_url or take):
         return _Route(channel=channel, ts=ts)
     values = {
-        "approval_id": a.id,
-        "org_id": a.org_id,
+        "in_approval": a.id,
+        "in_org": a.org_id,
         "read_url": a.response_url,
         "read_uses": a.response_url_uses,
         "uses": uses + (1 if take else 0),
@@ -308,7 +308,7 @@ def _release(row: Any, *, sent: bool) -> None:
     again with its delivery published (newer content arrived, or our call failed)."""
     values = {
         "row_id": row.id,
-        "org_id": row.org_id,
+        "in_org": row.org_id,
         "held_until": row.lease_expires_at,
         "sent_revision": row.revision,
         "now": utcnow(),
