@@ -273,7 +273,7 @@ def test_kill_during_a_resume(stage: Stage, target: str, soak: bool):
                 def resumed_step() -> tuple[WorkerProcess, int, uuid.UUID, uuid.UUID] | None:
                     decided = _decided_jobs(run)
                     found = [s for s in running_steps(run, {"send", "book"}) if s[3] in decided and s[3] not in done]
-                    # the first to start is the one the resume task runs itself (driver.run_first)
+                    # the first to start is the one the resume task claimed inline and runs itself
                     return min(found, key=lambda s: _started_at(s[2])) if found else None
 
                 worker, pid, _, job_id = wait_for(resumed_step, timeout_s=10, what="a step the resume started")

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.engine import (
+    approvals_of,
     event,
     executions,
     job_row,
@@ -106,6 +107,11 @@ def test_pause_resume_hands_the_decision_to_the_next_step(backend, shared_worker
     assert act["decided_by"] == str(org.rep)
     job = job_row(result.job_id)
     assert job.paused_ms > 0 and job.paused_at is None
+    # the resume claimed the step after the approval in its own transaction (no claim of its own):
+    # the step started at the resume's time, on the worker that applied the decision
+    resumed = next(a for a in approvals_of(result.job_id) if a.id == approval.id)
+    assert step_rows(result.job_id)["act"].started_at == resumed.resumed_at
+    assert step_rows(result.job_id)["act"].attempt == 1
 
 
 def test_gated_event_is_a_visible_skipped_job(backend, shared_worker, org):

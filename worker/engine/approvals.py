@@ -43,7 +43,7 @@ from worker.engine import executor as engine
 from worker.engine import jobstore as store
 from worker.engine import pinned, registry
 from worker.engine.approval_records import approval_title, display_name
-from worker.engine.dag import Sequence, Step
+from worker.engine.dag import DEFAULT_TIMEOUT_S, Sequence, Step
 from worker.engine.events import carry_out, record_rejected
 from worker.engine.publish import Publish, publish_resume, publish_steps
 from worker.engine.states import JOB_FINAL, ApprovalStatus, JobStatus, StepStatus
@@ -344,57 +344,87 @@ _RESUME_HEAD = {scoped: Precompiled(_resume_head(scoped)) for scoped in (False, 
 _HEAD_ONLY = ("approval_decided_by", "decider_name", "decider_email")
 
 
-def resume(
-    approval_id: uuid.UUID, now: datetime | None = None, *, org_id: uuid.UUID | None = None, publish: bool = True
-) -> list[Publish]:
-    """Apply a recorded decision or expiry to its job, once, on the definition the job started with;
-    publishes what became ready (or, with `publish=False`, returns it for the caller to publish or run).
+def resume(approval_id: uuid.UUID, now: datetime | None = None, *, org_id: uuid.UUID | None = None) -> list[Publish]:
+    """Apply a recorded decision or expiry to its job (`apply_decision` in a transaction of its own,
+    the sweeper's way) and publish what became ready; returns those messages."""
+    with transaction() as conn:
+        adv = apply_decision(conn, approval_id, now or utcnow(), org_id=org_id)
+    publish_steps(adv.publish)
+    return adv.publish
+
+
+def apply_decision(
+    conn: Connection,
+    approval_id: uuid.UUID,
+    now: datetime,
+    *,
+    org_id: uuid.UUID | None = None,
+    inline_queues: frozenset[str] = frozenset(),
+) -> engine.Advance:
+    """Apply a recorded decision or expiry to its job, once, on the definition the job started with,
+    in the caller's transaction. Returns the messages to publish once it commits (the follow-ups of
+    a job it completed already fired) and, when `inline_queues` names the queue of a step it made
+    ready, that step inserted already claimed by this process (`inline`: the caller runs it after
+    the commit, as the engine's inline path does).
 
     `org_id` is the approval's org when the caller knows it (the sweeper); a resume message carries
     only the approval id, so without it the first read (which also locks the job) finds the org by
     that id, and every statement after it is scoped by the org it found."""
-    now = now or utcnow()
-    with transaction() as conn:
-        query = _RESUME_HEAD[org_id is not None]
-        row = query.first(conn, {"b_aid": approval_id, "b_org": org_id})
-        if row is None:
-            return []
-        job = dict(zip(query.keys(conn), row, strict=True))
-        head = SimpleNamespace(**{k: job.pop(k) for k in _HEAD_ONLY})
-        logs.join_trace(job.get("trace_id"), org_id=job["org_id"], job_id=job["id"])  # the job's trace
-        claimed = store.claim_decision(conn, approval_id, DECIDED, now, org_id=job["org_id"])
-        if claimed is None or job["status"] in JOB_FINAL:
-            return []
-        if claimed.decided_by is None:
-            who = display_name(conn, claimed.org_id, None)
-        elif claimed.decided_by == head.approval_decided_by:  # read with the lock: no other query
-            who = head.decider_name or head.decider_email or str(claimed.decided_by)
-        else:
-            who = display_name(conn, claimed.org_id, claimed.decided_by)
-        try:
-            sequence = pinned.for_job(conn, job)  # the definition the job started with, not the deployed one
-        except registry.UnknownSequence as err:
-            pubs = engine.end_job(conn, job, J.FAILED, now, error=str(err), error_step=claimed.step)
-        else:
-            pubs = _apply(conn, job, sequence, claimed, who, now)
-    if publish:
-        publish_steps(pubs)
-    return pubs
+    query = _RESUME_HEAD[org_id is not None]
+    row = query.first(conn, {"b_aid": approval_id, "b_org": org_id})
+    if row is None:
+        return engine.Advance()
+    job = dict(zip(query.keys(conn), row, strict=True))
+    head = SimpleNamespace(**{k: job.pop(k) for k in _HEAD_ONLY})
+    logs.join_trace(job.get("trace_id"), org_id=job["org_id"], job_id=job["id"])  # the job's trace
+    claimed = store.claim_decision(conn, approval_id, DECIDED, now, org_id=job["org_id"])
+    if claimed is None or job["status"] in JOB_FINAL:
+        return engine.Advance()
+    if claimed.decided_by is None:
+        who = display_name(conn, claimed.org_id, None)
+    elif claimed.decided_by == head.approval_decided_by:  # read with the lock: no other query
+        who = head.decider_name or head.decider_email or str(claimed.decided_by)
+    else:
+        who = display_name(conn, claimed.org_id, claimed.decided_by)
+    try:
+        sequence = pinned.for_job(conn, job)  # the definition the job started with, not the deployed one
+    except registry.UnknownSequence as err:
+        return engine.Advance(engine.end_job(conn, job, J.FAILED, now, error=str(err), error_step=claimed.step))
+    return _apply(conn, job, sequence, claimed, who, now, inline_queues)
 
 
-def _apply(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, who: str, now: datetime) -> list[Publish]:
+def _moved(
+    conn: Connection, job: dict[str, Any], sequence: Sequence, now: datetime, inline_queues: frozenset[str]
+) -> engine.Advance:
+    """The job moves on after its approval: plan it (one ready step on `inline_queues` claimed
+    inline, within the resume task's time limit), fire the follow-ups of a job that completed."""
+    adv = engine.advance(conn, job, sequence, now, inline_queues=inline_queues, inline_budget_s=DEFAULT_TIMEOUT_S)
+    return engine.Advance(carry_out(conn, adv, now), adv.inline)
+
+
+def _apply(
+    conn: Connection,
+    job: dict[str, Any],
+    sequence: Sequence,
+    a: Row,
+    who: str,
+    now: datetime,
+    inline_queues: frozenset[str],
+) -> engine.Advance:
     """Apply the claimed decision or expiry `a` (decided by `who`) to the locked `job`."""
     try:
         step = sequence.step(a.step)
     except KeyError:  # not in the definition the job started with (its row names another step)
-        return engine.end_job(
-            conn,
-            job,
-            J.FAILED,
-            now,
-            error=f"approval step {a.step!r} is not in the definition of the {job['event_type']} sequence "
-            f"the job started with ({(job.get('definition_hash') or '')[:8]})",
-            error_step=a.step,
+        return engine.Advance(
+            engine.end_job(
+                conn,
+                job,
+                J.FAILED,
+                now,
+                error=f"approval step {a.step!r} is not in the definition of the {job['event_type']} sequence "
+                f"the job started with ({(job.get('definition_hash') or '')[:8]})",
+                error_step=a.step,
+            )
         )
     when = a.decided_at or now
     if a.status == A.EXPIRED:
@@ -402,20 +432,22 @@ def _apply(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, wh
             conn, a.org_id, a.id, blocks.expired_message(approval_title(job, step, a.preview or {}), a.expires_at)
         )
         if step.critical:
-            return engine.end_job(conn, job, J.EXPIRED, now, reason=f"approval {a.kind} expired", sequence=sequence)
+            return engine.Advance(
+                engine.end_job(conn, job, J.EXPIRED, now, reason=f"approval {a.kind} expired", sequence=sequence)
+            )
         store.set_step_status(
             conn, a.step_run_id, S.SKIPPED, now, old=S.AWAITING_APPROVAL, org_id=a.org_id, reason="approval_expired"
         )
-        return carry_out(conn, engine.advance(conn, job, sequence, now), now)
+        return _moved(conn, job, sequence, now, inline_queues)
     replace_message(conn, a.org_id, a.id, _decided_message(job, step, a, who, when))
     if a.status == A.REJECTED:
         why = f"{who} chose {blocks.decision_label(a.decision or 'reject')}"
         store.set_step_status(
             conn, a.step_run_id, S.CANCELLED, now, old=S.AWAITING_APPROVAL, org_id=a.org_id, reason=why
         )
-        return engine.end_job(conn, job, J.CANCELLED, now, reason=why, sequence=sequence)
+        return engine.Advance(engine.end_job(conn, job, J.CANCELLED, now, reason=why, sequence=sequence))
     if a.status == A.SUPERSEDED:
-        return _rerun(conn, job, sequence, a, now)
+        return _rerun(conn, job, sequence, a, now, inline_queues)
     output = {
         "approval_id": str(a.id),
         "preview": a.preview,
@@ -427,7 +459,7 @@ def _apply(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, wh
     store.set_step_status(
         conn, a.step_run_id, S.SUCCEEDED, now, old=S.AWAITING_APPROVAL, org_id=a.org_id, output=output
     )
-    return carry_out(conn, engine.advance(conn, job, sequence, now), now)
+    return _moved(conn, job, sequence, now, inline_queues)
 
 
 # Decisions after which an approved email goes out once the Undo window has passed (docs/sequences.md).
@@ -492,7 +524,9 @@ def request_content(conn: Connection, a: Row) -> dict[str, Any]:
     return blocks.approval_blocks(a.kind, str(a.id), {**preview, "title": title})
 
 
-def _rerun(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime) -> list[Publish]:
+def _rerun(
+    conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, now: datetime, inline_queues: frozenset[str]
+) -> engine.Advance:
     """ "More options": retire the runs from the re-run step on, and queue that step again
     (`sequence`: the job's pinned definition, so the re-run step and what follows it are its own)."""
     assert sequence.step(a.step).approval is not None
@@ -506,7 +540,7 @@ def _rerun(conn: Connection, job: dict[str, Any], sequence: Sequence, a: Row, no
     # not a state move (a counter; the status stays): written here, not in jobstore
     conn.execute(update(jobs).where(jobs.c.id == job["id"], jobs.c.org_id == a.org_id).values(iteration=iteration))
     job["iteration"] = iteration
-    return carry_out(conn, engine.advance(conn, job, sequence, now), now)
+    return _moved(conn, job, sequence, now, inline_queues)
 
 
 def expire_due(now: datetime | None = None, limit: int = 500) -> int:

@@ -18,13 +18,15 @@ import logging
 import time
 import uuid
 
+from sqlalchemy import Connection
+
 from worker import logs
 from worker.celery_app import celery_app
 from worker.config import get_settings
 from worker.db import begin, get_engine
 from worker.engine.events import carry_out
-from worker.engine.executor import claim, complete, limits, run_skill
-from worker.engine.publish import Publish, publish_steps
+from worker.engine.executor import Claimed, claim, complete, limits, run_skill
+from worker.engine.publish import publish_steps
 from worker.engine.states import StepStatus
 from worker.models import utcnow
 from worker.precompiled import LeaseLost
@@ -47,7 +49,6 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> list[str]:
     skills use their own. Returns the steps that failed for good here ("step: error"; already
     recorded), so the task can show Celery and Flower a failure instead of a success.
     """
-    settings = get_settings()
     started = time.monotonic()
     with get_engine().connect() as conn:
         with begin(conn):
@@ -55,52 +56,49 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> list[str]:
             claimed, left = claim(conn, step_run_id, now, lease_s)
             pubs = carry_out(conn, left, now)
         publish_steps(pubs)
-        if claimed is None:
-            return []
-        soft_limit = limits(claimed.step)[0]
-        inline_runs = 0
-        failures: list[str] = []
-        while claimed is not None:
-            logs.bind_job(claimed.job, claimed.step.name)  # this step's lines carry its job's trace id
-            outcome = run_skill(claimed, conn)
-            log.info(
-                "step %s of %s: %s (attempt %d, %d ms)",
-                claimed.step.name,
-                claimed.job["event_type"],
-                outcome.status.value,
-                claimed.attempt,
-                outcome.duration_ms,
-            )
-            if outcome.status == S.FAILED:
-                failures.append(f"{claimed.step.name}: {outcome.error}")
-            elapsed = time.monotonic() - started
-            inline_ok = inline_runs < settings.inline_max_steps and elapsed < settings.inline_budget_s
-            try:
-                with begin(conn):
-                    now = utcnow()
-                    adv = complete(
-                        conn,
-                        claimed,
-                        outcome,
-                        now,
-                        inline_queues=consumed_queues() if inline_ok else frozenset(),
-                        inline_budget_s=soft_limit - elapsed,
-                    )
-                    pubs = carry_out(conn, adv, now)  # a completed job's follow-ups, in its transaction
-            except LeaseLost as lost:  # another worker re-claimed it: this attempt's result is discarded
-                log.warning("%s: the attempt lost its lease; its result is discarded", lost)
-                break
-            publish_steps(pubs)
-            claimed = adv.inline
-            inline_runs += 1
+        return run_claimed(conn, claimed, started) if claimed is not None else []
+
+
+def run_claimed(conn: Connection, claimed: Claimed, started: float) -> list[str]:
+    """Run `claimed` (its claim committed: this process holds its lease) on `conn`, then any steps
+    that become ready inline, within the budget counted from `started` (time.monotonic()).
+    Returns the steps that failed for good here, as `execute` does."""
+    settings = get_settings()
+    soft_limit = limits(claimed.step)[0]
+    inline_runs = 0
+    failures: list[str] = []
+    current: Claimed | None = claimed
+    while current is not None:
+        logs.bind_job(current.job, current.step.name)  # this step's lines carry its job's trace id
+        outcome = run_skill(current, conn)
+        log.info(
+            "step %s of %s: %s (attempt %d, %d ms)",
+            current.step.name,
+            current.job["event_type"],
+            outcome.status.value,
+            current.attempt,
+            outcome.duration_ms,
+        )
+        if outcome.status == S.FAILED:
+            failures.append(f"{current.step.name}: {outcome.error}")
+        elapsed = time.monotonic() - started
+        inline_ok = inline_runs < settings.inline_max_steps and elapsed < settings.inline_budget_s
+        try:
+            with begin(conn):
+                now = utcnow()
+                adv = complete(
+                    conn,
+                    current,
+                    outcome,
+                    now,
+                    inline_queues=consumed_queues() if inline_ok else frozenset(),
+                    inline_budget_s=soft_limit - elapsed,
+                )
+                pubs = carry_out(conn, adv, now)  # a completed job's follow-ups, in its transaction
+        except LeaseLost as lost:  # another worker re-claimed it: this attempt's result is discarded
+            log.warning("%s: the attempt lost its lease; its result is discarded", lost)
+            break
+        publish_steps(pubs)
+        current = adv.inline
+        inline_runs += 1
     return failures
-
-
-def run_first(pubs: list[Publish]) -> list[str]:
-    """Publish all but one of `pubs` and run that one in this task (a step without a delay, on a
-    queue this worker consumes); all of them are published when none qualifies. Returns the steps
-    that failed for good here, as `execute` does."""
-    queues = consumed_queues()
-    here = next((p for p in pubs if p.queue in queues and not p.countdown_s), None)
-    publish_steps([p for p in pubs if p is not here])
-    return execute(here.step_run_id, here.lease_s) if here is not None else []

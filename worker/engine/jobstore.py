@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Integer, Row, String, Table, Uuid, and_, bindparam, literal, or_, select, update
@@ -603,16 +604,34 @@ def set_approval_status(
     require_unexpired: bool = False,
     org_id: uuid.UUID,
     **fields: Any,
-) -> Row | None:
-    """Move a pending approval to `new` exactly once; the row when this call won, else None (another
-    decision, an expiry or the job's end came first). IllegalTransition when nothing may move to `new`."""
-    allowed = [s.value for s in predecessors(APPROVAL_TRANSITIONS, new)]
-    cond = [approvals.c.id == approval_id, approvals.c.org_id == org_id, approvals.c.status.in_(allowed)]
-    if require_unexpired:
-        cond.append(approvals.c.expires_at > now)
-    return conn.execute(
-        update(approvals).where(*cond).values(status=new.value, **fields).returning(*approvals.c)
-    ).first()
+) -> SimpleNamespace | None:
+    """Move a pending approval to `new` exactly once; the row (its columns as attributes) when this
+    call won, else None (another decision, an expiry or the job's end came first). IllegalTransition
+    when nothing may move to `new`."""
+    move = _approval_move(new, require_unexpired, frozenset(fields))
+    params = {"b_aid": approval_id, "b_org": org_id, "b_now": now, **{f"v_{k}": v for k, v in fields.items()}}
+    row = move.first(conn, params)
+    return None if row is None else SimpleNamespace(**dict(zip(_APPROVAL_KEYS, row, strict=True)))
+
+
+_APPROVAL_MOVES: dict[tuple[ApprovalStatus, bool, frozenset[str]], Precompiled] = {}
+_APPROVAL_KEYS = tuple(c.key for c in approvals.c)  # what the approval moves return, in that order
+_AID = bindparam("b_aid", type_=Uuid())
+
+
+def _approval_move(new: ApprovalStatus, require_unexpired: bool, columns: frozenset[str]) -> Precompiled:
+    """`UPDATE approvals SET status = new, <columns> WHERE id, org_id, status IN (new's predecessors)
+    [AND expires_at > now] RETURNING *`, built once per target status, expiry check and column set."""
+    key = (new, require_unexpired, columns)
+    if key not in _APPROVAL_MOVES:
+        allowed = [literal(s.value, String()) for s in predecessors(APPROVAL_TRANSITIONS, new)]
+        cond = [approvals.c.id == _AID, approvals.c.org_id == _ORG, approvals.c.status.in_(allowed)]
+        if require_unexpired:
+            cond.append(approvals.c.expires_at > _NOW)
+        values = {"status": literal(new.value, String())}
+        values.update({c: bindparam(f"v_{c}", type_=approvals.c[c].type) for c in sorted(columns)})
+        _APPROVAL_MOVES[key] = Precompiled(update(approvals).where(*cond).values(values).returning(*approvals.c))
+    return _APPROVAL_MOVES[key]
 
 
 def cancel_pending_approvals(conn: Connection, job_id: uuid.UUID, now: datetime, *, org_id: uuid.UUID) -> list[Row]:
@@ -632,22 +651,31 @@ def cancel_pending_approvals(conn: Connection, job_id: uuid.UUID, now: datetime,
     )
 
 
+_CLAIM_DECISIONS: dict[frozenset[str], Precompiled] = {}
+
+
 def claim_decision(
     conn: Connection, approval_id: uuid.UUID, decided: Iterable[ApprovalStatus], now: datetime, *, org_id: uuid.UUID
-) -> Row | None:
-    """Claim a decided approval for applying it to its job, once (`resumed_at`); the row when this call
-    won, None when it is not decided (one of `decided`) or another resume applied it first.
-    IllegalTransition when one of `decided` is not a status a pending approval moves to."""
-    for status in decided:
-        check_transition(APPROVAL_TRANSITIONS, A.PENDING, status)
-    return conn.execute(
-        update(approvals)
-        .where(
-            approvals.c.id == approval_id,
-            approvals.c.org_id == org_id,
-            approvals.c.resumed_at.is_(None),
-            approvals.c.status.in_([s.value for s in decided]),
+) -> SimpleNamespace | None:
+    """Claim a decided approval for applying it to its job, once (`resumed_at`); the row (its columns
+    as attributes) when this call won, None when it is not decided (one of `decided`) or another
+    resume applied it first. IllegalTransition when one of `decided` is not a status a pending
+    approval moves to."""
+    statuses = frozenset(s.value for s in decided)
+    claim = _CLAIM_DECISIONS.get(statuses)
+    if claim is None:
+        for status in decided:
+            check_transition(APPROVAL_TRANSITIONS, A.PENDING, status)
+        claim = _CLAIM_DECISIONS[statuses] = Precompiled(
+            update(approvals)
+            .where(
+                approvals.c.id == _AID,
+                approvals.c.org_id == _ORG,
+                approvals.c.resumed_at.is_(None),
+                approvals.c.status.in_([literal(s, String()) for s in sorted(statuses)]),
+            )
+            .values(resumed_at=_NOW)
+            .returning(*approvals.c)
         )
-        .values(resumed_at=now)
-        .returning(*approvals.c)
-    ).first()
+    row = claim.first(conn, {"b_aid": approval_id, "b_org": org_id, "b_now": now})
+    return None if row is None else SimpleNamespace(**dict(zip(_APPROVAL_KEYS, row, strict=True)))

@@ -9,12 +9,15 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from worker.celery_app import celery_app
-from worker.db import once_more_on_disconnect
+from worker.db import begin, get_engine, once_more_on_disconnect
 from worker.engine import approvals, driver
+from worker.engine.publish import publish_steps
 from worker.errors import StepFailed
+from worker.models import utcnow
 from worker.slack import delivery
 from worker.slack.replace import org_of_approval, replace_clicked_message, respond_ephemeral
 
@@ -38,7 +41,19 @@ def resume_approval(approval_id: str) -> None:
     """Resume the job paused on this approval with its recorded decision (exactly once), and run the
     first step that became ready right here when this worker serves its queue."""
     aid = uuid.UUID(approval_id)
-    _report(once_more_on_disconnect(lambda: driver.run_first(approvals.resume(aid, publish=False)), f"resume {aid}"))
+    _report(once_more_on_disconnect(lambda: _resume_and_run(aid), f"resume {aid}"))
+
+
+def _resume_and_run(approval_id: uuid.UUID) -> list[str]:
+    """One transaction applies the decision and claims the first step it made ready on a queue this
+    worker consumes (committed as running before its skill runs); that step then runs here on the
+    same connection, the others are published. Returns the steps that failed for good here."""
+    started = time.monotonic()
+    with get_engine().connect() as conn:
+        with begin(conn):
+            adv = approvals.apply_decision(conn, approval_id, utcnow(), inline_queues=driver.consumed_queues())
+        publish_steps(adv.publish)
+        return driver.run_claimed(conn, adv.inline, started) if adv.inline is not None else []
 
 
 @celery_app.task(name="proactive.deliver", queue="edge", acks_late=True, ignore_result=True)
