@@ -5,7 +5,9 @@ Runs the engine in this process, without a broker or a worker: ``fire_event`` an
 captured (``publish_steps`` is swapped in this process only) and executed here one by one, as a
 solo worker would. SQLAlchemy event hooks count statements (by verb), transactions and pool
 checkouts; the dialect's ``do_ping`` is wrapped to count ``pool_pre_ping`` pings. psycopg 3 sends
-BEGIN as its own command, so round trips = pings + BEGINs + statements + COMMITs/ROLLBACKs.
+BEGIN as its own command, so round trips = pings + BEGINs + statements + COMMITs/ROLLBACKs, less what
+went in one pipeline (worker/precompiled.py ``batch``: its statements and the BEGIN it opened with
+are one round trip; ``precompiled.stats`` counts them).
 ``--cprofile`` adds the top functions of the step path by CPU time (execute() only, fire_event
 excluded); ``--trace`` prints every round trip of one job in order.
 
@@ -95,8 +97,16 @@ class Counters:
         return counters
 
     def snapshot(self) -> Counter[str]:
-        """A copy of the counters."""
-        return Counter(self.c)
+        """A copy of the counters, with what worker/precompiled.py sent in pipelines."""
+        from worker import precompiled  # after use_env: worker modules read the settings at import
+
+        sent = precompiled.stats
+        pipelined = {
+            "pipelines": sent["batches"],
+            "pipelined statements": sent["batched"],
+            "pipelined BEGINs": sent["batched_begins"],
+        }
+        return Counter(self.c) + Counter(pipelined)
 
 
 def per(counter: Counter[str], n: int) -> dict[str, float]:
@@ -108,6 +118,9 @@ def per(counter: Counter[str], n: int) -> dict[str, float]:
         + counter["statements"]
         + counter["commits"]
         + counter["rollbacks"]
+        # a pipeline (worker/precompiled.py batch) is one round trip for its statements and BEGIN
+        - (counter["pipelined statements"] - counter["pipelines"])
+        - counter["pipelined BEGINs"]
     )
     out["= round trips"] = trips / n
     return out
