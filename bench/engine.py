@@ -91,9 +91,10 @@ LATENCY_POLL_S = 0.003
 # Quiet time after a latency sample so the next one starts on an idle worker (seconds).
 LATENCY_GAP_S = 0.03
 # Targets the benchmark is measured against (each reported as met or NOT met).
-TARGET_STEPS_PER_S = 450.0
-TARGET_RATIO_B = 0.85
-TARGET_P50_MS = 25.0
+TARGET_RATIO_A = 1.25  # linear against the bare Celery chain: a durable step cheaper than a Celery hop
+TARGET_FANOUT_RATIO_B = 1.0
+TARGET_P50_MS = 8.0  # one idle 5-step linear job, fire_event() included
+TARGET_P99_MS = 12.0
 # Decision -> next step started (issue 17 target 3), milliseconds.
 TARGET_DECISION_P50_MS = 5.0
 TARGET_DECISION_P99_MS = 10.0
@@ -695,31 +696,33 @@ def report(
         return "met" if ok else "NOT met"
 
     targets: list[str] = []
-    if LINEAR in best:
-        lin = best[LINEAR].steps_per_s
+    if LINEAR in best and CHAIN in best:
+        ratio_a = best[LINEAR].steps_per_s / best[CHAIN].steps_per_s
         targets.append(
-            f"  >= {TARGET_STEPS_PER_S:.0f} persisted steps/s (linear, best)   {lin:>7.0f}      "
-            f"{mark(lin >= TARGET_STEPS_PER_S)}"
+            f"  linear >= {TARGET_RATIO_A:.2f}x bare Celery chain (a), best rounds  {ratio_a:>7.2f}x     "
+            f"{mark(ratio_a >= TARGET_RATIO_A)}"
         )
-        if CHAIN_SQL in best:
-            ratio_b = lin / best[CHAIN_SQL].steps_per_s
-            targets.append(
-                f"  >= {TARGET_RATIO_B:.2f}x baseline (b) (linear, best)       {ratio_b:>7.2f}x     "
-                f"{mark(ratio_b >= TARGET_RATIO_B)}"
-            )
+    if FANOUT in best and CHAIN_SQL in best:
+        ratio_b = best[FANOUT].steps_per_s / best[CHAIN_SQL].steps_per_s
+        targets.append(
+            f"  fan-out >= {TARGET_FANOUT_RATIO_B:.2f}x chain+SQL (b), best rounds     {ratio_b:>7.2f}x     "
+            f"{mark(ratio_b >= TARGET_FANOUT_RATIO_B)}"
+        )
     e2e, call = lat.end_to_end_ms, lat.fire_call_ms
     if e2e:
-        p50, p95 = percentile(e2e, 50), percentile(e2e, 95)
+        p50, p95, p99 = percentile(e2e, 50), percentile(e2e, 95), percentile(e2e, 99)
         lines += [
             "",
             f"Latency, idle 5-step linear job, before fire_event() -> finished_at (n={len(e2e)}, "
-            f"all rounds pooled): p50 {p50:.1f} ms, p95 {p95:.1f} ms, min {min(e2e):.1f} ms; "
+            f"all rounds pooled): p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, min {min(e2e):.1f} ms; "
             f"fire_event() call itself p50 {statistics.median(call):.1f} ms",
         ]
-        targets.append(
-            f"  idle 5-step p50 <= {TARGET_P50_MS:.0f} ms                     {p50:>7.1f} ms  "
-            f"{mark(p50 <= TARGET_P50_MS)}"
-        )
+        targets += [
+            f"  idle 5-step p50 <= {TARGET_P50_MS:.0f} ms                              {p50:>7.1f} ms  "
+            f"{mark(p50 <= TARGET_P50_MS)}",
+            f"  idle 5-step p99 <= {TARGET_P99_MS:.0f} ms                             {p99:>7.1f} ms  "
+            f"{mark(p99 <= TARGET_P99_MS)}",
+        ]
     if dec is not None and dec.started_ms:
         lines += decision_lines(dec, "this tree")
         if base is not None and base.started_ms:
