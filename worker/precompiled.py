@@ -11,8 +11,9 @@ UUIDs) applied as SQLAlchemy would, the SQL passed to psycopg (which prepares it
 Observability and error handling stay SQLAlchemy's: `before_cursor_execute` listeners see each
 statement (the statement counters of bench/profile_engine.py, the tenant-scope test), and a DBAPI
 error is wrapped and handled by the connection (a dropped connection invalidates the pool entry and
-raises `sqlalchemy.exc.OperationalError` as before). On SQLite, and for any statement with an
-expanding (IN-list) parameter, `Connection.execute` runs the statement as usual.
+raises `sqlalchemy.exc.OperationalError` as before). On SQLite the same runs on the sqlite3
+cursor (positional parameters). A statement with an expanding (IN-list) parameter is refused: it
+needs SQLAlchemy's expansion on every call.
 
 `batch()` sends several such statements in one round trip on PostgreSQL (psycopg's pipeline mode,
 the transaction's BEGIN included): the server still runs them one after the other, each with its own
@@ -31,7 +32,9 @@ from sqlalchemy import Connection, Table, Update, bindparam, insert
 from sqlalchemy.sql.compiler import SQLCompiler
 
 # Dialects whose statements run on the cursor; the others go through Connection.execute.
-DIRECT_DIALECTS = frozenset({"postgresql"})
+DIRECT_DIALECTS = frozenset({"postgresql", "sqlite"})
+# Dialects whose driver sends several statements in one round trip (psycopg's pipeline mode).
+PIPELINE_DIALECTS = frozenset({"postgresql"})
 # What this process sent in pipelines: `batches` round trips that carried `batched` statements (and
 # the BEGIN of each batch that opened its transaction), for bench/profile_engine.py's round-trip count.
 stats: Counter[str] = Counter()
@@ -40,28 +43,33 @@ stats: Counter[str] = Counter()
 class _Plan:
     """One statement compiled for one dialect: its SQL, bind processors and result column processors."""
 
-    __slots__ = ("binds", "compiled", "keys", "results", "sql")
+    __slots__ = ("binds", "compiled", "keys", "positions", "results", "sql")
 
     def __init__(self, statement: Any, conn: Connection) -> None:
         dialect = conn.dialect
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
+        if any(b.expanding for b in compiled.binds.values()):
+            raise ValueError("an IN-list (expanding) parameter needs Connection.execute: use = ANY(array)")
         self.compiled = compiled
         self.sql: str = compiled.string
         self.binds: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
+        # sqlite3 takes `?` parameters in order; psycopg takes them by name
+        self.positions: tuple[str, ...] | None = tuple(compiled.positiontup or ()) if compiled.positional else None
         columns = compiled._result_columns
         self.keys: tuple[str, ...] = tuple(c[0] for c in columns)
         self.results: tuple[Callable[[Any], Any] | None, ...] = tuple(
             c[3]._cached_result_processor(dialect, None) for c in columns
         )
 
-    def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The statement's parameters from `values`, converted by the bind processors."""
+    def params(self, values: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
+        """The statement's parameters from `values`, converted by the bind processors (a tuple in
+        order for a positional driver)."""
         params = self.compiled.construct_params(values, _check=False)
         for name, process in self.binds.items():
             if name in params:
                 params[name] = process(params[name])
-        return params
+        return params if self.positions is None else tuple(params[name] for name in self.positions)
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
         """A result row with the result processors applied."""
@@ -131,6 +139,8 @@ def _run(conn: Connection, plan: _Plan, params: Any, many: bool = False) -> Any:
     """Execute `plan` with `params` (a list of them when `many`) on a cursor of the connection's DBAPI
     connection, as SQLAlchemy would: the listeners told first, a DBAPI error handled (and re-raised
     wrapped) by the connection. Returns the open cursor."""
+    if not conn.in_transaction():
+        conn.begin()  # as Connection.execute would (SQLite's BEGIN IMMEDIATE included)
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
     cursor = dbapi_conn.cursor()
@@ -206,7 +216,7 @@ class Pending:
 
     def _collect(self) -> None:
         if self._cursor is not None:
-            if self._cursor.connection._pipeline is not None:
+            if getattr(self._cursor.connection, "_pipeline", None) is not None:
                 raise RuntimeError("a batched statement's result is read once its batch block has ended")
             assert self._plan is not None
             cursor, self._cursor = self._cursor, None
@@ -250,8 +260,12 @@ class Batch:
             return pending
         params = plan.params(values)
         cursor = _run(self.conn, plan, params)
-        self._sent.append((plan, params, cursor))
-        return Pending(plan, cursor)
+        pending = Pending(plan, cursor)
+        if self.pipelined:
+            self._sent.append((plan, params, cursor))
+        else:
+            pending._collect()  # run already: read it now
+        return pending
 
 
 @contextmanager
@@ -259,7 +273,7 @@ def batch(conn: Connection) -> Iterator[Batch]:
     """Send the statements of the block together: in one round trip on PostgreSQL (their results are
     read once the block ends), one after the other elsewhere. Only `Batch.send` may run SQL inside
     the block (a statement through Connection.execute would find no result yet)."""
-    if conn.dialect.name not in DIRECT_DIALECTS:
+    if conn.dialect.name not in PIPELINE_DIALECTS:
         yield Batch(conn, pipelined=False)
         return
     driver = conn.connection.driver_connection  # psycopg's Connection
