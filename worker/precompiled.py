@@ -56,11 +56,10 @@ class _Plan:
         self.binds: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
         # sqlite3 takes `?` parameters in order; psycopg takes them by name
         self.positions: tuple[str, ...] | None = tuple(compiled.positiontup or ()) if compiled.positional else None
-        columns = compiled._result_columns
-        self.keys: tuple[str, ...] = tuple(c[0] for c in columns)
-        self.results: tuple[Callable[[Any], Any] | None, ...] = tuple(
-            c[3]._cached_result_processor(dialect, None) for c in columns
-        )
+        self.keys: tuple[str, ...] = tuple(c[0] for c in compiled._result_columns)
+        # the result processors, made on the first result: some need the driver's column type (a
+        # PostgreSQL NUMERIC or FLOAT column's processor depends on its OID)
+        self.results: tuple[Callable[[Any], Any] | None, ...] | None = None
 
     def params(self, values: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
         """The statement's parameters from `values`, converted by the bind processors (a tuple in
@@ -71,9 +70,20 @@ class _Plan:
                 params[name] = process(params[name])
         return params if self.positions is None else tuple(params[name] for name in self.positions)
 
-    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
-        """A result row with the result processors applied."""
-        return tuple(v if p is None or v is None else p(v) for p, v in zip(self.results, raw, strict=True))
+    def rows(self, cursor: Any) -> list[tuple[Any, ...]]:
+        """The cursor's rows with the result processors applied."""
+        if not self.keys:
+            return []
+        if self.results is None:
+            dialect, columns = self.compiled.dialect, self.compiled._result_columns
+            self.results = tuple(
+                c[3]._cached_result_processor(dialect, d[1]) for c, d in zip(columns, cursor.description, strict=True)
+            )
+        procs = self.results
+        return [
+            tuple(v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True))
+            for r in cursor.fetchall()
+        ]
 
 
 class Precompiled:
@@ -114,7 +124,7 @@ class Precompiled:
             return [tuple(r) for r in conn.execute(self.statement, dict(values))]
         cursor = _run(conn, plan, plan.params(values))
         try:
-            return [plan.row(r) for r in cursor.fetchall()]
+            return plan.rows(cursor)
         finally:
             cursor.close()
 
@@ -222,7 +232,7 @@ class Pending:
             cursor, self._cursor = self._cursor, None
             try:
                 self._count = cursor.rowcount
-                self._rows = [self._plan.row(r) for r in cursor.fetchall()] if cursor.description else []
+                self._rows = self._plan.rows(cursor)
             finally:
                 cursor.close()
 

@@ -7,9 +7,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Uuid, bindparam, event, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    event,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import Backend
@@ -28,6 +43,8 @@ things = Table(
     Column("at", UTCDateTime, nullable=True),
     Column("doc", JSONType, nullable=True),
     Column("flag", Boolean, default=False),
+    Column("score", Float, nullable=True),  # their result processors need the driver's column type
+    Column("amount", Numeric(12, 2), nullable=True),
 )
 BY_ID = select(things).where(things.c.id == bindparam("b_id", type_=Uuid()))
 RENAME = update(things).where(things.c.n >= bindparam("b_min", type_=Integer())).values(name=bindparam("b_name"))
@@ -44,11 +61,12 @@ def table(backend: Backend) -> Iterator[Table]:
 
 
 def row(**values: object) -> dict[str, object]:
-    return {"id": uuid.uuid4(), "name": "a", "n": 1, "at": WHEN, "doc": {"k": [1, "two", None]}, "flag": True} | values
+    base = {"id": uuid.uuid4(), "name": "a", "n": 1, "at": WHEN, "doc": {"k": [1, "two", None]}, "flag": True}
+    return base | {"score": 0.25, "amount": Decimal("1234.50")} | values
 
 
 def test_rows_and_types_are_those_of_connection_execute(table: Table):
-    full, empty = row(), row(at=None, doc=None, flag=False)
+    full, empty = row(), row(at=None, doc=None, flag=False, score=None, amount=None)
     with transaction() as conn:
         PrecompiledInsert(table).run(conn, [full, empty])
     by_id = Precompiled(BY_ID)
@@ -58,9 +76,9 @@ def test_rows_and_types_are_those_of_connection_execute(table: Table):
             slow = tuple(conn.execute(BY_ID, {"b_id": r["id"]}).one())
             assert fast == slow == tuple(r.values())
             assert fast is not None and [type(v) for v in fast] == [type(v) for v in slow]
-        assert by_id.keys(conn) == ("id", "name", "n", "at", "doc", "flag")
+        assert by_id.keys(conn) == ("id", "name", "n", "at", "doc", "flag", "score", "amount")
         assert by_id.first(conn, {"b_id": uuid.uuid4()}) is None
-    got = dict(zip(("id", "name", "n", "at", "doc", "flag"), fast, strict=True))
+    got = dict(zip(("id", "name", "n", "at", "doc", "flag", "score", "amount"), fast, strict=True))
     assert got["at"] is None and got["doc"] is None
 
 
