@@ -4,9 +4,10 @@ A statement executed through `Connection.execute` costs about three times the CP
 the driver's cursor: SQLAlchemy builds an execution context, looks up its compiled cache, constructs
 the parameters and a `CursorResult` on every call (bench/profile_engine.py measured ~180 us against
 ~50 us per statement). The engine runs a handful of statements several times per step, so its hot
-statements (worker/engine/jobstore.py) stay Core, written once, and run here on PostgreSQL: compiled
-for the connection's dialect on first use, their bind and result processors (UTC timestamps, JSON,
-UUIDs) applied as SQLAlchemy would, the SQL passed to psycopg (which prepares it after a few runs).
+statements (worker/engine/jobstore.py, the skills' through sequences/skills/common.py) stay Core,
+written once, and run here: compiled for the connection's dialect on first use, their bind and result
+processors (UTC timestamps, JSON, UUIDs, numerics) applied as SQLAlchemy would, the SQL passed to the
+driver (psycopg prepares it after a few runs).
 
 Observability and error handling stay SQLAlchemy's: `before_cursor_execute` listeners see each
 statement (the statement counters of bench/profile_engine.py, the tenant-scope test), and a DBAPI
