@@ -332,6 +332,8 @@ def rss_mib(pids: Iterable[int]) -> dict[int, float]:
 def start_py_spy(pid: int, path: Path | str) -> subprocess.Popen[bytes]:
     """Profiling: sample process ``pid`` and its children with py-spy (raw collapsed stacks to ``path``)."""
     exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        raise SystemExit(f"--py-spy needs py-spy beside the interpreter ({exe}): .venv/bin/pip install py-spy")
     args = [str(exe), "record", "--subprocesses", "--nonblocking", "--idle", "--format", "raw", "--rate", "200"]
     return subprocess.Popen(
         [*args, "-p", str(pid), "-o", str(path)],
