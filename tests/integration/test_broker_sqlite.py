@@ -280,6 +280,23 @@ def test_an_ack_wakes_a_consumer_held_back_by_its_prefetch_limit(
     producer.close()
 
 
+def test_a_late_ack_after_the_channel_closed_is_harmless(db: Path, conn: Connection) -> None:
+    """A worker's pool can finish a task after the consumer closed its channel (an in-process
+    worker stopping): the ack then has no drain to wake and must not raise; the message, restored
+    at the close, is delivered again (acks_late: at least once)."""
+    held: list[object] = []
+    channel = conn.channel()
+    Consumer(channel, [Queue("late")], callbacks=[lambda body, msg: held.append(msg)]).consume()
+    conn.SimpleQueue("late").put(1)
+    conn.drain_events(timeout=5)
+    assert len(held) == 1
+    channel.close()
+    held[0].ack()  # raised AttributeError ('NoneType' ... 'doorbell_ring') before
+    again = conn.SimpleQueue("late")
+    assert again.get(timeout=5).payload == 1
+    again.close()
+
+
 def test_stale_doorbells_are_removed_by_a_publisher(db: Path, conn: Connection) -> None:
     wake = broker_sqlite.wake_dir(str(db))
     assert wake is not None

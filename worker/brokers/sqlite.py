@@ -278,12 +278,19 @@ class Channel(sqlalchemy.Channel):
     def basic_ack(self, delivery_tag: Any, multiple: bool = False) -> None:
         """Acknowledge, and wake this connection's waiting drain (it may take one more message now)."""
         super().basic_ack(delivery_tag, multiple)
-        self.connection.doorbell_ring()
+        self._ring()
 
     def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
         """Reject (re-queued: published again), and wake this connection's waiting drain."""
         super().basic_reject(delivery_tag, requeue)
-        self.connection.doorbell_ring()
+        self._ring()
+
+    def _ring(self) -> None:
+        # A late ack (the worker's pool finishing a task while the consumer stops) comes after
+        # close() has let go of the connection: there is no drain left to wake.
+        connection = self.connection
+        if connection is not None:
+            connection.doorbell_ring()
 
 
 class Transport(sqlalchemy.Transport):

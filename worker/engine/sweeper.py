@@ -5,8 +5,8 @@ Each pass (Beat every minute, `proactive sweep`, and once when a worker starts):
 - re-publishes `running` steps whose lease expired (a killed worker): the claim takes them over;
 - expires approvals past their expiry and applies it; resumes decided approvals not yet applied;
 - reminds every approver once after 4 working hours (weekends do not count);
-- fires follow-ups whose delay has passed;
-- times out jobs past their deadline.
+- times out jobs past their deadline;
+- fires follow-ups whose delay has passed (after the timeouts: a job just fired is not judged).
 Every change is a conditional UPDATE, so several sweepers on several machines do no harm.
 """
 
@@ -332,8 +332,8 @@ def sweep(now: datetime | None = None, *, requeue_after_s: float | None = None) 
     report.resumed = resume_decided(now)
     report.nudged = nudge(now)
     report.deliveries = deliver_due(now, age_s=age)
+    report.timed_out = timeout_jobs(now)  # before the follow-ups: a job this pass fires is never judged by it
     report.followups_fired = fire_scheduled(now)
-    report.timed_out = timeout_jobs(now)
     prom.sweeper_repaired(report.as_dict())
     if any(report.as_dict().values()):
         log.info("sweep: %s", report.as_dict())
