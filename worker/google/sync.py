@@ -20,9 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import getaddresses, parseaddr
+from types import ModuleType
 from typing import Any
 
-from googleapiclient.errors import HttpError
 from sqlalchemy import Connection, Uuid, and_, bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError
 
@@ -33,7 +33,6 @@ from worker.engine.events import Fired, fire_in
 from worker.engine.jobstore import insert_ignoring_conflicts
 from worker.engine.publish import Message, after_commit
 from worker.errors import AuthRevoked, PermanentError, TransientError
-from worker.google import client as google
 from worker.integrations import mark_revoked
 from worker.models import Email, Integration, utcnow
 
@@ -46,6 +45,14 @@ MAX_PASSES = 10  # syncs in a row for pushes that kept arriving (the next push s
 GET_METHOD = "gmail.users.messages.get"
 HEADERS = ["From", "To", "Cc", "Subject", "Date", "Message-ID", "References", "In-Reply-To"]
 integrations, emails = Integration.__table__, Email.__table__
+
+
+def _google() -> ModuleType:
+    """worker.google.client, imported by the first sync rather than at worker start: google-auth,
+    httplib2 and googleapiclient (about 16 MiB per process) stay out of a worker that syncs no mailbox."""
+    from worker.google import client  # here, not at the top: see the docstring
+
+    return client
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -232,6 +239,7 @@ def _revoked(org_id: uuid.UUID, integration_id: uuid.UUID, err: AuthRevoked) -> 
 def _one_pass(row: Any, report: SyncReport) -> None:
     """Ask Gmail what is new since the stored history id and take it in (one transaction)."""
     report.passes += 1
+    google = _google()
     service = google.gmail_service(google.credentials_for(row), timeout_s=get_settings().google_timeout_s)
     try:
         # googleapiclient builds a resource's every method on each `users()` / `messages()`: once per pass
@@ -266,6 +274,9 @@ def _history(history: Any, row: Any) -> tuple[list[str] | None, str | None]:
     """(added message ids, the mailbox's history id now); (None, None) when a resync is needed."""
     if not row.history_id:
         return None, None
+    from googleapiclient.errors import HttpError  # loaded with the client by _one_pass
+
+    google = _google()
     pages, token = [], None
     while True:
         request = history.list(
@@ -286,13 +297,13 @@ def _history(history: Any, row: Any) -> tuple[list[str] | None, str | None]:
 
 def _recent(messages: Any, row: Any) -> list[str]:
     request = messages.list(userId="me", labelIds=["INBOX"], maxResults=RESYNC_COUNT)
-    answer = google.call(request, integration_id=row.id)
+    answer = _google().call(request, integration_id=row.id)
     return [str(m["id"]) for m in reversed(answer.get("messages") or [])]  # oldest first
 
 
 def _metadata(messages: Any, row: Any, gmail_id: str) -> MessageFacts:
     request = messages.get(userId="me", id=gmail_id, format="metadata", metadataHeaders=HEADERS)
-    return message_facts(google.call(request, integration_id=row.id, quota_taken=True))
+    return message_facts(_google().call(request, integration_id=row.id, quota_taken=True))
 
 
 def _take_in(conn: Connection, row: Any, facts: list[MessageFacts], now: datetime) -> tuple[int, int, Fired]:
