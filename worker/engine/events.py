@@ -25,6 +25,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
+from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -32,12 +33,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Uuid, and_, bindparam, case, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from worker import logs
 from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.engine import jobstore as store
 from worker.engine import one_live, registry
+from worker.engine.dag import Sequence
 from worker.engine.executor import Advance, advance
 from worker.engine.payloads import (
     CALLER_KEY_PREFIX,
@@ -53,10 +56,11 @@ from worker.engine.payloads import (
 from worker.engine.publish import Publish, publish_steps
 from worker.engine.states import JobStatus, StepStatus
 from worker.errors import InvalidEvent
+from worker.memo import ShortMemory
 from worker.metrics import prom
 from worker.models import Org, RejectedEvent, ScheduledEvent, User, jobs, steps, utcnow
 from worker.orgs import job_dry_run
-from worker.precompiled import Precompiled, batch
+from worker.precompiled import PIPELINE_DIALECTS, Deferred, LeaseLost, Precompiled, PrecompiledInsert, batch
 from worker.slack.redaction import redact_slack_body
 from worker.worktime import zone
 
@@ -259,24 +263,29 @@ def _job_insert(conn: Connection, columns: Iterable[str]) -> Precompiled:
     return _JOB_INSERTS[(dialect, keys)]
 
 
-def accept(
-    conn: Connection, event: Event, payload: BaseModel, now: datetime, *, trace_id: str | None = None
-) -> tuple[FireResult, list[Publish]]:
-    """Gate and insert the job (and its first ready steps) in the caller's transaction.
-
-    The job is stored under `trace_id`, else the trace of the work in hand (the request or task
-    that fires it, worker/logs.py), else a new one.
-    """
+def _gate_query(event: Event) -> tuple[Precompiled, dict[str, Any]]:
+    """The gate read of `event`: its org, and its user in that org when it names one (one statement)."""
     if event.user_id is None:
-        q, params = _ORG_ONLY, {"b_org": event.org_id}
-    else:  # one round trip for both: the user must belong to the org
-        q, params = _ORG_AND_USER, {"b_org": event.org_id, "b_user": event.user_id}
-    with batch(conn) as b:  # with the transaction's BEGIN
-        gate = b.send(q, params)
-    found = gate.first()
+        return _ORG_ONLY, {"b_org": event.org_id}
+    return _ORG_AND_USER, {"b_org": event.org_id, "b_user": event.user_id}
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """What the gate read says about an event: why it must not run (None: it may), the time zone of
+    its default key, the org's settings (dry run)."""
+
+    reason: str | None
+    tz_name: str | None
+    settings: Mapping[str, Any]
+
+
+def _gate_of(event: Event, keys: tuple[str, ...], found: tuple[Any, ...] | None) -> _Gate:
+    """The gate of `event` from its gate row (`_gate_query`); InvalidEvent for an unknown org or a
+    user who is not a member of it."""
     if found is None:
         raise InvalidEvent(f"unknown org {event.org_id}")
-    org = SimpleNamespace(**dict(zip(q.keys(conn), found, strict=True)))
+    org = SimpleNamespace(**dict(zip(keys, found, strict=True)))
     tz_name = org.timezone
     opted_out: list[str] | None = None
     if event.user_id is not None:
@@ -293,16 +302,20 @@ def accept(
         enabled_sequences=list(enabled) if isinstance(enabled, list) else None,
         opted_out=opted_out,
     )
-    sequence = registry.get(event.type.value)
-    if reason is None and sequence.gate is not None:
-        reason = sequence.gate(conn, event, payload)
+    return _Gate(reason, tz_name, settings)
+
+
+def _job_values(
+    event: Event, payload: BaseModel, now: datetime, gate: _Gate, sequence: Sequence, trace_id: str | None
+) -> dict[str, Any]:
+    """The new job's row (a fresh id) as the gate decided: queued, or skipped with its reason."""
+    reason = gate.reason
     source = str(event.source)
-    key = stored_key(source, event.idempotency_key or default_idempotency_key(event, payload, now, tz_name))
-    job_id = uuid.uuid4()
+    key = stored_key(source, event.idempotency_key or default_idempotency_key(event, payload, now, gate.tz_name))
     status = JobStatus.SKIPPED if reason else JobStatus.QUEUED
     delay = timedelta(minutes=event.delay_minutes or 0)
-    values = {
-        "id": job_id,
+    return {
+        "id": uuid.uuid4(),
         "org_id": event.org_id,
         "user_id": event.user_id,
         "event_type": event.type.value,
@@ -317,7 +330,7 @@ def accept(
         "definition_hash": sequence.definition_hash,
         "trace_id": logs.valid_trace_id(trace_id) or logs.current_trace_id() or logs.new_trace_id(),
         "cancel_requested": False,
-        "dry_run": job_dry_run(process_dry_run=get_settings().dry_run, source=source, org_settings=settings),
+        "dry_run": job_dry_run(process_dry_run=get_settings().dry_run, source=source, org_settings=gate.settings),
         "paused_ms": 0,
         "created_at": now,
         "updated_at": now,
@@ -326,37 +339,154 @@ def accept(
         "live_job_id": None,
         "scheduled_for": now + delay if delay and not reason else None,
     }
+
+
+def accept(
+    conn: Connection, event: Event, payload: BaseModel, now: datetime, *, trace_id: str | None = None
+) -> tuple[FireResult, list[Publish]]:
+    """Gate and insert the job (and its first ready steps) in the caller's transaction.
+
+    The job is stored under `trace_id`, else the trace of the work in hand (the request or task
+    that fires it, worker/logs.py), else a new one.
+    """
+    q, params = _gate_query(event)
+    with batch(conn) as b:  # with the transaction's BEGIN
+        read = b.send(q, params)
+    found = read.first()
+    gate = _gate_of(event, q.keys(conn), found)
+    assert found is not None
+    _gates.put((event.org_id, event.user_id), found)
+    sequence = registry.get(event.type.value)
+    if gate.reason is None and sequence.gate is not None:
+        gate = dataclasses.replace(gate, reason=sequence.gate(conn, event, payload))
+    values = _job_values(event, payload, now, gate, sequence, trace_id)
     existing = _insert_job(conn, values, replace=event.replace, now=now)
     if existing is not None:
         log.info(
             "event %s from %s is a duplicate of job %s (%s)",
             event.type.value,
-            source,
+            values["source"],
             existing.job_id,
             existing.status,
             extra={"org_id": str(event.org_id), "job_id": str(existing.job_id)},
         )
         on_commit(lambda: prom.event_duplicate(values["source"]))
         return existing, []
-    reason = values["reason"]
-    status = JobStatus(values["status"])
+    _log_accepted(event, values)
+    if values["reason"]:
+        return FireResult(values["id"], values["status"], False, values["reason"], values["live_job_id"]), []
+    return _started(conn, values, advance(conn, values, sequence, now, new_job=True), now)
+
+
+def _log_accepted(event: Event, values: Mapping[str, Any]) -> None:
+    """The accepted job's log line and counter (after commit)."""
+    reason, live = values["reason"], values["live_job_id"]
     on_commit(lambda: prom.event_accepted(values["source"], values["event_type"]))
     log.info(
         "event %s from %s accepted: job %s %s%s",
         event.type.value,
-        source,
-        job_id,
-        status.value,
-        f" ({reason}{', see job ' + str(values['live_job_id']) if values['live_job_id'] else ''})" if reason else "",
-        extra={"org_id": str(event.org_id), "job_id": str(job_id), "trace_id": values["trace_id"]},
+        values["source"],
+        values["id"],
+        values["status"],
+        f" ({reason}{', see job ' + str(live) if live else ''})" if reason else "",
+        extra={"org_id": str(event.org_id), "job_id": str(values["id"]), "trace_id": values["trace_id"]},
     )
-    if reason:
-        return FireResult(job_id, status.value, False, reason, values["live_job_id"]), []
-    adv = advance(conn, values, sequence, now, new_job=True)
+
+
+def _started(
+    conn: Connection, values: Mapping[str, Any], adv: Advance, now: datetime
+) -> tuple[FireResult, list[Publish]]:
+    """A queued job whose first steps `advance` planned: what to publish (held back when delayed)."""
     pubs = carry_out(conn, adv, now)  # a new job has no step rows yet: no follow-ups to fire
     if values["scheduled_for"] is not None:
-        pubs = _hold_until(conn, job_id, values["scheduled_for"], pubs, now, org_id=values["org_id"])
-    return FireResult(job_id, adv.job_status or status.value, False, scheduled_for=values["scheduled_for"]), pubs
+        pubs = _hold_until(conn, values["id"], values["scheduled_for"], pubs, now, org_id=values["org_id"])
+    status = adv.job_status or values["status"]
+    return FireResult(values["id"], status, False, scheduled_for=values["scheduled_for"]), pubs
+
+
+# --------------------------------------------------------------------------- accepting in one round trip
+
+# How long this process remembers a gate row it read (seconds). A remembered row is never trusted:
+# `accept_at_once` reads it again in the round trip of its writes and rolls back when it changed.
+GATE_MEMORY_S = 60.0
+# Most gate rows remembered (the memory is dropped whole when full).
+GATE_MEMORY_MAX = 10_000
+_gates: ShortMemory[tuple[uuid.UUID, uuid.UUID | None], tuple[Any, ...]] = ShortMemory(GATE_MEMORY_S, GATE_MEMORY_MAX)
+
+
+class Missed(Exception):
+    """`accept_at_once` could not keep what it sent (a duplicate key, another live job, a changed
+    gate): its caller rolls the transaction back and accepts the event with `accept`."""
+
+
+_STEP_INSERTS: dict[tuple[str, ...], Precompiled] = {}
+
+
+def _step_if_job(columns: Iterable[str]) -> Precompiled:
+    """`INSERT INTO step_runs (columns) SELECT <the values> WHERE <its job row exists in its org>`:
+    a step of a job whose insert met a conflict is not inserted (and breaks no foreign key)."""
+    keys = tuple(sorted(columns))
+    if keys not in _STEP_INSERTS:
+        values = [bindparam(k, type_=steps.c[k].type) for k in keys]
+        job_exists = (
+            select(jobs.c.id)
+            .where(jobs.c.id == bindparam("job_id", type_=Uuid()), jobs.c.org_id == bindparam("org_id", type_=Uuid()))
+            .exists()
+        )
+        _STEP_INSERTS[keys] = Precompiled(insert(steps).from_select(list(keys), select(*values).where(job_exists)))
+    return _STEP_INSERTS[keys]
+
+
+class _NewJobWrites(Deferred):
+    """The writes of a job not inserted yet: its step rows go in only if the job row went in."""
+
+    def insert(self, pre: PrecompiledInsert, rows: SequenceOf[Mapping[str, Any]]) -> None:
+        """Queue `rows`; step rows one conditional INSERT each (`_step_if_job`)."""
+        if pre.table is not steps:
+            super().insert(pre, rows)
+            return
+        for row in rows:
+            self.write(_step_if_job(row), row)
+
+
+def accept_at_once(
+    conn: Connection, event: Event, payload: BaseModel, now: datetime, *, trace_id: str | None = None
+) -> tuple[FireResult, list[Publish]] | None:
+    """`accept` in one round trip, on a fresh transaction of `conn`: when this process remembers the
+    event's gate row, the job and its first steps are inserted as that row decides and the gate is
+    read again behind them, in one pipeline (the COMMIT follows). Raises Missed (roll back, then
+    `accept`) when the job row did not go in (a duplicate key, another live job, its org or user
+    deleted) or the gate row read is not the one remembered; returns None, with nothing sent, when
+    the event needs `accept` (no remembered row, a sequence gate that reads, `replace`, no pipeline).
+
+    The outcome is `accept`'s: the same gate row decides, read in the same transaction, and a
+    duplicate is answered by `accept` after the rollback."""
+    if event.replace or conn.dialect.name not in PIPELINE_DIALECTS:
+        return None
+    found = _gates.get((event.org_id, event.user_id))
+    sequence = registry.get(event.type.value)
+    if found is None or sequence.gate is not None:
+        return None
+    q, params = _gate_query(event)
+    values = _job_values(event, payload, now, _gate_of(event, q.keys(conn), found), sequence, trace_id)
+    later = _NewJobWrites(conn)
+    later.write(_job_insert(conn, values), values, expect=1, what="the job insert")
+    adv = advance(conn, values, sequence, now, new_job=True, later=later) if not values["reason"] else None
+    try:
+        read = later.flush(q, params)
+    except LeaseLost:
+        raise Missed(f"job {values['id']} not inserted (its key or its live slot is taken)") from None
+    except IntegrityError as err:  # the org or the user is gone since it was remembered
+        _gates.forget((event.org_id, event.user_id))
+        raise Missed(f"job {values['id']} refused: {err.orig}") from None
+    assert read is not None
+    if read.first() != found:
+        _gates.forget((event.org_id, event.user_id))
+        raise Missed(f"the gate of org {event.org_id} changed")
+    _log_accepted(event, values)
+    if adv is None:
+        return FireResult(values["id"], values["status"], False, values["reason"]), []
+    return _started(conn, values, adv, now)
 
 
 # A fire that keeps meeting a live job that leaves the live set (or a replacer that keeps losing to
@@ -501,8 +631,7 @@ def _fire(
     now = now or utcnow()
     try:
         event, payload = validate()
-        with transaction() as conn:
-            result, pubs = accept(conn, event, payload, now, trace_id=trace_id)
+        result, pubs = _accept_alone(event, payload, now, trace_id)
     except InvalidEvent as err:
         record_rejected(
             source,
@@ -515,6 +644,23 @@ def _fire(
         raise
     publish_steps(pubs)
     return result
+
+
+def _accept_alone(
+    event: Event, payload: BaseModel, now: datetime, trace_id: str | None
+) -> tuple[FireResult, list[Publish]]:
+    """Accept `event` in a transaction of its own: in one round trip when it can (`accept_at_once`),
+    else, or when that missed (rolled back), with `accept`."""
+    try:
+        with transaction() as conn:
+            done = accept_at_once(conn, event, payload, now, trace_id=trace_id)
+            if done is None:
+                done = accept(conn, event, payload, now, trace_id=trace_id)
+        return done
+    except Missed as missed:
+        log.debug("accepting %s the long way: %s", event.type.value, missed)
+    with transaction() as conn:
+        return accept(conn, event, payload, now, trace_id=trace_id)
 
 
 def fire_follow_ups(
