@@ -6,8 +6,8 @@ captured (``publish_steps`` is swapped in this process only) and executed here o
 solo worker would. SQLAlchemy event hooks count statements (by verb), transactions and pool
 checkouts; the dialect's ``do_ping`` is wrapped to count ``pool_pre_ping`` pings. psycopg 3 sends
 BEGIN as its own command, so round trips = pings + BEGINs + statements + COMMITs/ROLLBACKs, less what
-went in one pipeline (worker/precompiled.py ``batch``: its statements and the BEGIN it opened with
-are one round trip; ``precompiled.stats`` counts them).
+went in one pipeline (worker/precompiled.py ``batch``: its statements, the BEGIN it opened with and
+the COMMIT it ended with are one round trip; ``precompiled.stats`` counts them).
 ``--cprofile`` adds the top functions of the step path by CPU time (execute() only, fire_event
 excluded); ``--trace`` prints every round trip of one job in order.
 
@@ -105,6 +105,7 @@ class Counters:
             "pipelines": sent["batches"],
             "pipelined statements": sent["batched"],
             "pipelined BEGINs": sent["batched_begins"],
+            "pipelined COMMITs": sent["batched_commits"],
         }
         return Counter(self.c) + Counter(pipelined)
 
@@ -118,9 +119,11 @@ def per(counter: Counter[str], n: int) -> dict[str, float]:
         + counter["statements"]
         + counter["commits"]
         + counter["rollbacks"]
-        # a pipeline (worker/precompiled.py batch) is one round trip for its statements and BEGIN
+        # a pipeline (worker/precompiled.py batch) is one round trip for its statements, BEGIN and
+        # COMMIT (after which the transaction's own commit sends nothing)
         - (counter["pipelined statements"] - counter["pipelines"])
         - counter["pipelined BEGINs"]
+        - counter["pipelined COMMITs"]
     )
     out["= round trips"] = trips / n
     return out

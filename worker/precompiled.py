@@ -29,15 +29,32 @@ from contextlib import contextmanager
 from typing import Any
 
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, Table, Update, bindparam, insert
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Table,
+    Update,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal_column,
+    select,
+)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 # Dialects whose statements run on the cursor; the others go through Connection.execute.
 DIRECT_DIALECTS = frozenset({"postgresql", "sqlite"})
 # Dialects whose driver sends several statements in one round trip (psycopg's pipeline mode).
 PIPELINE_DIALECTS = frozenset({"postgresql"})
+# How an assertion's error message starts (`Precompiled.asserting`).
+GUARD_MARK = "proactive guard: "
 # What this process sent in pipelines: `batches` round trips that carried `batched` statements (and
-# the BEGIN of each batch that opened its transaction), for bench/profile_engine.py's round-trip count.
+# the BEGIN of each batch that opened its transaction, the COMMIT of each that closed it), for
+# bench/profile_engine.py's round-trip count.
 stats: Counter[str] = Counter()
 
 
@@ -103,6 +120,7 @@ class Precompiled:
                 raise ValueError(f"an UPDATE of {table} must set its onupdate columns itself: {missed}")
         self.statement = statement
         self._plans: dict[str, _Plan] = {}
+        self._asserting: dict[int, Precompiled] = {}
 
     def _plan(self, conn: Connection) -> _Plan | None:
         name = conn.dialect.name
@@ -112,6 +130,27 @@ class Precompiled:
         if plan is None:
             plan = self._plans[name] = _Plan(self.statement, conn)
         return plan
+
+    def asserting(self, expect: int) -> Precompiled:
+        """This statement as an assertion: it runs as before and then raises (a PostgreSQL error whose
+        message starts with GUARD_MARK and ends with the `b_guard_what` parameter) unless it matched
+        exactly `expect` rows. How a pipelined transaction checks a count and commits in the same round
+        trip: the error aborts the transaction, so the COMMIT sent after it rolls back."""
+        if expect not in self._asserting:
+            statement = self.statement
+            if isinstance(statement, Update) and not statement._returning:
+                statement = statement.returning(literal_column("1"))
+            matched = statement.cte("matched")
+            verdict = case(
+                (func.count() == expect, literal_column("'0'")),
+                else_=literal_column(f"'{GUARD_MARK}'")
+                + bindparam("b_guard_what", type_=String())
+                + literal_column("': matched '")
+                + cast(func.count(), String)
+                + literal_column(f"' rows, expected {expect}'"),
+            )
+            self._asserting[expect] = Precompiled(select(cast(verdict, Integer)).select_from(matched))
+        return self._asserting[expect]
 
     def keys(self, conn: Connection) -> tuple[str, ...]:
         """The result columns' names."""
@@ -259,7 +298,20 @@ class Batch:
 
     def __init__(self, conn: Connection, pipelined: bool) -> None:
         self.conn, self.pipelined = conn, pipelined
-        self._sent: list[tuple[_Plan, dict[str, Any], Any]] = []
+        self._sent: list[tuple[_Plan | None, Any, Any]] = []
+        self.committed = False
+
+    def commit(self) -> None:
+        """Send the transaction's COMMIT last in this pipeline (its results come with the others').
+        The caller's transaction block then finds nothing left to commit (psycopg skips a COMMIT when
+        the server reports no open transaction)."""
+        assert self.pipelined, "only a pipeline carries its COMMIT"
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        cursor.execute("COMMIT", prepare=False)
+        self._sent.append((None, {}, cursor))
+        self.committed = True
 
     def send(self, pre: Precompiled, values: Mapping[str, Any]) -> Pending:
         """Send `pre` with `values` (run at once where there is no pipeline)."""
@@ -294,9 +346,13 @@ def batch(conn: Connection) -> Iterator[Batch]:
     try:
         with driver.pipeline():
             yield b
+        for plan, _params, cursor in b._sent:
+            if plan is None:  # the COMMIT's (the others close when their result is read)
+                cursor.close()
         stats["batches"] += 1
         stats["batched"] += len(b._sent)
         stats["batched_begins"] += opens and bool(b._sent)
+        stats["batched_commits"] += b.committed
     except conn.dialect.loaded_dbapi.Error as err:
         plan, params, cursor = b._sent[-1] if b._sent else (None, None, None)
         for _plan, _params, sent in b._sent:
@@ -334,22 +390,40 @@ class Deferred:
         if rows:
             self._queued.append((pre, rows, None, ""))
 
-    def flush(self, then: Precompiled | None = None, values: Mapping[str, Any] | None = None) -> Pending | None:
+    def flush(
+        self, then: Precompiled | None = None, values: Mapping[str, Any] | None = None, *, commit: bool = False
+    ) -> Pending | None:
         """Send the queued writes in order (one pipeline on PostgreSQL) and check their counts; `then`
-        (with `values`) goes last in the same round trip, and its result is returned."""
+        (with `values`) goes last in the same round trip, and its result is returned.
+
+        `commit`: where the driver pipelines, the transaction's COMMIT goes in the same round trip and
+        each count is checked by the server (`Precompiled.asserting`): a mismatch aborts the
+        transaction before its COMMIT, which then rolls it back, and raises LeaseLost here. Nothing
+        may run on the connection after such a flush (its transaction has ended). Elsewhere the counts
+        are checked here and the caller's transaction block commits as usual."""
         queued, self._queued = self._queued, []
         if not queued and then is None:
             return None
+        in_sql = commit and self.conn.dialect.name in PIPELINE_DIALECTS
         checks: list[tuple[Pending, int, str]] = []
-        with batch(self.conn) as b:
-            for pre, args, expect, what in queued:
-                if isinstance(pre, PrecompiledInsert):
-                    pre.queue(b, args)
-                    continue
-                pending = b.send(pre, args)
-                if expect is not None:
-                    checks.append((pending, expect, what))
-            last = b.send(then, values or {}) if then is not None else None
+        try:
+            with batch(self.conn) as b:
+                for pre, args, expect, what in queued:
+                    if isinstance(pre, PrecompiledInsert):
+                        pre.queue(b, args)
+                    elif expect is not None and in_sql:
+                        b.send(pre.asserting(expect), {**args, "b_guard_what": what})
+                    else:
+                        pending = b.send(pre, args)
+                        if expect is not None:
+                            checks.append((pending, expect, what))
+                last = b.send(then, values or {}) if then is not None else None
+                if in_sql:
+                    b.commit()
+        except DBAPIError as err:
+            if GUARD_MARK not in str(err.orig):
+                raise
+            raise LeaseLost(str(err.orig).split(GUARD_MARK, 1)[1].split('"', 1)[0]) from err
         for pending, expect, what in checks:
             if (got := pending.count()) != expect:
                 raise LeaseLost(f"{what}: matched {got} rows, expected {expect}")

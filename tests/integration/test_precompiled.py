@@ -31,7 +31,7 @@ from tests.conftest import Backend
 from worker import precompiled
 from worker.db import get_engine, transaction
 from worker.models import JSONType, UTCDateTime
-from worker.precompiled import Precompiled, PrecompiledInsert, batch
+from worker.precompiled import Deferred, LeaseLost, Precompiled, PrecompiledInsert, batch
 
 scratch = MetaData()
 things = Table(
@@ -175,3 +175,41 @@ def test_an_error_in_a_batch_is_sqlalchemys_and_rolls_the_transaction_back(table
     with transaction() as conn:
         names = conn.execute(select(things.c.name).where(things.c.n >= 600).order_by(things.c.n)).scalars().all()
     assert names == ["a", "a"]
+
+
+def _names(low: int) -> list[str]:
+    with transaction() as conn:
+        return conn.execute(select(things.c.name).where(things.c.n >= low).order_by(things.c.n)).scalars().all()
+
+
+def test_a_committing_flush_stores_its_writes_in_one_round_trip(table: Table, backend: Backend):
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [row(n=700)])
+    before = dict(precompiled.stats)
+    with transaction() as conn:
+        later = Deferred(conn)
+        later.write(Precompiled(RENAME), {"b_min": 700, "b_name": "committed"}, expect=1, what="the 700 row")
+        later.insert(PrecompiledInsert(table), [row(n=701, name="new")])
+        later.flush(commit=True)
+    assert _names(700) == ["committed", "new"]
+    sent = {k: precompiled.stats[k] - before.get(k, 0) for k in ("batches", "batched_begins", "batched_commits")}
+    pipelined = backend.name == "postgres"
+    assert sent == ({"batches": 1, "batched_begins": 1, "batched_commits": 1} if pipelined else dict.fromkeys(sent, 0))
+
+
+def test_a_committing_flush_whose_count_is_off_stores_nothing(table: Table):
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [row(n=800), row(n=801)])
+
+    def rename_expecting_one() -> None:
+        with transaction() as conn:
+            later = Deferred(conn)
+            later.insert(PrecompiledInsert(table), [row(n=802, name="never")])
+            later.write(Precompiled(RENAME), {"b_min": 800, "b_name": "never"}, expect=1, what="one of the 800s")
+            later.flush(commit=True)
+
+    with pytest.raises(LeaseLost, match=r"^one of the 800s: matched 3 rows, expected 1$"):
+        rename_expecting_one()
+    assert _names(800) == ["a", "a"]  # neither the insert before the check nor the rename stayed
+    with transaction() as conn:  # the connection is usable again
+        assert conn.execute(select(things.c.n).where(things.c.n == 800)).scalar() == 800

@@ -88,3 +88,66 @@ def test_a_completion_whose_attempt_was_reclaimed_meanwhile_stores_nothing(pg, o
     assert list(rows) == ["start"]  # no successor planned from the lost attempt
     assert (rows["start"].status, rows["start"].attempt, rows["start"].output) == (S.RUNNING, 2, None)
     assert job_status(job_id) == J.RUNNING
+
+
+def _inline_second_step(org: TestOrg) -> tuple[uuid.UUID, executor.Claimed]:
+    """A linear job whose first step completed with its successor claimed inline (the claim carries
+    the job's step states: its completion may be guarded)."""
+    job_id = fire_event(event(org, "campaign_daily_check", user_id=None)).job_id
+    with transaction() as conn:
+        first, _ = executor.claim(conn, step_rows(job_id)["s1"].id, utcnow())
+    assert first is not None
+    with transaction() as conn:
+        adv = executor.complete(
+            conn, first, executor.Outcome(S.SUCCEEDED), utcnow(), inline_queues=frozenset({"steps"}), inline_budget_s=60
+        )
+    assert adv.inline is not None and adv.inline.step.name == "s2" and adv.inline.states is not None
+    return job_id, adv.inline
+
+
+def _complete_guarded(claimed: executor.Claimed) -> executor.Advance:
+    outcome = executor.Outcome(S.SUCCEEDED, output={"n": 2})
+    with transaction() as conn:
+        assert executor.guarded(conn, claimed, outcome)
+        return executor.complete(
+            conn, claimed, outcome, utcnow(), inline_queues=frozenset({"steps"}), inline_budget_s=60, guard=True
+        )
+
+
+def test_a_guarded_completion_stores_the_step_and_its_successor(pg, org):
+    job_id, second = _inline_second_step(org)
+    adv = _complete_guarded(second)
+    rows = step_rows(job_id)
+    assert (rows["s2"].status, rows["s2"].output) == (S.SUCCEEDED, {"n": 2})
+    assert adv.inline is not None and adv.inline.step.name == "s3"
+    assert (rows["s3"].status, rows["s3"].attempt) == (S.RUNNING, 1)  # claimed inline, committed
+    assert job_status(job_id) == J.RUNNING
+
+
+def test_a_guarded_completion_of_a_job_asked_to_cancel_stores_nothing_and_the_locked_one_cancels(pg, org):
+    """The guard finds the cancel asked while the step ran: the transaction rolls back (no successor,
+    the step still running), and the completion under the lock ends the job as asked."""
+    job_id, second = _inline_second_step(org)
+    with transaction() as conn:
+        assert store.request_job_cancel(conn, job_id, "rep asked", old=J.RUNNING, org_id=org.id)
+    with pytest.raises(executor.Unguarded, match=f"job {job_id} running on iteration 0: matched 0 rows, expected 1"):
+        _complete_guarded(second)
+    rows = step_rows(job_id)
+    assert list(rows) == ["s1", "s2"] and rows["s2"].status == S.RUNNING
+    with transaction() as conn:
+        adv = executor.complete(
+            conn, second, executor.Outcome(S.SUCCEEDED), utcnow(), inline_queues=frozenset({"steps"})
+        )
+    assert adv.inline is None and job_status(job_id) == J.CANCELLED
+    assert step_rows(job_id)["s2"].status == S.SUCCEEDED
+
+
+def test_a_guarded_completion_whose_attempt_was_reclaimed_stores_nothing(pg, org):
+    job_id, second = _inline_second_step(org)
+    with transaction() as conn:  # the lease ran out; another worker takes the step over
+        later = utcnow() + timedelta(hours=1)
+        assert store.claim_step(conn, second.step_run_id, later, later + timedelta(minutes=5), org_id=org.id) == (2, 0)
+    with pytest.raises(executor.Unguarded, match=f"step run {second.step_run_id} attempt 1: matched 0 rows"):
+        _complete_guarded(second)
+    rows = step_rows(job_id)
+    assert list(rows) == ["s1", "s2"] and (rows["s2"].status, rows["s2"].attempt) == (S.RUNNING, 2)

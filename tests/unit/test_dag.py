@@ -605,3 +605,21 @@ def first_critical_failure(sequence, statuses):
 def test_topological_order_keeps_declaration_order_where_dependencies_allow():
     s = seq(Step("a", noop), Step("b", noop, deps=("a",)), Step("c", noop), Step("d", noop, deps=("b", "c")))
     assert s.order == ("a", "b", "c", "d")
+
+
+def test_alone_holds_for_a_chain_and_the_ends_of_a_fan_out_but_not_its_branches():
+    chain = Sequence("chain", (Step("a", noop), Step("b", noop, deps=("a",)), Step("c", noop, deps=("b",))))
+    assert [chain.alone(n) for n in "abc"] == [True, True, True]
+    fan = Sequence(
+        "fan",
+        (
+            Step("a", noop),
+            Step("b", noop, deps=("a",)),
+            Step("c", noop, deps=("a",)),
+            Step("d", noop, deps=("b", "c")),
+        ),
+    )
+    # b and c may run together; a ends before either starts, d starts after both end
+    assert {n: fan.alone(n) for n in "abcd"} == {"a": True, "b": False, "c": False, "d": True}
+    two_roots = Sequence("roots", (Step("a", noop), Step("b", noop), Step("c", noop, deps=("a", "b"))))
+    assert {n: two_roots.alone(n) for n in "abc"} == {"a": False, "b": False, "c": True}

@@ -217,6 +217,17 @@ class Sequence:
                 seen.add(n)
         return [n for n in self.order if n in seen]
 
+    def alone(self, name: str) -> bool:
+        """True when no other step of a job can be open while `name` runs: every other step is
+        upstream of it (ended before it started) or downstream (starts after it ends). Such a
+        step's completion can plan from the states its claim knew, not read them again under the
+        job's lock (worker/engine/executor.py, the guarded completion)."""
+        cache = self.__dict__.setdefault("_alone", {})
+        if name not in cache:
+            related = {*self.ancestors(name), *self.downstream(name)}
+            cache[name] = related >= set(self._by_name)  # type: ignore[attr-defined]
+        return cache[name]
+
     @property
     def uses_when(self) -> bool:
         """True when some step has a `when` predicate or a `start_after` (they read outputs)."""

@@ -25,8 +25,8 @@ from worker.celery_app import celery_app
 from worker.config import get_settings
 from worker.db import begin, get_engine
 from worker.engine.events import carry_out
-from worker.engine.executor import Claimed, claim, complete, limits, run_skill
-from worker.engine.publish import publish_steps
+from worker.engine.executor import Advance, Claimed, Outcome, Unguarded, claim, complete, guarded, limits, run_skill
+from worker.engine.publish import Publish, publish_steps
 from worker.engine.states import StepStatus
 from worker.models import utcnow
 from worker.precompiled import LeaseLost
@@ -83,18 +83,9 @@ def run_claimed(conn: Connection, claimed: Claimed, started: float) -> list[str]
             failures.append(f"{current.step.name}: {outcome.error}")
         elapsed = time.monotonic() - started
         inline_ok = inline_runs < settings.inline_max_steps and elapsed < settings.inline_budget_s
+        queues = consumed_queues() if inline_ok else frozenset()
         try:
-            with begin(conn):
-                now = utcnow()
-                adv = complete(
-                    conn,
-                    current,
-                    outcome,
-                    now,
-                    inline_queues=consumed_queues() if inline_ok else frozenset(),
-                    inline_budget_s=soft_limit - elapsed,
-                )
-                pubs = carry_out(conn, adv, now)  # a completed job's follow-ups, in its transaction
+            adv, pubs = _store(conn, current, outcome, queues, soft_limit - elapsed)
         except LeaseLost as lost:  # another worker re-claimed it: this attempt's result is discarded
             log.warning("%s: the attempt lost its lease; its result is discarded", lost)
             break
@@ -102,3 +93,23 @@ def run_claimed(conn: Connection, claimed: Claimed, started: float) -> list[str]
         current = adv.inline
         inline_runs += 1
     return failures
+
+
+def _store(
+    conn: Connection, claimed: Claimed, outcome: Outcome, queues: frozenset[str], budget_s: float
+) -> tuple[Advance, list[Publish]]:
+    """Store the outcome and what follows it in one transaction: guarded (one round trip, the
+    COMMIT included) where the step allows it, under the job's lock otherwise, and again under the
+    lock when the guard found the job moved. Returns the transition and what to publish now."""
+    if guarded(conn, claimed, outcome):
+        try:
+            with begin(conn):
+                now = utcnow()
+                adv = complete(conn, claimed, outcome, now, inline_queues=queues, inline_budget_s=budget_s, guard=True)
+                return adv, carry_out(conn, adv, now)
+        except Unguarded as moved:  # rolled back: nothing of it stayed
+            log.info("step run %s: %s; completing under the job's lock", claimed.step_run_id, moved)
+    with begin(conn):
+        now = utcnow()
+        adv = complete(conn, claimed, outcome, now, inline_queues=queues, inline_budget_s=budget_s)
+        return adv, carry_out(conn, adv, now)  # a completed job's follow-ups, in its transaction

@@ -48,7 +48,7 @@ from worker.errors import AuthRevoked, GoogleNotConnected, NotFound, SkipStep
 from worker.integrations import ask_to_connect, mark_revoked
 from worker.metrics import prom
 from worker.models import jobs, steps, utcnow
-from worker.precompiled import Deferred
+from worker.precompiled import PIPELINE_DIALECTS, Deferred, LeaseLost
 
 log = logging.getLogger(__name__)
 J, S = JobStatus, StepStatus
@@ -86,6 +86,9 @@ class Claimed:
     iteration: int
     inputs: dict[str, Any]
     claimed_at: datetime
+    # The job's step states as the transaction that claimed it left them (an inline claim knows
+    # them; a claimed message does not): what a guarded completion plans from (`guarded`).
+    states: list[store.StepState] | None = None
 
 
 @dataclass
@@ -361,6 +364,31 @@ def _success(step: Step, result: Any) -> Outcome:
     return Outcome(status, output=output, follow_ups=follow_ups, cost_usd=res.cost_usd, tokens=res.tokens)
 
 
+class Unguarded(Exception):
+    """A guarded completion found the job not as its claim left it (a cancel asked, the job ended,
+    the attempt's lease lost): its transaction rolled back; complete it again under the job's lock."""
+
+
+def guarded(conn: Connection, claimed: Claimed, outcome: Outcome) -> bool:
+    """True when this completion may plan from the states its claim knew instead of reading them
+    under the job's lock, and commit in the round trip that stores it (`complete(guarded=True)`).
+
+    Only where nothing else can have changed those states but what the guard checks in SQL: the
+    step is alone in its DAG (no sibling branch can finish meanwhile: `Sequence.alone`), its claim
+    was inline (it carries the states), its outcome is plain (succeeded or skipped, nothing else to
+    record), no follow-ups to read back, and the driver pipelines (PostgreSQL)."""
+    job = claimed.job
+    return (
+        claimed.states is not None
+        and conn.dialect.name in PIPELINE_DIALECTS
+        and job["status"] == J.RUNNING
+        and not outcome.follow_ups
+        and not any(st.has_follow_ups for st in claimed.states)
+        and _plain(job, claimed, outcome)
+        and claimed.sequence.alone(claimed.step.name)
+    )
+
+
 def complete(
     conn: Connection,
     claimed: Claimed,
@@ -369,8 +397,15 @@ def complete(
     *,
     inline_queues: frozenset[str] = frozenset(),
     inline_budget_s: float = 0.0,
+    guard: bool = False,
 ) -> Advance:
-    """Persist `outcome` for the claimed attempt and move the job forward (one transaction)."""
+    """Persist `outcome` for the claimed attempt and move the job forward (one transaction).
+
+    `guard` (only when `guarded()` says so): no read under the lock; the job's lock, the checks
+    that it still runs as the claim left it, the finish, the plan's writes and the COMMIT go in one
+    round trip, and any check that fails raises Unguarded (rolled back: complete it again without)."""
+    if guard:
+        return _complete_guarded(conn, claimed, outcome, now, inline_queues, inline_budget_s)
     locked, states = store.lock_job_with_steps(conn, claimed.job["id"], org_id=claimed.job["org_id"])
     if locked is None:
         return Advance()
@@ -398,12 +433,28 @@ def complete(
                 _report_action(conn, job, claimed.sequence, claimed.step, claimed.step_run_id, outcome, now)
             return Advance([publish_for(step, claimed.step_run_id, countdown_s=outcome.retry_delay_s)])
         return Advance()
-    # A success keeps the error of the attempt before it, so the timeline shows why it was retried.
-    errors = {} if outcome.status == S.SUCCEEDED else {"error": outcome.error, "error_class": outcome.error_class}
     # The common case (a step that succeeded or skipped, nothing else to record) stores its outcome
     # and what planning decides in one round trip: queued, then checked at the flush below.
     later = Deferred(conn) if _plain(job, claimed, outcome) else None
-    stored = store.finish_step(
+    stored = _finish(conn, job, claimed, outcome, now, later)
+    if not stored:
+        log.warning(
+            "step run %s attempt %d lost its lease; its result is discarded", claimed.step_run_id, claimed.attempt
+        )
+        return Advance()
+    adv = _move_on(conn, job, claimed, outcome, states, now, inline_queues, inline_budget_s, later)
+    if later is not None:
+        later.flush()  # LeaseLost when the attempt lost its lease meanwhile: the caller rolls back
+    return adv
+
+
+def _finish(
+    conn: Connection, job: Mapping[str, Any], claimed: Claimed, outcome: Outcome, now: datetime, later: Deferred | None
+) -> bool:
+    """Record the attempt's final outcome (queued in `later` when given); False when it lost its lease."""
+    # A success keeps the error of the attempt before it, so the timeline shows why it was retried.
+    errors = {} if outcome.status == S.SUCCEEDED else {"error": outcome.error, "error_class": outcome.error_class}
+    return store.finish_step(
         conn,
         claimed.step_run_id,
         claimed.attempt,
@@ -419,15 +470,29 @@ def complete(
         later=later,
         **errors,
     )
-    if not stored:
-        log.warning(
-            "step run %s attempt %d lost its lease; its result is discarded", claimed.step_run_id, claimed.attempt
-        )
-        return Advance()
-    adv = _move_on(conn, job, claimed, outcome, states, now, inline_queues, inline_budget_s, later)
-    if later is not None:
-        later.flush()  # LeaseLost when the attempt lost its lease meanwhile: the caller rolls back
-    return adv
+
+
+def _complete_guarded(
+    conn: Connection,
+    claimed: Claimed,
+    outcome: Outcome,
+    now: datetime,
+    inline_queues: frozenset[str],
+    inline_budget_s: float,
+) -> Advance:
+    """`complete(guard=True)`: the plan made from `claimed.states`, its writes queued behind the
+    job's guarded lock and the attempt's finish, all sent with the COMMIT in one round trip."""
+    assert claimed.states is not None
+    job = claimed.job
+    later = Deferred(conn)
+    store.guard_running(later, job["id"], job.get("iteration") or 0, org_id=job["org_id"])
+    _finish(conn, job, claimed, outcome, now, later)
+    try:
+        adv = _move_on(conn, job, claimed, outcome, claimed.states, now, inline_queues, inline_budget_s, later)
+        later.flush(commit=True)
+    except LeaseLost as lost:
+        raise Unguarded(str(lost)) from lost
+    return adv  # no follow-ups to fire (guarded() excludes them): the transaction has ended
 
 
 def _move_on(
@@ -686,6 +751,11 @@ def advance(
             result.publish.append(publish_for(step, row["id"]))
         new_rows.append(row)
     store.insert_steps(conn, new_rows, later)
+    if result.inline is not None:  # what its own completion may plan from (`guarded`)
+        result.inline.states = [
+            *rows,
+            *(store.StepState(r["step"], r["status"], r["iteration"], r["id"], r["queue"], False) for r in new_rows),
+        ]
 
     if p.finished:
         with_follow_ups = any(r.has_follow_ups for r in rows)

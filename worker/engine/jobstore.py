@@ -460,6 +460,31 @@ def lock_job_with_steps(
     return dict(zip(_LOCK_FOR_COMPLETION.keys(conn), row, strict=True)), [StepState(*r) for r in states.rows()]
 
 
+_GUARD_RUNNING = Precompiled(
+    select(jobs.c.id)
+    .where(
+        jobs.c.id == bindparam("b_job", type_=Uuid()),
+        jobs.c.org_id == _ORG,
+        jobs.c.status == J.RUNNING.value,
+        jobs.c.cancel_requested.is_(False),
+        jobs.c.iteration == bindparam("b_iteration", type_=Integer()),
+    )
+    .with_for_update()
+)
+
+
+def guard_running(later: Deferred, job_id: uuid.UUID, iteration: int, *, org_id: uuid.UUID) -> None:
+    """Queue in `later`, first, the lock of the job row on the condition that it is still running, not
+    asked to cancel, on `iteration`: what a guarded completion assumed instead of reading it
+    (worker/engine/executor.py). A job that moved meanwhile fails the flush with LeaseLost."""
+    later.write(
+        _GUARD_RUNNING,
+        {"b_job": job_id, "b_org": org_id, "b_iteration": iteration},
+        expect=1,
+        what=f"job {job_id} running on iteration {iteration}",
+    )
+
+
 def supersede_steps(conn: Connection, job_id: uuid.UUID, names: Iterable[str], *, org_id: uuid.UUID) -> int:
     """Retire the job's current runs of `names` (a re-run replaces them; they stay in the timeline,
     whatever their status); returns how many."""
