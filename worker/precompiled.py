@@ -350,7 +350,7 @@ def batch(conn: Connection) -> Iterator[Batch]:
             if plan is None:  # the COMMIT's (the others close when their result is read)
                 cursor.close()
         stats["batches"] += 1
-        stats["batched"] += len(b._sent)
+        stats["batched"] += len(b._sent) - b.committed  # the COMMIT is counted apart
         stats["batched_begins"] += opens and bool(b._sent)
         stats["batched_commits"] += b.committed
     except conn.dialect.loaded_dbapi.Error as err:
@@ -362,6 +362,15 @@ def batch(conn: Connection) -> Iterator[Batch]:
 
 class LeaseLost(Exception):
     """A deferred write that had to match one row matched none (see `Deferred.flush`)."""
+
+
+class Queued:
+    """The handle of a read queued in a `Deferred`: its `result` once the flush has sent it."""
+
+    __slots__ = ("result",)
+
+    def __init__(self) -> None:
+        self.result: Pending | None = None
 
 
 class Deferred:
@@ -377,6 +386,7 @@ class Deferred:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._queued: list[tuple[Precompiled | PrecompiledInsert, Any, int | None, str]] = []
+        self._reads: dict[int, Queued] = {}  # position in _queued -> the handle of a queued read
 
     def __bool__(self) -> bool:
         return bool(self._queued)
@@ -384,6 +394,12 @@ class Deferred:
     def write(self, pre: Precompiled, values: Mapping[str, Any], *, expect: int | None = None, what: str = "") -> None:
         """Queue a write; `expect`: the row count it must match (None: any)."""
         self._queued.append((pre, values, expect, what))
+
+    def read(self, pre: Precompiled, values: Mapping[str, Any]) -> Queued:
+        """Queue a read to run in its place among the writes; its result is on the handle once flushed."""
+        handle = self._reads[len(self._queued)] = Queued()
+        self._queued.append((pre, values, None, ""))
+        return handle
 
     def insert(self, pre: PrecompiledInsert, rows: Sequence[Mapping[str, Any]]) -> None:
         """Queue a PrecompiledInsert of `rows`."""
@@ -402,15 +418,18 @@ class Deferred:
         may run on the connection after such a flush (its transaction has ended). Elsewhere the counts
         are checked here and the caller's transaction block commits as usual."""
         queued, self._queued = self._queued, []
+        reads, self._reads = self._reads, {}
         if not queued and then is None:
             return None
         in_sql = commit and self.conn.dialect.name in PIPELINE_DIALECTS
         checks: list[tuple[Pending, int, str]] = []
         try:
             with batch(self.conn) as b:
-                for pre, args, expect, what in queued:
+                for position, (pre, args, expect, what) in enumerate(queued):
                     if isinstance(pre, PrecompiledInsert):
                         pre.queue(b, args)
+                    elif position in reads:
+                        reads[position].result = b.send(pre, args)
                     elif expect is not None and in_sql:
                         b.send(pre.asserting(expect), {**args, "b_guard_what": what})
                     else:

@@ -207,18 +207,19 @@ def claim(
     if job["status"] == J.QUEUED and held:  # a delayed job's first step, delivered early: not started yet
         return None, Advance()
     starting = Deferred(conn)  # the job's start goes in one round trip with the claim
+    # A step alone in its DAG learns the job's step states in that round trip too: its completion
+    # can then be guarded (`guarded`) instead of reading them again under the lock.
+    known = (
+        starting.read(store.STATES_OF_JOB, {"b_job": job["id"], "b_org": job["org_id"]})
+        if conn.dialect.name in PIPELINE_DIALECTS and sequence.alone(step.name)
+        else None
+    )
     if job["status"] == J.QUEUED:
+        started = {"started_at": now, "deadline_at": now + timedelta(seconds=get_settings().job_deadline_s)}
         store.set_job_status(
-            conn,
-            job["id"],
-            J.RUNNING,
-            now,
-            old=J.QUEUED,
-            org_id=job["org_id"],
-            started_at=now,
-            deadline_at=now + timedelta(seconds=get_settings().job_deadline_s),
-            later=starting,
+            conn, job["id"], J.RUNNING, now, old=J.QUEUED, org_id=job["org_id"], later=starting, **started
         )
+        job = {**job, "status": J.RUNNING.value, **started}  # as the claim's round trip leaves it
     elif poison:
         store.lock_job(conn, job["id"], org_id=job["org_id"])
     lease = lease_s if lease_s else limits(step)[2]
@@ -249,7 +250,13 @@ def claim(
         return None, advance(conn, job, sequence, now)
     upstream = sequence.ancestors(step.name)
     inputs = store.outputs_of(conn, job["id"], upstream, org_id=job["org_id"]) if upstream else {}
-    return Claimed(job, sequence, step, step_run_id, attempt, iteration, inputs, now), Advance()
+    states = None
+    if known is not None and known.result is not None:  # read before the claim: this step is running now
+        states = [
+            store.StepState(*r[:1], S.RUNNING.value, *r[2:]) if r[3] == step_run_id else store.StepState(*r)
+            for r in known.result.rows()
+        ]
+    return Claimed(job, sequence, step, step_run_id, attempt, iteration, inputs, now, states), Advance()
 
 
 def run_skill(claimed: Claimed, connection: Connection | None = None) -> Outcome:

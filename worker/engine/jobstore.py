@@ -420,7 +420,8 @@ STATE_COLUMNS = (
 )
 
 
-_STATES = Precompiled(
+# The current step states of a job (`step_states`; read in a claim's round trip by worker/engine/executor.py).
+STATES_OF_JOB = Precompiled(
     select(*STATE_COLUMNS).where(
         steps.c.job_id == bindparam("b_job", type_=Uuid()), steps.c.org_id == _ORG, steps.c.superseded.is_(False)
     )
@@ -429,7 +430,7 @@ _STATES = Precompiled(
 
 def step_states(conn: Connection, job_id: uuid.UUID, *, org_id: uuid.UUID) -> list[StepState]:
     """Current (not superseded) step runs of a job."""
-    return [StepState(*r) for r in _STATES.rows(conn, {"b_job": job_id, "b_org": org_id})]
+    return [StepState(*r) for r in STATES_OF_JOB.rows(conn, {"b_job": job_id, "b_org": org_id})]
 
 
 _LOCK_FOR_COMPLETION = Precompiled(
@@ -453,7 +454,7 @@ def lock_job_with_steps(
     """
     params = {"b_job": job_id, "b_org": org_id}
     with batch(conn) as b:  # one round trip with the transaction's BEGIN; the read still runs after the lock
-        locked, states = b.send(_LOCK_FOR_COMPLETION, params), b.send(_STATES, params)
+        locked, states = b.send(_LOCK_FOR_COMPLETION, params), b.send(STATES_OF_JOB, params)
     row = locked.first()
     if row is None:
         return None, []
