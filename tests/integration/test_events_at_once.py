@@ -1,6 +1,6 @@
-"""Accepting an event in one round trip (worker/engine/events.py `accept_at_once`): once a process has
-read an org's (and rep's) gate row, the next event's job and first steps are inserted with the gate
-read behind them in one pipeline, then committed. What it must never change: the gate decides as it
+"""Accepting an event in one statement (worker/engine/events.py `accept_at_once`): once a process has
+read an org's (and rep's) gate row, the next event's job and first steps are inserted and the gate
+read again by one statement, then committed. What it must never change: the gate decides as it
 would have read first (an org disabled, a sequence turned off, a rep opted out or moved or deleted
 since), a duplicate key answers the existing job and leaves no row, another live job for the deal
 makes an `already_live` skip. PostgreSQL + Redis, fire_event in process (no worker: the run_step
@@ -24,6 +24,7 @@ from tests.support.engine import event as envelope
 from worker import precompiled
 from worker.db import get_engine, transaction
 from worker.engine import registry
+from worker.engine.dag import Sequence, Step
 from worker.engine.events import fire_event
 from worker.errors import InvalidEvent
 from worker.models import Org, RejectedEvent, User, jobs, steps
@@ -32,11 +33,16 @@ pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("dags")]
 
 LINEAR = "campaign_daily_check"  # s1 -> ... -> s5: one first step
 FANOUT = "proposal_generation"  # live-bound when its payload names a deal
+TWO_FIRST = Sequence(
+    "deal_risk_scan",
+    payload_model=test_dags.TestPayload,
+    steps=(Step("a", test_dags.noop), Step("b", test_dags.noop), Step("both", test_dags.noop, deps=("a", "b"))),
+)
 
 
 @pytest.fixture(scope="module")
 def dags(pg) -> Iterator[None]:
-    with registry.overridden(test_dags.ALL):
+    with registry.overridden((*test_dags.ALL, TWO_FIRST)):
         yield
 
 
@@ -65,7 +71,7 @@ class Sent:
         self._stats = Counter(precompiled.stats) - self._stats
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.statements.append(" ".join(statement.split()[:3]))
+        self.statements.append(" ".join(statement.split()))
 
     def _begin(self, conn: Any) -> None:
         self.begins += 1
@@ -99,20 +105,29 @@ def set_user(user_id: uuid.UUID, **values: Any) -> None:
         conn.execute(update(User.__table__).where(User.id == user_id).values(**values))
 
 
-def test_a_remembered_gate_fires_the_job_and_its_steps_with_the_gate_read_in_one_round_trip(org: TestOrg):
+def test_a_remembered_gate_fires_the_job_and_its_steps_with_the_gate_read_in_one_statement(org: TestOrg):
     fire(org)  # reads the gate first, and remembers it
     with Sent() as sent:
         result = fire(org)
-    assert sent.statements == [
-        "INSERT INTO sequence_jobs",
-        "INSERT INTO step_runs",
-        "SELECT orgs.enabled, orgs.settings,",
-    ]
-    assert (sent.begins, sent.commits, sent.round_trips) == (1, 1, 2)  # the pipeline (BEGIN included), COMMIT
+    assert len(sent.statements) == 1, sent.statements
+    sql = sent.statements[0]
+    assert sql.startswith("WITH new_job AS (INSERT INTO sequence_jobs")
+    assert "new_steps AS (INSERT INTO step_runs" in sql and "FROM orgs LEFT OUTER JOIN users" in sql
+    assert (sent.begins, sent.commits, sent.round_trips) == (1, 1, 3)  # BEGIN, the statement, COMMIT
     assert (result.status, result.duplicate) == ("queued", False)
     with transaction() as conn:
         rows = conn.execute(select(steps.c.step, steps.c.status).where(steps.c.job_id == result.job_id)).all()
     assert [tuple(r) for r in rows] == [("s1", "queued")]
+
+
+def test_several_first_steps_go_in_the_same_statement(org: TestOrg):
+    fire(org, TWO_FIRST.event_type)  # the gate remembered, the definition stored
+    with Sent() as sent:
+        result = fire(org, TWO_FIRST.event_type)
+    assert len(sent.statements) == 1
+    with transaction() as conn:
+        rows = conn.execute(select(steps.c.step, steps.c.status).where(steps.c.job_id == result.job_id)).all()
+    assert sorted(tuple(r) for r in rows) == [("a", "queued"), ("b", "queued")]
 
 
 def test_a_duplicate_key_answers_the_first_job_and_leaves_no_row(org: TestOrg, caplog: pytest.LogCaptureFixture):

@@ -32,7 +32,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, Uuid, and_, bindparam, case, insert, select, update
+from sqlalchemy import Connection, Uuid, and_, bindparam, case, cast, insert, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from worker import logs
@@ -60,7 +60,7 @@ from worker.memo import ShortMemory
 from worker.metrics import prom
 from worker.models import Org, RejectedEvent, ScheduledEvent, User, jobs, steps, utcnow
 from worker.orgs import job_dry_run
-from worker.precompiled import PIPELINE_DIALECTS, Deferred, LeaseLost, Precompiled, PrecompiledInsert, batch
+from worker.precompiled import Deferred, Precompiled, PrecompiledInsert, batch
 from worker.slack.redaction import redact_slack_body
 from worker.worktime import zone
 
@@ -404,10 +404,10 @@ def _started(
     return FireResult(values["id"], status, False, scheduled_for=values["scheduled_for"]), pubs
 
 
-# --------------------------------------------------------------------------- accepting in one round trip
+# --------------------------------------------------------------------------- accepting in one statement
 
 # How long this process remembers a gate row it read (seconds). A remembered row is never trusted:
-# `accept_at_once` reads it again in the round trip of its writes and rolls back when it changed.
+# `accept_at_once` reads it again in the statement of its writes and rolls back when it changed.
 GATE_MEMORY_S = 60.0
 # Most gate rows remembered (the memory is dropped whole when full).
 GATE_MEMORY_MAX = 10_000
@@ -415,72 +415,105 @@ _gates: ShortMemory[tuple[uuid.UUID, uuid.UUID | None], tuple[Any, ...]] = Short
 
 
 class Missed(Exception):
-    """`accept_at_once` could not keep what it sent (a duplicate key, another live job, a changed
-    gate): its caller rolls the transaction back and accepts the event with `accept`."""
+    """`accept_at_once` could not keep what it wrote (a duplicate key, another live job, a changed
+    gate, a plan that writes more than step rows): its caller rolls the transaction back and accepts
+    the event with `accept`."""
 
 
-_STEP_INSERTS: dict[tuple[str, ...], Precompiled] = {}
+class _NewJobPlan(Deferred):
+    """What `advance` plans for a job not inserted yet, kept instead of written: its step rows
+    (`steps`); any other write it queues is left queued (the caller gives up), and a flush (a plan
+    that needs the job row first) gives up at once."""
 
-
-def _step_if_job(columns: Iterable[str]) -> Precompiled:
-    """`INSERT INTO step_runs (columns) SELECT <the values> WHERE <its job row exists in its org>`:
-    a step of a job whose insert met a conflict is not inserted (and breaks no foreign key)."""
-    keys = tuple(sorted(columns))
-    if keys not in _STEP_INSERTS:
-        values = [bindparam(k, type_=steps.c[k].type) for k in keys]
-        job_exists = (
-            select(jobs.c.id)
-            .where(jobs.c.id == bindparam("job_id", type_=Uuid()), jobs.c.org_id == bindparam("org_id", type_=Uuid()))
-            .exists()
-        )
-        _STEP_INSERTS[keys] = Precompiled(insert(steps).from_select(list(keys), select(*values).where(job_exists)))
-    return _STEP_INSERTS[keys]
-
-
-class _NewJobWrites(Deferred):
-    """The writes of a job not inserted yet: its step rows go in only if the job row went in."""
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        self.steps: list[Mapping[str, Any]] = []
 
     def insert(self, pre: PrecompiledInsert, rows: SequenceOf[Mapping[str, Any]]) -> None:
-        """Queue `rows`; step rows one conditional INSERT each (`_step_if_job`)."""
-        if pre.table is not steps:
+        """Keep step rows; queue anything else."""
+        if pre.table is steps:
+            self.steps.extend(rows)
+        else:
             super().insert(pre, rows)
-            return
-        for row in rows:
-            self.write(_step_if_job(row), row)
+
+    def flush(self, then: Precompiled | None = None, values: Mapping[str, Any] | None = None) -> None:
+        """Give up: the plan needs the job row before its next statement."""
+        raise Missed("the plan of the new job needs its row first")
+
+
+_ACCEPT_STATEMENTS: dict[tuple[Any, ...], Precompiled] = {}
+
+
+def _accept_statement(
+    gate: Precompiled, job_keys: tuple[str, ...], step_keys: tuple[str, ...], n_steps: int
+) -> Precompiled:
+    """One statement: insert the job (`j_<column>` parameters; nothing on a conflict), its `n_steps`
+    first steps (`s<i>_<column>`, each cast: a UNION ALL takes no type from the columns it fills)
+    only if the job row went in, and read the gate row with the new job's id (None when it did not
+    go in) as its last column. Built once per shape."""
+    shape = (gate, job_keys, step_keys, n_steps)
+    if shape not in _ACCEPT_STATEMENTS:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        job = (
+            pg_insert(jobs)
+            .values({k: bindparam(f"j_{k}", type_=jobs.c[k].type) for k in job_keys})
+            .on_conflict_do_nothing()
+            .returning(jobs.c.id)
+            .cte("new_job")
+        )
+        statement = gate.statement.add_columns(select(job.c.id).scalar_subquery().label("new_job_id"))
+        if n_steps:
+            rows = [
+                select(*(cast(bindparam(f"s{i}_{k}"), steps.c[k].type) for k in step_keys)).select_from(job)
+                for i in range(n_steps)
+            ]
+            source = rows[0] if n_steps == 1 else union_all(*rows)
+            statement = statement.add_cte(insert(steps).from_select(list(step_keys), source).cte("new_steps"))
+        _ACCEPT_STATEMENTS[shape] = Precompiled(statement)
+    return _ACCEPT_STATEMENTS[shape]
 
 
 def accept_at_once(
     conn: Connection, event: Event, payload: BaseModel, now: datetime, *, trace_id: str | None = None
 ) -> tuple[FireResult, list[Publish]] | None:
-    """`accept` in one round trip, on a fresh transaction of `conn`: when this process remembers the
-    event's gate row, the job and its first steps are inserted as that row decides and the gate is
-    read again behind them, in one pipeline (the COMMIT follows). Raises Missed (roll back, then
-    `accept`) when the job row did not go in (a duplicate key, another live job, its org or user
-    deleted) or the gate row read is not the one remembered; returns None, with nothing sent, when
-    the event needs `accept` (no remembered row, a sequence gate that reads, `replace`, no pipeline).
+    """`accept` in one statement, on a fresh transaction of `conn`: when this process remembers the
+    event's gate row, the job and its first steps are inserted as that row decides, and the gate
+    is read again, by one statement (`_accept_statement`; the COMMIT follows). Raises Missed (roll
+    back, then `accept`) when the job row did not go in (a duplicate key, another live job, its org
+    or user deleted), the gate row read is not the one remembered, or the plan writes more than
+    step rows; returns None, with nothing sent, when the event needs `accept` (no remembered row,
+    a sequence gate that reads, `replace`, not PostgreSQL).
 
     The outcome is `accept`'s: the same gate row decides, read in the same transaction, and a
     duplicate is answered by `accept` after the rollback."""
-    if event.replace or conn.dialect.name not in PIPELINE_DIALECTS:
+    if event.replace or conn.dialect.name != "postgresql":
         return None
     found = _gates.get((event.org_id, event.user_id))
     sequence = registry.get(event.type.value)
     if found is None or sequence.gate is not None:
         return None
-    q, params = _gate_query(event)
-    values = _job_values(event, payload, now, _gate_of(event, q.keys(conn), found), sequence, trace_id)
-    later = _NewJobWrites(conn)
-    later.write(_job_insert(conn, values), values, expect=1, what="the job insert")
-    adv = advance(conn, values, sequence, now, new_job=True, later=later) if not values["reason"] else None
+    gate, params = _gate_query(event)
+    values = _job_values(event, payload, now, _gate_of(event, gate.keys(conn), found), sequence, trace_id)
+    adv, rows = None, []
+    if not values["reason"]:
+        plan = _NewJobPlan(conn)
+        adv = advance(conn, values, sequence, now, new_job=True, later=plan)
+        if plan or len({tuple(sorted(r)) for r in plan.steps}) > 1:
+            raise Missed("the plan of the new job writes more than its step rows")
+        rows = plan.steps
+    statement = _accept_statement(gate, tuple(sorted(values)), tuple(sorted(rows[0])) if rows else (), len(rows))
+    params.update({f"j_{k}": v for k, v in values.items()})
+    for i, row in enumerate(rows):
+        params.update({f"s{i}_{k}": v for k, v in row.items()})
     try:
-        read = later.flush(q, params)
-    except LeaseLost:
-        raise Missed(f"job {values['id']} not inserted (its key or its live slot is taken)") from None
+        got = statement.first(conn, params)
     except IntegrityError as err:  # the org or the user is gone since it was remembered
         _gates.forget((event.org_id, event.user_id))
         raise Missed(f"job {values['id']} refused: {err.orig}") from None
-    assert read is not None
-    if read.first() != found:
+    if got is None or got[-1] is None:
+        raise Missed(f"job {values['id']} not inserted (its key or its live slot is taken)")
+    if got[:-1] != found:
         _gates.forget((event.org_id, event.user_id))
         raise Missed(f"the gate of org {event.org_id} changed")
     _log_accepted(event, values)
@@ -649,7 +682,7 @@ def _fire(
 def _accept_alone(
     event: Event, payload: BaseModel, now: datetime, trace_id: str | None
 ) -> tuple[FireResult, list[Publish]]:
-    """Accept `event` in a transaction of its own: in one round trip when it can (`accept_at_once`),
+    """Accept `event` in a transaction of its own: in one statement when it can (`accept_at_once`),
     else, or when that missed (rolled back), with `accept`."""
     try:
         with transaction() as conn:
