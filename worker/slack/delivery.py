@@ -232,9 +232,49 @@ def delivery_hold(
 # --------------------------------------------------------------------------- enqueue (callers' transaction)
 
 
+# The org's settings, read when a message may have to stay in the console inbox (compiled once).
+_ORG_SETTINGS = Precompiled(select(Org.settings).where(Org.id == bindparam("b_org", type_=Org.id.type)))
+# The columns enqueue_message writes: every one with a Python-side default is given, so the INSERT
+# runs compiled once per dialect on the cursor (worker/precompiled.py) instead of being built per call.
+_ENQUEUED = (
+    "id",
+    "org_id",
+    "dedupe_key",
+    "user_id",
+    "job_id",
+    "approval_id",
+    "kind",
+    "channel",
+    "text",
+    "blocks",
+    "status",
+    "attempts",
+    "urgent",
+    "not_before",
+    "revision",
+    "created_at",
+    "updated_at",
+    "sent_at",
+)
+_ENQUEUE: dict[str, Precompiled] = {}
+
+
 def _org_in_dry_run(conn: Connection, org_id: uuid.UUID) -> bool:
     """A dry-run org's messages (briefs, reminders, reconnect requests too) stay in the console inbox."""
-    return org_dry_run(conn.execute(select(Org.settings).where(Org.id == org_id)).scalar())
+    row = _ORG_SETTINGS.first(conn, {"b_org": org_id})
+    return org_dry_run(row[0] if row is not None else None)
+
+
+def _enqueue_statement(conn: Connection) -> Precompiled:
+    """`INSERT INTO slack_outbox ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id` for the
+    connection's dialect, built once."""
+    name = conn.dialect.name
+    pre = _ENQUEUE.get(name)
+    if pre is None:
+        values = {c: bindparam(c, type_=outbox.c[c].type) for c in _ENQUEUED}
+        statement = insert_ignoring_conflicts(conn, outbox, ["dedupe_key"]).values(values).returning(outbox.c.id)
+        pre = _ENQUEUE[name] = Precompiled(statement)
+    return pre
 
 
 def enqueue_message(
@@ -261,37 +301,36 @@ def enqueue_message(
     inbox even with a token (dry runs, smoke); `not_before` delays it to that instant.
     """
     console = console or not get_settings().slack_bot_token or _org_in_dry_run(conn, org_id)
-    row = conn.execute(
-        insert_ignoring_conflicts(conn, outbox, ["dedupe_key"])
-        .values(
-            id=uuid.uuid4(),
-            org_id=org_id,
-            dedupe_key=dedupe_key,
-            user_id=user_id,
-            job_id=job_id,
-            approval_id=approval_id,
-            kind=kind,
-            channel=channel,
-            text=str(message.get("text") or "")[:40_000],
-            blocks=list(message.get("blocks") or []),
-            status=DeliveryStatus.CONSOLE if console else DeliveryStatus.PENDING,
-            attempts=0,
-            urgent=urgent,
-            not_before=not_before if not console else None,
-            revision=0,
-            created_at=now,
-            updated_at=now,
-            sent_at=now if console else None,
-        )
-        .returning(outbox.c.id)
-    ).first()
+    row = _enqueue_statement(conn).first(
+        conn,
+        {
+            "id": uuid.uuid4(),
+            "org_id": org_id,
+            "dedupe_key": dedupe_key,
+            "user_id": user_id,
+            "job_id": job_id,
+            "approval_id": approval_id,
+            "kind": kind,
+            "channel": channel,
+            "text": str(message.get("text") or "")[:40_000],
+            "blocks": list(message.get("blocks") or []),
+            "status": (DeliveryStatus.CONSOLE if console else DeliveryStatus.PENDING).value,
+            "attempts": 0,
+            "urgent": urgent,
+            "not_before": not_before if not console else None,
+            "revision": 0,
+            "created_at": now,
+            "updated_at": now,
+            "sent_at": now if console else None,
+        },
+    )
     if row is None:
         return None
     if not console:
         outbox_id = row[0]
         wait_s = max(0.0, (not_before - now).total_seconds()) if not_before else None
         publish_delivery([outbox_id], countdown_s=wait_s or None)  # after the caller's commit
-    return row[0]
+    return row[0]  # type: ignore[no-any-return]
 
 
 _NEW_TEXT = bindparam("new_text", type_=outbox.c.text.type)
