@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import uuid
 from collections import namedtuple
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
+from psycopg.pq import TransactionStatus
 from pydantic import BaseModel
-from sqlalchemy import Connection, Executable, Row, Select, Uuid, bindparam, or_, select
+from sqlalchemy import ARRAY, Connection, Executable, Row, Select, Uuid, all_, any_, bindparam, or_, select
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
+from sqlalchemy.types import NullType
 
 from worker.config import get_settings
 from worker.engine.context import StepContext, StepResult
@@ -58,15 +63,19 @@ _DIRECT: dict[tuple[int, str], tuple[Executable, Precompiled | None, Any]] = {}
 
 def _direct(conn: Connection, statement: Executable) -> tuple[Precompiled | None, Any]:
     """The precompiled runner of `statement` on this connection and its row type; (None, None) where
-    Connection.execute must run it (SQLite, an IN-list parameter, an UPDATE that leaves onupdate columns)."""
+    Connection.execute must run it (an IN-list parameter on SQLite, or of unknown type; an UPDATE that
+    leaves onupdate columns). On PostgreSQL an IN-list runs as `= ANY(array)`."""
     key = (id(statement), conn.dialect.name)
     entry = _DIRECT.get(key)
     if entry is None:
         pre: Precompiled | None = None
         row_type = None
-        if conn.dialect.name in DIRECT_DIALECTS and not statement.compile(dialect=conn.dialect).post_compile_params:
+        runnable = statement
+        if conn.dialect.name == "postgresql":
+            runnable = _in_lists_as_any(statement)
+        if conn.dialect.name in DIRECT_DIALECTS and not runnable.compile(dialect=conn.dialect).post_compile_params:
             try:
-                pre = Precompiled(statement)
+                pre = Precompiled(runnable)
                 keys = pre.keys(conn)  # compiles it: a result type it cannot process raises here
             except (ValueError, TypeError):  # an UPDATE leaving onupdate columns, a NUMERIC column
                 pre = None
@@ -76,14 +85,61 @@ def _direct(conn: Connection, statement: Executable) -> tuple[Precompiled | None
     return entry[1], entry[2]
 
 
+def _in_lists_as_any(statement: Executable) -> Executable:
+    """The statement with each `x IN (:list)` written `x = ANY(:list)` (and NOT IN as `!= ALL`): the
+    list goes as one array parameter, so the statement compiles once and runs precompiled instead of
+    being expanded by SQLAlchemy on every run (PostgreSQL). A list whose type is unknown stays IN."""
+
+    def swap(element: Any, **_kw: Any) -> Any:
+        if not (isinstance(element, BinaryExpression) and isinstance(element.right, BindParameter)):
+            return None
+        right = element.right
+        wanted = {operators.in_op: any_, operators.not_in_op: all_}.get(element.operator)
+        item = next((t for t in (element.left.type, right.type) if not isinstance(t, NullType)), None)
+        if not right.expanding or wanted is None or item is None:
+            return None
+        array = bindparam(right.key, value=right.value, type_=ARRAY(item), unique=right.unique)
+        return element.left == wanted(array) if wanted is any_ else element.left != wanted(array)
+
+    return visitors.replacement_traverse(statement, {}, swap)  # type: ignore[no-any-return]
+
+
 def rows(ctx: StepContext, statement: Executable, **params: Any) -> list[Any]:
     """Every row of a Core SELECT (built once, with bind parameters) in the step's transaction, with
     its columns as attributes."""
-    with ctx.transaction() as conn:
+    with ctx.transaction() as conn, _alone_if_first(conn, statement):
         pre, row_type = _direct(conn, statement)
         if pre is None:
             return list(conn.execute(statement, params))
         return [row_type._make(r) for r in pre.rows(conn, params)]
+
+
+@contextmanager
+def _alone_if_first(conn: Connection, statement: Executable) -> Iterator[None]:
+    """Run a plain SELECT that comes before the step's first write on its own, without BEGIN and
+    COMMIT (PostgreSQL, autocommit for that statement): a read-only skill then costs one round trip
+    per read instead of two more for its transaction, and its COMMIT finds nothing to do.
+
+    Under READ COMMITTED each statement sees its own snapshot anyway, so the reads see what they
+    would have seen in the transaction; a plain SELECT takes no row lock to hold. The step's writes
+    still go in one transaction: once one has run, the transaction is open and this does nothing.
+    """
+    driver = conn.connection.driver_connection if conn.dialect.name == "postgresql" else None
+    if (
+        driver is None
+        or driver.autocommit
+        or driver.info.transaction_status != TransactionStatus.IDLE
+        or not isinstance(statement, Select)
+        or statement._for_update_arg is not None
+    ):
+        yield
+        return
+    driver.autocommit = True
+    try:
+        yield
+    finally:
+        if not driver.closed:  # a dropped connection is thrown away (invalidated), never reused
+            driver.autocommit = False
 
 
 def first(ctx: StepContext, statement: Executable, **params: Any) -> Any | None:
@@ -100,10 +156,15 @@ def scalars(ctx: StepContext, statement: Executable, **params: Any) -> list[Any]
 def execute(ctx: StepContext, statement: Executable, **params: Any) -> int:
     """Run a Core write statement in the step's transaction; the number of rows it matched."""
     with ctx.transaction() as conn:
-        pre, _row_type = _direct(conn, statement)
-        if pre is None:
-            return conn.execute(statement, params).rowcount
-        return pre.count(conn, params)
+        return execute_on(conn, statement, **params)
+
+
+def execute_on(conn: Connection, statement: Executable, **params: Any) -> int:
+    """`execute` on a connection the caller holds (several writes in one `ctx.transaction()` block)."""
+    pre, _row_type = _direct(conn, statement)
+    if pre is None:
+        return conn.execute(statement, params).rowcount
+    return pre.count(conn, params)
 
 
 def load(ctx: StepContext, model: type[M], record_id: Any, what: str) -> M:
@@ -260,16 +321,19 @@ def first_name(name: str | None) -> str:
     return (name or "").split()[0] if (name or "").split() else "there"
 
 
-def think(ctx: StepContext, schema: type[T], system: str, user: str, offline: Callable[[], T]) -> StepResult:
+def think(
+    ctx: StepContext, schema: type[T], system: str, user: str | Callable[[], str], offline: Callable[[], T]
+) -> StepResult:
     """Ask the LLM for `schema` when one is configured, else (or on the last attempt after bad
-    output) use the offline logic (invalid JSON -> transient error, then the offline result)."""
+    output) use the offline logic (invalid JSON -> transient error, then the offline result). `user`,
+    the prompt, may be a function: it is then built only when a model is asked."""
     if not get_settings().llm_base_url.strip():  # llm.llm_enabled(), without importing the client
         return StepResult(output=offline())
     from worker.clients import llm  # httpx (~7 MiB) loads only in a worker that talks to a model
 
     ctx.checkpoint()  # no transaction stays open across the model's answer
     try:
-        result = llm.complete_json(schema, system, user)
+        result = llm.complete_json(schema, system, user if isinstance(user, str) else user())
     except llm.InvalidLLMOutput:
         if ctx.attempt >= 2:
             return StepResult(output=offline())

@@ -190,27 +190,24 @@ def record_activity(
     now = utcnow()
     deal_id, contact_id, company_id = (uuid.UUID(str(v)) if v else None for v in (deal_id, contact_id, company_id))
     with ctx.transaction() as conn:
-        inserted = conn.execute(
-            _activity_insert(conn),
-            {
-                "id": activity_id,
-                "org_id": ctx.org_id,
-                "deal_id": deal_id,
-                "contact_id": contact_id,
-                "company_id": company_id,
-                "user_id": ctx.user_id,
-                "kind": kind,
-                "direction": direction,
-                "subject": subject[:500],
-                "body": body,
-                "occurred_at": now,
-                "created_at": now,
-            },
-        ).rowcount
-        if not inserted:  # the id is this step's own: it was logged by an earlier attempt
-            return None
+        values = {
+            "id": activity_id,
+            "org_id": ctx.org_id,
+            "deal_id": deal_id,
+            "contact_id": contact_id,
+            "company_id": company_id,
+            "user_id": ctx.user_id,
+            "kind": kind,
+            "direction": direction,
+            "subject": subject[:500],
+            "body": body,
+            "occurred_at": now,
+            "created_at": now,
+        }
+        if not common.execute_on(conn, _activity_insert(conn), **values):
+            return None  # the id is this step's own: it was logged by an earlier attempt
         if deal_id and touch_deal:
-            conn.execute(_TOUCH_DEAL, {"b_at": now, "b_id": deal_id, "b_org": ctx.org_id})
+            common.execute_on(conn, _TOUCH_DEAL, b_at=now, b_id=deal_id, b_org=ctx.org_id)
     return now
 
 
@@ -223,7 +220,8 @@ _TOUCH_DEAL = (
 
 
 def _activity_insert(conn: Connection) -> Any:
-    """`INSERT INTO activities ... ON CONFLICT (id) DO NOTHING` for the connection's dialect, built once."""
+    """`INSERT INTO activities ... ON CONFLICT (id) DO NOTHING` for the connection's dialect, built once
+    (so common.execute_on runs it compiled once, on the cursor)."""
     name = conn.dialect.name
     if name not in _ACTIVITY_INSERTS:
         table = Activity.__table__

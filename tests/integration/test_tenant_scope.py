@@ -31,7 +31,7 @@ PROJECT_DIRS = ("worker", "sequences", "webhooks", "blocks")
 CARRIERS = {
     "worker/db.py",
     "worker/precompiled.py",
-    *(f"sequences/skills/common.py:{f}" for f in ("rows", "first", "scalars", "execute")),
+    *(f"sequences/skills/common.py:{f}" for f in ("rows", "first", "scalars", "execute", "execute_on")),
 }
 # Modules whose functions take the ids (and the org) from their caller: the caller is named too.
 STORES = ("worker/engine/jobstore.py",)

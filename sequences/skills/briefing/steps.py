@@ -33,7 +33,8 @@ ALWAYS_DELIVER_H = 2
 # Statements built once (bind parameters b_*).
 _ID, _ORG = bindparam("b_id", type_=Uuid()), bindparam("b_org", type_=Uuid())
 _CONTACTS_BY_EMAIL = select(Contact.id, Contact.email, Contact.name, Contact.title, Contact.company_id).where(
-    Contact.org_id == _ORG, func.lower(Contact.email).in_(bindparam("b_emails", expanding=True))
+    Contact.org_id == _ORG,
+    func.lower(Contact.email, type_=Contact.email.type).in_(bindparam("b_emails", expanding=True)),
 )
 _COMPANY = select(Company.id, Company.name, Company.domain, Company.industry, Company.employees, Company.notes)
 _COMPANY_BY_IDS = _COMPANY.where(Company.org_id == _ORG, Company.id.in_(bindparam("b_ids", expanding=True))).limit(1)
@@ -225,7 +226,7 @@ def generate_briefing(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult
         ctx,
         Briefing,
         "You prepare a salesperson for a meeting. Answer with JSON matching the Briefing schema.",
-        offline().model_dump_json(),
+        lambda: offline().model_dump_json(),
         offline,
     )
 

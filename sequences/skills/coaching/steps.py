@@ -139,7 +139,7 @@ def generate_digest(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
         ctx,
         CoachingDigest,
         "You are a sales coach. Answer with JSON matching the CoachingDigest schema.",
-        weekly.model_dump_json() + (win_loss.model_dump_json() if win_loss else ""),
+        lambda: weekly.model_dump_json() + (win_loss.model_dump_json() if win_loss else ""),
         lambda: coaching_digest(user.name, weekly.metrics, weekly.previous, win_loss),
     )
     digest = CoachingDigest.model_validate(answer.output)

@@ -145,8 +145,10 @@ def draft_reengagement_email(ctx: StepContext, inputs: Mapping[str, Any]) -> Ste
         ctx,
         EmailDraft,
         "You write short, warm B2B re-engagement emails. Answer with JSON {subject, body}.",
-        f"Deal: {deal.name}. Contact: {contact.name}. Stall analysis: {stall.analysis.model_dump_json()}. "
-        f"Trigger events: {events}",
+        lambda: (
+            f"Deal: {deal.name}. Contact: {contact.name}. Stall analysis: {stall.analysis.model_dump_json()}. "
+            f"Trigger events: {events}"
+        ),
         lambda: draft_reengagement(deal.name, contact.name, owner.name if owner else None, stall.analysis, events),
     )
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Uuid, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Uuid, bindparam, func, or_, select, update
 
 import blocks
 from sequences.skills import common, outbound
@@ -27,6 +27,7 @@ from worker.engine.context import FollowUp, StepContext, StepResult
 from worker.engine.payloads import Event
 from worker.errors import PermanentError, SkipStep
 from worker.models import Contact, Deal, Meeting, Task, steps
+from worker.precompiled import PrecompiledInsert
 
 
 class ActionItems(BaseModel):
@@ -95,6 +96,16 @@ _SET_CALL_TYPE = (
 _CONTACT_BY_EMAIL = select(Contact.id).where(Contact.org_id == _ORG, func.lower(Contact.email) == bindparam("b_email"))
 _TASK_TITLES = select(Task.title).where(Task.org_id == _ORG, Task.meeting_id == _ID)
 _DEAL_NEXT_STEP = select(Deal.next_step).where(Deal.id == _ID, Deal.org_id == _ORG)
+# The deal after a meeting: its last activity, and its next step when the meeting gave one.
+_DEAL_AFTER_MEETING = (
+    update(Deal)
+    .where(Deal.id == _ID, Deal.org_id == _ORG)
+    .values(
+        last_activity_at=bindparam("b_at", type_=Deal.last_activity_at.type),
+        next_step=func.coalesce(bindparam("b_next_step", type_=Deal.next_step.type), Deal.next_step),
+    )
+)
+_NEW_TASKS = PrecompiledInsert(Task.__table__)  # one statement for every new task, compiled once
 _FAILED_OR_CALL_TYPE = select(steps.c.step, steps.c.status, steps.c.output).where(
     steps.c.job_id == bindparam("b_job", type_=Uuid()),
     steps.c.org_id == _ORG,
@@ -185,7 +196,7 @@ def extract_items(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
         ActionItems,
         "Extract action items (text, owner rep|prospect, due ISO date or null, speaker) and a short "
         "summary from this sales call. Answer with JSON {items, summary}.",
-        transcript.text[:20_000],
+        lambda: transcript.text[:20_000],
         offline,
     )
 
@@ -200,7 +211,7 @@ def detect_call_intents(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResu
         Intents,
         "Find commitments, buying signals (budget, pricing, timeline, decision_maker, competitor) and "
         "follow-ups in this sales call. Answer with JSON matching the Intents schema.",
-        transcript.text[:20_000],
+        lambda: transcript.text[:20_000],
         lambda: detect_intents(transcript, reps, _start(meeting)),
     )
     intents = Intents.model_validate(answer.output)
@@ -272,8 +283,10 @@ def draft_followup(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
         ctx,
         EmailDraft,
         "Write a short follow-up email after a sales call. Answer with JSON {subject, body}.",
-        f"Meeting: {meeting.title}\nSummary: {extracted.summary}\nAction items: "
-        f"{[i.model_dump(mode='json') for i in extracted.items]}",
+        lambda: (
+            f"Meeting: {meeting.title}\nSummary: {extracted.summary}\nAction items: "
+            f"{[i.model_dump(mode='json') for i in extracted.items]}"
+        ),
         lambda: draft_followup_email(meeting.title, name, user.name, extracted.items, intents),
     )
     draft = EmailDraft.model_validate(answer.output)
@@ -308,11 +321,15 @@ def update_crm(ctx: StepContext, inputs: Mapping[str, Any]) -> CrmUpdate:
         direction=None,
         touch_deal=False,
     )
-    changes: dict[str, Any] = {"last_activity_at": logged_at or meeting.end_at or ctx.now}
-    if next_step:
-        changes["next_step"] = next_step
     with ctx.transaction() as conn:
-        conn.execute(update(Deal).where(Deal.id == meeting.deal_id, Deal.org_id == ctx.org_id).values(**changes))
+        common.execute_on(
+            conn,
+            _DEAL_AFTER_MEETING,
+            b_id=meeting.deal_id,
+            b_org=ctx.org_id,
+            b_at=logged_at or meeting.end_at or ctx.now,
+            b_next_step=next_step or None,
+        )
         record(
             conn,
             ctx.org_id,
@@ -359,7 +376,7 @@ def create_tasks(ctx: StepContext, inputs: Mapping[str, Any]) -> TasksCreated:
         titles.append(title)
     if new_rows:
         with ctx.transaction() as conn:
-            conn.execute(insert(Task.__table__), new_rows)  # one statement for every new task
+            _NEW_TASKS.run(conn, new_rows)
     return TasksCreated(created=len(titles), titles=titles)
 
 

@@ -147,7 +147,7 @@ def generate_custom_sections(ctx: StepContext, inputs: Mapping[str, Any]) -> Ste
         ctx,
         CustomSections,
         "You write concise B2B sales proposals. Answer with JSON {executive_summary, sections:[{heading, body}]}.",
-        f"Deal facts: {facts.model_dump_json()}\nDraft: {populated.draft.model_dump_json()}",
+        lambda: f"Deal facts: {facts.model_dump_json()}\nDraft: {populated.draft.model_dump_json()}",
         lambda: CustomSections(executive_summary=executive_summary(facts)),
     )
 
