@@ -209,11 +209,15 @@ def claim(
     starting = Deferred(conn)  # the job's start goes in one round trip with the claim
     # A step alone in its DAG learns the job's step states in that round trip too: its completion
     # can then be guarded (`guarded`) instead of reading them again under the lock.
+    pipelined = conn.dialect.name in PIPELINE_DIALECTS
     known = (
         starting.read(store.STATES_OF_JOB, {"b_job": job["id"], "b_org": job["org_id"]})
-        if conn.dialect.name in PIPELINE_DIALECTS and sequence.alone(step.name)
+        if pipelined and sequence.alone(step.name)
         else None
     )
+    # So do its inputs (the outputs of its upstream steps, ended before it was queued).
+    upstream = sequence.ancestors(step.name)
+    inputs_read = store.queue_outputs_of(starting, job["id"], upstream, org_id=job["org_id"]) if upstream else None
     if job["status"] == J.QUEUED:
         started = {"started_at": now, "deadline_at": now + timedelta(seconds=get_settings().job_deadline_s)}
         store.set_job_status(
@@ -231,6 +235,7 @@ def claim(
         org_id=job["org_id"],
         claimant=claimant.current(),
         later=starting,
+        commit=not poison,  # the COMMIT too, when nothing but the claim is expected to follow
     )
     if got is None:
         return None, Advance()  # another worker holds it, or it already ended, or its delay has not passed
@@ -248,8 +253,10 @@ def claim(
         poisoned = Outcome(S.FAILED, error=error, error_class="poison", message=error)
         _report_action(conn, job, sequence, step, step_run_id, poisoned, now)
         return None, advance(conn, job, sequence, now)
-    upstream = sequence.ancestors(step.name)
-    inputs = store.outputs_of(conn, job["id"], upstream, org_id=job["org_id"]) if upstream else {}
+    if inputs_read is not None and inputs_read.result is not None:
+        inputs = dict(inputs_read.result.rows())
+    else:
+        inputs = store.outputs_of(conn, job["id"], upstream, org_id=job["org_id"]) if upstream else {}
     states = None
     if known is not None and known.result is not None:  # read before the claim: this step is running now
         states = [
@@ -451,7 +458,9 @@ def complete(
         return Advance()
     adv = _move_on(conn, job, claimed, outcome, states, now, inline_queues, inline_budget_s, later)
     if later is not None:
-        later.flush()  # LeaseLost when the attempt lost its lease meanwhile: the caller rolls back
+        # LeaseLost when the attempt lost its lease meanwhile (the caller rolls back). With no
+        # follow-ups left to fire in this transaction, its COMMIT goes in the same round trip.
+        later.flush(commit=not adv.follow_ups)
     return adv
 
 

@@ -54,7 +54,7 @@ from worker.engine.states import (
     predecessors,
 )
 from worker.models import SequenceDefinition, UTCDateTime, approvals, jobs, steps
-from worker.precompiled import Deferred, Precompiled, PrecompiledInsert, batch
+from worker.precompiled import PIPELINE_DIALECTS, Deferred, Precompiled, PrecompiledInsert, Queued, batch
 
 J, S, A = JobStatus, StepStatus, ApprovalStatus
 
@@ -264,16 +264,18 @@ def claim_step(
     org_id: uuid.UUID,
     claimant: str | None = None,
     later: Deferred | None = None,
+    commit: bool = False,
 ) -> tuple[int, int] | None:
     """Claim a queued step (or one whose lease expired): running, attempt + 1, new lease, held by
     `claimant` (this worker's heartbeat instance; None outside a worker). Returns (attempt, iteration).
-    The writes queued in `later` are sent first, in the same round trip.
+    The writes queued in `later` are sent first, in the same round trip (and, with `commit`, the
+    transaction's COMMIT after it: see `Deferred.flush`).
 
     None when another worker holds it, it already ended, or its retry delay has not passed.
     """
     params = {"b_sid": step_run_id, "b_now": now, "b_lease": lease_until, "b_org": org_id, "b_claimant": claimant}
     if later is not None:  # the writes queued before it go in the same round trip
-        pending = later.flush(_CLAIM_RUN, params)
+        pending = later.flush(_CLAIM_RUN, params, commit=commit)
         assert pending is not None
         return pending.first()
     return _CLAIM_RUN.first(conn, params)
@@ -510,6 +512,14 @@ _OUTPUTS = select(steps.c.step, steps.c.output).where(
 _OUTPUTS_OF = _OUTPUTS.where(steps.c.step.in_(bindparam("b_names", expanding=True)))
 # The same on PostgreSQL with the names as one array parameter (`= ANY`): compiled once, run precompiled.
 _OUTPUTS_ANY = Precompiled(_OUTPUTS.where(steps.c.step == any_(bindparam("b_names", type_=ARRAY(String())))))
+
+
+def queue_outputs_of(later: Deferred, job_id: uuid.UUID, names: Sequence[str], *, org_id: uuid.UUID) -> Queued | None:
+    """Queue the read of `outputs_of(job_id, names)` in `later` where it runs in the same round trip
+    (PostgreSQL); None elsewhere (read them with `outputs_of`)."""
+    if later.conn.dialect.name not in PIPELINE_DIALECTS:
+        return None
+    return later.read(_OUTPUTS_ANY, {"b_job": job_id, "b_org": org_id, "b_names": list(names)})
 
 
 def outputs_of(
