@@ -29,7 +29,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from webhooks import openapi
-from webhooks.errors import safe_headers
+from webhooks.errors import LazySafeHeaders
 from webhooks.inbound import BadJson, parse_json, read_body, refuse, refuse_unless_json
 from worker import ratelimit
 from worker.access.api_keys import ApiKeyRole, authenticate_key
@@ -96,6 +96,8 @@ def _unauthorized(reason: str) -> Response:
 
 def _wait_seconds() -> float | str | None:
     """The `?wait=` seconds, None when absent, or why it is not acceptable."""
+    if not request.query_string:  # most requests: no query string to parse
+        return None
     value = request.args.get("wait")
     if value is None:
         return None
@@ -157,7 +159,7 @@ def post_event() -> Any:
         return limited
     try:
         # InvalidEvent (422 with the field errors) is recorded by fire_public_event and answered by errors.py
-        result = fire_public_event(data, source=source, raw_body=raw.decode("utf-8"), headers=safe_headers())
+        result = fire_public_event(data, source=source, raw_body=raw, headers=LazySafeHeaders())
     except InvalidEvent:
         if org_id is not None:
             _give_back(org_id)  # only accepted events use the org's budget

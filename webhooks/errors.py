@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -52,6 +53,28 @@ def error_code(err: Exception) -> str:
 def safe_headers() -> dict[str, str]:
     """The request's headers without credentials (what a rejected_events row keeps)."""
     return {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS}
+
+
+class LazySafeHeaders(Mapping[str, str]):
+    """`safe_headers()` of the current request, read only if a refusal records them (most requests
+    are accepted and never look); use it inside the request."""
+
+    def __init__(self) -> None:
+        self._headers: dict[str, str] | None = None
+
+    def _read(self) -> dict[str, str]:
+        if self._headers is None:
+            self._headers = safe_headers()
+        return self._headers
+
+    def __getitem__(self, name: str) -> str:
+        return self._read()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
 
 
 def record_refusal(

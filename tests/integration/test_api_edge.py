@@ -108,7 +108,8 @@ def assert_refused(response: Any, status: int, before: dict[str, int], error_typ
     assert refusal_delta(before) == {"rejected": 1}
     row = latest_rejected()
     assert (row.source, row.error_type) == (source, error_type)
-    assert "authorization" not in {k.lower() for k in (row.headers or {})}
+    kept = {k.lower() for k in (row.headers or {})}
+    assert "host" in kept and "authorization" not in kept  # the request's headers, its credentials left out
     return body
 
 

@@ -32,7 +32,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, Uuid, and_, bindparam, case, cast, insert, select, union_all, update
+from sqlalchemy import Connection, Uuid, and_, bindparam, case, cast, insert, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from worker import logs
@@ -382,6 +382,8 @@ def _log_accepted(event: Event, values: Mapping[str, Any]) -> None:
     """The accepted job's log line and counter (after commit)."""
     reason, live = values["reason"], values["live_job_id"]
     on_commit(lambda: prom.event_accepted(values["source"], values["event_type"]))
+    if not log.isEnabledFor(logging.INFO):  # the line's arguments cost more than the check
+        return
     log.info(
         "event %s from %s accepted: job %s %s%s",
         event.type.value,
@@ -444,32 +446,43 @@ class _NewJobPlan(Deferred):
 _ACCEPT_STATEMENTS: dict[tuple[Any, ...], Precompiled] = {}
 
 
-def _accept_statement(
-    gate: Precompiled, job_keys: tuple[str, ...], step_keys: tuple[str, ...], n_steps: int
-) -> Precompiled:
-    """One statement: insert the job (`j_<column>` parameters; nothing on a conflict), its `n_steps`
-    first steps (`s<i>_<column>`, each cast: a UNION ALL takes no type from the columns it fills)
-    only if the job row went in, and read the gate row with the new job's id (None when it did not
-    go in) as its last column. Built once per shape."""
-    shape = (gate, job_keys, step_keys, n_steps)
+# A row's shape in the statement: its columns in order, and those whose value is None (written as NULL).
+_Shape = tuple[tuple[str, ...], frozenset[str]]
+
+
+def _shape(row: Mapping[str, Any]) -> _Shape:
+    return tuple(sorted(row)), frozenset(k for k, v in row.items() if v is None)
+
+
+def _accept_statement(gate: Precompiled, job: _Shape, step_rows: tuple[_Shape, ...]) -> Precompiled:
+    """One statement: insert the job (`j_<column>` parameters; nothing on a conflict), its first
+    steps (`s<i>_<column>`, each cast: a UNION ALL takes no type from the columns it fills) only if
+    the job row went in, and read the gate row with the new job's id (None when it did not go in)
+    as its last column. A column whose value is None is written NULL in the SQL, not sent (most of
+    a new row's are). Built once per shape."""
+    shape = (gate, job, step_rows)
     if shape not in _ACCEPT_STATEMENTS:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        job = (
+        keys, nulls = job
+        new_job = (
             pg_insert(jobs)
-            .values({k: bindparam(f"j_{k}", type_=jobs.c[k].type) for k in job_keys})
+            .values({k: null() if k in nulls else bindparam(f"j_{k}", type_=jobs.c[k].type) for k in keys})
             .on_conflict_do_nothing()
             .returning(jobs.c.id)
             .cte("new_job")
         )
-        statement = gate.statement.add_columns(select(job.c.id).scalar_subquery().label("new_job_id"))
-        if n_steps:
+        statement = gate.statement.add_columns(select(new_job.c.id).scalar_subquery().label("new_job_id"))
+        if step_rows:
             rows = [
-                select(*(cast(bindparam(f"s{i}_{k}"), steps.c[k].type) for k in step_keys)).select_from(job)
-                for i in range(n_steps)
+                select(
+                    *(cast(null() if k in nulls else bindparam(f"s{i}_{k}"), steps.c[k].type) for k in keys)
+                ).select_from(new_job)
+                for i, (keys, nulls) in enumerate(step_rows)
             ]
-            source = rows[0] if n_steps == 1 else union_all(*rows)
-            statement = statement.add_cte(insert(steps).from_select(list(step_keys), source).cte("new_steps"))
+            source = rows[0] if len(rows) == 1 else union_all(*rows)
+            columns = list(step_rows[0][0])
+            statement = statement.add_cte(insert(steps).from_select(columns, source).cte("new_steps"))
         _ACCEPT_STATEMENTS[shape] = Precompiled(statement)
     return _ACCEPT_STATEMENTS[shape]
 
@@ -502,10 +515,10 @@ def accept_at_once(
         if plan or len({tuple(sorted(r)) for r in plan.steps}) > 1:
             raise Missed("the plan of the new job writes more than its step rows")
         rows = plan.steps
-    statement = _accept_statement(gate, tuple(sorted(values)), tuple(sorted(rows[0])) if rows else (), len(rows))
-    params.update({f"j_{k}": v for k, v in values.items()})
+    statement = _accept_statement(gate, _shape(values), tuple(_shape(r) for r in rows))
+    params.update({f"j_{k}": v for k, v in values.items() if v is not None})
     for i, row in enumerate(rows):
-        params.update({f"s{i}_{k}": v for k, v in row.items()})
+        params.update({f"s{i}_{k}": v for k, v in row.items() if v is not None})
     try:
         got = statement.first(conn, params)
     except IntegrityError as err:  # the org or the user is gone since it was remembered
@@ -604,7 +617,7 @@ def fire_event(
     data: Mapping[str, Any] | Event,
     *,
     now: datetime | None = None,
-    raw_body: str | None = None,
+    raw_body: str | bytes | None = None,
     headers: Mapping[str, str] | None = None,
     trace_id: str | None = None,
 ) -> FireResult:
@@ -630,7 +643,7 @@ def fire_public_event(
     *,
     source: str,
     now: datetime | None = None,
-    raw_body: str | None = None,
+    raw_body: str | bytes | None = None,
     headers: Mapping[str, str] | None = None,
     trace_id: str | None = None,
 ) -> FireResult:
@@ -657,7 +670,7 @@ def _fire(
     data: Any,
     *,
     now: datetime | None,
-    raw_body: str | None,
+    raw_body: str | bytes | None,
     headers: Mapping[str, str] | None,
     trace_id: str | None,
 ) -> FireResult:
