@@ -7,7 +7,8 @@ solo worker would. SQLAlchemy event hooks count statements (by verb), transactio
 checkouts; the dialect's ``do_ping`` is wrapped to count ``pool_pre_ping`` pings. psycopg 3 sends
 BEGIN as its own command, so round trips = pings + BEGINs + statements + COMMITs/ROLLBACKs, less what
 went in one pipeline (worker/precompiled.py ``batch``: its statements, the BEGIN it opened with and
-the COMMIT it ended with are one round trip; ``precompiled.stats`` counts them).
+the COMMIT it ended with are one round trip; a statement run in a transaction of its own sends
+neither; ``precompiled.stats`` counts them).
 ``--cprofile`` adds the top functions of the step path by CPU time (execute() only, fire_event
 excluded); ``--trace`` prints every round trip of one job in order.
 
@@ -106,6 +107,7 @@ class Counters:
             "pipelined statements": sent["batched"],
             "pipelined BEGINs": sent["batched_begins"],
             "pipelined COMMITs": sent["batched_commits"],
+            "autocommitted statements": sent["autocommitted"],
         }
         return Counter(self.c) + Counter(pipelined)
 
@@ -124,6 +126,9 @@ def per(counter: Counter[str], n: int) -> dict[str, float]:
         - (counter["pipelined statements"] - counter["pipelines"])
         - counter["pipelined BEGINs"]
         - counter["pipelined COMMITs"]
+        # a statement run in its own transaction (worker/precompiled.py `_as_one_statement`): the
+        # transaction it ended sent no BEGIN and no COMMIT
+        - 2 * counter["autocommitted statements"]
     )
     out["= round trips"] = trips / n
     return out

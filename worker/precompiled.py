@@ -23,6 +23,7 @@ snapshot, so a read sent after a `FOR UPDATE` sees what the lock holder committe
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     Connection,
     Integer,
+    Select,
     String,
     Table,
     Update,
@@ -42,6 +44,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    text,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -364,6 +367,115 @@ class LeaseLost(Exception):
     """A deferred write that had to match one row matched none (see `Deferred.flush`)."""
 
 
+class _Composed:
+    """Several statements run as one (`Deferred.flush(commit=True)` on PostgreSQL): each a CTE
+    `w<i>` returning a row per row it matched, each after the first check conditional on every check
+    before it holding; the main SELECT fails unless every check matched its count, so a statement
+    that failed a check wrote nothing, whatever came before the check."""
+
+    __slots__ = ("checks", "parts", "sql")
+
+    def __init__(self, parts: Sequence[tuple[Callable[[str | None], Any], int | None]], conn: Connection) -> None:
+        self.parts: list[_Plan] = []
+        self.checks: list[tuple[int, int]] = []  # (part index, the count it must match)
+        ctes: list[str] = []
+        gate: str | None = None
+        for i, (build, expect) in enumerate(parts):
+            statement = build(gate)
+            if not isinstance(statement, Select) and not statement._returning:
+                statement = statement.returning(literal_column("1"))
+            plan = _Plan(statement, conn)
+            self.parts.append(plan)
+            ctes.append(f"w{i} AS ({_PLACEHOLDER.sub(lambda m, i=i: f'%(p{i}_{m.group(1)})s', plan.sql)})")
+            if expect is not None:
+                self.checks.append((i, expect))
+                held = f"(SELECT count(*) FROM w{i}) = {expect}"
+                gate = held if gate is None else f"{gate} AND {held}"
+        # Every check holds, or the statement fails (and so writes nothing) with the counts it met.
+        counts = [f"(SELECT count(*) FROM w{i})" for i, _ in self.checks]
+        held = " AND ".join(f"{c} = {expect}" for c, (_, expect) in zip(counts, self.checks, strict=True)) or "true"
+        verdict = f"CASE WHEN {held} THEN '0' ELSE '{GUARD_MARK}' || concat_ws(',', {', '.join(counts) or 'NULL'}) END"
+        self.sql = f"WITH {', '.join(ctes)} SELECT CAST({verdict} AS INTEGER)"
+
+    def failed(self, message: str, whats: Sequence[str]) -> str | None:
+        """What failed, from the error the statement raised (None when it was not a check's)."""
+        if GUARD_MARK not in message:
+            return None
+        met = message.split(GUARD_MARK, 1)[1].split('"', 1)[0].split(",")
+        for (i, expect), got in zip(self.checks, met, strict=False):
+            if int(got) != expect:
+                return f"{whats[i]}: matched {got} rows, expected {expect}"
+        return message
+
+    def params(self, values: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The parameters of every part (`values[i]` for part i), processed and renamed `p<i>_<name>`."""
+        merged: dict[str, Any] = {}
+        for i, (plan, given) in enumerate(zip(self.parts, values, strict=True)):
+            processed = plan.params(given)
+            assert isinstance(processed, dict)
+            merged.update({f"p{i}_{k}": v for k, v in processed.items()})
+        return merged
+
+
+# A named psycopg placeholder, `%(name)s`.
+_PLACEHOLDER = re.compile(r"%\(([^)]+)\)s")
+_COMPOSED: dict[tuple[Any, ...], _Composed] = {}
+
+
+def _gated(statement: Any) -> Callable[[str | None], Any]:
+    """`statement` with a condition (SQL) added to its WHERE when there is one."""
+    return lambda gate: statement if gate is None else statement.where(text(gate))
+
+
+def _gated_insert(table: Table, keys: tuple[str, ...]) -> Callable[[str | None], Any]:
+    """`INSERT INTO table (keys) SELECT :keys [WHERE condition]`: one row, written only if the
+    condition holds."""
+    row = select(*(bindparam(k, type_=table.c[k].type) for k in keys))
+    return lambda gate: insert(table).from_select(list(keys), row if gate is None else row.where(text(gate)))
+
+
+def _as_one_statement(conn: Connection, queued: Sequence[tuple[Any, Any, int | None, str]]) -> bool:
+    """Run the queued writes as one statement in its own transaction (autocommit: one round trip, no
+    BEGIN or COMMIT), those after a check conditional on it; True when done, LeaseLost when a check
+    failed (the statement failed: nothing of it was written). False, with nothing run, where that
+    cannot be: not PostgreSQL, a transaction already open, rows an insert cannot take as they are."""
+    if conn.dialect.name not in PIPELINE_DIALECTS:
+        return False
+    driver = conn.connection.driver_connection
+    if driver is None or driver.autocommit or driver.info.transaction_status != TransactionStatus.IDLE:
+        return False
+    parts: list[tuple[Any, Mapping[str, Any], int | None, str]] = []
+    for pre, args, expect, what in queued:
+        if isinstance(pre, PrecompiledInsert):
+            if pre._statement(conn, args) is None:
+                return False
+            keys = tuple(sorted(args[0]))
+            parts.extend(((pre.table, keys), row, None, "") for row in args)
+        else:
+            parts.append((pre, args, expect, what))
+    key = tuple((id(part[0]) if isinstance(part[0], Precompiled) else part[0], part[2]) for part in parts)
+    composed = _COMPOSED.get(key)
+    if composed is None:
+        builders = [
+            (_gated_insert(*p) if isinstance(p, tuple) else _gated(p.statement), expect) for p, _a, expect, _w in parts
+        ]
+        composed = _COMPOSED[key] = _Composed(builders, conn)
+    params = composed.params([args for _p, args, _e, _w in parts])
+    driver.autocommit = True
+    try:
+        _run(conn, composed, params).close()  # type: ignore[arg-type]
+    except DBAPIError as err:
+        failed = composed.failed(str(err.orig), [what for _p, _a, _e, what in parts])
+        if failed is None:
+            raise
+        raise LeaseLost(failed) from err
+    finally:
+        if not driver.closed:  # a dropped connection is thrown away (invalidated), never reused
+            driver.autocommit = False
+        stats["autocommitted"] += 1
+    return True
+
+
 class Queued:
     """The handle of a read queued in a `Deferred`: its `result` once the flush has sent it."""
 
@@ -412,14 +524,18 @@ class Deferred:
         """Send the queued writes in order (one pipeline on PostgreSQL) and check their counts; `then`
         (with `values`) goes last in the same round trip, and its result is returned.
 
-        `commit`: where the driver pipelines, the transaction's COMMIT goes in the same round trip and
-        each count is checked by the server (`Precompiled.asserting`): a mismatch aborts the
-        transaction before its COMMIT, which then rolls it back, and raises LeaseLost here. Nothing
-        may run on the connection after such a flush (its transaction has ended). Elsewhere the counts
-        are checked here and the caller's transaction block commits as usual."""
+        `commit` ends the transaction in the same round trip on PostgreSQL, and nothing may run on the
+        connection after such a flush. When the transaction has not started yet (nothing read before),
+        the writes go as one statement in a transaction of its own (`_as_one_statement`: no BEGIN, no
+        COMMIT; its parts all see the tables as they were before it, so queue no two writes of one
+        row); otherwise in the pipeline, each count checked by the server (`Precompiled.asserting`),
+        then the COMMIT. Either way a count off fails the whole transaction and raises LeaseLost here.
+        Elsewhere the counts are checked here and the caller's transaction block commits as usual."""
         queued, self._queued = self._queued, []
         reads, self._reads = self._reads, {}
         if not queued and then is None:
+            return None
+        if commit and not reads and then is None and _as_one_statement(self.conn, queued):
             return None
         in_sql = commit and self.conn.dialect.name in PIPELINE_DIALECTS
         checks: list[tuple[Pending, int, str]] = []

@@ -151,3 +151,17 @@ def test_a_guarded_completion_whose_attempt_was_reclaimed_stores_nothing(pg, org
         _complete_guarded(second)
     rows = step_rows(job_id)
     assert list(rows) == ["s1", "s2"] and (rows["s2"].status, rows["s2"].attempt) == (S.RUNNING, 2)
+
+
+def test_guarded_completions_carry_a_linear_job_to_its_end(pg, org):
+    """Each inline step of the chain completes guarded, the last one moving the job to completed in
+    the same statement that locked it."""
+    job_id, current = _inline_second_step(org)
+    for name in ("s2", "s3", "s4", "s5"):
+        assert current is not None and current.step.name == name
+        current = _complete_guarded(current).inline
+    assert current is None
+    assert job_status(job_id) == J.COMPLETED
+    assert {name: row.status for name, row in step_rows(job_id).items()} == dict.fromkeys(
+        ("s1", "s2", "s3", "s4", "s5"), S.SUCCEEDED
+    )
