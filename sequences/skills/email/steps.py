@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Uuid, bindparam, func, select, update
+from sqlalchemy import Uuid, and_, bindparam, func, select, update
 
 from sequences.skills import common, outbound
 from sequences.skills.email.addresses import domain_of, is_free_mail, parse_address
@@ -22,21 +22,32 @@ OPEN_DEAL_EXCLUDED = ("closed_won", "closed_lost")
 
 # Statements built once (bind parameters b_*).
 _ID, _ORG = bindparam("b_id", type_=Uuid()), bindparam("b_org", type_=Uuid())
-_CONTACT_BY_EMAIL = select(Contact.id, Contact.name, Contact.company_id).where(
-    Contact.org_id == _ORG, func.lower(Contact.email) == bindparam("b_email")
-)
-_COMPANY_BY_ID = select(Company.id, Company.name).where(Company.id == _ID, Company.org_id == _ORG)
-_COMPANY_BY_DOMAIN = select(Company.id, Company.name).where(
-    Company.org_id == _ORG, Company.domain == bindparam("b_domain")
-)
-# The biggest open deal of a contact (as its primary contact) or of a company (`!=` for each closed stage
-# rather than NOT IN, whose list would be rendered at each run).
-_OPEN_DEAL_OF_CONTACT, _OPEN_DEAL_OF_COMPANY = (
+# The biggest open deal (`!=` for each closed stage rather than NOT IN, whose list would be rendered
+# at each run), correlated below with a contact (as its primary contact) or a company.
+_OPEN_DEAL = (
     select(Deal.id)
-    .where(Deal.org_id == _ORG, column == _ID, *(Deal.stage != stage for stage in OPEN_DEAL_EXCLUDED))
+    .where(Deal.org_id == _ORG, *(Deal.stage != stage for stage in OPEN_DEAL_EXCLUDED))
     .order_by(Deal.value.desc())
     .limit(1)
-    for column in (Deal.primary_contact_id, Deal.company_id)
+)
+_COMPANY_DEAL = _OPEN_DEAL.where(Deal.company_id == Company.id).scalar_subquery().label("company_deal")
+# The sender as a contact of the org, its company and the open deal of each, in one statement.
+_CONTACT_BY_EMAIL = (
+    select(
+        Contact.id,
+        Contact.name,
+        Company.id.label("company_id"),
+        Company.name.label("company_name"),
+        _OPEN_DEAL.where(Deal.primary_contact_id == Contact.id).scalar_subquery().label("contact_deal"),
+        _COMPANY_DEAL,
+    )
+    .select_from(Contact)
+    .outerjoin(Company, and_(Company.id == Contact.company_id, Company.org_id == _ORG))
+    .where(Contact.org_id == _ORG, func.lower(Contact.email) == bindparam("b_email"))
+)
+# No such contact: the company by the sender's domain, and its open deal.
+_COMPANY_BY_DOMAIN = select(Company.id, Company.name, _COMPANY_DEAL).where(
+    Company.org_id == _ORG, Company.domain == bindparam("b_domain")
 )
 _REPLY_DRAFTED = (
     update(CampaignReply).where(CampaignReply.id == _ID, CampaignReply.org_id == _ORG).values(status="drafted")
@@ -158,22 +169,20 @@ def match_to_crm_contact(ctx: StepContext, inputs: Mapping[str, Any]) -> Match:
     email = Classified.model_validate(inputs["classify-email-intent"]).email
     free = is_free_mail(email.from_email)
     contact = common.first(ctx, _CONTACT_BY_EMAIL, b_org=ctx.org_id, b_email=email.from_email.lower())
-    company = None
-    if contact is not None and contact.company_id:
-        company = common.first(ctx, _COMPANY_BY_ID, b_org=ctx.org_id, b_id=contact.company_id)
+    company_id = company_name = deal_id = None
+    if contact is not None:
+        company_id, company_name = contact.company_id, contact.company_name
+        deal_id = contact.contact_deal or contact.company_deal
     elif not free and domain_of(email.from_email):
         company = common.first(ctx, _COMPANY_BY_DOMAIN, b_org=ctx.org_id, b_domain=domain_of(email.from_email))
-    deal = None
-    if contact is not None:
-        deal = common.first(ctx, _OPEN_DEAL_OF_CONTACT, b_org=ctx.org_id, b_id=contact.id)
-    if deal is None and company is not None:
-        deal = common.first(ctx, _OPEN_DEAL_OF_COMPANY, b_org=ctx.org_id, b_id=company.id)
+        if company is not None:
+            company_id, company_name, deal_id = company.id, company.name, company.company_deal
     return Match(
         contact_id=str(contact.id) if contact else None,
         contact_name=contact.name if contact else None,
-        company_id=str(company.id) if company else None,
-        company_name=company.name if company else None,
-        deal_id=str(deal.id) if deal else None,
+        company_id=str(company_id) if company_id else None,
+        company_name=company_name,
+        deal_id=str(deal_id) if deal_id else None,
         free_mail=free,
     )
 
