@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
+from psycopg.pq import TransactionStatus
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Uuid, and_, bindparam, case, cast, insert, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
@@ -455,34 +456,38 @@ def _shape(row: Mapping[str, Any]) -> _Shape:
 
 
 def _accept_statement(gate: Precompiled, job: _Shape, step_rows: tuple[_Shape, ...]) -> Precompiled:
-    """One statement: insert the job (`j_<column>` parameters; nothing on a conflict), its first
-    steps (`s<i>_<column>`, each cast: a UNION ALL takes no type from the columns it fills) only if
-    the job row went in, and read the gate row with the new job's id (None when it did not go in)
-    as its last column. A column whose value is None is written NULL in the SQL, not sent (most of
-    a new row's are). Built once per shape."""
+    """One statement: insert the job (`j_<column>` parameters; nothing on a conflict) if the gate
+    row is still the one remembered (`g<i>` parameters, its columns in order), its first steps
+    (`s<i>_<column>`) only if the job row went in, and read the gate row with the new job's id
+    (None when it did not go in) as its last column. Values are cast (a SELECT list or a UNION ALL
+    takes no type from the columns it fills); a column whose value is None is written NULL in the
+    SQL, not sent (most of a new row's are). Built once per shape."""
     shape = (gate, job, step_rows)
     if shape not in _ACCEPT_STATEMENTS:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+        def value(table: Any, key: str, nulls: frozenset[str], name: str) -> Any:
+            kind = table.c[key].type
+            return cast(null() if key in nulls else bindparam(name, type_=kind), kind)
+
+        columns = [getattr(c, "element", c) for c in gate.statement.selected_columns]  # a label's column
+        unchanged = gate.statement.where(
+            *(c.is_not_distinct_from(bindparam(f"g{i}", type_=c.type)) for i, c in enumerate(columns))
+        ).exists()
         keys, nulls = job
+        row = select(*(value(jobs, k, nulls, f"j_{k}") for k in keys)).where(unchanged)
         new_job = (
-            pg_insert(jobs)
-            .values({k: null() if k in nulls else bindparam(f"j_{k}", type_=jobs.c[k].type) for k in keys})
-            .on_conflict_do_nothing()
-            .returning(jobs.c.id)
-            .cte("new_job")
+            pg_insert(jobs).from_select(list(keys), row).on_conflict_do_nothing().returning(jobs.c.id).cte("new_job")
         )
         statement = gate.statement.add_columns(select(new_job.c.id).scalar_subquery().label("new_job_id"))
         if step_rows:
             rows = [
-                select(
-                    *(cast(null() if k in nulls else bindparam(f"s{i}_{k}"), steps.c[k].type) for k in keys)
-                ).select_from(new_job)
+                select(*(value(steps, k, nulls, f"s{i}_{k}") for k in keys)).select_from(new_job)
                 for i, (keys, nulls) in enumerate(step_rows)
             ]
             source = rows[0] if len(rows) == 1 else union_all(*rows)
-            columns = list(step_rows[0][0])
-            statement = statement.add_cte(insert(steps).from_select(columns, source).cte("new_steps"))
+            new_steps = insert(steps).from_select(list(step_rows[0][0]), source).cte("new_steps")
+            statement = statement.add_cte(new_steps)
         _ACCEPT_STATEMENTS[shape] = Precompiled(statement)
     return _ACCEPT_STATEMENTS[shape]
 
@@ -491,14 +496,15 @@ def accept_at_once(
     conn: Connection, event: Event, payload: BaseModel, now: datetime, *, trace_id: str | None = None
 ) -> tuple[FireResult, list[Publish]] | None:
     """`accept` in one statement, on a fresh transaction of `conn`: when this process remembers the
-    event's gate row, the job and its first steps are inserted as that row decides, and the gate
-    is read again, by one statement (`_accept_statement`; the COMMIT follows). Raises Missed (roll
-    back, then `accept`) when the job row did not go in (a duplicate key, another live job, its org
-    or user deleted), the gate row read is not the one remembered, or the plan writes more than
-    step rows; returns None, with nothing sent, when the event needs `accept` (no remembered row,
-    a sequence gate that reads, `replace`, not PostgreSQL).
+    event's gate row, the job and its first steps are inserted as that row decides, if it is still
+    the row in the database, by one statement (`_accept_statement`), which commits itself when it
+    is all the transaction does (one round trip). Raises Missed (roll back, then `accept`) when the
+    job row did not go in (a duplicate key, another live job, a gate row changed, its org or user
+    deleted) or the plan writes more than step rows; returns None, with nothing sent, when the
+    event needs `accept` (no remembered row, a sequence gate that reads, `replace`, not
+    PostgreSQL).
 
-    The outcome is `accept`'s: the same gate row decides, read in the same transaction, and a
+    The outcome is `accept`'s: the same gate row decides, read by the statement that writes, and a
     duplicate is answered by `accept` after the rollback."""
     if event.replace or conn.dialect.name != "postgresql":
         return None
@@ -519,16 +525,19 @@ def accept_at_once(
     params.update({f"j_{k}": v for k, v in values.items() if v is not None})
     for i, row in enumerate(rows):
         params.update({f"s{i}_{k}": v for k, v in row.items() if v is not None})
-    try:
-        got = statement.first(conn, params)
+    params.update({f"g{i}": v for i, v in enumerate(found)})
+    try:  # alone in its transaction, it commits itself: one round trip (a delayed job's hold follows it)
+        ran, got = _run_alone(conn, statement, params) if values["scheduled_for"] is None else (False, None)
+        if not ran:
+            got = statement.first(conn, params)
     except IntegrityError as err:  # the org or the user is gone since it was remembered
         _gates.forget((event.org_id, event.user_id))
         raise Missed(f"job {values['id']} refused: {err.orig}") from None
-    if got is None or got[-1] is None:
-        raise Missed(f"job {values['id']} not inserted (its key or its live slot is taken)")
-    if got[:-1] != found:
+    if got is None or got[:-1] != found:
         _gates.forget((event.org_id, event.user_id))
         raise Missed(f"the gate of org {event.org_id} changed")
+    if got[-1] is None:
+        raise Missed(f"job {values['id']} not inserted (its key or its live slot is taken)")
     _log_accepted(event, values)
     if adv is None:
         return FireResult(values["id"], values["status"], False, values["reason"]), []
@@ -690,6 +699,23 @@ def _fire(
         raise
     publish_steps(pubs)
     return result
+
+
+def _run_alone(
+    conn: Connection, statement: Precompiled, params: Mapping[str, Any]
+) -> tuple[bool, tuple[Any, ...] | None]:
+    """Run `statement` as a transaction of its own (autocommit: no BEGIN, no COMMIT) when the
+    connection's transaction has sent nothing yet: (True, its first row); (False, None) with
+    nothing run otherwise."""
+    driver = conn.connection.driver_connection
+    if driver is None or driver.autocommit or driver.info.transaction_status != TransactionStatus.IDLE:
+        return False, None
+    driver.autocommit = True
+    try:
+        return True, statement.first(conn, params)
+    finally:
+        if not driver.closed:  # a dropped connection is thrown away (invalidated), never reused
+            driver.autocommit = False
 
 
 def _accept_alone(
