@@ -32,15 +32,10 @@ from typing import Any
 from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     Connection,
-    Integer,
     Select,
-    String,
     Table,
     Update,
     bindparam,
-    case,
-    cast,
-    func,
     insert,
     literal_column,
     select,
@@ -53,7 +48,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 DIRECT_DIALECTS = frozenset({"postgresql", "sqlite"})
 # Dialects whose driver sends several statements in one round trip (psycopg's pipeline mode).
 PIPELINE_DIALECTS = frozenset({"postgresql"})
-# How an assertion's error message starts (`Precompiled.asserting`).
+# How the error of a failed check starts (`_Composed`: a one-statement flush).
 GUARD_MARK = "proactive guard: "
 # What this process sent in pipelines: `batches` round trips that carried `batched` statements (and
 # the BEGIN of each batch that opened its transaction, the COMMIT of each that closed it), for
@@ -123,7 +118,6 @@ class Precompiled:
                 raise ValueError(f"an UPDATE of {table} must set its onupdate columns itself: {missed}")
         self.statement = statement
         self._plans: dict[str, _Plan] = {}
-        self._asserting: dict[int, Precompiled] = {}
 
     def _plan(self, conn: Connection) -> _Plan | None:
         name = conn.dialect.name
@@ -133,27 +127,6 @@ class Precompiled:
         if plan is None:
             plan = self._plans[name] = _Plan(self.statement, conn)
         return plan
-
-    def asserting(self, expect: int) -> Precompiled:
-        """This statement as an assertion: it runs as before and then raises (a PostgreSQL error whose
-        message starts with GUARD_MARK and ends with the `b_guard_what` parameter) unless it matched
-        exactly `expect` rows. How a pipelined transaction checks a count and commits in the same round
-        trip: the error aborts the transaction, so the COMMIT sent after it rolls back."""
-        if expect not in self._asserting:
-            statement = self.statement
-            if isinstance(statement, Update) and not statement._returning:
-                statement = statement.returning(literal_column("1"))
-            matched = statement.cte("matched")
-            verdict = case(
-                (func.count() == expect, literal_column("'0'")),
-                else_=literal_column(f"'{GUARD_MARK}'")
-                + bindparam("b_guard_what", type_=String())
-                + literal_column("': matched '")
-                + cast(func.count(), String)
-                + literal_column(f"' rows, expected {expect}'"),
-            )
-            self._asserting[expect] = Precompiled(select(cast(verdict, Integer)).select_from(matched))
-        return self._asserting[expect]
 
     def keys(self, conn: Connection) -> tuple[str, ...]:
         """The result columns' names."""
@@ -435,14 +408,15 @@ def _gated_insert(table: Table, keys: tuple[str, ...]) -> Callable[[str | None],
 
 
 def _as_one_statement(conn: Connection, queued: Sequence[tuple[Any, Any, int | None, str]]) -> bool:
-    """Run the queued writes as one statement in its own transaction (autocommit: one round trip, no
-    BEGIN or COMMIT), those after a check conditional on it; True when done, LeaseLost when a check
-    failed (the statement failed: nothing of it was written). False, with nothing run, where that
-    cannot be: not PostgreSQL, a transaction already open, rows an insert cannot take as they are."""
+    """Run the queued writes as one statement, those after a check conditional on it, and end the
+    transaction in the same round trip: a transaction of its own when none is open (autocommit: no
+    BEGIN or COMMIT sent), else the statement and the COMMIT in one pipeline. True when done,
+    LeaseLost when a check failed (the statement failed: nothing of the transaction stays). False,
+    with nothing run, where that cannot be: not PostgreSQL, rows an insert cannot take as they are."""
     if conn.dialect.name not in PIPELINE_DIALECTS:
         return False
     driver = conn.connection.driver_connection
-    if driver is None or driver.autocommit or driver.info.transaction_status != TransactionStatus.IDLE:
+    if driver is None or driver.autocommit:
         return False
     parts: list[tuple[Any, Mapping[str, Any], int | None, str]] = []
     for pre, args, expect, what in queued:
@@ -461,18 +435,24 @@ def _as_one_statement(conn: Connection, queued: Sequence[tuple[Any, Any, int | N
         ]
         composed = _COMPOSED[key] = _Composed(builders, conn)
     params = composed.params([args for _p, args, _e, _w in parts])
-    driver.autocommit = True
+    alone = driver.info.transaction_status == TransactionStatus.IDLE
     try:
-        _run(conn, composed, params).close()  # type: ignore[arg-type]
+        if alone:
+            driver.autocommit = True
+            _run(conn, composed, params).close()  # type: ignore[arg-type]
+        else:
+            with batch(conn) as b:
+                b._sent.append((None, params, _run(conn, composed, params)))  # type: ignore[arg-type]
+                b.commit()
     except DBAPIError as err:
         failed = composed.failed(str(err.orig), [what for _p, _a, _e, what in parts])
         if failed is None:
             raise
         raise LeaseLost(failed) from err
     finally:
-        if not driver.closed:  # a dropped connection is thrown away (invalidated), never reused
+        if alone and not driver.closed:  # a dropped connection is thrown away (invalidated), never reused
             driver.autocommit = False
-        stats["autocommitted"] += 1
+    stats["autocommitted"] += alone
     return True
 
 
@@ -525,40 +505,35 @@ class Deferred:
         (with `values`) goes last in the same round trip, and its result is returned.
 
         `commit` ends the transaction in the same round trip on PostgreSQL, and nothing may run on the
-        connection after such a flush. When the transaction has not started yet (nothing read before),
-        the writes go as one statement in a transaction of its own (`_as_one_statement`: no BEGIN, no
-        COMMIT; its parts all see the tables as they were before it, so queue no two writes of one
-        row); otherwise in the pipeline, each count checked by the server (`Precompiled.asserting`),
-        then the COMMIT. Either way a count off fails the whole transaction and raises LeaseLost here.
-        Elsewhere the counts are checked here and the caller's transaction block commits as usual."""
+        connection after such a flush. The writes go as one statement (`_as_one_statement`; its parts
+        all see the tables as they were before it, so queue no two writes of one row): in a transaction
+        of its own when none has started yet (no BEGIN, no COMMIT sent), else followed by the COMMIT
+        in one pipeline; a count off fails the statement (nothing of the transaction stays) and raises
+        LeaseLost here. With reads or `then`, the statements go one by one in the pipeline, the COMMIT
+        after them only when none has a count to check; elsewhere, and on other dialects, the counts
+        are checked here (LeaseLost: the caller rolls back) and the caller's block commits as usual."""
         queued, self._queued = self._queued, []
         reads, self._reads = self._reads, {}
         if not queued and then is None:
             return None
         if commit and not reads and then is None and _as_one_statement(self.conn, queued):
             return None
-        in_sql = commit and self.conn.dialect.name in PIPELINE_DIALECTS
+        # the COMMIT in the pipeline too, when nothing is left to check before it
+        commit_here = commit and self.conn.dialect.name in PIPELINE_DIALECTS and all(q[2] is None for q in queued)
         checks: list[tuple[Pending, int, str]] = []
-        try:
-            with batch(self.conn) as b:
-                for position, (pre, args, expect, what) in enumerate(queued):
-                    if isinstance(pre, PrecompiledInsert):
-                        pre.queue(b, args)
-                    elif position in reads:
-                        reads[position].result = b.send(pre, args)
-                    elif expect is not None and in_sql:
-                        b.send(pre.asserting(expect), {**args, "b_guard_what": what})
-                    else:
-                        pending = b.send(pre, args)
-                        if expect is not None:
-                            checks.append((pending, expect, what))
-                last = b.send(then, values or {}) if then is not None else None
-                if in_sql:
-                    b.commit()
-        except DBAPIError as err:
-            if GUARD_MARK not in str(err.orig):
-                raise
-            raise LeaseLost(str(err.orig).split(GUARD_MARK, 1)[1].split('"', 1)[0]) from err
+        with batch(self.conn) as b:
+            for position, (pre, args, expect, what) in enumerate(queued):
+                if isinstance(pre, PrecompiledInsert):
+                    pre.queue(b, args)
+                elif position in reads:
+                    reads[position].result = b.send(pre, args)
+                else:
+                    pending = b.send(pre, args)
+                    if expect is not None:
+                        checks.append((pending, expect, what))
+            last = b.send(then, values or {}) if then is not None else None
+            if commit_here:
+                b.commit()
         for pending, expect, what in checks:
             if (got := pending.count()) != expect:
                 raise LeaseLost(f"{what}: matched {got} rows, expected {expect}")
