@@ -7,7 +7,7 @@ load). No worker runs: the `run_step` messages are really published to Redis and
 Redis DB is flushed at the end). Each request is what wrk sends in bench.edge: a unique idempotency
 key, `Authorization: Bearer <key>`. Statements, transactions and round trips are counted as
 bench/profile_engine.py does (a pipeline is one round trip; a statement run in autocommit is one,
-without the BEGIN and COMMIT SQLAlchemy reports for it). The same requests are also sent to the
+without the BEGIN and COMMIT SQLAlchemy reports for it: `precompiled.stats`). The same requests are also sent to the
 bare Flask + publish baseline (bench/edge_baseline.py) in this process, for a same-run ratio.
 
 The test client skips the WSGI server (gunicorn's parsing and socket I/O are left out), so the
@@ -77,24 +77,8 @@ def measure(target: Target, bodies: list[bytes], counters: Counters | None, prof
     n = len(bodies)
     line = f"{target.name}: {n} requests, {wall / n * 1000:.3f} ms wall, {cpu / n * 1000:.3f} ms CPU per request"
     if counters and c0 is not None:
-        counted = per(counters.snapshot() - c0, n)
-        # a statement run in autocommit is its own transaction: the BEGIN and COMMIT SQLAlchemy
-        # counted for it sent nothing (psycopg has no transaction to open or commit)
-        counted["= round trips"] -= 2 * counted.get("autocommitted statements", 0.0)
-        line += "; per request: " + ", ".join(f"{k} {v:.2f}" for k, v in counted.items())
+        line += "; per request: " + ", ".join(f"{k} {v:.2f}" for k, v in per(counters.snapshot() - c0, n).items())
     return line
-
-
-def count_autocommitted(counters: Counters) -> None:
-    """Count the statements run while the connection is in autocommit (`autocommitted statements`)."""
-    from sqlalchemy import event
-
-    from worker.db import get_engine  # after use_env (settings read at import)
-
-    @event.listens_for(get_engine(), "before_cursor_execute")
-    def _autocommitted(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if getattr(conn.connection.driver_connection, "autocommit", False):
-            counters.c["autocommitted statements"] += 1
 
 
 def seed() -> tuple[uuid.UUID, uuid.UUID, str]:
@@ -151,7 +135,6 @@ def run(args: argparse.Namespace) -> list[str]:
 
     org, user, key = seed()
     counters = Counters.on_engine()
-    count_autocommitted(counters)
     ours = Target(
         "proactive /api/events",
         create_app().test_client(),

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Uuid, and_, bindparam, case, cast, insert, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
-from worker import logs
+from worker import logs, precompiled
 from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.engine import jobstore as store
@@ -712,10 +712,12 @@ def _run_alone(
         return False, None
     driver.autocommit = True
     try:
-        return True, statement.first(conn, params)
+        row = statement.first(conn, params)
     finally:
         if not driver.closed:  # a dropped connection is thrown away (invalidated), never reused
             driver.autocommit = False
+    precompiled.stats["autocommitted"] += 1  # one round trip: the transaction sends no BEGIN or COMMIT
+    return True, row
 
 
 def _accept_alone(
