@@ -17,9 +17,25 @@ from zoneinfo import ZoneInfo
 
 from psycopg.pq import TransactionStatus
 from pydantic import BaseModel
-from sqlalchemy import ARRAY, Connection, Executable, Row, Select, Uuid, all_, any_, bindparam, or_, select
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Executable,
+    Row,
+    Select,
+    String,
+    Uuid,
+    all_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
+from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import NullType
 
 from worker.config import get_settings
@@ -42,17 +58,45 @@ def as_uuid(value: Any, what: str) -> uuid.UUID:
         raise PermanentError(f"{what} is not a valid id: {value!r}") from None
 
 
-_LOADERS: dict[type, Any] = {}
+_LOADERS: dict[tuple[type, bool], Any] = {}
+# The org's users (name, email) packed in one string by `_org_users_column`: a record separator
+# between users, a unit separator between the fields (control characters no name or address has).
+_USER_SEP, _FIELD_SEP = "\x1e", "\x1f"
 
 
-def _loader(model: type) -> Any:
-    """`SELECT * FROM <table> WHERE id = :id AND org_id = :org`, built once per model."""
-    if model not in _LOADERS:
+class _string_agg(GenericFunction[str]):  # noqa: N801 - named like the SQL function
+    """`string_agg(value, separator)`, `group_concat(value, separator)` on SQLite, with the separator
+    a plain bind parameter (SQLAlchemy's aggregate_strings renders it into the SQL at each run, which
+    the precompiled path cannot do)."""
+
+    identifier = "proactive_string_agg"
+    name = "string_agg"
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_string_agg, "sqlite")
+def _group_concat(element: _string_agg, compiler: Any, **kw: Any) -> str:
+    return f"group_concat{compiler.process(element.clause_expr, **kw)}"
+
+
+def _org_users_column(org_id: Any) -> Any:
+    """A scalar subquery reading the org's users (name, email) with another row, as one string."""
+    packed = _string_agg(func.coalesce(User.name, "") + _FIELD_SEP + User.email, _USER_SEP)
+    return select(packed).where(User.org_id == org_id).scalar_subquery().label("org_users")
+
+
+def _loader(model: type, with_org_users: bool = False) -> Any:
+    """`SELECT * FROM <table> WHERE id = :id AND org_id = :org` (with the org's users packed in a last
+    column `org_users` when asked), built once per model."""
+    key = (model, with_org_users)
+    if key not in _LOADERS:
         table = model.__table__  # type: ignore[attr-defined]
-        _LOADERS[model] = select(table).where(
+        columns = [table, _org_users_column(table.c.org_id)] if with_org_users else [table]
+        _LOADERS[key] = select(*columns).where(
             table.c.id == bindparam("b_id", type_=Uuid()), table.c.org_id == bindparam("b_org", type_=Uuid())
         )
-    return _LOADERS[model]
+    return _LOADERS[key]
 
 
 # Statements the skills run on the driver's cursor where the dialect allows (worker/precompiled.py:
@@ -73,7 +117,9 @@ def _direct(conn: Connection, statement: Executable) -> tuple[Precompiled | None
         runnable = statement
         if conn.dialect.name == "postgresql":
             runnable = _in_lists_as_any(statement)
-        if conn.dialect.name in DIRECT_DIALECTS and not runnable.compile(dialect=conn.dialect).post_compile_params:
+        compiled = runnable.compile(dialect=conn.dialect)
+        rendered_each_run = compiled.post_compile_params or compiled.literal_execute_params
+        if conn.dialect.name in DIRECT_DIALECTS and not rendered_each_run:
             try:
                 pre = Precompiled(runnable)
                 keys = pre.keys(conn)  # compiles it: a result type it cannot process raises here
@@ -167,13 +213,17 @@ def execute_on(conn: Connection, statement: Executable, **params: Any) -> int:
     return pre.count(conn, params)
 
 
-def load(ctx: StepContext, model: type[M], record_id: Any, what: str) -> M:
+def load(ctx: StepContext, model: type[M], record_id: Any, what: str, *, with_org_users: bool = False) -> M:
     """The org's `model` row with this id (a read-only row with the model's attribute names);
-    PermanentError("<what> <id> not found") if none."""
+    PermanentError("<what> <id> not found") if none. `with_org_users`: the org's users come in the
+    same statement (for `internal_names` / `internal_emails` later in the step)."""
     rid = as_uuid(record_id, what)
-    row = first(ctx, _loader(model), b_id=rid, b_org=ctx.org_id)
+    row = first(ctx, _loader(model, with_org_users), b_id=rid, b_org=ctx.org_id)
     if row is None:
         raise PermanentError(f"{what} {rid} not found in this org (deleted?)")
+    if with_org_users:
+        packed = [u.split(_FIELD_SEP, 1) for u in row.org_users.split(_USER_SEP)] if row.org_users else []
+        ctx.memo.setdefault("org_users", [_OrgUser(name or None, email) for name, email in packed])
     return row  # type: ignore[return-value]
 
 
@@ -279,6 +329,13 @@ class _OrgRow(NamedTuple):
 
     timezone: str | None
     settings: dict[str, Any] | None
+
+
+class _OrgUser(NamedTuple):
+    """A user of the org as `internal_names` / `internal_emails` read it."""
+
+    name: str | None
+    email: str
 
 
 _ORG_USERS = select(User.name, User.email).where(User.org_id == bindparam("b_org", type_=Uuid()))

@@ -123,3 +123,25 @@ def test_the_writes_of_a_step_commit_together(step: StepContext):
     step.close_scope(commit=True)
     with transaction() as conn:
         assert conn.execute(select(things.c.name).where(things.c.id == added)).scalar() == "kept"
+
+
+def test_the_org_users_read_with_a_row_are_those_read_alone(step: StepContext, table: Table):
+    from tests.support.engine import make_org
+    from worker.models import CalendarEvent, User
+
+    org = make_org()
+    event_id = uuid.uuid4()
+    with transaction() as conn:
+        conn.execute(insert(User.__table__), {"id": uuid.uuid4(), "org_id": org.id, "email": "Odd@Ex.com", "name": ""})
+        conn.execute(
+            insert(CalendarEvent.__table__),
+            {"id": event_id, "org_id": org.id, "user_id": org.rep, "title": "t"}
+            | {"start_at": step.now, "end_at": step.now},
+        )
+    step.org_id = org.id
+    row = common.load(step, CalendarEvent, event_id, "calendar event", with_org_users=True)
+    assert row.title == "t"
+    packed = (common.internal_names(step), common.internal_emails(step))
+    step.memo.clear()
+    assert packed == (common.internal_names(step), common.internal_emails(step))  # read alone this time
+    assert packed[0] == {"rep", "other_rep", "admin"} and "odd@ex.com" in packed[1] and len(packed[1]) == 4

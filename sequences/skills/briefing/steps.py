@@ -85,8 +85,11 @@ class BriefingDelivered(BaseModel):
     urgent: bool
 
 
-def _event(ctx: StepContext) -> CalendarEvent:
-    return common.load(ctx, CalendarEvent, ctx.payload.get("calendar_event_id"), "calendar event")
+def _event(ctx: StepContext, *, with_org_users: bool = False) -> CalendarEvent:
+    """The event's calendar event (with the org's users in the same read when the step needs them)."""
+    return common.load(
+        ctx, CalendarEvent, ctx.payload.get("calendar_event_id"), "calendar event", with_org_users=with_org_users
+    )
 
 
 def _enriched(inputs: Mapping[str, Any]) -> Enriched:
@@ -98,7 +101,7 @@ def _enriched(inputs: Mapping[str, Any]) -> Enriched:
 
 def enrich_attendees(ctx: StepContext, inputs: Mapping[str, Any]) -> Enriched:
     """Match the event's attendees to the org's contacts (by email) and their company (by domain)."""
-    event = _event(ctx)
+    event = _event(ctx, with_org_users=True)
     people = [a for a in event.attendees or [] if isinstance(a, Mapping)]
     emails = [str(a.get("email", "")).lower() for a in people if a.get("email")]
     contacts = {c.email.lower(): c for c in common.rows(ctx, _CONTACTS_BY_EMAIL, b_org=ctx.org_id, b_emails=emails)}

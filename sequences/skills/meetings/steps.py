@@ -125,8 +125,9 @@ def enough_attendees(conn: Connection, event: Event, payload: Any) -> str | None
     return None
 
 
-def _meeting(ctx: StepContext) -> Meeting:
-    return common.load(ctx, Meeting, ctx.payload.get("meeting_id"), "meeting")
+def _meeting(ctx: StepContext, *, with_org_users: bool = False) -> Meeting:
+    """The event's meeting (with the org's users in the same read when the step needs them)."""
+    return common.load(ctx, Meeting, ctx.payload.get("meeting_id"), "meeting", with_org_users=with_org_users)
 
 
 def _transcript(ctx: StepContext, meeting: Meeting) -> Transcript:
@@ -182,7 +183,7 @@ def classify_call(ctx: StepContext, inputs: Mapping[str, Any]) -> CallTypeResult
 
 def extract_items(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
     """Commitments with an owner (rep or prospect) and a due date (LLM when configured)."""
-    meeting = _meeting(ctx)
+    meeting = _meeting(ctx, with_org_users=True)
     transcript = _transcript(ctx, meeting)
     reps = common.internal_names(ctx)
 
@@ -203,7 +204,7 @@ def extract_items(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
 
 def detect_call_intents(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
     """Commitments, buying signals and follow-ups; a promised proposal or meeting becomes a follow-up event."""
-    meeting = _meeting(ctx)
+    meeting = _meeting(ctx, with_org_users=True)
     transcript = _transcript(ctx, meeting)
     reps = common.internal_names(ctx)
     answer = common.think(
@@ -259,7 +260,7 @@ def _contact_id(ctx: StepContext, meeting: Meeting) -> str | None:
 
 def coaching_feedback(ctx: StepContext, inputs: Mapping[str, Any]) -> CoachingStats:
     """Talk ratio, questions, longest monologue, next-step clarity and one tip."""
-    meeting = _meeting(ctx)
+    meeting = _meeting(ctx, with_org_users=True)
     return coaching_stats(_transcript(ctx, meeting), common.internal_names(ctx))
 
 
@@ -274,7 +275,7 @@ def next_actions(ctx: StepContext, inputs: Mapping[str, Any]) -> NextActions:
 
 def draft_followup(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:
     """The follow-up email to the primary external attendee (LLM when configured)."""
-    meeting = _meeting(ctx)
+    meeting = _meeting(ctx, with_org_users=True)
     extracted = ActionItems.model_validate(inputs["extract-action-items"])
     intents = Intents.model_validate((inputs.get("detect-intents") or {}).get("intents") or {})
     name, email = _primary_external(ctx, meeting)
