@@ -482,7 +482,8 @@ def report(args: argparse.Namespace, res: Result, window: Mapping[str, Any]) -> 
         f"CPU ms per event: worker {cpu['worker'] * 1000 / n_events:.1f}, client (firing + deciding + polling) "
         f"{cpu['client'] * 1000 / n_events:.1f}, PostgreSQL {cpu['pg'] * 1000 / n_events:.1f}; "
         f"decider busy {window['decider_busy']:.1f} s",
-        f"PostgreSQL per event (pg_stat_database, the benchmark's {window['polls']} polls left out of commits): "
+        f"PostgreSQL per event (pg_stat_database, the benchmark's {window['polls']} polls left out of commits; "
+        "a skill's read outside a transaction commits on its own): "
         f"{dpg['commits'] / n_events:.1f} commits, {dpg['rollbacks'] / n_events:.2f} rollbacks, "
         f"{dpg['inserted'] / n_events:.1f} rows inserted, {dpg['updated'] / n_events:.1f} updated; "
         f"deadlocks {dpg['deadlocks']}",
