@@ -376,7 +376,12 @@ def test_in_process_work_controller_stops_promptly(db: Path, tmp_path: Path, mon
         without_heartbeat=True,
         loglevel="WARNING",
     )
-    thread = threading.Thread(target=wc.start, daemon=True)
+
+    def run() -> None:
+        app.set_current()  # the solo pool finds its tasks in its thread's current app
+        wc.start()
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         with app.connection_for_write(broker_url(db)) as c:

@@ -13,7 +13,7 @@ from celery import Celery
 
 import worker.brokers.sqlite  # noqa: F401  (registers the proactive+ transport alias)
 
-app = Celery("broker_app", broker=os.environ.get("BROKER_URL", "memory://"))
+app = Celery("broker_app", broker=os.environ.get("BROKER_URL", "memory://"), set_as_current=False)
 app.conf.update(
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,

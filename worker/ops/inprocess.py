@@ -119,6 +119,9 @@ class EmbeddedWorker:
         self._controller = controller
 
         def _run() -> None:
+            # The solo pool looks each task up in this thread's current Celery app: ours, whatever
+            # app another library (or test) in this process created since.
+            celery_app.set_current()
             try:
                 controller.start()
             except BaseException as exc:  # surfaced by stop()
