@@ -407,16 +407,32 @@ def _gated_insert(table: Table, keys: tuple[str, ...]) -> Callable[[str | None],
     return lambda gate: insert(table).from_select(list(keys), row if gate is None else row.where(text(gate)))
 
 
+@contextmanager
+def on_its_own(conn: Connection) -> Iterator[bool]:
+    """Run the block's statements each in a transaction of its own (autocommit: one round trip, no
+    BEGIN or COMMIT sent), when the connection's transaction has sent nothing yet on PostgreSQL:
+    yields True then, False (nothing changed) otherwise. The caller's transaction block then finds
+    nothing to commit."""
+    driver = conn.connection.driver_connection if conn.dialect.name in PIPELINE_DIALECTS else None
+    if driver is None or driver.autocommit or driver.info.transaction_status != TransactionStatus.IDLE:
+        yield False
+        return
+    driver.autocommit = True
+    try:
+        yield True
+    finally:
+        if not driver.closed:  # a dropped connection is thrown away (invalidated), never reused
+            driver.autocommit = False
+
+
 def _as_one_statement(conn: Connection, queued: Sequence[tuple[Any, Any, int | None, str]]) -> bool:
     """Run the queued writes as one statement, those after a check conditional on it, and end the
     transaction in the same round trip: a transaction of its own when none is open (autocommit: no
     BEGIN or COMMIT sent), else the statement and the COMMIT in one pipeline. True when done,
     LeaseLost when a check failed (the statement failed: nothing of the transaction stays). False,
     with nothing run, where that cannot be: not PostgreSQL, rows an insert cannot take as they are."""
-    if conn.dialect.name not in PIPELINE_DIALECTS:
-        return False
-    driver = conn.connection.driver_connection
-    if driver is None or driver.autocommit:
+    driver = conn.connection.driver_connection if conn.dialect.name in PIPELINE_DIALECTS else None
+    if driver is None or driver.autocommit:  # (a caller's autocommit: there is no transaction to end)
         return False
     parts: list[tuple[Any, Mapping[str, Any], int | None, str]] = []
     for pre, args, expect, what in queued:
@@ -435,23 +451,19 @@ def _as_one_statement(conn: Connection, queued: Sequence[tuple[Any, Any, int | N
         ]
         composed = _COMPOSED[key] = _Composed(builders, conn)
     params = composed.params([args for _p, args, _e, _w in parts])
-    alone = driver.info.transaction_status == TransactionStatus.IDLE
-    try:
-        if alone:
-            driver.autocommit = True
-            _run(conn, composed, params).close()  # type: ignore[arg-type]
-        else:
-            with batch(conn) as b:
-                b._sent.append((None, params, _run(conn, composed, params)))  # type: ignore[arg-type]
-                b.commit()
-    except DBAPIError as err:
-        failed = composed.failed(str(err.orig), [what for _p, _a, _e, what in parts])
-        if failed is None:
-            raise
-        raise LeaseLost(failed) from err
-    finally:
-        if alone and not driver.closed:  # a dropped connection is thrown away (invalidated), never reused
-            driver.autocommit = False
+    with on_its_own(conn) as alone:
+        try:
+            if alone:
+                _run(conn, composed, params).close()  # type: ignore[arg-type]
+            else:
+                with batch(conn) as b:
+                    b._sent.append((None, params, _run(conn, composed, params)))  # type: ignore[arg-type]
+                    b.commit()
+        except DBAPIError as err:
+            failed = composed.failed(str(err.orig), [what for _p, _a, _e, what in parts])
+            if failed is None:
+                raise
+            raise LeaseLost(failed) from err
     stats["autocommitted"] += alone
     return True
 

@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from psycopg.pq import TransactionStatus
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Uuid, and_, bindparam, case, cast, insert, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
@@ -707,15 +706,10 @@ def _run_alone(
     """Run `statement` as a transaction of its own (autocommit: no BEGIN, no COMMIT) when the
     connection's transaction has sent nothing yet: (True, its first row); (False, None) with
     nothing run otherwise."""
-    driver = conn.connection.driver_connection
-    if driver is None or driver.autocommit or driver.info.transaction_status != TransactionStatus.IDLE:
-        return False, None
-    driver.autocommit = True
-    try:
+    with precompiled.on_its_own(conn) as alone:
+        if not alone:
+            return False, None
         row = statement.first(conn, params)
-    finally:
-        if not driver.closed:  # a dropped connection is thrown away (invalidated), never reused
-            driver.autocommit = False
     precompiled.stats["autocommitted"] += 1  # one round trip: the transaction sends no BEGIN or COMMIT
     return True, row
 
