@@ -67,6 +67,8 @@ class _Plan:
         assert isinstance(compiled, SQLCompiler)
         if any(b.expanding for b in compiled.binds.values()):
             raise ValueError("an IN-list (expanding) parameter needs Connection.execute: use = ANY(array)")
+        if compiled.literal_execute_params:  # SQLAlchemy writes their values into the SQL at each run
+            raise ValueError("a literal-execute parameter needs Connection.execute")
         self.compiled = compiled
         self.sql: str = compiled.string
         self.binds: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)

@@ -39,7 +39,7 @@ from worker import logs, precompiled
 from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.engine import jobstore as store
-from worker.engine import one_live, registry
+from worker.engine import one_live, pinned, registry
 from worker.engine.dag import Sequence
 from worker.engine.executor import Advance, advance
 from worker.engine.payloads import (
@@ -360,6 +360,9 @@ def accept(
     if gate.reason is None and sequence.gate is not None:
         gate = dataclasses.replace(gate, reason=sequence.gate(conn, event, payload))
     values = _job_values(event, payload, now, gate, sequence, trace_id)
+    # The definition before the job, as accept_at_once orders them (its plan stores it first): two
+    # concurrent fires of one key taking the two rows' locks in opposite orders would deadlock.
+    pinned.remember(conn, sequence)
     existing = _insert_job(conn, values, replace=event.replace, now=now)
     if existing is not None:
         log.info(
