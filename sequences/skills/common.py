@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
-from psycopg.pq import TransactionStatus
 from pydantic import BaseModel
 from sqlalchemy import (
     ARRAY,
@@ -42,7 +41,7 @@ from worker.config import get_settings
 from worker.engine.context import StepContext, StepResult
 from worker.errors import PermanentError, TransientError
 from worker.models import Activity, Org, User
-from worker.precompiled import DIRECT_DIALECTS, Precompiled
+from worker.precompiled import DIRECT_DIALECTS, Precompiled, on_its_own
 from worker.slack import delivery
 from worker.worktime import next_working_morning, zone
 
@@ -170,22 +169,11 @@ def _alone_if_first(conn: Connection, statement: Executable) -> Iterator[None]:
     would have seen in the transaction; a plain SELECT takes no row lock to hold. The step's writes
     still go in one transaction: once one has run, the transaction is open and this does nothing.
     """
-    driver = conn.connection.driver_connection if conn.dialect.name == "postgresql" else None
-    if (
-        driver is None
-        or driver.autocommit
-        or driver.info.transaction_status != TransactionStatus.IDLE
-        or not isinstance(statement, Select)
-        or statement._for_update_arg is not None
-    ):
+    if not isinstance(statement, Select) or statement._for_update_arg is not None:
         yield
         return
-    driver.autocommit = True
-    try:
+    with on_its_own(conn):
         yield
-    finally:
-        if not driver.closed:  # a dropped connection is thrown away (invalidated), never reused
-            driver.autocommit = False
 
 
 def first(ctx: StepContext, statement: Executable, **params: Any) -> Any | None:
