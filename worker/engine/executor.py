@@ -385,7 +385,7 @@ class Unguarded(Exception):
 
 def guarded(conn: Connection, claimed: Claimed, outcome: Outcome) -> bool:
     """True when this completion may plan from the states its claim knew instead of reading them
-    under the job's lock, and commit in the round trip that stores it (`complete(guarded=True)`).
+    under the job's lock, and commit in the round trip that stores it (`complete(guard=True)`).
 
     Only where nothing else can have changed those states but what the guard checks in SQL: the
     step is alone in its DAG (no sibling branch can finish meanwhile: `Sequence.alone`), its claim
