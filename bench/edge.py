@@ -1028,6 +1028,8 @@ class Bench:
             for tag, ok in warm_tags:
                 self.wait_jobs(tag, ok)
             self.wait_idle("warm-up")
+            for system in self.systems:
+                system.db.analyze()
             time.sleep(0.5)
             out.rss0, out.requests0 = rss_mib(ours.worker_pids()), self.served
             say(

@@ -143,6 +143,9 @@ class Latency:
     # the claim), and that -> the job's finished_at (the five steps)
     to_first_step_ms: list[float] = field(default_factory=list)
     steps_ms: list[float] = field(default_factory=list)
+    # the same for the bare Celery chain (a) in the same rounds: publishing the chain -> its last
+    # task's finish (what an undurable 5-hop chain costs on this host now; the floor to read ours against)
+    chain_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -400,6 +403,7 @@ class Bench:
         with self.worker("worker.celery_app", "steps,slow,edge", name, whatif, self.broker_of(system)) as w:
             self.in_threads(self.args.warmup, lambda i: self.fire_one(event, warm_org, warm_user, "w" + tag, i))
             self.wait_jobs(warm_org, self.args.warmup, w)
+            self.db.analyze()
             run = self.measured(
                 system,
                 rnd,
@@ -419,6 +423,8 @@ class Bench:
         self.use_broker(self.broker_url)
         with self.worker("worker.celery_app", "steps,slow,edge", f"proactive-latency-r{rnd}") as w:
             for i in range(self.args.warmup + self.args.latency):
+                if i == self.args.warmup:
+                    self.db.analyze()
                 t0 = time.time()
                 res = self.fire_one(event, org, user, tag, i)
                 t1 = time.time()
@@ -443,6 +449,23 @@ class Bench:
                     out.fire_call_ms.append((t1 - t0) * 1000)
                     out.to_first_step_ms.append((first.timestamp() - t1) * 1000)
                     out.steps_ms.append((row[1] - first).total_seconds() * 1000)
+                time.sleep(LATENCY_GAP_S)
+
+    def latency_chain(self, rnd: int, out: Latency) -> None:
+        """Idle latency of the bare Celery chain (a): one 5-task chain at a time on a fresh, warmed-up
+        worker; publishing it -> the time its last task pushed (BLPOP wakes on the push)."""
+        key = f"bench:latency:{uuid.uuid4().hex[:8]}"
+        self.use_broker(self.broker_url)
+        with self.worker("bench.baseline_app", "bench", f"baseline-a-latency-r{rnd}") as w:
+            for i in range(self.args.warmup + self.args.latency):
+                t0 = time.time()
+                self.publish_chain(False, "latency", key)
+                got = self.db.redis.blpop([key], timeout=30)
+                if got is None:
+                    w.check_alive()
+                    raise RuntimeError(f"latency chain {i} did not finish\n{w.log_tail()}")
+                if i >= self.args.warmup:
+                    out.chain_ms.append((float(got[1]) - t0) * 1000)
                 time.sleep(LATENCY_GAP_S)
 
     def wait_paused(self, job_id: uuid.UUID, worker: WorkerProcess) -> uuid.UUID:
@@ -473,6 +496,8 @@ class Bench:
         self.use_broker(self.broker_url)
         with self.worker("worker.celery_app", "steps,slow,edge", f"proactive-decision-r{rnd}") as w:
             for i in range(self.args.warmup + self.args.decisions):
+                if i == self.args.warmup:
+                    self.db.analyze()
                 job_id = self.fire_one(event, org, user, tag, i).job_id
                 approval_id = self.wait_paused(job_id, w)
                 time.sleep(LATENCY_GAP_S)  # the worker is idle again (the paused step's task ended)
@@ -555,6 +580,7 @@ class Bench:
         with self.worker("bench.baseline_app", "bench", name, broker_url=self.broker_of(system)) as w:
             self.in_threads(self.args.warmup, lambda i: self.publish_chain(with_sql, "w" + tag, warm_key))
             self.wait_chains(warm_key, self.args.warmup, w)
+            self.db.analyze()
             run = self.measured(
                 system, rnd, n, w, lambda: self.in_threads(n, lambda i: self.publish_chain(with_sql, tag, key)), wait
             )
@@ -732,6 +758,13 @@ def report(
                 f"started {statistics.median(lat.to_first_step_ms):.1f} ms (broker hop + claim), first step "
                 f"started -> job finished {statistics.median(lat.steps_ms):.1f} ms (5 steps)"
             )
+        if lat.chain_ms:
+            c50, c99 = percentile(lat.chain_ms, 50), percentile(lat.chain_ms, 99)
+            lines.append(
+                f"  bare Celery chain (a), idle, publish -> its last task's finish (n={len(lat.chain_ms)}, same "
+                f"rounds): p50 {c50:.1f} ms, p99 {c99:.1f} ms; ours / the chain's: p50 {p50 / c50:.2f}x, "
+                f"p99 {p99 / c99:.2f}x"
+            )
         targets += [
             f"  idle 5-step p50 <= {TARGET_P50_MS:.0f} ms                              {p50:>7.1f} ms  "
             f"{mark(p50 <= TARGET_P50_MS)}",
@@ -856,7 +889,11 @@ def main(argv: list[str] | None = None) -> None:
                     runs.append(run)
                     note(f"  round {rnd}: {system:<{width}} {run.steps_per_s:6.0f} steps/s")
                 if "latency" in args.selected:
-                    bench.latency(rnd, lat)
+                    for which in ("ours", "chain") if rnd % 2 else ("chain", "ours"):
+                        if which == "ours":
+                            bench.latency(rnd, lat)
+                        else:
+                            bench.latency_chain(rnd, lat)
                     note(f"  round {rnd}: latency p50 so far {percentile(lat.end_to_end_ms, 50):.1f} ms")
                 if DECISION in args.selected:
                     for which in ("this", "base") if rnd % 2 else ("base", "this"):

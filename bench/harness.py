@@ -118,6 +118,18 @@ class Backends:
         """The PostgreSQL server's version."""
         return self.admin.execute("SHOW server_version").fetchone()[0]
 
+    def autovacuum(self) -> str:
+        """The server's ``autovacuum`` setting ('on' or 'off')."""
+        return self.admin.execute("SHOW autovacuum").fetchone()[0]
+
+    def analyze(self) -> None:
+        """ANALYZE the database after a run's warm-up: the statistics a running system has (autovacuum's
+        auto-analyze gathers them on a server where it runs; this machine's PostgreSQL runs without it).
+        Without them, a generic plan PostgreSQL cached for a statement prepared while the tables were
+        nearly empty stays: a lookup by primary key may read the org's whole index (every candidate
+        index costs the same on an empty table). ANALYZE invalidates those plans."""
+        self.admin.execute("ANALYZE")
+
     def redis_version(self) -> str:
         """The Redis server's version."""
         return self.redis.info("server")["redis_version"]
@@ -404,7 +416,8 @@ def machine_line(title: str, packages: Sequence[str], backends: Backends) -> str
     return (
         f"{title}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {os.cpu_count()} cores "
         f"(load avg {os.getloadavg()[0]:.2f} at start), Python {platform.python_version()}, {versions}; "
-        f"PostgreSQL {backends.pg_version()}, Redis {backends.redis_version()} (db {backends.redis_db})"
+        f"PostgreSQL {backends.pg_version()} (autovacuum {backends.autovacuum()}; the database is ANALYZEd "
+        f"after the warm-up), Redis {backends.redis_version()} (db {backends.redis_db})"
     )
 
 
