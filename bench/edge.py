@@ -945,9 +945,12 @@ class Bench:
 
     # ------------------------------------------------------------------ profiling
 
-    def spy(self, web: Gunicorn, phase: str, k: int) -> tuple[subprocess.Popen[bytes], Path] | None:
-        """Profiling (``--py-spy DIR``): sample the web workers during a measured phase."""
-        if not self.args.py_spy or web.proc is None:
+    def spy(
+        self, web: Gunicorn | WorkerProcess | None, phase: str, k: int
+    ) -> tuple[subprocess.Popen[bytes], Path] | None:
+        """Profiling (``--py-spy DIR``): sample the web workers (or a Celery worker's processes) during
+        a measured phase."""
+        if not self.args.py_spy or web is None or web.proc is None:
             return None
         path = Path(self.args.py_spy) / f"edge-config{k + 1}-{phase}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -1058,9 +1061,11 @@ class Bench:
                         f"every {every(a)}th deciding"
                     )
                     assert system.web is not None
-                    spy = self.spy(system.web, f"clicks-{rate:g}-{'ours' if system is self.ours else 'today'}", k)
+                    phase = f"clicks-{rate:g}-{'ours' if system is self.ours else 'today'}"
+                    spies = [self.spy(system.web, phase, k), self.spy(system.worker, phase + "-worker", k)]
                     c = self.clicks(system, rate, fresh[(system.label, rate)], pools[system.label])
-                    self.unspy(spy)
+                    for spy in spies:
+                        self.unspy(spy)
                     out.clicks.append(c)
                     say(
                         f"  clicks done: ack p99 deciding {ms_or(c.decide_ms, 99)}, already decided "

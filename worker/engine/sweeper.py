@@ -6,7 +6,8 @@ Each pass (Beat every minute, `proactive sweep`, and once when a worker starts):
 - expires approvals past their expiry and applies it; resumes decided approvals not yet applied;
 - reminds every approver once after 4 working hours (weekends do not count);
 - times out jobs past their deadline;
-- fires follow-ups whose delay has passed (after the timeouts: a job just fired is not judged).
+- fires follow-ups whose delay has passed (after the timeouts: a job just fired is not judged);
+- on PostgreSQL without autovacuum, ANALYZEs our tables it never analyzed (worker/planner_stats.py).
 Every change is a conditional UPDATE, so several sweepers on several machines do no harm.
 """
 
@@ -36,6 +37,7 @@ from worker.engine.publish import Publish, publish_steps
 from worker.engine.states import ApprovalStatus, JobStatus, StepStatus
 from worker.metrics import prom
 from worker.models import Org, User, approvals, jobs, steps, utcnow
+from worker.planner_stats import analyze_unmanaged
 from worker.slack.delivery import deliver_due, enqueue_message, publish_delivery, release_orphaned
 from worker.worktime import working_hours_after, zone
 
@@ -334,6 +336,8 @@ def sweep(now: datetime | None = None, *, requeue_after_s: float | None = None) 
     report.deliveries = deliver_due(now, age_s=age)
     report.timed_out = timeout_jobs(now)  # before the follow-ups: a job this pass fires is never judged by it
     report.followups_fired = fire_scheduled(now)
+    with transaction() as conn:
+        analyze_unmanaged(conn)
     prom.sweeper_repaired(report.as_dict())
     if any(report.as_dict().values()):
         log.info("sweep: %s", report.as_dict())
