@@ -341,12 +341,14 @@ def rss_mib(pids: Iterable[int]) -> dict[int, float]:
     return out
 
 
-def start_py_spy(pid: int, path: Path | str) -> subprocess.Popen[bytes]:
-    """Profiling: sample process ``pid`` and its children with py-spy (raw collapsed stacks to ``path``)."""
+def start_py_spy(pid: int, path: Path | str, idle: bool = True) -> subprocess.Popen[bytes]:
+    """Profiling: sample process ``pid`` and its children with py-spy (raw collapsed stacks to ``path``);
+    ``idle`` False keeps only the samples of threads on a CPU (where the CPU goes, not the wall time)."""
     exe = Path(sys.executable).with_name("py-spy")
     if not exe.exists():
         raise SystemExit(f"--py-spy needs py-spy beside the interpreter ({exe}): .venv/bin/pip install py-spy")
-    args = [str(exe), "record", "--subprocesses", "--nonblocking", "--idle", "--format", "raw", "--rate", "200"]
+    args = [str(exe), "record", "--subprocesses", "--nonblocking", *(["--idle"] if idle else [])]
+    args += ["--format", "raw", "--rate", "200"]
     return subprocess.Popen(
         [*args, "-p", str(pid), "-o", str(path)],
         stdout=subprocess.DEVNULL,

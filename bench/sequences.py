@@ -19,8 +19,8 @@ pauses alone and counts ``awaiting_approval`` as final. An uncounted warm-up (``
 first on its own orgs; worker RSS is read from /proc after it and again after the run.
 
 ``--baseline-ref REF`` compares with the code of commit REF in the same invocation: the benchmark
-runs ``--rounds`` times from this tree and from a git worktree of REF (made once under /tmp, its own
-worker, client, database and migrations), alternating which goes first, and prints both and the
+runs ``--rounds`` times from this tree and from a git worktree of REF (made once under /tmp, this
+tree's bench/ copied over it; its own worker, client, database and migrations), alternating which goes first, and prints both and the
 ratios (events/s, worker CPU per event, worker RSS per process).
 
 ``python -m bench.profile_sequences`` counts the SQL work per event type in-process (no broker);
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -620,12 +621,14 @@ def parse_report(text: str) -> dict[str, Any]:
 
 
 def worktree(ref: str) -> Path:
-    """A git worktree of ``ref`` under /tmp (made once, reused; checked to be at ``ref``)."""
+    """A git worktree of ``ref`` under /tmp (made once, reused) with this tree's bench/ copied over it,
+    so the same benchmark code (its warm-up, its ANALYZE, its report) drives that commit's code."""
     repo = Path(__file__).resolve().parents[1]
     sha = subprocess.run(["git", "rev-parse", ref], cwd=repo, check=True, capture_output=True, text=True).stdout
     path = Path(tempfile.gettempdir()) / f"proactive-bench-seq-{sha.strip()[:12]}"
     if not (path / "bench" / "sequences.py").exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(path), sha.strip()], cwd=repo, check=True)
+    shutil.copytree(repo / "bench", path / "bench", dirs_exist_ok=True)
     return path
 
 
