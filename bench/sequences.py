@@ -20,8 +20,8 @@ first on its own orgs; worker RSS is read from /proc after it and again after th
 
 ``--baseline-ref REF`` compares with the code of commit REF in the same invocation: the benchmark
 runs ``--rounds`` times from this tree and from a git worktree of REF (made once under /tmp, this
-tree's bench/ copied over it; its own worker, client, database and migrations), alternating which goes first, and prints both and the
-ratios (events/s, worker CPU per event, worker RSS per process).
+tree's bench/ copied over it; its own worker, client, database and migrations), alternating which
+goes first, and prints both and the ratios (events/s, worker CPU per event, worker RSS per process).
 
 ``python -m bench.profile_sequences`` counts the SQL work per event type in-process (no broker);
 ``--py-spy FILE`` samples the worker during the measured phase.
