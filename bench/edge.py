@@ -1168,7 +1168,7 @@ def header(args: argparse.Namespace, bench: Bench) -> list[str]:
         machine_line("Web edge benchmark", packages, bench.db) + f"; {wrk}",
         f"worker: celery prefork -c {args.concurrency} -Q {QUEUES} per system and configuration; bare baseline: "
         f"bench/edge_baseline.py (parse JSON, send_task, 202) with its own prefork -c {args.concurrency} worker; "
-        "same gunicorn options",
+        "same gunicorn options; every database ANALYZEd after the warm-up (bench/harness.py `Backends.analyze`)",
         f"clicks measured on {OURS_CODE}"
         + (
             f" and on {BASE_CODE} ({args.baseline_ref}, a worktree at {args.baseline_tree}: its own database, "

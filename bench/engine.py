@@ -622,7 +622,8 @@ def header(args: argparse.Namespace, bench: Bench) -> list[str]:
     return [
         machine_line("Engine benchmark", packages, bench.db) + rabbitmq,
         f"{args.jobs} jobs x {STEPS_PER_JOB} steps per system and round, {args.rounds} round(s) "
-        f"(order alternates), {args.warmup} warm-up jobs per worker, prefork -c {args.concurrency}, "
+        f"(order alternates), {args.warmup} warm-up jobs per worker (then the database ANALYZEd), prefork -c "
+        f"{args.concurrency}, "
         f"{args.fire_threads} firing threads; engine: inline_max_steps={s.inline_max_steps}, "
         f"inline_budget_s={s.inline_budget_s}"
         + (f"; decision row: {args.decisions} samples per round" if DECISION in args.selected else ""),

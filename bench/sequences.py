@@ -724,7 +724,6 @@ def run(args: argparse.Namespace, bench: Bench, say: Callable[[str], None]) -> t
         say("  worker ready; warming up")
         bench.fire(warm, args.warmup, "warm-" + uuid.uuid4().hex[:6], 0.0)
         bench.wait_settled(warm, worker, decider)
-        bench.db.analyze()
         time.sleep(0.5)
         rss0 = rss_mib(worker.pids())
         pg0 = bench.pg_counters()
