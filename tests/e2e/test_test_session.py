@@ -17,7 +17,8 @@ def _session(tmp: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PROACTIVE_KEEP_TEST_HOME"}
     env.update(TMPDIR=str(tmp), **extra)  # tempfile.mkdtemp puts the session's home under TMPDIR
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/unit/test_states.py", "-q", "-p", "no:cacheprovider"],
+        # -n 0: one process (the suite's addopts start three xdist workers, ~9 s more per session here)
+        [sys.executable, "-m", "pytest", "tests/unit/test_states.py", "-q", "-p", "no:cacheprovider", "-n", "0"],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -42,6 +42,9 @@ pytestmark = [
 
 # The target: a killed step has run again and finished this soon after the kill (seconds).
 RERUN_WITHIN_S = 15.0
+# The workers of these tests beat every second and judge a worker silent for 5 s dead (the defaults:
+# 2 s and 10 s): the same mechanism, half the wait.
+FAST_BEATS = {"PROACTIVE_WORKER_HEARTBEAT_S": "1", "PROACTIVE_WORKER_DEAD_AFTER_S": "5"}
 
 
 def _runs(path: Path) -> list[tuple[int, int]]:
@@ -52,7 +55,7 @@ def _runs(path: Path) -> list[tuple[int, int]]:
 
 
 def test_a_step_of_a_killed_worker_reruns_on_a_live_one_within_seconds(pg, org, tmp_path: Path):
-    env = {**pg.env, "PROACTIVE_SEQUENCE_MODULES": "sequences,tests.support.heartbeat_sequences"}
+    env = {**pg.env, "PROACTIVE_SEQUENCE_MODULES": "sequences,tests.support.heartbeat_sequences", **FAST_BEATS}
     runs, release = tmp_path / "runs.txt", tmp_path / "release"
     tag = uuid.uuid4().hex[:6]
     victim = WorkerProcess(env, pg.log_dir, f"hb-victim-{pg.name}-{tag}").start()
@@ -89,7 +92,7 @@ def test_a_step_of_a_killed_worker_reruns_on_a_live_one_within_seconds(pg, org, 
 def test_a_step_of_a_killed_pool_child_reruns_within_seconds_while_its_worker_lives(pg, org, tmp_path: Path):
     """Only the pool child running the step is killed: its worker keeps beating, and re-queues the
     step of the child that is gone; another child of the same worker runs it again."""
-    env = {**pg.env, "PROACTIVE_SEQUENCE_MODULES": "sequences,tests.support.heartbeat_sequences"}
+    env = {**pg.env, "PROACTIVE_SEQUENCE_MODULES": "sequences,tests.support.heartbeat_sequences", **FAST_BEATS}
     runs, release = tmp_path / "runs.txt", tmp_path / "release"
     worker = WorkerProcess(env, pg.log_dir, f"hb-child-{pg.name}-{uuid.uuid4().hex[:6]}").start()
     try:
@@ -121,7 +124,7 @@ def test_a_step_of_a_killed_pool_child_reruns_within_seconds_while_its_worker_li
 
 
 def test_a_worker_restarted_under_the_same_name_reruns_its_own_step_at_start(pg, org, tmp_path: Path):
-    env = {**pg.env, "PROACTIVE_SEQUENCE_MODULES": "sequences,tests.support.heartbeat_sequences"}
+    env = {**pg.env, "PROACTIVE_SEQUENCE_MODULES": "sequences,tests.support.heartbeat_sequences", **FAST_BEATS}
     runs, release = tmp_path / "runs.txt", tmp_path / "release"
     name = f"hb-restarted-{pg.name}-{uuid.uuid4().hex[:6]}"
     first = WorkerProcess(env, pg.log_dir, name).start()
@@ -308,12 +311,16 @@ def test_a_slack_message_whose_worker_was_killed_mid_post_is_sent_once_within_se
     channel = f"C{uuid.uuid4().hex[:10].upper()}"
     tag = uuid.uuid4().hex[:6]
     fake_slack.hold_next("chat.postMessage", channel=channel)
-    victim = WorkerProcess(slack_env.env, slack_env.log_dir, f"hb-slack-victim-{slack_env.name}-{tag}").start()
+    victim = WorkerProcess(
+        {**slack_env.env, **FAST_BEATS}, slack_env.log_dir, f"hb-slack-victim-{slack_env.name}-{tag}"
+    ).start()
     survivor: WorkerProcess | None = None
     try:
         outbox_id = _enqueue_alert(org.id, channel)
         assert fake_slack.held.wait(20), "the delivery never reached chat.postMessage"
-        survivor = WorkerProcess(slack_env.env, slack_env.log_dir, f"hb-slack-survivor-{slack_env.name}-{tag}").start()
+        survivor = WorkerProcess(
+            {**slack_env.env, **FAST_BEATS}, slack_env.log_dir, f"hb-slack-survivor-{slack_env.name}-{tag}"
+        ).start()
         victim.kill()  # Slack posted; the worker (main process and children) dies before it learns the ts
         killed = time.monotonic()
         fake_slack.release()
@@ -334,7 +341,9 @@ def test_a_slack_message_whose_pool_child_was_killed_mid_post_is_sent_once_withi
     lease the gone child held at its next beat, and another child reconciles and stores the message."""
     channel = f"C{uuid.uuid4().hex[:10].upper()}"
     fake_slack.hold_next("chat.postMessage", channel=channel)
-    worker = WorkerProcess(slack_env.env, slack_env.log_dir, f"hb-slack-child-{slack_env.name}-{uuid.uuid4().hex[:6]}")
+    worker = WorkerProcess(
+        {**slack_env.env, **FAST_BEATS}, slack_env.log_dir, f"hb-slack-child-{slack_env.name}-{uuid.uuid4().hex[:6]}"
+    )
     worker.start()
     try:
         outbox_id = _enqueue_alert(org.id, channel)
