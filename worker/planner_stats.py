@@ -32,7 +32,14 @@ _UNMANAGED = text(
     FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
     WHERE s.schemaname = current_schema()
       AND s.relname = ANY(:ours)
-      AND (current_setting('autovacuum') = 'off' OR 'autovacuum_enabled=false' = ANY(coalesce(c.reloptions, '{}')))
+      AND (
+        current_setting('autovacuum') = 'off'
+        OR EXISTS (
+          SELECT 1 FROM unnest(c.reloptions) AS o
+          WHERE split_part(o, '=', 1) = 'autovacuum_enabled'
+            AND lower(split_part(o, '=', 2)) IN ('f', 'fa', 'fal', 'fals', 'false', 'n', 'no', 'of', 'off', '0')
+        )
+      )
       AND s.n_live_tup >= :min_rows
       AND (coalesce(s.last_analyze, s.last_autoanalyze) IS NULL OR s.n_mod_since_analyze > s.n_live_tup / 2)
     ORDER BY s.relname

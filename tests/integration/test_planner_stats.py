@@ -36,9 +36,10 @@ def dsn(backend: Backend) -> str:
     return backend.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
 
 
-def unmanaged(table: str) -> None:
+def unmanaged(table: str, value: str = "false") -> None:
+    """Autovacuum off for `table` (PostgreSQL keeps the value as written: false, off, 0...)."""
     with transaction() as conn:
-        conn.exec_driver_sql(f'ALTER TABLE "{table}" SET (autovacuum_enabled = false)')
+        conn.exec_driver_sql(f'ALTER TABLE "{table}" SET (autovacuum_enabled = {value})')
 
 
 def add_members(n: int) -> uuid.UUID:
@@ -94,7 +95,7 @@ def test_a_table_autovacuum_leaves_alone_is_analyzed_once_it_holds_rows(backend:
 def test_the_sweeper_replaces_a_generic_plan_cached_on_an_empty_table(backend: Backend):
     """A prepared lookup by primary key (and org, as every query is scoped) planned generically while
     `users` was empty keeps its plan as the table fills, until the sweeper's pass ANALYZEs it."""
-    unmanaged("users")
+    unmanaged("users", "off")
     with psycopg.connect(dsn(backend), autocommit=True) as pg:
         pg.execute("SET plan_cache_mode = force_generic_plan")
         pg.execute("PREPARE by_id(uuid, uuid) AS SELECT name FROM users WHERE id = $1 AND org_id = $2")
