@@ -7,7 +7,6 @@ whatever the server's setting.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from sqlalchemy import insert
 
 from tests.conftest import Backend
 from tests.support.private_backend import private_backend
+from tests.support.waiting import wait_for
 from worker.db import transaction
 from worker.engine import sweeper
 from worker.models import Org, User
@@ -57,16 +57,15 @@ def add_members(n: int) -> uuid.UUID:
 
 def live_rows(table: str, at_least: int) -> None:
     """Wait until the statistics system counts the rows (backends report them when idle, within ~1 s)."""
-    deadline = time.monotonic() + 15
-    while True:
+
+    def counted() -> bool:
         with transaction() as conn:
             n = conn.exec_driver_sql(
                 "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = %(t)s", {"t": table}
             ).scalar_one()
-        if n >= at_least:
-            return
-        assert time.monotonic() < deadline, f"{table}: {n} live rows counted, {at_least} expected"
-        time.sleep(0.05)
+        return n >= at_least
+
+    wait_for(counted, timeout_s=15, what=f"{at_least} live rows of {table} counted")
 
 
 def last_analyzed(table: str) -> object:
