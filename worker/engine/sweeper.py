@@ -7,7 +7,8 @@ Each pass (Beat every minute, `proactive sweep`, and once when a worker starts):
 - reminds every approver once after 4 working hours (weekends do not count);
 - times out jobs past their deadline;
 - fires follow-ups whose delay has passed (after the timeouts: a job just fired is not judged);
-- on PostgreSQL without autovacuum, ANALYZEs our tables it never analyzed (worker/planner_stats.py).
+- on PostgreSQL without autovacuum, ANALYZEs our tables never analyzed or mostly rewritten since
+  (worker/planner_stats.py).
 Every change is a conditional UPDATE, so several sweepers on several machines do no harm.
 """
 
