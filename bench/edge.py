@@ -954,7 +954,7 @@ class Bench:
             return None
         path = Path(self.args.py_spy) / f"edge-config{k + 1}-{phase}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        proc = start_py_spy(web.proc.pid, path, idle=not isinstance(web, WorkerProcess))  # a worker: on-CPU
+        proc = start_py_spy(web.proc.pid, path, idle=not isinstance(web, WorkerProcess))  # a worker: no idle samples
         time.sleep(1.0)  # py-spy attaches before the load starts
         return proc, path
 

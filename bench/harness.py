@@ -350,7 +350,8 @@ def rss_mib(pids: Iterable[int]) -> dict[int, float]:
 
 def start_py_spy(pid: int, path: Path | str, idle: bool = True) -> subprocess.Popen[bytes]:
     """Profiling: sample process ``pid`` and its children with py-spy (raw collapsed stacks to ``path``);
-    ``idle`` False keeps only the samples of threads on a CPU (where the CPU goes, not the wall time)."""
+    ``idle`` False drops the samples py-spy judges idle (a thread blocked where py-spy recognises it;
+    psycopg's waits for the server, inside its C code, still show as busy)."""
     exe = Path(sys.executable).with_name("py-spy")
     if not exe.exists():
         raise SystemExit(f"--py-spy needs py-spy beside the interpreter ({exe}): .venv/bin/pip install py-spy")

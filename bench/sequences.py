@@ -731,7 +731,7 @@ def run(args: argparse.Namespace, bench: Bench, say: Callable[[str], None]) -> t
         busy0 = decider.busy_s if decider else 0.0
         polls0 = bench.polls + (decider.polls if decider else 0)
         say(f"  warm-up done (worker RSS {sum(rss0.values()):.1f} MiB); firing {args.events} events")
-        spy = start_py_spy(worker.pids()[0], args.py_spy) if args.py_spy else None
+        spy = start_py_spy(worker.pids()[0], args.py_spy, idle=False) if args.py_spy else None  # no idle samples
         bench.fire(measured, args.events, uuid.uuid4().hex[:8], args.rate)
         say(f"  fired in {measured.fire_end - measured.fire_start:.1f} s; waiting for every job to settle")
         bench.wait_settled(measured, worker, decider)
