@@ -12,6 +12,13 @@ neither; ``precompiled.stats`` counts them).
 ``--cprofile`` adds the top functions of the step path by CPU time (execute() only, fire_event
 excluded); ``--trace`` prints every round trip of one job in order.
 
+The placeholders case measures what worker/precompiled.py gains by sending psycopg SQL with
+numbered placeholders (``$1``, on a ``RawCursor``, parameters as a tuple) instead of named ones
+(``%(name)s``, parsed and reordered by psycopg on each run; a statement over 4 KiB or 50 parameters,
+like the engine's guarded completion, is parsed again each time): CPU per execution of the engine's
+own reads, captured while the steps ran, and of a read shaped like the longest statement the steps
+sent, both ways in alternating rounds on one connection.
+
 The decision case pauses no-op -> approval -> no-op jobs (bench.noop_dags.DECISION) on their
 approval, then counts ``approvals.decide()`` (as a rep's click) and the ``proactive.resume_approval``
 task body it asks for (the resume and the step after it), per decision.
@@ -26,6 +33,7 @@ import cProfile
 import io
 import os
 import pstats
+import re
 import sys
 import tempfile
 import time
@@ -34,6 +42,7 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import event
 
 from bench.engine import DECISION, FANOUT, LINEAR, STEPS_PER_JOB, Bench, baseline_tree, engine_env, run_in_tree
@@ -368,6 +377,67 @@ class DecisionProfile:
         return "\n".join(lines)
 
 
+class Sent:
+    """The statements the engine sends on the numbered path (query, parameters), as it sends them."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[Any, ...]] = {}
+        self.runs = self.uncached = 0  # executions; those psycopg would parse every time if named
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if isinstance(params, tuple) and not many:
+            self.seen.setdefault(statement, params)
+            self.runs += 1
+            self.uncached += len(statement) > 4096 or len(params) > 50  # psycopg's _queries limits
+
+
+def _as_named(query: str, params: tuple[Any, ...]) -> tuple[str, dict[str, Any]]:
+    """A numbered statement (`$1`) written with psycopg's named placeholders (`%(p1)s`)."""
+    named = re.sub(r"\$(\d+)", lambda m: f"%(p{m.group(1)})s", query.replace("%", "%%"))
+    return named, {f"p{i}": v for i, v in enumerate(params, 1)}
+
+
+def placeholder_lines(dsn: str, sent: Sent, runs: int = 2000, rounds: int = 5) -> list[str]:
+    """CPU per execution, named against numbered placeholders, of the engine's most frequent reads
+    and of a read as long (and with as many parameters) as the longest statement it sent."""
+    reads = [(q, p) for q, p in sent.seen.items() if q.lstrip().upper().startswith("SELECT")]
+    longest_q, longest_p = max(sent.seen.items(), key=lambda qp: len(qp[0]))
+    n = len(longest_p)
+    padding = "x" * max(0, len(longest_q) - 20 * n)
+    big = ("SELECT " + ", ".join(f"${i}::text" for i in range(1, n + 1)) + f" -- {padding}", ("v",) * n)
+    cases = [
+        (f"the engine's {len(reads)} reads (each in turn)", reads),
+        (f"a {len(big[0])}-byte read, {n} params", [big]),
+    ]
+    lines = [f"== placeholders: {runs} executions x {rounds} rounds each way, one connection, autocommit"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for label, statements in cases:
+            ways = {
+                "named": (psycopg.Cursor, [_as_named(q, p) for q, p in statements]),
+                "numbered": (psycopg.RawCursor, statements),
+            }
+            cpu = dict.fromkeys(ways, 0.0)
+            for _ in range(rounds):
+                for way, (cursor_type, runnable) in ways.items():
+                    t0 = time.process_time()
+                    for i in range(runs):
+                        query, params = runnable[i % len(runnable)]
+                        with cursor_type(conn) as cur:
+                            cur.execute(query, params)
+                            cur.fetchall()
+                    cpu[way] += time.process_time() - t0
+            per_run = {k: v / (runs * rounds) * 1e6 for k, v in cpu.items()}
+            lines.append(
+                f"{label}: named {per_run['named']:.0f} us, numbered {per_run['numbered']:.0f} us CPU per "
+                f"execution = {per_run['numbered'] / per_run['named']:.2f}x"
+            )
+    lines.append(
+        f"(longest statement the steps sent: {len(longest_q)} bytes, {n} parameters; {sent.uncached} of their "
+        f"{sent.runs} numbered executions are over psycopg's 4 KiB / 50-parameter limit for caching the parsing)"
+    )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     """Profile the linear and the fan-out benchmark DAGs and the decision path on a fresh database."""
     doc = (__doc__ or "").splitlines()[0]
@@ -379,7 +449,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--cases",
         default="steps,decision",
-        help="comma-separated: steps (the linear and fan-out DAGs), decision (decide + resume)",
+        help="comma-separated: steps (the linear and fan-out DAGs), decision (decide + resume), placeholders "
+        "(named against numbered psycopg placeholders; runs the steps first)",
     )
     p.add_argument(
         "--baseline-ref",
@@ -395,13 +466,19 @@ def main(argv: list[str] | None = None) -> None:
         bench = Bench(args, backends, Path(tmp))
         try:
             bench.setup()
-            counters, capture = Counters.on_engine(), Capture()
+            counters, capture, sent = Counters.on_engine(), Capture(), Sent()
             capture.install()
+            if "placeholders" in args.cases:
+                import worker.db  # after use_env (settings read at import)
+
+                event.listen(worker.db.get_engine(), "before_cursor_execute", sent)
             linear, fanout = bench.events[LINEAR], bench.events[FANOUT]
             cases = ((linear, "linear 5 steps"), (fanout, "fan-out a->(b,c,d)->e"))
-            for event, label in cases if "steps" in args.cases else ():
-                print(profile(event, label, bench, args.jobs, counters, capture, args.cprofile, args.trace), flush=True)
+            for kind, label in cases if "steps" in args.cases or "placeholders" in args.cases else ():
+                print(profile(kind, label, bench, args.jobs, counters, capture, args.cprofile, args.trace), flush=True)
                 print()
+            if "placeholders" in args.cases:
+                print("\n".join(placeholder_lines(backends.dsn, sent)), flush=True)
             if "decision" in args.cases:
                 decisions = DecisionProfile(bench, counters, capture)
                 print(decisions.profile(args.jobs, args.cprofile, args.trace), flush=True)

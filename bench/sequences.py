@@ -51,6 +51,7 @@ from typing import Any
 from psycopg.rows import namedtuple_row
 from sqlalchemy import select
 
+from bench.child_profile import DIR_ENV as CPROFILE_DIR_ENV
 from bench.harness import (
     Backends,
     WorkerProcess,
@@ -191,7 +192,7 @@ class Bench:
         self.args = args
         self.db = backends
         self.workdir = workdir
-        self.env = sequences_env(backends)
+        self.env = sequences_env(backends, args.cprofile)
         self.polls = 0  # the benchmark's own polling queries (left out of the commit count)
         self.templates: dict[uuid.UUID, dict[str, dict[str, Any]]] = {}
         self.reps: dict[uuid.UUID, uuid.UUID] = {}
@@ -354,9 +355,15 @@ class Result:
         return out
 
 
-def sequences_env(backends: Backends) -> dict[str, str]:
-    """Environment of this process and the worker: bench database and broker, dry-run, no undo wait."""
-    return bench_env(backends, SEQUENCE_MODULES, PROACTIVE_DRY_RUN="1", PROACTIVE_UNDO_WINDOW_S="0")
+def sequences_env(backends: Backends, cprofile_dir: str = "") -> dict[str, str]:
+    """Environment of this process and the worker: bench database and broker, dry-run, no undo wait;
+    with `cprofile_dir`, the pool processes profile themselves there (bench.child_profile)."""
+    if not cprofile_dir:
+        return bench_env(backends, SEQUENCE_MODULES, PROACTIVE_DRY_RUN="1", PROACTIVE_UNDO_WINDOW_S="0")
+    Path(cprofile_dir).mkdir(parents=True, exist_ok=True)
+    where = str(Path(cprofile_dir).resolve())
+    extra = {"PROACTIVE_DRY_RUN": "1", "PROACTIVE_UNDO_WINDOW_S": "0", CPROFILE_DIR_ENV: where}
+    return bench_env(backends, SEQUENCE_MODULES + ",bench.child_profile", **extra)
 
 
 # --------------------------------------------------------------------------- report
@@ -480,7 +487,8 @@ def report(args: argparse.Namespace, res: Result, window: Mapping[str, Any]) -> 
     dpg = {k: pg1[k] - pg0[k] for k in pg0}
     dpg["commits"] -= window["polls"]  # the benchmark's own polling
     lines += [
-        f"CPU ms per event: worker {cpu['worker'] * 1000 / n_events:.1f}, client (firing + deciding + polling) "
+        f"CPU ms per event: worker {cpu['worker'] * 1000 / n_events:.1f} (main process "
+        f"{window['cpu_main'] * 1000 / n_events:.1f}: Celery's consumer), client (firing + deciding + polling) "
         f"{cpu['client'] * 1000 / n_events:.1f}, PostgreSQL {cpu['pg'] * 1000 / n_events:.1f}; "
         f"decider busy {window['decider_busy']:.1f} s",
         f"PostgreSQL per event (pg_stat_database, the benchmark's {window['polls']} polls left out of commits; "
@@ -570,6 +578,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         metavar="FILE",
         help="profiling: record the worker with py-spy during the measured phase (collapsed stacks)",
+    )
+    p.add_argument(
+        "--cprofile",
+        default="",
+        metavar="DIR",
+        help="profiling: each pool process writes a CPU-time cProfile to DIR (read: python -m bench.child_profile DIR)",
     )
     p.add_argument("--keep", action="store_true", help="profiling: keep the database (not dropped) for inspection")
     p.add_argument(
@@ -756,6 +770,7 @@ def run(args: argparse.Namespace, bench: Bench, say: Callable[[str], None]) -> t
         worker.stop()
     window = {
         "cpu": {"worker": cpu_delta(w0, w1), "client": c1 - c0, "pg": cpu_delta(p0, p1)},
+        "cpu_main": w1.get(worker.pids()[0], 0.0) - w0.get(worker.pids()[0], 0.0),
         "rss0": rss0,
         "rss1": rss1,
         "pg0": pg0,
@@ -773,7 +788,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline_ref:
         return compare(args, list(sys.argv[1:] if argv is None else argv))
     backends = Backends(fresh_db_name("proactive_bench_seq"), pick_redis_db(args.redis_db))
-    use_env(sequences_env(backends))  # before any worker module reads its settings
+    use_env(sequences_env(backends, args.cprofile))  # before any worker module reads its settings
     started = time.monotonic()
 
     def say(text: str) -> None:

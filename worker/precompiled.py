@@ -7,7 +7,8 @@ the parameters and a `CursorResult` on every call (bench/profile_engine.py measu
 statements (worker/engine/jobstore.py, the skills' through sequences/skills/common.py) stay Core,
 written once, and run here: compiled for the connection's dialect on first use, their bind and result
 processors (UTC timestamps, JSON, UUIDs, numerics) applied as SQLAlchemy would, the SQL passed to the
-driver (psycopg prepares it after a few runs).
+driver (psycopg prepares it after a few runs; on PostgreSQL with numbered placeholders, see
+`_numbered`).
 
 Observability and error handling stay SQLAlchemy's: `before_cursor_execute` listeners see each
 statement (the statement counters of bench/profile_engine.py, the tenant-scope test), and a DBAPI
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from psycopg import RawCursor
 from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     Connection,
@@ -56,10 +58,43 @@ GUARD_MARK = "proactive guard: "
 stats: Counter[str] = Counter()
 
 
-class _Plan:
-    """One statement compiled for one dialect: its SQL, bind processors and result column processors."""
+# A named psycopg placeholder `%(name)s`, or an escaped `%%`.
+_PYFORMAT = re.compile(r"%%|%\(([^)]+)\)s")
 
-    __slots__ = ("binds", "compiled", "keys", "positions", "results", "sql")
+
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]] | None:
+    """`sql` (psycopg's named placeholders `%(name)s`, a literal `%` written `%%`) with PostgreSQL's own
+    placeholders `$1, $2...` (one number per name), and the names in number order; None when the SQL
+    holds another `%` form. psycopg sends such SQL as it is (`RawCursor`): no parsing of the query
+    and no reordering of the parameters on each run (and a statement over 4 KiB or 50 parameters,
+    which psycopg does not cache the parsing of, costs as little as a short one)."""
+    names: dict[str, int] = {}
+
+    def number(m: re.Match[str]) -> str:
+        if m.group(0) == "%%":
+            return "%"
+        return f"${names.setdefault(m.group(1), len(names) + 1)}"
+
+    if "%" in _PYFORMAT.sub("", sql):
+        return None
+    return _PYFORMAT.sub(number, sql), tuple(names)
+
+
+def _driver_query(sql: str, dialect: str, named: bool) -> tuple[str, tuple[str, ...] | None]:
+    """What the driver runs for `sql` and, when its placeholders are numbered, the parameter names in
+    number order: numbered on PostgreSQL (see `_numbered`), as it is elsewhere."""
+    converted = _numbered(sql) if named and dialect in PIPELINE_DIALECTS else None
+    return converted if converted is not None else (sql, None)
+
+
+class _Plan:
+    """One statement compiled for one dialect: its SQL, bind processors and result column processors.
+
+    `sql` is the statement as SQLAlchemy compiled it; `query` is what the driver runs: on PostgreSQL
+    the same with numbered placeholders (`numbered`: the parameter names in number order, see
+    `_numbered`), run on a RawCursor with the parameters as a tuple."""
+
+    __slots__ = ("binds", "compiled", "keys", "numbered", "positions", "query", "results", "sql")
 
     def __init__(self, statement: Any, conn: Connection) -> None:
         dialect = conn.dialect
@@ -74,19 +109,26 @@ class _Plan:
         self.binds: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
         # sqlite3 takes `?` parameters in order; psycopg takes them by name
         self.positions: tuple[str, ...] | None = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.query, self.numbered = _driver_query(self.sql, dialect.name, self.positions is None)
         self.keys: tuple[str, ...] = tuple(c[0] for c in compiled._result_columns)
         # the result processors, made on the first result: some need the driver's column type (a
         # PostgreSQL NUMERIC or FLOAT column's processor depends on its OID)
         self.results: tuple[Callable[[Any], Any] | None, ...] | None = None
 
-    def params(self, values: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
-        """The statement's parameters from `values`, converted by the bind processors (a tuple in
-        order for a positional driver)."""
+    def named(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The statement's parameters from `values` by name, converted by the bind processors."""
         params = self.compiled.construct_params(values, _check=False)
         for name, process in self.binds.items():
             if name in params:
                 params[name] = process(params[name])
-        return params if self.positions is None else tuple(params[name] for name in self.positions)
+        return params
+
+    def params(self, values: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
+        """The parameters `query` takes from `values`: by name, or a tuple in order (a positional
+        driver's, or numbered placeholders)."""
+        params = self.named(values)
+        order = self.positions if self.positions is not None else self.numbered
+        return params if order is None else tuple(params[name] for name in order)
 
     def rows(self, cursor: Any) -> list[tuple[Any, ...]]:
         """The cursor's rows with the result processors applied."""
@@ -171,18 +213,18 @@ def _run(conn: Connection, plan: _Plan, params: Any, many: bool = False) -> Any:
         conn.begin()  # as Connection.execute would (SQLite's BEGIN IMMEDIATE included)
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
-    cursor = dbapi_conn.cursor()
+    cursor = RawCursor(dbapi_conn) if plan.numbered is not None else dbapi_conn.cursor()  # type: ignore[arg-type]
     try:
         if conn._has_events or conn.engine._has_events:
             for listener in conn.dispatch.before_cursor_execute:
-                listener(conn, cursor, plan.sql, params, None, many)
+                listener(conn, cursor, plan.query, params, None, many)
         if many:
-            cursor.executemany(plan.sql, params)
+            cursor.executemany(plan.query, params)
         else:
-            cursor.execute(plan.sql, params)
+            cursor.execute(plan.query, params)
     except conn.dialect.loaded_dbapi.Error as err:
         cursor.close()
-        conn._handle_dbapi_exception(err, plan.sql, params, cursor, None)
+        conn._handle_dbapi_exception(err, plan.query, params, cursor, None)
     except BaseException:
         cursor.close()
         raise
@@ -335,7 +377,7 @@ def batch(conn: Connection) -> Iterator[Batch]:
         plan, params, cursor = b._sent[-1] if b._sent else (None, None, None)
         for _plan, _params, sent in b._sent:
             sent.close()
-        conn._handle_dbapi_exception(err, plan.sql if plan else None, params, cursor, None)
+        conn._handle_dbapi_exception(err, plan.query if plan else None, params, cursor, None)
 
 
 class LeaseLost(Exception):
@@ -348,7 +390,7 @@ class _Composed:
     before it holding; the main SELECT fails unless every check matched its count, so a statement
     that failed a check wrote nothing, whatever came before the check."""
 
-    __slots__ = ("checks", "parts", "sql")
+    __slots__ = ("checks", "numbered", "parts", "query", "sql")
 
     def __init__(self, parts: Sequence[tuple[Callable[[str | None], Any], int | None]], conn: Connection) -> None:
         self.parts: list[_Plan] = []
@@ -371,6 +413,7 @@ class _Composed:
         held = " AND ".join(f"{c} = {expect}" for c, (_, expect) in zip(counts, self.checks, strict=True)) or "true"
         verdict = f"CASE WHEN {held} THEN '0' ELSE '{GUARD_MARK}' || concat_ws(',', {', '.join(counts) or 'NULL'}) END"
         self.sql = f"WITH {', '.join(ctes)} SELECT CAST({verdict} AS INTEGER)"
+        self.query, self.numbered = _driver_query(self.sql, conn.dialect.name, True)
 
     def failed(self, message: str, whats: Sequence[str]) -> str | None:
         """What failed, from the error the statement raised (None when it was not a check's)."""
@@ -382,14 +425,13 @@ class _Composed:
                 return f"{whats[i]}: matched {got} rows, expected {expect}"
         return message
 
-    def params(self, values: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """The parameters of every part (`values[i]` for part i), processed and renamed `p<i>_<name>`."""
+    def params(self, values: Sequence[Mapping[str, Any]]) -> dict[str, Any] | tuple[Any, ...]:
+        """The parameters of every part (`values[i]` for part i), processed and renamed `p<i>_<name>`
+        (as a tuple in `numbered` order when the placeholders are numbered)."""
         merged: dict[str, Any] = {}
         for i, (plan, given) in enumerate(zip(self.parts, values, strict=True)):
-            processed = plan.params(given)
-            assert isinstance(processed, dict)
-            merged.update({f"p{i}_{k}": v for k, v in processed.items()})
-        return merged
+            merged.update({f"p{i}_{k}": v for k, v in plan.named(given).items()})
+        return merged if self.numbered is None else tuple(merged[name] for name in self.numbered)
 
 
 # A named psycopg placeholder, `%(name)s`.

@@ -97,6 +97,27 @@ def test_a_write_counts_the_rows_it_matched(table: Table):
     assert names == ["big", "big"]
 
 
+def test_a_literal_percent_a_repeated_parameter_and_a_long_statement_run_as_written(table: Table):
+    """On PostgreSQL the SQL goes with numbered placeholders on a RawCursor (worker/precompiled.py
+    `_numbered`): a `%` in the SQL, a parameter used twice and a statement over psycopg's 4 KiB /
+    50-parameter caching limits must mean what they mean through Connection.execute."""
+    r = row(name="50% off", n=42)
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [r])
+    twice = select(things.c.name, (things.c.n + bindparam("b_k", type_=Integer())).label("m")).where(
+        things.c.name.like("%\\% off", escape="\\"), things.c.n == bindparam("b_k", type_=Integer()) - 0
+    )
+    many = select(things.c.id).where(
+        things.c.n.in_([bindparam(f"b_{i}", type_=Integer()) for i in range(60)]),
+        things.c.name == bindparam("b_name", type_=String()),
+    )
+    with transaction() as conn:
+        assert Precompiled(twice).rows(conn, {"b_k": 42}) == [("50% off", 84)]
+        assert tuple(conn.execute(twice, {"b_k": 42}).one()) == ("50% off", 84)
+        values = {f"b_{i}": 1000 + i for i in range(60)} | {"b_59": 42, "b_name": "50% off"}
+        assert Precompiled(many).rows(conn, values) == [(r["id"],)]
+
+
 def test_listeners_see_each_statement(table: Table):
     seen: list[str] = []
 
