@@ -28,13 +28,26 @@ from worker.engine.states import ApprovalStatus
 from worker.integrations import NO_LINK, google_connect_link
 from worker.metrics import prom
 from worker.models import Org, SlackOutbox, User, approvals
-from worker.precompiled import Precompiled
+from worker.precompiled import Precompiled, PrecompiledInsert
 from worker.slack.delivery import enqueue_message, replace_message
 from worker.worktime import working_hours_after, zone
 
 A = ApprovalStatus
 users = User.__table__
 outbox = SlackOutbox.__table__
+
+
+# The first approver's time zone (NULL when none or not in the org) and the org's, in one read.
+_ZONES = Precompiled(
+    select(
+        select(users.c.timezone)
+        .where(users.c.id == bindparam("b_user", type_=Uuid()), users.c.org_id == Org.id)
+        .scalar_subquery()
+        .label("user_tz"),
+        Org.timezone,
+    ).where(Org.id == bindparam("b_org", type_=Uuid()))
+)
+_INSERT = PrecompiledInsert(approvals)
 
 
 def approval_title(job: Mapping[str, Any], step: Step, preview: Mapping[str, Any]) -> str:
@@ -58,29 +71,29 @@ def open_approval(
         approver_ids = list(
             conn.execute(select(users.c.id).where(users.c.org_id == job["org_id"], users.c.role == "admin")).scalars()
         )
-    tz_name = None
-    if approver_ids:
-        tz_name = conn.execute(
-            select(users.c.timezone).where(users.c.id == approver_ids[0], users.c.org_id == job["org_id"])
-        ).scalar()
-    org_tz = conn.execute(select(Org.timezone).where(Org.id == job["org_id"])).scalar()
+    zones = _ZONES.first(conn, {"b_org": job["org_id"], "b_user": approver_ids[0] if approver_ids else None})
+    tz_name, org_tz = zones if zones is not None else (None, None)
     expires_at = working_hours_after(now, zone(tz_name, org_tz or "UTC"), step.approval.expires_working_hours)
     approval_id = uuid.uuid4()
-    conn.execute(
-        approvals.insert().values(
-            id=approval_id,
-            org_id=job["org_id"],
-            job_id=job["id"],
-            step_run_id=step_run_id,
-            step=step.name,
-            kind=step.approval.kind,
-            critical=step.critical,
-            status=A.PENDING.value,
-            approver_user_ids=[str(u) for u in approver_ids],
-            preview=dict(preview),
-            expires_at=expires_at,
-            created_at=now,
-        )
+    _INSERT.run(
+        conn,
+        [
+            {
+                "id": approval_id,
+                "org_id": job["org_id"],
+                "job_id": job["id"],
+                "step_run_id": step_run_id,
+                "step": step.name,
+                "kind": step.approval.kind,
+                "critical": step.critical,
+                "status": A.PENDING.value,
+                "approver_user_ids": [str(u) for u in approver_ids],
+                "preview": dict(preview),
+                "response_url_uses": 0,
+                "expires_at": expires_at,
+                "created_at": now,
+            }
+        ],
     )
     on_commit(lambda: prom.approval_opened(step.approval.kind))
     message = blocks.approval_blocks(
