@@ -46,7 +46,7 @@ import psycopg
 from sqlalchemy import event
 
 from bench.engine import DECISION, FANOUT, LINEAR, STEPS_PER_JOB, Bench, baseline_tree, engine_env, run_in_tree
-from bench.harness import Backends, fresh_db_name, pick_redis_db, use_env
+from bench.harness import Backends, cpu_delta, cpu_seconds, fresh_db_name, pick_redis_db, use_env
 
 
 class Counters:
@@ -225,6 +225,7 @@ def profile(
     fire_msgs = capture.sent
     prof = cProfile.Profile(time.process_time) if use_cprofile else None  # CPU time, not wall
     tasks = 0
+    pg1 = cpu_seconds(bench.db.pg_pids(others_only=True))
     t1, cpu1 = time.perf_counter(), time.process_time()
     if prof:
         prof.enable()
@@ -235,6 +236,7 @@ def profile(
     if prof:
         prof.disable()
     exec_wall, exec_cpu = time.perf_counter() - t1, time.process_time() - cpu1
+    exec_pg = cpu_delta(pg1, cpu_seconds(bench.db.pg_pids(others_only=True)))
     c2 = counters.snapshot()
     done = bench.db.admin.execute(
         "SELECT count(*) FROM step_runs WHERE org_id = %s AND status = 'succeeded'", (org,)
@@ -249,7 +251,8 @@ def profile(
     lines.append(
         f"steps: {tasks} run_step tasks ({tasks / jobs:.1f} per job: {fire_msgs / jobs:.1f} published "
         f"by fire_event + {(capture.sent - fire_msgs) / jobs:.1f} by steps; the rest ran inline), "
-        f"{exec_wall / steps * 1000:.2f} ms wall, {exec_cpu / steps * 1000:.2f} ms CPU per step"
+        f"{exec_wall / steps * 1000:.2f} ms wall, {exec_cpu / steps * 1000:.2f} ms CPU per step "
+        f"(PostgreSQL's backends: {exec_pg / steps * 1000:.2f} ms)"
     )
     lines.append("per step: " + ", ".join(f"{k} {v:.2f}" for k, v in per(c2 - c1, steps).items()))
     if prof:

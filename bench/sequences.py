@@ -585,6 +585,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="profiling: each pool process writes a CPU-time cProfile to DIR (read: python -m bench.child_profile DIR)",
     )
+    p.add_argument("--analyze", action="store_true", help="ANALYZE the database after the warm-up")
     p.add_argument("--keep", action="store_true", help="profiling: keep the database (not dropped) for inspection")
     p.add_argument(
         "--baseline-ref",
@@ -738,6 +739,8 @@ def run(args: argparse.Namespace, bench: Bench, say: Callable[[str], None]) -> t
         say("  worker ready; warming up")
         bench.fire(warm, args.warmup, "warm-" + uuid.uuid4().hex[:6], 0.0)
         bench.wait_settled(warm, worker, decider)
+        if args.analyze:
+            bench.db.analyze()
         time.sleep(0.5)
         rss0 = rss_mib(worker.pids())
         pg0 = bench.pg_counters()

@@ -40,7 +40,7 @@ from sqlalchemy.types import NullType
 from worker.config import get_settings
 from worker.engine.context import StepContext, StepResult
 from worker.errors import PermanentError, TransientError
-from worker.models import Activity, Org, User
+from worker.models import Activity, Org, User, of_org
 from worker.precompiled import DIRECT_DIALECTS, Precompiled, on_its_own
 from worker.slack import delivery
 from worker.worktime import next_working_morning, zone
@@ -93,7 +93,7 @@ def _loader(model: type, with_org_users: bool = False) -> Any:
         table = model.__table__  # type: ignore[attr-defined]
         columns = [table, _org_users_column(table.c.org_id)] if with_org_users else [table]
         _LOADERS[key] = select(*columns).where(
-            table.c.id == bindparam("b_id", type_=Uuid()), table.c.org_id == bindparam("b_org", type_=Uuid())
+            table.c.id == bindparam("b_id", type_=Uuid()), of_org(table.c.org_id, bindparam("b_org", type_=Uuid()))
         )
     return _LOADERS[key]
 
@@ -293,7 +293,7 @@ _REP = select(
     User.__table__,
     _ORG.where(Org.id == User.org_id).with_only_columns(Org.timezone).scalar_subquery().label("org_timezone"),
     _ORG.where(Org.id == User.org_id).with_only_columns(Org.settings).scalar_subquery().label("org_settings"),
-).where(User.id == bindparam("b_id", type_=Uuid()), User.org_id == bindparam("b_org", type_=Uuid()))
+).where(User.id == bindparam("b_id", type_=Uuid()), of_org(User.org_id, bindparam("b_org", type_=Uuid())))
 
 
 def rep(ctx: StepContext, user_id: Any = None) -> User:

@@ -24,7 +24,7 @@ from worker.engine.context import StepContext
 from worker.engine.effects import Prepared, effect_key, record
 from worker.engine.jobstore import insert_ignoring_conflicts
 from worker.errors import GoogleNotConnected, PermanentError
-from worker.models import Activity, CalendarEvent, Deal, Integration, User, utcnow
+from worker.models import Activity, CalendarEvent, Deal, Integration, User, of_org, utcnow
 
 _ORG, _USER = bindparam("b_org", type_=Uuid()), bindparam("b_user", type_=Uuid())
 _GOOGLE = select(Integration.__table__).where(
@@ -214,7 +214,7 @@ def record_activity(
 _ACTIVITY_INSERTS: dict[str, Any] = {}
 _TOUCH_DEAL = (
     update(Deal.__table__)
-    .where(Deal.id == bindparam("b_id", type_=Uuid()), Deal.org_id == bindparam("b_org", type_=Uuid()))
+    .where(Deal.id == bindparam("b_id", type_=Uuid()), of_org(Deal.org_id, bindparam("b_org", type_=Uuid())))
     .values(last_activity_at=bindparam("b_at"))
 )
 

@@ -27,7 +27,7 @@ from worker.engine.dag import Sequence, Step
 from worker.engine.states import ApprovalStatus
 from worker.integrations import NO_LINK, google_connect_link
 from worker.metrics import prom
-from worker.models import Org, SlackOutbox, User, approvals
+from worker.models import Org, SlackOutbox, User, approvals, of_org
 from worker.precompiled import Precompiled, PrecompiledInsert
 from worker.slack.delivery import enqueue_message, replace_message
 from worker.worktime import working_hours_after, zone
@@ -41,7 +41,7 @@ outbox = SlackOutbox.__table__
 _ZONES = Precompiled(
     select(
         select(users.c.timezone)
-        .where(users.c.id == bindparam("b_user", type_=Uuid()), users.c.org_id == Org.id)
+        .where(users.c.id == bindparam("b_user", type_=Uuid()), of_org(users.c.org_id, Org.id))
         .scalar_subquery()
         .label("user_tz"),
         Org.timezone,
@@ -125,7 +125,7 @@ def display_name(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID | None)
     if user_id is None:
         return "the system"
     row = conn.execute(
-        select(users.c.name, users.c.email).where(users.c.id == user_id, users.c.org_id == org_id)
+        select(users.c.name, users.c.email).where(users.c.id == user_id, of_org(users.c.org_id, org_id))
     ).first()
     return (row.name or row.email) if row else str(user_id)
 

@@ -57,7 +57,7 @@ from worker.errors import (
     UserError,
 )
 from worker.metrics import prom
-from worker.models import Deal, User, approvals, jobs, utcnow
+from worker.models import Deal, User, approvals, jobs, of_org, utcnow
 from worker.precompiled import Precompiled
 from worker.slack.delivery import replace_message
 
@@ -119,9 +119,11 @@ def _decision_query(scoped: bool) -> Select[Any]:
             _clicker.c.email.label("user_email"),
             func.coalesce(_decider.c.name, _decider.c.email).label("decider_name"),
         )
-        .join(jobs, (jobs.c.id == approvals.c.job_id) & (jobs.c.org_id == approvals.c.org_id))
-        .outerjoin(_clicker, (_clicker.c.id == _USER) & (_clicker.c.org_id == approvals.c.org_id))
-        .outerjoin(_decider, (_decider.c.id == approvals.c.decided_by) & (_decider.c.org_id == approvals.c.org_id))
+        .join(jobs, (jobs.c.id == approvals.c.job_id) & (of_org(jobs.c.org_id, approvals.c.org_id)))
+        .outerjoin(_clicker, (_clicker.c.id == _USER) & (of_org(_clicker.c.org_id, approvals.c.org_id)))
+        .outerjoin(
+            _decider, (_decider.c.id == approvals.c.decided_by) & (of_org(_decider.c.org_id, approvals.c.org_id))
+        )
         .where(approvals.c.id == _AID)
     )
     return q.where(approvals.c.org_id == _ORG) if scoped else q
@@ -175,7 +177,7 @@ def may_decide(conn: Connection, approval: Row, user: Row) -> bool:
         return True
     payload = (
         conn.execute(
-            select(jobs.c.payload).where(jobs.c.id == approval.job_id, jobs.c.org_id == approval.org_id)
+            select(jobs.c.payload).where(jobs.c.id == approval.job_id, of_org(jobs.c.org_id, approval.org_id))
         ).scalar()
         or {}
     )
@@ -186,7 +188,9 @@ def may_decide(conn: Connection, approval: Row, user: Row) -> bool:
         deal_uuid = uuid.UUID(str(deal_id))
     except ValueError:
         return False
-    owner = conn.execute(select(Deal.owner_id).where(Deal.id == deal_uuid, Deal.org_id == approval.org_id)).scalar()
+    owner = conn.execute(
+        select(Deal.owner_id).where(Deal.id == deal_uuid, of_org(Deal.org_id, approval.org_id))
+    ).scalar()
     return owner is not None and owner == user.id
 
 
@@ -330,9 +334,10 @@ def _resume_head(scoped: bool) -> Select[Any]:
             _decided_by.c.email.label("decider_email"),
         )
         .select_from(approvals)
-        .join(jobs, (jobs.c.id == approvals.c.job_id) & (jobs.c.org_id == approvals.c.org_id))
+        .join(jobs, (jobs.c.id == approvals.c.job_id) & (of_org(jobs.c.org_id, approvals.c.org_id)))
         .outerjoin(
-            _decided_by, (_decided_by.c.id == approvals.c.decided_by) & (_decided_by.c.org_id == approvals.c.org_id)
+            _decided_by,
+            (_decided_by.c.id == approvals.c.decided_by) & (of_org(_decided_by.c.org_id, approvals.c.org_id)),
         )
         .where(approvals.c.id == _AID)
         .with_for_update(of=jobs)
@@ -494,7 +499,7 @@ def decided_content(conn: Connection, a: Row) -> dict[str, Any] | None:
     puts in the outbox for it. None while it is pending or cancelled, or when its step is gone."""
     if a.status not in {s.value for s in DECIDED}:
         return None
-    job = conn.execute(select(jobs).where(jobs.c.id == a.job_id, jobs.c.org_id == a.org_id)).first()
+    job = conn.execute(select(jobs).where(jobs.c.id == a.job_id, of_org(jobs.c.org_id, a.org_id))).first()
     if job is None:
         return None
     facts = dict(job._mapping)
@@ -514,7 +519,9 @@ def request_content(conn: Connection, a: Row) -> dict[str, Any]:
     title = preview.get("title")
     if not title:
         job = conn.execute(
-            select(jobs.c.event_type, jobs.c.definition_hash).where(jobs.c.id == a.job_id, jobs.c.org_id == a.org_id)
+            select(jobs.c.event_type, jobs.c.definition_hash).where(
+                jobs.c.id == a.job_id, of_org(jobs.c.org_id, a.org_id)
+            )
         ).first()
         facts = dict(job._mapping) if job is not None else {"event_type": "", "definition_hash": None}
         try:
@@ -538,7 +545,9 @@ def _rerun(
     )
     iteration = (job.get("iteration") or 0) + 1
     # not a state move (a counter; the status stays): written here, not in jobstore
-    conn.execute(update(jobs).where(jobs.c.id == job["id"], jobs.c.org_id == a.org_id).values(iteration=iteration))
+    conn.execute(
+        update(jobs).where(jobs.c.id == job["id"], of_org(jobs.c.org_id, a.org_id)).values(iteration=iteration)
+    )
     job["iteration"] = iteration
     return _moved(conn, job, sequence, now, inline_queues)
 
@@ -572,7 +581,7 @@ def undo(approval_id: uuid.UUID, *, user_id: uuid.UUID, org_id: uuid.UUID | None
     now = utcnow()
     with transaction() as conn:
         approval = _load(conn, approval_id, org_id)
-        user = conn.execute(select(users).where(users.c.id == user_id, users.c.org_id == approval.org_id)).first()
+        user = conn.execute(select(users).where(users.c.id == user_id, of_org(users.c.org_id, approval.org_id))).first()
         if user is None or not may_decide(conn, approval, user):
             raise NotAuthorized("only the approvers, the deal owner or an org admin may undo this")
         if approval.status != A.APPROVED:

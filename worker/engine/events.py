@@ -58,7 +58,7 @@ from worker.engine.states import JobStatus, StepStatus
 from worker.errors import InvalidEvent
 from worker.memo import ShortMemory
 from worker.metrics import prom
-from worker.models import Org, RejectedEvent, ScheduledEvent, User, jobs, steps, utcnow
+from worker.models import Org, RejectedEvent, ScheduledEvent, User, jobs, of_org, steps, utcnow
 from worker.orgs import job_dry_run
 from worker.precompiled import Deferred, Precompiled, PrecompiledInsert, batch
 from worker.slack.redaction import redact_slack_body
@@ -234,7 +234,7 @@ _ORG_AND_USER = Precompiled(
     )
     .select_from(
         Org.__table__.outerjoin(
-            _users, and_(_users.c.id == bindparam("b_user", type_=Uuid()), _users.c.org_id == Org.id)
+            _users, and_(_users.c.id == bindparam("b_user", type_=Uuid()), of_org(_users.c.org_id, Org.id))
         )
     )
     .where(Org.id == bindparam("b_org", type_=Uuid()))

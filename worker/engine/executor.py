@@ -47,7 +47,7 @@ from worker.engine.states import JOB_FINAL, JobStatus, StepStatus
 from worker.errors import AuthRevoked, GoogleNotConnected, NotFound, SkipStep
 from worker.integrations import ask_to_connect, mark_revoked
 from worker.metrics import prom
-from worker.models import jobs, steps, utcnow
+from worker.models import jobs, of_org, steps, utcnow
 from worker.precompiled import PIPELINE_DIALECTS, Deferred, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -584,12 +584,14 @@ def _park_job(conn: Connection, job: Mapping[str, Any], outcome: Outcome, now: d
     assert outcome.revoked is not None
     _mark_revoked(conn, job, outcome.revoked, now)
     reason = WAITING_FOR_CONNECT if isinstance(outcome.revoked, GoogleNotConnected) else WAITING_FOR_RECONNECT
-    before = conn.execute(select(jobs.c.reason).where(jobs.c.id == job["id"], jobs.c.org_id == job["org_id"])).scalar()
+    before = conn.execute(
+        select(jobs.c.reason).where(jobs.c.id == job["id"], of_org(jobs.c.org_id, job["org_id"]))
+    ).scalar()
     deadline = (job.get("deadline_at") or now) + timedelta(seconds=outcome.retry_delay_s)
     # not a state move (its reason and deadline only; the status stays): written here, not in jobstore
     conn.execute(
         update(jobs)
-        .where(jobs.c.id == job["id"], jobs.c.org_id == job["org_id"])
+        .where(jobs.c.id == job["id"], of_org(jobs.c.org_id, job["org_id"]))
         .values(reason=reason, deadline_at=deadline)
     )
     return before not in WAITING_REASONS
@@ -974,7 +976,7 @@ def finish_cancel_if_idle(
     if running:
         return []
     if reason is None:
-        stored = select(jobs.c.reason).where(jobs.c.id == job["id"], jobs.c.org_id == job["org_id"])
+        stored = select(jobs.c.reason).where(jobs.c.id == job["id"], of_org(jobs.c.org_id, job["org_id"]))
         reason = conn.execute(stored).scalar() or CANCEL_REASON
     return end_job(conn, job, J.CANCELLED, now, reason=reason, sequence=sequence)
 
@@ -1016,6 +1018,6 @@ def request_cancel(
         else:
             end_job(conn, job, J.CANCELLED, now, reason=reason)
         status = conn.execute(
-            select(jobs.c.status).where(jobs.c.id == job_id, jobs.c.org_id == job["org_id"])
+            select(jobs.c.status).where(jobs.c.id == job_id, of_org(jobs.c.org_id, job["org_id"]))
         ).scalar_one()
     return CancelResult(job_id, status, status == J.CANCELLED)

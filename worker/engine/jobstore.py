@@ -53,7 +53,7 @@ from worker.engine.states import (
     check_transition,
     predecessors,
 )
-from worker.models import SequenceDefinition, UTCDateTime, approvals, jobs, steps
+from worker.models import SequenceDefinition, UTCDateTime, approvals, checked, jobs, of_org, steps
 from worker.precompiled import PIPELINE_DIALECTS, Deferred, Precompiled, PrecompiledInsert, Queued, batch
 
 J, S, A = JobStatus, StepStatus, ApprovalStatus
@@ -131,7 +131,7 @@ def lock_job(
     key = tuple(columns)
     if key not in _LOCKS:
         job = jobs.c.id == bindparam("b_job", type_=Uuid())
-        _LOCKS[key] = select(*columns).where(job, jobs.c.org_id == _ORG).with_for_update()
+        _LOCKS[key] = select(*columns).where(job, of_org(jobs.c.org_id, _ORG)).with_for_update()
     return conn.execute(_LOCKS[key], {"b_job": job_id, "b_org": org_id}).first()
 
 
@@ -173,7 +173,11 @@ def _job_move(new: JobStatus, columns: frozenset[str]) -> Precompiled:
         allowed = [literal(s.value, String()) for s in predecessors(JOB_TRANSITIONS, new)]
         _JOB_MOVES[key] = Precompiled(
             update(jobs)
-            .where(jobs.c.id == bindparam("b_job", type_=Uuid()), jobs.c.org_id == _ORG, jobs.c.status.in_(allowed))
+            .where(
+                jobs.c.id == bindparam("b_job", type_=Uuid()),
+                of_org(jobs.c.org_id, _ORG),
+                checked(jobs.c.status.in_(allowed)),
+            )
             .values({c: bindparam(f"v_{c}", type_=jobs.c[c].type) for c in sorted(columns)})
         )
     return _JOB_MOVES[key]
@@ -189,7 +193,7 @@ def request_job_cancel(
     allowed = [s.value for s in predecessors(JOB_TRANSITIONS, J.CANCELLED)]
     res = conn.execute(
         update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.org_id == org_id, jobs.c.status.in_(allowed))
+        .where(jobs.c.id == job_id, of_org(jobs.c.org_id, org_id), checked(jobs.c.status.in_(allowed)))
         .values(cancel_requested=True, reason=reason[:200])
     )
     return res.rowcount == 1
@@ -234,10 +238,12 @@ _CLAIM = (
     update(steps)
     .where(
         steps.c.id == bindparam("b_sid", type_=Uuid()),
-        steps.c.org_id == _ORG,
-        or_(
-            and_(steps.c.status == S.QUEUED.value, or_(steps.c.not_before.is_(None), steps.c.not_before <= _NOW)),
-            and_(steps.c.status == S.RUNNING.value, steps.c.lease_expires_at < _NOW),
+        of_org(steps.c.org_id, _ORG),
+        checked(
+            or_(
+                and_(steps.c.status == S.QUEUED.value, or_(steps.c.not_before.is_(None), steps.c.not_before <= _NOW)),
+                and_(steps.c.status == S.RUNNING.value, steps.c.lease_expires_at < _NOW),
+            )
         ),
     )
     .values(
@@ -333,9 +339,9 @@ def _finish_statement(columns: frozenset[str]) -> Precompiled:
             update(steps)
             .where(
                 steps.c.id == bindparam("b_sid", type_=Uuid()),
-                steps.c.org_id == _ORG,
+                of_org(steps.c.org_id, _ORG),
                 steps.c.attempt == bindparam("b_attempt", type_=Integer()),
-                steps.c.status == S.RUNNING.value,
+                checked(steps.c.status == S.RUNNING.value),
             )
             .values({c: bindparam(f"v_{c}", type_=steps.c[c].type) for c in sorted(columns)})
         )
@@ -394,7 +400,7 @@ def set_step_status(
     allowed = [s.value for s in predecessors(STEP_TRANSITIONS, new)]
     res = conn.execute(
         update(steps)
-        .where(steps.c.id == step_run_id, steps.c.org_id == org_id, steps.c.status.in_(allowed))
+        .where(steps.c.id == step_run_id, of_org(steps.c.org_id, org_id), checked(steps.c.status.in_(allowed)))
         .values(**values)
     )
     return res.rowcount == 1
@@ -425,7 +431,7 @@ STATE_COLUMNS = (
 # The current step states of a job (`step_states`; read in a claim's round trip by worker/engine/executor.py).
 STATES_OF_JOB = Precompiled(
     select(*STATE_COLUMNS).where(
-        steps.c.job_id == bindparam("b_job", type_=Uuid()), steps.c.org_id == _ORG, steps.c.superseded.is_(False)
+        steps.c.job_id == bindparam("b_job", type_=Uuid()), of_org(steps.c.org_id, _ORG), steps.c.superseded.is_(False)
     )
 )
 
@@ -436,7 +442,9 @@ def step_states(conn: Connection, job_id: uuid.UUID, *, org_id: uuid.UUID) -> li
 
 
 _LOCK_FOR_COMPLETION = Precompiled(
-    select(*LOCK_COLUMNS).where(jobs.c.id == bindparam("b_job", type_=Uuid()), jobs.c.org_id == _ORG).with_for_update()
+    select(*LOCK_COLUMNS)
+    .where(jobs.c.id == bindparam("b_job", type_=Uuid()), of_org(jobs.c.org_id, _ORG))
+    .with_for_update()
 )
 
 
@@ -467,8 +475,8 @@ _GUARD_RUNNING = Precompiled(
     select(jobs.c.id)
     .where(
         jobs.c.id == bindparam("b_job", type_=Uuid()),
-        jobs.c.org_id == _ORG,
-        jobs.c.status == J.RUNNING.value,
+        of_org(jobs.c.org_id, _ORG),
+        checked(jobs.c.status == J.RUNNING.value),
         jobs.c.cancel_requested.is_(False),
         jobs.c.iteration == bindparam("b_iteration", type_=Integer()),
     )
@@ -495,7 +503,7 @@ def supersede_steps(conn: Connection, job_id: uuid.UUID, names: Iterable[str], *
         update(steps)
         .where(
             steps.c.job_id == job_id,
-            steps.c.org_id == org_id,
+            of_org(steps.c.org_id, org_id),
             steps.c.step.in_(list(names)),
             steps.c.superseded.is_(False),
         )
@@ -505,8 +513,8 @@ def supersede_steps(conn: Connection, job_id: uuid.UUID, names: Iterable[str], *
 
 _OUTPUTS = select(steps.c.step, steps.c.output).where(
     steps.c.job_id == bindparam("b_job", type_=Uuid()),
-    steps.c.org_id == _ORG,
-    steps.c.status == S.SUCCEEDED.value,
+    of_org(steps.c.org_id, _ORG),
+    checked(steps.c.status == S.SUCCEEDED.value),
     steps.c.superseded.is_(False),
 )
 _OUTPUTS_OF = _OUTPUTS.where(steps.c.step.in_(bindparam("b_names", expanding=True)))
@@ -603,7 +611,7 @@ def close_open_steps(conn: Connection, job_id: uuid.UUID, reason: str, now: date
     for old, new in _CLOSE:
         conn.execute(
             update(steps)
-            .where(steps.c.job_id == job_id, steps.c.org_id == org_id, steps.c.status == old.value)
+            .where(steps.c.job_id == job_id, of_org(steps.c.org_id, org_id), checked(steps.c.status == old.value))
             .values(status=new.value, reason=reason, finished_at=now)
         )
 
@@ -614,9 +622,9 @@ def follow_ups_of(conn: Connection, job_id: uuid.UUID, *, org_id: uuid.UUID) -> 
         select(steps.c.step, steps.c.follow_ups)
         .where(
             steps.c.job_id == job_id,
-            steps.c.org_id == org_id,
+            of_org(steps.c.org_id, org_id),
             steps.c.follow_ups.is_not(None),
-            steps.c.status == S.SUCCEEDED.value,
+            checked(steps.c.status == S.SUCCEEDED.value),
             steps.c.superseded.is_(False),
         )
         .order_by(steps.c.finished_at, steps.c.step)
@@ -680,7 +688,7 @@ def _approval_move(new: ApprovalStatus, require_unexpired: bool, columns: frozen
     key = (new, require_unexpired, columns)
     if key not in _APPROVAL_MOVES:
         allowed = [literal(s.value, String()) for s in predecessors(APPROVAL_TRANSITIONS, new)]
-        cond = [approvals.c.id == _AID, approvals.c.org_id == _ORG, approvals.c.status.in_(allowed)]
+        cond = [approvals.c.id == _AID, of_org(approvals.c.org_id, _ORG), checked(approvals.c.status.in_(allowed))]
         if require_unexpired:
             cond.append(approvals.c.expires_at > _NOW)
         values = {"status": literal(new.value, String())}
@@ -725,9 +733,9 @@ def claim_decision(
             update(approvals)
             .where(
                 approvals.c.id == _AID,
-                approvals.c.org_id == _ORG,
+                of_org(approvals.c.org_id, _ORG),
                 approvals.c.resumed_at.is_(None),
-                approvals.c.status.in_([literal(s, String()) for s in sorted(statuses)]),
+                checked(approvals.c.status.in_([literal(s, String()) for s in sorted(statuses)])),
             )
             .values(resumed_at=_NOW)
             .returning(*approvals.c)

@@ -37,7 +37,7 @@ from worker.engine.events import fire_scheduled
 from worker.engine.publish import Publish, publish_steps
 from worker.engine.states import ApprovalStatus, JobStatus, StepStatus
 from worker.metrics import prom
-from worker.models import Org, User, approvals, jobs, steps, utcnow
+from worker.models import Org, User, approvals, jobs, of_org, steps, utcnow
 from worker.planner_stats import analyze_unmanaged
 from worker.slack.delivery import deliver_due, enqueue_message, publish_delivery, release_orphaned
 from worker.worktime import working_hours_after, zone
@@ -130,7 +130,7 @@ def reclaim_orphaned(now: datetime, alive_since: datetime | None, claimants: Seq
         held = store.requeue_orphaned(conn, now, alive_since, claimants=claimants)
         found = (
             select(steps.c.id, steps.c.step, jobs.c.event_type, jobs.c.definition_hash)
-            .join(jobs, and_(jobs.c.id == steps.c.job_id, jobs.c.org_id == steps.c.org_id))
+            .join(jobs, and_(jobs.c.id == steps.c.job_id, of_org(jobs.c.org_id, steps.c.org_id)))
             .where(tuple_(steps.c.org_id, steps.c.id).in_(held))
         )
         rows = list(conn.execute(found)) if held else []

@@ -19,7 +19,7 @@ from worker.db import transaction
 from worker.engine.events import fire_event
 from worker.engine.jobstore import insert_ignoring_conflicts
 from worker.errors import InvalidEvent
-from worker.models import Campaign, CampaignReply, NurtureEntry, utcnow
+from worker.models import Campaign, CampaignReply, NurtureEntry, of_org, utcnow
 from worker.slack.action_registry import register_action
 from worker.slack.answers import EPHEMERAL_TEXT_MAX, NOT_FOUND, NOT_YOURS, SOURCE, answer, refuse
 from worker.slack.clickers import Clicker
@@ -54,7 +54,9 @@ def campaign_click(click: Click, ref: ActionRef, clicker: Clicker) -> ClickOutco
         reply = conn.execute(
             select(replies, campaigns.c.owner_id)
             .join(campaigns, campaigns.c.id == replies.c.campaign_id)
-            .where(replies.c.id == target, replies.c.org_id == clicker.org_id, campaigns.c.org_id == clicker.org_id)
+            .where(
+                replies.c.id == target, of_org(replies.c.org_id, clicker.org_id), campaigns.c.org_id == clicker.org_id
+            )
         ).first()
         allowed = reply is not None and _may_act(clicker, reply.owner_id)
         text = _reply_action(conn, ref.verb, reply, clicker) if allowed else ""
@@ -119,7 +121,7 @@ def _reply_action(conn: Connection, verb: str, reply: Row, clicker: Clicker) -> 
 
 def _set_reply_status(conn: Connection, reply: Row, status: str) -> None:
     conn.execute(
-        update(replies).where(replies.c.id == reply.id, replies.c.org_id == reply.org_id).values(status=status)
+        update(replies).where(replies.c.id == reply.id, of_org(replies.c.org_id, reply.org_id)).values(status=status)
     )
 
 
@@ -172,7 +174,7 @@ def _draft_response(reply: Row, clicker: Clicker) -> str:
     with transaction() as conn:
         conn.execute(
             update(replies)
-            .where(replies.c.id == reply.id, replies.c.org_id == reply.org_id, replies.c.status == "open")
+            .where(replies.c.id == reply.id, of_org(replies.c.org_id, reply.org_id), replies.c.status == "open")
             .values(status="drafted")
         )
         record(
@@ -194,7 +196,7 @@ def _campaign_choice(click: Click, ref: ActionRef, clicker: Clicker, campaign_id
     with transaction() as conn:
         campaign = conn.execute(
             select(campaigns)
-            .where(campaigns.c.id == campaign_id, campaigns.c.org_id == clicker.org_id)
+            .where(campaigns.c.id == campaign_id, of_org(campaigns.c.org_id, clicker.org_id))
             .with_for_update()
         ).first()
         allowed = campaign is not None and _may_act(clicker, campaign.owner_id)
@@ -203,7 +205,7 @@ def _campaign_choice(click: Click, ref: ActionRef, clicker: Clicker, campaign_id
             metrics["suggestion_decision"] = {"choice": ref.verb, "by": str(clicker.user_id), "at": now.isoformat()}
             conn.execute(
                 update(campaigns)
-                .where(campaigns.c.id == campaign_id, campaigns.c.org_id == clicker.org_id)
+                .where(campaigns.c.id == campaign_id, of_org(campaigns.c.org_id, clicker.org_id))
                 .values(metrics=metrics)
             )
             record(

@@ -19,7 +19,7 @@ from sequences.skills.campaigns.report import ReplyIn, build_report
 from worker.engine.context import StepContext, StepResult
 from worker.engine.jobstore import insert_ignoring_conflicts
 from worker.errors import PermanentError
-from worker.models import Campaign, CampaignReply, Contact, Integration, User
+from worker.models import Campaign, CampaignReply, Contact, Integration, User, of_org
 from worker.worktime import zone
 
 # Replies newer than this are reported (hours): the day since the last daily check, plus slack.
@@ -57,7 +57,7 @@ _RECENT_REPLIES = (
 )
 _SET_CLASSIFICATION = (
     update(CampaignReply)
-    .where(CampaignReply.id == bindparam("b_id", type_=Uuid()), CampaignReply.org_id == _ORG)
+    .where(CampaignReply.id == bindparam("b_id", type_=Uuid()), of_org(CampaignReply.org_id, _ORG))
     .values(classification=bindparam("b_label"))
 )
 _ADMINS = select(User.id).where(User.org_id == _ORG, User.role == "admin").order_by(User.name)
@@ -128,14 +128,16 @@ def _refresh_from_instantly(ctx: StepContext, integration: Integration) -> None:
             else:  # an UPDATE scoped by org (a changed ORM object would be flushed by its id alone)
                 session.execute(
                     update(Campaign)
-                    .where(Campaign.id == row.id, Campaign.org_id == ctx.org_id)
+                    .where(Campaign.id == row.id, of_org(Campaign.org_id, ctx.org_id))
                     .values(metrics=metrics, name=a.name or row.name)
                 )
         active = {a.campaign_id for a in analytics}
         for external_id, row in by_external.items():  # paused or finished in Instantly: no longer reported
             if external_id not in active and row.status == "active":
                 session.execute(
-                    update(Campaign).where(Campaign.id == row.id, Campaign.org_id == ctx.org_id).values(status="paused")
+                    update(Campaign)
+                    .where(Campaign.id == row.id, of_org(Campaign.org_id, ctx.org_id))
+                    .values(status="paused")
                 )
         session.flush()
         for r in replies:

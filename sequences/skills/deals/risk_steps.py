@@ -20,7 +20,7 @@ import blocks
 from sequences.skills.deals.risk_rules import OPEN_STAGES, DealFacts, risk_score, should_alert
 from worker.engine.context import StepContext
 from worker.errors import SkipStep
-from worker.models import Activity, Company, Deal, DealRiskScore, Meeting, User
+from worker.models import Activity, Company, Deal, DealRiskScore, Meeting, User, of_org
 from worker.slack.delivery import enqueue_message
 
 # How far back engagement is counted (days).
@@ -101,7 +101,7 @@ def scan_active_deals(ctx: StepContext, inputs: Mapping[str, Any]) -> ScanOutput
             d.c.created_at,
             d.c.primary_contact_id,
         )
-        .select_from(d.outerjoin(c, and_(c.c.id == d.c.company_id, c.c.org_id == d.c.org_id)))
+        .select_from(d.outerjoin(c, and_(c.c.id == d.c.company_id, of_org(c.c.org_id, d.c.org_id))))
         .where(d.c.org_id == ctx.org_id, d.c.stage.in_(sorted(OPEN_STAGES)))
         .order_by(d.c.value.desc(), d.c.id)
         .limit(TOP_DEALS)

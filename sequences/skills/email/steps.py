@@ -16,7 +16,7 @@ from sequences.skills.email.intents import EmailIntent, classify_email
 from sequences.skills.email.out_of_office import ooo_until
 from worker.engine.context import FollowUp, StepContext, StepResult
 from worker.errors import PermanentError, SkipStep
-from worker.models import CampaignReply, Company, Contact, Deal, Email
+from worker.models import CampaignReply, Company, Contact, Deal, Email, of_org
 
 OPEN_DEAL_EXCLUDED = ("closed_won", "closed_lost")
 
@@ -42,7 +42,7 @@ _CONTACT_BY_EMAIL = (
         _COMPANY_DEAL,
     )
     .select_from(Contact)
-    .outerjoin(Company, and_(Company.id == Contact.company_id, Company.org_id == _ORG))
+    .outerjoin(Company, and_(Company.id == Contact.company_id, of_org(Company.org_id, _ORG)))
     .where(Contact.org_id == _ORG, func.lower(Contact.email) == bindparam("b_email"))
 )
 # No such contact: the company by the sender's domain, and its open deal.
@@ -50,11 +50,11 @@ _COMPANY_BY_DOMAIN = select(Company.id, Company.name, _COMPANY_DEAL).where(
     Company.org_id == _ORG, Company.domain == bindparam("b_domain")
 )
 _REPLY_DRAFTED = (
-    update(CampaignReply).where(CampaignReply.id == _ID, CampaignReply.org_id == _ORG).values(status="drafted")
+    update(CampaignReply).where(CampaignReply.id == _ID, of_org(CampaignReply.org_id, _ORG)).values(status="drafted")
 )
 _SET_CONTACT_STATUS = (
     update(Contact)
-    .where(Contact.id == _ID, Contact.org_id == _ORG)
+    .where(Contact.id == _ID, of_org(Contact.org_id, _ORG))
     .values(status=bindparam("b_status"), status_until=bindparam("b_until"))
 )
 

@@ -26,7 +26,7 @@ from worker.audit import record
 from worker.engine.context import FollowUp, StepContext, StepResult
 from worker.engine.payloads import Event
 from worker.errors import PermanentError, SkipStep
-from worker.models import Contact, Deal, Meeting, Task, steps
+from worker.models import Contact, Deal, Meeting, Task, of_org, steps
 from worker.precompiled import PrecompiledInsert
 
 
@@ -90,16 +90,16 @@ class FollowupSent(BaseModel):
 _ID, _ORG = bindparam("b_id", type_=Uuid()), bindparam("b_org", type_=Uuid())
 _SET_CALL_TYPE = (
     update(Meeting)
-    .where(Meeting.id == _ID, Meeting.org_id == _ORG)
+    .where(Meeting.id == _ID, of_org(Meeting.org_id, _ORG))
     .values(call_type=bindparam("b_call_type"), call_type_confidence=bindparam("b_confidence"))
 )
 _CONTACT_BY_EMAIL = select(Contact.id).where(Contact.org_id == _ORG, func.lower(Contact.email) == bindparam("b_email"))
 _TASK_TITLES = select(Task.title).where(Task.org_id == _ORG, Task.meeting_id == _ID)
-_DEAL_NEXT_STEP = select(Deal.next_step).where(Deal.id == _ID, Deal.org_id == _ORG)
+_DEAL_NEXT_STEP = select(Deal.next_step).where(Deal.id == _ID, of_org(Deal.org_id, _ORG))
 # The deal after a meeting: its last activity, and its next step when the meeting gave one.
 _DEAL_AFTER_MEETING = (
     update(Deal)
-    .where(Deal.id == _ID, Deal.org_id == _ORG)
+    .where(Deal.id == _ID, of_org(Deal.org_id, _ORG))
     .values(
         last_activity_at=bindparam("b_at", type_=Deal.last_activity_at.type),
         next_step=func.coalesce(bindparam("b_next_step", type_=Deal.next_step.type), Deal.next_step),
@@ -118,7 +118,7 @@ _FAILED_OR_CALL_TYPE = select(steps.c.step, steps.c.status, steps.c.output).wher
 def enough_attendees(conn: Connection, event: Event, payload: Any) -> str | None:
     """meeting_ended's gate: only meetings with more than one attendee are worth a debrief."""
     count = conn.execute(
-        select(Meeting.attendees_count).where(Meeting.id == payload.meeting_id, Meeting.org_id == event.org_id)
+        select(Meeting.attendees_count).where(Meeting.id == payload.meeting_id, of_org(Meeting.org_id, event.org_id))
     ).scalar()
     if count is not None and count <= 1:
         return "single_attendee"

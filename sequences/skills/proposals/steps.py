@@ -24,7 +24,7 @@ from worker.config import get_settings
 from worker.engine.context import StepContext, StepResult
 from worker.engine.jobstore import insert_ignoring_conflicts
 from worker.errors import PermanentError
-from worker.models import Company, Contact, Deal, Meeting, Proposal, User
+from worker.models import Company, Contact, Deal, Meeting, Proposal, User, of_org
 
 
 class TemplatePick(BaseModel):
@@ -222,7 +222,7 @@ def send_proposal(ctx: StepContext, inputs: Mapping[str, Any]) -> ProposalSent:
 
 _SET_STATUS = (
     update(Proposal)
-    .where(Proposal.id == bindparam("b_id", type_=Uuid()), Proposal.org_id == bindparam("b_org", type_=Uuid()))
+    .where(Proposal.id == bindparam("b_id", type_=Uuid()), of_org(Proposal.org_id, bindparam("b_org", type_=Uuid())))
     .values(status=bindparam("b_status"))
 )
 
