@@ -129,12 +129,12 @@ class Backends:
         nearly empty stays: a lookup by primary key may read the org's whole index (every candidate
         index costs the same on an empty table). ANALYZE invalidates those plans.
 
-        Only where the measured orgs' rows are in that sample (bench.edge: the demo org) or the
-        measured statements run on generic plans (bench.engine: a few statements, thousands of runs
-        each, whose generic plans read n_distinct, not which orgs were seen). Not in bench.sequences:
-        its measured orgs have no jobs yet at the warm-up, and statistics that never saw an org make
-        every custom plan for it look like one row (its skills' statements run on custom plans: 8.5
-        -> 12.1 ms of PostgreSQL CPU per event with an ANALYZE after the warm-up, 11:40 UTC 2026-12-06)."""
+        bench.edge and bench.engine call it; bench.sequences with ``--analyze``. Its measured orgs have
+        no jobs yet at the warm-up, and statistics that never saw an org made custom plans for it look
+        like one row (8.5 -> 12.1 ms of PostgreSQL CPU per event with an ANALYZE, 11:40 UTC
+        2026-12-06), until the lookups by key stopped offering the planner an org or status index
+        (worker/models.py ``checked``): with or without it since (13:49-13:55 UTC, 3 rounds each),
+        1.47x and 1.42x f989315's events/s."""
         self.admin.execute("ANALYZE")
 
     def redis_version(self) -> str:
