@@ -24,7 +24,12 @@ from celery.signals import task_postrun, worker_process_init
 DIR_ENV = "BENCH_CPROFILE_DIR"
 DUMP_EVERY_S = 2.0
 
-_state: dict[str, object] = {}
+
+class _Profiling:
+    """This pool process's profiler (None: not asked) and when it last wrote its stats."""
+
+    profile: cProfile.Profile | None = None
+    dumped = 0.0
 
 
 @worker_process_init.connect(weak=False)
@@ -32,20 +37,19 @@ def _start(**_kwargs: object) -> None:
     """Start profiling this pool process (when the benchmark asked)."""
     if not os.environ.get(DIR_ENV):
         return
-    profile = cProfile.Profile(time.process_time)
-    _state.update(profile=profile, dumped=time.monotonic())
-    profile.enable()
+    _Profiling.profile, _Profiling.dumped = cProfile.Profile(time.process_time), time.monotonic()
+    _Profiling.profile.enable()
 
 
 @task_postrun.connect(weak=False)
 def _dump(**_kwargs: object) -> None:
     """Write this process's stats so far (at most every DUMP_EVERY_S)."""
-    profile = _state.get("profile")
-    if not isinstance(profile, cProfile.Profile) or time.monotonic() - float(_state["dumped"]) < DUMP_EVERY_S:  # type: ignore[arg-type]
+    profile = _Profiling.profile
+    if profile is None or time.monotonic() - _Profiling.dumped < DUMP_EVERY_S:
         return
     profile.disable()
     profile.dump_stats(Path(os.environ[DIR_ENV]) / f"{os.getpid()}.prof")
-    _state["dumped"] = time.monotonic()
+    _Profiling.dumped = time.monotonic()
     profile.enable()
 
 

@@ -358,12 +358,13 @@ class Result:
 def sequences_env(backends: Backends, cprofile_dir: str = "") -> dict[str, str]:
     """Environment of this process and the worker: bench database and broker, dry-run, no undo wait;
     with `cprofile_dir`, the pool processes profile themselves there (bench.child_profile)."""
-    if not cprofile_dir:
-        return bench_env(backends, SEQUENCE_MODULES, PROACTIVE_DRY_RUN="1", PROACTIVE_UNDO_WINDOW_S="0")
-    Path(cprofile_dir).mkdir(parents=True, exist_ok=True)
-    where = str(Path(cprofile_dir).resolve())
-    extra = {"PROACTIVE_DRY_RUN": "1", "PROACTIVE_UNDO_WINDOW_S": "0", CPROFILE_DIR_ENV: where}
-    return bench_env(backends, SEQUENCE_MODULES + ",bench.child_profile", **extra)
+    extra = {"PROACTIVE_DRY_RUN": "1", "PROACTIVE_UNDO_WINDOW_S": "0"}
+    modules = SEQUENCE_MODULES
+    if cprofile_dir:
+        Path(cprofile_dir).mkdir(parents=True, exist_ok=True)
+        extra[CPROFILE_DIR_ENV] = str(Path(cprofile_dir).resolve())
+        modules += ",bench.child_profile"
+    return bench_env(backends, modules, **extra)
 
 
 # --------------------------------------------------------------------------- report

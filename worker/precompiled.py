@@ -107,7 +107,7 @@ class _Plan:
         self.compiled = compiled
         self.sql: str = compiled.string
         self.binds: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
-        # sqlite3 takes `?` parameters in order; psycopg takes them by name
+        # sqlite3 takes `?` parameters in order; psycopg numbered ones in order (or named ones by name)
         self.positions: tuple[str, ...] | None = tuple(compiled.positiontup or ()) if compiled.positional else None
         self.query, self.numbered = _driver_query(self.sql, dialect.name, self.positions is None)
         self.keys: tuple[str, ...] = tuple(c[0] for c in compiled._result_columns)
