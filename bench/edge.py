@@ -78,6 +78,7 @@ import httpx
 import psycopg
 from sqlalchemy import update
 
+from bench.child_profile import DIR_ENV as CPROFILE_DIR_ENV
 from bench.edge_baseline import COUNTER_PREFIX
 from bench.edge_baseline import QUEUE as BASELINE_QUEUE
 from bench.harness import (
@@ -577,7 +578,8 @@ class Bench:
         """Today's system: its database made, migrated and seeded as ``seed`` does, by its own code."""
         db = system.db
         system.env = {
-            **env,
+            **{k: v for k, v in env.items() if k != CPROFILE_DIR_ENV},  # --cprofile: this tree's workers only
+            "PROACTIVE_SEQUENCE_MODULES": SEQUENCE_MODULES,
             "DATABASE_URL": db.url,
             "BENCH_DB_DSN": db.dsn,
             "BROKER_URL": db.broker_url or "",
@@ -1487,6 +1489,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="profiling: record the web workers with py-spy (raw collapsed stacks into DIR) during the first "
         "measured /api/events run and each click phase",
     )
+    p.add_argument(
+        "--cprofile",
+        default="",
+        metavar="DIR",
+        help="profiling: each pool process of this tree's workers writes a CPU-time cProfile to DIR (read: "
+        "python -m bench.child_profile DIR)",
+    )
     p.add_argument("--write", action="store_true", help=f"write the result into BENCHMARKS.md ('{SECTION}')")
     args = p.parse_args(argv)
     quick = {
@@ -1529,11 +1538,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def edge_env(backends: Backends) -> dict[str, str]:
-    """Environment of this process, gunicorn and the workers."""
+def edge_env(backends: Backends, cprofile_dir: str = "") -> dict[str, str]:
+    """Environment of this process, gunicorn and the workers; with `cprofile_dir`, the workers' pool
+    processes profile themselves there (bench.child_profile)."""
+    extra, modules = {}, SEQUENCE_MODULES
+    if cprofile_dir:
+        Path(cprofile_dir).mkdir(parents=True, exist_ok=True)
+        extra[CPROFILE_DIR_ENV] = str(Path(cprofile_dir).resolve())
+        modules += ",bench.child_profile"
     return bench_env(
         backends,
-        SEQUENCE_MODULES,
+        modules,
+        **extra,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         ADMIN_TOKEN=ADMIN_TOKEN,
         PROACTIVE_SLACK_CHANNEL_INTERVAL_S="0",
@@ -1613,7 +1629,7 @@ def main(argv: list[str] | None = None) -> int:
             base = (
                 RunBackends(fresh_db_name("proactive_bench_edge_today"), server.port, 1) if args.baseline_ref else None
             )
-            env = edge_env(backends)
+            env = edge_env(backends, args.cprofile)
             use_env(env)  # before any worker module reads its settings
             bench = Bench(args, backends, Path(tmp), base)
             try:

@@ -148,7 +148,7 @@ class Capture:
 
     def __init__(self) -> None:
         self.queue: deque[Any] = deque()
-        self.resumes: deque[uuid.UUID] = deque()
+        self.resumes: deque[tuple[str, ...]] = deque()
         self.sent = 0
 
     def __call__(self, items: Any) -> int:
@@ -157,9 +157,11 @@ class Capture:
         self.queue.extend(items)
         return len(items)
 
-    def resume(self, approval_id: uuid.UUID) -> bool:
-        """``publish_resume`` replacement: keeps the approval id."""
-        self.resumes.append(approval_id)
+    def resume(self, approval_id: uuid.UUID, *ids: uuid.UUID | None) -> bool:
+        """``publish_resume`` replacement: keeps the message's arguments (the approval, its org and job)."""
+        from worker.engine.publish import resume_message  # after use_env (settings read at import)
+
+        self.resumes.append(resume_message(approval_id, *ids).args)
         return True
 
     def install(self) -> None:
@@ -328,7 +330,7 @@ class DecisionProfile:
         from worker.engine import tasks  # after use_env (settings read at import)
 
         while self.capture.resumes:
-            tasks.resume_approval.run(str(self.capture.resumes.popleft()))
+            tasks.resume_approval.run(*self.capture.resumes.popleft())
         self.run_steps()
 
     def profile(self, jobs: int, use_cprofile: bool, show_trace: bool) -> str:

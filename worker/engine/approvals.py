@@ -23,6 +23,7 @@ and the row they find gives the org every later statement uses.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -58,8 +59,8 @@ from worker.errors import (
 )
 from worker.metrics import prom
 from worker.models import Deal, User, approvals, jobs, of_org, utcnow
-from worker.precompiled import Precompiled
-from worker.slack.delivery import replace_message
+from worker.precompiled import PIPELINE_DIALECTS, Deferred, Precompiled, batch
+from worker.slack.delivery import replace_message, replace_message_later
 
 A, J, S = ApprovalStatus, JobStatus, StepStatus
 log = logging.getLogger(__name__)
@@ -308,7 +309,7 @@ def _decide(
             data=dict(data) if data else None,
         )
     prom.approval_decided(approval.kind, new.value, prom.seconds_between(approval.created_at, now))
-    publish_resume(approval_id)
+    publish_resume(approval_id, approval.org_id, approval.job_id)
     return Decision(approval_id, approval.job_id, new.value, decision, user.id, now)
 
 
@@ -358,12 +359,22 @@ def resume(approval_id: uuid.UUID, now: datetime | None = None, *, org_id: uuid.
     return adv.publish
 
 
+@dataclass(frozen=True)
+class _Known:
+    """The job's current step states and every output of its succeeded steps, read under the job's
+    lock in the resume's first round trip (`apply_decision` with the job's id)."""
+
+    states: list[store.StepState]
+    outputs: dict[str, Any]
+
+
 def apply_decision(
     conn: Connection,
     approval_id: uuid.UUID,
     now: datetime,
     *,
     org_id: uuid.UUID | None = None,
+    job_id: uuid.UUID | None = None,
     inline_queues: frozenset[str] = frozenset(),
 ) -> engine.Advance:
     """Apply a recorded decision or expiry to its job, once, on the definition the job started with,
@@ -372,30 +383,48 @@ def apply_decision(
     ready, that step inserted already claimed by this process (`inline`: the caller runs it after
     the commit, as the engine's inline path does).
 
-    `org_id` is the approval's org when the caller knows it (the sweeper); a resume message carries
-    only the approval id, so without it the first read (which also locks the job) finds the org by
-    that id, and every statement after it is scoped by the org it found."""
+    `org_id` is the approval's org when the caller knows it (the sweeper, a resume message); without
+    it the first read (which also locks the job) finds the org by the approval's id, and every
+    statement after it is scoped by the org it found. With `job_id` too (a resume message carries
+    both) on PostgreSQL, the job's lock, the decision's claim and the reads of the job's step states
+    and outputs go in one round trip, and an approval that proceeds is applied in one more that
+    carries the COMMIT (the caller's transaction block then has nothing left to commit)."""
     query = _RESUME_HEAD[org_id is not None]
-    row = query.first(conn, {"b_aid": approval_id, "b_org": org_id})
+    params: dict[str, Any] = {"b_aid": approval_id, "b_org": org_id}
+    known: _Known | None = None
+    claimed: SimpleNamespace | None = None
+    if org_id is not None and job_id is not None and conn.dialect.name in PIPELINE_DIALECTS:
+        of_job = {"b_job": job_id, "b_org": org_id}
+        with batch(conn) as b:  # with the BEGIN; each read after the job's lock sees what its holder committed
+            head = b.send(query, params)
+            claim = b.send(store.decision_claim(DECIDED), {**params, "b_now": now})
+            states, outputs = b.send(store.STATES_OF_JOB, of_job), b.send(store.OUTPUTS_OF_JOB, of_job)
+        row, claimed = head.first(), store.claimed_approval(claim.first())
+        known = _Known([store.StepState(*r) for r in states.rows()], dict(outputs.rows()))
+    else:
+        row = query.first(conn, params)
     if row is None:
         return engine.Advance()
     job = dict(zip(query.keys(conn), row, strict=True))
-    head = SimpleNamespace(**{k: job.pop(k) for k in _HEAD_ONLY})
+    head_ = SimpleNamespace(**{k: job.pop(k) for k in _HEAD_ONLY})
     logs.join_trace(job.get("trace_id"), org_id=job["org_id"], job_id=job["id"])  # the job's trace
-    claimed = store.claim_decision(conn, approval_id, DECIDED, now, org_id=job["org_id"])
+    if known is None:
+        claimed = store.claim_decision(conn, approval_id, DECIDED, now, org_id=job["org_id"])
+    elif job["id"] != job_id:  # a message naming another job: what was read of that one is not this job's
+        known = None
     if claimed is None or job["status"] in JOB_FINAL:
         return engine.Advance()
     if claimed.decided_by is None:
         who = display_name(conn, claimed.org_id, None)
-    elif claimed.decided_by == head.approval_decided_by:  # read with the lock: no other query
-        who = head.decider_name or head.decider_email or str(claimed.decided_by)
+    elif claimed.decided_by == head_.approval_decided_by:  # read with the lock: no other query
+        who = head_.decider_name or head_.decider_email or str(claimed.decided_by)
     else:
         who = display_name(conn, claimed.org_id, claimed.decided_by)
     try:
         sequence = pinned.for_job(conn, job)  # the definition the job started with, not the deployed one
     except registry.UnknownSequence as err:
         return engine.Advance(engine.end_job(conn, job, J.FAILED, now, error=str(err), error_step=claimed.step))
-    return _apply(conn, job, sequence, claimed, who, now, inline_queues)
+    return _apply(conn, job, sequence, claimed, who, now, inline_queues, known)
 
 
 def _moved(
@@ -415,8 +444,10 @@ def _apply(
     who: str,
     now: datetime,
     inline_queues: frozenset[str],
+    known: _Known | None = None,
 ) -> engine.Advance:
-    """Apply the claimed decision or expiry `a` (decided by `who`) to the locked `job`."""
+    """Apply the claimed decision or expiry `a` (decided by `who`) to the locked `job` (`known`: its
+    step states and outputs, read under the lock)."""
     try:
         step = sequence.step(a.step)
     except KeyError:  # not in the definition the job started with (its row names another step)
@@ -444,7 +475,10 @@ def _apply(
             conn, a.step_run_id, S.SKIPPED, now, old=S.AWAITING_APPROVAL, org_id=a.org_id, reason="approval_expired"
         )
         return _moved(conn, job, sequence, now, inline_queues)
-    replace_message(conn, a.org_id, a.id, _decided_message(job, step, a, who, when))
+    message = _decided_message(job, step, a, who, when)
+    if a.status == A.APPROVED and known is not None and _awaiting(known.states, a.step_run_id):
+        return _proceed(conn, job, sequence, a, message, _approved_output(a, when), now, inline_queues, known)
+    replace_message(conn, a.org_id, a.id, message)
     if a.status == A.REJECTED:
         why = f"{who} chose {blocks.decision_label(a.decision or 'reject')}"
         store.set_step_status(
@@ -453,7 +487,21 @@ def _apply(
         return engine.Advance(engine.end_job(conn, job, J.CANCELLED, now, reason=why, sequence=sequence))
     if a.status == A.SUPERSEDED:
         return _rerun(conn, job, sequence, a, now, inline_queues)
-    output = {
+    store.set_step_status(
+        conn,
+        a.step_run_id,
+        S.SUCCEEDED,
+        now,
+        old=S.AWAITING_APPROVAL,
+        org_id=a.org_id,
+        output=_approved_output(a, when),
+    )
+    return _moved(conn, job, sequence, now, inline_queues)
+
+
+def _approved_output(a: Row | SimpleNamespace, when: datetime) -> dict[str, Any]:
+    """The output of an approval step that proceeds: what the steps after it get as its input."""
+    return {
         "approval_id": str(a.id),
         "preview": a.preview,
         "decision": a.decision,
@@ -461,10 +509,50 @@ def _apply(
         "decided_by": str(a.decided_by) if a.decided_by else None,
         "decided_at": when.isoformat(),
     }
+
+
+def _awaiting(states: list[store.StepState], step_run_id: uuid.UUID) -> bool:
+    """Whether the approval's step run is among `states`, awaiting its decision."""
+    return any(st.id == step_run_id and st.status == S.AWAITING_APPROVAL for st in states)
+
+
+def _proceed(
+    conn: Connection,
+    job: dict[str, Any],
+    sequence: Sequence,
+    a: Row | SimpleNamespace,
+    message: Mapping[str, Any],
+    output: dict[str, Any],
+    now: datetime,
+    inline_queues: frozenset[str],
+    known: _Known,
+) -> engine.Advance:
+    """An approval that proceeds, applied from the states and outputs read under the job's lock
+    (`known`, where its step awaits the decision): the message's replacement, the step's success and
+    the plan's writes are queued and sent together, with the COMMIT unless follow-ups are left to
+    fire in this transaction (one round trip; the lock keeps the step where `known` saw it)."""
+    later = Deferred(conn)
+    replaced = replace_message_later(later, a.org_id, a.id, message, now)
     store.set_step_status(
-        conn, a.step_run_id, S.SUCCEEDED, now, old=S.AWAITING_APPROVAL, org_id=a.org_id, output=output
+        conn, a.step_run_id, S.SUCCEEDED, now, old=S.AWAITING_APPROVAL, org_id=a.org_id, output=output, later=later
     )
-    return _moved(conn, job, sequence, now, inline_queues)
+    states = [dataclasses.replace(st, status=S.SUCCEEDED.value) if st.id == a.step_run_id else st for st in known.states]
+    outputs = {**known.outputs, a.step: output}  # every output of the job: the next step reads none
+    adv = engine.advance(
+        conn,
+        job,
+        sequence,
+        now,
+        inline_queues=inline_queues,
+        inline_budget_s=DEFAULT_TIMEOUT_S,
+        known_outputs=outputs,
+        settled=frozenset(sequence.order),
+        states=states,
+        later=later,
+    )
+    later.flush(commit=not adv.follow_ups)
+    replaced()
+    return engine.Advance(carry_out(conn, adv, now), adv.inline)
 
 
 # Decisions after which an approved email goes out once the Undo window has passed (docs/sequences.md).

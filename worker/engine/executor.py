@@ -797,8 +797,10 @@ def advance(
             )
             result.job_status = J.AWAITING_APPROVAL.value
     elif job["status"] == J.AWAITING_APPROVAL:
-        unpause(conn, job, now, later)
+        moved = unpause(conn, job, now, later)
         result.job_status = J.RUNNING.value
+        if result.inline is not None:  # its completion (`guarded`) sees the job as this move leaves it
+            result.inline.job = {**job, **moved}
     return result
 
 
@@ -878,24 +880,21 @@ def _inputs_for(
     return inputs
 
 
-def unpause(conn: Connection, job: Mapping[str, Any], now: datetime, later: Deferred | None = None) -> None:
+def unpause(conn: Connection, job: Mapping[str, Any], now: datetime, later: Deferred | None = None) -> dict[str, Any]:
     """awaiting_approval -> running; the time spent waiting does not count against the deadline
-    (queued in `later` when given)."""
+    (queued in `later` when given). Returns the job's columns as the move sets them."""
     paused_at = job.get("paused_at")
     waited = (now - paused_at) if paused_at else timedelta(0)
     deadline = job.get("deadline_at")
+    moved: dict[str, Any] = {
+        "paused_at": None,
+        "paused_ms": (job.get("paused_ms") or 0) + int(waited.total_seconds() * 1000),
+        "deadline_at": (deadline + waited) if deadline else now + timedelta(seconds=get_settings().job_deadline_s),
+    }
     store.set_job_status(
-        conn,
-        job["id"],
-        J.RUNNING,
-        now,
-        old=J.AWAITING_APPROVAL,
-        org_id=job["org_id"],
-        paused_at=None,
-        paused_ms=(job.get("paused_ms") or 0) + int(waited.total_seconds() * 1000),
-        deadline_at=(deadline + waited) if deadline else now + timedelta(seconds=get_settings().job_deadline_s),
-        later=later,
+        conn, job["id"], J.RUNNING, now, old=J.AWAITING_APPROVAL, org_id=job["org_id"], later=later, **moved
     )
+    return {**moved, "status": J.RUNNING.value, "updated_at": now}
 
 
 def _complete_job(

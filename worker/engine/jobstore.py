@@ -63,6 +63,7 @@ J, S, A = JobStatus, StepStatus, ApprovalStatus
 # (tests/integration/test_tenant_scope.py fails on any unscoped statement in a sequence run). The one
 # exception is `job_for_step`: a run_step message carries only a step run id, whose row gives the org.
 _ORG = bindparam("b_org", type_=Uuid())
+_SID = bindparam("b_sid", type_=Uuid())
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Table, index_elements: Sequence[str]) -> Any:
@@ -387,16 +388,22 @@ def set_step_status(
     *,
     old: StepStatus | str | None = None,
     org_id: uuid.UUID,
+    later: Deferred | None = None,
     **fields: Any,
 ) -> bool:
     """Move a step run to `new` from any legal predecessor (used outside the running attempt); False
     when it is no longer in one. `old`: the status the caller expects it in; IllegalTransition when
-    `old -> new` is not in the table."""
+    `old -> new` is not in the table. With `later` (a caller holding the job's lock that read the
+    step in `old`), the move is queued there and True returned."""
     if old is not None:
         check_transition(STEP_TRANSITIONS, old, new)
     values: dict[str, Any] = {"status": new.value, **fields}
     if new in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED):
         values.setdefault("finished_at", now)
+    if later is not None:
+        params = {"b_sid": step_run_id, "b_org": org_id, **{f"v_{k}": v for k, v in values.items()}}
+        later.write(_step_move(new, frozenset(values)), params)
+        return True
     allowed = [s.value for s in predecessors(STEP_TRANSITIONS, new)]
     res = conn.execute(
         update(steps)
@@ -404,6 +411,23 @@ def set_step_status(
         .values(**values)
     )
     return res.rowcount == 1
+
+
+_STEP_MOVES: dict[tuple[StepStatus, frozenset[str]], Precompiled] = {}
+
+
+def _step_move(new: StepStatus, columns: frozenset[str]) -> Precompiled:
+    """`UPDATE step_runs SET <columns> WHERE id, org_id, status IN (new's predecessors)`, built once
+    per target status and column set (`set_step_status` with `later`)."""
+    key = (new, columns)
+    if key not in _STEP_MOVES:
+        allowed = [literal(s.value, String()) for s in predecessors(STEP_TRANSITIONS, new)]
+        _STEP_MOVES[key] = Precompiled(
+            update(steps)
+            .where(steps.c.id == _SID, of_org(steps.c.org_id, _ORG), checked(steps.c.status.in_(allowed)))
+            .values({c: bindparam(f"v_{c}", type_=steps.c[c].type) for c in sorted(columns)})
+        )
+    return _STEP_MOVES[key]
 
 
 @dataclass(frozen=True)
@@ -520,6 +544,8 @@ _OUTPUTS = select(steps.c.step, steps.c.output).where(
 _OUTPUTS_OF = _OUTPUTS.where(steps.c.step.in_(bindparam("b_names", expanding=True)))
 # The same on PostgreSQL with the names as one array parameter (`= ANY`): compiled once, run precompiled.
 _OUTPUTS_ANY = Precompiled(_OUTPUTS.where(steps.c.step == any_(bindparam("b_names", type_=ARRAY(String())))))
+# Every output of the job (`outputs_of` without names; parameters `b_job`, `b_org`), compiled once.
+OUTPUTS_OF_JOB = Precompiled(_OUTPUTS)
 
 
 def queue_outputs_of(later: Deferred, job_id: uuid.UUID, names: Sequence[str], *, org_id: uuid.UUID) -> Queued | None:
@@ -539,10 +565,11 @@ def outputs_of(
         params["b_names"] = list(names)
         if not params["b_names"]:
             return {}
-    if names is not None and conn.dialect.name == "postgresql":
+    if names is None:
+        return dict(OUTPUTS_OF_JOB.rows(conn, params))  # type: ignore[arg-type]
+    if conn.dialect.name == "postgresql":
         return dict(_OUTPUTS_ANY.rows(conn, params))  # type: ignore[arg-type]
-    statement = _OUTPUTS if names is None else _OUTPUTS_OF
-    return {name: output for name, output in conn.execute(statement, params)}
+    return {name: output for name, output in conn.execute(_OUTPUTS_OF, params)}
 
 
 _INSERT_STEPS = PrecompiledInsert(steps)
@@ -717,13 +744,10 @@ def cancel_pending_approvals(conn: Connection, job_id: uuid.UUID, now: datetime,
 _CLAIM_DECISIONS: dict[frozenset[str], Precompiled] = {}
 
 
-def claim_decision(
-    conn: Connection, approval_id: uuid.UUID, decided: Iterable[ApprovalStatus], now: datetime, *, org_id: uuid.UUID
-) -> SimpleNamespace | None:
-    """Claim a decided approval for applying it to its job, once (`resumed_at`); the row (its columns
-    as attributes) when this call won, None when it is not decided (one of `decided`) or another
-    resume applied it first. IllegalTransition when one of `decided` is not a status a pending
-    approval moves to."""
+def decision_claim(decided: Iterable[ApprovalStatus]) -> Precompiled:
+    """The statement of `claim_decision` (parameters `b_aid`, `b_org`, `b_now`), built once per set of
+    statuses, for a caller that sends it in a batch; read its row with `claimed_approval`.
+    IllegalTransition when one of `decided` is not a status a pending approval moves to."""
     statuses = frozenset(s.value for s in decided)
     claim = _CLAIM_DECISIONS.get(statuses)
     if claim is None:
@@ -740,5 +764,20 @@ def claim_decision(
             .values(resumed_at=_NOW)
             .returning(*approvals.c)
         )
-    row = claim.first(conn, {"b_aid": approval_id, "b_org": org_id, "b_now": now})
+    return claim
+
+
+def claimed_approval(row: tuple[Any, ...] | None) -> SimpleNamespace | None:
+    """The row `decision_claim` returned, its columns as attributes (None: not claimed)."""
     return None if row is None else SimpleNamespace(**dict(zip(_APPROVAL_KEYS, row, strict=True)))
+
+
+def claim_decision(
+    conn: Connection, approval_id: uuid.UUID, decided: Iterable[ApprovalStatus], now: datetime, *, org_id: uuid.UUID
+) -> SimpleNamespace | None:
+    """Claim a decided approval for applying it to its job, once (`resumed_at`); the row (its columns
+    as attributes) when this call won, None when it is not decided (one of `decided`) or another
+    resume applied it first. IllegalTransition when one of `decided` is not a status a pending
+    approval moves to."""
+    row = decision_claim(decided).first(conn, {"b_aid": approval_id, "b_org": org_id, "b_now": now})
+    return claimed_approval(row)

@@ -147,11 +147,15 @@ def publish_steps(items: Iterable[Publish]) -> int:
     return after_commit(step_messages(items))
 
 
-def resume_message(approval_id: uuid.UUID) -> Message:
-    """The message asking a worker to apply a recorded decision."""
+def resume_message(
+    approval_id: uuid.UUID, org_id: uuid.UUID | None = None, job_id: uuid.UUID | None = None
+) -> Message:
+    """The message asking a worker to apply a recorded decision; with the approval's org and job
+    (what its decision read), the resume reads the job in the round trip that locks it."""
+    ids = (approval_id, org_id, job_id) if org_id is not None and job_id is not None else (approval_id,)
     return Message(
         "proactive.resume_approval",
-        (str(approval_id),),
+        tuple(str(i) for i in ids),
         queue="steps",
         routing_key="steps",
         argsrepr=str(approval_id),
@@ -160,7 +164,7 @@ def resume_message(approval_id: uuid.UUID) -> Message:
     )
 
 
-def publish_resume(approval_id: uuid.UUID) -> bool:
+def publish_resume(approval_id: uuid.UUID, org_id: uuid.UUID | None = None, job_id: uuid.UUID | None = None) -> bool:
     """Ask a worker to apply a recorded decision after the current transaction commits (now outside
     one); False when the broker refused it now (the sweeper retries)."""
-    return after_commit([resume_message(approval_id)]) == 1 or in_transaction_scope()
+    return after_commit([resume_message(approval_id, org_id, job_id)]) == 1 or in_transaction_scope()

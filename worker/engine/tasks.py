@@ -37,21 +37,27 @@ def run_step(step_run_id: str, lease_s: float | None = None) -> None:
 
 
 @celery_app.task(name="proactive.resume_approval", acks_late=True, ignore_result=True, throws=(StepFailed,))
-def resume_approval(approval_id: str) -> None:
+def resume_approval(approval_id: str, org_id: str | None = None, job_id: str | None = None) -> None:
     """Resume the job paused on this approval with its recorded decision (exactly once), and run the
-    first step that became ready right here when this worker serves its queue."""
+    first step that became ready right here when this worker serves its queue. `org_id` and `job_id`
+    (the approval's, as its decision read them; absent from older messages) save the resume reads."""
     aid = uuid.UUID(approval_id)
-    _report(once_more_on_disconnect(lambda: _resume_and_run(aid), f"resume {aid}"))
+    org, job = (uuid.UUID(org_id), uuid.UUID(job_id)) if org_id and job_id else (None, None)
+    _report(once_more_on_disconnect(lambda: _resume_and_run(aid, org, job), f"resume {aid}"))
 
 
-def _resume_and_run(approval_id: uuid.UUID) -> list[str]:
+def _resume_and_run(
+    approval_id: uuid.UUID, org_id: uuid.UUID | None = None, job_id: uuid.UUID | None = None
+) -> list[str]:
     """One transaction applies the decision and claims the first step it made ready on a queue this
     worker consumes (committed as running before its skill runs); that step then runs here on the
     same connection, the others are published. Returns the steps that failed for good here."""
     started = time.monotonic()
     with get_engine().connect() as conn:
         with begin(conn):
-            adv = approvals.apply_decision(conn, approval_id, utcnow(), inline_queues=driver.consumed_queues())
+            adv = approvals.apply_decision(
+                conn, approval_id, utcnow(), org_id=org_id, job_id=job_id, inline_queues=driver.consumed_queues()
+            )
         publish_steps(adv.publish)
         return driver.run_claimed(conn, adv.inline, started) if adv.inline is not None else []
 

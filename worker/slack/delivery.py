@@ -67,7 +67,7 @@ from worker.errors import AuthRevoked, PermanentError, RateLimited, TransientErr
 from worker.metrics import prom
 from worker.models import Org, SlackOutbox, User, approvals, jobs, utcnow
 from worker.orgs import org_dry_run
-from worker.precompiled import Precompiled
+from worker.precompiled import Deferred, Precompiled
 from worker.ratelimit import reserve
 from worker.slack.client import (
     SlackCallFailed,
@@ -376,17 +376,35 @@ def replace_message(
     that holds this content already (the click's answer, worker/slack/replace.py, wrote the same
     decision first) is left alone: its message is, or is being, replaced by it.
     """
-    values = {
+    return _publish_pending(_REPLACE.rows(conn, _replace_values(org_id, approval_id, message, now)))
+
+
+def replace_message_later(
+    later: Deferred, org_id: uuid.UUID, approval_id: uuid.UUID, message: Mapping[str, Any], now: datetime
+) -> Callable[[], list[uuid.UUID]]:
+    """`replace_message` queued in `later` (sent with the caller's other writes, in one round trip):
+    call the returned function once `later` is flushed, to publish the deliveries it made pending."""
+    handle = later.read(_REPLACE, _replace_values(org_id, approval_id, message, now))
+    return lambda: _publish_pending(handle.result.rows() if handle.result is not None else [])
+
+
+def _replace_values(
+    org_id: uuid.UUID, approval_id: uuid.UUID, message: Mapping[str, Any], now: datetime | None
+) -> dict[str, Any]:
+    return {
         "in_org": org_id,
         "in_approval": approval_id,
         "new_text": str(message.get("text") or "")[:40_000],
         "new_blocks": list(message.get("blocks") or []),
         "now": now or utcnow(),
     }
-    rows = _REPLACE.rows(conn, values)
+
+
+def _publish_pending(rows: Iterable[tuple[Any, ...]]) -> list[uuid.UUID]:
+    """Publish the delivery of each replaced row that is pending again (after the caller's commit)."""
     pending = [outbox_id for outbox_id, status in rows if status == DeliveryStatus.PENDING]
     if pending:
-        publish_delivery(pending)  # after the caller's commit
+        publish_delivery(pending)
     return pending
 
 
