@@ -536,7 +536,8 @@ def _proceed(
     store.set_step_status(
         conn, a.step_run_id, S.SUCCEEDED, now, old=S.AWAITING_APPROVAL, org_id=a.org_id, output=output, later=later
     )
-    states = [dataclasses.replace(st, status=S.SUCCEEDED.value) if st.id == a.step_run_id else st for st in known.states]
+    done = S.SUCCEEDED.value
+    states = [dataclasses.replace(st, status=done) if st.id == a.step_run_id else st for st in known.states]
     outputs = {**known.outputs, a.step: output}  # every output of the job: the next step reads none
     adv = engine.advance(
         conn,

@@ -147,9 +147,7 @@ def publish_steps(items: Iterable[Publish]) -> int:
     return after_commit(step_messages(items))
 
 
-def resume_message(
-    approval_id: uuid.UUID, org_id: uuid.UUID | None = None, job_id: uuid.UUID | None = None
-) -> Message:
+def resume_message(approval_id: uuid.UUID, org_id: uuid.UUID | None = None, job_id: uuid.UUID | None = None) -> Message:
     """The message asking a worker to apply a recorded decision; with the approval's org and job
     (what its decision read), the resume reads the job in the round trip that locks it."""
     ids = (approval_id, org_id, job_id) if org_id is not None and job_id is not None else (approval_id,)
