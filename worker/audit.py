@@ -8,6 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, insert
 
 from worker.models import AuditLog, utcnow
+from worker.precompiled import Deferred, PrecompiledInsert
+
+_INSERT = PrecompiledInsert(AuditLog.__table__)
 
 
 def record(
@@ -35,3 +38,29 @@ def record(
             created_at=utcnow(),
         )
     )
+
+
+def record_later(
+    later: Deferred,
+    org_id: uuid.UUID,
+    *,
+    action: str,
+    target_type: str,
+    target_id: str,
+    actor: str | None = None,
+    actor_user_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """`record`, queued in `later` with the change it describes (sent in the same round trip)."""
+    row = {
+        "id": uuid.uuid4(),
+        "org_id": org_id,
+        "actor": actor,
+        "actor_user_id": actor_user_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "data": data,
+        "created_at": utcnow(),
+    }
+    later.insert(_INSERT, [row])

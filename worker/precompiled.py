@@ -291,8 +291,10 @@ class Pending:
             assert self._plan is not None
             cursor, self._cursor = self._cursor, None
             try:
-                self._count = cursor.rowcount
                 self._rows = self._plan.rows(cursor)
+                # A statement with rows (RETURNING, SELECT ... FOR UPDATE) matched as many as it returned:
+                # sqlite3 counts an UPDATE ... RETURNING only once its rows are fetched, and a SELECT never.
+                self._count = len(self._rows) if self._plan.keys else cursor.rowcount
             finally:
                 cursor.close()
 

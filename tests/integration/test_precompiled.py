@@ -292,3 +292,25 @@ def test_a_committing_flush_whose_count_is_off_stores_nothing(table: Table, back
     assert _names(800) == ["a", "a"]  # neither the insert before the check nor the rename stayed
     with transaction() as conn:  # the connection is usable again
         assert conn.execute(select(things.c.n).where(things.c.n == 800)).scalar() == 800
+
+
+def test_a_checked_write_with_returning_counts_the_rows_it_returned(table: Table):
+    """An UPDATE ... RETURNING queued with a count to match (a decision and its audit row) is checked
+    by the rows it matched on every backend: sqlite3 reports such a statement's rowcount only once its
+    rows are fetched."""
+    with transaction() as conn:
+        PrecompiledInsert(table).run(conn, [row(n=300)])
+    renamed = Precompiled(RENAME_RANGE.returning(things.c.id))
+
+    def rename(lo: int, hi: int) -> None:
+        with transaction() as conn:
+            later = Deferred(conn)
+            later.write(renamed, {"b_lo": lo, "b_hi": hi, "b_name": "seven"}, expect=1, what="the 300")
+            later.insert(PrecompiledInsert(table), [row(n=310, name="with it")])
+            later.flush(commit=True)
+
+    rename(300, 300)
+    assert _names(300) == ["seven", "with it"]
+    with pytest.raises(LeaseLost, match=r"^the 300: matched 0 rows, expected 1$"):
+        rename(301, 309)
+    assert _names(300) == ["seven", "with it"]  # the insert queued with the failed check did not stay

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Row, Select, Uuid, bindparam, func, select, u
 
 import blocks
 from worker import logs
-from worker.audit import record
+from worker.audit import record, record_later
 from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.engine import executor as engine
@@ -59,7 +59,7 @@ from worker.errors import (
 )
 from worker.metrics import prom
 from worker.models import Deal, User, approvals, jobs, of_org, utcnow
-from worker.precompiled import PIPELINE_DIALECTS, Deferred, Precompiled, batch
+from worker.precompiled import PIPELINE_DIALECTS, Deferred, LeaseLost, Precompiled, batch
 from worker.slack.delivery import replace_message, replace_message_later
 
 A, J, S = ApprovalStatus, JobStatus, StepStatus
@@ -142,7 +142,9 @@ def _load_for_decision(
     `org_id` None (a CLI, demo or bench decision by id) makes it the entry lookup: the approval's
     org then scopes every later statement."""
     query = _FOR_DECISION[org_id is not None]
-    row = query.first(conn, {"b_aid": approval_id, "b_user": user_id, "b_org": org_id})
+    with batch(conn) as b:  # with the transaction's BEGIN: one round trip
+        read = b.send(query, {"b_aid": approval_id, "b_user": user_id, "b_org": org_id})
+    row = read.first()
     if row is None:
         raise NotFound(f"approval {approval_id} not found")
     return SimpleNamespace(**dict(zip(query.keys(conn), row, strict=True)))
@@ -239,6 +241,90 @@ def decide(
         raise
 
 
+def _record_decision(
+    conn: Connection,
+    approval_id: uuid.UUID,
+    decision: str,
+    user_id: uuid.UUID,
+    data: Mapping[str, Any] | None,
+    org_id: uuid.UUID | None,
+    actor: str,
+    now: datetime,
+    kind: str | None,
+    button: str | None,
+) -> tuple[SimpleNamespace, ApprovalStatus, _Decider]:
+    """Check and record the decision in the caller's transaction: one round trip reads the approval
+    (with the BEGIN), one more writes the decision and its audit row with the COMMIT (PostgreSQL).
+    Raises the refusals of `decide`, and _DecisionLost when the write lost its race."""
+    approval = _load_for_decision(conn, approval_id, org_id, user_id)
+    # from here on (the answer, the resume message) under the job's trace id, the click's as origin
+    logs.join_trace(approval.job_trace_id, org_id=approval.org_id, job_id=approval.job_id)
+    if kind is not None and approval.kind != kind:
+        raise InvalidDecision(f"{button or decision} does not apply to a {approval.kind} request")
+    if approval.user_id is None:
+        raise NotAuthorized(f"user {user_id} is not a member of this approval's org")
+    user = _Decider(approval.user_id, approval.user_org_id, approval.user_role, approval.user_name, approval.user_email)
+    if not may_decide(conn, approval, user):
+        raise NotAuthorized(
+            f"{user.name or user.email} may not decide this approval: only its approvers, the deal owner "
+            "or an org admin can"
+        )
+    job = {"event_type": approval.job_event_type, "definition_hash": approval.job_definition_hash}
+    try:  # the decisions of the definition its job started with
+        spec = pinned.for_job(conn, job).step(approval.step).approval
+    except (KeyError, registry.UnknownSequence):
+        spec = None
+    if spec is None:  # a job accepted before definitions were stored, whose step a deploy removed
+        raise InvalidDecision(
+            f"approval step {approval.step!r} is no longer in the {approval.job_event_type} sequence; "
+            "it cannot be decided (its job fails when it expires)"
+        )
+    try:
+        outcome = spec.outcome(decision)
+    except KeyError:
+        raise InvalidDecision(f"{decision!r} is not a decision of a {approval.kind} approval") from None
+    new = {"proceed": A.APPROVED, "stop": A.REJECTED, "rerun": A.SUPERSEDED}[outcome]
+    if approval.status != A.PENDING:  # decided already (the usual loser of a race): no UPDATE to try
+        raise _lost(conn, approval, now, approval.decider_name)
+    later = Deferred(conn)
+    store.set_approval_status_later(
+        later,
+        approval_id,
+        new,
+        now,
+        require_unexpired=True,
+        org_id=approval.org_id,
+        decision=decision,
+        decision_data=dict(data) if data else None,
+        decided_by=user.id,
+        decided_at=now,
+    )
+    record_later(
+        later,
+        approval.org_id,
+        actor=actor,
+        actor_user_id=user.id,
+        action=f"approval.{decision}",
+        target_type="approval",
+        target_id=str(approval_id),
+        data=dict(data) if data else None,
+    )
+    try:
+        later.flush(commit=True)
+    except LeaseLost:
+        raise _DecisionLost(approval.org_id) from None
+    return approval, new, user
+
+
+class _DecisionLost(Exception):
+    """The decision's UPDATE matched no row (another decision, an expiry or the job's end came
+    first): its transaction wrote nothing; `_decide` tells why in a new one."""
+
+    def __init__(self, org_id: uuid.UUID) -> None:
+        super().__init__(f"the decision of an approval of org {org_id} lost its race")
+        self.org_id = org_id
+
+
 def _decide(
     approval_id: uuid.UUID,
     decision: str,
@@ -251,63 +337,14 @@ def _decide(
     kind: str | None = None,
     button: str | None = None,
 ) -> Decision:
-    with transaction() as conn:
-        approval = _load_for_decision(conn, approval_id, org_id, user_id)
-        # from here on (the answer, the resume message) under the job's trace id, the click's as origin
-        logs.join_trace(approval.job_trace_id, org_id=approval.org_id, job_id=approval.job_id)
-        if kind is not None and approval.kind != kind:
-            raise InvalidDecision(f"{button or decision} does not apply to a {approval.kind} request")
-        if approval.user_id is None:
-            raise NotAuthorized(f"user {user_id} is not a member of this approval's org")
-        user = _Decider(
-            approval.user_id, approval.user_org_id, approval.user_role, approval.user_name, approval.user_email
-        )
-        if not may_decide(conn, approval, user):
-            raise NotAuthorized(
-                f"{user.name or user.email} may not decide this approval: only its approvers, the deal owner "
-                "or an org admin can"
+    try:
+        with transaction() as conn:
+            approval, new, user = _record_decision(
+                conn, approval_id, decision, user_id, data, org_id, actor, now, kind, button
             )
-        job = {"event_type": approval.job_event_type, "definition_hash": approval.job_definition_hash}
-        try:  # the decisions of the definition its job started with
-            spec = pinned.for_job(conn, job).step(approval.step).approval
-        except (KeyError, registry.UnknownSequence):
-            spec = None
-        if spec is None:  # a job accepted before definitions were stored, whose step a deploy removed
-            raise InvalidDecision(
-                f"approval step {approval.step!r} is no longer in the {approval.job_event_type} sequence; "
-                "it cannot be decided (its job fails when it expires)"
-            )
-        try:
-            outcome = spec.outcome(decision)
-        except KeyError:
-            raise InvalidDecision(f"{decision!r} is not a decision of a {approval.kind} approval") from None
-        new = {"proceed": A.APPROVED, "stop": A.REJECTED, "rerun": A.SUPERSEDED}[outcome]
-        if approval.status != A.PENDING:  # decided already (the usual loser of a race): no UPDATE to try
-            raise _lost(conn, approval, now, approval.decider_name)
-        won = store.set_approval_status(
-            conn,
-            approval_id,
-            new,
-            now,
-            require_unexpired=True,
-            org_id=approval.org_id,
-            decision=decision,
-            decision_data=dict(data) if data else None,
-            decided_by=user.id,
-            decided_at=now,
-        )
-        if won is None:
-            raise _lost(conn, _load(conn, approval_id, approval.org_id), now)
-        record(
-            conn,
-            approval.org_id,
-            actor=actor,
-            actor_user_id=user.id,
-            action=f"approval.{decision}",
-            target_type="approval",
-            target_id=str(approval_id),
-            data=dict(data) if data else None,
-        )
+    except _DecisionLost as lost:
+        with transaction() as conn:
+            raise _lost(conn, _load(conn, approval_id, lost.org_id), now) from None
     prom.approval_decided(approval.kind, new.value, prom.seconds_between(approval.created_at, now))
     publish_resume(approval_id, approval.org_id, approval.job_id)
     return Decision(approval_id, approval.job_id, new.value, decision, user.id, now)

@@ -704,6 +704,24 @@ def set_approval_status(
     return None if row is None else SimpleNamespace(**dict(zip(_APPROVAL_KEYS, row, strict=True)))
 
 
+def set_approval_status_later(
+    later: Deferred,
+    approval_id: uuid.UUID,
+    new: ApprovalStatus,
+    now: datetime,
+    *,
+    require_unexpired: bool = False,
+    org_id: uuid.UUID,
+    **fields: Any,
+) -> None:
+    """`set_approval_status` queued in `later`, which must match exactly one row: when another
+    decision, an expiry or the job's end came first, the flush raises LeaseLost (the caller rolls
+    back)."""
+    move = _approval_move(new, require_unexpired, frozenset(fields))
+    params = {"b_aid": approval_id, "b_org": org_id, "b_now": now, **{f"v_{k}": v for k, v in fields.items()}}
+    later.write(move, params, expect=1, what=f"approval {approval_id} pending")
+
+
 _APPROVAL_MOVES: dict[tuple[ApprovalStatus, bool, frozenset[str]], Precompiled] = {}
 _APPROVAL_KEYS = tuple(c.key for c in approvals.c)  # what the approval moves return, in that order
 _AID = bindparam("b_aid", type_=Uuid())
