@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, event, func, insert, select, update
 
 from tests.conftest import apply_env
 from tests.fakes.slack import Call
@@ -41,8 +41,8 @@ from tests.support.slack import (
 )
 from tests.support.waiting import wait_for
 from webhooks import create_app
-from worker.db import transaction
-from worker.engine.approvals import decided_content
+from worker.db import get_engine, transaction
+from worker.engine.approvals import DecidedBy, decided_content
 from worker.engine.events import fire_event
 from worker.models import (
     AuditLog,
@@ -53,6 +53,7 @@ from worker.models import (
     RejectedEvent,
     SlackEventSeen,
     SlackOutbox,
+    User,
     approvals,
     jobs,
     utcnow,
@@ -511,6 +512,37 @@ def test_a_click_ahead_of_the_worker_replaces_the_message_through_its_response_u
     assert (row.status, row.revision, row.lease_expires_at) == ("sent", 1, None)
     assert (a.response_url, a.response_url_uses) == (url, 1)
     assert not has_buttons(message(w, review))
+    finish_job(review.job_id)
+
+
+def test_a_click_answer_told_its_decider_and_job_builds_the_same_message_without_reading_them(w: World):
+    """The decision hands the click's answer its decider's name and its job's event type and
+    definition (`DecidedBy`, in the slack_replace message): the replacement is the one built from the
+    rows, and neither the job nor the user is read for it."""
+    review = open_review(w, "proposal_generation", INITECH)
+    wait_for(lambda: outbox_row(review.id).status == "sent", what="review delivered")
+    _decide_without_resume(review, w.user("alice"))
+    with transaction() as conn:
+        job = conn.execute(select(jobs).where(jobs.c.id == review.job_id)).one()
+        alice = conn.execute(select(User.name).where(User.id == w.user("alice"))).scalar_one()
+    by = DecidedBy(w.user("alice"), alice, job.event_type, job.definition_hash)
+    assert DecidedBy.from_args(json.loads(json.dumps(by.as_args()))) == by  # as a task message carries it
+    url = w.slack.response_url(review.channel, review.ts)
+    sent: list[str] = []
+    listen = (get_engine(), "before_cursor_execute", lambda *a, **k: sent.append(a[2]))
+    event.listen(*listen)
+    try:
+        outcome = slack_replace.replace_clicked_message(review.approval.id, url, time.time(), org_id=w.org_id, by=by)
+    finally:
+        event.remove(*listen)
+    assert outcome == "response_url"
+    assert sent and not [q for q in sent if "FROM sequence_jobs" in q or "FROM users" in q]
+    [replaced] = w.slack.responses(ephemeral=False, url=url)
+    with transaction() as conn:
+        expected = decided_content(conn, approval_row(review.id))
+    assert expected is not None and "alice" in expected["text"].lower()
+    assert (replaced.params["text"], replaced.params["blocks"]) == (expected["text"], expected["blocks"])
+    assert outbox_row(review.id).text == expected["text"]
     finish_job(review.job_id)
 
 

@@ -82,6 +82,32 @@ class Decision:
     decision: str
     decided_by: uuid.UUID
     decided_at: datetime
+    by: DecidedBy | None = None  # what the decided message shows of its decider and job
+
+
+@dataclass(frozen=True)
+class DecidedBy:
+    """Who decided an approval and the facts of its job the decided message needs (its title comes
+    from the job's definition), as the decision read them: the click's answer (worker/slack/replace.py)
+    gets them in its message instead of reading them again."""
+
+    user_id: uuid.UUID
+    name: str
+    event_type: str
+    definition_hash: str | None
+
+    def as_args(self) -> list[str | None]:
+        """As a task message carries it (JSON)."""
+        return [str(self.user_id), self.name, self.event_type, self.definition_hash]
+
+    @classmethod
+    def from_args(cls, args: Any) -> DecidedBy | None:
+        """The facts a task message carried (None when absent or not as `as_args` writes them)."""
+        try:
+            user_id, name, event_type, definition_hash = args
+            return cls(uuid.UUID(str(user_id)), str(name), str(event_type), definition_hash and str(definition_hash))
+        except (TypeError, ValueError):
+            return None
 
 
 def _load(conn: Connection, approval_id: uuid.UUID, org_id: uuid.UUID | None) -> Row:
@@ -347,7 +373,9 @@ def _decide(
             raise _lost(conn, _load(conn, approval_id, lost.org_id), now) from None
     prom.approval_decided(approval.kind, new.value, prom.seconds_between(approval.created_at, now))
     publish_resume(approval_id, approval.org_id, approval.job_id)
-    return Decision(approval_id, approval.job_id, new.value, decision, user.id, now)
+    name = user.name if user.name is not None else user.email  # as the resume names the decider (coalesce)
+    by = DecidedBy(user.id, name, approval.job_event_type, approval.job_definition_hash)
+    return Decision(approval_id, approval.job_id, new.value, decision, user.id, now, by)
 
 
 # --------------------------------------------------------------------------- resume
@@ -620,22 +648,28 @@ def _detail(a: Row) -> str:
     return f"for {chosen.get('label') or chosen.get('start')}" if chosen else ""
 
 
-def decided_content(conn: Connection, a: Row) -> dict[str, Any] | None:
+def decided_content(conn: Connection, a: Row, by: DecidedBy | None = None) -> dict[str, Any] | None:
     """The message that replaces a decided or expired approval's request: exactly what `resume`
-    puts in the outbox for it. None while it is pending or cancelled, or when its step is gone."""
+    puts in the outbox for it. None while it is pending or cancelled, or when its step is gone.
+    `by`: its decider and job as the decision read them (used when that decider is `a`'s: no reads)."""
     if a.status not in {s.value for s in DECIDED}:
         return None
-    job = conn.execute(select(jobs).where(jobs.c.id == a.job_id, of_org(jobs.c.org_id, a.org_id))).first()
-    if job is None:
-        return None
-    facts = dict(job._mapping)
+    if by is not None and a.status != A.EXPIRED and by.user_id == a.decided_by:
+        facts: dict[str, Any] = {"event_type": by.event_type, "definition_hash": by.definition_hash}
+        who = by.name
+    else:
+        job = conn.execute(select(jobs).where(jobs.c.id == a.job_id, of_org(jobs.c.org_id, a.org_id))).first()
+        if job is None:
+            return None
+        facts, who = dict(job._mapping), None
     try:
         step = pinned.for_job(conn, facts).step(a.step)
     except (KeyError, registry.UnknownSequence):
         return None
     if a.status == A.EXPIRED:
         return blocks.expired_message(approval_title(facts, step, a.preview or {}), a.expires_at)
-    return _decided_message(facts, step, a, display_name(conn, a.org_id, a.decided_by), a.decided_at or utcnow())
+    who = who if who is not None else display_name(conn, a.org_id, a.decided_by)
+    return _decided_message(facts, step, a, who, a.decided_at or utcnow())
 
 
 def request_content(conn: Connection, a: Row) -> dict[str, Any]:

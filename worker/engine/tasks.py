@@ -70,14 +70,19 @@ def deliver(outbox_id: str) -> None:
 
 @celery_app.task(name="proactive.slack_replace", queue="edge", acks_late=True, ignore_result=True)
 def slack_replace(
-    approval_id: str, response_url: str | None = None, clicked_at: float | None = None, org_id: str | None = None
+    approval_id: str,
+    response_url: str | None = None,
+    clicked_at: float | None = None,
+    org_id: str | None = None,
+    decided: list[str | None] | None = None,
 ) -> None:
     """Replace the clicked approval message with its decision (response_url, else chat.update), in
-    the clicker's org (a message published before it carried the org: the approval's)."""
+    the clicker's org (a message published before it carried the org: the approval's). `decided`:
+    the decider and job as the decision read them (`approvals.DecidedBy`; older messages lack it)."""
     aid = uuid.UUID(approval_id)
     org = uuid.UUID(org_id) if org_id else org_of_approval(aid)
     if org is not None:
-        replace_clicked_message(aid, response_url, clicked_at, org_id=org)
+        replace_clicked_message(aid, response_url, clicked_at, org_id=org, by=approvals.DecidedBy.from_args(decided))
 
 
 @celery_app.task(name="proactive.slack_respond", queue="edge", acks_late=True, ignore_result=True)

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import blocks
+from worker.engine.approvals import Decision
 from worker.engine.events import record_rejected
 from worker.engine.publish import Message, after_commit
 from worker.errors import DONE_WORDS, AlreadyDecided
@@ -64,10 +65,18 @@ def answer(click: Click, text: str) -> None:
 
 
 def queue_replacement(
-    approval_id: uuid.UUID, response_url: str | None, clicked_at: float | None, org_id: uuid.UUID
+    approval_id: uuid.UUID,
+    response_url: str | None,
+    clicked_at: float | None,
+    org_id: uuid.UUID,
+    decided: Decision | None = None,
 ) -> None:
-    """Queue the replacement of the clicked message by the decision just made (in the clicker's org)."""
-    _publish(REPLACE_TASK, str(approval_id), response_url, clicked_at, str(org_id))
+    """Queue the replacement of the clicked message by the decision just made (in the clicker's org;
+    `decided`: that decision, whose decider and job the message then carries)."""
+    args: tuple[Any, ...] = (str(approval_id), response_url, clicked_at, str(org_id))
+    if decided is not None and decided.by is not None:
+        args += (decided.by.as_args(),)
+    _publish(REPLACE_TASK, *args)
 
 
 def refuse(

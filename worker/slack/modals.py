@@ -217,7 +217,7 @@ def submit_edit(submission: Submission) -> dict[str, str]:
         return {subject_block: mismatch}
     data = {"subject": (submission.subject or "").strip(), "body": submission.body or ""}
     try:
-        approval_rules.decide(
+        decided = approval_rules.decide(
             approval_id, "edit", user_id=clicker.user_id, data=data, org_id=clicker.org_id, actor=SOURCE
         )
     except AlreadyDecided as err:
@@ -228,5 +228,5 @@ def submit_edit(submission: Submission) -> dict[str, str]:
         return {subject_block: NOT_YOURS}
     except (NotFound, InvalidDecision) as err:
         return {subject_block: str(err)}
-    queue_replacement(approval_id, state.response_url, state.clicked_at, clicker.org_id)
+    queue_replacement(approval_id, state.response_url, state.clicked_at, clicker.org_id, decided)
     return {}

@@ -44,7 +44,7 @@ from worker.db import transaction
 from worker.engine import approvals as approval_rules
 from worker.errors import ProactiveError
 from worker.models import approvals, utcnow
-from worker.precompiled import Precompiled, batch
+from worker.precompiled import Precompiled, batch, on_its_own
 from worker.slack.client import post_ephemeral, post_to_response_url, slack_client, update_message
 from worker.slack.delivery import LEASE_S, DeliveryStatus, outbox, publish_delivery
 
@@ -183,12 +183,15 @@ def _managed(row: Any) -> bool:
     return row is not None and row.ts is not None and row.status in (DeliveryStatus.SENT, DeliveryStatus.PENDING)
 
 
-def _take_message(approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime) -> _Taken:
+def _take_message(
+    approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime, by: approval_rules.DecidedBy | None = None
+) -> _Taken:
     """Lock the approval's outbox row, write the decision into it unless the worker already did,
-    and take its lease, in one UPDATE. Only the outbox row is locked here (never the approval with
-    it), so this cannot deadlock with a resume, which locks the approval, then the row; the approval
-    is read after the lock (the server runs the two reads in order, sent together), so a resume that
-    held the row is seen."""
+    and take its lease, in one UPDATE sent with the COMMIT (two round trips in all on PostgreSQL).
+    Only the outbox row is locked here (never the approval with it), so this cannot deadlock with a
+    resume, which locks the approval, then the row; the approval is read after the lock (the server
+    runs the two reads in order, sent together), so a resume that held the row is seen. `by`: the
+    decider and job as the decision read them (the content is then built without reading them)."""
     ids = {"in_approval": approval_id, "in_org": org_id}
     with transaction() as conn:
         with batch(conn) as sent:
@@ -203,7 +206,7 @@ def _take_message(approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime) -> _
         values: dict[str, Any] = {"row_id": row.id if row is not None else None, "in_org": org_id, "now": now}
         content = a.resumed_at is None or row is None
         if content:  # ahead of the worker: write the decision ourselves
-            message = approval_rules.decided_content(conn, a)
+            message = approval_rules.decided_content(conn, a, by)
             if message is None:
                 return _Taken("pending", approval=a)
             values |= {"new_text": str(message.get("text") or ""), "new_blocks": list(message.get("blocks") or [])}
@@ -214,7 +217,11 @@ def _take_message(approval_id: uuid.UUID, org_id: uuid.UUID, now: datetime) -> _
             values["lease_until"] = now + timedelta(seconds=LEASE_S)
         if row is not None and (content or lease):
             write = _WRITE[(content, lease)]
-            row = _record(write, write.first(conn, values))
+            with batch(conn) as b:  # with the COMMIT where the driver pipelines
+                written = b.send(write, values)
+                if b.pipelined:
+                    b.commit()
+            row = _record(write, written.first())
         return _Taken("taken", message, row, a)
 
 
@@ -240,7 +247,7 @@ def _route(a: Any, url: str | None, issued_at: datetime, row: Any, now: datetime
         "url": url,
         "issued_at": issued_at,
     }
-    with transaction() as conn:
+    with transaction() as conn, on_its_own(conn):  # one statement: autocommitted on PostgreSQL
         won = _TAKE_USE[new_url].first(conn, values)
     return _Route(url=stored if take and won is not None else None, channel=channel, ts=ts)
 
@@ -252,6 +259,7 @@ def replace_clicked_message(
     now: datetime | None = None,
     *,
     org_id: uuid.UUID,
+    by: approval_rules.DecidedBy | None = None,
 ) -> str:
     """Show the decision on the clicked message now (see the module docstring); returns the outcome:
     response_url, chat.update, failed (left to the delivery), delivering (the delivery holds the
@@ -260,7 +268,7 @@ def replace_clicked_message(
     answers: take the row (its lease), take a use of the response_url, give the lease back."""
     now = now or utcnow()
     url = response_url if response_url and trusted_response_url(response_url) else None
-    taken = _take_message(approval_id, org_id, now)
+    taken = _take_message(approval_id, org_id, now, by)
     sending = taken.state == "taken" and taken.message is not None
     route = None
     if taken.approval is not None:
@@ -313,9 +321,11 @@ def _release(row: Any, *, sent: bool) -> None:
         "sent_revision": row.revision,
         "now": utcnow(),
     }
+    if sent:
+        with transaction() as conn, on_its_own(conn):  # one statement: autocommitted on PostgreSQL
+            if _MARK_SENT.first(conn, values) is not None:
+                return
     with transaction() as conn:
-        if sent and _MARK_SENT.first(conn, values) is not None:
-            return
         _GIVE_BACK.count(conn, values)
         publish_delivery([row.id])  # after this transaction commits
 

@@ -83,7 +83,7 @@ def handle_click(click: Click) -> ClickOutcome:
         return _undo(click, clicker, approval_id)
     data = {"slot": click.selected_slot} if ref.verb in SLOT_VERBS and click.selected_slot else None
     try:
-        approval_rules.decide(
+        decided = approval_rules.decide(
             approval_id,
             ref.verb,
             user_id=clicker.user_id,
@@ -95,7 +95,7 @@ def handle_click(click: Click) -> ClickOutcome:
         )
     except (AlreadyDecided, ApprovalExpired, NotAuthorized, NotFound, InvalidDecision) as err:
         return _decision_error(click, err)
-    queue_replacement(approval_id, click.response_url, click.clicked_at, clicker.org_id)
+    queue_replacement(approval_id, click.response_url, click.clicked_at, clicker.org_id, decided)
     return Out.DECIDED
 
 
