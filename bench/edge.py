@@ -404,6 +404,7 @@ class Clicks:
     seconds: float = 0.0
     answered_rps: float = 0.0  # answers / (last answer - first scheduled send)
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per click (load + settling)
+    worker_main_ms: float = 0.0  # of the worker's: its main process (Celery's consumer), per click
     decided: int = 0  # fresh approvals found approved afterwards
     completed: int = 0  # their jobs completed
     answers: int = 0  # ephemeral answers the fake Slack got for the repeat clicks
@@ -933,6 +934,8 @@ class Bench:
         out.settle_s = time.time() - end
         c1 = self.cpu(web, worker, system.db)
         out.cpu_ms = {k: cpu_delta(c0[k], c1[k]) * 1000 / n for k in c0}
+        main = worker.proc.pid if worker.proc is not None else None
+        out.worker_main_ms = (c1["worker"].get(main, 0.0) - c0["worker"].get(main, 0.0)) * 1000 / n
         out.decided, out.completed, out.answers, out.replaced = decided_n, completed, answers, replaced
         out.chat_updates = sum(
             1 for c in self.slack.calls("chat.update") if c.params.get("ts") in {ap.ts for ap in fresh}
@@ -1074,6 +1077,7 @@ class Bench:
                         f"{ms_or(c.repeat_ms, 99)}; click -> next step p99 {ms_or(c.next_step_ms, 99)}; answered "
                         f"{c.answered_rps:.0f}/s; settled {c.settle_s:.1f} s after the load; CPU ms/click "
                         + ", ".join(f"{name} {v:.2f}" for name, v in c.cpu_ms.items())
+                        + f" (worker main process {c.worker_main_ms:.2f})"
                     )
                     self.wait_idle("clicks")
             if a.total_requests > 0:
@@ -1277,7 +1281,8 @@ def config_report(args: argparse.Namespace, k: int, res: ConfigResult, connectio
             f"{c.completed} jobs completed; {c.answers}/{n_rep} ephemeral answers, {c.replaced} response_url "
             f"replacements and {c.chat_updates} chat.update of the decided messages reached the fake Slack; settled "
             f"{c.settle_s:.1f} s after the load",
-            f"CPU ms per click (load + settling): {cpu}; web + worker + pg {click_cpu(c):.2f}",
+            f"CPU ms per click (load + settling): {cpu}; web + worker + pg {click_cpu(c):.2f}; the worker's main "
+            f"process (Celery's consumer) {c.worker_main_ms:.2f} of its {c.cpu_ms['worker']:.2f}",
         ]
         if c.bad:
             problems.append(f"{c.system}, clicks at {c.offered_rps:g}/s: {len(c.bad)} wrong answers, e.g. {c.bad[:5]}")
