@@ -265,7 +265,9 @@ def replace_clicked_message(
     response_url, chat.update, failed (left to the delivery), delivering (the delivery holds the
     row), delivered (the worker's replacement is already shown), no_route, pending or gone (no such
     approval in `org_id`, the clicker's org). Three short transactions, none open while Slack
-    answers: take the row (its lease), take a use of the response_url, give the lease back."""
+    answers: take the row (its lease; two round trips on PostgreSQL, the reads with the BEGIN and the
+    write with the COMMIT), take a use of the response_url, give the lease back (one autocommitted
+    statement each). `by`: the decider and job as the decision read them (see `decided_content`)."""
     now = now or utcnow()
     url = response_url if response_url and trusted_response_url(response_url) else None
     taken = _take_message(approval_id, org_id, now, by)
