@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from worker.models import AuditLog, utcnow
 from worker.precompiled import Deferred, PrecompiledInsert
@@ -25,19 +25,7 @@ def record(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit row (same transaction as the change it describes)."""
-    conn.execute(
-        insert(AuditLog.__table__).values(
-            id=uuid.uuid4(),
-            org_id=org_id,
-            actor=actor,
-            actor_user_id=actor_user_id,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            data=data,
-            created_at=utcnow(),
-        )
-    )
+    _INSERT.run(conn, [_row(org_id, action, target_type, target_id, actor, actor_user_id, data)])
 
 
 def record_later(
@@ -52,7 +40,19 @@ def record_later(
     data: dict[str, Any] | None = None,
 ) -> None:
     """`record`, queued in `later` with the change it describes (sent in the same round trip)."""
-    row = {
+    later.insert(_INSERT, [_row(org_id, action, target_type, target_id, actor, actor_user_id, data)])
+
+
+def _row(
+    org_id: uuid.UUID,
+    action: str,
+    target_type: str,
+    target_id: str,
+    actor: str | None,
+    actor_user_id: uuid.UUID | None,
+    data: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
         "id": uuid.uuid4(),
         "org_id": org_id,
         "actor": actor,
@@ -63,4 +63,3 @@ def record_later(
         "data": data,
         "created_at": utcnow(),
     }
-    later.insert(_INSERT, [row])

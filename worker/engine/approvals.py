@@ -223,6 +223,21 @@ def may_decide(conn: Connection, approval: Row, user: Row) -> bool:
     return owner is not None and owner == user.id
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """A decision asked for (`decide`'s arguments)."""
+
+    approval_id: uuid.UUID
+    decision: str
+    user_id: uuid.UUID
+    data: Mapping[str, Any] | None
+    org_id: uuid.UUID | None
+    actor: str
+    now: datetime
+    kind: str | None
+    button: str | None
+
+
 def decide(
     approval_id: uuid.UUID,
     decision: str,
@@ -241,19 +256,9 @@ def decide(
     decide an email review); `button` names it in the refusal. Raises NotFound, NotAuthorized,
     InvalidDecision, ApprovalExpired or AlreadyDecided; none of them changes anything.
     """
-    now = now or utcnow()
+    ask = _Ask(approval_id, decision, user_id, data, org_id, actor, now or utcnow(), kind, button)
     try:
-        return _decide(
-            approval_id,
-            decision,
-            user_id=user_id,
-            data=data,
-            org_id=org_id,
-            actor=actor,
-            now=now,
-            kind=kind,
-            button=button,
-        )
+        return _decide(ask)
     except AlreadyDecided:
         raise  # a lost race, not bad input
     except UserError as err:  # bad input is recorded, never silently dropped
@@ -267,26 +272,16 @@ def decide(
         raise
 
 
-def _record_decision(
-    conn: Connection,
-    approval_id: uuid.UUID,
-    decision: str,
-    user_id: uuid.UUID,
-    data: Mapping[str, Any] | None,
-    org_id: uuid.UUID | None,
-    actor: str,
-    now: datetime,
-    kind: str | None,
-    button: str | None,
-) -> tuple[SimpleNamespace, ApprovalStatus, _Decider]:
+def _record_decision(conn: Connection, ask: _Ask) -> tuple[SimpleNamespace, ApprovalStatus, _Decider]:
     """Check and record the decision in the caller's transaction: one round trip reads the approval
     (with the BEGIN), one more writes the decision and its audit row with the COMMIT (PostgreSQL).
     Raises the refusals of `decide`, and _DecisionLost when the write lost its race."""
-    approval = _load_for_decision(conn, approval_id, org_id, user_id)
+    approval_id, decision, user_id, data, now = ask.approval_id, ask.decision, ask.user_id, ask.data, ask.now
+    approval = _load_for_decision(conn, approval_id, ask.org_id, user_id)
     # from here on (the answer, the resume message) under the job's trace id, the click's as origin
     logs.join_trace(approval.job_trace_id, org_id=approval.org_id, job_id=approval.job_id)
-    if kind is not None and approval.kind != kind:
-        raise InvalidDecision(f"{button or decision} does not apply to a {approval.kind} request")
+    if ask.kind is not None and approval.kind != ask.kind:
+        raise InvalidDecision(f"{ask.button or decision} does not apply to a {approval.kind} request")
     if approval.user_id is None:
         raise NotAuthorized(f"user {user_id} is not a member of this approval's org")
     user = _Decider(approval.user_id, approval.user_org_id, approval.user_role, approval.user_name, approval.user_email)
@@ -328,7 +323,7 @@ def _record_decision(
     record_later(
         later,
         approval.org_id,
-        actor=actor,
+        actor=ask.actor,
         actor_user_id=user.id,
         action=f"approval.{decision}",
         target_type="approval",
@@ -351,31 +346,18 @@ class _DecisionLost(Exception):
         self.org_id = org_id
 
 
-def _decide(
-    approval_id: uuid.UUID,
-    decision: str,
-    *,
-    user_id: uuid.UUID,
-    data: Mapping[str, Any] | None,
-    org_id: uuid.UUID | None,
-    actor: str,
-    now: datetime,
-    kind: str | None = None,
-    button: str | None = None,
-) -> Decision:
+def _decide(ask: _Ask) -> Decision:
     try:
         with transaction() as conn:
-            approval, new, user = _record_decision(
-                conn, approval_id, decision, user_id, data, org_id, actor, now, kind, button
-            )
+            approval, new, user = _record_decision(conn, ask)
     except _DecisionLost as lost:
         with transaction() as conn:
-            raise _lost(conn, _load(conn, approval_id, lost.org_id), now) from None
-    prom.approval_decided(approval.kind, new.value, prom.seconds_between(approval.created_at, now))
-    publish_resume(approval_id, approval.org_id, approval.job_id)
+            raise _lost(conn, _load(conn, ask.approval_id, lost.org_id), ask.now) from None
+    prom.approval_decided(approval.kind, new.value, prom.seconds_between(approval.created_at, ask.now))
+    publish_resume(ask.approval_id, approval.org_id, approval.job_id)
     name = user.name if user.name is not None else user.email  # as the resume names the decider (coalesce)
     by = DecidedBy(user.id, name, approval.job_event_type, approval.job_definition_hash)
-    return Decision(approval_id, approval.job_id, new.value, decision, user.id, now, by)
+    return Decision(ask.approval_id, approval.job_id, new.value, ask.decision, user.id, ask.now, by)
 
 
 # --------------------------------------------------------------------------- resume
