@@ -32,7 +32,8 @@ def test_a_completion_waiting_for_the_job_lock_sees_the_sibling_that_held_it(pg,
 
         def second_branch() -> None:
             with get_engine().connect() as second, second.begin():
-                _job, states = store.lock_job_with_steps(second, job_id, org_id=org.id)  # blocks until `first` commits
+                # blocks until `first` commits
+                _job, states, _ = store.lock_job_with_steps(second, job_id, org_id=org.id)
                 seen.update({s.step: s.status for s in states})
 
         t = threading.Thread(target=second_branch)

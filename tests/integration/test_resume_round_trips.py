@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support import sequences as test_dags
-from tests.support.engine import TestOrg, event, pending_approval, step_rows
+from tests.support.engine import TestOrg, event, job_status, pending_approval, step_rows
 from tests.support.statements import Sent
 from worker.db import begin, get_engine
 from worker.engine import driver, registry
@@ -67,6 +67,21 @@ def test_a_resume_told_its_org_and_job_takes_two_round_trips_and_hands_on_every_
     rows = step_rows(job_id)
     assert (rows["review"].status, rows["act"].status) == ("succeeded", "running")
     assert rows["review"].output == review
+
+    # The step carries out the approval: its completion reads the approval's message with the job's
+    # lock, and as its report changes nothing ("Approved by ..." is still true) it stores its outcome,
+    # the job's end and the COMMIT in one more round trip.
+    with get_engine().connect() as conn, Sent() as sent:
+        assert driver.run_claimed(conn, adv.inline, 0.0) == []
+    skill = [s for s in sent.statements if s.startswith("INSERT INTO audit_log")]  # the test step's own
+    assert len(skill) == 1 and sent.round_trips == 2 + 3, sent.statements  # + its BEGIN, INSERT, COMMIT
+    engine = [s for s in sent.statements if s not in skill]
+    assert [s.split(" ", 2)[:2] for s in engine] == [["SELECT", "sequence_jobs.id,"], ["SELECT", "step_runs.step,"]] + [
+        ["SELECT", "approvals.id,"],
+        ["WITH", "w0"],
+    ]
+    assert "LEFT OUTER JOIN slack_outbox" in engine[2] and "UPDATE step_runs" in engine[3]
+    assert (step_rows(job_id)["act"].status, job_status(job_id)) == ("succeeded", "completed")
 
 
 def test_the_step_after_the_approval_gets_the_same_inputs_either_way(org: TestOrg):

@@ -236,6 +236,26 @@ _APPROVED_WITH_MESSAGE = Precompiled(
 )
 
 
+def approved_message_read(job: Mapping[str, Any], approval_step: Step) -> tuple[Precompiled, dict[str, Any]]:
+    """The read `report_action` makes (the approved approval of `approval_step` with the blocks its
+    message shows), as a statement and its parameters: a caller that sends it with its own reads
+    hands the row on (`found`)."""
+    return _APPROVED_WITH_MESSAGE, {"b_job": job["id"], "b_org": job["org_id"], "b_step": approval_step.name}
+
+
+def sent_report_changes_nothing(conn: Connection, found: tuple[Any, ...] | None) -> bool:
+    """Whether a "sent" report on the approval read as `found` (`approved_message_read`'s row) leaves
+    its message alone: no approved approval, or a message that says neither "waiting" nor offers an
+    email's Undo (so the step's completion writes nothing else)."""
+    if found is None:
+        return True
+    shown = dict(zip(_APPROVED_WITH_MESSAGE.keys(conn), found, strict=True))["shown_blocks"]
+    return not (blocks.outcome.shows_state(shown, "waiting") or blocks.outcome.offers_action(shown, "email_undo"))
+
+
+NOT_READ: Any = object()  # `report_action(found=...)` not given: it reads the row itself
+
+
 def report_action(
     conn: Connection,
     job: Mapping[str, Any],
@@ -245,25 +265,26 @@ def report_action(
     now: datetime,
     *,
     user_id: uuid.UUID | None = None,
+    found: tuple[Any, ...] | None = NOT_READ,
 ) -> bool:
     """Replace the approved approval's message (the one whose buttons were clicked) with `report`,
     through the outbox (chat.update on its channel + ts, or the console inbox), in the caller's
     transaction. `user_id` is whose Google connect link to show. "sent" only replaces a message it
     makes stale: one that still says "waiting", or still offers an email's Undo button (the email went
-    out: the button must go). False when nothing was replaced."""
+    out: the button must go). False when nothing was replaced. `found`: the approval's row as
+    `approved_message_read` returns it, when the caller read it already."""
     approval_step = approval_step_of(sequence, step)
     if approval_step is None:
         return False
-    params = {"b_job": job["id"], "b_org": job["org_id"], "b_step": approval_step.name}
-    row = _APPROVED_WITH_MESSAGE.first(conn, params)
+    row = found
+    if row is NOT_READ:
+        row = _APPROVED_WITH_MESSAGE.first(conn, approved_message_read(job, approval_step)[1])
     if row is None:
         return False
     a = SimpleNamespace(**dict(zip(_APPROVED_WITH_MESSAGE.keys(conn), row, strict=True)))
     preview, data = a.preview or {}, a.decision_data or {}
-    if report.state == "sent":
-        shown = a.shown_blocks
-        if not (blocks.outcome.shows_state(shown, "waiting") or blocks.outcome.offers_action(shown, "email_undo")):
-            return False  # "Approved by …" (or "Sent") is still true: nothing to replace
+    if report.state == "sent" and sent_report_changes_nothing(conn, row):
+        return False  # "Approved by …" (or "Sent") is still true: nothing to replace
     if report.state == "sent" and a.kind == "email_preview":
         message = blocks.email_sent(
             preview.get("to") or "",

@@ -420,9 +420,15 @@ def complete(
     round trip, and any check that fails raises Unguarded (rolled back: complete it again without)."""
     if guard:
         return _complete_guarded(conn, claimed, outcome, now, inline_queues, inline_budget_s)
-    locked, states = store.lock_job_with_steps(conn, claimed.job["id"], org_id=claimed.job["org_id"])
+    # A step that carried out an approval and succeeded reports on the approval's message: its read
+    # goes with the lock's, and when the report changes nothing the completion is as plain as any.
+    carried = approval_records.approval_step_of(claimed.sequence, claimed.step)
+    succeeded = carried is not None and outcome.status == S.SUCCEEDED
+    also = approval_records.approved_message_read(claimed.job, carried) if succeeded and carried else None
+    locked, states, read = store.lock_job_with_steps(conn, claimed.job["id"], org_id=claimed.job["org_id"], also=also)
     if locked is None:
         return Advance()
+    found = read.first() if read is not None else approval_records.NOT_READ
     job = {**claimed.job, **locked}
     step = claimed.step
     if outcome.status == S.QUEUED:  # retry later
@@ -449,14 +455,15 @@ def complete(
         return Advance()
     # The common case (a step that succeeded or skipped, nothing else to record) stores its outcome
     # and what planning decides in one round trip: queued, then checked at the flush below.
-    later = Deferred(conn) if _plain(job, claimed, outcome) else None
+    quiet = read is not None and approval_records.sent_report_changes_nothing(conn, found)
+    later = Deferred(conn) if _plain(job, claimed, outcome, reports_nothing=quiet) else None
     stored = _finish(conn, job, claimed, outcome, now, later)
     if not stored:
         log.warning(
             "step run %s attempt %d lost its lease; its result is discarded", claimed.step_run_id, claimed.attempt
         )
         return Advance()
-    adv = _move_on(conn, job, claimed, outcome, states, now, inline_queues, inline_budget_s, later)
+    adv = _move_on(conn, job, claimed, outcome, states, now, inline_queues, inline_budget_s, later, found)
     if later is not None:
         # LeaseLost when the attempt lost its lease meanwhile (the caller rolls back). With no
         # follow-ups left to fire in this transaction, its COMMIT goes in the same round trip.
@@ -521,15 +528,17 @@ def _move_on(
     inline_queues: frozenset[str],
     inline_budget_s: float,
     later: Deferred | None,
+    found: Any = approval_records.NOT_READ,
 ) -> Advance:
-    """What follows a stored outcome: the action reported, an approval opened, a cancel honoured, the
-    next steps planned (their writes queued in `later` when given)."""
+    """What follows a stored outcome: the action reported (`found`: the approval's row, when read
+    with the lock), an approval opened, a cancel honoured, the next steps planned (their writes
+    queued in `later` when given)."""
     step = claimed.step
     _count_step(claimed, outcome.status.value, outcome)
     if outcome.revoked is not None:
         _mark_revoked(conn, job, outcome.revoked, now)
     if outcome.status in (S.SUCCEEDED, S.FAILED):
-        _report_action(conn, job, claimed.sequence, claimed.step, claimed.step_run_id, outcome, now)
+        _report_action(conn, job, claimed.sequence, claimed.step, claimed.step_run_id, outcome, now, found)
     if job["status"] in JOB_FINAL:
         return Advance()
     if outcome.status == S.AWAITING_APPROVAL:
@@ -558,16 +567,17 @@ def _move_on(
     )
 
 
-def _plain(job: Mapping[str, Any], claimed: Claimed, outcome: Outcome) -> bool:
+def _plain(job: Mapping[str, Any], claimed: Claimed, outcome: Outcome, *, reports_nothing: bool = False) -> bool:
     """True when completing this attempt records nothing but the step and the plan that follows it:
-    it succeeded or skipped, met no revoked credentials, carries out no approval and its job is
-    running on (not ended, no cancel asked)."""
+    it succeeded or skipped, met no revoked credentials, carries out no approval (or its report on
+    the approval's message is known to change nothing: `reports_nothing`) and its job is running on
+    (not ended, no cancel asked)."""
     return (
         outcome.status in (S.SUCCEEDED, S.SKIPPED)
         and outcome.revoked is None
         and job["status"] not in JOB_FINAL
         and not job["cancel_requested"]
-        and approval_records.approval_step_of(claimed.sequence, claimed.step) is None
+        and (reports_nothing or approval_records.approval_step_of(claimed.sequence, claimed.step) is None)
     )
 
 
@@ -605,9 +615,11 @@ def _report_action(
     step_run_id: uuid.UUID,
     outcome: Outcome,
     now: datetime,
+    found: Any = approval_records.NOT_READ,
 ) -> None:
     """A step that carries out an approval tells the approval's message what became of it: waiting
-    for Google, not sent and why, or sent after a wait (worker/engine/approval_records.py)."""
+    for Google, not sent and why, or sent after a wait (worker/engine/approval_records.py; `found`:
+    the approval's row, when the caller read it)."""
     if approval_records.approval_step_of(sequence, step) is None:
         return
     report = approval_records.action_report(
@@ -619,7 +631,7 @@ def _report_action(
     )
     if report is not None:
         user_id = getattr(outcome.revoked, "user_id", None) or job.get("user_id")
-        approval_records.report_action(conn, job, sequence, step, report, now, user_id=user_id)
+        approval_records.report_action(conn, job, sequence, step, report, now, user_id=user_id, found=found)
 
 
 def wake_parked(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> int:

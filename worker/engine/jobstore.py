@@ -54,7 +54,7 @@ from worker.engine.states import (
     predecessors,
 )
 from worker.models import SequenceDefinition, UTCDateTime, approvals, checked, jobs, of_org, steps
-from worker.precompiled import PIPELINE_DIALECTS, Deferred, Precompiled, PrecompiledInsert, Queued, batch
+from worker.precompiled import PIPELINE_DIALECTS, Deferred, Pending, Precompiled, PrecompiledInsert, Queued, batch
 
 J, S, A = JobStatus, StepStatus, ApprovalStatus
 
@@ -473,8 +473,12 @@ _LOCK_FOR_COMPLETION = Precompiled(
 
 
 def lock_job_with_steps(
-    conn: Connection, job_id: uuid.UUID, *, org_id: uuid.UUID
-) -> tuple[dict[str, Any] | None, list[StepState]]:
+    conn: Connection,
+    job_id: uuid.UUID,
+    *,
+    org_id: uuid.UUID,
+    also: tuple[Precompiled, Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, Any] | None, list[StepState], Pending | None]:
     """Lock the job row (`LOCK_COLUMNS` of it, as a dict), then read its current step states (the
     completion path).
 
@@ -485,14 +489,17 @@ def lock_job_with_steps(
     each see the other still running and nobody queues the join (measured: 4 of 400 fan-out jobs
     stuck). A statement issued after the lock is granted takes a fresh snapshot. Both go in one
     round trip (a pipeline, with the BEGIN): the server runs the read once the lock is granted.
+    `also`: one more read (a statement and its parameters) sent after them, its result third.
     """
     params = {"b_job": job_id, "b_org": org_id}
-    with batch(conn) as b:  # one round trip with the transaction's BEGIN; the read still runs after the lock
+    with batch(conn) as b:  # one round trip with the transaction's BEGIN; the reads still run after the lock
         locked, states = b.send(_LOCK_FOR_COMPLETION, params), b.send(STATES_OF_JOB, params)
+        extra = b.send(*also) if also is not None else None
     row = locked.first()
     if row is None:
-        return None, []
-    return dict(zip(_LOCK_FOR_COMPLETION.keys(conn), row, strict=True)), [StepState(*r) for r in states.rows()]
+        return None, [], extra
+    job = dict(zip(_LOCK_FOR_COMPLETION.keys(conn), row, strict=True))
+    return job, [StepState(*r) for r in states.rows()], extra
 
 
 _GUARD_RUNNING = Precompiled(
