@@ -422,9 +422,9 @@ def complete(
         return _complete_guarded(conn, claimed, outcome, now, inline_queues, inline_budget_s)
     # A step that carried out an approval and succeeded reports on the approval's message: its read
     # goes with the lock's, and when the report changes nothing the completion is as plain as any.
-    carried = approval_records.approval_step_of(claimed.sequence, claimed.step)
-    succeeded = carried is not None and outcome.status == S.SUCCEEDED
-    also = approval_records.approved_message_read(claimed.job, carried) if succeeded and carried else None
+    also = None
+    if outcome.status == S.SUCCEEDED and (carried := approval_records.approval_step_of(claimed.sequence, claimed.step)):
+        also = approval_records.approved_message_read(claimed.job, carried)
     locked, states, read = store.lock_job_with_steps(conn, claimed.job["id"], org_id=claimed.job["org_id"], also=also)
     if locked is None:
         return Advance()
