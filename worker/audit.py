@@ -23,36 +23,11 @@ def record(
     actor: str | None = None,
     actor_user_id: uuid.UUID | None = None,
     data: dict[str, Any] | None = None,
+    later: Deferred | None = None,
 ) -> None:
-    """Append one audit row (same transaction as the change it describes)."""
-    _INSERT.run(conn, [_row(org_id, action, target_type, target_id, actor, actor_user_id, data)])
-
-
-def record_later(
-    later: Deferred,
-    org_id: uuid.UUID,
-    *,
-    action: str,
-    target_type: str,
-    target_id: str,
-    actor: str | None = None,
-    actor_user_id: uuid.UUID | None = None,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """`record`, queued in `later` with the change it describes (sent in the same round trip)."""
-    later.insert(_INSERT, [_row(org_id, action, target_type, target_id, actor, actor_user_id, data)])
-
-
-def _row(
-    org_id: uuid.UUID,
-    action: str,
-    target_type: str,
-    target_id: str,
-    actor: str | None,
-    actor_user_id: uuid.UUID | None,
-    data: dict[str, Any] | None,
-) -> dict[str, Any]:
-    return {
+    """Append one audit row (same transaction as the change it describes; queued in `later` with
+    that change when given, sent in the same round trip)."""
+    row = {
         "id": uuid.uuid4(),
         "org_id": org_id,
         "actor": actor,
@@ -63,3 +38,7 @@ def _row(
         "data": data,
         "created_at": utcnow(),
     }
+    if later is not None:
+        later.insert(_INSERT, [row])
+    else:
+        _INSERT.run(conn, [row])

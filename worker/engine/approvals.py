@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Row, Select, Uuid, bindparam, func, select, u
 
 import blocks
 from worker import logs
-from worker.audit import record, record_later
+from worker.audit import record
 from worker.config import get_settings
 from worker.db import on_commit, transaction
 from worker.engine import executor as engine
@@ -320,8 +320,8 @@ def _record_decision(conn: Connection, ask: _Ask) -> tuple[SimpleNamespace, Appr
         decided_by=user.id,
         decided_at=now,
     )
-    record_later(
-        later,
+    record(
+        conn,
         approval.org_id,
         actor=ask.actor,
         actor_user_id=user.id,
@@ -329,6 +329,7 @@ def _record_decision(conn: Connection, ask: _Ask) -> tuple[SimpleNamespace, Appr
         target_type="approval",
         target_id=str(approval_id),
         data=dict(data) if data else None,
+        later=later,
     )
     try:
         later.flush(commit=True)
