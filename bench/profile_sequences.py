@@ -1,7 +1,7 @@
 """Where the nine sequences' time goes: SQL round trips, transactions and CPU per event and per step.
 
 Profiling companion of ``bench.sequences``, in this process, without a broker or a worker:
-``fire_event``, ``engine.execute``, ``approvals.decide`` and ``approvals.resume`` are the real
+``fire_event``, ``engine.execute``, ``approvals.decide`` and the ``resume_approval`` task are the real
 functions, but the messages they would publish are captured and run here one by one, as a solo
 worker would (the same capture as bench.profile_engine, extended to resumes). Approvals are
 decided like bench.sequences does, so each event's numbers include its resumed part and the
@@ -47,9 +47,11 @@ class Capture:
         self.queue.extend(("step", i) for i in items)
         return len(items)
 
-    def resume(self, approval_id: uuid.UUID) -> bool:
-        """``publish_resume`` replacement."""
-        self.queue.append(("resume", approval_id))
+    def resume(self, approval_id: uuid.UUID, *ids: uuid.UUID | None) -> bool:
+        """``publish_resume`` replacement: keeps the message's arguments (the approval, its org and job)."""
+        from worker.engine.publish import resume_message  # after use_env (settings read at import)
+
+        self.queue.append(("resume", resume_message(approval_id, *ids).args))
         return True
 
     def install(self) -> None:
@@ -128,7 +130,7 @@ class Profiler:
     def drain(self, org: uuid.UUID, measure: bool) -> None:
         """Run every captured message, deciding pending approvals of ``org`` until nothing is left."""
         import worker.engine.driver as engine_mod  # after use_env (settings read at import)
-        from worker.engine import approvals
+        from worker.engine import approvals, tasks
 
         while True:
             while self.capture.queue:
@@ -138,8 +140,8 @@ class Profiler:
                 self.measuring = measure
                 if kind == "step":
                     engine_mod.execute(item.step_run_id, item.lease_s)
-                else:
-                    approvals.resume(item)
+                else:  # the resume_approval task body, as a worker runs the message
+                    tasks.resume_approval.run(*item)
                 self.measuring = False
                 if measure:
                     self.account("run_step tasks" if kind == "step" else "resume tasks", name, c0, cpu0)
