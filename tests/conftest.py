@@ -252,6 +252,7 @@ def rabbitmq_backend(tmp_home: Path) -> Iterator[Backend]:
 
 # How long a test session may hold its Redis database (seconds); renewed while the session runs.
 REDIS_LEASE_S = 600
+SESSION_KEY = "proactive:test-session"  # the claim of a Redis DB by a test session (`_claim_redis_db`)
 
 
 class _RedisLease:
@@ -268,12 +269,12 @@ class _RedisLease:
 
     def _renew(self) -> None:
         while not self._stop.wait(REDIS_LEASE_S / 3):
-            self.client.expire("proactive:test-session", REDIS_LEASE_S)
+            self.client.expire(SESSION_KEY, REDIS_LEASE_S)
 
     def release(self) -> None:
         self._stop.set()
-        if self.client.get("proactive:test-session") == self.token.encode():
-            self.client.delete("proactive:test-session")
+        if self.client.get(SESSION_KEY) == self.token.encode():
+            self.client.delete(SESSION_KEY)
 
 
 def _claim_redis_db() -> tuple[int, _RedisLease]:
@@ -284,13 +285,29 @@ def _claim_redis_db() -> tuple[int, _RedisLease]:
     token = uuid.uuid4().hex
     for db in range(1, 16):
         client = redis.Redis(host="127.0.0.1", port=6379, db=db)
-        if client.set("proactive:test-session", token, nx=True, ex=REDIS_LEASE_S):
+        if client.set(SESSION_KEY, token, nx=True, ex=REDIS_LEASE_S):
             with client.pipeline(transaction=True) as tx:  # empty it, keeping our claim, atomically
                 tx.flushdb()
-                tx.set("proactive:test-session", token, ex=REDIS_LEASE_S)
+                tx.set(SESSION_KEY, token, ex=REDIS_LEASE_S)
                 tx.execute()
             return db, _RedisLease(db, token)
     pytest.exit("every Redis database 1-15 is held by another test session; wait for one to finish", returncode=1)
+
+
+def empty_redis_broker(env: dict[str, str]) -> int:
+    """Drop every message earlier test modules left on this session's Redis DB (`env`'s BROKER_URL;
+    any other broker is left alone): queued, or put back there by kombu when their worker stopped
+    while holding it (an ETA task, a prefetched one). The next module's worker would otherwise run
+    them against that module's fakes. Only between modules, when no worker of this session runs;
+    the session's claim of the DB stays. Returns how many keys were deleted."""
+    import redis
+
+    url = env.get("BROKER_URL", "")
+    if not url.startswith("redis://"):
+        return 0
+    client = redis.Redis.from_url(url)
+    stale = [k for k in client.scan_iter(count=500) if k != SESSION_KEY.encode()]
+    return int(client.delete(*stale)) if stale else 0
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from tests.conftest import Backend, apply_env
+from tests.conftest import Backend, apply_env, empty_redis_broker
 from tests.fakes.google import FakeGoogle
 from tests.fakes.instantly import API_KEY, FakeInstantly
 from tests.fakes.slack import FakeSlack
@@ -208,6 +208,7 @@ def world(pg: Backend, extra_env: dict[str, str], request: pytest.FixtureRequest
             seed = seed_demo()
             set_dry_run(seed.org_id, False, actor="tests")  # a new demo org is dry-run: these tests send for real
             settle_earlier_modules(seed.org_id)
+            empty_redis_broker(env)  # and the messages they left: this module's worker would run them
             _connect_google(google, seed)
             with transaction() as conn:  # reports are not urgent: no quiet hours/budget unless a test sets them
                 conn.execute(
