@@ -401,8 +401,9 @@ def baseline_celery(name: str, queue: str, broker_env: str) -> Celery:
 
 
 def transport_options(broker_url: str) -> dict[str, object]:
-    """As the engine's app: Redis's visibility timeout; nothing for RabbitMQ."""
-    return {"visibility_timeout": 3600} if broker_url.startswith("redis") else {}
+    """As the engine's app: on Redis no ack emulation (worker/celery_app.py) and its visibility
+    timeout; nothing for RabbitMQ."""
+    return {"ack_emulation": False, "visibility_timeout": 3600} if broker_url.startswith("redis") else {}
 
 
 # --------------------------------------------------------------------------- numbers and report

@@ -7,7 +7,9 @@ changes there, without touching product code, the settings named in ``$BENCH_WHA
 
 * ``no_events``: ``worker_send_task_events`` and ``task_send_sent_event`` off (no Celery event
   messages per task);
-* ``no_ping``: engines created without ``pool_pre_ping`` (no extra round trip per transaction).
+* ``no_ping``: engines created without ``pool_pre_ping`` (no extra round trip per transaction);
+* ``ack_emulation``: kombu's Redis transport with ack emulation (off by default: see
+  worker/celery_app.py), a copy of every fetched message kept in Redis until it is acked.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from worker.celery_app import celery_app
 
 WHATIF_ENV = "BENCH_WHATIF"
 FLAGS = frozenset(f for f in os.environ.get(WHATIF_ENV, "").split(",") if f)
-KNOWN = frozenset({"no_events", "no_ping"})
+KNOWN = frozenset({"no_events", "no_ping", "ack_emulation"})
 if FLAGS - KNOWN:
     raise ValueError(f"unknown {WHATIF_ENV} flags {sorted(FLAGS - KNOWN)} (known: {sorted(KNOWN)})")
 
@@ -39,3 +41,6 @@ if "no_ping" in FLAGS:
 
     worker.db.make_engine = _make_engine_without_ping
     worker.db.reset_engine()
+
+if "ack_emulation" in FLAGS:
+    celery_app.conf.broker_transport_options = {**celery_app.conf.broker_transport_options, "ack_emulation": True}

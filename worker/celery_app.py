@@ -20,8 +20,16 @@ from worker import logs
 from worker.config import get_settings
 from worker.engine.dag import DEFAULT_TIMEOUT_S, HARD_LIMIT_GRACE_S, QUEUES
 
-# Redis re-delivers an unacknowledged message after this long (seconds); steps are idempotent.
+# With ack emulation on, Redis re-delivers an unacknowledged message after this long (seconds);
+# steps are idempotent.
 REDIS_VISIBILITY_TIMEOUT_S = 3600
+# Ack emulation is off by default (PROACTIVE_REDIS_ACK_EMULATION): kombu then keeps no copy of each
+# fetched message in Redis (an HSET and a ZADD when it is fetched, an HDEL and a ZREM when acked, and
+# the consumer's CPU for them: 4-23 % more engine throughput without, `bench.engine --whatif`). What that
+# copy bought here: a message held by a worker killed with SIGKILL comes back after the visibility
+# timeout (1 h), while the sweeper re-publishes its step from the rows within a minute or two
+# (docs/architecture.md). Without it a warm shutdown still puts every held message back on its
+# queue, and a pool child that dies still has its message requeued (kombu's in-memory QoS).
 # RabbitMQ needs no option: it re-delivers a worker's unacknowledged messages when its connection
 # closes, and closes a channel holding one longer than its consumer_timeout (30 min by default).
 # A worker holds a message for at most a countdown (publish.MAX_COUNTDOWN_S, 10 min) plus the
@@ -41,9 +49,10 @@ CELERY_DEFAULTS: dict[str, object] = {
 }
 
 
-def broker_conf(broker_url: str, timeout_s: float) -> dict[str, object]:
+def broker_conf(broker_url: str, timeout_s: float, *, ack_emulation: bool = False) -> dict[str, object]:
     """The app's broker settings for `broker_url`, bounded so that a publish to a broker that does
-    not answer gives up within about `timeout_s` (the caller logs it; the sweeper re-publishes).
+    not answer gives up within about `timeout_s` (the caller logs it; the sweeper re-publishes), with
+    kombu's `ack_emulation` on Redis as asked (see REDIS_VISIBILITY_TIMEOUT_S).
 
     Redis: one attempt, its socket and connect timeouts at `timeout_s`; redis-py itself reopens a
     connection the server closed (a Redis restart), and `retry_on_timeout` stays off so a command
@@ -56,6 +65,7 @@ def broker_conf(broker_url: str, timeout_s: float) -> dict[str, object]:
         return {
             **CELERY_DEFAULTS,
             "broker_transport_options": {
+                "ack_emulation": ack_emulation,
                 "visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S,
                 "socket_timeout": timeout_s,
                 "socket_connect_timeout": timeout_s,
@@ -88,7 +98,7 @@ def make_celery() -> Celery:
     app = Celery("proactive", set_as_current=True)
     app.conf.update(
         broker_url=settings.broker_url,
-        **broker_conf(settings.broker_url, settings.broker_timeout_s),
+        **broker_conf(settings.broker_url, settings.broker_timeout_s, ack_emulation=settings.redis_ack_emulation),
         broker_connection_retry_on_startup=True,
         result_backend=None,
         task_ignore_result=True,
@@ -156,7 +166,9 @@ def reconfigure_broker() -> None:
     """
     settings = get_settings()
     celery_app.conf.broker_url = settings.broker_url
-    celery_app.conf.update(broker_conf(settings.broker_url, settings.broker_timeout_s))
+    celery_app.conf.update(
+        broker_conf(settings.broker_url, settings.broker_timeout_s, ack_emulation=settings.redis_ack_emulation)
+    )
     from kombu import pools
 
     pools.reset()  # per-connection producer pools are global in kombu

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     # and the sweeper re-publishes the committed step (worker/celery_app.py sets the socket timeouts).
     broker_timeout_s: float = Field(default=2.0, gt=0, alias="PROACTIVE_BROKER_TIMEOUT_S")
     recover_on_start: bool = Field(default=True, alias="PROACTIVE_RECOVER_ON_START")
+    # kombu's ack emulation on Redis (worker/celery_app.py `broker_conf`): off, a message a worker
+    # fetched lives in that worker's memory until acked (put back on the queue at a warm shutdown or
+    # when a pool child dies), and the sweeper re-publishes from the rows after a SIGKILL.
+    redis_ack_emulation: bool = Field(default=False, alias="PROACTIVE_REDIS_ACK_EMULATION")
     sql_echo: bool = Field(default=False, alias="PROACTIVE_SQL_ECHO")
     # Log lines (worker/logs.py): "text" for people (the demo, the CLI), "json" for the fleet.
     log_format: str = "text"

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from sqlalchemy import select, update
 
 from tests.support.engine import (
@@ -26,6 +27,7 @@ from tests.support.engine import (
     step_rows,
 )
 from tests.support.waiting import wait_for
+from tests.support.workers import WorkerProcess
 from worker import logs
 from worker.db import transaction
 from worker.engine.approvals import decide
@@ -69,6 +71,44 @@ def test_paused_job_survives_a_worker_restart(workers, org):
     act = step_rows(result.job_id)["act"]
     assert act.output["saw_decision"] == "approve" and act.output["saw_data"] == {"note": "go"}
     assert executions(result.job_id, "act") == 1
+
+
+def steps_queue_length(broker_url: str) -> int:
+    """Messages waiting on the `steps` queue (not those a worker fetched and holds): the lists of
+    kombu's Redis queue (one per priority), or RabbitMQ's count of ready messages."""
+    if broker_url.startswith("redis://"):
+        client = redis.Redis.from_url(broker_url)
+        return sum(client.llen(k) for k in client.scan_iter(match="steps*") if client.type(k) == b"list")
+    from worker.celery_app import celery_app
+
+    with celery_app.connection_for_read() as conn:
+        return conn.default_channel.queue_declare("steps", passive=True).message_count
+
+
+def test_a_step_message_held_by_a_stopped_worker_goes_back_to_its_queue(pg, org):
+    """A retry's countdown message waits in the worker that fetched it. A warm shutdown puts it back
+    on its queue (on Redis with ack emulation off too, the default: kombu's in-memory QoS restores
+    what was not acked), and the next worker runs the step when it is due, with no sweeper."""
+    name, broker = f"held-{uuid.uuid4().hex[:6]}", pg.env["BROKER_URL"]
+    first = WorkerProcess({**pg.env, "PROACTIVE_RETRY_BASE_S": "6"}, pg.log_dir, name, start_recovery=False).start()
+    try:
+        result = fire_event(event(org, "coaching_weekly", {"fail_times": 1}))
+
+        def held() -> bool:
+            flaky = step_rows(result.job_id).get("flaky")
+            waiting = flaky is not None and flaky.status == "queued" and flaky.attempt == 1
+            return waiting and steps_queue_length(broker) == 0  # its message is in the worker, not the queue
+
+        wait_for(held, what="the retry's message fetched and held by the worker")
+    finally:
+        first.stop()
+    assert steps_queue_length(broker) == 1  # put back by the warm shutdown
+    second = WorkerProcess(pg.env, pg.log_dir, f"{name}-next", start_recovery=False).start()
+    try:
+        assert wait_for(lambda: done(result.job_id), what="step run by the next worker") == "completed"
+    finally:
+        second.stop()
+    assert executions(result.job_id, "flaky") == 2
 
 
 def test_twenty_concurrent_decisions_resume_the_job_once(workers, org):

@@ -16,6 +16,7 @@ from worker.engine.publish import Message, after_commit
 def test_redis_publishes_once_with_socket_and_connect_timeouts():
     conf = broker_conf("redis://127.0.0.1:6379/0", 2.0)
     assert conf["broker_transport_options"] == {
+        "ack_emulation": False,  # the rows, not a copy in Redis, bring a lost message back
         "visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S,
         "socket_timeout": 2.0,
         "socket_connect_timeout": 2.0,
@@ -24,6 +25,11 @@ def test_redis_publishes_once_with_socket_and_connect_timeouts():
     }
     assert conf["task_publish_retry_policy"] == {"max_retries": 0}
     assert conf["broker_connection_timeout"] == 2.0
+
+
+def test_redis_ack_emulation_is_on_only_when_asked():
+    assert broker_conf("redis://127.0.0.1:6379/0", 2.0, ack_emulation=True)["broker_transport_options"]["ack_emulation"]
+    assert "ack_emulation" not in broker_conf("amqp://guest:guest@127.0.0.1:5672/x", 2.0)["broker_transport_options"]
 
 
 def test_rabbitmq_retries_once_each_connect_bounded_by_half_the_timeout():

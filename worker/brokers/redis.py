@@ -1,5 +1,6 @@
 """Redis broker: kombu's Redis transport with one client object per channel for publishing, and
-an acknowledgement that frees its prefetch slot even when Redis does not answer.
+(with ack emulation, off by default: worker/celery_app.py) an acknowledgement that frees its
+prefetch slot even when Redis does not answer.
 
 Why: kombu's Redis channel builds a new ``redis.Redis`` client for every message it publishes
 (``Channel.conn_or_acquire``), and building one (its case-insensitive table of response callbacks)
@@ -8,7 +9,8 @@ each step a worker hands on, every Slack click). The client is only a front for 
 connection pool, which it keeps using, so one per channel is safe across threads and after a fork
 (redis-py's pool notices the new pid). Everything else is kombu's.
 
-Why the ack: kombu's Redis QoS removes the message from its unacked index in Redis first and frees
+Why the ack (PROACTIVE_REDIS_ACK_EMULATION=1 only: without emulation kombu uses its in-memory QoS,
+whose ack sends nothing to Redis): kombu's Redis QoS removes the message from its unacked index in Redis first and frees
 the consumer's prefetch slot after; when that removal fails (Redis hung or restarting: "Couldn't
 ack ..., reason:network"), Celery logs it and goes on, but the slot stays taken for the life of
 the connection. A worker whose every slot met a failed ack never asks Redis for a message again,
