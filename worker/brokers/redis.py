@@ -9,14 +9,15 @@ each step a worker hands on, every Slack click). The client is only a front for 
 connection pool, which it keeps using, so one per channel is safe across threads and after a fork
 (redis-py's pool notices the new pid). Everything else is kombu's.
 
-Why the ack (PROACTIVE_REDIS_ACK_EMULATION=1 only: without emulation kombu uses its in-memory QoS,
-whose ack sends nothing to Redis): kombu's Redis QoS removes the message from its unacked index in Redis first and frees
-the consumer's prefetch slot after; when that removal fails (Redis hung or restarting: "Couldn't
-ack ..., reason:network"), Celery logs it and goes on, but the slot stays taken for the life of
-the connection. A worker whose every slot met a failed ack never asks Redis for a message again,
-without any error: after a Redis hang of a few seconds during busy acks, the whole worker went
-deaf until restarted. The slot is now freed whatever Redis answered; the message's copy left in
-the unacked index is re-delivered after the visibility timeout, and its step's claim drops it.
+Why the ack (PROACTIVE_REDIS_ACK_EMULATION=1 only: without emulation kombu uses its in-memory
+QoS, whose ack sends nothing to Redis): kombu's Redis QoS removes the message from its unacked
+index in Redis first and frees the consumer's prefetch slot after; when that removal fails (Redis
+hung or restarting: "Couldn't ack ..., reason:network"), Celery logs it and goes on, but the slot
+stays taken for the life of the connection. A worker whose every slot met a failed ack never asks
+Redis for a message again, without any error: after a Redis hang of a few seconds during busy acks,
+the whole worker went deaf until restarted. The slot is now freed whatever Redis answered; the
+message's copy left in the unacked index is re-delivered after the visibility timeout, and its
+step's claim drops it.
 
 `redis://` and `rediss://` broker URLs select this transport once this module is imported
 (`worker.celery_app` does).
