@@ -94,10 +94,11 @@ def test_a_step_message_held_by_a_stopped_worker_goes_back_to_its_queue(pg, org)
     try:
         result = fire_event(event(org, "coaching_weekly", {"fail_times": 1}))
 
-        def held() -> bool:
+        def held() -> bool:  # the retry's message received (Celery logs each) and not on the queue
+            received = first.log().count("] received") >= 2
             flaky = step_rows(result.job_id).get("flaky")
             waiting = flaky is not None and flaky.status == "queued" and flaky.attempt == 1
-            return waiting and steps_queue_length(broker) == 0  # its message is in the worker, not the queue
+            return received and waiting and steps_queue_length(broker) == 0
 
         wait_for(held, what="the retry's message fetched and held by the worker")
     finally:
