@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     backends = Backends(fresh_db_name("proactive_bench_seq"), pick_redis_db(args.redis_db))
     use_env(sequences_env(backends))
     with tempfile.TemporaryDirectory(prefix="bench-profile-seq-") as tmp:
-        bench = Bench(args, backends, Path(tmp))
+        # Bench reads args.cprofile as the worker's profile directory; here there is no worker.
+        bench = Bench(argparse.Namespace(**{**vars(args), "cprofile": ""}), backends, Path(tmp))
         try:
             bench.setup()
             counters, capture = Counters.on_engine(), Capture()
