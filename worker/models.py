@@ -90,8 +90,11 @@ def _id() -> Mapped[uuid.UUID]:
     return mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
 
 
-def _org() -> Mapped[uuid.UUID]:
-    return mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+def _org(*, index: bool = True) -> Mapped[uuid.UUID]:
+    """The tenant column. `index=False` on a table whose every write is on the step path and which has
+    an index leading with org_id anyway (it serves org lookups and the cascade; a second one is only
+    write cost: migration 0016)."""
+    return mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=index)
 
 
 def _created() -> Mapped[datetime]:
@@ -458,6 +461,9 @@ class CoachingReport(Base):
 
 
 # The jobs that hold their live key (ux_sequence_jobs_live): still live, no cancel requested.
+# The step runs still to run or running (an OR, not IN: SQLite uses a partial index only when the
+# query's condition is one of the OR's terms).
+LIVE_STEP_WHERE = "status = 'queued' OR status = 'running'"
 LIVE_WHERE = "live_key IS NOT NULL AND status IN ('queued', 'running', 'awaiting_approval') AND NOT cancel_requested"
 
 
@@ -467,7 +473,13 @@ class SequenceJob(Base):
         UniqueConstraint("org_id", "idempotency_key"),
         Index(None, "org_id", "created_at"),
         Index(None, "status", "deadline_at"),
-        Index(None, "parent_job_id"),  # a job's follow-ups (timeline page; migration 0007)
+        # a job's follow-ups (timeline page; migration 0007); root jobs, most of them, have no entry (0016)
+        Index(
+            None,
+            "parent_job_id",
+            postgresql_where=text("parent_job_id IS NOT NULL"),
+            sqlite_where=text("parent_job_id IS NOT NULL"),
+        ),
         # Jobs not folded into metrics_rollups yet: the metrics' live part, and the roll-up's work
         # (worker/metrics/rollup.py; migration 0009). Partial, so they stay small.
         Index(
@@ -503,7 +515,7 @@ class SequenceJob(Base):
         ),
     )
     id: Mapped[uuid.UUID] = _id()
-    org_id: Mapped[uuid.UUID] = _org()
+    org_id: Mapped[uuid.UUID] = _org(index=False)  # (org_id, created_at) leads with it
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     event_type: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(120))  # a Source, or api:<key name> (migration 0010)
@@ -558,11 +570,13 @@ class StepRun(Base):
     __tablename__ = "step_runs"
     __table_args__ = (
         UniqueConstraint("job_id", "step", "iteration"),
-        Index(None, "status", "queued_at"),
+        # The sweeper's and the claims' scans of queued and running steps; a finished step has no entry
+        # (two of a step's three row versions write none: migration 0016).
+        Index(None, "status", "queued_at", postgresql_where=text(LIVE_STEP_WHERE), sqlite_where=text(LIVE_STEP_WHERE)),
         Index(None, "org_id", "step"),
     )
     id: Mapped[uuid.UUID] = _id()
-    org_id: Mapped[uuid.UUID] = _org()
+    org_id: Mapped[uuid.UUID] = _org(index=False)  # (org_id, step) leads with it
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sequence_jobs.id", ondelete="CASCADE"))
     step: Mapped[str] = mapped_column(String(100))
     iteration: Mapped[int] = mapped_column(Integer, default=0)  # > 0 when a decision re-runs the step
@@ -598,7 +612,7 @@ class Approval(Base):
         Index(None, "org_id", "status"),  # an org's pending approvals: metrics, dashboard (migration 0009)
     )
     id: Mapped[uuid.UUID] = _id()
-    org_id: Mapped[uuid.UUID] = _org()
+    org_id: Mapped[uuid.UUID] = _org(index=False)  # (org_id, job_id) and (org_id, status) lead with it
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sequence_jobs.id", ondelete="CASCADE"))
     step_run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("step_runs.id", ondelete="CASCADE"))
     step: Mapped[str] = mapped_column(String(100))
@@ -694,7 +708,7 @@ class SlackOutbox(Base):
         Index(None, "job_id"),  # a job's messages: metrics, the roll-up's settle check (migration 0009)
     )
     id: Mapped[uuid.UUID] = _id()
-    org_id: Mapped[uuid.UUID] = _org()
+    org_id: Mapped[uuid.UUID] = _org(index=False)  # (org_id, status, created_at) leads with it
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
