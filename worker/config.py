@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(default=2.0, alias="PROACTIVE_RETRY_BASE_S")
     inline_max_steps: int = Field(default=20, alias="PROACTIVE_INLINE_MAX_STEPS")
     inline_budget_s: float = Field(default=5.0, alias="PROACTIVE_INLINE_BUDGET_S")
+    # Ready sibling steps this process ran in at most this many ms together run one after another in the
+    # task that made them ready, not published to run in parallel (worker/engine/durations.py); 0: never.
+    inline_join_ms: float = Field(default=25.0, ge=0, alias="PROACTIVE_INLINE_JOIN_MS")
     dry_run: bool = Field(default=False, alias="PROACTIVE_DRY_RUN")
     undo_window_s: float = Field(default=30.0, alias="PROACTIVE_UNDO_WINDOW_S")  # "Send now" -> actual send
     task_events: bool = Field(default=False, alias="PROACTIVE_TASK_EVENTS")

@@ -50,6 +50,25 @@ def test_fan_out_and_join_run_every_step_exactly_once(backend, shared_worker, or
     assert job.started_at is not None and job.finished_at is not None
 
 
+def test_fast_branches_run_one_after_another_in_the_task_that_made_them_ready(backend, shared_worker, org):
+    """Once a worker process has run both branches and measured them at a few ms, the completion of
+    `start` claims them together for its own task (same claim time) instead of publishing one to
+    run in parallel; every step still runs once and the join sees both."""
+    together = None
+    for _ in range(20):  # each pool process learns the durations of the steps it runs
+        job_id = fire_event(event(org, "proposal_generation")).job_id
+        assert wait_for(lambda j=job_id: settled(j), what="job settled") == "completed"
+        rows = step_rows(job_id)
+        assert {n: (r.status, executions(job_id, n)) for n, r in rows.items()} == dict.fromkeys(
+            ("start", "left", "right", "join", "finish"), ("succeeded", 1)
+        )
+        assert rows["join"].output["inputs"] == ["left", "right", "start"]
+        if rows["left"].started_at == rows["right"].started_at:
+            together = job_id
+            break
+    assert together is not None, "no job of 20 ran its branches in one task"
+
+
 def test_same_key_fired_50_times_concurrently_makes_one_job(backend, shared_worker, org):
     ev = event(org, "campaign_daily_check", user_id=None)
     with ThreadPoolExecutor(max_workers=16) as pool:

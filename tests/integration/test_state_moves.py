@@ -5,14 +5,16 @@ and the row keeps the status the winner gave it."""
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from datetime import timedelta
 
 import pytest
 
 from tests.support.engine import TestOrg, event, job_status, step_rows
-from worker.db import transaction
-from worker.engine import executor
+from worker.db import get_engine, transaction
+from worker.engine import driver, executor
 from worker.engine import jobstore as store
+from worker.engine.durations import Durations
 from worker.engine.events import fire_event
 from worker.engine.states import ApprovalStatus, IllegalTransition, JobStatus, StepStatus
 from worker.models import utcnow
@@ -165,3 +167,77 @@ def test_guarded_completions_carry_a_linear_job_to_its_end(pg, org):
     assert {name: row.status for name, row in step_rows(job_id).items()} == dict.fromkeys(
         ("s1", "s2", "s3", "s4", "s5"), S.SUCCEEDED
     )
+
+
+@pytest.fixture
+def measured(monkeypatch: pytest.MonkeyPatch) -> Durations:
+    """This process's step durations, starting empty (what a new worker process knows)."""
+    fresh = Durations()
+    monkeypatch.setattr(executor, "DURATIONS", fresh)
+    return fresh
+
+
+def _fanout_started(org: TestOrg) -> tuple[uuid.UUID, executor.Advance]:
+    """A fan-out job (start -> left, right -> join) whose first step completed with the inline budget
+    a worker has."""
+    job_id = fire_event(event(org, "proposal_generation")).job_id
+    with transaction() as conn:
+        first, _ = executor.claim(conn, step_rows(job_id)["start"].id, utcnow())
+    assert first is not None
+    with transaction() as conn:
+        adv = executor.complete(
+            conn, first, executor.Outcome(S.SUCCEEDED), utcnow(), inline_queues=frozenset({"steps"}), inline_budget_s=60
+        )
+    return job_id, adv
+
+
+def test_ready_siblings_this_process_ran_fast_are_claimed_with_the_inline_step(pg, org, measured):
+    """Both branches measured at a few ms: the completion claims them together for this task (same
+    claim time, attempt 1, nothing published) instead of sending one to another worker."""
+    for name in ("left", "right"):
+        measured.observe(("proposal_generation", name), 2.0)
+    job_id, adv = _fanout_started(org)
+    assert adv.inline is not None and adv.inline.step.name == "left"
+    assert [c.step.name for c in adv.joined] == ["right"] and adv.publish == []
+    rows = step_rows(job_id)
+    assert {n: (rows[n].status, rows[n].attempt) for n in ("left", "right")} == dict.fromkeys(
+        ("left", "right"), (S.RUNNING, 1)
+    )
+    assert rows["left"].started_at == rows["right"].started_at
+
+
+def test_siblings_this_process_never_ran_are_published_to_run_in_parallel(pg, org, measured):
+    measured.observe(("proposal_generation", "left"), 2.0)  # the inline one is known, its sibling is not
+    job_id, adv = _fanout_started(org)
+    assert adv.inline is not None and adv.inline.step.name == "left" and adv.joined == []
+    assert [p.step_run_id for p in adv.publish] == [step_rows(job_id)["right"].id]
+    assert (step_rows(job_id)["right"].status, step_rows(job_id)["right"].attempt) == (S.QUEUED, 0)
+
+
+def test_steps_claimed_ahead_are_given_back_when_the_task_has_no_time_left(pg, org, measured):
+    """The task's budget is spent before a joined step's turn: it goes back to queued with its
+    attempt uncounted, and the next claim (the published message's) is its first attempt."""
+    for name in ("left", "right"):
+        measured.observe(("proposal_generation", name), 2.0)
+    job_id, adv = _fanout_started(org)
+    with get_engine().connect() as conn:
+        assert driver._next_held(conn, deque(adv.joined), time_left_s=0.0) is None
+    right = step_rows(job_id)["right"]
+    assert (right.status, right.attempt, right.claimed_by, right.started_at) == (S.QUEUED, 0, None, None)
+    with transaction() as conn:
+        again, _ = executor.claim(conn, right.id, utcnow())
+    assert again is not None and again.attempt == 1
+
+
+def test_a_step_claimed_ahead_and_taken_over_meanwhile_is_not_given_back(pg, org, measured):
+    """Its lease was taken over (another worker runs it now): giving back matches no row."""
+    for name in ("left", "right"):
+        measured.observe(("proposal_generation", name), 2.0)
+    job_id, adv = _fanout_started(org)
+    right_id = adv.joined[0].step_run_id
+    with transaction() as conn:
+        later = utcnow() + timedelta(hours=1)
+        assert store.claim_step(conn, right_id, later, later + timedelta(minutes=5), org_id=org.id) == (2, 0)
+    with get_engine().connect() as conn:
+        driver.release(conn, deque(adv.joined))
+    assert (step_rows(job_id)["right"].status, step_rows(job_id)["right"].attempt) == (S.RUNNING, 2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import deque
 
 from sqlalchemy import Connection
 
@@ -25,7 +26,19 @@ from worker.celery_app import celery_app
 from worker.config import get_settings
 from worker.db import begin, get_engine
 from worker.engine.events import carry_out
-from worker.engine.executor import Advance, Claimed, Outcome, Unguarded, claim, complete, guarded, limits, run_skill
+from worker.engine.executor import (
+    Advance,
+    Claimed,
+    Outcome,
+    Unguarded,
+    claim,
+    complete,
+    guarded,
+    limits,
+    publish_for,
+    run_skill,
+)
+from worker.engine.jobstore import finish_step
 from worker.engine.publish import Publish, publish_steps
 from worker.engine.states import StepStatus
 from worker.models import utcnow
@@ -67,32 +80,79 @@ def run_claimed(conn: Connection, claimed: Claimed, started: float) -> list[str]
     soft_limit = limits(claimed.step)[0]
     inline_runs = 0
     failures: list[str] = []
+    held: deque[Claimed] = deque()  # claimed here already, waiting their turn in this task
     current: Claimed | None = claimed
-    while current is not None:
-        logs.bind_job(current.job, current.step.name)  # this step's lines carry its job's trace id
-        outcome = run_skill(current, conn)
-        log.info(
-            "step %s of %s: %s (attempt %d, %d ms)",
-            current.step.name,
-            current.job["event_type"],
-            outcome.status.value,
-            current.attempt,
-            outcome.duration_ms,
-        )
-        if outcome.status == S.FAILED:
-            failures.append(f"{current.step.name}: {outcome.error}")
-        elapsed = time.monotonic() - started
-        inline_ok = inline_runs < settings.inline_max_steps and elapsed < settings.inline_budget_s
-        queues = consumed_queues() if inline_ok else frozenset()
-        try:
-            adv, pubs = _store(conn, current, outcome, queues, soft_limit - elapsed)
-        except LeaseLost as lost:  # another worker re-claimed it: this attempt's result is discarded
-            log.warning("%s: the attempt lost its lease; its result is discarded", lost)
-            break
-        publish_steps(pubs)
-        current = adv.inline
-        inline_runs += 1
+    try:
+        while current is not None:
+            logs.bind_job(current.job, current.step.name)  # this step's lines carry its job's trace id
+            outcome = run_skill(current, conn)
+            log.info(
+                "step %s of %s: %s (attempt %d, %d ms)",
+                current.step.name,
+                current.job["event_type"],
+                outcome.status.value,
+                current.attempt,
+                outcome.duration_ms,
+            )
+            if outcome.status == S.FAILED:
+                failures.append(f"{current.step.name}: {outcome.error}")
+            elapsed = time.monotonic() - started
+            inline_ok = inline_runs + len(held) < settings.inline_max_steps and elapsed < settings.inline_budget_s
+            queues = consumed_queues() if inline_ok else frozenset()
+            try:
+                adv, pubs = _store(conn, current, outcome, queues, soft_limit - elapsed)
+            except LeaseLost as lost:  # another worker re-claimed it: this attempt's result is discarded
+                log.warning("%s: the attempt lost its lease; its result is discarded", lost)
+                adv, pubs = Advance(), []
+            publish_steps(pubs)
+            held.extend(c for c in (adv.inline, *adv.joined) if c is not None)
+            inline_runs += 1
+            current = _next_held(conn, held, soft_limit - (time.monotonic() - started))
+    except BaseException:
+        if held:  # give back what this task claimed ahead and will not run (best effort: the lease expires too)
+            _release_quietly(conn, held)
+        raise
     return failures
+
+
+def _next_held(conn: Connection, held: deque[Claimed], time_left_s: float) -> Claimed | None:
+    """The next step this task claimed ahead, when it can still finish within the task's soft limit
+    (`time_left_s`); else every held step is given back (queued again, published) and None."""
+    if not held:
+        return None
+    if held[0].step.timeout_s <= time_left_s:
+        return held.popleft()
+    log.info("%d step(s) claimed inline given back: the task's time budget is spent", len(held))
+    release(conn, held)
+    return None
+
+
+def release(conn: Connection, held: deque[Claimed]) -> None:
+    """Give back steps this process claimed and has not started: queued again with their attempt
+    uncounted (a step whose lease was taken over meanwhile is left alone), then published."""
+    pubs: list[Publish] = []
+    with begin(conn):
+        now = utcnow()
+        while held:
+            c = held.popleft()
+            fields = {"queued_at": now, "started_at": None, "claimed_by": None}
+            back = finish_step(
+                conn, c.step_run_id, c.attempt, S.QUEUED, now, uncount=True, org_id=c.job["org_id"], **fields
+            )
+            if back:
+                pubs.append(publish_for(c.step, c.step_run_id))
+    publish_steps(pubs)
+
+
+def _release_quietly(conn: Connection, held: deque[Claimed]) -> None:
+    """`release` on the way out of a failed task; a failure here is logged (the leases expire and the
+    sweeper re-publishes those steps)."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        release(conn, held)
+    except Exception:
+        log.warning("could not give back %d step(s) claimed inline; their leases will expire", len(held), exc_info=True)
 
 
 def _store(

@@ -41,6 +41,7 @@ from worker.engine import approval_records, claimant, definitions, pinned, regis
 from worker.engine import jobstore as store
 from worker.engine.context import FollowUp, StepContext, StepResult, to_output
 from worker.engine.dag import Plan, Sequence, Step, WhenContext, plan
+from worker.engine.durations import Durations, JoinBudget
 from worker.engine.publish import Publish, publish_steps
 from worker.engine.retry import decide_retry
 from worker.engine.states import JOB_FINAL, JobStatus, StepStatus
@@ -52,6 +53,8 @@ from worker.precompiled import PIPELINE_DIALECTS, Deferred, LeaseLost
 
 log = logging.getLogger(__name__)
 J, S = JobStatus, StepStatus
+# How long each step took when this process ran it: which ready siblings join an inline step (`advance`).
+DURATIONS = Durations()
 
 # Largest step output stored (bytes of JSON).
 MAX_OUTPUT_BYTES = 256 * 1024
@@ -126,6 +129,8 @@ class Advance:
 
     publish: list[Publish] = field(default_factory=list)
     inline: Claimed | None = None
+    # ready siblings claimed with `inline`, to run after it in the same task (`advance(join_ms=...)`)
+    joined: list[Claimed] = field(default_factory=list)
     job_status: str | None = None  # set when planning moved the job to a new status
     follow_ups: list[FollowUps] = field(default_factory=list)
 
@@ -346,7 +351,9 @@ def run_skill(claimed: Claimed, connection: Connection | None = None) -> Outcome
             "waits for a reconnect" if parked else decision.reason,
             text,
         )
-    outcome.duration_ms = int((time.monotonic() - t0) * 1000)
+    elapsed_ms = (time.monotonic() - t0) * 1000
+    outcome.duration_ms = int(elapsed_ms)
+    DURATIONS.observe((job["event_type"], step.name), elapsed_ms)
     return outcome
 
 
@@ -564,6 +571,7 @@ def _move_on(
         settled=settled,
         states=states,
         later=later,
+        join_ms=get_settings().inline_join_ms,  # ready siblings may join the inline step (the driver runs them)
     )
 
 
@@ -695,6 +703,7 @@ def advance(
     states: list[store.StepState] | None = None,
     new_job: bool = False,
     later: Deferred | None = None,
+    join_ms: float = 0.0,
 ) -> Advance:
     """Plan the job's next steps from its current step states and persist the plan.
 
@@ -703,7 +712,9 @@ def advance(
     outputs of the succeeded steps among `settled` (steps whose output the caller already read or
     produced): a step run inline here reads from the database only the inputs outside `settled`.
     `later`: writes queued by the caller (its step's finish) that this plan's writes join; reads of
-    other rows may run before they are sent, anything else sends them first. Inserts queued and
+    other rows may run before they are sent, anything else sends them first. `join_ms` > 0 (the
+    caller runs `Advance.joined`): ready siblings of the inline step this process ran fast enough
+    are claimed with it (`durations.JoinBudget`), not published. Inserts queued and
     skipped rows, finishes or pauses the job, and returns what to publish after commit and the
     follow-ups of a job it completed (the caller fires them in this transaction).
     """
@@ -759,6 +770,8 @@ def advance(
                 job, name, S.SKIPPED, now, iteration=iteration, reason=reason, queue=sequence.step(name).queue
             )
         )
+    held: list[Claimed] = []  # claimed here, to run in this task: `result.inline`, then `result.joined`
+    joins = JoinBudget(join_ms)
     for name in p.queue:
         step = sequence.step(name)
         row = store.step_row(job, name, S.QUEUED, now, queue=step.queue, iteration=iteration)
@@ -767,7 +780,13 @@ def advance(
         if start_at is not None and start_at > now:
             row["not_before"] = start_at
             result.publish.append(publish_for(step, row["id"], countdown_s=(start_at - now).total_seconds()))
-        elif result.inline is None and step.queue in inline_queues and step.timeout_s <= inline_budget_s:
+        elif (
+            step.queue in inline_queues
+            and step.timeout_s <= inline_budget_s
+            and (not held or joins.admits(DURATIONS.expected((job["event_type"], name))))
+        ):
+            if not held:
+                joins.start(DURATIONS.expected((job["event_type"], name)))
             row.update(
                 status=S.RUNNING.value,
                 attempt=1,
@@ -776,16 +795,20 @@ def advance(
                 claimed_by=claimant.current(),
             )
             inputs = _inputs_for(conn, job, sequence, step, known_outputs or {}, settled)
-            result.inline = Claimed(job, sequence, step, row["id"], 1, iteration, inputs, now)
+            held.append(Claimed(job, sequence, step, row["id"], 1, iteration, inputs, now))
         else:
             result.publish.append(publish_for(step, row["id"]))
         new_rows.append(row)
     store.insert_steps(conn, new_rows, later)
-    if result.inline is not None:  # what its own completion may plan from (`guarded`)
-        result.inline.states = [
+    if held:
+        result.inline, result.joined = held[0], held[1:]
+        # what their own completions may plan from (`guarded`)
+        known_states = [
             *rows,
             *(store.StepState(r["step"], r["status"], r["iteration"], r["id"], r["queue"], False) for r in new_rows),
         ]
+        for c in held:
+            c.states = known_states
 
     if p.finished:
         with_follow_ups = any(r.has_follow_ups for r in rows)
@@ -811,8 +834,8 @@ def advance(
     elif job["status"] == J.AWAITING_APPROVAL:
         moved = unpause(conn, job, now, later)
         result.job_status = J.RUNNING.value
-        if result.inline is not None:  # its completion (`guarded`) sees the job as this move leaves it
-            result.inline.job = {**job, **moved}
+        for c in held:  # their completions (`guarded`) see the job as this move leaves it
+            c.job = {**job, **moved}
     return result
 
 
