@@ -9,7 +9,9 @@ changes there, without touching product code, the settings named in ``$BENCH_WHA
   messages per task);
 * ``no_ping``: engines created without ``pool_pre_ping`` (no extra round trip per transaction);
 * ``ack_emulation``: kombu's Redis transport with ack emulation (off by default: see
-  worker/celery_app.py), a copy of every fetched message kept in Redis until it is acked.
+  worker/celery_app.py), a copy of every fetched message kept in Redis until it is acked;
+* ``no_join``: ``PROACTIVE_INLINE_JOIN_MS=0``, every ready sibling of an inline step published (as
+  before fast siblings joined it: worker/engine/durations.py).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import Any
 
 import worker.db
 from worker.celery_app import celery_app
+from worker.config import reset_settings
 
 WHATIF_ENV = "BENCH_WHATIF"
 FLAGS = frozenset(f for f in os.environ.get(WHATIF_ENV, "").split(",") if f)
-KNOWN = frozenset({"no_events", "no_ping", "ack_emulation"})
+KNOWN = frozenset({"no_events", "no_ping", "ack_emulation", "no_join"})
 if FLAGS - KNOWN:
     raise ValueError(f"unknown {WHATIF_ENV} flags {sorted(FLAGS - KNOWN)} (known: {sorted(KNOWN)})")
 
@@ -44,3 +47,7 @@ if "no_ping" in FLAGS:
 
 if "ack_emulation" in FLAGS:
     celery_app.conf.broker_transport_options = {**celery_app.conf.broker_transport_options, "ack_emulation": True}
+
+if "no_join" in FLAGS:
+    os.environ["PROACTIVE_INLINE_JOIN_MS"] = "0"
+    reset_settings()  # read again, with the variable, on next use

@@ -241,3 +241,46 @@ def test_a_step_claimed_ahead_and_taken_over_meanwhile_is_not_given_back(pg, org
     with get_engine().connect() as conn:
         driver.release(conn, deque(adv.joined))
     assert (step_rows(job_id)["right"].status, step_rows(job_id)["right"].attempt) == (S.RUNNING, 2)
+
+
+def test_a_cancel_asked_while_a_joined_step_waits_its_turn_keeps_it_from_starting(pg, org, measured):
+    """`left` runs inline with `right` claimed behind it; the rep cancels meanwhile. The completion
+    of `left` says the job does not run on (`halt`), the driver gives `right` back, and its claim
+    skips it and ends the job cancelled: `right`'s skill never runs."""
+    for name in ("left", "right"):
+        measured.observe(("proposal_generation", name), 2.0)
+    job_id, adv = _fanout_started(org)
+    left, right = adv.inline, adv.joined[0]
+    assert left is not None
+    with transaction() as conn:
+        assert store.request_job_cancel(conn, job_id, "rep asked", old=J.RUNNING, org_id=org.id)
+    with transaction() as conn:
+        done = executor.complete(
+            conn, left, executor.Outcome(S.SUCCEEDED), utcnow(), inline_queues=frozenset({"steps"}), inline_budget_s=60
+        )
+    assert done.halt and done.inline is None and done.joined == []
+    assert job_status(job_id) == J.RUNNING  # `right` is still held (running): the cancel waits for it
+    with get_engine().connect() as conn:
+        driver.release(conn, deque([right]))
+    with transaction() as conn:
+        again, _ = executor.claim(conn, right.step_run_id, utcnow())
+    assert again is None
+    assert step_rows(job_id)["right"].status == S.SKIPPED and job_status(job_id) == J.CANCELLED
+
+
+def test_a_job_that_runs_on_does_not_halt_the_steps_claimed_ahead(pg, org, measured):
+    for name in ("left", "right"):
+        measured.observe(("proposal_generation", name), 2.0)
+    job_id, adv = _fanout_started(org)
+    assert adv.inline is not None and not adv.halt
+    with transaction() as conn:
+        done = executor.complete(
+            conn,
+            adv.inline,
+            executor.Outcome(S.SUCCEEDED),
+            utcnow(),
+            inline_queues=frozenset({"steps"}),
+            inline_budget_s=60,
+        )
+    assert not done.halt and done.inline is None  # `join` waits for `right`, which this task holds
+    assert step_rows(job_id)["right"].status == S.RUNNING

@@ -6,9 +6,11 @@ a job it completed are fired in its transaction (worker/engine/events.py `carry_
 are published once it commits, and a ready step claimed inline is run here next.
 
 Fast path (docs/architecture.md): when a completion leaves a ready successor on a queue this worker
-consumes, the same transaction inserts one of them already claimed and this task runs it inline
-(the others are published), bounded by a step count and a time budget. Every step is still
-persisted; a crash resumes from the last commit because the inline step holds an ordinary lease that
+consumes, the same transaction inserts one of them already claimed and this task runs it inline,
+with the ready siblings this worker measured fast enough to join it (`Advance.joined`, run one
+after another here; the others are published), bounded by a step count and a time budget; a
+joined step whose turn comes after the budget is given back (`release`). Every step is still
+persisted; a crash resumes from the last commit because an inline step holds an ordinary lease that
 the sweeper re-claims when it expires.
 """
 
@@ -105,6 +107,9 @@ def run_claimed(conn: Connection, claimed: Claimed, started: float) -> list[str]
                 log.warning("%s: the attempt lost its lease; its result is discarded", lost)
                 adv, pubs = Advance(), []
             publish_steps(pubs)
+            if adv.halt and held:  # the job ended or is asked to cancel: what waits here must not start
+                log.info("job %s does not run on: %d step(s) claimed inline given back", current.job["id"], len(held))
+                release(conn, held)
             held.extend(c for c in (adv.inline, *adv.joined) if c is not None)
             inline_runs += 1
             current = _next_held(conn, held, soft_limit - (time.monotonic() - started))

@@ -15,7 +15,8 @@ itself through modules that never call back into it.
 
 Fast path (docs/architecture.md): when a completion leaves a ready successor on a queue this worker
 consumes, the same transaction inserts one of them already claimed and this task runs it inline
-(the others are published), bounded by a step count and a time budget; the first step made ready
+(with the siblings this worker measured fast enough to join it; the others are published),
+bounded by a step count and a time budget; the first step made ready
 by an approval's resume runs in the resume task the same way. Every step is still persisted; a
 crash resumes from the last commit because the inline step holds an ordinary lease that the
 sweeper re-claims when it expires.
@@ -131,6 +132,9 @@ class Advance:
     inline: Claimed | None = None
     # ready siblings claimed with `inline`, to run after it in the same task (`advance(join_ms=...)`)
     joined: list[Claimed] = field(default_factory=list)
+    # the job does not run on (it ended, or a cancel was asked): steps its task claimed ahead and has
+    # not started must not start (the driver gives them back; their claims then skip them)
+    halt: bool = False
     job_status: str | None = None  # set when planning moved the job to a new status
     follow_ups: list[FollowUps] = field(default_factory=list)
 
@@ -434,9 +438,10 @@ def complete(
         also = approval_records.approved_message_read(claimed.job, carried)
     locked, states, read = store.lock_job_with_steps(conn, claimed.job["id"], org_id=claimed.job["org_id"], also=also)
     if locked is None:
-        return Advance()
+        return Advance(halt=True)
     found = read.first() if read is not None else approval_records.NOT_READ
     job = {**claimed.job, **locked}
+    halt = job["status"] in JOB_FINAL or bool(job["cancel_requested"])
     step = claimed.step
     if outcome.status == S.QUEUED:  # retry later
         parked = outcome.revoked is not None  # waiting for a reconnect: this attempt does not count
@@ -458,8 +463,8 @@ def complete(
             _count_step(claimed, "retried", outcome)
             if parked and _park_job(conn, job, outcome, now):
                 _report_action(conn, job, claimed.sequence, claimed.step, claimed.step_run_id, outcome, now)
-            return Advance([publish_for(step, claimed.step_run_id, countdown_s=outcome.retry_delay_s)])
-        return Advance()
+            return Advance([publish_for(step, claimed.step_run_id, countdown_s=outcome.retry_delay_s)], halt=halt)
+        return Advance(halt=halt)
     # The common case (a step that succeeded or skipped, nothing else to record) stores its outcome
     # and what planning decides in one round trip: queued, then checked at the flush below.
     quiet = read is not None and approval_records.sent_report_changes_nothing(conn, found)
@@ -469,12 +474,13 @@ def complete(
         log.warning(
             "step run %s attempt %d lost its lease; its result is discarded", claimed.step_run_id, claimed.attempt
         )
-        return Advance()
+        return Advance(halt=halt)
     adv = _move_on(conn, job, claimed, outcome, states, now, inline_queues, inline_budget_s, later, found)
     if later is not None:
         # LeaseLost when the attempt lost its lease meanwhile (the caller rolls back). With no
         # follow-ups left to fire in this transaction, its COMMIT goes in the same round trip.
         later.flush(commit=not adv.follow_ups)
+    adv.halt = halt or adv.job_status in JOB_FINAL
     return adv
 
 
