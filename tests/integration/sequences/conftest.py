@@ -144,35 +144,32 @@ def _connect_google(google: FakeGoogle, seed: SeedResult) -> None:
         )
 
 
-def settle_earlier_modules(org_id: uuid.UUID) -> None:
-    """End what earlier test modules left open in the shared demo org: unfinished jobs and their
-    steps, pending approvals, undelivered Slack messages and unfired delayed events. Without this,
-    the next module's worker sweeps them up at start and delivers them into that module's fakes
-    (an extra DM to Alice made a meeting_ended assertion flaky in full-suite runs)."""
+def settle_earlier_modules() -> None:
+    """End what earlier test modules of this session left open, in every org of its database:
+    unfinished jobs and their steps, pending approvals, undelivered Slack messages and unfired delayed
+    events. Without this, the next module's worker sweeps them up at start (the sweeper, the recovery
+    pass and the heartbeat's hand-back of a stopped worker's deliveries scan every org) and delivers
+    them into that module's fakes (an extra DM to Alice made a meeting_ended assertion flaky, and
+    another module's messages, re-delivered after a history lookup, a calendar one, in full-suite
+    runs)."""
     why = "left open by an earlier test module"
     with transaction() as conn:
-        open_jobs = select(jobs.c.id).where(jobs.c.org_id == org_id, jobs.c.status.not_in(FINAL))
+        open_jobs = select(jobs.c.id).where(jobs.c.status.not_in(FINAL))
         conn.execute(
             update(StepRun.__table__)
             .where(StepRun.job_id.in_(open_jobs), StepRun.status.in_(("queued", "running", "awaiting_approval")))
             .values(status="cancelled")
         )
-        conn.execute(
-            update(Approval.__table__)
-            .where(Approval.org_id == org_id, Approval.status == "pending")
-            .values(status="cancelled")
-        )
+        conn.execute(update(Approval.__table__).where(Approval.status == "pending").values(status="cancelled"))
         conn.execute(
             update(jobs).where(jobs.c.id.in_(open_jobs)).values(status="cancelled", reason=why, finished_at=utcnow())
         )
         conn.execute(
-            update(SlackOutbox.__table__)
-            .where(SlackOutbox.org_id == org_id, SlackOutbox.status == "pending")
-            .values(status="failed", error=why)
+            update(SlackOutbox.__table__).where(SlackOutbox.status == "pending").values(status="failed", error=why)
         )
         conn.execute(
             update(ScheduledEvent.__table__)
-            .where(ScheduledEvent.org_id == org_id, ScheduledEvent.fired_at.is_(None))
+            .where(ScheduledEvent.fired_at.is_(None))
             .values(fired_at=utcnow(), error=why)
         )
 
@@ -207,7 +204,7 @@ def world(pg: Backend, extra_env: dict[str, str], request: pytest.FixtureRequest
             apply_env(mp, env)
             seed = seed_demo()
             set_dry_run(seed.org_id, False, actor="tests")  # a new demo org is dry-run: these tests send for real
-            settle_earlier_modules(seed.org_id)
+            settle_earlier_modules()
             empty_redis_broker(env)  # and the messages they left: this module's worker would run them
             _connect_google(google, seed)
             with transaction() as conn:  # reports are not urgent: no quiet hours/budget unless a test sets them
