@@ -479,9 +479,18 @@ def _moved(
     conn: Connection, job: dict[str, Any], sequence: Sequence, now: datetime, inline_queues: frozenset[str]
 ) -> engine.Advance:
     """The job moves on after its approval: plan it (one ready step on `inline_queues` claimed
-    inline, within the resume task's time limit), fire the follow-ups of a job that completed."""
-    adv = engine.advance(conn, job, sequence, now, inline_queues=inline_queues, inline_budget_s=DEFAULT_TIMEOUT_S)
-    return engine.Advance(carry_out(conn, adv, now), adv.inline)
+    inline, with the siblings fast enough to join it, within the resume task's time limit), fire the
+    follow-ups of a job that completed."""
+    adv = engine.advance(
+        conn,
+        job,
+        sequence,
+        now,
+        inline_queues=inline_queues,
+        inline_budget_s=DEFAULT_TIMEOUT_S,
+        join_ms=get_settings().inline_join_ms,
+    )
+    return engine.Advance(carry_out(conn, adv, now), adv.inline, adv.joined)
 
 
 def _apply(
@@ -598,10 +607,11 @@ def _proceed(
         settled=frozenset(sequence.order),
         states=states,
         later=later,
+        join_ms=get_settings().inline_join_ms,
     )
     later.flush(commit=not adv.follow_ups)
     replaced()
-    return engine.Advance(carry_out(conn, adv, now), adv.inline)
+    return engine.Advance(carry_out(conn, adv, now), adv.inline, adv.joined)
 
 
 # Decisions after which an approved email goes out once the Undo window has passed (docs/sequences.md).

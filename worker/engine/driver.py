@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 
 from sqlalchemy import Connection
 
@@ -74,15 +75,15 @@ def execute(step_run_id: uuid.UUID, lease_s: float | None = None) -> list[str]:
         return run_claimed(conn, claimed, started) if claimed is not None else []
 
 
-def run_claimed(conn: Connection, claimed: Claimed, started: float) -> list[str]:
-    """Run `claimed` (its claim committed: this process holds its lease) on `conn`, then any steps
-    that become ready inline, within the budget counted from `started` (time.monotonic()).
-    Returns the steps that failed for good here, as `execute` does."""
+def run_claimed(conn: Connection, claimed: Claimed, started: float, joined: Iterable[Claimed] = ()) -> list[str]:
+    """Run `claimed` (its claim committed: this process holds its lease) on `conn`, then `joined`
+    (claimed with it) and any steps that become ready inline, within the budget counted from
+    `started` (time.monotonic()). Returns the steps that failed for good here, as `execute` does."""
     settings = get_settings()
     soft_limit = limits(claimed.step)[0]
     inline_runs = 0
     failures: list[str] = []
-    held: deque[Claimed] = deque()  # claimed here already, waiting their turn in this task
+    held: deque[Claimed] = deque(joined)  # claimed here already, waiting their turn in this task
     current: Claimed | None = claimed
     try:
         while current is not None:

@@ -59,7 +59,7 @@ def _resume_and_run(
                 conn, approval_id, utcnow(), org_id=org_id, job_id=job_id, inline_queues=driver.consumed_queues()
             )
         publish_steps(adv.publish)
-        return driver.run_claimed(conn, adv.inline, started) if adv.inline is not None else []
+        return driver.run_claimed(conn, adv.inline, started, adv.joined) if adv.inline is not None else []
 
 
 @celery_app.task(name="proactive.deliver", queue="edge", acks_late=True, ignore_result=True)
