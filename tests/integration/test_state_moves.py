@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections import deque
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -92,17 +93,24 @@ def test_a_completion_whose_attempt_was_reclaimed_meanwhile_stores_nothing(pg, o
     assert job_status(job_id) == J.RUNNING
 
 
-def _inline_second_step(org: TestOrg) -> tuple[uuid.UUID, executor.Claimed]:
-    """A linear job whose first step completed with its successor claimed inline (the claim carries
-    the job's step states: its completion may be guarded)."""
-    job_id = fire_event(event(org, "campaign_daily_check", user_id=None)).job_id
+def _first_step_completed(fired: dict[str, Any], first_step: str) -> tuple[uuid.UUID, executor.Advance]:
+    """Fire `fired`, claim its `first_step` here and complete it succeeded with the inline queue and
+    budget a worker has; (the job, what the completion left to do)."""
+    job_id = fire_event(fired).job_id
     with transaction() as conn:
-        first, _ = executor.claim(conn, step_rows(job_id)["s1"].id, utcnow())
+        first, _ = executor.claim(conn, step_rows(job_id)[first_step].id, utcnow())
     assert first is not None
     with transaction() as conn:
         adv = executor.complete(
             conn, first, executor.Outcome(S.SUCCEEDED), utcnow(), inline_queues=frozenset({"steps"}), inline_budget_s=60
         )
+    return job_id, adv
+
+
+def _inline_second_step(org: TestOrg) -> tuple[uuid.UUID, executor.Claimed]:
+    """A linear job whose first step completed with its successor claimed inline (the claim carries
+    the job's step states: its completion may be guarded)."""
+    job_id, adv = _first_step_completed(event(org, "campaign_daily_check", user_id=None), "s1")
     assert adv.inline is not None and adv.inline.step.name == "s2" and adv.inline.states is not None
     return job_id, adv.inline
 
@@ -180,15 +188,7 @@ def measured(monkeypatch: pytest.MonkeyPatch) -> Durations:
 def _fanout_started(org: TestOrg) -> tuple[uuid.UUID, executor.Advance]:
     """A fan-out job (start -> left, right -> join) whose first step completed with the inline budget
     a worker has."""
-    job_id = fire_event(event(org, "proposal_generation")).job_id
-    with transaction() as conn:
-        first, _ = executor.claim(conn, step_rows(job_id)["start"].id, utcnow())
-    assert first is not None
-    with transaction() as conn:
-        adv = executor.complete(
-            conn, first, executor.Outcome(S.SUCCEEDED), utcnow(), inline_queues=frozenset({"steps"}), inline_budget_s=60
-        )
-    return job_id, adv
+    return _first_step_completed(event(org, "proposal_generation"), "start")
 
 
 def test_ready_siblings_this_process_ran_fast_are_claimed_with_the_inline_step(pg, org, measured):
