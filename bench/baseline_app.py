@@ -1,4 +1,5 @@
-"""Baselines for the engine benchmark: bare Celery chains, with and without one INSERT + UPDATE.
+"""Baselines for the engine benchmark: bare Celery chains, with and without one INSERT + UPDATE,
+and one task per job committing its steps one by one (the floor of a step durable on its own).
 
 Its own Celery app on the same broker as the engine (``$BENCH_BROKER_URL``: Redis or RabbitMQ),
 configured like ours (``acks_late``, ``reject_on_worker_lost``, prefetch 1, ``ignore_result``,
@@ -85,4 +86,18 @@ def db_step(chain_id: str, step: int, done_key: str | None = None) -> None:
         cur.execute("INSERT INTO bench_step (chain_id, step) VALUES (%s, %s)", (chain_id, step))
         cur.execute("UPDATE bench_chain SET step = %s, updated_at = now() WHERE id = %s", (step, chain_id))
     conn.commit()
+    _done(done_key)
+
+
+@app.task(name="bench.db_steps_inline", ignore_result=True, acks_late=True)
+def db_steps_inline(chain_id: str, steps: int, done_key: str | None = None) -> None:
+    """Baseline (c): one task runs all `steps` of a job, each baseline (b)'s INSERT and UPDATE
+    committed on its own before the next starts: the least any design pays for a durable step that
+    runs inline (one commit per step, one broker hop per job), with no claim, lease or planning."""
+    conn = _client("pg")
+    for step in range(1, steps + 1):
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO bench_step (chain_id, step) VALUES (%s, %s)", (chain_id, step))
+            cur.execute("UPDATE bench_chain SET step = %s, updated_at = now() WHERE id = %s", (step, chain_id))
+        conn.commit()
     _done(done_key)

@@ -12,6 +12,9 @@ with rabbitmqctl, deleted at the end):
 3. ``celery chain (a)``: ``chain(t.si() x 5)`` of no-op tasks (bench.baseline_app);
 4. ``celery chain+SQL (b)``: the same with one INSERT + one UPDATE per task (psycopg, one
    transaction per task; the chain's row is INSERTed by the publisher, as fire_event inserts a job);
+   ``celery task+SQL inline (c)``: one task per job running (b)'s five steps one after another,
+   each committed on its own: the floor of any design whose inline steps are each durable (one
+   commit per step, one broker hop per job) with none of the engine's claims, leases or planning;
 5. latency: one 5-step linear job at a time on an idle worker; before ``fire_event()`` -> the
    job's ``finished_at``;
 6. ``proactive linear on RabbitMQ`` and ``celery chain+SQL (b) on RabbitMQ``: 1. and 4. with
@@ -102,9 +105,11 @@ TARGET_DECISION_P99_MS = 10.0
 LINEAR, FANOUT = "proactive linear", "proactive fan-out"
 DECISION = "decision"
 CHAIN, CHAIN_SQL = "celery chain (a)", "celery chain+SQL (b)"
+CHAIN_INLINE = "celery task+SQL inline (c)"
 ON_RABBITMQ = " on RabbitMQ"  # a system whose name ends so runs with RabbitMQ as its broker
 LINEAR_MQ, CHAIN_SQL_MQ = LINEAR + ON_RABBITMQ, CHAIN_SQL + ON_RABBITMQ
-SYSTEMS = (LINEAR, FANOUT, CHAIN, CHAIN_SQL, LINEAR_MQ, CHAIN_SQL_MQ)
+SYSTEMS = (LINEAR, FANOUT, CHAIN, CHAIN_SQL, CHAIN_INLINE, LINEAR_MQ, CHAIN_SQL_MQ)
+BASELINES = (CHAIN, CHAIN_SQL, CHAIN_INLINE, CHAIN_SQL_MQ)
 SECTION = "## Engine on RabbitMQ (bench/engine.py)"
 FINAL_BAD = ("failed", "cancelled", "expired", "timeout", "skipped")
 
@@ -538,12 +543,16 @@ class Bench:
                 self._conns.append(conn)
         return conn
 
-    def publish_chain(self, with_sql: bool, tag: str, done_key: str) -> None:
-        """Publish one 5-task chain (baseline b: INSERT its row first, as fire_event inserts a job)."""
+    def publish_chain(self, with_sql: bool, tag: str, done_key: str, inline: bool = False) -> None:
+        """Publish one 5-task chain, or with `inline` one task running the 5 steps (baselines b and c:
+        INSERT its row first, as fire_event inserts a job)."""
         task = baseline_app.db_step if with_sql else baseline_app.noop
         cid = str(uuid.uuid4())
         if with_sql:
             self.pg_conn().execute("INSERT INTO bench_chain (id, run) VALUES (%s, %s)", (cid, tag))
+        if inline:
+            baseline_app.db_steps_inline.apply_async((cid, STEPS_PER_JOB, done_key))
+            return
         chain(
             *(task.si(cid, k, done_key if k == STEPS_PER_JOB else None) for k in range(1, STEPS_PER_JOB + 1))
         ).apply_async()
@@ -560,8 +569,10 @@ class Bench:
         return max(float(v) for v in self.db.redis.lrange(key, 0, -1))
 
     def baseline(self, system: str, rnd: int) -> Run:
-        """Throughput of bare Celery chains, (a) no-op or (b) INSERT + UPDATE per task."""
-        with_sql = system in (CHAIN_SQL, CHAIN_SQL_MQ)
+        """Throughput of bare Celery chains, (a) no-op or (b) INSERT + UPDATE per task, or (c) one
+        task per job committing (b)'s steps one by one."""
+        inline = system == CHAIN_INLINE
+        with_sql = inline or system in (CHAIN_SQL, CHAIN_SQL_MQ)
         n, tag = self.args.jobs, uuid.uuid4().hex[:8]
         warm_key, key = f"bench:done:w{tag}", f"bench:done:{tag}"
 
@@ -576,13 +587,19 @@ class Bench:
             ).fetchone()[0]
             return steps, last
 
-        name = f"baseline-{'b' if with_sql else 'a'}-r{rnd}" + ("-mq" if system.endswith(ON_RABBITMQ) else "")
+        letter = "c" if inline else "b" if with_sql else "a"
+        name = f"baseline-{letter}-r{rnd}" + ("-mq" if system.endswith(ON_RABBITMQ) else "")
         with self.worker("bench.baseline_app", "bench", name, broker_url=self.broker_of(system)) as w:
-            self.in_threads(self.args.warmup, lambda i: self.publish_chain(with_sql, "w" + tag, warm_key))
+            self.in_threads(self.args.warmup, lambda i: self.publish_chain(with_sql, "w" + tag, warm_key, inline))
             self.wait_chains(warm_key, self.args.warmup, w)
             self.db.analyze()
             run = self.measured(
-                system, rnd, n, w, lambda: self.in_threads(n, lambda i: self.publish_chain(with_sql, tag, key)), wait
+                system,
+                rnd,
+                n,
+                w,
+                lambda: self.in_threads(n, lambda i: self.publish_chain(with_sql, tag, key, inline)),
+                wait,
             )
         if run.steps != n * STEPS_PER_JOB:
             raise RuntimeError(f"{system}: {run.steps} steps recorded, expected {n * STEPS_PER_JOB}")
@@ -591,7 +608,7 @@ class Bench:
     def run_system(self, system: str, rnd: int) -> Run:
         """Measure one system once (this process publishing to the system's broker)."""
         self.use_broker(self.broker_of(system))
-        if system in (CHAIN, CHAIN_SQL, CHAIN_SQL_MQ):
+        if system in BASELINES:
             return self.baseline(system, rnd)
         return self.proactive(system, rnd)
 
@@ -707,6 +724,8 @@ def report(
         (LINEAR, CHAIN, "linear/(a)"),
         (LINEAR, CHAIN_SQL, "linear/(b)"),
         (FANOUT, CHAIN_SQL, "fan-out/(b)"),
+        (LINEAR, CHAIN_INLINE, "linear/(c)"),
+        (CHAIN_INLINE, CHAIN, "(c)/(a)"),
         (LINEAR_MQ, CHAIN_SQL_MQ, "linear/(b) on RabbitMQ"),
         (LINEAR_MQ, LINEAR, "linear RabbitMQ/Redis"),
     ]
@@ -810,8 +829,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--systems",
         default="linear,fanout,a,b,mq-linear,mq-b,latency,decision",
-        help="what to run, comma-separated subset of linear,fanout,a,b,mq-linear,mq-b,latency,decision "
-        "(mq-: on RabbitMQ instead of Redis; default: all)",
+        help="what to run, comma-separated subset of linear,fanout,a,b,c,mq-linear,mq-b,latency,decision "
+        "(mq-: on RabbitMQ instead of Redis; c: the floor of one commit per inline step; default: all but c)",
     )
     p.add_argument(
         "--baseline-ref",
@@ -842,6 +861,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "fanout": FANOUT,
         "a": CHAIN,
         "b": CHAIN_SQL,
+        "c": CHAIN_INLINE,
         "mq-linear": LINEAR_MQ,
         "mq-b": CHAIN_SQL_MQ,
         "latency": "latency",
