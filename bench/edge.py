@@ -26,8 +26,10 @@ the bare baseline (bench/edge_baseline.py) its gunicorn and worker, all in their
    from /proc (VmRSS);
 3. ``/api/events`` throughput: wrk (``-t``/``-c``/``-d``, a Lua script giving every request a
    unique idempotency key) against ours and against the bare Flask baseline (same gunicorn options:
-   parse the JSON, publish one Celery task, answer 202; its own worker), order alternating over
-   ``--rounds``; then the wait until the worker drained the run (every job final) and the count of
+   parse the JSON, publish one Celery task, answer 202; its own worker), and against its durable
+   floor (``bare Flask + INSERT``: the event INSERTed and committed before the publish, its task
+   an UPDATE committed: what any accept that commits before answering pays at least), order
+   alternating over ``--rounds``; then the wait until the worker drained the run (every job final) and the count of
    jobs (tasks, for the baseline) against the 2xx answers;
 4. ``/slack/interactive``: open-loop load at each of ``--click-rates`` (default 20/s, an idle
    system, then 100/s, the target; one request every 1/rate s whatever the answers, from a separate
@@ -81,6 +83,7 @@ from sqlalchemy import update
 from bench.child_profile import DIR_ENV as CPROFILE_DIR_ENV
 from bench.edge_baseline import COUNTER_PREFIX
 from bench.edge_baseline import QUEUE as BASELINE_QUEUE
+from bench.edge_baseline import ensure_schema as ensure_durable_schema
 from bench.harness import (
     BENCHMARKS_MD,
     PG_ADMIN_DSN,
@@ -110,6 +113,7 @@ from tests.support.slack import click, form_body, signed_headers
 SEQUENCE_MODULES = "sequences,bench.edge_dags"
 QUEUES = "steps,slow,edge"
 EVENTS_PATH, BASELINE_PATH, CLICK_PATH = "/api/events", "/events", "/slack/interactive"
+DURABLE_PATH = "/events-durable"  # the bare baseline's durable floor (bench/edge_baseline.py)
 GTHREAD_OPTIONS = "-w 2 -k gthread --threads 8 --timeout 60"
 SYNC_OPTIONS = "-w 2 --timeout 60"  # gunicorn's default worker class, for comparison
 WRK = "/usr/bin/wrk"
@@ -152,6 +156,8 @@ TARGET_EVENTS_RATIO = 0.8  # /api/events throughput, ours / the bare Flask + pub
 TARGET_RSS_GROWTH_MIB = 5.0
 
 OURS, BASE = "proactive /api/events", "bare Flask + publish"
+DURABLE = "bare Flask + INSERT"  # the durable floor: INSERT + COMMIT, publish; its task UPDATE + COMMIT
+BASE_PATHS = {BASE: BASELINE_PATH, DURABLE: DURABLE_PATH}
 OURS_CODE, BASE_CODE = "this tree", "today's code"  # the systems whose clicks are measured
 UNPINNED, PINNED = "unpinned", "pinned (gunicorn taskset -c 0, workers taskset -c 1)"
 
@@ -548,6 +554,7 @@ class Bench:
         assert registry.get(edge_dags.CLICK_EVENT) is edge_dags.CLICK
         self.dags = edge_dags
         self.seed()
+        ensure_durable_schema(self.db.dsn)
         if self.base is not None:
             self.seed_in_tree(self.base, env)
         self.script.write_text(WRK_SCRIPT)
@@ -780,7 +787,7 @@ class Bench:
     def throughput(self, system: str, rnd: int, web: Gunicorn, worker: WorkerProcess) -> Throughput:
         """One measured wrk run, the drain after it, and the CPU it cost."""
         tag = uuid.uuid4().hex[:10]
-        path = EVENTS_PATH if system == OURS else BASELINE_PATH
+        path = BASE_PATHS.get(system, EVENTS_PATH)
         c0 = self.cpu(web, worker)
         res = self.load(web.port, path, tag, self.args.duration)
         end = time.time()
@@ -1032,7 +1039,8 @@ class Bench:
             while self.served < a.warm_requests:
                 tag, res = self.events_load(ours, a.warm_chunk, "warm")
                 warm_tags.append((tag, res.ok))
-            self.load(bare.port, BASELINE_PATH, "warm" + uuid.uuid4().hex[:8], a.warm_chunk)
+            for path in BASE_PATHS.values():
+                self.load(bare.port, path, "warm" + uuid.uuid4().hex[:8], a.warm_chunk)
             for tag, ok in warm_tags:
                 self.wait_jobs(tag, ok)
             self.wait_idle("warm-up")
@@ -1045,7 +1053,7 @@ class Bench:
                 + " + ".join(f"{v:.1f}" for v in out.rss0.values())
                 + " MiB"
             )
-            order = [OURS, BASE]
+            order = [OURS, BASE, DURABLE]
             for rnd in range(1, a.rounds + 1):
                 for name in order if rnd % 2 else reversed(order):
                     assert self.worker is not None
@@ -1239,7 +1247,7 @@ def config_report(args: argparse.Namespace, k: int, res: ConfigResult, connectio
     ]
     best = {
         s: max((r for r in res.runs if r.system == s), key=lambda r: r.wrk.rps)
-        for s in (OURS, BASE)
+        for s in (OURS, BASE, DURABLE)
         if any(r.system == s for r in res.runs)
     }
     lines += ["", f"/api/events, best of {args.rounds} round(s):", *throughput_table(list(best.values()), False)]
@@ -1263,6 +1271,19 @@ def config_report(args: argparse.Namespace, k: int, res: ConfigResult, connectio
                 lines.append(
                     f"  round {rnd} (same-round pair): throughput {by[OURS].rps / by[BASE].rps:.2f}x, "
                     f"p99 {by[OURS].p99_ms / by[BASE].p99_ms:.2f}x"
+                )
+    if DURABLE in best and BASE in best:
+        d, b = best[DURABLE].wrk, best[BASE].wrk
+        lines.append(
+            f"durable floor/baseline (best rounds): throughput {d.rps / b.rps:.2f}x (the most any accept that "
+            f"commits the event before answering could reach here)"
+            + (f"; ours/durable floor {best[OURS].wrk.rps / d.rps:.2f}x" if OURS in best else "")
+        )
+        for rnd in range(1, args.rounds + 1):
+            by = {r.system: r.wrk for r in res.runs if r.round == rnd}
+            if DURABLE in by and BASE in by:
+                lines.append(
+                    f"  round {rnd} (same-round pair): durable floor/baseline {by[DURABLE].rps / by[BASE].rps:.2f}x"
                 )
     for c in res.clicks:
         n_rep = len(c.repeat_ms)
