@@ -1181,7 +1181,9 @@ def header(args: argparse.Namespace, bench: Bench) -> list[str]:
         f"Code: {code_version()}",
         machine_line("Web edge benchmark", packages, bench.db) + f"; {wrk}",
         f"worker: celery prefork -c {args.concurrency} -Q {QUEUES} per system and configuration; bare baseline: "
-        f"bench/edge_baseline.py (parse JSON, send_task, 202) with its own prefork -c {args.concurrency} worker; "
+        f"bench/edge_baseline.py (parse JSON, send_task, 202; its durable floor `bare Flask + INSERT` first "
+        f"INSERTs and commits the event, its task an UPDATE committed) with its own prefork -c {args.concurrency} "
+        "worker; "
         "same gunicorn options; every database ANALYZEd after the warm-up (bench/harness.py `Backends.analyze`)",
         f"clicks measured on {OURS_CODE}"
         + (
