@@ -90,7 +90,7 @@ def edge_durable_step(run: str, event_id: str) -> None:
 
 
 def create_app() -> Flask:
-    """The bare app: one POST that publishes, one health check."""
+    """The bare app: a POST that publishes, its durable floor (commit, then publish), a health check."""
     flask_app = Flask(__name__)
 
     @flask_app.post("/events")
