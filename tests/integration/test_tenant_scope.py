@@ -302,6 +302,23 @@ def test_approval_paths_outside_the_demo_loop_scope_by_org(
             # the replaced message was edited in Slack (worker/slack/delivery.py); the sweeper's re-publish scan
             wait_for_delivered(email.id)
             delivery.deliver_due(utcnow() + timedelta(minutes=1))
+        # An edit waiting for its delivery, delivered here: the worker's deliveries above may all have
+        # found the row leased by a click's answer (which then sent the newest content itself), so
+        # the delivery's own statements run here whatever order the worker took.
+        with transaction() as conn:
+            waiting = (
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.approval_id == email.id, outbox.c.org_id == email.org_id)
+                    .values(status="pending", lease_expires_at=None)
+                    .returning(outbox.c.id)
+                )
+                .scalars()
+                .all()
+            )
+        # (the fake Slack never saw the message this test marked as posted: its edit fails)
+        outcomes = [delivery.deliver(row_id) for row_id in waiting]
+        assert waiting and outcomes == [delivery.DeliveryStatus.FAILED] * len(waiting), outcomes
         # a decision no worker picks up: the sweeper applies it
         approval_rules.decide(others[1].id, "reject", user_id=uuid.UUID(others[1].approver_user_ids[0]))
         assert sweeper.resume_decided(utcnow() + timedelta(minutes=5)) >= 1
