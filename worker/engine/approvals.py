@@ -481,7 +481,22 @@ def _moved(
     """The job moves on after its approval: plan it (one ready step on `inline_queues` claimed
     inline, with the siblings fast enough to join it, within the resume task's time limit), fire the
     follow-ups of a job that completed."""
-    adv = engine.advance(
+    adv = _plan_after_approval(conn, job, sequence, now, inline_queues)
+    return engine.Advance(carry_out(conn, adv, now), adv.inline, adv.joined)
+
+
+def _plan_after_approval(
+    conn: Connection,
+    job: dict[str, Any],
+    sequence: Sequence,
+    now: datetime,
+    inline_queues: frozenset[str],
+    **known: Any,
+) -> engine.Advance:
+    """`engine.advance` as a resume plans: one ready step on `inline_queues` claimed inline, with
+    the siblings fast enough to join it, within the resume task's time limit (`known`: what the
+    caller read under the lock, passed on)."""
+    return engine.advance(
         conn,
         job,
         sequence,
@@ -489,8 +504,8 @@ def _moved(
         inline_queues=inline_queues,
         inline_budget_s=DEFAULT_TIMEOUT_S,
         join_ms=get_settings().inline_join_ms,
+        **known,
     )
-    return engine.Advance(carry_out(conn, adv, now), adv.inline, adv.joined)
 
 
 def _apply(
@@ -596,18 +611,16 @@ def _proceed(
     done = S.SUCCEEDED.value
     states = [dataclasses.replace(st, status=done) if st.id == a.step_run_id else st for st in known.states]
     outputs = {**known.outputs, a.step: output}  # every output of the job: the next step reads none
-    adv = engine.advance(
+    adv = _plan_after_approval(
         conn,
         job,
         sequence,
         now,
-        inline_queues=inline_queues,
-        inline_budget_s=DEFAULT_TIMEOUT_S,
+        inline_queues,
         known_outputs=outputs,
         settled=frozenset(sequence.order),
         states=states,
         later=later,
-        join_ms=get_settings().inline_join_ms,
     )
     later.flush(commit=not adv.follow_ups)
     replaced()
